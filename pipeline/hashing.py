@@ -1,0 +1,45 @@
+"""Content hashing: the contract behind every cache key.
+
+A cache key is ``sha256(KEY_PREFIX + canonical_json(payload))``. Canonical JSON sorts
+keys, uses compact separators and keeps non-ASCII characters as they are, so the same
+request always hashes the same way whatever the order it was written in. Changing any
+of this changes every key and makes every cached result a miss: bump ``KEY_VERSION``
+when that is intended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+KEY_VERSION = 1
+KEY_PREFIX = f"assetpipe-cache-key-v{KEY_VERSION}\n"
+
+_CHUNK = 1 << 20
+
+
+def canonical_json(value: Any) -> str:
+    """Serialize ``value`` the one way the cache relies on."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks so large images do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_key(payload: Mapping[str, Any]) -> str:
+    """The cache key of a request payload: versioned sha256 of its canonical JSON."""
+    return sha256_bytes((KEY_PREFIX + canonical_json(payload)).encode("utf-8"))

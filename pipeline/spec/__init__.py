@@ -1,0 +1,1 @@
+"""The spec language: YAML with positions, the validated models, and project loading."""

@@ -1,0 +1,174 @@
+"""YAML that remembers where every value came from.
+
+PyYAML's composer gives nodes with positions; we build plain dicts and lists from them
+(``YMap``/``YSeq``) that keep the line and column of every key and value, so any later
+error — a pydantic validation error, an unknown asset reference, a template failure —
+can point at ``file:line:col``. We also refuse what a config file never needs and an
+attacker would love: duplicate keys, documents over a size limit, and alias expansions
+that blow up (the "billion laughs").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import Location, SpecError
+
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+MAX_NODES = 200_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,unused-ignore]
+except AttributeError:  # pragma: no cover - libyaml is in every wheel we install
+    _Loader = yaml.SafeLoader
+
+
+class YMap(dict[str, Any]):
+    """A mapping that knows the location of itself, its keys and its values."""
+
+    location: Location
+    key_locations: dict[str, Location]
+    value_locations: dict[str, Location]
+
+
+class YSeq(list[Any]):
+    """A sequence that knows the location of itself and of each item."""
+
+    location: Location
+    item_locations: list[Location]
+
+
+def _loc(display: str, node: yaml.Node) -> Location:
+    return Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node tree into YMap/YSeq/scalars, counting nodes as it goes."""
+
+    def __init__(self, display: str):
+        self.display = display
+        self.count = 0
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(
+                f"the document expands to more than {MAX_NODES:,} values",
+                _loc(self.display, node),
+                "YAML aliases that refer to each other multiply; write the values out or "
+                "split the file",
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            seq = YSeq(self.build(item) for item in node.value)
+            seq.location = _loc(self.display, node)
+            seq.item_locations = [_loc(self.display, item) for item in node.value]
+            return seq
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise SpecError(
+                f"cannot read this value: {exc.problem}", _loc(self.display, node)
+            ) from None
+
+    def _mapping(self, node: yaml.MappingNode) -> YMap:
+        out = YMap()
+        out.location = _loc(self.display, node)
+        out.key_locations = {}
+        out.value_locations = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                self._merge(out, value_node)
+                continue
+            key = self.build(key_node)
+            if not isinstance(key, str):
+                raise SpecError(
+                    f"keys must be text, not {type(key).__name__} {key!r}",
+                    _loc(self.display, key_node),
+                    'quote it: "' + str(key) + '"',
+                )
+            if key in out.key_locations:
+                first = out.key_locations[key]
+                raise SpecError(
+                    f"duplicate key '{key}' (first given at line {first.line})",
+                    _loc(self.display, key_node),
+                    "keep one of them",
+                )
+            out[key] = self.build(value_node)
+            out.key_locations[key] = _loc(self.display, key_node)
+            out.value_locations[key] = _loc(self.display, value_node)
+        return out
+
+    def _merge(self, out: YMap, value_node: yaml.Node) -> None:
+        sources: Sequence[yaml.Node] = (
+            value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        )
+        for source in sources:
+            merged = self.build(source)
+            if not isinstance(merged, YMap):
+                raise SpecError("'<<' merges only mappings", _loc(self.display, source))
+            for key, value in merged.items():
+                if key not in out.key_locations:
+                    out[key] = value
+                    out.key_locations[key] = merged.key_locations[key]
+                    out.value_locations[key] = merged.value_locations[key]
+
+
+def load_yaml(path: Path, display: str) -> Any:
+    """Parse one YAML file into YMap/YSeq/scalars; ``display`` is the name used in errors."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SpecError(f"cannot read {display}: {exc.strerror}", Location(display)) from None
+    if size > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            f"the file is {size:,} bytes; a spec may have at most {MAX_DOCUMENT_BYTES:,}",
+            Location(display),
+            "split it into several spec files",
+        )
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"the file is not UTF-8 text (byte {exc.start})", Location(display)
+        ) from None
+    return parse_yaml(text, display)
+
+
+def parse_yaml(text: str, display: str) -> Any:
+    """Parse YAML text; syntax errors become SpecErrors at the offending position."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", Location(display)) from None
+    if node is None:
+        return None
+    return _Builder(display).build(node)
+
+
+def locate(tree: Any, path: Sequence[str | int], *, key: bool = False) -> Location | None:
+    """The location of the value at ``path`` (or of its key), as deep as the tree knows it."""
+    found: Location | None = getattr(tree, "location", None)
+    node = tree
+    for i, step in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, YMap) and isinstance(step, str) and step in node.key_locations:
+            found = node.key_locations[step] if (key and last) else node.value_locations[step]
+            node = node[step]
+        elif isinstance(node, YSeq) and isinstance(step, int) and 0 <= step < len(node):
+            found = node.item_locations[step]
+            node = node[step]
+        else:
+            break
+    return found
