@@ -139,6 +139,7 @@ class ProviderFailure(PipelineError):
         self.retry_after_s = retry_after_s
         self.details = dict(details or {})
         self.rate = rate
+        self.attempts = 1
 
     @property
     def retryable(self) -> bool:

@@ -81,7 +81,7 @@ def compile_exact(rule: SizeRule, width: int, height: int) -> SizePlan:
         return SizePlan(requested=target, delivered=target)
     ratio = width / height
     if rule.kind == "fixed":
-        best = min(rule.sizes, key=lambda s: (_ratio_error(*s, ratio), s[0] * s[1]))
+        best = min(rule.sizes, key=lambda s: (_ratio_error(s[0], s[1], ratio), s[0] * s[1]))
         return SizePlan(requested=best, delivered=target)
     ratio = _clamp_ratio(rule, ratio)
     candidates = _free_candidates(rule, ratio)
@@ -92,11 +92,13 @@ def compile_exact(rule: SizeRule, width: int, height: int) -> SizePlan:
         if w >= width and h >= height and _ratio_error(w, h, ratio) <= RATIO_TOLERANCE
     ]
     if covering:
-        best = min(covering, key=lambda s: (s[0] * s[1], _ratio_error(*s, ratio)))
+        best = min(covering, key=lambda s: (s[0] * s[1], _ratio_error(s[0], s[1], ratio)))
     else:
         # Larger than the model allows (or a ratio beyond its limits): the best ratio at the
         # largest size, upscaled locally.
-        best = min(candidates, key=lambda s: (round(_ratio_error(*s, ratio), 3), -s[0] * s[1]))
+        best = min(
+            candidates, key=lambda s: (round(_ratio_error(s[0], s[1], ratio), 3), -s[0] * s[1])
+        )
     return SizePlan(requested=best, delivered=target)
 
 
@@ -105,14 +107,14 @@ def compile_aspect(rule: SizeRule, aw: int, ah: int) -> SizePlan:
     """Plan an aspect ratio at the model's natural scale; delivered is that exact ratio."""
     ratio = aw / ah
     if rule.kind == "fixed":
-        requested = min(rule.sizes, key=lambda s: _ratio_error(*s, ratio))
+        requested = min(rule.sizes, key=lambda s: _ratio_error(s[0], s[1], ratio))
     else:
         ratio = _clamp_ratio(rule, ratio)
         candidates = _free_candidates(rule, ratio)
         requested = min(
             candidates,
             key=lambda s: (
-                round(_ratio_error(*s, ratio), 4),
+                round(_ratio_error(s[0], s[1], ratio), 4),
                 abs(math.log(s[0] * s[1] / NATURAL_PIXELS)),
             ),
         )

@@ -23,7 +23,7 @@ MAX_NODES = 200_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,unused-ignore]
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,assignment,unused-ignore]
 except AttributeError:  # pragma: no cover - libyaml is in every wheel we install
     _Loader = yaml.SafeLoader
 

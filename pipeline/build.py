@@ -1,0 +1,231 @@
+"""Wiring one build: lock, provider, cache, limiter, runner, manifest and prune.
+
+Part of the composition root (``api`` calls it): the one place that picks concrete
+implementations for the runner and decides the exit code of a build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.cache import ResultCache
+from pipeline.catalog import Catalog
+from pipeline.errors import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ProjectLocked,
+)
+from pipeline.jobs import Provider
+from pipeline.output import Manifest, file_matches, load_manifest, write_manifest
+from pipeline.planner import Plan
+from pipeline.providers.openai_provider import OpenAIProvider
+from pipeline.providers.preview import PreviewProvider
+from pipeline.runner.engine import Reporter, RunConfig, Runner, RunReport
+from pipeline.runner.freshness import assess
+from pipeline.runner.limiter import RateLimiter
+from pipeline.runner.outcome import Outcome
+from pipeline.runner.retry import RetryPolicy
+from pipeline.settings import Settings
+
+log = logging.getLogger("assetpipe.build")
+
+LOCK_FILE = "build.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Switches of ``assetpipe build``."""
+
+    force: bool = False
+    fail_fast: bool = False
+    prune: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What a build did and the exit code it deserves."""
+
+    report: RunReport
+    pruned: tuple[str, ...]
+    manifest_path: Path
+    exit_code: int
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by final status."""
+        out: dict[str, int] = {}
+        for outcome in self.report.outcomes.values():
+            out[outcome.status] = out.get(outcome.status, 0) + 1
+        return out
+
+
+@contextlib.contextmanager
+def project_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold the project's build lock, or fail at once with a clear message."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / LOCK_FILE
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ProjectLocked(
+                f"another assetpipe build is running in this project (pid {holder}); "
+                "wait for it to finish, then build again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The provider the settings ask for."""
+    if settings.provider == "openai":
+        return OpenAIProvider.openai(timeout=settings.timeout)
+    if settings.provider == "azure":
+        return OpenAIProvider.azure(timeout=settings.timeout)
+    return PreviewProvider()
+
+
+def manifest_entries(
+    full_plan: Plan,
+    outcomes: Mapping[str, Outcome],
+    previous: Manifest,
+    output_dir: Path,
+    prune: bool,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The next manifest: this build's outcomes, the earlier entries of jobs not run now,
+    and (unless pruned) entries of files no job produces any more, marked stale."""
+    entries: dict[str, dict[str, Any]] = {}
+    produced = {job.output_path for job in full_plan.jobs}
+    for path, entry in previous.entries.items():
+        if path in produced:
+            entries[path] = dict(entry)
+    for outcome in outcomes.values():
+        entries[outcome.job.output_path] = outcome.entry()
+    pruned: list[str] = []
+    for path, entry in previous.entries.items():
+        if path in produced:
+            continue
+        if prune and entry.get("sha256"):
+            if file_matches(output_dir, entry):
+                (output_dir / path).unlink()
+                pruned.append(path)
+                continue
+            log.warning("not pruning %s: it changed since assetpipe wrote it", path)
+        if not prune:
+            entries[path] = {**entry, "stale": True}
+    return list(entries.values()), pruned
+
+
+def totals(entries: list[dict[str, Any]], report: RunReport | None) -> dict[str, Any]:
+    """The manifest's ``totals``."""
+    by_status: dict[str, int] = {}
+    for e in entries:
+        by_status[str(e.get("status"))] = by_status.get(str(e.get("status")), 0) + 1
+    out: dict[str, Any] = {
+        "files": sum(1 for e in entries if e.get("sha256")),
+        "by_status": by_status,
+        "cost_usd": round(sum(float(e.get("cost_usd") or 0) for e in entries), 6),
+    }
+    if report is not None:
+        out["spent_this_build_usd"] = round(report.spent_usd, 6)
+        out["elapsed_s"] = round(report.elapsed_s, 3)
+    return out
+
+
+def run_build(
+    settings: Settings,
+    catalog: Catalog,
+    plan: Plan,
+    full_plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None = None,
+) -> BuildResult:
+    """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
+    output_dir = settings.output_dir
+    with project_lock(settings.cache_dir):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        manifest = load_manifest(output_dir)
+        with ResultCache(settings.cache_dir / "cache") as cache:
+            states = assess(plan, manifest, cache, output_dir)
+
+            def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
+                entries, _ = manifest_entries(full_plan, outcomes, manifest, output_dir, False)
+                write_manifest(output_dir, entries, totals(entries, None))
+
+            runner = Runner(
+                plan,
+                states,
+                provider=provider or make_provider(settings),
+                cache=cache,
+                output_dir=output_dir,
+                project_root=settings.root,
+                manifest=manifest,
+                catalog=catalog,
+                limiter=RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+                config=RunConfig(
+                    concurrency=settings.concurrency,
+                    max_cost=settings.max_cost,
+                    fail_fast=options.fail_fast,
+                    force=options.force,
+                    free=settings.provider == "preview",
+                    retry=RetryPolicy(max_attempts=settings.max_attempts),
+                ),
+                reporter=reporter,
+                on_checkpoint=checkpoint,
+            )
+            report = asyncio.run(_run(runner))
+        entries, pruned = manifest_entries(
+            full_plan, report.outcomes, manifest, output_dir, options.prune
+        )
+        write_manifest(output_dir, entries, totals(entries, report))
+    return BuildResult(
+        report=report,
+        pruned=tuple(pruned),
+        manifest_path=output_dir / "manifest.json",
+        exit_code=exit_code(report),
+    )
+
+
+async def _run(runner: Runner) -> RunReport:
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, runner.interrupt)
+            handled.append(sig)
+    try:
+        return await runner.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.provider.aclose()
+
+
+def exit_code(report: RunReport) -> int:
+    """130 interrupted, 3 stopped by the budget, 1 anything failed, 0 all done."""
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if report.budget_hit:
+        return EXIT_BUDGET
+    if any(not o.ok for o in report.outcomes.values()):
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,27 @@
+"""The planner: specs in, a job graph out; pure apart from the injected file reader."""
+
+from pipeline.planner.graph import (
+    DEFAULT_MAX_JOBS,
+    FileFacts,
+    FileReader,
+    Plan,
+    PlanOptions,
+    api_cache_key,
+    plan,
+    rendition_cache_key,
+    select,
+)
+from pipeline.planner.settings import PlanWarning
+
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "FileFacts",
+    "FileReader",
+    "Plan",
+    "PlanOptions",
+    "PlanWarning",
+    "api_cache_key",
+    "plan",
+    "rendition_cache_key",
+    "select",
+]

@@ -1,0 +1,554 @@
+"""The planner: a pure function from loaded specs to a job graph.
+
+Loading, rendering and checking happen here, with no network and no writes; the only
+input besides the specs is ``read_file``, which the composition root injects to hash
+and measure referenced image files. The result is a printable value: ``assetpipe plan``
+shows it and tests assert on it with plain data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipeline.catalog import Catalog
+from pipeline.errors import Location, SpecError, did_you_mean, raise_collected
+from pipeline.hashing import content_key
+from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
+from pipeline.planner.matrix import expand_matrix
+from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
+from pipeline.planner.settings import Effective, PlanWarning, effective_settings
+from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
+from pipeline.spec.loader import Project, inside
+from pipeline.spec.models import BrandInput, EditInput, FileInput
+from pipeline.templating import TemplateEngine
+
+DEFAULT_MAX_JOBS = 10_000
+MAX_ERRORS = 50
+MAX_DELIVERED_SIDE = 8192
+INPUT_FORMATS = ("png", "webp", "jpeg")
+REF = re.compile(r"^(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?$")
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What the planner needs to know of an input image file."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+
+
+FileReader = Callable[[Path], FileFacts]
+"""Reads an image file's facts; raises FileNotFoundError, or ValueError when not an image."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    """What a plan depends on besides the specs."""
+
+    catalog: Catalog
+    provider: str = "preview"
+    model: str | None = None
+    today: dt.date = field(default_factory=dt.date.today)
+    max_jobs: int = DEFAULT_MAX_JOBS
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The job graph: jobs in spec order (inputs before their dependents), and warnings."""
+
+    jobs: tuple[Job, ...]
+    warnings: tuple[PlanWarning, ...] = ()
+
+    @property
+    def by_id(self) -> dict[str, Job]:
+        """Jobs by id."""
+        return {job.id: job for job in self.jobs}
+
+    @property
+    def estimated_cost_usd(self) -> float:
+        """The sum of every job's estimate."""
+        return sum(job.estimated_cost_usd for job in self.jobs)
+
+
+def api_cache_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> str:
+    """The cache key of an API job once its input images are known (DESIGN section 5)."""
+    payload: dict[str, object] = {
+        "provider": job.provider,
+        "endpoint": "images/edits" if job.kind == "edit" else "images/generations",
+        "model": job.model,
+        "prompt": job.prompt,
+        "params": dict(job.params),
+        "inputs": list(input_shas),
+        "mask": mask_sha,
+        "variant": job.variant,
+    }
+    return content_key(payload)
+
+
+def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
+    """The cache key of a rendition: its source image's sha256 plus its operations."""
+    return content_key({"rendition": op.as_dict(), "source": source_sha})
+
+
+def plan(
+    project: Project, engine: TemplateEngine, options: PlanOptions, read_file: FileReader
+) -> Plan:
+    """Expand, render and check every asset of ``project`` into a job graph."""
+    return _Planner(project, engine, options, read_file).run()
+
+
+class _Planner:
+    def __init__(
+        self, project: Project, engine: TemplateEngine, options: PlanOptions, read_file: FileReader
+    ):
+        self.project = project
+        self.engine = engine
+        self.options = options
+        self.read_file = read_file
+        self.errors: list[SpecError] = []
+        self.warnings: list[PlanWarning] = []
+        self.assets: dict[tuple[str, str], ResolvedAsset] = {}
+        self.effective: dict[tuple[str, str], Effective] = {}
+        self.sizes: dict[tuple[str, str], SizePlan] = {}
+        self._sizing: set[tuple[str, str]] = set()
+        self.api_jobs = 0
+
+    def _collect(self, exc: SpecError) -> None:
+        self.errors.append(exc)
+        if len(self.errors) >= MAX_ERRORS:
+            raise_collected(self.errors)
+
+    def run(self) -> Plan:
+        self._resolve_all()
+        raise_collected(self.errors)
+        for key, asset in self.assets.items():
+            try:
+                self.effective[key] = effective_settings(
+                    asset,
+                    self.options.catalog,
+                    self.options.model,
+                    self.options.provider,
+                    self.options.today,
+                    self.warnings,
+                )
+            except SpecError as exc:
+                self._collect(exc)
+        raise_collected(self.errors)
+        jobs: list[Job] = []
+        for key, asset in self.assets.items():
+            try:
+                jobs.extend(self._jobs_for(key, asset))
+            except SpecError as exc:
+                self._collect(exc)
+        raise_collected(self.errors)
+        _check_cycles(jobs, self.assets)
+        return Plan(jobs=tuple(_topological(jobs)), warnings=tuple(self.warnings))
+
+    # -- stage 1: expand and render ---------------------------------------------------------
+
+    def _resolve_all(self) -> None:
+        for coll in self.project.collections:
+            base = base_context(coll)
+            for tree in coll.assets:
+                try:
+                    combos = expand_matrix(tree)
+                    variants = tree.get("variants", 1)
+                    per = variants if isinstance(variants, int) and variants > 0 else 1
+                    self.api_jobs += len(combos) * per
+                    if self.api_jobs > self.options.max_jobs:
+                        raise SpecError(
+                            f"the plan has more than {self.options.max_jobs:,} API jobs "
+                            f"({self.api_jobs:,} so far, with this asset)",
+                            tree.location,
+                            "shrink the matrix or variants, or raise the limit with --max-jobs",
+                        )
+                    for combo in combos:
+                        self._add(resolve_asset(coll, tree, combo, self.engine, base))
+                except SpecError as exc:
+                    self._collect(exc)
+
+    def _add(self, asset: ResolvedAsset) -> None:
+        key = (asset.collection.name, asset.spec.id)
+        other = self.assets.get(key)
+        if other is not None:
+            where = f"{other.location.file}:{other.location.line}"
+            hint = 'put the matrix variables in the id, e.g. id: "icon-{{ item }}"'
+            if other.tree is not asset.tree:
+                hint = "give each asset its own id"
+            raise SpecError(
+                f"duplicate asset id '{asset.spec.id}' in collection '{key[0]}' "
+                f"(first from {where})",
+                asset.where("id"),
+                hint,
+            )
+        self.assets[key] = asset
+
+    # -- stage 2: sizes and inputs ----------------------------------------------------------
+
+    def _size(self, key: tuple[str, str]) -> SizePlan:
+        known = self.sizes.get(key)
+        if known is not None:
+            return known
+        asset, eff = self.assets[key], self.effective[key]
+        rule = eff.model.size_rule
+        spec = asset.spec
+        if spec.size is not None:
+            wh = parse_size(spec.size)
+            if wh is None or max(wh) > MAX_DELIVERED_SIDE or min(wh) < 1:
+                raise SpecError(
+                    f"size '{spec.size}' is not a pixel size",
+                    asset.where("size"),
+                    f"write WxH with sides from 1 to {MAX_DELIVERED_SIDE}, e.g. 1024x1024",
+                )
+            result = compile_exact(rule, *wh)
+        elif spec.aspect is not None:
+            ratio = parse_aspect(spec.aspect)
+            if ratio is None or max(ratio) / min(ratio) > 10:
+                raise SpecError(
+                    f"aspect '{spec.aspect}' is not a ratio",
+                    asset.where("aspect"),
+                    'write W:H between 1:10 and 10:1, e.g. "16:9" (quoted in YAML)',
+                )
+            result = compile_aspect(rule, *ratio)
+        elif spec.edit is not None:
+            if key in self._sizing:
+                raise SpecError("edit inputs form a cycle", asset.where("edit"))
+            self._sizing.add(key)
+            first = self._input(asset, spec.edit.images[0], ("edit", "images", 0))
+            self._sizing.discard(key)
+            result = compile_exact(rule, first.width, first.height)
+        else:
+            result = compile_exact(rule, 1024, 1024)
+        self.sizes[key] = result
+        return result
+
+    def _input(self, asset: ResolvedAsset, ref: EditInput, path: tuple[str | int, ...]) -> InputRef:
+        where = asset.where(*path)
+        coll = asset.collection
+        if isinstance(ref, str):
+            m = REF.match(ref)
+            if m is None:
+                raise SpecError(
+                    f"'{ref}' is not an asset reference",
+                    where,
+                    "write an asset id ('hero'), a variant ('hero#2'), "
+                    "another collection's asset ('icons/hero') or {file: path}",
+                )
+            cname = m["coll"] or coll.name
+            target_key = (cname, m["id"])
+            target = self.assets.get(target_key)
+            if target is None:
+                ids = [a for c, a in self.assets if c == cname]
+                hint = did_you_mean(m["id"], ids) or (
+                    f"assets in '{cname}': {', '.join(ids[:10])}"
+                    if ids
+                    else f"there is no collection '{cname}'"
+                )
+                raise SpecError(f"edit input '{ref}' names no asset", where, hint)
+            k = int(m["k"] or 1)
+            if not 1 <= k <= target.spec.variants:
+                raise SpecError(
+                    f"'{ref}' asks for variant {k}, but '{m['id']}' has "
+                    f"{target.spec.variants} variant(s)",
+                    where,
+                    f"use #1 to #{target.spec.variants}",
+                )
+            if target_key == (coll.name, asset.spec.id):
+                raise SpecError(f"edit cycle: {_job_id(cname, m['id'], k)} edits itself", where)
+            w, h = self._size(target_key).delivered
+            return InputRef(
+                job=_job_id(cname, m["id"], k), width=w, height=h, sha256=None, path=None
+            )
+        if isinstance(ref, FileInput):
+            return self._file(coll.path.parent / ref.file, ref.file, where)
+        if isinstance(ref, BrandInput):
+            if coll.brand is None or not coll.brand.logo:
+                raise SpecError(
+                    "{brand: logo} needs a brand kit with a 'logo'",
+                    where,
+                    "add logo: path/to/logo.png to the brand kit",
+                )
+            return self._file(coll.brand_dir / coll.brand.logo, coll.brand.logo, where)
+        raise AssertionError(ref)  # pragma: no cover - pydantic admits no other shape
+
+    def _file(self, path: Path, written: str, where: Location) -> InputRef:
+        root = self.project.root
+        if not inside(path, root):
+            raise SpecError(
+                f"'{written}' is outside the project folder",
+                where,
+                "input images must live inside the project",
+            )
+        display = path.resolve().relative_to(root.resolve()).as_posix()
+        try:
+            facts = self.read_file(path)
+        except FileNotFoundError:
+            raise SpecError(
+                f"input image '{written}' not found (looked at {display})",
+                where,
+                "paths are relative to the spec file",
+            ) from None
+        except ValueError as exc:
+            raise SpecError(f"'{written}' is not a usable image: {exc}", where) from None
+        if facts.format not in INPUT_FORMATS:
+            raise SpecError(
+                f"'{written}' is {facts.format}; edit inputs are png, webp or jpeg", where
+            )
+        return InputRef(
+            path=display, sha256=facts.sha256, width=facts.width, height=facts.height, job=None
+        )
+
+    # -- stage 3: jobs ----------------------------------------------------------------------
+
+    def _jobs_for(self, key: tuple[str, str], asset: ResolvedAsset) -> list[Job]:
+        eff = self.effective[key]
+        size = self._size(key)
+        spec, coll = asset.spec, asset.collection
+        model = eff.model
+        if len(asset.prompt) > model.max_prompt_chars:
+            raise SpecError(
+                f"the rendered prompt has {len(asset.prompt):,} characters; "
+                f"{model.name} takes at most {model.max_prompt_chars:,}",
+                asset.where("template" if spec.template else "prompt"),
+                "shorten the prompt or the values it includes",
+            )
+        inputs: tuple[InputRef, ...] = ()
+        mask: InputRef | None = None
+        if spec.edit is not None:
+            inputs = tuple(
+                self._input(asset, ref, ("edit", "images", i))
+                for i, ref in enumerate(spec.edit.images)
+            )
+            if len(inputs) > model.max_input_images:
+                raise SpecError(
+                    f"{len(inputs)} input images; {model.name} takes at most "
+                    f"{model.max_input_images}",
+                    asset.where("edit", "images"),
+                )
+            if spec.edit.mask is not None:
+                mask = self._input(asset, spec.edit.mask, ("edit", "mask"))
+                first = inputs[0]
+                if (mask.width, mask.height) != (first.width, first.height):
+                    raise SpecError(
+                        f"the mask is {mask.width}x{mask.height} but the first image is "
+                        f"{first.width}x{first.height}",
+                        asset.where("edit", "mask"),
+                        "a mask must have the same size as the first input image",
+                    )
+        params = _params(eff, size, spec.edit is not None)
+        rw, rh = size.requested
+        # The API price even on the preview provider: a dry run should show what the real
+        # build would cost. The runner charges preview jobs nothing.
+        estimate = model.estimate_cost(eff.quality, rw, rh, len(asset.prompt), len(inputs))
+        palette = tuple(coll.brand.colors.values()) if coll.brand else ()
+        depends = tuple(
+            dict.fromkeys(r.job for r in (*inputs, *((mask,) if mask else ())) if r.job is not None)
+        )
+        jobs: list[Job] = []
+        for k in range(1, spec.variants + 1):
+            job = Job(
+                id=_job_id(coll.name, spec.id, k),
+                kind="edit" if spec.edit is not None else "generate",
+                collection=coll.name,
+                asset=spec.id,
+                variant=k,
+                model=model.name,
+                provider=self.options.provider,
+                prompt=asset.prompt,
+                params=params,
+                size=size.delivered,
+                requested_size=size.requested,
+                output_path=_output_path(coll.name, spec.id, k, None, eff.format),
+                source=asset.source,
+                depends_on=depends,
+                inputs=inputs,
+                mask=mask,
+                estimated_cost_usd=estimate,
+                palette=palette,
+                tags=tuple(spec.tags),
+                extra={"keep_original": spec.keep_original},
+            )
+            if not depends:
+                job = _with_key(
+                    job, [i.sha256 or "" for i in inputs], mask.sha256 if mask else None
+                )
+            jobs.append(job)
+            jobs.extend(self._renditions(asset, job, eff))
+        return jobs
+
+    def _renditions(self, asset: ResolvedAsset, source: Job, eff: Effective) -> list[Job]:
+        out: list[Job] = []
+        seen: set[str] = set()
+        for i, r in enumerate(asset.spec.renditions):
+            wh = parse_size(r.size)
+            if wh is None or max(wh) > MAX_DELIVERED_SIDE:
+                raise SpecError(
+                    f"rendition size '{r.size}' is not a pixel size",
+                    asset.where("renditions", i, "size"),
+                    "write WxH, e.g. 256x256",
+                )
+            fmt = r.format or eff.format
+            op = RenditionOp(
+                width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression
+            )
+            path = _output_path(source.collection, source.asset, source.variant, wh, fmt)
+            if path in seen or path == source.output_path:
+                raise SpecError(
+                    f"rendition {r.size} {fmt} is listed twice",
+                    asset.where("renditions", i),
+                    "keep one of them",
+                )
+            seen.add(path)
+            out.append(
+                Job(
+                    id=f"{source.id}@{wh[0]}x{wh[1]}" + ("" if fmt == eff.format else f".{fmt}"),
+                    kind="rendition",
+                    collection=source.collection,
+                    asset=source.asset,
+                    variant=source.variant,
+                    model=source.model,
+                    provider=source.provider,
+                    prompt=source.prompt,
+                    params=op.as_dict(),
+                    size=wh,
+                    requested_size=wh,
+                    output_path=path,
+                    source=source.source,
+                    depends_on=(source.id,),
+                    rendition=op,
+                    palette=source.palette,
+                    tags=source.tags,
+                )
+            )
+        return out
+
+
+def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, ParamValue]:
+    w, h = size.requested
+    params: dict[str, ParamValue] = {
+        "size": f"{w}x{h}",
+        "quality": eff.quality,
+        "background": eff.background,
+        "output_format": eff.format,
+        "n": 1,
+    }
+    if eff.compression is not None:
+        params["output_compression"] = eff.compression
+    if eff.moderation is not None:
+        params["moderation"] = eff.moderation
+    if is_edit and eff.input_fidelity is not None:
+        params["input_fidelity"] = eff.input_fidelity
+    return params
+
+
+def _with_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> Job:
+    return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
+
+
+def _job_id(collection: str, asset: str, variant: int) -> str:
+    return f"{collection}/{asset}" + (f"#{variant}" if variant > 1 else "")
+
+
+def _output_path(
+    collection: str, asset: str, variant: int, rendition: tuple[int, int] | None, fmt: str
+) -> str:
+    name = asset + (f".v{variant}" if variant > 1 else "")
+    if rendition is not None:
+        name += f"@{rendition[0]}x{rendition[1]}"
+    return f"{collection}/{name}.{EXTENSIONS[fmt]}"
+
+
+def _check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], ResolvedAsset]) -> None:
+    deps = {job.id: job.depends_on for job in jobs}
+    state: dict[str, int] = {}
+    for start in deps:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = []
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                path.append(node)
+            children = deps.get(node, ())
+            if i < len(children):
+                stack.append((node, i + 1))
+                child = children[i]
+                if state.get(child) == 1:
+                    cycle = [*path[path.index(child) :], child]
+                    job = next(j for j in jobs if j.id == child)
+                    asset = assets[(job.collection, job.asset)]
+                    raise SpecError(
+                        "edit cycle: " + " -> ".join(cycle),
+                        asset.where("edit"),
+                        "an asset cannot be built from its own output; break the loop",
+                    )
+                if not state.get(child):
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+
+
+def _topological(jobs: Sequence[Job]) -> list[Job]:
+    """Spec order, but every job after the jobs it depends on."""
+    by_id = {job.id: job for job in jobs}
+    done: set[str] = set()
+    out: list[Job] = []
+
+    def visit(job: Job) -> None:
+        stack = [job]
+        while stack:
+            top = stack[-1]
+            pending = [by_id[d] for d in top.depends_on if d not in done and d in by_id]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            if top.id not in done:
+                done.add(top.id)
+                out.append(top)
+
+    for job in jobs:
+        if job.id not in done:
+            visit(job)
+    return out
+
+
+def select(
+    plan_: Plan, patterns: Iterable[str] = (), collections: Iterable[str] | None = None
+) -> Plan:
+    """The jobs matching ``patterns`` (globs over job ids) and/or in ``collections``, plus
+    everything they depend on and the renditions of what is selected."""
+    pats = list(patterns)
+    wanted_colls = set(collections) if collections is not None else None
+    if not pats and wanted_colls is None:
+        return plan_
+    by_id = plan_.by_id
+    chosen: set[str] = set()
+    for job in plan_.jobs:
+        if wanted_colls is not None and job.collection not in wanted_colls:
+            continue
+        if pats and not any(fnmatch.fnmatchcase(job.id, p) for p in pats):
+            continue
+        chosen.add(job.id)
+    for job in plan_.jobs:
+        if job.kind == "rendition" and job.depends_on[0] in chosen:
+            chosen.add(job.id)
+    stack = list(chosen)
+    while stack:
+        for dep in by_id[stack.pop()].depends_on:
+            if dep not in chosen:
+                chosen.add(dep)
+                stack.append(dep)
+    return Plan(jobs=tuple(j for j in plan_.jobs if j.id in chosen), warnings=plan_.warnings)

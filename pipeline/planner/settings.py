@@ -1,0 +1,184 @@
+"""Effective generation settings of an asset, checked against its model.
+
+Precedence: asset > spec ``defaults`` > project (``assetpipe.yaml`` / ``--model``) >
+built-in. Each check says which model rule failed and what would be right, because a
+400 from the API after paying for the rest of the batch is the worst place to learn it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from pipeline.catalog import Catalog, ModelInfo
+from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.planner.resolve import ResolvedAsset
+
+BUILTIN_QUALITY = "medium"
+BUILTIN_BACKGROUND = "auto"
+BUILTIN_FORMAT = "png"
+SETTING_NAMES = (
+    "model",
+    "quality",
+    "background",
+    "format",
+    "compression",
+    "moderation",
+    "input_fidelity",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The settings one asset's requests are made with."""
+
+    model: ModelInfo
+    quality: str
+    background: str
+    format: str
+    compression: int | None
+    moderation: str | None
+    input_fidelity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Something that will work but deserves a look (a deprecated model, a preview feature)."""
+
+    message: str
+    location: Location | None
+
+    def __str__(self) -> str:
+        return f"{self.location}: warning: {self.message}" if self.location else self.message
+
+
+def effective_settings(
+    asset: ResolvedAsset,
+    catalog: Catalog,
+    project_model: str | None,
+    provider: str,
+    today: dt.date,
+    warnings: list[PlanWarning],
+) -> Effective:
+    """Merge and check the settings of one asset."""
+    spec, defaults = asset.spec, asset.collection.defaults
+
+    def pick(name: str) -> object:
+        value = getattr(spec, name)
+        return value if value is not None else getattr(defaults, name)
+
+    def where(name: str) -> Location:
+        if name in asset.tree:
+            return asset.where(name)
+        return asset.location
+
+    model_name = str(pick("model") or project_model or catalog.default_model)
+    model = _model(model_name, catalog, provider, today, where("model"), warnings)
+    quality = str(pick("quality") or BUILTIN_QUALITY)
+    background = str(pick("background") or BUILTIN_BACKGROUND)
+    fmt = str(pick("format") or BUILTIN_FORMAT)
+    compression = pick("compression")
+    moderation = pick("moderation")
+    fidelity = pick("input_fidelity")
+
+    if model.qualities and quality not in model.qualities:
+        raise SpecError(
+            f"{model.name} does not take quality '{quality}'",
+            where("quality"),
+            "use one of " + ", ".join(model.qualities),
+        )
+    if background == "transparent":
+        if model.transparency == "no":
+            raise SpecError(
+                f"{model.name} cannot make transparent backgrounds",
+                where("background"),
+                "use gpt-image-2.5-flare or -sunburst",
+            )
+        if fmt not in ("png", "webp"):
+            raise SpecError(
+                f"a transparent background needs format png or webp, not {fmt}",
+                where("format") if "format" in asset.tree else where("background"),
+                "set format: png (or webp)",
+            )
+        if model.transparency == "preview":
+            warnings.append(
+                PlanWarning(
+                    f"transparent backgrounds are in preview on {model.name}; the alpha channel "
+                    "of each result is checked",
+                    where("background"),
+                )
+            )
+    if compression is not None and fmt == "png":
+        raise SpecError(
+            "'compression' applies to webp and jpeg only",
+            where("compression"),
+            "remove it, or set format: webp or jpeg",
+        )
+    if fidelity is not None:
+        if spec.edit is None:
+            raise SpecError(
+                "'input_fidelity' applies to edits only",
+                where("input_fidelity"),
+                "remove it, or add 'edit:' with input images",
+            )
+        if fidelity not in model.input_fidelity:
+            allowed = ", ".join(model.input_fidelity)
+            raise SpecError(
+                f"{model.name} does not take input_fidelity '{fidelity}'",
+                where("input_fidelity"),
+                f"use one of {allowed}" if allowed else "remove it; this model has no such option",
+            )
+    return Effective(
+        model=model,
+        quality=quality,
+        background=background,
+        format=fmt,
+        compression=int(compression) if isinstance(compression, int) else None,
+        moderation=str(moderation) if moderation else None,
+        input_fidelity=str(fidelity) if fidelity else None,
+    )
+
+
+def _model(
+    name: str,
+    catalog: Catalog,
+    provider: str,
+    today: dt.date,
+    where: Location,
+    warnings: list[PlanWarning],
+) -> ModelInfo:
+    info = catalog.get(name)
+    if info is None and provider == "azure":
+        # On Azure `model` is a deployment name; plan it with the default model's rules.
+        base = catalog.models[catalog.default_model]
+        warnings.append(
+            PlanWarning(
+                f"'{name}' is not a model assetpipe knows; on azure it is taken as a deployment "
+                f"of {base.name} (its sizes, qualities and prices)",
+                where,
+            )
+        )
+        return replace(base, name=name)
+    if info is None:
+        hint = did_you_mean(name, catalog.models) or (
+            "current models: "
+            + ", ".join(n for n, m in catalog.models.items() if m.lifecycle_on(today) == "active")
+        )
+        raise SpecError(f"unknown model '{name}'", where, hint)
+    status = info.lifecycle_on(today)
+    if status == "shutdown":
+        when = info.shutdown.isoformat() if info.shutdown else "an earlier date"
+        raise SpecError(
+            f"model '{name}' was shut down on {when}",
+            where,
+            f"use {info.replacement} instead" if info.replacement else None,
+        )
+    if status == "deprecated" and info.shutdown:
+        warnings.append(
+            PlanWarning(
+                f"model '{name}' is deprecated and shuts down on {info.shutdown.isoformat()}; "
+                f"move to {info.replacement}",
+                where,
+            )
+        )
+    return info

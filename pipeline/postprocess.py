@@ -1,0 +1,319 @@
+"""Local image work: deliver an API image at its exact target, and derive renditions.
+
+Every function here is pure on bytes (no file I/O, no global state), so the runner can
+call it from a worker thread, and the same input always gives the same output bytes. That
+determinism is what lets a rendition be cached by its source's sha256 plus its operations.
+
+Outputs are always RGB or RGBA (JPEG: RGB), carry no metadata but the source's colour
+profile, and are written in one of :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from PIL import Image
+
+from pipeline.errors import PipelineError
+from pipeline.jobs import RenditionOp
+
+FORMATS: Final = ("png", "webp", "jpeg")
+"""The output formats this module writes, by their canonical names."""
+
+DEFAULT_QUALITY: Final = 90
+"""Quality of lossy encodes (webp, jpeg) when no compression is given."""
+
+MAX_EDGE: Final = 16383
+"""Largest target side accepted: WebP's limit, far beyond any image model's output."""
+
+_FORMAT_ALIASES: Final = {"jpg": "jpeg"}
+_SOURCE_ALIASES: Final = {"mpo": "jpeg"}  # Pillow calls a JPEG with an MPF segment "MPO"
+_ALPHA_FORMATS: Final = frozenset({"png", "webp"})
+_PROFILE_MODES: Final = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA"})
+_PNG_COMPRESS_LEVEL: Final = 6
+_WEBP_METHOD: Final = 4
+_WHITE: Final = (255, 255, 255)
+_TRANSPARENT: Final = (0, 0, 0, 0)
+_LANCZOS: Final = Image.Resampling.LANCZOS
+
+
+class ImageDecodeError(PipelineError):
+    """Bytes that should be an image but that Pillow cannot decode."""
+
+
+class ImageOptionError(PipelineError):
+    """An output format, size, fit or compression that cannot be honoured."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What a decoded image is: its pixel size, container format and transparency.
+
+    ``has_alpha`` is true only when the image can be transparent *and* some pixel
+    actually is (alpha < 255): an RGBA file that is fully opaque does not count.
+    """
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    has_alpha: bool
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``."""
+        return (self.width, self.height)
+
+
+def normalize_format(name: str) -> str:
+    """The canonical name of an output format (``jpg`` is ``jpeg``), or an error."""
+    canonical = name.strip().lower()
+    canonical = _FORMAT_ALIASES.get(canonical, canonical)
+    if canonical not in FORMATS:
+        raise ImageOptionError(
+            f"unsupported image format {name!r}: expected one of png, webp, jpeg (or jpg)"
+        )
+    return canonical
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Decode ``data`` fully and describe it; raise :class:`ImageDecodeError` if it is not
+    an image (or is truncated), so a corrupt download is caught before it is delivered."""
+    image = _decode(data)
+    return ImageInfo(
+        width=image.width,
+        height=image.height,
+        format=_source_format(image),
+        mode=image.mode,
+        has_alpha=_is_transparent(image),
+    )
+
+
+def deliver(
+    data: bytes, width: int, height: int, output_format: str, compression: int | None
+) -> bytes:
+    """The delivered file for an API image: exactly ``width`` x ``height`` in ``output_format``.
+
+    When the API already returned that size and format, ``data`` comes back unchanged,
+    byte for byte, which keeps the C2PA provenance the API embedded. Otherwise the image
+    is center-cropped to the target ratio, resized and re-encoded (transparency kept for
+    png and webp; see :func:`encode`).
+    """
+    fmt = normalize_format(output_format)
+    _check_size(width, height)
+    _quality(compression)
+    image = _decode(data)
+    if image.size == (width, height) and _source_format(image) == fmt:
+        return data
+    profile = _profile(image)
+    result = _cover(_normalize(image), width, height)
+    return encode(_with_profile(result, profile), fmt, compression)
+
+
+def render_rendition(data: bytes, op: RenditionOp) -> bytes:
+    """A rendition of a delivered image: exactly ``op.width`` x ``op.height`` in ``op.format``.
+
+    ``op.fit`` chooses how the ratio is reconciled: ``cover`` center-crops to the target
+    ratio then resizes (nothing is distorted, edges may be lost); ``contain`` resizes to
+    fit inside and pads the rest (transparent for png/webp, white for jpeg); ``stretch``
+    resizes to the exact size, ignoring the ratio.
+    """
+    fmt = normalize_format(op.format)
+    _check_size(op.width, op.height)
+    _quality(op.compression)
+    image = _decode(data)
+    profile = _profile(image)
+    source = _normalize(image)
+    if op.fit == "cover":
+        result = _cover(source, op.width, op.height)
+    elif op.fit == "contain":
+        result = _contain(source, op.width, op.height, fmt)
+    elif op.fit == "stretch":
+        result = source.resize((op.width, op.height), _LANCZOS)
+    else:
+        raise ImageOptionError(f"unknown fit {op.fit!r}: expected cover, contain or stretch")
+    return encode(_with_profile(result, profile), fmt, op.compression)
+
+
+def encode(image: Image.Image, output_format: str, compression: int | None = None) -> bytes:
+    """Encode ``image`` as png, webp or jpeg, deterministically (same pixels, same bytes).
+
+    - png: lossless, RGBA when the image has an alpha band, else RGB; ``compression`` is
+      ignored (as the API does) because PNG quality does not vary.
+    - webp: lossy at quality ``compression`` (default :data:`DEFAULT_QUALITY`), alpha kept.
+    - jpeg: quality ``compression`` (default :data:`DEFAULT_QUALITY`); transparent pixels
+      are flattened on white, since JPEG has no alpha.
+
+    No metadata is written (no timestamps, text, EXIF or XMP) except the image's ICC colour
+    profile, which is part of what its pixel values mean.
+    """
+    fmt = normalize_format(output_format)
+    quality = _quality(compression)
+    profile = image.info.get("icc_profile")
+    prepared = _flatten(image) if fmt == "jpeg" else _normalize(image)
+    prepared.info = {}
+    buffer = io.BytesIO()
+    if fmt == "png":
+        prepared.save(
+            buffer,
+            format="PNG",
+            optimize=False,
+            compress_level=_PNG_COMPRESS_LEVEL,
+            icc_profile=profile,
+        )
+    elif fmt == "webp":
+        prepared.save(
+            buffer,
+            format="WEBP",
+            quality=quality,
+            method=_WEBP_METHOD,
+            icc_profile=profile,
+        )
+    else:
+        prepared.save(
+            buffer,
+            format="JPEG",
+            quality=quality,
+            optimize=False,
+            progressive=False,
+            icc_profile=profile,
+        )
+    return buffer.getvalue()
+
+
+def _decode(data: bytes) -> Image.Image:
+    """Open and fully decode ``data``, turning any decoder failure into one clear error."""
+    if not data:
+        raise ImageDecodeError("cannot decode image: got 0 bytes (expected png, webp or jpeg)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"cannot decode image: too large to decode safely ({exc})") from exc
+    except Exception as exc:
+        # Pillow reports corrupt input through many exception types (OSError, SyntaxError,
+        # struct.error, ...); all of them mean the same thing here.
+        raise ImageDecodeError(
+            f"cannot decode image ({len(data)} bytes, starting {data[:12]!r}): {exc}"
+        ) from exc
+    return image
+
+
+def _source_format(image: Image.Image) -> str:
+    """The decoded container's format, lower-case, with Pillow's variants folded in."""
+    name = (image.format or "unknown").lower()
+    return _SOURCE_ALIASES.get(name, name)
+
+
+def _has_alpha_band(image: Image.Image) -> bool:
+    """Whether the image can carry transparency (alpha band or a transparent colour)."""
+    bands = image.getbands()
+    return "A" in bands or "a" in bands or "transparency" in image.info
+
+
+def _is_transparent(image: Image.Image) -> bool:
+    """Whether some pixel of the image has alpha below 255."""
+    if not _has_alpha_band(image):
+        return False
+    bands = image.getbands()
+    if "A" in bands:
+        alpha = image.getchannel("A")
+    elif "a" in bands:
+        alpha = image.getchannel("a")
+    else:
+        alpha = image.convert("RGBA").getchannel("A")
+    return any(alpha.histogram()[:255])
+
+
+def _profile(image: Image.Image) -> bytes | None:
+    """The ICC profile worth keeping: only an RGB one, since output is always RGB(A)."""
+    profile = image.info.get("icc_profile")
+    if image.mode in _PROFILE_MODES and isinstance(profile, bytes) and profile:
+        return profile
+    return None
+
+
+def _with_profile(image: Image.Image, profile: bytes | None) -> Image.Image:
+    """``image`` with its metadata reduced to the colour profile (if any)."""
+    image.info = {"icc_profile": profile} if profile else {}
+    return image
+
+
+def _normalize(image: Image.Image) -> Image.Image:
+    """A copy of ``image`` in RGBA when it can be transparent, else in RGB."""
+    return image.convert("RGBA" if _has_alpha_band(image) else "RGB")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """An RGB copy of ``image`` with any transparency composited over white."""
+    if not _has_alpha_band(image):
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, _WHITE)
+    background.paste(rgba, (0, 0), rgba)
+    return background
+
+
+def _quality(compression: int | None) -> int:
+    """The encoder quality for ``compression`` (0-100, None for the default)."""
+    if compression is None:
+        return DEFAULT_QUALITY
+    if isinstance(compression, bool) or not isinstance(compression, int):
+        raise ImageOptionError(f"compression must be an integer 0-100, got {compression!r}")
+    if not 0 <= compression <= 100:
+        raise ImageOptionError(f"compression must be between 0 and 100, got {compression}")
+    return compression
+
+
+def _check_size(width: int, height: int) -> None:
+    """Reject target sizes no encoder can write before any pixel work is done."""
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ImageOptionError(f"target {name} must be an integer, got {value!r}")
+        if not 1 <= value <= MAX_EDGE:
+            raise ImageOptionError(f"target {name} must be between 1 and {MAX_EDGE}, got {value}")
+
+
+def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Center-crop ``image`` to the target ratio and resize it to exactly that size.
+
+    The image is first cut to the whole pixels the crop touches, so the resampler never
+    blends in pixels from outside it; the exact (fractional) crop box is then handed to
+    the resampler, so no rounding shifts the center. An image already at the target size
+    comes back as an exact copy.
+    """
+    source_w, source_h = image.size
+    if source_w * height > source_h * width:  # wider than the target: trim the sides
+        crop_w = source_h * width / height
+        left = (source_w - crop_w) / 2
+        box = (left, 0.0, left + crop_w, float(source_h))
+    else:  # taller (or the same ratio): trim top and bottom
+        crop_h = source_w * height / width
+        top = (source_h - crop_h) / 2
+        box = (0.0, top, float(source_w), top + crop_h)
+    left, top, right, bottom = box
+    whole = (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
+    inner = (left - whole[0], top - whole[1], right - whole[0], bottom - whole[1])
+    return image.crop(whole).resize((width, height), _LANCZOS, box=inner)
+
+
+def _contain(image: Image.Image, width: int, height: int, fmt: str) -> Image.Image:
+    """Resize ``image`` to fit inside the target and pad it, centered, to the exact size.
+
+    The padding is transparent when the output can carry alpha (png, webp) or the source
+    has it (a jpeg then flattens it on white), and white otherwise.
+    """
+    source_w, source_h = image.size
+    scale = min(width / source_w, height / source_h)
+    fitted_w = min(width, max(1, round(source_w * scale)))
+    fitted_h = min(height, max(1, round(source_h * scale)))
+    fitted = image.resize((fitted_w, fitted_h), _LANCZOS)
+    if image.mode == "RGBA" or fmt in _ALPHA_FORMATS:
+        canvas = Image.new("RGBA", (width, height), _TRANSPARENT)
+    else:
+        canvas = Image.new("RGB", (width, height), _WHITE)
+    canvas.paste(fitted, ((width - fitted_w) // 2, (height - fitted_h) // 2))
+    return canvas

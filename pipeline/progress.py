@@ -1,0 +1,170 @@
+"""Build progress for people: a live bar on a terminal, plain lines in CI logs.
+
+Both show the same facts — done/total, from cache, failed, spend, ETA — because the
+person reading a CI log deserves what the person at a terminal sees.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from pipeline.jobs import Job, ProviderFailure
+from pipeline.runner.outcome import Outcome
+
+PLAIN_EVERY_S = 5.0
+
+
+class Counts:
+    """Running totals of a build."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.cached = 0
+        self.failed = 0
+        self.spent = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        self.done += 1
+        if outcome.status in ("cached", "up-to-date"):
+            self.cached += 1
+        elif outcome.status in ("failed", "blocked"):
+            self.failed += 1
+        self.spent += outcome.spent_usd
+
+    def line(self) -> str:
+        return (
+            f"{self.done}/{self.total} done, {self.cached} from cache, "
+            f"{self.failed} failed, ${self.spent:.2f} spent"
+        )
+
+
+class QuietReporter:
+    """Reports nothing but failures (for ``-q`` and ``--json``)."""
+
+    def __init__(self, stream: IO[str] | None = None):
+        self.counts = Counts()
+        self.stream = stream or sys.stderr
+
+    def started(self, total: int, done: int) -> None:
+        self.counts.total = total
+        self.counts.done = self.counts.cached = done
+
+    def finished_job(self, outcome: Outcome) -> None:
+        self.counts.add(outcome)
+        if outcome.status == "failed" and outcome.error:
+            self.stream.write(f"failed: {outcome.job.id}: {outcome.error.get('message')}\n")
+
+    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
+        return
+
+    def note(self, message: str) -> None:
+        self.stream.write(f"{message}\n")
+
+
+class PlainReporter(QuietReporter):
+    """One line per finished API job and a summary line every few seconds (CI logs)."""
+
+    def __init__(self, stream: IO[str] | None = None, verbose: bool = False):
+        super().__init__(stream)
+        self.verbose = verbose
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def started(self, total: int, done: int) -> None:
+        super().started(total, done)
+        self.stream.write(f"building {total} jobs ({done} up to date)\n")
+
+    def finished_job(self, outcome: Outcome) -> None:
+        self.counts.add(outcome)
+        job, status = outcome.job, outcome.status
+        if status == "failed" and outcome.error:
+            self.stream.write(f"failed    {job.id}: {outcome.error.get('message')}\n")
+        elif status == "blocked":
+            self.stream.write(f"blocked   {job.id}\n")
+        elif self.verbose or (job.is_api and status == "generated"):
+            self.stream.write(f"{status:<9} {job.id}\n")
+        now = time.monotonic()
+        if now - self.last >= PLAIN_EVERY_S:
+            self.last = now
+            self.stream.write(f"progress: {self.counts.line()}, {_eta(self)}\n")
+        self.stream.flush()
+
+    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
+        if self.verbose or failure.kind != "rate_limit":
+            self.stream.write(
+                f"retry     {job.id} in {delay:.1f}s after {failure.kind} "
+                f"(attempt {attempt}): {failure.message}\n"
+            )
+
+
+def _eta(reporter: PlainReporter) -> str:
+    c = reporter.counts
+    elapsed = time.monotonic() - reporter.start
+    if c.done == 0 or elapsed < 1:
+        return "ETA unknown"
+    remaining = (c.total - c.done) * elapsed / max(1, c.done)
+    return f"ETA {remaining:.0f}s"
+
+
+class RichReporter(QuietReporter):
+    """A live progress bar on a terminal."""
+
+    def __init__(self, console: Console):
+        super().__init__(console.file)
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]build"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("[cyan]{task.fields[cached]} cached"),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("[green]${task.fields[spent]:.2f}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def started(self, total: int, done: int) -> None:
+        super().started(total, done)
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "build", total=total, completed=done, cached=done, failed=0, spent=0.0
+        )
+
+    def finished_job(self, outcome: Outcome) -> None:
+        self.counts.add(outcome)
+        if outcome.status == "failed" and outcome.error:
+            self.console.print(
+                f"[red]failed[/red] {escape(outcome.job.id)}: "
+                f"{escape(str(outcome.error.get('message')))}"
+            )
+        if self.task is not None:
+            self.progress.update(
+                self.task,
+                completed=self.counts.done,
+                cached=self.counts.cached,
+                failed=self.counts.failed,
+                spent=self.counts.spent,
+            )
+
+    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
+        if failure.kind != "rate_limit":
+            self.console.print(
+                f"[yellow]retry[/yellow] {escape(job.id)} in {delay:.1f}s "
+                f"after {failure.kind}: {escape(failure.message)}"
+            )
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[bold red]{escape(message)}[/bold red]")
+
+    def close(self) -> None:
+        """Stop the live display."""
+        self.progress.stop()

@@ -1,0 +1,1 @@
+"""Image providers: one module per backend, each implementing ``pipeline.jobs.Provider``."""

@@ -1,0 +1,516 @@
+"""The async scheduler: runs a plan's jobs as soon as their inputs are ready.
+
+Everything it touches is injected — provider, cache, output folder, limiter, clock,
+random source, reporter — so tests drive it with fakes and the real server alike.
+Invariants, in order of importance:
+
+- a paid result is committed to the cache the moment it arrives, before anything else
+  can fail, so a crash or Ctrl-C loses at most the requests in flight;
+- a job whose key is cached or whose file is up to date never calls the provider;
+- a failure stops only what depends on it (``blocked``), unless ``fail_fast`` is set or
+  the account itself failed (quota, key, permission), which stops every new start;
+- the budget is checked before each paid call against spent + in-flight + this estimate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline import postprocess
+from pipeline.cache import ResultCache
+from pipeline.catalog import Catalog
+from pipeline.fsutil import write_contained
+from pipeline.hashing import sha256_bytes
+from pipeline.jobs import (
+    ACCOUNT_KINDS,
+    ImageInput,
+    ImageRequest,
+    ImageResult,
+    InputRef,
+    Job,
+    Provider,
+    ProviderFailure,
+)
+from pipeline.output import Manifest, file_matches
+from pipeline.planner import Plan
+from pipeline.runner.freshness import JobState, job_key
+from pipeline.runner.limiter import RateLimiter
+from pipeline.runner.outcome import Outcome
+from pipeline.runner.retry import RetryPolicy
+
+MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+
+
+class Reporter(Protocol):
+    """Receives progress events (a terminal bar, plain log lines, or nothing)."""
+
+    def started(self, total: int, done: int) -> None:
+        """The build begins with ``total`` jobs, ``done`` of them already up to date."""
+
+    def finished_job(self, outcome: Outcome) -> None:
+        """A job reached its final state."""
+
+    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
+        """A retryable failure; the job tries again after ``delay`` seconds."""
+
+    def note(self, message: str) -> None:
+        """Something the user should read once (an account failure, the budget)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """How to run: limits and switches from the command line and settings."""
+
+    concurrency: int = 8
+    max_cost: float | None = None
+    fail_fast: bool = False
+    force: bool = False
+    free: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    checkpoint_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Every job's outcome, why the build stopped early (if it did), and what it spent."""
+
+    outcomes: Mapping[str, Outcome]
+    stop_reason: str | None
+    budget_hit: bool
+    interrupted: bool
+    spent_usd: float
+    elapsed_s: float
+
+
+class Runner:
+    """One build of one plan."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        states: Mapping[str, JobState],
+        *,
+        provider: Provider,
+        cache: ResultCache,
+        output_dir: Path,
+        project_root: Path,
+        manifest: Manifest,
+        catalog: Catalog,
+        limiter: RateLimiter,
+        config: RunConfig,
+        reporter: Reporter,
+        on_checkpoint: Callable[[Mapping[str, Outcome]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ):
+        self.plan = plan
+        self.states = states
+        self.provider = provider
+        self.cache = cache
+        self.output_dir = output_dir
+        self.project_root = project_root
+        self.manifest = manifest
+        self.catalog = catalog
+        self.limiter = limiter
+        self.config = config
+        self.reporter = reporter
+        self.on_checkpoint = on_checkpoint
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.outcomes: dict[str, Outcome] = {}
+        self.done: dict[str, asyncio.Event] = {}
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self.stop_reason: str | None = None
+        self.budget_hit = False
+        self.interrupted = False
+        self.spent = 0.0
+        self.in_flight_estimate = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- public -----------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        """Run every job; returns when all reached a final state or the build was stopped."""
+        start = self.clock()
+        for job in self.plan.jobs:
+            self.done[job.id] = asyncio.Event()
+        already = 0
+        for job in self.plan.jobs:
+            state = self.states.get(job.id)
+            if state and state.status == "up-to-date" and not self.config.force:
+                self._finish(self._up_to_date(job, state), report=False)
+                already += 1
+        self.reporter.started(len(self.plan.jobs), already)
+        self._tasks = [
+            asyncio.create_task(self._run_job(job), name=job.id)
+            for job in self.plan.jobs
+            if job.id not in self.outcomes
+        ]
+        checkpoint = asyncio.create_task(self._checkpoints())
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=False)
+        except asyncio.CancelledError:
+            self.interrupted = True
+        finally:
+            checkpoint.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoint
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for job in self.plan.jobs:
+            if job.id not in self.outcomes:
+                reason = "interrupted" if self.interrupted else (self.stop_reason or "not run")
+                self.outcomes[job.id] = Outcome(
+                    job, "skipped", error={"type": "not_started", "message": reason}
+                )
+        return RunReport(
+            outcomes=dict(self.outcomes),
+            stop_reason=self.stop_reason,
+            budget_hit=self.budget_hit,
+            interrupted=self.interrupted,
+            spent_usd=self.spent,
+            elapsed_s=self.clock() - start,
+        )
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop starting jobs and cancel the ones in flight (their work is lost)."""
+        self.interrupted = True
+        self.stop_reason = "interrupted"
+        for task in self._tasks:
+            task.cancel()
+
+    # -- one job ----------------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> None:
+        for dep in job.depends_on:
+            if dep in self.done:
+                await self.done[dep].wait()
+        failed = [d for d in job.depends_on if d in self.outcomes and not self.outcomes[d].ok]
+        if failed:
+            self._finish(
+                Outcome(
+                    job,
+                    "blocked",
+                    error={"type": "blocked", "message": f"input {failed[0]} did not build"},
+                )
+            )
+            return
+        try:
+            outcome = await self._make(job)
+        except asyncio.CancelledError:
+            raise
+        except ProviderFailure as failure:
+            outcome = self._failed(job, failure)
+        except Exception as exc:  # a local error (decode, disk): fail the job, keep going
+            outcome = Outcome(
+                job, "failed", error={"type": type(exc).__name__, "code": None, "message": str(exc)}
+            )
+        self._finish(outcome)
+
+    async def _make(self, job: Job) -> Outcome:
+        shas = {d: self.outcomes[d].sha256 for d in job.depends_on if d in self.outcomes}
+        key = job_key(job, shas)
+        if key is None:  # pragma: no cover - every input is finished and ok by now
+            raise RuntimeError(f"{job.id}: inputs have no content hash")
+        inputs = self._input_shas(job, shas)
+        if not self.config.force or not job.is_api:
+            entry = self.manifest.entries.get(job.output_path)
+            if (
+                entry
+                and entry.get("cache_key") == key
+                and await asyncio.to_thread(file_matches, self.output_dir, entry)
+            ):
+                return self._up_to_date(
+                    job, JobState("up-to-date", key, entry.get("sha256"), ""), entry
+                )
+            hit = await asyncio.to_thread(self.cache.get, key)
+            if hit is not None:
+                record, data = hit
+                meta = record.meta or {}
+                out = await asyncio.to_thread(self._write, job, data)
+                return Outcome(
+                    job,
+                    "cached",
+                    cache_key=key,
+                    sha256=record.blob,
+                    bytes=len(data),
+                    mtime_ns=out,
+                    inputs=inputs,
+                    usage=meta.get("usage"),
+                    cost_usd=float(meta.get("cost_usd", 0.0)),
+                    request_id=meta.get("request_id"),
+                    returned_size=meta.get("returned_size"),
+                )
+        if self.stop_reason is not None:
+            return Outcome(
+                job,
+                "skipped",
+                cache_key=key,
+                inputs=inputs,
+                error={"type": "not_started", "message": self.stop_reason},
+            )
+        if job.rendition is not None:
+            return await self._render(job, key, shas)
+        return await self._call(job, key, inputs)
+
+    async def _render(self, job: Job, key: str, shas: Mapping[str, str | None]) -> Outcome:
+        if job.rendition is None:  # pragma: no cover - only renditions come here
+            raise RuntimeError(f"{job.id} is not a rendition")
+        source = self._bytes_of(job.depends_on[0], shas.get(job.depends_on[0]))
+        data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
+        await asyncio.to_thread(self.cache.commit, key, data, None, {"kind": "rendition"})
+        mtime = await asyncio.to_thread(self._write, job, data)
+        return Outcome(
+            job,
+            "generated",
+            cache_key=key,
+            sha256=sha256_bytes(data),
+            bytes=len(data),
+            mtime_ns=mtime,
+            inputs=[shas[job.depends_on[0]] or ""],
+        )
+
+    async def _call(self, job: Job, key: str, inputs: list[str]) -> Outcome:
+        estimate = 0.0 if self.config.free else job.estimated_cost_usd
+        cap = self.config.max_cost
+        if cap is not None and self.spent + self.in_flight_estimate + estimate > cap + 1e-9:
+            self.budget_hit = True
+            return Outcome(
+                job,
+                "skipped",
+                cache_key=key,
+                inputs=inputs,
+                error={
+                    "type": "budget",
+                    "message": f"starting it would exceed --max-cost ${cap:.2f} "
+                    f"(spent ${self.spent:.2f}, in flight ${self.in_flight_estimate:.2f})",
+                },
+            )
+        request = self._request(job)
+        self.in_flight_estimate += estimate
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                async with self.slots:
+                    if self.stop_reason is not None:
+                        return Outcome(
+                            job,
+                            "skipped",
+                            cache_key=key,
+                            inputs=inputs,
+                            error={"type": "not_started", "message": self.stop_reason},
+                        )
+                    await self.limiter.acquire(int(job.params.get("n", 1)))
+                    try:
+                        result = await self.provider.generate(request)
+                        break
+                    except ProviderFailure as failure:
+                        if failure.kind == "rate_limit":
+                            self.limiter.throttle(failure.retry_after_s, failure.rate)
+                        delay = self.config.retry.delay(failure, attempt, self.rng)
+                        failure.attempts = attempt
+                        if delay is None:
+                            raise
+                        last = failure
+                self.reporter.retrying(job, last, delay, attempt)
+                await self.sleep(delay)
+        finally:
+            self.in_flight_estimate -= estimate
+        self.limiter.observe(result.rate)
+        return await self._commit(job, key, inputs, result, attempt)
+
+    async def _commit(
+        self, job: Job, key: str, inputs: list[str], result: ImageResult, attempts: int
+    ) -> Outcome:
+        cost = 0.0
+        usage = result.usage.as_dict() if result.usage else None
+        if not self.config.free:
+            model = self.catalog.get(job.model)
+            if result.usage is not None and model is not None:
+                u = result.usage
+                cost = model.actual_cost(u.input_text_tokens, u.input_image_tokens, u.output_tokens)
+            else:
+                cost = job.estimated_cost_usd
+        self.spent += cost
+        meta: dict[str, Any] = {
+            "usage": usage,
+            "cost_usd": cost,
+            "request_id": result.request_id,
+            "returned_size": result.size,
+            "model": job.model,
+        }
+        # Commit the paid bytes first, exactly as received: whatever fails after this,
+        # the next build will not pay for this request again.
+        await asyncio.to_thread(self.cache.commit, key + ":original", result.data, None, meta)
+        w, h = job.size
+        delivered = await asyncio.to_thread(
+            postprocess.deliver,
+            result.data,
+            w,
+            h,
+            job.format,
+            int(job.params["output_compression"]) if "output_compression" in job.params else None,
+        )
+        record = await asyncio.to_thread(self.cache.commit, key, delivered, result.data, meta)
+        mtime = await asyncio.to_thread(self._write, job, delivered)
+        return Outcome(
+            job,
+            "generated",
+            cache_key=key,
+            sha256=record.blob,
+            bytes=len(delivered),
+            mtime_ns=mtime,
+            inputs=inputs,
+            usage=usage,
+            cost_usd=cost,
+            spent_usd=cost,
+            request_id=result.request_id,
+            returned_size=result.size,
+            attempts=attempts,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _request(self, job: Job) -> ImageRequest:
+        shas = {d: self.outcomes[d].sha256 for d in job.depends_on if d in self.outcomes}
+        images = tuple(self._input_image(ref, i, shas) for i, ref in enumerate(job.inputs))
+        mask = self._input_image(job.mask, 99, shas) if job.mask is not None else None
+        return ImageRequest(
+            endpoint="edit" if job.kind == "edit" else "generate",
+            model=job.model,
+            prompt=job.prompt,
+            params=job.params,
+            images=images,
+            mask=mask,
+            label=job.asset,
+            palette=job.palette,
+        )
+
+    def _input_image(self, ref: InputRef, index: int, shas: Mapping[str, str | None]) -> ImageInput:
+        if ref.job is not None:
+            data = self._bytes_of(ref.job, shas.get(ref.job))
+            fmt = self.outcomes[ref.job].job.format
+            name = f"input{index}.{'jpg' if fmt == 'jpeg' else fmt}"
+        else:
+            data = (self.project_root / str(ref.path)).read_bytes()
+            if sha256_bytes(data) != ref.sha256:
+                raise ProviderFailure(
+                    "invalid_request", f"{ref.path} changed since the plan was made; build again"
+                )
+            fmt = postprocess.probe(data).format
+            name = Path(str(ref.path)).name
+        return ImageInput(filename=name, data=data, mime=MIME.get(fmt, "image/png"))
+
+    def _bytes_of(self, job_id: str, sha: str | None) -> bytes:
+        """The delivered bytes of a finished job: from the cache, else its output file."""
+        if sha:
+            data = self.cache.read_blob(sha)
+            if data is not None:
+                return data
+        job = self.outcomes[job_id].job
+        data = (self.output_dir / job.output_path).read_bytes()
+        if sha and sha256_bytes(data) != sha:
+            raise RuntimeError(f"{job.output_path} changed during the build")
+        return data
+
+    def _input_shas(self, job: Job, shas: Mapping[str, str | None]) -> list[str]:
+        if job.rendition is not None:
+            return [s for s in (shas.get(job.depends_on[0]),) if s]
+        out = [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in job.inputs]
+        if job.mask is not None:
+            out.append((job.mask.sha256 if job.mask.job is None else shas.get(job.mask.job)) or "")
+        return out
+
+    def _write(self, job: Job, data: bytes) -> int:
+        path = write_contained(self.output_dir, job.output_path, data)
+        return path.stat().st_mtime_ns
+
+    def _up_to_date(
+        self, job: Job, state: JobState, entry: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        entry = entry or self.manifest.entries.get(job.output_path) or {}
+        return Outcome(
+            job,
+            "up-to-date",
+            cache_key=state.cache_key,
+            sha256=state.sha256,
+            bytes=entry.get("bytes"),
+            mtime_ns=entry.get("mtime_ns"),
+            inputs=list(entry.get("inputs") or []),
+            usage=entry.get("usage"),
+            cost_usd=float(entry.get("cost_usd") or 0.0),
+            request_id=entry.get("request_id"),
+            returned_size=entry.get("returned_size"),
+        )
+
+    def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:
+        error: dict[str, Any] = {
+            "type": failure.kind,
+            "code": failure.code,
+            "message": failure.message,
+        }
+        if failure.status is not None:
+            error["status"] = failure.status
+        if failure.details:
+            error.update(failure.details)
+        if failure.kind in ACCOUNT_KINDS and self.stop_reason is None:
+            self.stop_reason = f"stopped after {failure.kind} failure: {failure.message}"
+            self.reporter.note(_account_advice(failure))
+        elif self.config.fail_fast and self.stop_reason is None:
+            self.stop_reason = f"--fail-fast after {job.id} failed"
+        return Outcome(
+            job,
+            "failed",
+            error=error,
+            request_id=failure.request_id,
+            attempts=getattr(failure, "attempts", 1),
+        )
+
+    def _finish(self, outcome: Outcome, *, report: bool = True) -> None:
+        job = outcome.job
+        self.outcomes[job.id] = outcome
+        if outcome.status == "failed" and self.config.fail_fast and self.stop_reason is None:
+            self.stop_reason = f"--fail-fast after {job.id} failed"
+        self.done[job.id].set()
+        if report:
+            self.reporter.finished_job(outcome)
+
+    async def _checkpoints(self) -> None:
+        """Write the manifest every few seconds so even a killed build leaves one behind."""
+        if self.on_checkpoint is None:
+            return
+        written = 0
+        while True:
+            await self.sleep(self.config.checkpoint_s)
+            if len(self.outcomes) != written:
+                written = len(self.outcomes)
+                await asyncio.to_thread(self.on_checkpoint, dict(self.outcomes))
+
+
+def _account_advice(failure: ProviderFailure) -> str:
+    if failure.kind == "quota":
+        return (
+            "the account is out of quota (insufficient_quota): no new jobs were started. "
+            "Check the plan and billing page of your OpenAI organization, then build again; "
+            "finished images are kept."
+        )
+    if failure.kind == "auth":
+        return (
+            "the API key was rejected (401): check OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) "
+            "and the organization/project it belongs to. No new jobs were started."
+        )
+    return (
+        f"access denied (403): {failure.message} — GPT image models need a verified "
+        "organization and model access for the project. No new jobs were started."
+    )

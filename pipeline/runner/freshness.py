@@ -1,0 +1,82 @@
+"""What each job of a plan needs: nothing, a copy from the cache, or a new call.
+
+A job is *up to date* when its file exists unchanged and the manifest records the same
+cache key; *cached* when the key is in the cache; otherwise it must be made. Keys of
+edits and renditions depend on the bytes of their inputs, which are known when those
+inputs are up to date (the manifest's sha256) or cached (the record's blob) — so a plan
+can tell, before any call, exactly which jobs a build will pay for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.cache import ResultCache
+from pipeline.jobs import Job
+from pipeline.output import Manifest, file_matches
+from pipeline.planner import Plan, api_cache_key, rendition_cache_key
+
+Status = Literal["up-to-date", "cached", "generate", "render"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's status before a build, with its key and delivered sha256 when known."""
+
+    status: Status
+    cache_key: str | None
+    sha256: str | None
+    reason: str
+
+
+def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
+    """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
+    if job.cache_key is not None:
+        return job.cache_key
+    if job.rendition is not None:
+        src = shas.get(job.depends_on[0])
+        return rendition_cache_key(src, job.rendition) if src else None
+    inputs: list[str] = []
+    for ref in job.inputs:
+        sha = ref.sha256 if ref.job is None else shas.get(ref.job)
+        if not sha:
+            return None
+        inputs.append(sha)
+    mask_sha = None
+    if job.mask is not None:
+        mask_sha = job.mask.sha256 if job.mask.job is None else shas.get(job.mask.job)
+        if not mask_sha:
+            return None
+    return api_cache_key(job, inputs, mask_sha)
+
+
+def assess(
+    plan: Plan, manifest: Manifest, cache: ResultCache | None, output_dir: Path
+) -> dict[str, JobState]:
+    """The state of every job, in plan order (inputs are assessed before dependents)."""
+    states: dict[str, JobState] = {}
+    shas: dict[str, str | None] = {}
+    for job in plan.jobs:
+        key = job_key(job, shas)
+        entry: Mapping[str, Any] | None = manifest.entries.get(job.output_path)
+        make: Status = "render" if job.rendition is not None else "generate"
+        if key is None:
+            state = JobState(make, None, None, "its inputs will change")
+        elif entry and entry.get("cache_key") == key and file_matches(output_dir, entry):
+            state = JobState("up-to-date", key, str(entry.get("sha256")), "unchanged")
+        else:
+            record = cache.lookup(key) if cache is not None else None
+            if record is not None:
+                state = JobState("cached", key, record.blob, "in the cache")
+            elif entry and entry.get("cache_key") == key:
+                state = JobState(make, key, None, "file changed or missing; not cached")
+            elif entry:
+                state = JobState(make, key, None, "the request changed")
+            else:
+                state = JobState(make, key, None, "new")
+        states[job.id] = state
+        shas[job.id] = state.sha256
+    return states

@@ -1,0 +1,70 @@
+"""What happened to each job of a build, and how it is written into the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.jobs import Job
+
+Status = Literal["generated", "cached", "up-to-date", "failed", "blocked", "skipped"]
+OK_STATUSES = frozenset({"generated", "cached", "up-to-date"})
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one job in one build."""
+
+    job: Job
+    status: Status
+    cache_key: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    mtime_ns: int | None = None
+    inputs: list[str] = field(default_factory=list)
+    usage: Mapping[str, int] | None = None
+    cost_usd: float = 0.0
+    spent_usd: float = 0.0
+    request_id: str | None = None
+    returned_size: str | None = None
+    error: Mapping[str, Any] | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job's file is in place."""
+        return self.status in OK_STATUSES
+
+    def entry(self) -> dict[str, Any]:
+        """The manifest entry (DESIGN section 8)."""
+        job = self.job
+        return {
+            "job": job.id,
+            "collection": job.collection,
+            "asset": job.asset,
+            "variant": job.variant,
+            "kind": job.kind,
+            "path": job.output_path,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "mtime_ns": self.mtime_ns,
+            "width": job.size[0],
+            "height": job.size[1],
+            "format": job.format,
+            "model": job.model,
+            "provider": job.provider,
+            "prompt": job.prompt,
+            "params": dict(job.params),
+            "requested_size": f"{job.requested_size[0]}x{job.requested_size[1]}",
+            "returned_size": self.returned_size,
+            "inputs": list(self.inputs),
+            "cache_key": self.cache_key,
+            "status": self.status,
+            "error": dict(self.error) if self.error else None,
+            "usage": dict(self.usage) if self.usage else None,
+            "cost_usd": round(self.cost_usd, 6),
+            "estimated_cost_usd": round(job.estimated_cost_usd, 6),
+            "request_id": self.request_id,
+            "source": job.source,
+        }

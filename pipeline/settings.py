@@ -1,0 +1,189 @@
+"""Project settings: ``assetpipe.yaml``, environment variables and command-line flags.
+
+Precedence is CLI flags > environment > ``assetpipe.yaml`` > built-in defaults. Only this
+module and the composition root read settings; everything below gets plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from pipeline.catalog import PRICE_FIELDS, Catalog
+from pipeline.errors import Location, SpecError, UsageError, did_you_mean
+from pipeline.spec.models import Strict
+from pipeline.spec.validation import validate
+from pipeline.spec.yamlsource import YMap, load_yaml
+
+SETTINGS_FILE = "assetpipe.yaml"
+ProviderName = Literal["openai", "azure", "preview"]
+PROVIDERS = ("openai", "azure", "preview")
+
+ENV = {
+    "provider": "ASSETPIPE_PROVIDER",
+    "model": "ASSETPIPE_MODEL",
+    "output": "ASSETPIPE_OUTPUT",
+    "cache_dir": "ASSETPIPE_CACHE_DIR",
+    "concurrency": "ASSETPIPE_CONCURRENCY",
+    "images_per_minute": "ASSETPIPE_IMAGES_PER_MINUTE",
+    "requests_per_minute": "ASSETPIPE_REQUESTS_PER_MINUTE",
+    "max_cost": "ASSETPIPE_MAX_COST",
+    "timeout": "ASSETPIPE_TIMEOUT",
+    "max_attempts": "ASSETPIPE_MAX_ATTEMPTS",
+}
+"""Environment variables, one per setting that makes sense to set per machine or CI job."""
+
+
+class SettingsFile(Strict):
+    """The keys of ``assetpipe.yaml``."""
+
+    specs: str = "specs"
+    templates: str = "templates"
+    output: str = "output"
+    cache_dir: str = ".assetpipe"
+    provider: ProviderName | None = None
+    model: str | None = None
+    concurrency: Annotated[int, Field(ge=1, le=512)] = 8
+    images_per_minute: Annotated[float, Field(gt=0)] | None = None
+    requests_per_minute: Annotated[float, Field(gt=0)] | None = None
+    max_cost: Annotated[float, Field(ge=0)] | None = None
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    max_jobs: Annotated[int, Field(ge=1)] = 10_000
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_fields(cls, prices: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for model, fields in prices.items():
+            for name in fields:
+                if name not in PRICE_FIELDS:
+                    hint = did_you_mean(name, PRICE_FIELDS) or "use " + ", ".join(PRICE_FIELDS)
+                    raise ValueError(f"prices.{model}: unknown field '{name}' ({hint})")
+        return prices
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings of one run, with absolute paths."""
+
+    root: Path
+    specs_dir: Path
+    templates_dir: Path
+    output_dir: Path
+    cache_dir: Path
+    provider: ProviderName
+    provider_is_default: bool
+    model: str | None
+    concurrency: int
+    images_per_minute: float | None
+    requests_per_minute: float | None
+    max_cost: float | None
+    timeout: float
+    max_attempts: int
+    max_jobs: int
+    prices: Mapping[str, Mapping[str, Any]]
+
+    def catalog(self, base: Catalog) -> Catalog:
+        """The model table with this project's price overrides."""
+        return base.with_prices(self.prices) if self.prices else base
+
+
+def read_settings_file(root: Path) -> tuple[SettingsFile, YMap | None]:
+    """Parse ``assetpipe.yaml`` when present."""
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        return SettingsFile(), None
+    tree = load_yaml(path, SETTINGS_FILE)
+    if tree is None:
+        return SettingsFile(), None
+    if not isinstance(tree, YMap):
+        raise SpecError("assetpipe.yaml is a mapping of settings", Location(SETTINGS_FILE, 1, 1))
+    return validate(SettingsFile, tree, tree, tree.location), tree
+
+
+def resolve_settings(
+    root: Path,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    catalog: Catalog | None = None,
+) -> Settings:
+    """Merge flags, environment and ``assetpipe.yaml`` into the settings of one run."""
+    env = os.environ if environ is None else environ
+    if not root.is_dir():
+        raise UsageError(f"project folder not found: {root}")
+    file, tree = read_settings_file(root)
+    merged: dict[str, Any] = file.model_dump()
+    for name, var in ENV.items():
+        if env.get(var):
+            merged[name] = env[var]
+    for name, value in flags.items():
+        if value is not None:
+            merged[name] = value
+    try:
+        checked = SettingsFile.model_validate(merged)
+    except Exception as exc:
+        raise UsageError(f"invalid setting: {_first_error(exc)}") from None
+    if catalog is not None:
+        for model in checked.prices:
+            if catalog.get(model) is None:
+                where = tree.value_locations.get("prices") if tree else None
+                raise SpecError(
+                    f"prices: unknown model '{model}'", where, did_you_mean(model, catalog.models)
+                )
+    provider, is_default = _provider(checked.provider, env)
+    return Settings(
+        root=root,
+        specs_dir=root / checked.specs,
+        templates_dir=root / checked.templates,
+        output_dir=root / checked.output,
+        cache_dir=root / checked.cache_dir,
+        provider=provider,
+        provider_is_default=is_default,
+        model=checked.model,
+        concurrency=checked.concurrency,
+        images_per_minute=checked.images_per_minute,
+        requests_per_minute=checked.requests_per_minute,
+        max_cost=checked.max_cost,
+        timeout=checked.timeout,
+        max_attempts=checked.max_attempts,
+        max_jobs=checked.max_jobs,
+        prices=checked.prices,
+    )
+
+
+def _provider(chosen: str | None, env: Mapping[str, str]) -> tuple[ProviderName, bool]:
+    """The provider asked for, or the one the credentials in the environment point to."""
+    if chosen == "openai":
+        if not env.get("OPENAI_API_KEY"):
+            raise UsageError(
+                "--provider openai needs an API key: set OPENAI_API_KEY "
+                "(or use --provider preview to build offline placeholders)"
+            )
+        return "openai", False
+    if chosen == "azure":
+        missing = [v for v in ("AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION") if not env.get(v)]
+        if not (env.get("AZURE_OPENAI_API_KEY") or env.get("AZURE_OPENAI_AD_TOKEN")):
+            missing.insert(0, "AZURE_OPENAI_API_KEY")
+        if missing:
+            raise UsageError("--provider azure needs " + ", ".join(missing))
+        return "azure", False
+    if chosen == "preview":
+        return "preview", False
+    if env.get("OPENAI_API_KEY"):
+        return "openai", True
+    return "preview", True
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        return f"{name}: {first['msg']} (got {first.get('input')!r})"
+    return str(exc)

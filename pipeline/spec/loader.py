@@ -1,0 +1,248 @@
+"""Finding and loading a project's spec files and brand kits.
+
+Loading reads files but renders nothing: it checks each file's top-level shape, resolves
+its brand kit and validates its ``defaults``, and keeps each asset as its YAML tree so
+the planner can substitute matrix values into every string before validating it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import Location, SpecError, did_you_mean, raise_collected
+from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings
+from pipeline.spec.validation import validate
+from pipeline.spec.yamlsource import YMap, YSeq, load_yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """One spec file: its name, brand, defaults, vars and unexpanded asset trees."""
+
+    name: str
+    file: str
+    path: Path
+    brand: BrandKit | None
+    brand_dir: Path
+    brand_file: str
+    defaults: GenerationSettings
+    vars: Mapping[str, Any]
+    assets: tuple[YMap, ...]
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """Every collection of a project, in a stable order."""
+
+    root: Path
+    collections: tuple[Collection, ...]
+
+
+def display_path(path: Path, root: Path) -> str:
+    """A path as users see it in messages: relative to the project, with forward slashes."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (after resolving links and ``..``) stays inside ``root``."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def find_spec_files(specs_dir: Path) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` file below ``specs_dir``, sorted for a stable plan."""
+    if not specs_dir.is_dir():
+        return []
+    found = [p for p in specs_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return sorted(found)
+
+
+def collection_name(path: Path, specs_dir: Path) -> str:
+    """``specs/ui/buttons.yaml`` is the collection ``ui/buttons``."""
+    rel = path.resolve().relative_to(specs_dir.resolve())
+    return rel.with_suffix("").as_posix()
+
+
+def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = None) -> Project:
+    """Load the spec files of a project (all under ``specs_dir`` unless ``files`` is given).
+
+    Errors from every file are collected so one run shows them all.
+    """
+    paths = list(files) if files is not None else find_spec_files(specs_dir)
+    collections: list[Collection] = []
+    errors: list[SpecError] = []
+    for path in paths:
+        try:
+            collections.append(load_collection(path, root, specs_dir))
+        except SpecError as exc:
+            errors.append(exc)
+        except Exception as exc:  # pragma: no cover - defensive: report, never crash
+            errors.append(SpecError(f"cannot load this spec: {exc}", Location(str(path))))
+    raise_collected(errors)
+    return Project(root=root, collections=tuple(collections))
+
+
+def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
+    """Load one spec file."""
+    display = display_path(path, root)
+    tree = load_yaml(path, display)
+    top = Location(display, 1, 1)
+    if tree is None:
+        tree = YMap()
+        tree.location, tree.key_locations, tree.value_locations = top, {}, {}
+    if not isinstance(tree, YMap):
+        raise SpecError(
+            "a spec file is a mapping with 'assets:' (and optionally brand, defaults, vars)",
+            getattr(tree, "location", top),
+        )
+    errors: list[SpecError] = []
+    for key in tree:
+        if key not in SPEC_KEYS:
+            errors.append(
+                SpecError(
+                    f"unknown key '{key}'",
+                    tree.key_locations[key],
+                    did_you_mean(key, SPEC_KEYS) or "allowed keys: " + ", ".join(sorted(SPEC_KEYS)),
+                )
+            )
+    raise_collected(errors)
+    brand, brand_dir, brand_file = _load_brand(tree, path, root, display)
+    defaults = _load_defaults(tree, display)
+    variables = _load_vars(tree, display)
+    assets = _asset_trees(tree, display)
+    return Collection(
+        name=collection_name(path, specs_dir),
+        file=display,
+        path=path,
+        brand=brand,
+        brand_dir=brand_dir,
+        brand_file=brand_file,
+        defaults=defaults,
+        vars=variables,
+        assets=assets,
+        location=tree.location,
+    )
+
+
+def _load_brand(
+    tree: YMap, path: Path, root: Path, display: str
+) -> tuple[BrandKit | None, Path, str]:
+    raw = tree.get("brand")
+    if raw is None:
+        return None, path.parent, display
+    where = tree.value_locations["brand"]
+    if isinstance(raw, str):
+        brand_path = path.parent / raw
+        if not inside(brand_path, root):
+            raise SpecError(
+                f"brand file '{raw}' is outside the project folder",
+                where,
+                "keep brand kits inside the project, e.g. brands/acme.yaml",
+            )
+        if not brand_path.is_file():
+            raise SpecError(
+                f"brand file '{raw}' not found (looked at {display_path(brand_path, root)})",
+                where,
+                "paths are relative to the spec file; e.g. ../brands/acme.yaml",
+            )
+        brand_display = display_path(brand_path, root)
+        brand_tree = load_yaml(brand_path, brand_display)
+        if not isinstance(brand_tree, YMap):
+            raise SpecError(
+                "a brand kit is a mapping with name, colors, style, voice, logo",
+                getattr(brand_tree, "location", Location(brand_display, 1, 1)),
+            )
+        kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
+        return kit, brand_path.parent, brand_display
+    if isinstance(raw, YMap):
+        kit = validate(BrandKit, raw, raw, where)
+        return kit, path.parent, display
+    raise SpecError(
+        "'brand' is a path to a brand kit file or an inline mapping",
+        where,
+        "e.g. brand: ../brands/acme.yaml",
+    )
+
+
+def _load_defaults(tree: YMap, display: str) -> GenerationSettings:
+    raw = tree.get("defaults")
+    if raw is None:
+        return GenerationSettings()
+    if not isinstance(raw, YMap):
+        raise SpecError(
+            "'defaults' is a mapping of generation settings",
+            tree.value_locations["defaults"],
+            "e.g. defaults: {model: gpt-image-2.5-flare, quality: medium}",
+        )
+    return validate(GenerationSettings, raw, raw, raw.location)
+
+
+def _load_vars(tree: YMap, display: str) -> Mapping[str, Any]:
+    raw = tree.get("vars")
+    if raw is None:
+        return {}
+    if not isinstance(raw, YMap):
+        raise SpecError(
+            "'vars' is a mapping of template variables",
+            tree.value_locations["vars"],
+            'e.g. vars: {style: "flat vector icon"}',
+        )
+    reserved = {"brand", "vars", "asset"}
+    for key in raw:
+        if key in reserved or not key.isidentifier():
+            raise SpecError(
+                f"'{key}' cannot be a template variable name",
+                raw.key_locations[key],
+                "use letters, digits and '_', and not brand, vars or asset",
+            )
+    return raw
+
+
+def _asset_trees(tree: YMap, display: str) -> tuple[YMap, ...]:
+    raw = tree.get("assets")
+    if raw is None:
+        raise SpecError(
+            "a spec file needs an 'assets:' list",
+            tree.location,
+            "add assets: [{id: hero, prompt: '...'}]",
+        )
+    if not isinstance(raw, YSeq):
+        raise SpecError(
+            "'assets' is a list of assets",
+            tree.value_locations["assets"],
+            "start each asset with '- id: ...'",
+        )
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, YMap):
+            raise SpecError(
+                "an asset is a mapping with at least 'id' and 'prompt' or 'template'",
+                raw.item_locations[i],
+            )
+        out.append(item)
+    return tuple(out)
+
+
+def select_files(paths: Sequence[Path], specs_dir: Path) -> list[Path]:
+    """Expand user-given spec paths (files or folders) into spec files."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(find_spec_files(p))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise SpecError(
+                f"no such spec file or folder: {p}", None, f"spec files live under {specs_dir}"
+            )
+    return out

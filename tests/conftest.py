@@ -1,0 +1,78 @@
+"""Shared fixtures: a project tree written from a dict, a clean environment, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's API keys or assetpipe settings."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    yield
+
+
+class ProjectTree:
+    """A project folder under tmp_path, written from a dict (like dvc's tmp_dir.gen)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def gen(self, files: Mapping[str, str | bytes]) -> ProjectTree:
+        """Write files: text is dedented, bytes are written as they are."""
+        for rel, content in files.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content).lstrip("\n"), "utf-8")
+        return self
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.root / rel
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ProjectTree:
+    """An empty project folder with specs/ and templates/."""
+    root = tmp_path / "proj"
+    (root / "specs").mkdir(parents=True)
+    (root / "templates").mkdir()
+    return ProjectTree(root)
+
+
+@dataclass
+class Result:
+    """What a CLI run did."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], project: ProjectTree):
+    """Run ``assetpipe ARGS --project <project>`` in-process; returns code, stdout, stderr."""
+
+    def _run(*args: str, project_dir: Path | None = None) -> Result:
+        argv = [*args, "--project", str(project_dir or project.root)]
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        captured = capsys.readouterr()
+        code = exit_info.value.code
+        return Result(code=code if isinstance(code, int) else 1, out=captured.out, err=captured.err)
+
+    return _run
