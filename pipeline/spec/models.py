@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 ASSET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -31,6 +32,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
 
+SPEC_ERROR = "spec"
+"""The pydantic error type of :func:`spec_error`; the loader shows its message as written."""
+
+
+def spec_error(message: str, *, at: str | None = None, hint: str | None = None) -> Exception:
+    """A validation error written for the user, optionally about one key of the model.
+
+    ``at`` names the key the error is about (a model-level rule such as "not both 'size'
+    and 'aspect'" is about the second key, not the whole asset), and ``hint`` says what
+    would be right; the loader turns both into ``file:line:col`` and the hint line.
+    """
+    context: dict[str, str] = {}
+    if at is not None:
+        context["at"] = at
+    if hint is not None:
+        context["hint"] = hint
+    return PydanticCustomError(SPEC_ERROR, message, context)
+
+
 def normalize_hex(value: str) -> str:
     """``#abc`` and ``#aabbcc`` to ``#AABBCC``: one spelling, so prompts and keys agree."""
     digits = value[1:]
@@ -39,26 +59,27 @@ def normalize_hex(value: str) -> str:
     return "#" + digits.upper()
 
 
+def _hex_color(value: str) -> str:
+    """Check and normalize one brand color (a per-color validator, so errors name the color)."""
+    if not HEX_COLOR.match(value):
+        raise spec_error(
+            f"{value!r} is not a hex color",
+            hint='write it as #RRGGBB or #RGB, quoted in YAML, e.g. "#E4572E"',
+        )
+    return normalize_hex(value)
+
+
+HexColor = Annotated[str, AfterValidator(_hex_color)]
+
+
 class BrandKit(Strict):
     """A brand: name, named colors, voice and an optional logo usable as an edit input."""
 
     name: str
-    colors: dict[str, str] = Field(default_factory=dict)
+    colors: dict[str, HexColor] = Field(default_factory=dict)
     style: str | None = None
     voice: str | None = None
     logo: str | None = None
-
-    @field_validator("colors")
-    @classmethod
-    def _hex_colors(cls, colors: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for name, value in colors.items():
-            if not isinstance(value, str) or not HEX_COLOR.match(value):
-                raise ValueError(
-                    f"color '{name}' is {value!r}; write it as #RRGGBB or #RGB, e.g. \"#E4572E\""
-                )
-            out[name] = normalize_hex(value)
-        return out
 
 
 class GenerationSettings(Strict):
@@ -132,21 +153,45 @@ class AssetSpec(GenerationSettings):
     @classmethod
     def _id_shape(cls, value: str) -> str:
         if len(value) > MAX_ID_LENGTH:
-            raise ValueError(f"an id has at most {MAX_ID_LENGTH} characters, this has {len(value)}")
+            raise spec_error(
+                f"the id has {len(value)} characters; an id has at most {MAX_ID_LENGTH}",
+                hint="shorten it (over a matrix, use short values or fewer variables in the id)",
+            )
         if not ASSET_ID.match(value):
-            raise ValueError(
-                f"id {value!r} must be lower-case letters, digits, '.', '_' or '-', starting "
-                "with a letter or digit (e.g. 'icon-sword-common')"
+            raise spec_error(
+                f"id {value!r} is not a valid asset id",
+                hint="use lower-case letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit, e.g. '{suggest_id(value)}'",
             )
         return value
 
     @model_validator(mode="after")
     def _one_source(self) -> AssetSpec:
-        if (self.prompt is None) == (self.template is None):
-            raise ValueError("give exactly one of 'prompt' (inline text) or 'template' (a file)")
+        if self.prompt is not None and self.template is not None:
+            raise spec_error(
+                "an asset has 'prompt' or 'template', not both",
+                at="template",
+                hint="keep 'prompt' for inline text, or 'template' for a file in templates/",
+            )
+        if self.prompt is None and self.template is None:
+            raise spec_error(
+                "the asset has neither 'prompt' nor 'template'",
+                hint='add prompt: "..." (inline text) or template: name.j2 (a file in templates/)',
+            )
         if self.size is not None and self.aspect is not None:
-            raise ValueError("give 'size' (exact pixels) or 'aspect' (a ratio), not both")
+            raise spec_error(
+                "an asset has 'size' or 'aspect', not both",
+                at="aspect",
+                hint='keep size: WxH for exact pixels, or aspect: "W:H" for a ratio at the '
+                "model's natural scale",
+            )
         return self
+
+
+def suggest_id(value: str) -> str:
+    """A valid id close to an invalid one, for the hint: ``Hero One!`` -> ``hero-one``."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("-._")[:MAX_ID_LENGTH]
+    return slug or "icon-sword-common"
 
 
 ASSET_KEYS = frozenset(AssetSpec.model_fields) | {"matrix"}

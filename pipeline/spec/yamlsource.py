@@ -43,6 +43,9 @@ class YSeq(list[Any]):
     item_locations: list[Location]
 
 
+BLOCK_STYLES = ("|", ">")
+
+
 def _loc(display: str, node: yaml.Node) -> Location:
     return Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -50,10 +53,27 @@ def _loc(display: str, node: yaml.Node) -> Location:
 class _Builder:
     """Turns a composed node tree into YMap/YSeq/scalars, counting nodes as it goes."""
 
-    def __init__(self, display: str):
+    def __init__(self, display: str, lines: Sequence[str] = ()):
         self.display = display
+        self.lines = lines
         self.count = 0
         self.scalars = yaml.constructor.SafeConstructor()
+
+    def value_loc(self, node: yaml.Node) -> Location:
+        """Where a value starts; for a block scalar (``|``/``>``), its first content line.
+
+        A block scalar's text begins on the line after its indicator, so an error on line
+        ``k`` of a multi-line inline template is at ``value line + k - 1`` only when the
+        value's location is that first content line.
+        """
+        if not (isinstance(node, yaml.ScalarNode) and node.style in BLOCK_STYLES):
+            return _loc(self.display, node)
+        first = node.start_mark.line + 1  # 0-based index of the first content line
+        if first > node.end_mark.line or first >= len(self.lines):
+            return _loc(self.display, node)  # an empty block scalar: point at the indicator
+        content = next((ln for ln in self.lines[first : node.end_mark.line + 1] if ln.strip()), "")
+        indent = len(content) - len(content.lstrip(" "))
+        return Location(self.display, first + 1, indent + 1)
 
     def build(self, node: yaml.Node) -> Any:
         self.count += 1
@@ -69,7 +89,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             seq = YSeq(self.build(item) for item in node.value)
             seq.location = _loc(self.display, node)
-            seq.item_locations = [_loc(self.display, item) for item in node.value]
+            seq.item_locations = [self.value_loc(item) for item in node.value]
             return seq
         try:
             return self.scalars.construct_object(node, deep=True)
@@ -103,7 +123,7 @@ class _Builder:
                 )
             out[key] = self.build(value_node)
             out.key_locations[key] = _loc(self.display, key_node)
-            out.value_locations[key] = _loc(self.display, value_node)
+            out.value_locations[key] = self.value_loc(value_node)
         return out
 
     def _merge(self, out: YMap, value_node: yaml.Node) -> None:
@@ -147,14 +167,52 @@ def parse_yaml(text: str, display: str) -> Any:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
-        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+        raise _syntax_error(exc, text, display) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", Location(display)) from None
     if node is None:
         return None
-    return _Builder(display).build(node)
+    return _Builder(display, text.splitlines()).build(node)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> SpecError:
+    """A YAML syntax error at the most useful place, with what usually fixes it.
+
+    The parser's problem mark is where it gave up; when that is the end of the file (an
+    unclosed quote or bracket), the context mark — where the unclosed thing began — is
+    the place to look.
+    """
+    problem = exc.problem or exc.context or "cannot parse"
+    mark = exc.problem_mark or exc.context_mark
+    if "end of stream" in problem and exc.context_mark is not None:
+        mark = exc.context_mark
+    where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+    message = f"invalid YAML: {problem}"
+    if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+        cm = exc.context_mark
+        message += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
+    lines = text.splitlines()
+    char = ""
+    if mark is not None and mark.line < len(lines) and mark.column < len(lines[mark.line]):
+        char = lines[mark.line][mark.column]
+    return SpecError(message, where, _syntax_hint(problem, exc.context or "", char))
+
+
+def _syntax_hint(problem: str, context: str, char: str) -> str:
+    if char == "\t":
+        return "YAML indents with spaces, not tabs"
+    if "quoted scalar" in context:
+        return "close the quote; for long text use a block: prompt: |, then indented lines"
+    if "mapping values are not allowed" in problem:
+        return 'quote a value that contains ": ", e.g. prompt: "Title: subtitle"'
+    if "cannot start any token" in problem:
+        return f"quote a value that starts with {char!r}" if char else "quote the value"
+    if "flow" in context:
+        return "close the bracket: [a, b] or {key: value}"
+    return (
+        "check the indentation: the keys of one mapping, and the items of one list, "
+        "start in the same column"
+    )
 
 
 def locate(tree: Any, path: Sequence[str | int], *, key: bool = False) -> Location | None:
