@@ -19,7 +19,7 @@ from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, did_you_mean, raise_collected
 from pipeline.hashing import content_key
 from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
-from pipeline.planner.matrix import expand_matrix
+from pipeline.planner.matrix import expand_matrix, show_value
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
 from pipeline.planner.settings import Effective, PlanWarning, effective_settings
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
@@ -179,18 +179,34 @@ class _Planner:
     def _add(self, asset: ResolvedAsset) -> None:
         key = (asset.collection.name, asset.spec.id)
         other = self.assets.get(key)
-        if other is not None:
+        if other is None:
+            self.assets[key] = asset
+            return
+        if other.tree is not asset.tree:
             where = f"{other.location.file}:{other.location.line}"
-            hint = 'put the matrix variables in the id, e.g. id: "icon-{{ item }}"'
-            if other.tree is not asset.tree:
-                hint = "give each asset its own id"
             raise SpecError(
                 f"duplicate asset id '{asset.spec.id}' in collection '{key[0]}' "
                 f"(first from {where})",
                 asset.where("id"),
-                hint,
+                "give each asset its own id",
             )
-        self.assets[key] = asset
+        # One matrix asset whose id does not vary with (some of) its variables.
+        differ = [n for n in asset.combo if other.combo.get(n) != asset.combo[n]] or list(
+            asset.combo
+        )
+        first, second = (
+            ", ".join(f"{n}={show_value(c.get(n))}" for n in differ)
+            for c in (other.combo, asset.combo)
+        )
+        raw = asset.tree.get("id")
+        base = raw if isinstance(raw, str) else asset.spec.id
+        suggestion = base + "".join(f"-{{{{ {n} }}}}" for n in differ)
+        raise SpecError(
+            f"duplicate asset id '{asset.spec.id}' in collection '{key[0]}': the matrix "
+            f"combinations {first} and {second} both give it",
+            asset.where("id"),
+            f'put the matrix variables in the id, e.g. id: "{suggestion}"',
+        )
 
     # -- stage 2: sizes and inputs ----------------------------------------------------------
 

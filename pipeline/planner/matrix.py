@@ -12,7 +12,7 @@ import itertools
 import math
 from typing import Any
 
-from pipeline.errors import SpecError
+from pipeline.errors import SpecError, did_you_mean
 from pipeline.spec.models import MATRIX_KEYS
 from pipeline.spec.yamlsource import YMap, YSeq
 
@@ -72,6 +72,11 @@ def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list
     return combos
 
 
+def show_value(value: Any) -> str:
+    """A matrix value short enough for a message (a mapping value shows as ``{...}``)."""
+    return "{...}" if isinstance(value, dict | list) else str(value)
+
+
 def _matches(combo: Combo, pattern: Combo) -> bool:
     return all(combo.get(k) == v for k, v in pattern.items())
 
@@ -98,13 +103,16 @@ def _entries(raw: YMap, key: str, axes: dict[str, list[Any]]) -> list[Combo]:
                 raise SpecError(
                     f"matrix '{key}' names '{name}', which is not a matrix variable",
                     entry.key_locations[name],
-                    "matrix variables here: " + ", ".join(axes),
+                    did_you_mean(name, axes) or "matrix variables here: " + ", ".join(axes),
                 )
         if key == "include" and set(entry) != set(axes):
-            missing = ", ".join(n for n in axes if n not in entry)
+            lacking = [n for n in axes if n not in entry]
+            example = ", ".join(f"{n}: {show_value(axes[n][0])}" for n in lacking)
             raise SpecError(
-                f"a matrix 'include' entry gives every variable; this one lacks {missing}",
+                f"a matrix 'include' entry gives every variable; this one lacks "
+                f"{', '.join(lacking)}",
                 items.item_locations[i],
+                f"add the missing value(s) to the entry, e.g. {example}",
             )
         out.append(dict(entry))
     return out

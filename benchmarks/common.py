@@ -1,0 +1,364 @@
+"""Shared helpers of the benchmark scripts (not a test module; no timing asserts live here).
+
+Every benchmark builds its own project in a temporary folder, runs the real ``assetpipe``
+console script as a whole process (so interpreter start-up and imports count), and talks
+to the local fake of the Images API (``tests/fakeapi.py``) started as a subprocess on
+127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+FAKE_API = REPO / "tests" / "fakeapi.py"
+BENCH_KEY = "sk-bench"
+_URL_LINE = re.compile(r"^FAKE_OPENAI_BASE_URL=(http://127\.0\.0\.1:\d+/v1)\s*$")
+
+BRAND = {
+    "name": "Benchmark",
+    "colors": {"primary": "#E4572E", "accent": "#2B2D42", "gold": "#F2C14E"},
+}
+
+
+def assetpipe_cmd() -> list[str]:
+    """The command that runs the CLI: the venv's console script, else ``python -m``."""
+    script = VENV_BIN / "assetpipe"
+    if script.exists():
+        return [str(script)]
+    return [PYTHON, "-m", "pipeline"]
+
+
+# -- projects ---------------------------------------------------------------------------------
+
+
+def make_project(
+    root: Path,
+    specs: Mapping[str, Mapping[str, Any]],
+    *,
+    settings: Mapping[str, Any] | None = None,
+    templates: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a project: ``specs/<name>.yaml`` per entry, optional templates and settings."""
+    (root / "specs").mkdir(parents=True, exist_ok=True)
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    for name, spec in specs.items():
+        path = root / "specs" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(dict(spec), sort_keys=False), encoding="utf-8")
+    for name, text in (templates or {}).items():
+        (root / "templates" / name).write_text(text, encoding="utf-8")
+    if settings:
+        (root / "assetpipe.yaml").write_text(yaml.safe_dump(dict(settings)), encoding="utf-8")
+    return root
+
+
+def matrix_spec(
+    rows: int,
+    cols: int,
+    *,
+    size: str = "1024x1024",
+    quality: str = "low",
+    prompt: str | None = None,
+) -> dict[str, Any]:
+    """One asset whose matrix is ``rows x cols``: ``rows * cols`` API jobs."""
+    return {
+        "brand": BRAND,
+        "defaults": {"quality": quality},
+        "assets": [
+            {
+                "id": "tile-{{ x }}-{{ y }}",
+                "prompt": prompt
+                or (
+                    "Tile {{ x }} by {{ y }} for {{ brand.name }}: "
+                    "{{ brand.colors.primary | color_name }} on "
+                    "{{ brand.colors.accent | color_name }}"
+                ),
+                "matrix": {"x": list(range(rows)), "y": list(range(cols))},
+                "size": size,
+            }
+        ],
+    }
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder removed afterwards (kept when ASSETPIPE_BENCH_KEEP is set)."""
+    path = Path(tempfile.mkdtemp(prefix=f"assetpipe-{prefix}-"))
+    try:
+        yield path
+    finally:
+        if os.environ.get("ASSETPIPE_BENCH_KEEP"):
+            print(f"(kept {path})", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the fake API -----------------------------------------------------------------------------
+
+
+class FakeServer:
+    """``tests/fakeapi.py`` as a subprocess on 127.0.0.1; a context manager."""
+
+    def __init__(self, *, latency: float = 0.0, ipm: int | None = None, extra: Sequence[str] = ()):
+        self.args = [PYTHON, str(FAKE_API), "--port", "0", "--latency", str(latency)]
+        if ipm is not None:
+            self.args += ["--ipm", str(ipm)]
+        self.args += list(extra)
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def start(self, timeout: float = 20.0) -> FakeServer:
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line or self.proc.poll() is not None:
+                break
+        match = _URL_LINE.match(line)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"the fake API did not start: first line {line!r}")
+        self.base_url = match.group(1)
+        return self
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /_stats``: requests, billed_images, status_counts, peak_in_flight, ..."""
+        with urllib.request.urlopen(f"{self.root_url}/_stats", timeout=10) as response:  # noqa: S310 - loopback only
+            data: dict[str, Any] = json.loads(response.read())
+        return data
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment that points the OpenAI SDK at this fake."""
+        env = clean_env(base)
+        env["OPENAI_API_KEY"] = BENCH_KEY
+        env["OPENAI_BASE_URL"] = self.base_url
+        return env
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StatsPoller:
+    """Polls ``/_stats`` in a thread to time the first request and the last billed image."""
+
+    def __init__(self, server: FakeServer, expect_billed: int, interval: float = 0.02):
+        self.server = server
+        self.expect_billed = expect_billed
+        self.interval = interval
+        self.first_request_at: float | None = None
+        self.last_billed_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                stats = self.server.stats()
+            except OSError:
+                stats = {}
+            now = time.perf_counter()
+            if self.first_request_at is None and stats.get("requests", 0) > 0:
+                self.first_request_at = now
+            if stats.get("billed_images", 0) >= self.expect_billed:
+                self.last_billed_at = now
+                return
+            self._stop.wait(self.interval)
+
+    @property
+    def window_s(self) -> float | None:
+        """Seconds from the first request seen to the last image billed (± interval)."""
+        if self.first_request_at is None or self.last_billed_at is None:
+            return None
+        return self.last_billed_at - self.first_request_at
+
+    def __enter__(self) -> StatsPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# -- running the CLI --------------------------------------------------------------------------
+
+
+def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without anything that would steer assetpipe or the SDK elsewhere."""
+    env = dict(os.environ if base is None else base)
+    for name in list(env):
+        if name.startswith(("ASSETPIPE_", "OPENAI_", "AZURE_OPENAI_")):
+            del env[name]
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+@dataclass
+class RunResult:
+    """One finished child process: exit code, output, wall time and memory."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    maxrss_kb: int
+    """ru_maxrss of this one child, from ``os.wait4`` (KiB on Linux)."""
+    vm_hwm_kb: int = 0
+    """The highest VmHWM seen polling ``/proc/<pid>/status`` (0 when not polled)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(self.maxrss_kb, self.vm_hwm_kb) / 1024
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def check(self, ok: Sequence[int] = (0,)) -> RunResult:
+        if self.returncode not in ok:
+            raise RuntimeError(
+                f"{' '.join(self.args)} exited {self.returncode}\n"
+                f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-4000:]}"
+            )
+        return self
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600.0,
+    poll_memory: bool = False,
+) -> RunResult:
+    """Run a command to the end; wall time, ru_maxrss of that child and (optionally) VmHWM."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(args),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else clean_env(),
+            cwd=cwd,
+        )
+        hwm = 0
+        stop = threading.Event()
+
+        def poll() -> None:
+            nonlocal hwm
+            while not stop.is_set():
+                hwm = max(hwm, _vm_hwm_kb(proc.pid))
+                stop.wait(0.05)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        if poll_memory:
+            poller.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+            stop.set()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if poll_memory:
+            poller.join()
+        out.seek(0)
+        err.seek(0)
+        return RunResult(
+            args=list(args),
+            returncode=proc.returncode,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+            wall_s=wall,
+            maxrss_kb=int(usage.ru_maxrss),
+            vm_hwm_kb=hwm,
+        )
+
+
+def assetpipe(
+    command: str,
+    project: Path,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+    poll_memory: bool = False,
+) -> RunResult:
+    """``assetpipe COMMAND --project PROJECT OPTIONS...`` as a whole process."""
+    return run(
+        [*assetpipe_cmd(), command, "--project", str(project), *options],
+        env=env,
+        cwd=project,
+        timeout=timeout,
+        poll_memory=poll_memory,
+    )
+
+
+def best_of(runs: Sequence[RunResult]) -> RunResult:
+    """The fastest of several runs."""
+    return min(runs, key=lambda r: r.wall_s)
+
+
+def verdict(name: str, ok: bool, line: str) -> int:
+    """Print the one result line of a benchmark; the exit code it deserves."""
+    print(f"{name}: {'PASS' if ok else 'FAIL'} {line}", flush=True)
+    return 0 if ok else 1
