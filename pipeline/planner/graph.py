@@ -119,7 +119,8 @@ class _Planner:
         self.assets: dict[tuple[str, str], ResolvedAsset] = {}
         self.effective: dict[tuple[str, str], Effective] = {}
         self.sizes: dict[tuple[str, str], SizePlan] = {}
-        self._sizing: set[tuple[str, str]] = set()
+        self._sizing: dict[tuple[str, str], None] = {}  # an ordered set: the chain being sized
+        self._broken: set[tuple[str, str]] = set()  # assets in a cycle already reported
         self.api_jobs = 0
 
     def _collect(self, exc: SpecError) -> None:
@@ -145,13 +146,19 @@ class _Planner:
         raise_collected(self.errors)
         jobs: list[Job] = []
         for key, asset in self.assets.items():
+            if key in self._broken:
+                continue
             try:
                 jobs.extend(self._jobs_for(key, asset))
             except SpecError as exc:
                 self._collect(exc)
+            except _AlreadyReported:
+                continue
         raise_collected(self.errors)
         _check_cycles(jobs, self.assets)
-        return Plan(jobs=tuple(_topological(jobs)), warnings=tuple(self.warnings))
+        # One warning per place: a deprecated model in `defaults:` is said once, not per asset.
+        warnings = tuple(dict.fromkeys(self.warnings))
+        return Plan(jobs=tuple(_topological(jobs)), warnings=warnings)
 
     # -- stage 1: expand and render ---------------------------------------------------------
 
@@ -236,11 +243,12 @@ class _Planner:
                 )
             result = compile_aspect(rule, *ratio)
         elif spec.edit is not None:
-            if key in self._sizing:
-                raise SpecError("edit inputs form a cycle", asset.where("edit"))
-            self._sizing.add(key)
-            first = self._input(asset, spec.edit.images[0], ("edit", "images", 0))
-            self._sizing.discard(key)
+            # An edit without size/aspect takes the size of its first input: size that first.
+            self._sizing[key] = None
+            try:
+                first = self._input(asset, spec.edit.images[0], ("edit", "images", 0))
+            finally:
+                self._sizing.pop(key, None)
             result = compile_exact(rule, first.width, first.height)
         else:
             result = compile_exact(rule, 1024, 1024)
@@ -279,7 +287,18 @@ class _Planner:
                     f"use #1 to #{target.spec.variants}",
                 )
             if target_key == (coll.name, asset.spec.id):
-                raise SpecError(f"edit cycle: {_job_id(cname, m['id'], k)} edits itself", where)
+                raise SpecError(
+                    f"edit cycle: {_job_id(cname, m['id'], k)} edits itself",
+                    where,
+                    "an asset cannot be built from its own output; edit another asset or a "
+                    "{file: ...}",
+                )
+            if target_key in self._broken:
+                raise _AlreadyReported
+            if target_key in self._sizing:
+                chain = [*list(self._sizing)[list(self._sizing).index(target_key) :], target_key]
+                self._broken.update(chain)
+                raise _cycle_error([f"{c}/{a}" for c, a in chain], where)
             w, h = self._size(target_key).delivered
             return InputRef(
                 job=_job_id(cname, m["id"], k), width=w, height=h, sha256=None, path=None
@@ -314,10 +333,16 @@ class _Planner:
                 "paths are relative to the spec file",
             ) from None
         except ValueError as exc:
-            raise SpecError(f"'{written}' is not a usable image: {exc}", where) from None
+            raise SpecError(
+                f"'{written}' is not a usable image: {exc}",
+                where,
+                "edit inputs and masks are PNG, WebP or JPEG files",
+            ) from None
         if facts.format not in INPUT_FORMATS:
             raise SpecError(
-                f"'{written}' is {facts.format}; edit inputs are png, webp or jpeg", where
+                f"'{written}' is {facts.format}; edit inputs are png, webp or jpeg",
+                where,
+                "convert it to PNG (or WebP/JPEG)",
             )
         return InputRef(
             path=display, sha256=facts.sha256, width=facts.width, height=facts.height, job=None
@@ -504,16 +529,35 @@ def _check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], Resolved
                     cycle = [*path[path.index(child) :], child]
                     job = next(j for j in jobs if j.id == child)
                     asset = assets[(job.collection, job.asset)]
-                    raise SpecError(
-                        "edit cycle: " + " -> ".join(cycle),
-                        asset.where("edit"),
-                        "an asset cannot be built from its own output; break the loop",
-                    )
+                    raise _cycle_error(cycle, _reference_to(asset, job, cycle[1]))
                 if not state.get(child):
                     stack.append((child, 0))
             else:
                 state[node] = 2
                 path.pop()
+
+
+class _AlreadyReported(Exception):
+    """An asset depends on an edit cycle whose error is already collected: report no more."""
+
+
+def _cycle_error(chain: Sequence[str], where: Location) -> SpecError:
+    """The error for an edit cycle, listing it: ``a -> b -> a`` (each edits the next)."""
+    return SpecError(
+        "edit cycle: " + " -> ".join(chain) + " (each is an edit of the next)",
+        where,
+        "an asset cannot be built from its own output; remove one of these edit inputs",
+    )
+
+
+def _reference_to(asset: ResolvedAsset, job: Job, target: str) -> Location:
+    """Where ``asset``'s edit names the job ``target`` (an image or the mask)."""
+    for i, ref in enumerate(job.inputs):
+        if ref.job == target:
+            return asset.where("edit", "images", i)
+    if job.mask is not None and job.mask.job == target:
+        return asset.where("edit", "mask")
+    return asset.where("edit")
 
 
 def _topological(jobs: Sequence[Job]) -> list[Job]:

@@ -68,12 +68,21 @@ def effective_settings(
         return value if value is not None else getattr(defaults, name)
 
     def where(name: str) -> Location:
+        """Where the value in effect is written: the asset, else the spec's defaults."""
         if name in asset.tree:
             return asset.where(name)
-        return asset.location
+        return asset.collection.defaults_locations.get(name, asset.location)
 
-    model_name = str(pick("model") or project_model or catalog.default_model)
-    model = _model(model_name, catalog, provider, today, where("model"), warnings)
+    model_name = pick("model")
+    origin = ""
+    if model_name is None:
+        model_name = project_model or catalog.default_model
+        origin = (
+            " (the project model, from assetpipe.yaml, ASSETPIPE_MODEL or --model)"
+            if project_model
+            else " (the built-in default model)"
+        )
+    model = _model(str(model_name), catalog, provider, today, where("model"), warnings, origin)
     quality = str(pick("quality") or BUILTIN_QUALITY)
     background = str(pick("background") or BUILTIN_BACKGROUND)
     fmt = str(pick("format") or BUILTIN_FORMAT)
@@ -95,10 +104,16 @@ def effective_settings(
                 "use gpt-image-2.5-flare or -sunburst",
             )
         if fmt not in ("png", "webp"):
+            # Point at whichever of the two the asset itself sets; else at the defaults.
+            at = (
+                "background"
+                if "background" in asset.tree and "format" not in asset.tree
+                else "format"
+            )
             raise SpecError(
                 f"a transparent background needs format png or webp, not {fmt}",
-                where("format") if "format" in asset.tree else where("background"),
-                "set format: png (or webp)",
+                where(at),
+                "set format: png (or webp), or background: opaque",
             )
         if model.transparency == "preview":
             warnings.append(
@@ -146,7 +161,10 @@ def _model(
     today: dt.date,
     where: Location,
     warnings: list[PlanWarning],
+    origin: str = "",
 ) -> ModelInfo:
+    """Look a model up and check its lifecycle on ``today``; ``origin`` says where the name
+    came from when no spec names it."""
     info = catalog.get(name)
     if info is None and provider == "azure":
         # On Azure `model` is a deployment name; plan it with the default model's rules.
@@ -164,20 +182,20 @@ def _model(
             "current models: "
             + ", ".join(n for n, m in catalog.models.items() if m.lifecycle_on(today) == "active")
         )
-        raise SpecError(f"unknown model '{name}'", where, hint)
+        raise SpecError(f"unknown model '{name}'{origin}", where, hint)
     status = info.lifecycle_on(today)
     if status == "shutdown":
         when = info.shutdown.isoformat() if info.shutdown else "an earlier date"
         raise SpecError(
-            f"model '{name}' was shut down on {when}",
+            f"model '{name}' was shut down on {when}{origin}",
             where,
             f"use {info.replacement} instead" if info.replacement else None,
         )
     if status == "deprecated" and info.shutdown:
         warnings.append(
             PlanWarning(
-                f"model '{name}' is deprecated and shuts down on {info.shutdown.isoformat()}; "
-                f"move to {info.replacement}",
+                f"model '{name}'{origin} is deprecated and shuts down on "
+                f"{info.shutdown.isoformat()}; move to {info.replacement}",
                 where,
             )
         )

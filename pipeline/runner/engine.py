@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline import postprocess
-from pipeline.cache import ResultCache
+from pipeline.cache import CacheRecord, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.fsutil import write_contained
 from pipeline.hashing import sha256_bytes
@@ -350,19 +350,18 @@ class Runner:
             "returned_size": result.size,
             "model": job.model,
         }
-        # Commit the paid bytes first, exactly as received: whatever fails after this,
-        # the next build will not pay for this request again.
-        await asyncio.to_thread(self.cache.commit, key + ":original", result.data, None, meta)
         w, h = job.size
-        delivered = await asyncio.to_thread(
-            postprocess.deliver,
-            result.data,
-            w,
-            h,
-            job.format,
-            int(job.params["output_compression"]) if "output_compression" in job.params else None,
-        )
-        record = await asyncio.to_thread(self.cache.commit, key, delivered, result.data, meta)
+        compression = job.params.get("output_compression")
+
+        def deliver_and_commit() -> tuple[CacheRecord, bytes]:
+            # The exact size and format are made locally, then the paid bytes (original and
+            # delivered) are committed in one step, before the output file is touched.
+            delivered = postprocess.deliver(
+                result.data, w, h, job.format, int(compression) if compression else None
+            )
+            return self.cache.commit(key, delivered, result.data, meta), delivered
+
+        record, delivered = await asyncio.to_thread(deliver_and_commit)
         mtime = await asyncio.to_thread(self._write, job, delivered)
         return Outcome(
             job,

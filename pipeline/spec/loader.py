@@ -8,7 +8,7 @@ the planner can substitute matrix values into every string before validating it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class Collection:
     vars: Mapping[str, Any]
     assets: tuple[YMap, ...]
     location: Location
+    defaults_locations: Mapping[str, Location] = field(default_factory=dict)
+    """Where each key of ``defaults:`` is written, so a rule broken by a default points there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
         raise SpecError(
             "a spec file is a mapping with 'assets:' (and optionally brand, defaults, vars)",
             getattr(tree, "location", top),
+            "start the file with 'assets:' and indent the list of assets under it",
         )
     errors: list[SpecError] = []
     for key in tree:
@@ -131,6 +134,7 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
         vars=variables,
         assets=assets,
         location=tree.location,
+        defaults_locations=_defaults_locations(tree),
     )
 
 
@@ -161,6 +165,7 @@ def _load_brand(
             raise SpecError(
                 "a brand kit is a mapping with name, colors, style, voice, logo",
                 getattr(brand_tree, "location", Location(brand_display, 1, 1)),
+                'e.g. name: Acme, then colors: {primary: "#E4572E"}',
             )
         kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
         return kit, brand_path.parent, brand_display
@@ -185,6 +190,11 @@ def _load_defaults(tree: YMap, display: str) -> GenerationSettings:
             "e.g. defaults: {model: gpt-image-2.5-flare, quality: medium}",
         )
     return validate(GenerationSettings, raw, raw, raw.location)
+
+
+def _defaults_locations(tree: YMap) -> dict[str, Location]:
+    raw = tree.get("defaults")
+    return dict(raw.value_locations) if isinstance(raw, YMap) else {}
 
 
 def _load_vars(tree: YMap, display: str) -> Mapping[str, Any]:
@@ -228,6 +238,7 @@ def _asset_trees(tree: YMap, display: str) -> tuple[YMap, ...]:
             raise SpecError(
                 "an asset is a mapping with at least 'id' and 'prompt' or 'template'",
                 raw.item_locations[i],
+                "write '- id: hero' and, indented below it, 'prompt: ...'",
             )
         out.append(item)
     return tuple(out)
