@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from pipeline.catalog import PRICE_FIELDS, Catalog
+from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean
 from pipeline.spec.models import Strict
 from pipeline.spec.validation import validate
@@ -39,6 +39,20 @@ ENV = {
 """Environment variables, one per setting that makes sense to set per machine or CI job."""
 
 
+class PriceOverride(Strict):
+    """One model's price fields a project may override (USD per 1M tokens; token counts).
+
+    A model of its own (rather than a free dict) so a misspelt field is reported at its
+    line with a did-you-mean, like every other unknown key.
+    """
+
+    text_input: Annotated[float, Field(ge=0)] | None = None
+    image_input: Annotated[float, Field(ge=0)] | None = None
+    image_output: Annotated[float, Field(ge=0)] | None = None
+    output_tokens: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    input_image_tokens: Annotated[int, Field(ge=0)] | None = None
+
+
 class SettingsFile(Strict):
     """The keys of ``assetpipe.yaml``."""
 
@@ -55,17 +69,7 @@ class SettingsFile(Strict):
     timeout: Annotated[float, Field(gt=0)] = 600.0
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     max_jobs: Annotated[int, Field(ge=1)] = 10_000
-    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("prices")
-    @classmethod
-    def _price_fields(cls, prices: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for model, fields in prices.items():
-            for name in fields:
-                if name not in PRICE_FIELDS:
-                    hint = did_you_mean(name, PRICE_FIELDS) or "use " + ", ".join(PRICE_FIELDS)
-                    raise ValueError(f"prices.{model}: unknown field '{name}' ({hint})")
-        return prices
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +136,11 @@ def resolve_settings(
     if catalog is not None:
         for model in checked.prices:
             if catalog.get(model) is None:
-                where = tree.value_locations.get("prices") if tree else None
                 raise SpecError(
-                    f"prices: unknown model '{model}'", where, did_you_mean(model, catalog.models)
+                    f"prices: unknown model '{model}'",
+                    _price_key_location(tree, model),
+                    did_you_mean(model, catalog.models)
+                    or "price overrides name a model assetpipe knows, e.g. gpt-image-2.5-flare",
                 )
     provider, is_default = _provider(checked.provider, env)
     return Settings(
@@ -153,8 +159,18 @@ def resolve_settings(
         timeout=checked.timeout,
         max_attempts=checked.max_attempts,
         max_jobs=checked.max_jobs,
-        prices=checked.prices,
+        prices={
+            model: fields.model_dump(exclude_none=True) for model, fields in checked.prices.items()
+        },
     )
+
+
+def _price_key_location(tree: YMap | None, model: str) -> Location | None:
+    """Where ``prices: {<model>: ...}`` names ``model`` in assetpipe.yaml."""
+    prices = tree.get("prices") if tree is not None else None
+    if isinstance(prices, YMap) and model in prices.key_locations:
+        return prices.key_locations[model]
+    return tree.location if tree is not None else None
 
 
 def _provider(chosen: str | None, env: Mapping[str, str]) -> tuple[ProviderName, bool]:

@@ -9,6 +9,7 @@ value an inline template came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,10 @@ from pipeline.colors import color_name, rgb_text
 from pipeline.errors import Location, SpecError, did_you_mean
 
 INLINE = "<inline>"
+SYNTAX_HINT = (
+    "Jinja syntax: {{ variable }}, {% if x %}...{% endif %}, {% for x in xs %}...{% endfor %}, "
+    "{# comment #}"
+)
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -52,19 +57,45 @@ class Prompt:
         try:
             return self.template.render(context)
         except jinja2.TemplateError as exc:
-            raise self._error(exc, _template_line(exc.__traceback__, self.display)) from None
+            line = _template_line(exc.__traceback__, self.display)
+            raise self._error(exc, line, context) from None
         except (OverflowError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self._error(exc, _template_line(exc.__traceback__, self.display)) from None
+            line = _template_line(exc.__traceback__, self.display)
+            raise self._error(exc, line, context) from None
 
-    def _error(self, exc: BaseException, line: int | None) -> SpecError:
+    def _error(self, exc: BaseException, line: int | None, context: Mapping[str, Any]) -> SpecError:
         message = str(exc) if not isinstance(exc, OverflowError) else "range too large"
+        hint: str | None = None
         if isinstance(exc, jinja2.UndefinedError):
-            hint = "define it under 'vars:', in the matrix, or check its spelling"
+            undefined = UNDEFINED_NAME.match(message)
+            close = did_you_mean(undefined[1], context) if undefined else None
+            hint = close or "define it under 'vars:', in the matrix, or check its spelling"
         elif isinstance(exc, jinja2.exceptions.SecurityError):
             hint = "templates can only use the values they are given"
-        else:
-            hint = None
+        elif isinstance(exc, jinja2.TemplateNotFound):
+            message = f"included template '{exc.name}' not found"
+            hint = "a template can include only other files in the templates folder"
+        elif isinstance(exc, jinja2.TemplateSyntaxError):
+            message = f"syntax error in an included template: {exc.message}"
+            hint = SYNTAX_HINT
         return SpecError(f"template error: {message}", _shift(self.origin, line), hint)
+
+
+UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+def _syntax_hint(exc: jinja2.TemplateSyntaxError, env: jinja2.Environment) -> str:
+    """What would be right for a template syntax error: the closest filter or test name
+    when one is unknown, else a reminder of the syntax."""
+    message = exc.message or ""
+    for kind, known in (("filter", env.filters), ("test", env.tests)):
+        unknown = re.match(rf"^No {kind} named '([^']+)'", message)
+        if unknown:
+            return did_you_mean(unknown[1], known) or (
+                f"the {kind}s here are Jinja's built-ins"
+                + (" and color_name, rgb, palette" if kind == "filter" else "")
+            )
+    return SYNTAX_HINT
 
 
 def _shift(origin: Location, line: int | None) -> Location:
@@ -119,7 +150,9 @@ class TemplateEngine:
                 )
             except jinja2.TemplateSyntaxError as exc:
                 raise SpecError(
-                    f"template syntax error: {exc.message}", _shift(origin, exc.lineno)
+                    f"template syntax error: {exc.message}",
+                    _shift(origin, exc.lineno),
+                    _syntax_hint(exc, self.env),
                 ) from None
             prompt = self._inline[key] = Prompt(template, origin, display)
         return prompt
@@ -140,7 +173,9 @@ class TemplateEngine:
             template = self.env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             where = Location(f"{self.display_dir}/{exc.name or name}", exc.lineno, None)
-            raise SpecError(f"template syntax error: {exc.message}", where) from None
+            raise SpecError(
+                f"template syntax error: {exc.message}", where, _syntax_hint(exc, self.env)
+            ) from None
         except jinja2.TemplateNotFound as exc:
             known = self.env.list_templates() if self.env.loader else []
             hint = did_you_mean(name, known) or (

@@ -65,6 +65,9 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 HOST = "127.0.0.1"
+AZURE_PATH = re.compile(
+    r"^/openai/deployments/(?P<deployment>[^/]+)/images/(?P<endpoint>generations|edits)$"
+)
 MAX_PROMPT_CHARS = 32_000
 MAX_EDIT_IMAGES = 16
 RETIRED_MODELS = frozenset({"gpt-image-1", "dall-e-2", "dall-e-3"})
@@ -822,6 +825,11 @@ class FakeImagesAPI:
             "/v1/images/generations": "generations",
             "/v1/images/edits": "edits",
         }.get(path)
+        azure = AZURE_PATH.match(path)
+        if azure is not None:
+            # Azure OpenAI: /openai/deployments/<deployment>/images/... with an `api-key`
+            # header and an `api-version` query; served like the OpenAI endpoints.
+            endpoint = azure["endpoint"]
         if handler.command == "POST" and endpoint is not None:
             self._serve_images(handler, endpoint, body)
         elif handler.command == "GET" and path == "/_stats":
@@ -863,6 +871,9 @@ class FakeImagesAPI:
     def _serve_images(self, handler: _Handler, endpoint: str, body: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         auth = headers.pop("authorization", None)
+        azure_key = headers.pop("api-key", None)
+        if auth is None and azure_key and AZURE_PATH.match(urlsplit(handler.path).path):
+            auth = f"Bearer {azure_key}"
         record = RequestRecord(
             method=handler.command,
             path=handler.path,

@@ -261,3 +261,29 @@ def test_api_key_appears_in_no_written_file(project, run, api):
     for path in project.root.rglob("*"):
         if path.is_file():
             assert key not in path.read_bytes(), path
+
+
+def test_azure_provider_uses_the_deployment_route(project, run, monkeypatch):
+    """--provider azure calls /openai/deployments/<model>/images/... with api-key auth."""
+    with FakeImagesAPI(models=None) as fake:
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-secret")
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", fake.base_url.removesuffix("/v1"))
+        monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")
+        project.gen(
+            {
+                "specs/a.yaml": """
+            assets:
+              - id: one
+                prompt: a lighthouse
+                model: my-image-deployment
+                quality: low
+        """
+            }
+        )
+        result = run("build", "--provider", "azure")
+        assert result.code == 0, result.err
+        assert "taken as a deployment" in result.err
+        (request,) = fake.requests
+        assert request.path.startswith("/openai/deployments/my-image-deployment/images/generations")
+        assert "api-version=2025-04-01-preview" in request.path
+        assert entries(project)["a/one"]["provider"] == "azure"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.catalog import Catalog
-from pipeline.errors import Location, SpecError, did_you_mean, raise_collected
+from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
 from pipeline.hashing import content_key
 from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
 from pipeline.planner.matrix import expand_matrix, show_value
@@ -123,8 +123,12 @@ class _Planner:
         self._broken: set[tuple[str, str]] = set()  # assets in a cycle already reported
         self.api_jobs = 0
 
-    def _collect(self, exc: SpecError) -> None:
-        self.errors.append(exc)
+    def _collect(self, exc: SpecError | SpecErrors) -> None:
+        """Keep errors to report with the others (one asset may have several); the same
+        text at the same place once."""
+        for error in exc.errors if isinstance(exc, SpecErrors) else (exc,):
+            if all(e.render() != error.render() for e in self.errors):
+                self.errors.append(error)
         if len(self.errors) >= MAX_ERRORS:
             raise_collected(self.errors)
 
@@ -141,7 +145,7 @@ class _Planner:
                     self.options.today,
                     self.warnings,
                 )
-            except SpecError as exc:
+            except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
         raise_collected(self.errors)
         jobs: list[Job] = []
@@ -150,7 +154,7 @@ class _Planner:
                 continue
             try:
                 jobs.extend(self._jobs_for(key, asset))
-            except SpecError as exc:
+            except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
             except _AlreadyReported:
                 continue
@@ -180,7 +184,7 @@ class _Planner:
                         )
                     for combo in combos:
                         self._add(resolve_asset(coll, tree, combo, self.engine, base))
-                except SpecError as exc:
+                except (SpecError, SpecErrors) as exc:
                     self._collect(exc)
 
     def _add(self, asset: ResolvedAsset) -> None:

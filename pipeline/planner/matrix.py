@@ -44,6 +44,10 @@ def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list
                 raw.key_locations[name],
                 "use letters, digits and '_' (it becomes a template variable)",
             )
+        if isinstance(values, YSeq) and values and all(isinstance(v, YMap) for v in values):
+            close = did_you_mean(name, MATRIX_KEYS)
+            if close:  # `exlude: [{item: potion}]` is a typo, not a variable of mappings
+                raise SpecError(f"unknown matrix key '{name}'", raw.key_locations[name], close)
         if not isinstance(values, YSeq) or not values:
             raise SpecError(
                 f"matrix '{name}' needs a non-empty list of values",

@@ -82,7 +82,10 @@ def effective_settings(
             if project_model
             else " (the built-in default model)"
         )
-    model = _model(str(model_name), catalog, provider, today, where("model"), warnings, origin)
+    # A project-wide model is not written in this spec: its errors and warnings carry no
+    # location (the message names the origin), so they are reported once, not per asset.
+    model_where = None if origin else where("model")
+    model = _model(str(model_name), catalog, provider, today, model_where, warnings, origin)
     quality = str(pick("quality") or BUILTIN_QUALITY)
     background = str(pick("background") or BUILTIN_BACKGROUND)
     fmt = str(pick("format") or BUILTIN_FORMAT)
@@ -159,7 +162,7 @@ def _model(
     catalog: Catalog,
     provider: str,
     today: dt.date,
-    where: Location,
+    where: Location | None,
     warnings: list[PlanWarning],
     origin: str = "",
 ) -> ModelInfo:

@@ -195,7 +195,8 @@ class Runner:
         for dep in job.depends_on:
             if dep in self.done:
                 await self.done[dep].wait()
-        failed = [d for d in job.depends_on if d in self.outcomes and not self.outcomes[d].ok]
+        inputs = [self.outcomes[d] for d in job.depends_on if d in self.outcomes]
+        failed = [o.job.id for o in inputs if o.status in ("failed", "blocked")]
         if failed:
             self._finish(
                 Outcome(
@@ -204,6 +205,10 @@ class Runner:
                     error={"type": "blocked", "message": f"input {failed[0]} did not build"},
                 )
             )
+            return
+        skipped = [o for o in inputs if o.status == "skipped"]
+        if skipped:  # not started for the same reason (budget, stop, interrupt) as its input
+            self._finish(Outcome(job, "skipped", error=dict(skipped[0].error or {})))
             return
         try:
             outcome = await self._make(job)
@@ -298,6 +303,7 @@ class Runner:
             )
         request = self._request(job)
         self.in_flight_estimate += estimate
+        pending = estimate
         attempt = 0
         try:
             while True:
@@ -326,7 +332,7 @@ class Runner:
                 self.reporter.retrying(job, last, delay, attempt)
                 await self.sleep(delay)
         finally:
-            self.in_flight_estimate -= estimate
+            self.in_flight_estimate -= pending
         self.limiter.observe(result.rate)
         return await self._commit(job, key, inputs, result, attempt)
 

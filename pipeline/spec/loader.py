@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import Location, SpecError, did_you_mean, raise_collected
+from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
 from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, load_yaml
@@ -88,8 +88,11 @@ def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = Non
             collections.append(load_collection(path, root, specs_dir))
         except SpecError as exc:
             errors.append(exc)
+        except SpecErrors as exc:  # several mistakes in one file: report each
+            errors.extend(exc.errors)
         except Exception as exc:  # pragma: no cover - defensive: report, never crash
-            errors.append(SpecError(f"cannot load this spec: {exc}", Location(str(path))))
+            where = Location(display_path(path, root))
+            errors.append(SpecError(f"cannot load this spec: {exc}", where))
     raise_collected(errors)
     return Project(root=root, collections=tuple(collections))
 

@@ -184,10 +184,12 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> SpecErr
     """
     problem = exc.problem or exc.context or "cannot parse"
     mark = exc.problem_mark or exc.context_mark
-    if "end of stream" in problem and exc.context_mark is not None:
-        mark = exc.context_mark
-    where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
     message = f"invalid YAML: {problem}"
+    if "end of stream" in problem and exc.context and exc.context_mark is not None:
+        mark = exc.context_mark
+        thing = exc.context.removeprefix("while scanning ").removeprefix("while parsing ")
+        message = f"invalid YAML: the file ends inside {thing} that starts here"
+    where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
     if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
         cm = exc.context_mark
         message += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
