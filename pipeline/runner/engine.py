@@ -320,7 +320,6 @@ class Runner:
                     await self.limiter.acquire(int(job.params.get("n", 1)))
                     try:
                         result = await self.provider.generate(request)
-                        break
                     except ProviderFailure as failure:
                         if failure.kind == "rate_limit":
                             self.limiter.throttle(failure.retry_after_s, failure.rate)
@@ -329,12 +328,19 @@ class Runner:
                         if delay is None:
                             raise
                         last = failure
+                    else:
+                        # Paid for: from here it counts as spent, not in flight. The slot
+                        # is held until the image is in the cache, so a crash loses at
+                        # most `concurrency` paid images, never one that already arrived
+                        # while a new request took its slot.
+                        self.in_flight_estimate -= pending
+                        pending = 0.0
+                        self.limiter.observe(result.rate)
+                        return await self._commit(job, key, inputs, result, attempt)
                 self.reporter.retrying(job, last, delay, attempt)
                 await self.sleep(delay)
         finally:
             self.in_flight_estimate -= pending
-        self.limiter.observe(result.rate)
-        return await self._commit(job, key, inputs, result, attempt)
 
     async def _commit(
         self, job: Job, key: str, inputs: list[str], result: ImageResult, attempts: int
