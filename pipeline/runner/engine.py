@@ -30,10 +30,7 @@ from pipeline.fsutil import write_contained
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import (
     ACCOUNT_KINDS,
-    ImageInput,
-    ImageRequest,
     ImageResult,
-    InputRef,
     Job,
     Provider,
     ProviderFailure,
@@ -41,11 +38,10 @@ from pipeline.jobs import (
 from pipeline.output import Manifest, file_matches
 from pipeline.planner import Plan
 from pipeline.runner.freshness import JobState, job_key
+from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.retry import RetryPolicy
-
-MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
 
 class Reporter(Protocol):
@@ -116,7 +112,7 @@ class Runner:
         self.provider = provider
         self.cache = cache
         self.output_dir = output_dir
-        self.project_root = project_root
+        self.inputs = InputReader(cache, output_dir, project_root)
         self.manifest = manifest
         self.catalog = catalog
         self.limiter = limiter
@@ -227,7 +223,7 @@ class Runner:
         key = job_key(job, shas)
         if key is None:  # pragma: no cover - every input is finished and ok by now
             raise RuntimeError(f"{job.id}: inputs have no content hash")
-        inputs = self._input_shas(job, shas)
+        inputs = input_shas(job, shas)
         if not self.config.force or not job.is_api:
             entry = self.manifest.entries.get(job.output_path)
             if (
@@ -271,7 +267,8 @@ class Runner:
     async def _render(self, job: Job, key: str, shas: Mapping[str, str | None]) -> Outcome:
         if job.rendition is None:  # pragma: no cover - only renditions come here
             raise RuntimeError(f"{job.id} is not a rendition")
-        source = self._bytes_of(job.depends_on[0], shas.get(job.depends_on[0]))
+        parent = self.outcomes[job.depends_on[0]]
+        source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
         await asyncio.to_thread(self.cache.commit, key, data, None, {"kind": "rendition"})
         mtime = await asyncio.to_thread(self._write, job, data)
@@ -301,11 +298,12 @@ class Runner:
                     f"(spent ${self.spent:.2f}, in flight ${self.in_flight_estimate:.2f})",
                 },
             )
-        request = self._request(job)
+        # Reserve the estimate before any await, so concurrent jobs see it in the check.
         self.in_flight_estimate += estimate
         pending = estimate
         attempt = 0
         try:
+            request = await asyncio.to_thread(self.inputs.request, job, dict(self.outcomes))
             while True:
                 attempt += 1
                 async with self.slots:
@@ -392,56 +390,6 @@ class Runner:
         )
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _request(self, job: Job) -> ImageRequest:
-        shas = {d: self.outcomes[d].sha256 for d in job.depends_on if d in self.outcomes}
-        images = tuple(self._input_image(ref, i, shas) for i, ref in enumerate(job.inputs))
-        mask = self._input_image(job.mask, 99, shas) if job.mask is not None else None
-        return ImageRequest(
-            endpoint="edit" if job.kind == "edit" else "generate",
-            model=job.model,
-            prompt=job.prompt,
-            params=job.params,
-            images=images,
-            mask=mask,
-            label=job.asset,
-            palette=job.palette,
-        )
-
-    def _input_image(self, ref: InputRef, index: int, shas: Mapping[str, str | None]) -> ImageInput:
-        if ref.job is not None:
-            data = self._bytes_of(ref.job, shas.get(ref.job))
-            fmt = self.outcomes[ref.job].job.format
-            name = f"input{index}.{'jpg' if fmt == 'jpeg' else fmt}"
-        else:
-            data = (self.project_root / str(ref.path)).read_bytes()
-            if sha256_bytes(data) != ref.sha256:
-                raise ProviderFailure(
-                    "invalid_request", f"{ref.path} changed since the plan was made; build again"
-                )
-            fmt = postprocess.probe(data).format
-            name = Path(str(ref.path)).name
-        return ImageInput(filename=name, data=data, mime=MIME.get(fmt, "image/png"))
-
-    def _bytes_of(self, job_id: str, sha: str | None) -> bytes:
-        """The delivered bytes of a finished job: from the cache, else its output file."""
-        if sha:
-            data = self.cache.read_blob(sha)
-            if data is not None:
-                return data
-        job = self.outcomes[job_id].job
-        data = (self.output_dir / job.output_path).read_bytes()
-        if sha and sha256_bytes(data) != sha:
-            raise RuntimeError(f"{job.output_path} changed during the build")
-        return data
-
-    def _input_shas(self, job: Job, shas: Mapping[str, str | None]) -> list[str]:
-        if job.rendition is not None:
-            return [s for s in (shas.get(job.depends_on[0]),) if s]
-        out = [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in job.inputs]
-        if job.mask is not None:
-            out.append((job.mask.sha256 if job.mask.job is None else shas.get(job.mask.job)) or "")
-        return out
 
     def _write(self, job: Job, data: bytes) -> int:
         path = write_contained(self.output_dir, job.output_path, data)

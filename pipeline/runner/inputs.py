@@ -1,0 +1,80 @@
+"""The image bytes a job consumes: edit inputs, masks, and a rendition's source.
+
+An edit must send exactly the bytes its parent delivered (the cache key is built from
+their sha256), so bytes come from the cache by hash and fall back to the output file
+only after checking that file still hashes the same. Project files are re-hashed at
+send time: a file edited after planning must not be sent under the old key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import postprocess
+from pipeline.cache import ResultCache
+from pipeline.hashing import sha256_bytes
+from pipeline.jobs import ImageInput, ImageRequest, InputRef, Job, ProviderFailure
+from pipeline.runner.outcome import Outcome
+
+MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+
+
+def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
+    """The sha256 of each input image (and the mask), as recorded in the manifest."""
+    if job.rendition is not None:
+        return [s for s in (shas.get(job.depends_on[0]),) if s]
+    refs = [*job.inputs, *((job.mask,) if job.mask is not None else ())]
+    return [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in refs]
+
+
+@dataclass(frozen=True, slots=True)
+class InputReader:
+    """Reads input bytes from the cache, the output tree and the project."""
+
+    cache: ResultCache
+    output_dir: Path
+    project_root: Path
+
+    def delivered(self, job: Job, sha: str | None) -> bytes:
+        """The delivered bytes of a finished job: from the cache, else its output file."""
+        if sha:
+            data = self.cache.read_blob(sha)
+            if data is not None:
+                return data
+        data = (self.output_dir / job.output_path).read_bytes()
+        if sha and sha256_bytes(data) != sha:
+            raise RuntimeError(f"{job.output_path} changed during the build")
+        return data
+
+    def request(self, job: Job, finished: Mapping[str, Outcome]) -> ImageRequest:
+        """The provider request of an API job whose inputs have all finished."""
+        images = tuple(self._image(ref, i, finished) for i, ref in enumerate(job.inputs))
+        mask = self._image(job.mask, len(images), finished) if job.mask is not None else None
+        return ImageRequest(
+            endpoint="edit" if job.kind == "edit" else "generate",
+            model=job.model,
+            prompt=job.prompt,
+            params=job.params,
+            images=images,
+            mask=mask,
+            label=job.asset,
+            palette=job.palette,
+        )
+
+    def _image(self, ref: InputRef, index: int, finished: Mapping[str, Outcome]) -> ImageInput:
+        if ref.job is not None:
+            parent = finished[ref.job]
+            data = self.delivered(parent.job, parent.sha256)
+            fmt = parent.job.format
+            name = f"input{index}.{'jpg' if fmt == 'jpeg' else fmt}"
+        else:
+            data = (self.project_root / str(ref.path)).read_bytes()
+            if sha256_bytes(data) != ref.sha256:
+                raise ProviderFailure(
+                    "invalid_request", f"{ref.path} changed since the plan was made; build again"
+                )
+            fmt = postprocess.probe(data).format
+            name = Path(str(ref.path)).name
+        return ImageInput(filename=name, data=data, mime=MIME.get(fmt, "image/png"))
