@@ -1,0 +1,145 @@
+"""The scheduler on a fake clock: long Retry-After waits, ordering, and no double payment."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+
+import pytest
+
+from pipeline import api
+from pipeline.cache import ResultCache
+from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure
+from pipeline.output import Manifest
+from pipeline.progress import QuietReporter
+from pipeline.providers.preview import PreviewProvider
+from pipeline.runner.engine import RunConfig, Runner
+from pipeline.runner.freshness import assess
+from pipeline.runner.limiter import RateLimiter
+from pipeline.runner.retry import RetryPolicy
+
+SPEC = """
+    assets:
+      - id: "a{{ n }}"
+        prompt: "picture {{ n }}"
+        matrix: {n: [1, 2, 3]}
+        quality: low
+      - id: edit
+        prompt: "edit of a1"
+        edit: {images: [a1]}
+        quality: low
+"""
+
+
+class FakeTime:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class ScriptedProvider:
+    """The preview provider behind a script of failures, counting calls per prompt."""
+
+    name = "preview"
+
+    def __init__(self, failures: list[ProviderFailure]):
+        self.inner = PreviewProvider()
+        self.failures = deque(failures)
+        self.calls: list[str] = []
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls.append(request.prompt)
+        if self.failures:
+            raise self.failures.popleft()
+        return await self.inner.generate(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def run_plan(project, provider, *, max_attempts=6, concurrency=1):
+    """Plan the project and run it with the fake clock; returns (report, time)."""
+    ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
+    fake = FakeTime()
+    output = project.root / "output"
+    with ResultCache(project.root / ".assetpipe/cache") as cache:
+        runner = Runner(
+            ws.plan,
+            assess(ws.plan, Manifest.empty(), cache, output),
+            provider=provider,
+            cache=cache,
+            output_dir=output,
+            project_root=project.root,
+            manifest=Manifest.empty(),
+            catalog=ws.catalog,
+            limiter=RateLimiter(None, None, clock=fake, sleep=fake.sleep),
+            config=RunConfig(
+                concurrency=concurrency, free=True, retry=RetryPolicy(max_attempts=max_attempts)
+            ),
+            reporter=QuietReporter(),
+            clock=fake,
+            sleep=fake.sleep,
+            rng=random.Random(0),
+        )
+        report = asyncio.run(runner.run())
+    return report, fake
+
+
+@pytest.mark.parametrize("retry_after", [120.0, 150.0, 600.0])
+def test_long_retry_after_is_honoured_even_beyond_the_sdks_120s(project, retry_after):
+    """A 429 storm asking for 120 s and more is waited out, not given up on (the SDK stops)."""
+    project.gen({"specs/s.yaml": SPEC})
+    storm = [ProviderFailure("rate_limit", "slow down", retry_after_s=retry_after)] * 3
+    provider = ScriptedProvider(storm)
+    report, fake = run_plan(project, provider)
+    assert {o.status for o in report.outcomes.values()} == {"generated"}
+    long_waits = [s for s in fake.sleeps if s >= retry_after]
+    assert len(long_waits) >= 3
+    assert all(retry_after <= s < retry_after + 0.25 for s in long_waits)
+    assert len(provider.calls) == 4 + 3
+
+
+def test_retry_after_beyond_the_limit_fails_the_job_clearly(project):
+    """An hour-long Retry-After fails that job (reported, not retried) and the rest builds."""
+    project.gen({"specs/s.yaml": SPEC})
+    provider = ScriptedProvider(
+        [ProviderFailure("rate_limit", "come back later", retry_after_s=3600)]
+    )
+    report, _ = run_plan(project, provider)
+    statuses = sorted(o.status for o in report.outcomes.values())
+    assert statuses == ["blocked", "failed", "generated", "generated"]
+    failed = next(o for o in report.outcomes.values() if o.status == "failed")
+    assert failed.job.id == "s/a1"
+    assert failed.error["type"] == "rate_limit"
+
+
+def test_retries_stop_at_max_attempts(project):
+    """A server that keeps failing gets max_attempts tries, then the job fails."""
+    project.gen({"specs/s.yaml": SPEC})
+    provider = ScriptedProvider([ProviderFailure("server", "boom")] * 10)
+    report, _ = run_plan(project, provider, max_attempts=3)
+    failed = report.outcomes["s/a1"]
+    assert failed.status == "failed"
+    assert failed.attempts == 3
+    assert provider.calls[:3] == ["picture 1"] * 3
+
+
+def test_edit_starts_only_after_its_input_and_every_job_is_called_once(project):
+    """Each prompt is requested once; the edit after a1."""
+    project.gen({"specs/s.yaml": SPEC})
+    provider = ScriptedProvider([])
+    report, _ = run_plan(project, provider, concurrency=4)
+    assert sorted(provider.calls) == ["edit of a1", "picture 1", "picture 2", "picture 3"]
+    assert provider.calls.index("edit of a1") > provider.calls.index("picture 1")
+    assert report.outcomes["s/edit"].inputs == [report.outcomes["s/a1"].sha256]
