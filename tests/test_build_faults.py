@@ -15,37 +15,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from fakeapi import DROPPED, FakeImagesAPI
 from PIL import Image
+from processes import ASSETPIPE, FakeProcess, build_env, many, start_fake
 
 from pipeline.build import project_lock
-
-HERE = Path(__file__).resolve().parent
-FAKEAPI_SCRIPT = HERE / "fakeapi.py"
-CONSOLE_SCRIPT = Path(sys.executable).with_name("assetpipe")
-ASSETPIPE = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "pipeline"]
-
-
-def many(n: int, word: str = "Asset") -> str:
-    """A spec of ``n`` independent cheap assets ``a1..an`` with prompts '<word> number i'."""
-    items = ", ".join(str(i) for i in range(1, n + 1))
-    return f"""
-        assets:
-          - id: "a{{{{ i }}}}"
-            prompt: "{word} number {{{{ i }}}}"
-            matrix: {{i: [{items}]}}
-            size: 1024x1024
-            quality: low
-    """
-
 
 MODERATED = """
     assets:
@@ -344,52 +324,11 @@ SIGNAL_JOBS = 16
 SIGNAL_CONCURRENCY = 4
 
 
-class FakeProcess:
-    """``python tests/fakeapi.py`` in its own process, and its /_stats counters."""
-
-    def __init__(self, proc: subprocess.Popen[str], base_url: str):
-        self.proc = proc
-        self.base_url = base_url
-        self.root = base_url.removesuffix("/v1")
-
-    def stats(self) -> dict[str, Any]:
-        return dict(httpx2.get(f"{self.root}/_stats").json())
-
-    def wait_for(self, billed: int, timeout: float = 20.0) -> dict[str, Any]:
-        """Poll until at least ``billed`` images were billed; returns the stats."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            stats = self.stats()
-            if stats["billed_images"] >= billed:
-                return stats
-            time.sleep(0.02)
-        raise AssertionError(f"fewer than {billed} images billed in {timeout}s")
-
-    def settle(self, timeout: float = 10.0) -> dict[str, Any]:
-        """Wait until no request is in flight on the fake; returns the stats."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            stats = self.stats()
-            if stats["in_flight"] == 0:
-                return stats
-            time.sleep(0.05)
-        raise AssertionError("the fake never went idle")
-
-
 @pytest.fixture
 def fake_process() -> Iterator[FakeProcess]:
     """A fake Images API process answering after 1 s of latency."""
-    command = [sys.executable, str(FAKEAPI_SCRIPT), "--port", "0", "--latency", "1.0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            name, _, base_url = line.partition("=")
-            assert name == "FAKE_OPENAI_BASE_URL", line
-            yield FakeProcess(proc, base_url)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=10)
+    with start_fake("--latency", "1.0") as fake:
+        yield fake
 
 
 def build_command(project: Any, *extra: str) -> list[str]:
@@ -404,11 +343,6 @@ def build_command(project: Any, *extra: str) -> list[str]:
         str(SIGNAL_CONCURRENCY),
         *extra,
     ]
-
-
-def build_env(fake: FakeProcess) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ASSETPIPE_"))}
-    return {**env, "OPENAI_API_KEY": "sk-test-key", "OPENAI_BASE_URL": fake.base_url}
 
 
 @contextlib.contextmanager
