@@ -86,9 +86,16 @@ def _request(kw: dict[str, Any], extra: dict[str, Any] | None = None) -> api.Req
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
+    """assetpipe's own loggers follow -v/-q; libraries (the SDK, HTTP) stay at warnings,
+    so -v never prints request internals such as headers."""
     logging.basicConfig(
-        level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True
+        level=logging.ERROR if quiet else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("assetpipe").setLevel(
+        logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
     )
 
 

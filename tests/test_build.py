@@ -287,3 +287,18 @@ def test_azure_provider_uses_the_deployment_route(project, run, monkeypatch):
         assert request.path.startswith("/openai/deployments/my-image-deployment/images/generations")
         assert "api-version=2025-04-01-preview" in request.path
         assert entries(project)["a/one"]["provider"] == "azure"
+
+
+def test_api_key_appears_in_no_log_or_error_message(project, run, api):
+    """With -v, and when the key is rejected (401), the sentinel key is never printed."""
+    project.gen({"specs/icons.yaml": ICONS})
+    result = run("build", "--provider", "openai", "-v")
+    assert result.code == 0
+    assert "sk-test-key" not in result.out + result.err
+    api.expected_key = "sk-another-key"
+    project.gen({"specs/icons.yaml": ICONS.replace("A plain stone", "A new stone")})
+    result = run("build", "--provider", "openai", "-v")
+    assert result.code == 1
+    assert "API key was rejected" in result.err
+    assert "sk-test-key" not in result.out + result.err
+    assert b"sk-test-key" not in (project / "output/manifest.json").read_bytes()
