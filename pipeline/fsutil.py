@@ -16,6 +16,15 @@ from pathlib import Path, PurePosixPath
 from pipeline.errors import PipelineError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class UnsafePathError(PipelineError):
     """A write that would leave its root folder."""
 
@@ -25,6 +34,8 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; a delivered asset gets the mode any new file would get.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if fsync:

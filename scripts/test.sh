@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
+bash scripts/install-browser.sh   # Debian chromium, for the gallery test
 echo "== ruff"; .venv/bin/ruff check pipeline tests benchmarks
 echo "== ruff format"; .venv/bin/ruff format --check pipeline tests benchmarks
 echo "== mypy --strict"; .venv/bin/mypy

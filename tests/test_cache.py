@@ -87,3 +87,16 @@ def test_clear_deletes_everything(tmp_path):
     assert not folder.exists()
     with ResultCache(folder) as c:
         assert c.get("k") is None
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes do not leave mkstemp's private 0600 mode on delivered files."""
+    import os
+
+    from pipeline.fsutil import write_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = tmp_path / "a.png"
+    write_atomic(target, b"x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,278 @@
+"""The static gallery: output/index.html and its thumbnails, checked as text and in Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
+from pipeline.hashing import sha256_file
+
+# Read at import: the autouse clean_env fixture removes ASSETPIPE_* variables before each test.
+SKIP_BROWSER = os.environ.get("ASSETPIPE_SKIP_BROWSER") == "1"
+XSS = "<script>alert(1)</script>"
+THUMB_SRC = re.compile(r'src="(\.gallery/[0-9a-f]{64}\.webp)"')
+
+
+def entry(out: Path, rel: str, image: Image.Image | None, fmt: str = "PNG", **fields: Any):
+    """A manifest-like entry for ``rel``; writes the image there when one is given."""
+    collection, _, name = rel.rpartition("/")
+    asset = name.split(".")[0].split("@")[0]
+    doc: dict[str, Any] = {
+        "job": f"{collection}/{name.rsplit('.', 1)[0]}",
+        "collection": collection,
+        "asset": asset,
+        "variant": 1,
+        "kind": "generate",
+        "path": rel,
+        "format": fmt.lower(),
+        "prompt": f"a {asset}, hand-painted",
+        "status": "generated",
+        "cost_usd": 0.042,
+    }
+    if image is not None:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, fmt)
+        stat = path.stat()
+        doc.update(
+            sha256=sha256_file(path),
+            bytes=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            width=image.width,
+            height=image.height,
+        )
+    doc.update(fields)
+    return doc
+
+
+def disc(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Image:
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((4, 4, size[0] - 4, size[1] - 4), fill=(*color, 255))
+    return image
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """An output tree: three collections, variants, a rendition, and two entries with no file."""
+    out = tmp_path / "output"
+    long_prompt = f"A heroic banner {XSS} with a <b>bold</b> title & rim light. " * 4
+    entries = [
+        entry(out, "icons/sword.png", disc((512, 512), (228, 87, 46))),
+        entry(out, "icons/sword.v2.webp", disc((600, 300), (43, 45, 66)), "WEBP", variant=2),
+        entry(out, "icons/sword@64x64.png", disc((64, 64), (228, 87, 46)), kind="rendition"),
+        entry(out, "icons/bow.jpeg", Image.new("RGB", (300, 200), (242, 193, 78)), "JPEG"),
+        entry(
+            out,
+            "icons/axe.png",
+            None,
+            status="failed",
+            cost_usd=None,
+            error={"type": "ProviderError", "message": "rejected <img src=x onerror=alert(2)>"},
+        ),
+        entry(
+            out,
+            "banners/hero.png",
+            Image.new("RGB", (400, 100), (141, 153, 174)),
+            status="cached",
+            prompt=long_prompt,
+            checks=[
+                {"name": "size", "ok": True, "detail": "400x100 as asked"},
+                {"name": "palette", "ok": False, "detail": f"mean ΔE 31.0 {XSS}"},
+            ],
+        ),
+        entry(
+            out,
+            "banners/ghost.png",
+            None,
+            status="blocked",
+            cost_usd=None,
+            error={"message": "over budget"},
+        ),
+    ]
+    return out, entries
+
+
+def thumbs(html: str) -> list[str]:
+    return THUMB_SRC.findall(html)
+
+
+def test_page_counts_cards_and_statuses(tree):
+    out, entries = tree
+    path = write_gallery(out, entries, title="Emberfall")
+    assert path == out / INDEX
+    html = path.read_text("utf-8")
+    body = re.search(r"<body[^>]*>", html)
+    assert body is not None
+    assert 'data-entries="7"' in body.group()
+    assert 'data-failed="1"' in body.group()
+    assert 'data-blocked="1"' in body.group()
+    assert 'data-thumbnails="5"' in body.group()
+    assert html.count("<article") == 7
+    assert html.count('data-status="failed"') == 1
+    assert sorted(re.findall(r'data-job="([^"]+)"', html)) == sorted(e["job"] for e in entries)
+    # Collections then assets in order; in an asset, each variant then its renditions.
+    assert re.findall(r'data-collection="([^"]+)"', html) == ["banners", "icons"]
+    assert re.findall(r'data-asset="([^"]+)"', html) == ["ghost", "hero", "axe", "bow", "sword"]
+    sword = html[html.index('data-asset="sword"') :]
+    assert sword.index("sword.png") < sword.index("sword@64x64") < sword.index("sword.v2.webp")
+    assert "$0.0420" in html
+    assert "$0.2100" in html  # total cost of the five entries with a cost
+
+
+def test_untrusted_text_is_escaped(tree):
+    out, entries = tree
+    html = write_gallery(out, entries).read_text("utf-8")
+    assert XSS not in html
+    assert "<b>bold</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "rejected &lt;img src=x onerror=alert(2)&gt;" in html
+    assert html.count("<script") == 1  # only the page's own counting script
+    assert "default-src 'none'" in html  # and a CSP that would block any other one
+
+
+def test_long_prompts_collapse_and_checks_show(tree):
+    out, entries = tree
+    html = write_gallery(out, entries).read_text("utf-8")
+    assert html.count("<details") == 1
+    assert re.search(r'<li class="ok">✓ size: 400x100 as asked</li>', html)
+    assert re.search(r'<li class="bad">✗ palette: mean ΔE 31.0 &lt;script&gt;', html)
+
+
+def test_thumbnails_are_small_webp_files_referenced_relatively(tree):
+    out, entries = tree
+    html = write_gallery(out, entries).read_text("utf-8")
+    srcs = thumbs(html)
+    assert len(srcs) == 5
+    for src in srcs:
+        with Image.open(out / src) as image:
+            assert image.format == "WEBP"
+            assert max(image.size) <= THUMB_EDGE
+    names = {Path(s).name for s in srcs}
+    assert {f"{e['sha256']}.webp" for e in entries if "sha256" in e} == names
+    with Image.open(out / THUMB_DIR / f"{entries[0]['sha256']}.webp") as sword:
+        assert sword.size == (256, 256)
+        assert sword.mode == "RGBA"  # transparency kept
+    assert 'href="icons/sword%4064x64.png"' in html
+    assert "placeholder" in html
+    assert "over budget" in html
+
+
+def test_rewrite_is_idempotent_and_removes_stale_thumbnails(tree):
+    out, entries = tree
+    first = write_gallery(out, entries).read_bytes()
+    gallery = out / THUMB_DIR
+    stale = gallery / f"{'0' * 64}.webp"
+    stale.write_bytes(b"old")
+    notes = gallery / "notes.txt"
+    notes.write_text("not a thumbnail")
+    mtimes = {p.name: p.stat().st_mtime_ns for p in gallery.iterdir()}
+    time.sleep(0.01)
+
+    assert write_gallery(out, entries).read_bytes() == first
+    assert not stale.exists()
+    assert notes.exists()  # only files named like thumbnails are the gallery's to remove
+    assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in gallery.iterdir())
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+    dropped = entries[1]
+    write_gallery(out, [e for e in entries if e is not dropped])
+    assert not (gallery / f"{dropped['sha256']}.webp").exists()
+    assert (gallery / f"{entries[0]['sha256']}.webp").exists()
+
+
+def test_a_changed_file_gets_a_new_thumbnail(tree):
+    out, entries = tree
+    write_gallery(out, entries)
+    Image.new("RGB", (300, 200), (0, 0, 255)).save(out / "icons/bow.jpeg", "JPEG")
+    html = write_gallery(out, entries).read_text("utf-8")
+    actual = sha256_file(out / "icons/bow.jpeg")
+    assert f".gallery/{actual}.webp" in html
+    assert not (out / THUMB_DIR / f"{entries[3]['sha256']}.webp").exists()
+
+
+def test_missing_corrupt_and_escaping_files_get_placeholders(tree, tmp_path):
+    out, _ = tree
+    (out / "icons/broken.png").write_bytes(b"\x89PNG not really")
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(secret)
+    (out / "icons/link.png").symlink_to(secret)
+    entries = [
+        entry(out, "icons/broken.png", None),
+        entry(out, "icons/link.png", None),
+        entry(out, "icons/gone.png", None),
+        entry(out, "javascript:alert(1)", Image.new("RGB", (8, 8), (9, 9, 9))),
+        entry(out, "icons/odd.png", Image.new("RGB", (8, 8)), sha256="../../../etc/passwd"),
+    ]
+    html = write_gallery(out, entries).read_text("utf-8")
+    assert sorted(thumbs(html)) == sorted(
+        f".gallery/{sha256_file(out / rel)}.webp"
+        for rel in ("icons/odd.png", "javascript:alert(1)")
+    )
+    assert 'href="javascript%3Aalert%281%29"' in html
+    assert 'data-placeholders="3"' in html
+    assert "cannot read icons/broken.png" in html
+    assert "refusing to write through the symbolic link" in html
+    assert "file missing: icons/gone.png" in html
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.mark.skipif(SKIP_BROWSER, reason="ASSETPIPE_SKIP_BROWSER=1")
+def test_every_thumbnail_loads_in_headless_chromium(tree, tmp_path):
+    browser = find_chromium()
+    if browser is None:
+        pytest.fail(
+            "chromium is not installed: run scripts/install-browser.sh "
+            "(apt-get install -y chromium), or set ASSETPIPE_SKIP_BROWSER=1 to skip this test"
+        )
+    out, entries = tree
+    index = write_gallery(out, entries)
+    html = index.read_text("utf-8")
+    profile = tmp_path / "chromium-profile"
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        index.as_uri(),
+    ]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    result = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", result.stdout)
+    assert body is not None, result.stdout[:2000] + result.stderr[-2000:]
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
+    assert attrs["images-broken"] == "0", attrs
+    assert attrs["images-pending"] == "0", attrs
+    assert attrs["images-loaded"] == str(len(thumbs(html))) == "5"
+    assert attrs["entries"] == str(len(entries))
+    assert attrs["failed"] == str(sum(e["status"] == "failed" for e in entries))
+    assert result.stdout.count("<article") == len(entries)
+    assert result.stdout.count("<script") == 1
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in result.stdout
