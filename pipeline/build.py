@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog
+from pipeline.checks import near_duplicates
 from pipeline.errors import (
     EXIT_BUDGET,
     EXIT_FAILED,
@@ -26,6 +27,7 @@ from pipeline.errors import (
     EXIT_OK,
     ProjectLocked,
 )
+from pipeline.gallery import write_gallery
 from pipeline.jobs import Provider
 from pipeline.output import Manifest, file_matches, load_manifest, write_manifest
 from pipeline.planner import Plan
@@ -50,6 +52,7 @@ class BuildOptions:
     force: bool = False
     fail_fast: bool = False
     prune: bool = False
+    strict_checks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class BuildResult:
     pruned: tuple[str, ...]
     manifest_path: Path
     exit_code: int
+    failed_checks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Jobs by final status."""
@@ -134,6 +138,38 @@ def manifest_entries(
     return list(entries.values()), pruned
 
 
+def flag_near_duplicates(entries: list[dict[str, Any]], threshold: int = 6) -> None:
+    """Add a ``distinct`` check to the variants of each asset: variants meant to differ
+    that look alike (perceptual hashes within ``threshold`` bits) waste a paid call."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for e in entries:
+        if e.get("kind") in ("generate", "edit") and e.get("phash"):
+            groups.setdefault((e["collection"], e["asset"]), {})[e["job"]] = int(e["phash"], 16)
+    by_job = {e.get("job"): e for e in entries}
+    for hashes in groups.values():
+        if len(hashes) < 2:
+            continue
+        twins: dict[str, tuple[str, int]] = {}
+        for a, b, bits in near_duplicates(hashes, threshold):
+            twins.setdefault(a, (b, bits))
+            twins.setdefault(b, (a, bits))
+        for job in hashes:
+            entry = by_job[job]
+            kept = [c for c in entry.get("checks") or () if c.get("name") != "distinct"]
+            twin = twins.get(job)
+            kept.append(
+                {
+                    "name": "distinct",
+                    "ok": twin is None,
+                    "detail": f"near-duplicate of {twin[0]} ({twin[1]} bits differ)"
+                    if twin
+                    else "differs from the other variants",
+                    "value": twin[1] if twin else None,
+                }
+            )
+            entry["checks"] = kept
+
+
 def totals(entries: list[dict[str, Any]], report: RunReport | None) -> dict[str, Any]:
     """The manifest's ``totals``."""
     by_status: dict[str, int] = {}
@@ -196,12 +232,25 @@ def run_build(
         entries, pruned = manifest_entries(
             full_plan, report.outcomes, manifest, output_dir, options.prune
         )
+        flag_near_duplicates(entries)
         write_manifest(output_dir, entries, totals(entries, report))
+        write_gallery(output_dir, entries, title=f"assetpipe: {settings.root.resolve().name}")
+    failed_checks = [
+        (str(e["job"]), c)
+        for e in entries
+        if e.get("job") in report.outcomes
+        for c in e.get("checks") or ()
+        if not c.get("ok")
+    ]
+    code = exit_code(report)
+    if code == EXIT_OK and options.strict_checks and failed_checks:
+        code = EXIT_FAILED
     return BuildResult(
         report=report,
         pruned=tuple(pruned),
         manifest_path=output_dir / "manifest.json",
-        exit_code=exit_code(report),
+        exit_code=code,
+        failed_checks=tuple(failed_checks),
     )
 
 

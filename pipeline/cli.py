@@ -199,6 +199,7 @@ def graph(**kw: Any) -> None:
 @click.option("--force", is_flag=True, help="Call the API again even for cached requests.")
 @click.option("--fail-fast", is_flag=True, help="Stop starting jobs after the first failure.")
 @click.option("--prune", is_flag=True, help="Delete files of earlier builds no job makes now.")
+@click.option("--strict-checks", is_flag=True, help="Exit 1 when a quality check fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def build(**kw: Any) -> None:
     """Run the plan: generate what is missing, reuse what is cached, write output/."""
@@ -219,7 +220,12 @@ def build(**kw: Any) -> None:
     try:
         result = api.run_workspace(
             ws,
-            BuildOptions(force=kw["force"], fail_fast=kw["fail_fast"], prune=kw["prune"]),
+            BuildOptions(
+                force=kw["force"],
+                fail_fast=kw["fail_fast"],
+                prune=kw["prune"],
+                strict_checks=kw["strict_checks"],
+            ),
             reporter,
         )
     finally:
@@ -262,6 +268,16 @@ def _print_build(result: BuildResult, quiet: bool) -> None:
         f"{summary}; spent ${report.spent_usd:.2f} in {report.elapsed_s:.1f}s; "
         f"manifest: {result.manifest_path}"
     )
+    if result.failed_checks and not quiet:
+        err.print(
+            f"[yellow]{len(result.failed_checks)} quality check(s) failed[/yellow]"
+            " (see `checks` in the manifest and output/index.html):"
+        )
+        for job_id, check in result.failed_checks[:20]:
+            err.print(
+                f"  {escape(job_id)}: {escape(str(check.get('name')))}: "
+                f"{escape(str(check.get('detail')))}"
+            )
     if report.interrupted:
         err.print("interrupted: finished images are kept; build again to continue")
 

@@ -317,3 +317,12 @@ def _contain(image: Image.Image, width: int, height: int, fmt: str) -> Image.Ima
         canvas = Image.new("RGB", (width, height), _WHITE)
     canvas.paste(fitted, ((width - fitted_w) // 2, (height - fitted_h) // 2))
     return canvas
+
+
+def has_c2pa(data: bytes) -> bool:
+    """Whether the bytes carry a C2PA manifest store (a JUMBF box labelled ``c2pa``).
+
+    OpenAI embeds one in every image; any re-encode (crop, resize, format change) drops
+    it, which the manifest records so nobody mistakes a derived file for a signed one.
+    """
+    return b"jumb" in data and b"c2pa" in data

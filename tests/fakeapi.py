@@ -377,7 +377,16 @@ class _ImageFactory:
                 + data
                 + struct.pack(">I", zlib.crc32(b"tEXt" + data))
             )
-            return base[:33] + chunk + base[33:]  # right after the signature and IHDR
+            # Like the real API's C2PA manifest store: a JUMBF superbox labelled "c2pa" in a
+            # caBX chunk, so clients can tell whether provenance survived their processing.
+            jumbf = b"\x00\x00\x00\x1ajumb\x00\x00\x00\x12jumdc2pa\x00" + uid[:4]
+            cabx = (
+                struct.pack(">I", len(jumbf))
+                + b"caBX"
+                + jumbf
+                + struct.pack(">I", zlib.crc32(b"caBX" + jumbf))
+            )
+            return base[:33] + chunk + cabx + base[33:]  # right after the signature and IHDR
         if output_format == "jpeg":
             data = b"fakeapi-uid:" + uid
             return base[:2] + b"\xff\xfe" + struct.pack(">H", len(data) + 2) + data + base[2:]

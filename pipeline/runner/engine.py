@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import postprocess
+from pipeline import checks, postprocess
 from pipeline.cache import CacheRecord, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.fsutil import write_contained
@@ -58,6 +58,16 @@ class Reporter(Protocol):
 
     def note(self, message: str) -> None:
         """Something the user should read once (an account failure, the budget)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A delivered file on disk and what inspecting it found."""
+
+    mtime_ns: int
+    checks: list[dict[str, Any]]
+    phash: str
+    provenance: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,7 @@ class Runner:
         self.cache = cache
         self.output_dir = output_dir
         self.inputs = InputReader(cache, output_dir, project_root)
+        self.jobs = {job.id: job for job in plan.jobs}
         self.manifest = manifest
         self.catalog = catalog
         self.limiter = limiter
@@ -238,14 +249,20 @@ class Runner:
             if hit is not None:
                 record, data = hit
                 meta = record.meta or {}
-                out = await asyncio.to_thread(self._write, job, data)
+                original = record.original
+                stored = await asyncio.to_thread(
+                    self._store, job, data, self.cache.read_blob(original) if original else data
+                )
                 return Outcome(
                     job,
                     "cached",
                     cache_key=key,
                     sha256=record.blob,
                     bytes=len(data),
-                    mtime_ns=out,
+                    mtime_ns=stored.mtime_ns,
+                    checks=stored.checks,
+                    phash=stored.phash,
+                    provenance=stored.provenance,
                     inputs=inputs,
                     usage=meta.get("usage"),
                     cost_usd=float(meta.get("cost_usd", 0.0)),
@@ -271,14 +288,17 @@ class Runner:
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
         await asyncio.to_thread(self.cache.commit, key, data, None, {"kind": "rendition"})
-        mtime = await asyncio.to_thread(self._write, job, data)
+        stored = await asyncio.to_thread(self._store, job, data, None)
         return Outcome(
             job,
             "generated",
             cache_key=key,
             sha256=sha256_bytes(data),
             bytes=len(data),
-            mtime_ns=mtime,
+            mtime_ns=stored.mtime_ns,
+            checks=stored.checks,
+            phash=stored.phash,
+            provenance=stored.provenance,
             inputs=[shas[job.depends_on[0]] or ""],
         )
 
@@ -372,14 +392,17 @@ class Runner:
             return self.cache.commit(key, delivered, result.data, meta), delivered
 
         record, delivered = await asyncio.to_thread(deliver_and_commit)
-        mtime = await asyncio.to_thread(self._write, job, delivered)
+        stored = await asyncio.to_thread(self._store, job, delivered, result.data)
         return Outcome(
             job,
             "generated",
             cache_key=key,
             sha256=record.blob,
             bytes=len(delivered),
-            mtime_ns=mtime,
+            mtime_ns=stored.mtime_ns,
+            checks=stored.checks,
+            phash=stored.phash,
+            provenance=stored.provenance,
             inputs=inputs,
             usage=usage,
             cost_usd=cost,
@@ -391,9 +414,40 @@ class Runner:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _write(self, job: Job, data: bytes) -> int:
+    def _store(self, job: Job, data: bytes, original: bytes | None) -> Stored:
+        """Write a delivered file, then inspect it: quality checks and provenance.
+
+        ``original`` is what the API returned (None for local files such as renditions).
+        """
         path = write_contained(self.output_dir, job.output_path, data)
-        return path.stat().st_mtime_ns
+        source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
+        transparent = source is not None and source.params.get("background") == "transparent"
+        found = checks.run_checks(
+            data,
+            width=job.size[0],
+            height=job.size[1],
+            expect_alpha=transparent and job.format != "jpeg",
+            palette=job.palette,
+        )
+        reencoded = original is None or original != data
+        provenance: dict[str, Any] = {
+            "reencoded": reencoded,
+            "c2pa": postprocess.has_c2pa(data),
+            "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
+            "original_path": None,
+        }
+        if original is not None and reencoded and job.extra.get("keep_original"):
+            fmt = postprocess.probe(original).format
+            stem = job.output_path.rsplit(".", 1)[0]
+            kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
+            write_contained(self.output_dir, kept, original)
+            provenance["original_path"] = kept
+        return Stored(
+            mtime_ns=path.stat().st_mtime_ns,
+            checks=[c.as_dict() for c in found],
+            phash=f"{checks.perceptual_hash(data):016x}",
+            provenance=provenance,
+        )
 
     def _up_to_date(
         self, job: Job, state: JobState, entry: Mapping[str, Any] | None = None
@@ -411,6 +465,9 @@ class Runner:
             cost_usd=float(entry.get("cost_usd") or 0.0),
             request_id=entry.get("request_id"),
             returned_size=entry.get("returned_size"),
+            checks=entry.get("checks"),
+            phash=entry.get("phash"),
+            provenance=entry.get("provenance"),
         )
 
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:

@@ -59,7 +59,7 @@ class InputReader:
             params=job.params,
             images=images,
             mask=mask,
-            label=job.asset,
+            label=job.asset + (f" #{job.variant}" if job.variant > 1 else ""),
             palette=job.palette,
         )
 

@@ -30,6 +30,9 @@ class Outcome:
     returned_size: str | None = None
     error: Mapping[str, Any] | None = None
     attempts: int = 0
+    checks: list[dict[str, Any]] | None = None
+    phash: str | None = None
+    provenance: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,4 +70,7 @@ class Outcome:
             "estimated_cost_usd": round(job.estimated_cost_usd, 6),
             "request_id": self.request_id,
             "source": job.source,
+            "checks": list(self.checks) if self.checks is not None else None,
+            "phash": self.phash,
+            "provenance": dict(self.provenance) if self.provenance else None,
         }
