@@ -1,0 +1,138 @@
+"""Delivered files: exact size, mode and format; checks, provenance and the gallery."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fakeapi import FakeImagesAPI
+from PIL import Image
+
+SPEC = """
+    brand:
+      name: Acme
+      colors: {primary: "#E4572E", night: "#2B2D42"}
+    assets:
+      - id: badge
+        prompt: "A badge"
+        size: 512x512
+        background: transparent
+        quality: low
+        keep_original: true
+        renditions:
+          - {size: 128x128}
+          - {size: 64x32, fit: contain, format: webp}
+          - {size: 100x40, fit: stretch, format: jpeg, compression: 80}
+      - id: poster
+        prompt: "A poster"
+        size: 1024x1024
+        format: png
+        quality: low
+        variants: 2
+      - id: banner
+        prompt: "A banner"
+        size: 1200x628
+        format: jpeg
+        compression: 85
+        quality: low
+"""
+
+EXPECTED = {
+    # path: (size, Pillow mode, Pillow format)
+    "shop/badge.png": ((512, 512), "RGBA", "PNG"),
+    "shop/badge@128x128.png": ((128, 128), "RGBA", "PNG"),
+    "shop/badge@64x32.webp": ((64, 32), "RGBA", "WEBP"),
+    "shop/badge@100x40.jpg": ((100, 40), "RGB", "JPEG"),
+    "shop/poster.png": ((1024, 1024), "RGB", "PNG"),
+    "shop/poster.v2.png": ((1024, 1024), "RGB", "PNG"),
+    "shop/banner.jpg": ((1200, 628), "RGB", "JPEG"),
+}
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesAPI]:
+    """The fake Images API behind --provider openai."""
+    with FakeImagesAPI() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        yield fake
+
+
+def entries(project) -> dict[str, dict]:
+    doc = json.loads((project / "output/manifest.json").read_text())
+    return {e["path"]: e for e in doc["entries"]}
+
+
+@pytest.mark.parametrize("provider", ["openai", "preview"])
+def test_every_delivered_file_has_its_exact_size_mode_and_format(project, run, api, provider):
+    """Each file opens with the exact pixels, mode and format the spec asked for."""
+    project.gen({"specs/shop.yaml": SPEC})
+    result = run("build", "--provider", provider)
+    assert result.code == 0, result.err
+    got = entries(project)
+    assert set(EXPECTED) <= set(got)
+    for path, (size, mode, fmt) in EXPECTED.items():
+        with Image.open(project / "output" / path) as image:
+            assert (image.size, image.mode, image.format) == (size, mode, fmt), path
+        assert (got[path]["width"], got[path]["height"]) == size
+
+
+def test_checks_are_recorded_for_every_file(project, run, api):
+    """size on all; alpha where transparency was asked; palette where a brand has colors."""
+    project.gen({"specs/shop.yaml": SPEC})
+    assert run("build", "--provider", "openai").code == 0
+    got = entries(project)
+    names = {path: [c["name"] for c in e["checks"]] for path, e in got.items()}
+    assert names["shop/badge.png"][:2] == ["size", "alpha"]
+    assert "alpha" not in names["shop/poster.png"]
+    assert "alpha" not in names["shop/badge@100x40.jpg"]
+    assert names["shop/poster.png"][-1] == "distinct"
+    size = got["shop/banner.jpg"]["checks"][0]
+    assert size == {"name": "size", "ok": True, "detail": "1200x628 as asked", "value": None}
+    alpha = got["shop/badge.png"]["checks"][1]
+    assert alpha["ok"] is True
+
+
+def test_provenance_marks_reencoded_files_and_c2pa(project, run, api):
+    """An untouched API file keeps its C2PA store; a cropped one is re-encoded and loses it,
+    and keep_original keeps the API's bytes beside it."""
+    project.gen({"specs/shop.yaml": SPEC})
+    assert run("build", "--provider", "openai").code == 0
+    got = entries(project)
+    poster = got["shop/poster.png"]["provenance"]
+    assert poster == {
+        "reencoded": False,
+        "c2pa": True,
+        "c2pa_in_original": True,
+        "original_path": None,
+    }
+    badge = got["shop/badge.png"]["provenance"]
+    assert badge["reencoded"] is True
+    assert badge["c2pa"] is False
+    assert badge["c2pa_in_original"] is True
+    assert badge["original_path"] == "shop/badge.original.png"
+    with Image.open(project / "output/shop/badge.original.png") as original:
+        assert original.size == (816, 816)
+    assert got["shop/badge@128x128.png"]["provenance"]["reencoded"] is True
+
+
+def test_strict_checks_turns_a_failed_check_into_exit_1(project, run, api):
+    """A far-off brand palette fails the palette check: exit 0 normally, 1 with --strict-checks."""
+    far = SPEC.replace('primary: "#E4572E", night: "#2B2D42"', 'primary: "#00FF00"')
+    project.gen({"specs/shop.yaml": far})
+    result = run("build", "--provider", "openai")
+    assert result.code == 0
+    assert "quality check(s) failed" in result.err
+    assert run("build", "--provider", "openai", "--strict-checks").code == 1
+
+
+def test_gallery_lists_every_entry(project, run, api):
+    """output/index.html has one card per manifest entry and a thumbnail for each file."""
+    project.gen({"specs/shop.yaml": SPEC})
+    assert run("build", "--provider", "openai").code == 0
+    html = (project / "output/index.html").read_text()
+    count = len(entries(project))
+    assert f'data-entries="{count}"' in html
+    assert html.count("data-job=") == count
+    assert len(list((project / "output/.gallery").glob("*.webp"))) == count
