@@ -8,7 +8,10 @@ implementations — a provider, the cache, the clock — to hand to the runner.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import stat
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +59,31 @@ class Workspace:
 
 
 def read_image_facts(path: Path) -> FileFacts:
-    """Hash and measure an input image without decoding its pixels."""
-    size = path.stat().st_size
+    """Hash and measure an input image without decoding its pixels.
+
+    Refuses what would hang or swamp a validate: a FIFO or device (its read never ends),
+    a file over the API's 50 MB, and a header claiming more pixels than Pillow's
+    decompression-bomb limit (Pillow raises its own error type for those, and only
+    warns between one and two times the limit).
+    """
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("it is not a regular file")
+    size = info.st_size
     if size > MAX_INPUT_FILE_BYTES:
         raise ValueError(f"it is {size:,} bytes; edit inputs must be under 50 MB")
     data = path.read_bytes()
     try:
-        with Image.open(path) as image:
-            fmt = (image.format or "").lower()
-            width, height = image.size
-    except (UnidentifiedImageError, OSError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = (image.format or "").lower()
+                width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(
+            f"its header claims more than {Image.MAX_IMAGE_PIXELS or 0:,} pixels"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ValueError("it is not an image Pillow can read") from None
     return FileFacts(
         sha256=sha256_bytes(data),

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean
+from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, load_yaml
@@ -123,16 +124,20 @@ def resolve_settings(
         raise UsageError(f"project folder not found: {root}")
     file, tree = read_settings_file(root)
     merged: dict[str, Any] = file.model_dump()
+    operator: set[str] = set()  # settings given by a flag or the environment
     for name, var in ENV.items():
         if env.get(var):
             merged[name] = env[var]
+            operator.add(name)
     for name, value in flags.items():
         if value is not None:
             merged[name] = value
+            operator.add(name)
     try:
         checked = SettingsFile.model_validate(merged)
     except Exception as exc:
         raise UsageError(f"invalid setting: {_first_error(exc)}") from None
+    _check_folders(root, checked, operator, tree)
     if catalog is not None:
         for model in checked.prices:
             if catalog.get(model) is None:
@@ -163,6 +168,39 @@ def resolve_settings(
             model: fields.model_dump(exclude_none=True) for model, fields in checked.prices.items()
         },
     )
+
+
+FOLDER_SETTINGS = ("specs", "templates", "output", "cache_dir")
+
+
+def _check_folders(
+    root: Path, checked: SettingsFile, operator: set[str], tree: YMap | None
+) -> None:
+    """Folders from ``assetpipe.yaml`` or the defaults must stay inside the project.
+
+    The project's files may come from a pull request that CI builds with a real key:
+    ``templates: ../../home/runner/.ssh`` (or a ``templates`` link to it) would put a
+    private key into a prompt sent to the API and written to the manifest, and an
+    ``output`` or ``cache_dir`` outside would write there. A folder given by a flag or an
+    environment variable is the operator's choice and may be anywhere.
+    """
+    for name in FOLDER_SETTINGS:
+        value = str(getattr(checked, name))
+        if name in operator or inside(root / value, root):
+            continue
+        if tree is not None and name in tree.value_locations:
+            flag = {"output": "--output", "cache_dir": "--cache-dir"}.get(name)
+            raise SpecError(
+                f"'{name}: {value}' leads outside the project folder",
+                tree.value_locations[name],
+                "folders named in assetpipe.yaml stay inside the project"
+                + (f"; to use one elsewhere, pass {flag}" if flag else ""),
+            )
+        raise SpecError(
+            f"the {value} folder is a symbolic link that leads outside the project folder",
+            Location(value),
+            "replace the link with the folder itself",
+        )
 
 
 def _price_key_location(tree: YMap | None, model: str) -> Location | None:

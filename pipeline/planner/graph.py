@@ -19,12 +19,13 @@ from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
 from pipeline.hashing import content_key
 from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
-from pipeline.planner.matrix import expand_matrix, show_value
+from pipeline.planner.matrix import Combo, expand_matrix, show_value
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
 from pipeline.planner.settings import Effective, PlanWarning, effective_settings
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
 from pipeline.spec.loader import Project, inside
-from pipeline.spec.models import BrandInput, EditInput, FileInput
+from pipeline.spec.models import MAX_VARIANTS, BrandInput, EditInput, FileInput
+from pipeline.spec.yamlsource import YMap
 from pipeline.templating import TemplateEngine
 
 DEFAULT_MAX_JOBS = 10_000
@@ -171,21 +172,34 @@ class _Planner:
             base = base_context(coll)
             for tree in coll.assets:
                 try:
-                    combos = expand_matrix(tree)
-                    variants = tree.get("variants", 1)
-                    per = variants if isinstance(variants, int) and variants > 0 else 1
-                    self.api_jobs += len(combos) * per
-                    if self.api_jobs > self.options.max_jobs:
-                        raise SpecError(
-                            f"the plan has more than {self.options.max_jobs:,} API jobs "
-                            f"({self.api_jobs:,} so far, with this asset)",
-                            tree.location,
-                            "shrink the matrix or variants, or raise the limit with --max-jobs",
-                        )
-                    for combo in combos:
+                    for combo in self._expand(tree):
                         self._add(resolve_asset(coll, tree, combo, self.engine, base))
                 except (SpecError, SpecErrors) as exc:
                     self._collect(exc)
+                if self.api_jobs > self.options.max_jobs:
+                    raise_collected(self.errors)  # every later asset would pass it too
+
+    def _expand(self, tree: YMap) -> list[Combo]:
+        """The matrix combinations of one asset, counted against the job limit.
+
+        The matrix is expanded only as far as the limit leaves room for, so a 100x100x100
+        typo is refused without building a million combinations first.
+        """
+        variants = tree.get("variants", 1)
+        # Over MAX_VARIANTS is the variants rule's error, not a plan too large.
+        per = min(variants, MAX_VARIANTS) if _positive_int(variants) else 1
+        room = max(self.options.max_jobs - self.api_jobs, 0) // per
+        combos = expand_matrix(tree, limit=room)
+        self.api_jobs += len(combos) * per
+        if len(combos) > room:
+            raise SpecError(
+                f"the plan has more than {self.options.max_jobs:,} API jobs "
+                "(this asset passes the limit)",
+                tree.location,
+                "shrink the matrix or variants, or raise the limit with --max-jobs "
+                "(max_jobs in assetpipe.yaml)",
+            )
+        return combos
 
     def _add(self, asset: ResolvedAsset) -> None:
         key = (asset.collection.name, asset.spec.id)
@@ -340,7 +354,7 @@ class _Planner:
             raise SpecError(
                 f"'{written}' is not a usable image: {exc}",
                 where,
-                "edit inputs and masks are PNG, WebP or JPEG files",
+                "edit inputs and masks are PNG, WebP or JPEG files under 50 MB",
             ) from None
         if facts.format not in INPUT_FORMATS:
             raise SpecError(
@@ -378,6 +392,7 @@ class _Planner:
                     f"{len(inputs)} input images; {model.name} takes at most "
                     f"{model.max_input_images}",
                     asset.where("edit", "images"),
+                    f"list at most {model.max_input_images} images (the mask is not one of them)",
                 )
             if spec.edit.mask is not None:
                 mask = self._input(asset, spec.edit.mask, ("edit", "mask"))
@@ -475,6 +490,10 @@ class _Planner:
                 )
             )
         return out
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, ParamValue]:

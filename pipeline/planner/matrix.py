@@ -9,6 +9,7 @@ combination that matches an ``exclude`` entry on all the keys it names, plus eac
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
@@ -22,8 +23,15 @@ MAX_COMBINATIONS = 1_000_000
 Combo = dict[str, Any]
 
 
-def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list[Combo]:
-    """The combinations of an asset's matrix; ``[{}]`` when it has none."""
+def expand_matrix(
+    asset: YMap, max_combinations: int = MAX_COMBINATIONS, limit: int | None = None
+) -> list[Combo]:
+    """The combinations of an asset's matrix; ``[{}]`` when it has none.
+
+    With ``limit``, expansion stops once more than ``limit`` combinations are found and
+    returns the first ``limit + 1``: enough for the planner to refuse a plan over its job
+    limit without first building every combination it is about to refuse.
+    """
     raw = asset.get("matrix")
     if raw is None:
         return [{}]
@@ -54,6 +62,15 @@ def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list
                 raw.value_locations[name],
                 f"e.g. {name}: [a, b, c]",
             )
+        repeated = _first_repeat(values)
+        if repeated is not None:
+            # Two equal combinations would render one id twice; say so here rather than
+            # as a duplicate id whose hint (put the variable in the id) cannot help.
+            raise SpecError(
+                f"matrix '{name}' lists {show_value(values[repeated])} twice",
+                values.item_locations[repeated],
+                "give each value once",
+            )
         axes[name] = list(values)
     if not axes:
         raise SpecError("'matrix' has no variables, only exclude/include", where)
@@ -67,9 +84,13 @@ def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list
     excludes = _entries(raw, "exclude", axes)
     includes = _entries(raw, "include", axes)
     names = list(axes)
-    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
-    if excludes:
-        combos = [c for c in combos if not any(_matches(c, e) for e in excludes)]
+    product = (
+        dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())
+    )
+    kept = (c for c in product if not any(_matches(c, e) for e in excludes))
+    combos = list(itertools.islice(kept, None if limit is None else limit + 1))
+    if limit is not None and len(combos) > limit:
+        return combos
     for extra in includes:
         if extra not in combos:
             combos.append(dict(extra))
@@ -79,6 +100,18 @@ def expand_matrix(asset: YMap, max_combinations: int = MAX_COMBINATIONS) -> list
 def show_value(value: Any) -> str:
     """A matrix value short enough for a message (a mapping value shows as ``{...}``)."""
     return "{...}" if isinstance(value, dict | list) else str(value)
+
+
+def _first_repeat(values: list[Any]) -> int | None:
+    """The index of the first value equal to an earlier one (values may be mappings, so
+    they are compared by their canonical JSON, which also keeps 1 and true apart)."""
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        key = json.dumps(value, sort_keys=True, default=repr)
+        if key in seen:
+            return i
+        seen.add(key)
+    return None
 
 
 def _matches(combo: Combo, pattern: Combo) -> bool:

@@ -61,12 +61,42 @@ def inside(path: Path, root: Path) -> bool:
     return True
 
 
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
 def find_spec_files(specs_dir: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` file below ``specs_dir``, sorted for a stable plan."""
+    """Every ``*.yaml``/``*.yml`` file below ``specs_dir``, sorted for a stable plan.
+
+    Links to folders are not followed (``rglob`` does not); :func:`load_project` reports
+    the ones that point out of the specs folder.
+    """
     if not specs_dir.is_dir():
         return []
-    found = [p for p in specs_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    found = [p for p in specs_dir.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()]
     return sorted(found)
+
+
+def folder_links_leaving(specs_dir: Path) -> list[Path]:
+    """Symbolic links below ``specs_dir`` to folders outside it.
+
+    ``rglob`` does not follow them, so their spec files would silently not load; they are
+    reported instead (links to single spec files are checked as each file loads).
+    """
+    if not specs_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in specs_dir.rglob("*")
+        if p.is_symlink() and p.is_dir() and not inside(p, specs_dir)
+    )
+
+
+def link_display(path: Path, root: Path) -> str:
+    """A link's own path as users see it (``display_path`` would show its target)."""
+    try:
+        return path.absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def collection_name(path: Path, specs_dir: Path) -> str:
@@ -78,12 +108,33 @@ def collection_name(path: Path, specs_dir: Path) -> str:
 def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = None) -> Project:
     """Load the spec files of a project (all under ``specs_dir`` unless ``files`` is given).
 
-    Errors from every file are collected so one run shows them all.
+    Errors from every file are collected so one run shows them all. Nothing is read
+    through a link that leaves the specs folder.
     """
     paths = list(files) if files is not None else find_spec_files(specs_dir)
     collections: list[Collection] = []
     errors: list[SpecError] = []
+    for link in folder_links_leaving(specs_dir) if files is None else []:
+        errors.append(
+            SpecError(
+                "a symbolic link to a folder outside the specs folder; its files are not read",
+                Location(link_display(link, root)),
+                "keep spec files inside the specs folder; copy them in rather than link them",
+            )
+        )
     for path in paths:
+        if not inside(path, specs_dir):
+            # A spec read through a link could come from anywhere on disk (and its text
+            # be echoed back in error messages), and would have no collection name.
+            what = "a symbolic link to a file" if path.is_symlink() else "a spec file"
+            errors.append(
+                SpecError(
+                    f"{what} outside the specs folder; it is not read",
+                    Location(link_display(path, root)),
+                    "keep spec files inside the specs folder; copy them in rather than link them",
+                )
+            )
+            continue
         try:
             collections.append(load_collection(path, root, specs_dir))
         except SpecError as exc:
@@ -126,8 +177,16 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
     defaults = _load_defaults(tree, display)
     variables = _load_vars(tree, display)
     assets = _asset_trees(tree, display)
+    name = collection_name(path, specs_dir)
+    if any(part in (".", "..") for part in name.split("/")):
+        # `specs/..yaml` would be the collection "." and write to the output root.
+        raise SpecError(
+            f"the file name {path.name!r} gives no collection name",
+            Location(display),
+            "name spec files after their collection, e.g. specs/icons.yaml",
+        )
     return Collection(
-        name=collection_name(path, specs_dir),
+        name=name,
         file=display,
         path=path,
         brand=brand,
@@ -171,15 +230,28 @@ def _load_brand(
                 'e.g. name: Acme, then colors: {primary: "#E4572E"}',
             )
         kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
+        _check_logo(kit, brand_tree, brand_path.parent, root)
         return kit, brand_path.parent, brand_display
     if isinstance(raw, YMap):
         kit = validate(BrandKit, raw, raw, where)
+        _check_logo(kit, raw, path.parent, root)
         return kit, path.parent, display
     raise SpecError(
         "'brand' is a path to a brand kit file or an inline mapping",
         where,
         "e.g. brand: ../brands/acme.yaml",
     )
+
+
+def _check_logo(kit: BrandKit, tree: YMap, brand_dir: Path, root: Path) -> None:
+    """A brand's logo is a path like any other: it must stay inside the project, checked
+    when the kit loads rather than only when an edit uses ``{brand: logo}``."""
+    if kit.logo is not None and not inside(brand_dir / kit.logo, root):
+        raise SpecError(
+            f"brand logo '{kit.logo}' is outside the project folder",
+            tree.value_locations.get("logo", tree.location),
+            "keep the logo inside the project, e.g. brands/acme-logo.png",
+        )
 
 
 def _load_defaults(tree: YMap, display: str) -> GenerationSettings:
@@ -248,15 +320,25 @@ def _asset_trees(tree: YMap, display: str) -> tuple[YMap, ...]:
 
 
 def select_files(paths: Sequence[Path], specs_dir: Path) -> list[Path]:
-    """Expand user-given spec paths (files or folders) into spec files."""
+    """Expand user-given spec paths (files or folders) into spec files.
+
+    Each must be a spec file, or a folder, inside the specs folder: a path elsewhere
+    names no collection.
+    """
     out: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            out.extend(find_spec_files(p))
-        elif p.is_file():
-            out.append(p)
-        else:
+        if not p.exists():
             raise SpecError(
                 f"no such spec file or folder: {p}", None, f"spec files live under {specs_dir}"
             )
+        if not inside(p, specs_dir):
+            raise SpecError(
+                f"{p} is not in the specs folder", None, f"spec files live under {specs_dir}"
+            )
+        if p.is_dir():
+            out.extend(find_spec_files(p))
+        elif p.is_file() and p.suffix in SPEC_SUFFIXES:
+            out.append(p)
+        else:
+            raise SpecError(f"{p} is not a spec file", None, "spec files are .yaml (or .yml) files")
     return out
