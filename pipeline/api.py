@@ -150,8 +150,10 @@ def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
         "asset": job.asset,
         "variant": job.variant,
         "model": job.model,
-        "size": f"{job.size[0]}x{job.size[1]}",
-        "requested_size": f"{job.requested_size[0]}x{job.requested_size[1]}",
+        "size": f"{job.size[0]}x{job.size[1]}" if job.kind != "sheet" else "packed",
+        "requested_size": (
+            f"{job.requested_size[0]}x{job.requested_size[1]}" if job.is_api else None
+        ),
         "quality": job.params.get("quality") if job.is_api else None,
         "background": job.params.get("background") if job.is_api else None,
         "format": job.format,

@@ -63,7 +63,8 @@ class BuildResult:
     pruned: tuple[str, ...]
     manifest_path: Path
     exit_code: int
-    failed_checks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    failed_checks: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()
+    """(job id, status, check) of every failed check of the built jobs."""
 
     def counts(self) -> dict[str, int]:
         """Jobs by final status."""
@@ -129,6 +130,9 @@ def manifest_entries(
             continue
         if prune and entry.get("sha256"):
             if file_matches(output_dir, entry):
+                for companion in entry.get("companions") or ():
+                    (output_dir / str(companion["path"])).unlink()
+                    pruned.append(str(companion["path"]))
                 (output_dir / path).unlink()
                 pruned.append(path)
                 continue
@@ -236,7 +240,7 @@ def run_build(
         write_manifest(output_dir, entries, totals(entries, report))
         write_gallery(output_dir, entries, title=f"assetpipe: {settings.root.resolve().name}")
     failed_checks = [
-        (str(e["job"]), c)
+        (str(e["job"]), str(e.get("status")), c)
         for e in entries
         if e.get("job") in report.outcomes
         for c in e.get("checks") or ()

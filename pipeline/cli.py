@@ -155,7 +155,7 @@ def plan(**kw: Any) -> None:
             table.add_row(
                 escape(job.id),
                 job.kind,
-                f"{w}x{h}",
+                f"{w}x{h}" if job.kind != "sheet" else "packed",
                 f"{rw}x{rh}" if job.is_api else "-",
                 job.model if job.is_api else "-",
                 str(job.params.get("quality", "-")) if job.is_api else "-",
@@ -268,16 +268,20 @@ def _print_build(result: BuildResult, quiet: bool) -> None:
         f"{summary}; spent ${report.spent_usd:.2f} in {report.elapsed_s:.1f}s; "
         f"manifest: {result.manifest_path}"
     )
-    if result.failed_checks and not quiet:
+    fresh = [(j, c) for j, status, c in result.failed_checks if status in ("generated", "cached")]
+    if fresh and not quiet:
         err.print(
-            f"[yellow]{len(result.failed_checks)} quality check(s) failed[/yellow]"
+            f"[yellow]{len(fresh)} quality check(s) failed[/yellow]"
             " (see `checks` in the manifest and output/index.html):"
         )
-        for job_id, check in result.failed_checks[:20]:
+        for job_id, check in fresh[:20]:
             err.print(
                 f"  {escape(job_id)}: {escape(str(check.get('name')))}: "
                 f"{escape(str(check.get('detail')))}"
             )
+    older = len(result.failed_checks) - len(fresh)
+    if older and not quiet:
+        err.print(f"{older} failed quality check(s) on unchanged files (see the manifest)")
     if report.interrupted:
         err.print("interrupted: finished images are kept; build again to continue")
 

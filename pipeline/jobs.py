@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from pipeline.errors import PipelineError
 
-JobKind = Literal["generate", "edit", "rendition"]
+JobKind = Literal["generate", "edit", "rendition", "sheet"]
 Endpoint = Literal["generate", "edit"]
 Fit = Literal["cover", "contain", "stretch"]
 
@@ -229,11 +229,13 @@ class Job:
     @property
     def is_api(self) -> bool:
         """Whether running this job is a paid provider call."""
-        return self.kind != "rendition"
+        return self.kind in ("generate", "edit")
 
     @property
     def format(self) -> str:
         """The delivered file format."""
         if self.rendition is not None:
             return self.rendition.format
+        if self.kind == "sheet":
+            return str(self.params["format"])
         return str(self.params.get("output_format", "png"))

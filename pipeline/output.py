@@ -120,6 +120,15 @@ def file_matches(output_dir: Path, entry: Mapping[str, Any]) -> bool:
         return False
     if st.st_size != entry.get("bytes"):
         return False
-    if st.st_mtime_ns == entry.get("mtime_ns"):
-        return True
-    return sha256_file(path) == entry.get("sha256")
+    if st.st_mtime_ns != entry.get("mtime_ns") and sha256_file(path) != entry.get("sha256"):
+        return False
+    return all(_companion_matches(output_dir, c) for c in entry.get("companions") or ())
+
+
+def _companion_matches(output_dir: Path, companion: Mapping[str, Any]) -> bool:
+    """A file written beside an entry's (a sheet's atlas): small, so always hashed."""
+    try:
+        path = contained(output_dir, str(companion["path"]))
+        return path.is_file() and sha256_file(path) == companion.get("sha256")
+    except (OSError, KeyError, UnsafePathError):
+        return False

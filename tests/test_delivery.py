@@ -136,3 +136,86 @@ def test_gallery_lists_every_entry(project, run, api):
     assert f'data-entries="{count}"' in html
     assert html.count("data-job=") == count
     assert len(list((project / "output/.gallery").glob("*.webp"))) == count
+
+
+SHEET_SPEC = """
+    assets:
+      - id: "gem-{{ c }}"
+        prompt: "A {{ c }} gem"
+        matrix: {c: [red, green, blue, gold, onyx]}
+        size: 96x64
+        background: transparent
+        quality: low
+        tags: [gems]
+      - id: "coin-{{ n }}"
+        prompt: "Coin {{ n }}"
+        matrix: {n: [1, 2, 3]}
+        size: 48x48
+        quality: low
+    sheets:
+      - id: gems-atlas
+        tags: [gems]
+        padding: 3
+        power_of_two: true
+      - id: coins-atlas
+        assets: ["coin-*"]
+        frame_size: 32x32
+        format: webp
+"""
+
+
+def test_sprite_sheet_frames_match_their_source_pixels(project, run, api):
+    """Every frame in the TexturePacker JSON crops, from the sheet, exactly the pixels of
+    its source file; the sheet is power-of-two and listed in the manifest with its atlas."""
+    project.gen({"specs/loot.yaml": SHEET_SPEC})
+    result = run("build", "--provider", "openai")
+    assert result.code == 0, result.err
+    out = project / "output/loot"
+    atlas = json.loads((out / "gems-atlas.json").read_text())
+    assert atlas["meta"]["image"] == "gems-atlas.png"
+    assert sorted(atlas["frames"]) == [
+        f"gem-{c}.png" for c in sorted(["red", "green", "blue", "gold", "onyx"])
+    ]
+    with Image.open(out / "gems-atlas.png") as packed:
+        sheet = packed.convert("RGBA")
+        w, h = sheet.size
+        assert (w & (w - 1), h & (h - 1)) == (0, 0)
+        assert [w, h] == [atlas["meta"]["size"]["w"], atlas["meta"]["size"]["h"]]
+        for name, frame in atlas["frames"].items():
+            f = frame["frame"]
+            crop = sheet.crop((f["x"], f["y"], f["x"] + f["w"], f["y"] + f["h"]))
+            with Image.open(out / name) as source:
+                assert crop.tobytes() == source.convert("RGBA").tobytes(), name
+    entry = entries(project)["loot/gems-atlas.png"]
+    assert entry["kind"] == "sheet"
+    assert (entry["width"], entry["height"]) == (w, h)
+    assert entry["companions"][0]["path"] == "loot/gems-atlas.json"
+    coins = json.loads((out / "coins-atlas.json").read_text())
+    assert {tuple(f["frame"][k] for k in ("w", "h")) for f in coins["frames"].values()} == {
+        (32, 32)
+    }
+
+
+def test_sheet_is_rebuilt_only_when_a_frame_changes(project, run, api):
+    """An unchanged project leaves the sheet up to date; a changed frame re-packs it."""
+    project.gen({"specs/loot.yaml": SHEET_SPEC})
+    assert run("build", "--provider", "openai").code == 0
+    assert run("build", "--provider", "openai").code == 0
+    assert entries(project)["loot/gems-atlas.png"]["status"] == "up-to-date"
+    (project / "output/loot/gems-atlas.json").write_text("{}")
+    assert run("build", "--provider", "openai").code == 0
+    assert entries(project)["loot/gems-atlas.png"]["status"] == "cached"
+    assert json.loads((project / "output/loot/gems-atlas.json").read_text())["frames"]
+    project.gen({"specs/loot.yaml": SHEET_SPEC.replace("A {{ c }} gem", "A shiny {{ c }} gem")})
+    assert run("build", "--provider", "openai").code == 0
+    assert entries(project)["loot/gems-atlas.png"]["status"] == "generated"
+    assert entries(project)["loot/coins-atlas.webp"]["status"] == "up-to-date"
+
+
+def test_sheet_selecting_nothing_is_a_spec_error(project, run):
+    """A sheet whose globs and tags match no asset: exit 2 at its line, with the asset ids."""
+    project.gen({"specs/loot.yaml": SHEET_SPEC.replace('assets: ["coin-*"]', 'assets: ["kon-*"]')})
+    result = run("validate")
+    assert result.code == 2
+    assert "specs/loot.yaml:20:13: sheet 'coins-atlas' selects no asset" in result.err
+    assert "coin-1" in result.err

@@ -12,6 +12,7 @@ from pipeline.planner.graph import (
     select,
 )
 from pipeline.planner.settings import PlanWarning
+from pipeline.planner.sheets import frame_name, sheet_cache_key, sheet_frames
 
 __all__ = [
     "DEFAULT_MAX_JOBS",
@@ -21,7 +22,10 @@ __all__ = [
     "PlanOptions",
     "PlanWarning",
     "api_cache_key",
+    "frame_name",
     "plan",
     "rendition_cache_key",
     "select",
+    "sheet_cache_key",
+    "sheet_frames",
 ]

@@ -22,6 +22,7 @@ from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
 from pipeline.planner.settings import Effective, PlanWarning, effective_settings
+from pipeline.planner.sheets import sheet_jobs
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
 from pipeline.spec.loader import Project, inside
 from pipeline.spec.models import MAX_VARIANTS, BrandInput, EditInput, FileInput
@@ -159,6 +160,14 @@ class _Planner:
                 self._collect(exc)
             except _AlreadyReported:
                 continue
+        raise_collected(self.errors)
+        for coll in self.project.collections:
+            if coll.sheets:
+                mine = [job for job in jobs if job.collection == coll.name]
+                try:
+                    jobs.extend(sheet_jobs(coll, mine, self.options.provider))
+                except SpecError as exc:
+                    self._collect(exc)
         raise_collected(self.errors)
         _check_cycles(jobs, self.assets)
         # One warning per place: a deprecated model in `defaults:` is said once, not per asset.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline import checks, postprocess
-from pipeline.cache import CacheRecord, ResultCache
+from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog
 from pipeline.fsutil import write_contained
 from pipeline.hashing import sha256_bytes
@@ -36,12 +36,14 @@ from pipeline.jobs import (
     ProviderFailure,
 )
 from pipeline.output import Manifest, file_matches
-from pipeline.planner import Plan
+from pipeline.planner import Plan, sheet_frames
 from pipeline.runner.freshness import JobState, job_key
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.limiter import RateLimiter
-from pipeline.runner.outcome import Outcome
+from pipeline.runner.outcome import Outcome, Status
 from pipeline.runner.retry import RetryPolicy
+from pipeline.sheets import SheetOptions, render_sheet
+from pipeline.sizes import parse_size
 
 
 class Reporter(Protocol):
@@ -66,8 +68,11 @@ class Stored:
 
     mtime_ns: int
     checks: list[dict[str, Any]]
-    phash: str
+    phash: str | None
     provenance: dict[str, Any]
+    companions: list[dict[str, Any]] | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,21 +254,16 @@ class Runner:
             if hit is not None:
                 record, data = hit
                 meta = record.meta or {}
-                original = record.original
-                stored = await asyncio.to_thread(
-                    self._store, job, data, self.cache.read_blob(original) if original else data
-                )
-                return Outcome(
+                original = self.cache.read_blob(record.original) if record.original else data
+                atlas = meta.get("atlas")
+                return await self._deliver(
                     job,
                     "cached",
-                    cache_key=key,
-                    sha256=record.blob,
-                    bytes=len(data),
-                    mtime_ns=stored.mtime_ns,
-                    checks=stored.checks,
-                    phash=stored.phash,
-                    provenance=stored.provenance,
-                    inputs=inputs,
+                    key,
+                    data,
+                    original if job.is_api else None,
+                    inputs,
+                    atlas=atlas.encode() if isinstance(atlas, str) else None,
                     usage=meta.get("usage"),
                     cost_usd=float(meta.get("cost_usd", 0.0)),
                     request_id=meta.get("request_id"),
@@ -279,7 +279,29 @@ class Runner:
             )
         if job.rendition is not None:
             return await self._render(job, key, shas)
+        if job.kind == "sheet":
+            return await self._sheet(job, key, inputs)
         return await self._call(job, key, inputs)
+
+    async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
+        frames = [
+            (name, self.inputs.delivered(self.outcomes[dep].job, self.outcomes[dep].sha256))
+            for name, dep in zip(sheet_frames(job), job.depends_on, strict=True)
+        ]
+        size = job.params.get("frame_size")
+        options = SheetOptions(
+            padding=int(job.params["padding"]),
+            power_of_two=bool(job.params["power_of_two"]),
+            max_size=int(job.params["max_size"]),
+            format=str(job.params["format"]),
+            frame_size=parse_size(str(size)) if size else None,
+        )
+        image_name = job.output_path.rsplit("/", 1)[-1]
+        sheet, atlas = await asyncio.to_thread(render_sheet, frames, options, image_name)
+        await asyncio.to_thread(
+            self.cache.commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
+        )
+        return await self._deliver(job, "generated", key, sheet, None, inputs, atlas=atlas)
 
     async def _render(self, job: Job, key: str, shas: Mapping[str, str | None]) -> Outcome:
         if job.rendition is None:  # pragma: no cover - only renditions come here
@@ -288,18 +310,8 @@ class Runner:
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
         await asyncio.to_thread(self.cache.commit, key, data, None, {"kind": "rendition"})
-        stored = await asyncio.to_thread(self._store, job, data, None)
-        return Outcome(
-            job,
-            "generated",
-            cache_key=key,
-            sha256=sha256_bytes(data),
-            bytes=len(data),
-            mtime_ns=stored.mtime_ns,
-            checks=stored.checks,
-            phash=stored.phash,
-            provenance=stored.provenance,
-            inputs=[shas[job.depends_on[0]] or ""],
+        return await self._deliver(
+            job, "generated", key, data, None, [shas[job.depends_on[0]] or ""]
         )
 
     async def _call(self, job: Job, key: str, inputs: list[str]) -> Outcome:
@@ -383,27 +395,23 @@ class Runner:
         w, h = job.size
         compression = job.params.get("output_compression")
 
-        def deliver_and_commit() -> tuple[CacheRecord, bytes]:
+        def deliver_and_commit() -> bytes:
             # The exact size and format are made locally, then the paid bytes (original and
             # delivered) are committed in one step, before the output file is touched.
             delivered = postprocess.deliver(
                 result.data, w, h, job.format, int(compression) if compression else None
             )
-            return self.cache.commit(key, delivered, result.data, meta), delivered
+            self.cache.commit(key, delivered, result.data, meta)
+            return delivered
 
-        record, delivered = await asyncio.to_thread(deliver_and_commit)
-        stored = await asyncio.to_thread(self._store, job, delivered, result.data)
-        return Outcome(
+        delivered = await asyncio.to_thread(deliver_and_commit)
+        return await self._deliver(
             job,
             "generated",
-            cache_key=key,
-            sha256=record.blob,
-            bytes=len(delivered),
-            mtime_ns=stored.mtime_ns,
-            checks=stored.checks,
-            phash=stored.phash,
-            provenance=stored.provenance,
-            inputs=inputs,
+            key,
+            delivered,
+            result.data,
+            inputs,
             usage=usage,
             cost_usd=cost,
             spent_usd=cost,
@@ -414,12 +422,59 @@ class Runner:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _store(self, job: Job, data: bytes, original: bytes | None) -> Stored:
+    async def _deliver(
+        self,
+        job: Job,
+        status: Status,
+        key: str,
+        data: bytes,
+        original: bytes | None,
+        inputs: list[str],
+        *,
+        atlas: bytes | None = None,
+        **fields: Any,
+    ) -> Outcome:
+        """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
+        stored = await asyncio.to_thread(self._store, job, data, original, atlas)
+        return Outcome(
+            job,
+            status,
+            cache_key=key,
+            sha256=sha256_bytes(data),
+            bytes=len(data),
+            inputs=inputs,
+            mtime_ns=stored.mtime_ns,
+            checks=stored.checks,
+            phash=stored.phash,
+            provenance=stored.provenance,
+            companions=stored.companions,
+            width=stored.width,
+            height=stored.height,
+            **fields,
+        )
+
+    def _store(self, job: Job, data: bytes, original: bytes | None, atlas: bytes | None) -> Stored:
         """Write a delivered file, then inspect it: quality checks and provenance.
 
         ``original`` is what the API returned (None for local files such as renditions).
         """
         path = write_contained(self.output_dir, job.output_path, data)
+        companions = None
+        if atlas is not None:
+            atlas_path = str(job.extra["atlas_path"])
+            write_contained(self.output_dir, atlas_path, atlas)
+            companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
+        if job.kind == "sheet":
+            info = postprocess.probe(data)
+            return Stored(
+                path.stat().st_mtime_ns,
+                [],
+                None,
+                {"reencoded": True, "c2pa": False},
+                companions,
+                info.width,
+                info.height,
+            )
         source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
         transparent = source is not None and source.params.get("background") == "transparent"
         found = checks.run_checks(
@@ -468,6 +523,9 @@ class Runner:
             checks=entry.get("checks"),
             phash=entry.get("phash"),
             provenance=entry.get("provenance"),
+            companions=entry.get("companions"),
+            width=entry.get("width"),
+            height=entry.get("height"),
         )
 
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:

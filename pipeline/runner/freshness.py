@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pipeline.cache import ResultCache
 from pipeline.jobs import Job
 from pipeline.output import Manifest, file_matches
-from pipeline.planner import Plan, api_cache_key, rendition_cache_key
+from pipeline.planner import Plan, api_cache_key, rendition_cache_key, sheet_cache_key, sheet_frames
 
 Status = Literal["up-to-date", "cached", "generate", "render"]
 
@@ -39,6 +39,14 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
     if job.rendition is not None:
         src = shas.get(job.depends_on[0])
         return rendition_cache_key(src, job.rendition) if src else None
+    if job.kind == "sheet":
+        names = sheet_frames(job)
+        frame_shas = [shas.get(d) for d in job.depends_on]
+        if not all(frame_shas):
+            return None
+        return sheet_cache_key(
+            dict(job.params), list(zip(names, map(str, frame_shas), strict=True))
+        )
     inputs: list[str] = []
     for ref in job.inputs:
         sha = ref.sha256 if ref.job is None else shas.get(ref.job)
@@ -62,7 +70,7 @@ def assess(
     for job in plan.jobs:
         key = job_key(job, shas)
         entry: Mapping[str, Any] | None = manifest.entries.get(job.output_path)
-        make: Status = "render" if job.rendition is not None else "generate"
+        make: Status = "generate" if job.is_api else "render"
         if key is None:
             state = JobState(make, None, None, "its inputs will change")
         elif entry and entry.get("cache_key") == key and file_matches(output_dir, entry):

@@ -33,6 +33,11 @@ class Outcome:
     checks: list[dict[str, Any]] | None = None
     phash: str | None = None
     provenance: Mapping[str, Any] | None = None
+    companions: list[dict[str, Any]] | None = None
+    """Files written beside the main one (a sheet's atlas JSON): path and sha256 each."""
+    width: int | None = None
+    height: int | None = None
+    """The delivered size when only the build knows it (a packed sheet)."""
 
     @property
     def ok(self) -> bool:
@@ -52,8 +57,8 @@ class Outcome:
             "sha256": self.sha256,
             "bytes": self.bytes,
             "mtime_ns": self.mtime_ns,
-            "width": job.size[0],
-            "height": job.size[1],
+            "width": self.width if self.width is not None else job.size[0],
+            "height": self.height if self.height is not None else job.size[1],
             "format": job.format,
             "model": job.model,
             "provider": job.provider,
@@ -73,4 +78,5 @@ class Outcome:
             "checks": list(self.checks) if self.checks is not None else None,
             "phash": self.phash,
             "provenance": dict(self.provenance) if self.provenance else None,
+            "companions": list(self.companions) if self.companions else None,
         }

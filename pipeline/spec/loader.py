@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
-from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings
+from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings, SheetSpec
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, load_yaml
 
@@ -34,6 +34,8 @@ class Collection:
     location: Location
     defaults_locations: Mapping[str, Location] = field(default_factory=dict)
     """Where each key of ``defaults:`` is written, so a rule broken by a default points there."""
+    sheets: tuple[tuple[SheetSpec, YMap], ...] = ()
+    """Sprite sheets, each with its YAML tree for error locations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
     defaults = _load_defaults(tree, display)
     variables = _load_vars(tree, display)
     assets = _asset_trees(tree, display)
+    sheets = _load_sheets(tree)
     name = collection_name(path, specs_dir)
     if any(part in (".", "..") for part in name.split("/")):
         # `specs/..yaml` would be the collection "." and write to the output root.
@@ -197,7 +200,39 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
         assets=assets,
         location=tree.location,
         defaults_locations=_defaults_locations(tree),
+        sheets=sheets,
     )
+
+
+def _load_sheets(tree: YMap) -> tuple[tuple[SheetSpec, YMap], ...]:
+    raw = tree.get("sheets")
+    if raw is None:
+        return ()
+    if not isinstance(raw, YSeq):
+        raise SpecError(
+            "'sheets' is a list of sprite sheets",
+            tree.value_locations["sheets"],
+            'e.g. sheets: [{id: icons-atlas, assets: ["icon-*"]}]',
+        )
+    out = []
+    seen: dict[str, Location] = {}
+    for i, item in enumerate(raw):
+        if not isinstance(item, YMap):
+            raise SpecError(
+                "a sheet is a mapping with 'id' and 'assets' or 'tags'",
+                raw.item_locations[i],
+                'e.g. - {id: icons-atlas, assets: ["icon-*"]}',
+            )
+        sheet = validate(SheetSpec, item, item, item.location)
+        if sheet.id in seen:
+            raise SpecError(
+                f"duplicate sheet id '{sheet.id}' (first at line {seen[sheet.id].line})",
+                item.location,
+                "give each sheet its own id",
+            )
+        seen[sheet.id] = item.location
+        out.append((sheet, item))
+    return tuple(out)
 
 
 def _load_brand(

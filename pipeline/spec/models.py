@@ -196,4 +196,41 @@ def suggest_id(value: str) -> str:
 
 ASSET_KEYS = frozenset(AssetSpec.model_fields) | {"matrix"}
 MATRIX_KEYS = frozenset({"exclude", "include"})
-SPEC_KEYS = frozenset({"brand", "defaults", "vars", "assets"})
+
+
+class SheetSpec(Strict):
+    """A sprite sheet (texture atlas) packed from a group of this collection's assets."""
+
+    id: str
+    assets: list[str] = Field(default_factory=list)
+    """Globs over asset ids (``icon-*``); with ``tags``, an asset matching either is in."""
+    tags: list[str] = Field(default_factory=list)
+    variants: Literal["first", "all"] = "first"
+    frame_size: str | None = None
+    padding: Annotated[int, Field(ge=0, le=64)] = 2
+    power_of_two: bool = False
+    max_size: Annotated[int, Field(ge=16, le=16383)] = 4096
+    format: Literal["png", "webp"] = "png"
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not ASSET_ID.match(value) or len(value) > MAX_ID_LENGTH:
+            raise spec_error(
+                f"sheet id {value!r} must be lower-case letters, digits, '.', '_' or '-'",
+                at="id",
+                hint="e.g. id: icons-atlas",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _some_selection(self) -> SheetSpec:
+        if not self.assets and not self.tags:
+            raise spec_error(
+                "a sheet needs 'assets' (id globs) or 'tags' to choose its frames",
+                hint='e.g. assets: ["icon-*"] or tags: [icons]',
+            )
+        return self
+
+
+SPEC_KEYS = frozenset({"brand", "defaults", "vars", "assets", "sheets"})

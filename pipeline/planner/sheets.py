@@ -1,0 +1,104 @@
+"""Sprite-sheet jobs: a local job that packs a group of a collection's delivered images.
+
+A sheet depends on every frame it packs, so it is rebuilt exactly when one of them
+changes; its cache key is its options plus each frame's name and content hash.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+from pipeline.errors import SpecError
+from pipeline.hashing import content_key
+from pipeline.jobs import Job, ParamValue
+from pipeline.sizes import parse_size
+from pipeline.spec.loader import Collection
+from pipeline.spec.yamlsource import locate
+
+EXTENSIONS = {"png": "png", "webp": "webp"}
+
+
+def sheet_cache_key(params: dict[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
+    """The cache key of a sheet: its options and each frame's (name, sha256), in order."""
+    return content_key({"sheet": params, "frames": [list(f) for f in frames]})
+
+
+def frame_name(job: Job) -> str:
+    """A frame's key in the atlas: the file name of the image it comes from."""
+    return job.output_path.rsplit("/", 1)[-1]
+
+
+def sheet_frames(job: Job) -> tuple[str, ...]:
+    """The atlas names of a sheet job's frames, in the order of its ``depends_on``."""
+    frames = job.extra.get("frames", ())
+    return tuple(str(f) for f in frames) if isinstance(frames, tuple) else ()
+
+
+def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[Job]:
+    """One job per ``sheets:`` entry of ``coll``, over the API jobs it selects."""
+    out: list[Job] = []
+    asset_ids = {job.asset for job in jobs}
+    for sheet, tree in coll.sheets:
+        if sheet.id in asset_ids:
+            raise SpecError(
+                f"sheet id '{sheet.id}' is also an asset id in '{coll.name}'",
+                locate(tree, ["id"]) or tree.location,
+                "give the sheet its own id, e.g. icons-atlas",
+            )
+        chosen = [
+            job
+            for job in jobs
+            if job.is_api
+            and (sheet.variants == "all" or job.variant == 1)
+            and (
+                any(fnmatch.fnmatchcase(job.asset, glob) for glob in sheet.assets)
+                or bool(set(sheet.tags) & set(job.tags))
+            )
+        ]
+        if not chosen:
+            where = locate(tree, ["assets" if sheet.assets else "tags"]) or tree.location
+            known = ", ".join(sorted(asset_ids)[:8]) or "none"
+            raise SpecError(
+                f"sheet '{sheet.id}' selects no asset",
+                where,
+                f"asset ids in '{coll.name}': {known}",
+            )
+        params: dict[str, ParamValue] = {
+            "padding": sheet.padding,
+            "power_of_two": int(sheet.power_of_two),
+            "max_size": sheet.max_size,
+            "format": sheet.format,
+        }
+        if sheet.frame_size is not None:
+            if parse_size(sheet.frame_size) is None:
+                raise SpecError(
+                    f"frame_size '{sheet.frame_size}' is not a pixel size",
+                    locate(tree, ["frame_size"]) or tree.location,
+                    "write WxH, e.g. 64x64",
+                )
+            params["frame_size"] = sheet.frame_size
+        base = f"{coll.name}/{sheet.id}"
+        out.append(
+            Job(
+                id=base,
+                kind="sheet",
+                collection=coll.name,
+                asset=sheet.id,
+                variant=1,
+                model="-",
+                provider=provider,
+                prompt="",
+                params=params,
+                size=(0, 0),
+                requested_size=(0, 0),
+                output_path=f"{base}.{EXTENSIONS[sheet.format]}",
+                source=f"{tree.location.file}:{tree.location.line}",
+                depends_on=tuple(job.id for job in chosen),
+                extra={
+                    "atlas_path": f"{base}.json",
+                    "frames": tuple(frame_name(j) for j in chosen),
+                },
+            )
+        )
+    return out

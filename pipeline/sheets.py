@@ -1,0 +1,279 @@
+"""Sprite sheets (texture atlases): many frames packed into one image plus a JSON map.
+
+Game engines draw sprites from one shared texture to save draw calls and memory, so a
+studio wants a set of icons as one sheet plus a TexturePacker "hash" atlas (the JSON that
+Phaser, PixiJS, Cocos and most engines read). Like :mod:`pipeline.postprocess`, all of it
+is pure on bytes and deterministic, so a sheet can be cached by its inputs' hashes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from PIL import Image
+
+from pipeline.errors import PipelineError
+from pipeline.jobs import RenditionOp
+from pipeline.postprocess import (
+    MAX_EDGE,
+    ImageOptionError,
+    encode,
+    normalize_format,
+    render_rendition,
+)
+
+SHEET_FORMATS: Final = ("png", "webp")
+"""Sheet formats: both keep alpha and both are written losslessly (see :func:`render_sheet`)."""
+
+_MAX_WIDTHS: Final = 64
+"""How many sheet widths the packer tries, spread evenly over the useful range."""
+
+_TRANSPARENT: Final = (0, 0, 0, 0)
+
+
+class SheetError(PipelineError):
+    """Frames or options that cannot make a sheet: too big, duplicate names, bad images."""
+
+
+@dataclass(frozen=True, slots=True)
+class SheetOptions:
+    """How a sheet is built.
+
+    ``padding`` transparent pixels separate frames from each other and from the edge, so
+    texture filtering never samples a neighbour. ``power_of_two`` makes both sides powers
+    of two, for engines and GPUs that need it (mipmaps, PVRTC). ``max_size`` caps each
+    side (a GPU's texture limit). ``frame_size`` resizes every frame to one cell size
+    first (cover: center-crop, then Lanczos), as an animation strip wants.
+    """
+
+    padding: int = 2
+    power_of_two: bool = False
+    max_size: int = 4096
+    format: str = "png"
+    frame_size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Where one frame lies on the sheet: its top-left corner and its size, in pixels."""
+
+    name: str
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def pack(
+    sizes: Sequence[tuple[str, int, int]], options: SheetOptions | None = None
+) -> tuple[int, int, list[Frame]]:
+    """Place frames ``(name, w, h)`` on the smallest sheet found; ``(width, height, frames)``.
+
+    Each frame reserves ``padding`` extra pixels to its right and below, inside an area
+    inset by ``padding`` at the top and left, so frames are at least ``padding`` apart
+    and from every edge. Frames go in order of height, width (both descending) and name,
+    each where its top edge ends lowest on the skyline (then leftmost). That is run for
+    up to 64 sheet widths (powers of two with ``power_of_two``) and the sheet with the
+    smallest area wins (then the squarest, then the narrowest). No randomness and no
+    dict or set order is involved, so the same input always gives the same layout.
+    Frames come back in input order.
+    """
+    options = options or SheetOptions()
+    _check_options(options)
+    _check_sizes(sizes)
+    pad = options.padding
+    cap = 1 << (options.max_size.bit_length() - 1) if options.power_of_two else options.max_size
+    limit = cap - pad
+    rects = [(name, w + pad, h + pad) for name, w, h in sizes]
+    too_big = [f"{n} ({w}x{h})" for n, w, h in sizes if max(w, h) + pad > limit]
+    if too_big:
+        raise SheetError(
+            f"frames too big for a {cap}x{cap} sheet with padding {pad}: "
+            f"{', '.join(too_big)}; raise max_size, lower padding or set a smaller frame_size"
+        )
+    order = sorted(range(len(rects)), key=lambda i: (-rects[i][2], -rects[i][1], rects[i][0]))
+    best: tuple[tuple[int, int, int], int, int, list[tuple[int, int]]] | None = None
+    for inner_w in _widths(rects, limit, pad, options.power_of_two):
+        placed = _skyline(rects, order, inner_w, limit)
+        if placed is None:
+            continue
+        width = pad + max(x + r[1] for (x, _), r in zip(placed, rects, strict=True))
+        height = pad + max(y + r[2] for (_, y), r in zip(placed, rects, strict=True))
+        if options.power_of_two:
+            width, height = 1 << (width - 1).bit_length(), 1 << (height - 1).bit_length()
+        key = (width * height, max(width, height), width)
+        if best is None or key < best[0]:
+            best = (key, width, height, placed)
+    if best is None:
+        area = sum(w * h for _, w, h in rects)
+        raise SheetError(
+            f"cannot pack {len(rects)} frames ({area} px with padding {pad}) into a "
+            f"{cap}x{cap} sheet; raise max_size, lower padding or split them over sheets"
+        )
+    _, width, height, placed = best
+    frames = [
+        Frame(name, pad + x, pad + y, w, h)
+        for (name, w, h), (x, y) in zip(sizes, placed, strict=True)
+    ]
+    return width, height, frames
+
+
+def render_sheet(
+    frames: Sequence[tuple[str, bytes]],
+    options: SheetOptions | None = None,
+    image_name: str = "sheet.png",
+) -> tuple[bytes, bytes]:
+    """The sheet image and its TexturePacker "hash" atlas JSON, for ``(name, bytes)`` frames.
+
+    Frames are pasted as RGBA (alpha kept, pixels copied exactly) on a transparent sheet.
+    PNG is encoded as :func:`pipeline.postprocess.encode` does; WebP is written *lossless*,
+    because lossy blocks would bleed colour across frame edges and shift sprite pixels.
+    The atlas names the sheet ``image_name``, keys frames by their names as given, and is
+    written with sorted keys, 1-space indent and a final newline, so it diffs cleanly.
+    """
+    options = options or SheetOptions()
+    fmt = _check_options(options)
+    _check_sizes([(name, 1, 1) for name, _ in frames])
+    images = [(name, _load(name, data, options.frame_size)) for name, data in frames]
+    width, height, placed = pack([(n, im.width, im.height) for n, im in images], options)
+    canvas = Image.new("RGBA", (width, height), _TRANSPARENT)
+    for frame, (_, image) in zip(placed, images, strict=True):
+        canvas.paste(image, (frame.x, frame.y))
+    if fmt == "png":
+        sheet = encode(canvas, "png")
+    else:
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="WEBP", lossless=True, quality=100, method=4, exact=True)
+        sheet = buffer.getvalue()
+    return sheet, _atlas(placed, width, height, image_name)
+
+
+def _atlas(frames: Sequence[Frame], width: int, height: int, image_name: str) -> bytes:
+    """The atlas JSON: frames are never rotated or trimmed, so source size is frame size."""
+    entries = {
+        f.name: {
+            "frame": {"x": f.x, "y": f.y, "w": f.w, "h": f.h},
+            "rotated": False,
+            "trimmed": False,
+            "spriteSourceSize": {"x": 0, "y": 0, "w": f.w, "h": f.h},
+            "sourceSize": {"w": f.w, "h": f.h},
+        }
+        for f in frames
+    }
+    meta = {
+        "app": "assetpipe",
+        "version": "1.0",
+        "image": image_name,
+        "format": "RGBA8888",
+        "size": {"w": width, "h": height},
+        "scale": "1",
+    }
+    text = json.dumps({"frames": entries, "meta": meta}, indent=1, sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+def _load(name: str, data: bytes, frame_size: tuple[int, int] | None) -> Image.Image:
+    """Decode one frame as RGBA, resized to ``frame_size`` first when one is set."""
+    try:
+        if frame_size is not None:
+            op = RenditionOp(frame_size[0], frame_size[1], "cover", "png", None)
+            data = render_rendition(data, op)  # lossless png: no quality lost on the way
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except PipelineError as exc:
+        raise SheetError(f"frame {name!r}: {exc}") from exc
+    except Exception as exc:  # Pillow reports corrupt input through many exception types
+        raise SheetError(f"frame {name!r}: cannot decode image ({len(data)} bytes): {exc}") from exc
+    return image.convert("RGBA")
+
+
+def _skyline(
+    rects: Sequence[tuple[str, int, int]], order: Sequence[int], width: int, height: int
+) -> list[tuple[int, int]] | None:
+    """Bottom-left skyline packing in a ``width`` x ``height`` bin, or None if one misses.
+
+    The skyline is the ``(x, y, length)`` top edges of what is placed so far; a rectangle
+    starts at a segment's left end and rests on the highest segment under it, so nothing
+    overlaps. Space under an overhang is given up: the price of a packer fast enough to
+    run for every candidate width (a MaxRects packer fills more but costs O(n^3)).
+    """
+    sky = [(0, 0, width)]
+    placed = [(0, 0)] * len(rects)
+    for i in order:
+        _, w, h = rects[i]
+        best: tuple[int, int, int, int] | None = None  # (top, x, segment, y)
+        for s, (x, _, _) in enumerate(sky):
+            if x + w > width:
+                break
+            y = max(sy for sx, sy, _ in sky[s:] if sx < x + w)
+            if y + h <= height and (best is None or (y + h, x) < best[:2]):
+                best = (y + h, x, s, y)
+        if best is None:
+            return None
+        top, x, s, y = best
+        placed[i] = (x, y)
+        rest = []
+        for sx, sy, sl in sky[s:]:
+            if sx + sl > x + w:
+                rest.append((max(sx, x + w), sy, sx + sl - max(sx, x + w)))
+        merged: list[tuple[int, int, int]] = []
+        for seg in [*sky[:s], (x, top, w), *rest]:
+            if merged and merged[-1][1] == seg[1]:
+                merged[-1] = (merged[-1][0], seg[1], merged[-1][2] + seg[2])
+            else:
+                merged.append(seg)
+        sky = merged
+    return placed
+
+
+def _widths(rects: Sequence[tuple[str, int, int]], limit: int, pad: int, pow2: bool) -> list[int]:
+    """Inner widths to try: whole power-of-two sheets, or an even spread from widest to all."""
+    widest = max(w for _, w, _ in rects)
+    if pow2:
+        sides = (1 << k for k in range(limit.bit_length() + 1))
+        return [side - pad for side in sides if widest <= side - pad <= limit]
+    high = min(limit, sum(w for _, w, _ in rects))
+    step = max(1, math.ceil((high - widest) / (_MAX_WIDTHS - 1)))
+    return sorted({*range(widest, high + 1, step), high})
+
+
+def _check_options(options: SheetOptions) -> str:
+    """Reject options no sheet can honour; returns the canonical sheet format."""
+    try:
+        fmt = normalize_format(options.format)
+    except (ImageOptionError, AttributeError):
+        fmt = ""
+    if fmt not in SHEET_FORMATS:
+        raise SheetError(f"sheet format must be png or webp (with alpha), got {options.format!r}")
+    if not _is_int(options.max_size) or not 1 <= options.max_size <= MAX_EDGE:
+        raise SheetError(f"max_size must be an integer 1-{MAX_EDGE}, got {options.max_size!r}")
+    if not _is_int(options.padding) or not 0 <= options.padding < options.max_size:
+        raise SheetError(f"padding must be an integer 0 or more, got {options.padding!r}")
+    size = options.frame_size
+    if size is not None and not (len(size) == 2 and all(_is_int(v) and v >= 1 for v in size)):
+        raise SheetError(f"frame_size must be (width, height) of positive integers, got {size!r}")
+    return fmt
+
+
+def _check_sizes(sizes: Sequence[tuple[str, int, int]]) -> None:
+    """Frames need unique non-empty names (atlas keys) and positive integer sizes."""
+    if not sizes:
+        raise SheetError("a sheet needs at least one frame")
+    seen: set[str] = set()
+    for name, w, h in sizes:
+        if not isinstance(name, str) or not name:
+            raise SheetError(f"frame names must be non-empty strings, got {name!r}")
+        if name in seen:
+            raise SheetError(f"duplicate frame name {name!r}: atlas keys must be unique")
+        seen.add(name)
+        if not (_is_int(w) and _is_int(h) and w >= 1 and h >= 1):
+            raise SheetError(f"frame {name!r} needs a positive integer size, got {w!r}x{h!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
