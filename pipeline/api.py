@@ -165,6 +165,7 @@ def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
         "estimated_cost_usd": round(job.estimated_cost_usd, 6),
         "output": job.output_path,
         "source": job.source,
+        "checks": [dict(c) for c in state.checks] if state and state.checks else None,
     }
 
 

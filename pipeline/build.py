@@ -228,6 +228,7 @@ def run_build(
                     force=options.force,
                     free=settings.provider == "preview",
                     retry=RetryPolicy(max_attempts=settings.max_attempts),
+                    embed_metadata=settings.embed_metadata,
                 ),
                 reporter=reporter,
                 on_checkpoint=checkpoint,

@@ -146,7 +146,17 @@ def plan(**kw: Any) -> None:
     _warn_plan(ws, kw["quiet"])
     if not kw["quiet"]:
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("job", "kind", "size", "request", "model", "quality", "status", "est $"):
+        for column in (
+            "job",
+            "kind",
+            "size",
+            "request",
+            "model",
+            "quality",
+            "status",
+            "checks",
+            "est $",
+        ):
             table.add_column(column, justify="right" if column == "est $" else "left")
         for job in ws.plan.jobs:
             state = states[job.id]
@@ -160,6 +170,7 @@ def plan(**kw: Any) -> None:
                 job.model if job.is_api else "-",
                 str(job.params.get("quality", "-")) if job.is_api else "-",
                 _status_style(state.status),
+                _checks_cell(state.checks),
                 f"{job.estimated_cost_usd:.3f}" if job.is_api else "",
             )
         out.print(table)
@@ -170,6 +181,14 @@ def plan(**kw: Any) -> None:
         f"{totals['jobs']} jobs ({counts}); estimated API cost of this build "
         f"${totals['estimated_cost_usd']:.2f}{free}"
     )
+
+
+def _checks_cell(checks: Any) -> str:
+    """``ok 3`` or ``2/3 failed`` for the checks recorded for an up-to-date file."""
+    if not checks:
+        return ""
+    failed = sum(1 for c in checks if not c.get("ok"))
+    return f"[red]{failed}/{len(checks)} failed[/]" if failed else f"[green]ok {len(checks)}[/]"
 
 
 def _status_style(status: str) -> str:

@@ -70,6 +70,7 @@ class SettingsFile(Strict):
     timeout: Annotated[float, Field(gt=0)] = 600.0
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     max_jobs: Annotated[int, Field(ge=1)] = 10_000
+    embed_metadata: bool = False
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
 
 
@@ -92,6 +93,7 @@ class Settings:
     timeout: float
     max_attempts: int
     max_jobs: int
+    embed_metadata: bool
     prices: Mapping[str, Mapping[str, Any]]
 
     def catalog(self, base: Catalog) -> Catalog:
@@ -164,6 +166,7 @@ def resolve_settings(
         timeout=checked.timeout,
         max_attempts=checked.max_attempts,
         max_jobs=checked.max_jobs,
+        embed_metadata=checked.embed_metadata,
         prices={
             model: fields.model_dump(exclude_none=True) for model, fields in checked.prices.items()
         },

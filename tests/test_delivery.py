@@ -219,3 +219,16 @@ def test_sheet_selecting_nothing_is_a_spec_error(project, run):
     assert result.code == 2
     assert "specs/loot.yaml:20:13: sheet 'coins-atlas' selects no asset" in result.err
     assert "coin-1" in result.err
+
+
+def test_embed_metadata_stamps_job_and_key_into_pngs(project, run, api):
+    """With embed_metadata, a delivered PNG carries its job id and cache key in an iTXt
+    chunk, and nothing else of the manifest (no prompt, no key material)."""
+    project.gen({"specs/shop.yaml": SPEC, "assetpipe.yaml": "embed_metadata: true\n"})
+    assert run("build", "--provider", "openai").code == 0
+    entry = entries(project)["shop/poster.png"]
+    with Image.open(project / "output/shop/poster.png") as image:
+        stamp = json.loads(image.text["assetpipe"])
+    assert stamp == {"job": "shop/poster", "cache_key": entry["cache_key"]}
+    assert run("build", "--provider", "openai").code == 0
+    assert entries(project)["shop/poster.png"]["status"] == "up-to-date"

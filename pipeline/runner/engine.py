@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,6 +68,8 @@ class Stored:
     """A delivered file on disk and what inspecting it found."""
 
     mtime_ns: int
+    sha256: str
+    bytes: int
     checks: list[dict[str, Any]]
     phash: str | None
     provenance: dict[str, Any]
@@ -85,6 +88,7 @@ class RunConfig:
     force: bool = False
     free: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    embed_metadata: bool = False
     checkpoint_s: float = 2.0
 
 
@@ -435,13 +439,13 @@ class Runner:
         **fields: Any,
     ) -> Outcome:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
-        stored = await asyncio.to_thread(self._store, job, data, original, atlas)
+        stored = await asyncio.to_thread(self._store, job, key, data, original, atlas)
         return Outcome(
             job,
             status,
             cache_key=key,
-            sha256=sha256_bytes(data),
-            bytes=len(data),
+            sha256=stored.sha256,
+            bytes=stored.bytes,
             inputs=inputs,
             mtime_ns=stored.mtime_ns,
             checks=stored.checks,
@@ -453,12 +457,19 @@ class Runner:
             **fields,
         )
 
-    def _store(self, job: Job, data: bytes, original: bytes | None, atlas: bytes | None) -> Stored:
+    def _store(
+        self, job: Job, key: str, data: bytes, original: bytes | None, atlas: bytes | None
+    ) -> Stored:
         """Write a delivered file, then inspect it: quality checks and provenance.
 
         ``original`` is what the API returned (None for local files such as renditions).
         """
-        path = write_contained(self.output_dir, job.output_path, data)
+        written = data
+        if self.config.embed_metadata and job.format == "png":
+            stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
+            written = postprocess.with_png_text(data, "assetpipe", stamp)
+        path = write_contained(self.output_dir, job.output_path, written)
+        mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
         companions = None
         if atlas is not None:
             atlas_path = str(job.extra["atlas_path"])
@@ -467,7 +478,9 @@ class Runner:
         if job.kind == "sheet":
             info = postprocess.probe(data)
             return Stored(
-                path.stat().st_mtime_ns,
+                mtime,
+                sha,
+                size,
                 [],
                 None,
                 {"reencoded": True, "c2pa": False},
@@ -498,7 +511,9 @@ class Runner:
             write_contained(self.output_dir, kept, original)
             provenance["original_path"] = kept
         return Stored(
-            mtime_ns=path.stat().st_mtime_ns,
+            mtime_ns=mtime,
+            sha256=sha,
+            bytes=size,
             checks=[c.as_dict() for c in found],
             phash=f"{checks.perceptual_hash(data):016x}",
             provenance=provenance,

@@ -30,6 +30,8 @@ class JobState:
     cache_key: str | None
     sha256: str | None
     reason: str
+    checks: tuple[Mapping[str, Any], ...] | None = None
+    """The quality checks the manifest recorded for an up-to-date file."""
 
 
 def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
@@ -74,7 +76,14 @@ def assess(
         if key is None:
             state = JobState(make, None, None, "its inputs will change")
         elif entry and entry.get("cache_key") == key and file_matches(output_dir, entry):
-            state = JobState("up-to-date", key, str(entry.get("sha256")), "unchanged")
+            recorded = entry.get("checks")
+            state = JobState(
+                "up-to-date",
+                key,
+                str(entry.get("sha256")),
+                "unchanged",
+                tuple(recorded) if isinstance(recorded, list) else None,
+            )
         else:
             record = cache.lookup(key) if cache is not None else None
             if record is not None:
