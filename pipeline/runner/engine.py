@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,11 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import checks, postprocess
+from pipeline import postprocess
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog
-from pipeline.fsutil import write_contained
-from pipeline.hashing import sha256_bytes
 from pipeline.jobs import (
     ACCOUNT_KINDS,
     ImageResult,
@@ -37,14 +34,13 @@ from pipeline.jobs import (
     ProviderFailure,
 )
 from pipeline.output import Manifest, file_matches
-from pipeline.planner import Plan, sheet_frames
+from pipeline.planner import Plan
+from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.freshness import JobState, job_key
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome, Status
 from pipeline.runner.retry import RetryPolicy
-from pipeline.sheets import SheetOptions, render_sheet
-from pipeline.sizes import parse_size
 
 
 class Reporter(Protocol):
@@ -61,21 +57,6 @@ class Reporter(Protocol):
 
     def note(self, message: str) -> None:
         """Something the user should read once (an account failure, the budget)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A delivered file on disk and what inspecting it found."""
-
-    mtime_ns: int
-    sha256: str
-    bytes: int
-    checks: list[dict[str, Any]]
-    phash: str | None
-    provenance: dict[str, Any]
-    companions: list[dict[str, Any]] | None = None
-    width: int | None = None
-    height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +113,9 @@ class Runner:
         self.cache = cache
         self.output_dir = output_dir
         self.inputs = InputReader(cache, output_dir, project_root)
-        self.jobs = {job.id: job for job in plan.jobs}
+        self.delivery = Delivery(
+            output_dir, {job.id: job for job in plan.jobs}, config.embed_metadata
+        )
         self.manifest = manifest
         self.catalog = catalog
         self.limiter = limiter
@@ -274,13 +257,7 @@ class Runner:
                     returned_size=meta.get("returned_size"),
                 )
         if self.stop_reason is not None:
-            return Outcome(
-                job,
-                "skipped",
-                cache_key=key,
-                inputs=inputs,
-                error={"type": "not_started", "message": self.stop_reason},
-            )
+            return self._not_started(job, key, inputs)
         if job.rendition is not None:
             return await self._render(job, key, shas)
         if job.kind == "sheet":
@@ -288,20 +265,7 @@ class Runner:
         return await self._call(job, key, inputs)
 
     async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
-        frames = [
-            (name, self.inputs.delivered(self.outcomes[dep].job, self.outcomes[dep].sha256))
-            for name, dep in zip(sheet_frames(job), job.depends_on, strict=True)
-        ]
-        size = job.params.get("frame_size")
-        options = SheetOptions(
-            padding=int(job.params["padding"]),
-            power_of_two=bool(job.params["power_of_two"]),
-            max_size=int(job.params["max_size"]),
-            format=str(job.params["format"]),
-            frame_size=parse_size(str(size)) if size else None,
-        )
-        image_name = job.output_path.rsplit("/", 1)[-1]
-        sheet, atlas = await asyncio.to_thread(render_sheet, frames, options, image_name)
+        sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, dict(self.outcomes))
         await asyncio.to_thread(
             self.cache.commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
@@ -344,13 +308,7 @@ class Runner:
                 attempt += 1
                 async with self.slots:
                     if self.stop_reason is not None:
-                        return Outcome(
-                            job,
-                            "skipped",
-                            cache_key=key,
-                            inputs=inputs,
-                            error={"type": "not_started", "message": self.stop_reason},
-                        )
+                        return self._not_started(job, key, inputs)
                     await self.limiter.acquire(int(job.params.get("n", 1)))
                     try:
                         result = await self.provider.generate(request)
@@ -439,7 +397,7 @@ class Runner:
         **fields: Any,
     ) -> Outcome:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
-        stored = await asyncio.to_thread(self._store, job, key, data, original, atlas)
+        stored = await asyncio.to_thread(self.delivery.store, job, key, data, original, atlas)
         return Outcome(
             job,
             status,
@@ -457,114 +415,24 @@ class Runner:
             **fields,
         )
 
-    def _store(
-        self, job: Job, key: str, data: bytes, original: bytes | None, atlas: bytes | None
-    ) -> Stored:
-        """Write a delivered file, then inspect it: quality checks and provenance.
-
-        ``original`` is what the API returned (None for local files such as renditions).
-        """
-        written = data
-        if self.config.embed_metadata and job.format == "png":
-            stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
-            written = postprocess.with_png_text(data, "assetpipe", stamp)
-        path = write_contained(self.output_dir, job.output_path, written)
-        mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
-        companions = None
-        if atlas is not None:
-            atlas_path = str(job.extra["atlas_path"])
-            write_contained(self.output_dir, atlas_path, atlas)
-            companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
-        if job.kind == "sheet":
-            info = postprocess.probe(data)
-            return Stored(
-                mtime,
-                sha,
-                size,
-                [],
-                None,
-                {"reencoded": True, "c2pa": False},
-                companions,
-                info.width,
-                info.height,
-            )
-        source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
-        transparent = source is not None and source.params.get("background") == "transparent"
-        found = checks.run_checks(
-            data,
-            width=job.size[0],
-            height=job.size[1],
-            expect_alpha=transparent and job.format != "jpeg",
-            palette=job.palette,
-        )
-        reencoded = original is None or original != data
-        provenance: dict[str, Any] = {
-            "reencoded": reencoded,
-            "c2pa": postprocess.has_c2pa(data),
-            "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
-            "original_path": None,
-        }
-        if original is not None and reencoded and job.extra.get("keep_original"):
-            fmt = postprocess.probe(original).format
-            stem = job.output_path.rsplit(".", 1)[0]
-            kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
-            write_contained(self.output_dir, kept, original)
-            provenance["original_path"] = kept
-        return Stored(
-            mtime_ns=mtime,
-            sha256=sha,
-            bytes=size,
-            checks=[c.as_dict() for c in found],
-            phash=f"{checks.perceptual_hash(data):016x}",
-            provenance=provenance,
-        )
+    def _not_started(self, job: Job, key: str, inputs: list[str]) -> Outcome:
+        message = self.stop_reason or "not started"
+        error = {"type": "not_started", "message": message}
+        return Outcome(job, "skipped", cache_key=key, inputs=inputs, error=error)
 
     def _up_to_date(
         self, job: Job, state: JobState, entry: Mapping[str, Any] | None = None
     ) -> Outcome:
-        entry = entry or self.manifest.entries.get(job.output_path) or {}
-        return Outcome(
-            job,
-            "up-to-date",
-            cache_key=state.cache_key,
-            sha256=state.sha256,
-            bytes=entry.get("bytes"),
-            mtime_ns=entry.get("mtime_ns"),
-            inputs=list(entry.get("inputs") or []),
-            usage=entry.get("usage"),
-            cost_usd=float(entry.get("cost_usd") or 0.0),
-            request_id=entry.get("request_id"),
-            returned_size=entry.get("returned_size"),
-            checks=entry.get("checks"),
-            phash=entry.get("phash"),
-            provenance=entry.get("provenance"),
-            companions=entry.get("companions"),
-            width=entry.get("width"),
-            height=entry.get("height"),
-        )
+        recorded = entry or self.manifest.entries.get(job.output_path) or {}
+        return Outcome.from_entry(job, state.cache_key, state.sha256, recorded)
 
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:
-        error: dict[str, Any] = {
-            "type": failure.kind,
-            "code": failure.code,
-            "message": failure.message,
-        }
-        if failure.status is not None:
-            error["status"] = failure.status
-        if failure.details:
-            error.update(failure.details)
         if failure.kind in ACCOUNT_KINDS and self.stop_reason is None:
             self.stop_reason = f"stopped after {failure.kind} failure: {failure.message}"
             self.reporter.note(_account_advice(failure))
         elif self.config.fail_fast and self.stop_reason is None:
             self.stop_reason = f"--fail-fast after {job.id} failed"
-        return Outcome(
-            job,
-            "failed",
-            error=error,
-            request_id=failure.request_id,
-            attempts=getattr(failure, "attempts", 1),
-        )
+        return Outcome.from_failure(job, failure)
 
     def _finish(self, outcome: Outcome, *, report: bool = True) -> None:
         job = outcome.job

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.jobs import Job
+from pipeline.jobs import Job, ProviderFailure
 
 Status = Literal["generated", "cached", "up-to-date", "failed", "blocked", "skipped"]
 OK_STATUSES = frozenset({"generated", "cached", "up-to-date"})
@@ -38,6 +38,46 @@ class Outcome:
     width: int | None = None
     height: int | None = None
     """The delivered size when only the build knows it (a packed sheet)."""
+
+    @classmethod
+    def from_entry(
+        cls, job: Job, key: str | None, sha256: str | None, entry: Mapping[str, Any]
+    ) -> Outcome:
+        """An up-to-date job: everything but the status as the manifest recorded it."""
+        return cls(
+            job,
+            "up-to-date",
+            cache_key=key,
+            sha256=sha256,
+            bytes=entry.get("bytes"),
+            mtime_ns=entry.get("mtime_ns"),
+            inputs=list(entry.get("inputs") or []),
+            usage=entry.get("usage"),
+            cost_usd=float(entry.get("cost_usd") or 0.0),
+            request_id=entry.get("request_id"),
+            returned_size=entry.get("returned_size"),
+            checks=entry.get("checks"),
+            phash=entry.get("phash"),
+            provenance=entry.get("provenance"),
+            companions=entry.get("companions"),
+            width=entry.get("width"),
+            height=entry.get("height"),
+        )
+
+    @classmethod
+    def from_failure(cls, job: Job, failure: ProviderFailure) -> Outcome:
+        """A failed job, with the error as the manifest shows it."""
+        error: dict[str, Any] = {
+            "type": failure.kind,
+            "code": failure.code,
+            "message": failure.message,
+        }
+        if failure.status is not None:
+            error["status"] = failure.status
+        error.update(failure.details)
+        return cls(
+            job, "failed", error=error, request_id=failure.request_id, attempts=failure.attempts
+        )
 
     @property
     def ok(self) -> bool:

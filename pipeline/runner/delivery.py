@@ -1,0 +1,128 @@
+"""Writing a delivered file and inspecting it: quality checks, provenance, atlases.
+
+Runs in a worker thread after the paid bytes are already in the cache: nothing here can
+lose a result, and everything here can be recomputed from the cache on the next build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import checks, postprocess
+from pipeline.fsutil import write_contained
+from pipeline.hashing import sha256_bytes
+from pipeline.jobs import Job
+from pipeline.planner import sheet_frames
+from pipeline.runner.inputs import InputReader
+from pipeline.runner.outcome import Outcome
+from pipeline.sheets import SheetOptions, render_sheet
+from pipeline.sizes import parse_size
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A delivered file on disk and what inspecting it found."""
+
+    mtime_ns: int
+    sha256: str
+    bytes: int
+    checks: list[dict[str, Any]]
+    phash: str | None
+    provenance: dict[str, Any]
+    companions: list[dict[str, Any]] | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Delivery:
+    """Writes delivered files under the output folder and inspects them."""
+
+    def __init__(self, output_dir: Path, jobs: Mapping[str, Job], embed_metadata: bool):
+        self.output_dir = output_dir
+        self.jobs = jobs
+        self.embed_metadata = embed_metadata
+
+    def store(
+        self, job: Job, key: str, data: bytes, original: bytes | None, atlas: bytes | None
+    ) -> Stored:
+        """Write a delivered file, then inspect it: quality checks and provenance.
+
+        ``original`` is what the API returned (None for local files such as renditions).
+        """
+        written = data
+        if self.embed_metadata and job.format == "png":
+            stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
+            written = postprocess.with_png_text(data, "assetpipe", stamp)
+        path = write_contained(self.output_dir, job.output_path, written)
+        mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
+        companions = None
+        if atlas is not None:
+            atlas_path = str(job.extra["atlas_path"])
+            write_contained(self.output_dir, atlas_path, atlas)
+            companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
+        if job.kind == "sheet":
+            info = postprocess.probe(data)
+            return Stored(
+                mtime,
+                sha,
+                size,
+                [],
+                None,
+                {"reencoded": True, "c2pa": False},
+                companions,
+                info.width,
+                info.height,
+            )
+        source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
+        transparent = source is not None and source.params.get("background") == "transparent"
+        found = checks.run_checks(
+            data,
+            width=job.size[0],
+            height=job.size[1],
+            expect_alpha=transparent and job.format != "jpeg",
+            palette=job.palette,
+        )
+        reencoded = original is None or original != data
+        provenance: dict[str, Any] = {
+            "reencoded": reencoded,
+            "c2pa": postprocess.has_c2pa(data),
+            "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
+            "original_path": None,
+        }
+        if original is not None and reencoded and job.extra.get("keep_original"):
+            fmt = postprocess.probe(original).format
+            stem = job.output_path.rsplit(".", 1)[0]
+            kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
+            write_contained(self.output_dir, kept, original)
+            provenance["original_path"] = kept
+        return Stored(
+            mtime_ns=mtime,
+            sha256=sha,
+            bytes=size,
+            checks=[c.as_dict() for c in found],
+            phash=f"{checks.perceptual_hash(data):016x}",
+            provenance=provenance,
+        )
+
+
+def make_sheet(
+    reader: InputReader, job: Job, finished: Mapping[str, Outcome]
+) -> tuple[bytes, bytes]:
+    """Pack a sheet job's frames: the sheet image and its TexturePacker JSON."""
+    frames = [
+        (name, reader.delivered(finished[dep].job, finished[dep].sha256))
+        for name, dep in zip(sheet_frames(job), job.depends_on, strict=True)
+    ]
+    size = job.params.get("frame_size")
+    options = SheetOptions(
+        padding=int(job.params["padding"]),
+        power_of_two=bool(job.params["power_of_two"]),
+        max_size=int(job.params["max_size"]),
+        format=str(job.params["format"]),
+        frame_size=parse_size(str(size)) if size else None,
+    )
+    return render_sheet(frames, options, job.output_path.rsplit("/", 1)[-1])
