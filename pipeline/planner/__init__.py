@@ -6,11 +6,10 @@ from pipeline.planner.graph import (
     FileReader,
     Plan,
     PlanOptions,
-    api_cache_key,
     plan,
-    rendition_cache_key,
-    select,
 )
+from pipeline.planner.keys import api_cache_key, rendition_cache_key
+from pipeline.planner.order import select
 from pipeline.planner.settings import PlanWarning
 from pipeline.planner.sheets import frame_name, sheet_cache_key, sheet_frames
 

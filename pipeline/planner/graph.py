@@ -9,17 +9,17 @@ shows it and tests assert on it with plain data.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
-from pipeline.hashing import content_key
 from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
+from pipeline.planner.keys import api_cache_key, job_id, output_path
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
+from pipeline.planner.order import check_cycles, cycle_error, topological
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
 from pipeline.planner.settings import Effective, PlanWarning, effective_settings
 from pipeline.planner.sheets import sheet_jobs
@@ -34,7 +34,6 @@ MAX_ERRORS = 50
 MAX_DELIVERED_SIDE = 8192
 INPUT_FORMATS = ("png", "webp", "jpeg")
 REF = re.compile(r"^(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?$")
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,26 +78,6 @@ class Plan:
     def estimated_cost_usd(self) -> float:
         """The sum of every job's estimate."""
         return sum(job.estimated_cost_usd for job in self.jobs)
-
-
-def api_cache_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> str:
-    """The cache key of an API job once its input images are known (DESIGN section 5)."""
-    payload: dict[str, object] = {
-        "provider": job.provider,
-        "endpoint": "images/edits" if job.kind == "edit" else "images/generations",
-        "model": job.model,
-        "prompt": job.prompt,
-        "params": dict(job.params),
-        "inputs": list(input_shas),
-        "mask": mask_sha,
-        "variant": job.variant,
-    }
-    return content_key(payload)
-
-
-def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
-    """The cache key of a rendition: its source image's sha256 plus its operations."""
-    return content_key({"rendition": op.as_dict(), "source": source_sha})
 
 
 def plan(
@@ -169,10 +148,10 @@ class _Planner:
                 except SpecError as exc:
                     self._collect(exc)
         raise_collected(self.errors)
-        _check_cycles(jobs, self.assets)
+        check_cycles(jobs, self.assets)
         # One warning per place: a deprecated model in `defaults:` is said once, not per asset.
         warnings = tuple(dict.fromkeys(self.warnings))
-        return Plan(jobs=tuple(_topological(jobs)), warnings=warnings)
+        return Plan(jobs=tuple(topological(jobs)), warnings=warnings)
 
     # -- stage 1: expand and render ---------------------------------------------------------
 
@@ -315,7 +294,7 @@ class _Planner:
                 )
             if target_key == (coll.name, asset.spec.id):
                 raise SpecError(
-                    f"edit cycle: {_job_id(cname, m['id'], k)} edits itself",
+                    f"edit cycle: {job_id(cname, m['id'], k)} edits itself",
                     where,
                     "an asset cannot be built from its own output; edit another asset or a "
                     "{file: ...}",
@@ -325,10 +304,10 @@ class _Planner:
             if target_key in self._sizing:
                 chain = [*list(self._sizing)[list(self._sizing).index(target_key) :], target_key]
                 self._broken.update(chain)
-                raise _cycle_error([f"{c}/{a}" for c, a in chain], where)
+                raise cycle_error([f"{c}/{a}" for c, a in chain], where)
             w, h = self._size(target_key).delivered
             return InputRef(
-                job=_job_id(cname, m["id"], k), width=w, height=h, sha256=None, path=None
+                job=job_id(cname, m["id"], k), width=w, height=h, sha256=None, path=None
             )
         if isinstance(ref, FileInput):
             return self._file(coll.path.parent / ref.file, ref.file, where)
@@ -425,7 +404,7 @@ class _Planner:
         jobs: list[Job] = []
         for k in range(1, spec.variants + 1):
             job = Job(
-                id=_job_id(coll.name, spec.id, k),
+                id=job_id(coll.name, spec.id, k),
                 kind="edit" if spec.edit is not None else "generate",
                 collection=coll.name,
                 asset=spec.id,
@@ -436,7 +415,7 @@ class _Planner:
                 params=params,
                 size=size.delivered,
                 requested_size=size.requested,
-                output_path=_output_path(coll.name, spec.id, k, None, eff.format),
+                output_path=output_path(coll.name, spec.id, k, None, eff.format),
                 source=asset.source,
                 depends_on=depends,
                 inputs=inputs,
@@ -469,7 +448,7 @@ class _Planner:
             op = RenditionOp(
                 width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression
             )
-            path = _output_path(source.collection, source.asset, source.variant, wh, fmt)
+            path = output_path(source.collection, source.asset, source.variant, wh, fmt)
             if path in seen or path == source.output_path:
                 raise SpecError(
                     f"rendition {r.size} {fmt} is listed twice",
@@ -527,120 +506,5 @@ def _with_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> Job:
     return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
 
 
-def _job_id(collection: str, asset: str, variant: int) -> str:
-    return f"{collection}/{asset}" + (f"#{variant}" if variant > 1 else "")
-
-
-def _output_path(
-    collection: str, asset: str, variant: int, rendition: tuple[int, int] | None, fmt: str
-) -> str:
-    name = asset + (f".v{variant}" if variant > 1 else "")
-    if rendition is not None:
-        name += f"@{rendition[0]}x{rendition[1]}"
-    return f"{collection}/{name}.{EXTENSIONS[fmt]}"
-
-
-def _check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], ResolvedAsset]) -> None:
-    deps = {job.id: job.depends_on for job in jobs}
-    state: dict[str, int] = {}
-    for start in deps:
-        if state.get(start):
-            continue
-        stack: list[tuple[str, int]] = [(start, 0)]
-        path: list[str] = []
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                state[node] = 1
-                path.append(node)
-            children = deps.get(node, ())
-            if i < len(children):
-                stack.append((node, i + 1))
-                child = children[i]
-                if state.get(child) == 1:
-                    cycle = [*path[path.index(child) :], child]
-                    job = next(j for j in jobs if j.id == child)
-                    asset = assets[(job.collection, job.asset)]
-                    raise _cycle_error(cycle, _reference_to(asset, job, cycle[1]))
-                if not state.get(child):
-                    stack.append((child, 0))
-            else:
-                state[node] = 2
-                path.pop()
-
-
 class _AlreadyReported(Exception):
     """An asset depends on an edit cycle whose error is already collected: report no more."""
-
-
-def _cycle_error(chain: Sequence[str], where: Location) -> SpecError:
-    """The error for an edit cycle, listing it: ``a -> b -> a`` (each edits the next)."""
-    return SpecError(
-        "edit cycle: " + " -> ".join(chain) + " (each is an edit of the next)",
-        where,
-        "an asset cannot be built from its own output; remove one of these edit inputs",
-    )
-
-
-def _reference_to(asset: ResolvedAsset, job: Job, target: str) -> Location:
-    """Where ``asset``'s edit names the job ``target`` (an image or the mask)."""
-    for i, ref in enumerate(job.inputs):
-        if ref.job == target:
-            return asset.where("edit", "images", i)
-    if job.mask is not None and job.mask.job == target:
-        return asset.where("edit", "mask")
-    return asset.where("edit")
-
-
-def _topological(jobs: Sequence[Job]) -> list[Job]:
-    """Spec order, but every job after the jobs it depends on."""
-    by_id = {job.id: job for job in jobs}
-    done: set[str] = set()
-    out: list[Job] = []
-
-    def visit(job: Job) -> None:
-        stack = [job]
-        while stack:
-            top = stack[-1]
-            pending = [by_id[d] for d in top.depends_on if d not in done and d in by_id]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if top.id not in done:
-                done.add(top.id)
-                out.append(top)
-
-    for job in jobs:
-        if job.id not in done:
-            visit(job)
-    return out
-
-
-def select(
-    plan_: Plan, patterns: Iterable[str] = (), collections: Iterable[str] | None = None
-) -> Plan:
-    """The jobs matching ``patterns`` (globs over job ids) and/or in ``collections``, plus
-    everything they depend on and the renditions of what is selected."""
-    pats = list(patterns)
-    wanted_colls = set(collections) if collections is not None else None
-    if not pats and wanted_colls is None:
-        return plan_
-    by_id = plan_.by_id
-    chosen: set[str] = set()
-    for job in plan_.jobs:
-        if wanted_colls is not None and job.collection not in wanted_colls:
-            continue
-        if pats and not any(fnmatch.fnmatchcase(job.id, p) for p in pats):
-            continue
-        chosen.add(job.id)
-    for job in plan_.jobs:
-        if job.kind == "rendition" and job.depends_on[0] in chosen:
-            chosen.add(job.id)
-    stack = list(chosen)
-    while stack:
-        for dep in by_id[stack.pop()].depends_on:
-            if dep not in chosen:
-                chosen.add(dep)
-                stack.append(dep)
-    return Plan(jobs=tuple(j for j in plan_.jobs if j.id in chosen), warnings=plan_.warnings)

@@ -1,0 +1,49 @@
+"""The stable names of jobs: ids, output paths and cache keys.
+
+Users select jobs by id (``--only 'icons/*'``), tools find files by path, and the cache
+finds results by key; all three must stay put between runs, so they live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.hashing import content_key
+from pipeline.jobs import Job, RenditionOp
+
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+def job_id(collection: str, asset: str, variant: int) -> str:
+    """``collection/asset`` for variant 1, ``collection/asset#k`` after."""
+    return f"{collection}/{asset}" + (f"#{variant}" if variant > 1 else "")
+
+
+def output_path(
+    collection: str, asset: str, variant: int, rendition: tuple[int, int] | None, fmt: str
+) -> str:
+    """``collection/asset[.vK][@WxH].ext`` (DESIGN section 8)."""
+    name = asset + (f".v{variant}" if variant > 1 else "")
+    if rendition is not None:
+        name += f"@{rendition[0]}x{rendition[1]}"
+    return f"{collection}/{name}.{EXTENSIONS[fmt]}"
+
+
+def api_cache_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> str:
+    """The cache key of an API job once its input images are known (DESIGN section 5)."""
+    payload: dict[str, object] = {
+        "provider": job.provider,
+        "endpoint": "images/edits" if job.kind == "edit" else "images/generations",
+        "model": job.model,
+        "prompt": job.prompt,
+        "params": dict(job.params),
+        "inputs": list(input_shas),
+        "mask": mask_sha,
+        "variant": job.variant,
+    }
+    return content_key(payload)
+
+
+def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
+    """The cache key of a rendition: its source image's sha256 plus its operations."""
+    return content_key({"rendition": op.as_dict(), "source": source_sha})
