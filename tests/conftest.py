@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakeapi import FakeImagesAPI
 
 from pipeline.cli import main
 
@@ -43,6 +44,15 @@ class ProjectTree:
 
     def __truediv__(self, rel: str) -> Path:
         return self.root / rel
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesAPI]:
+    """An in-process fake Images API that `--provider openai` reaches (key sk-test-key)."""
+    with FakeImagesAPI() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        yield fake
 
 
 @pytest.fixture

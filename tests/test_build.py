@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 
-import pytest
 from fakeapi import FakeImagesAPI
 from PIL import Image
 
@@ -35,15 +33,6 @@ ICONS = """
         edit: {images: [hero]}
         quality: low
 """
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesAPI]:
-    """A fake Images API the openai provider talks to through OPENAI_BASE_URL."""
-    with FakeImagesAPI() as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        yield fake
 
 
 def manifest(project) -> dict:

@@ -44,15 +44,6 @@ MODERATED = """
 """
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesAPI]:
-    """An in-process fake Images API the openai provider reaches through OPENAI_BASE_URL."""
-    with FakeImagesAPI() as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        yield fake
-
-
 def manifest(project: Any) -> dict[str, Any]:
     return json.loads((project / "output/manifest.json").read_text("utf-8"))
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from fakeapi import FakeImagesAPI
 from PIL import Image
 
 SPEC = """
@@ -48,15 +46,6 @@ EXPECTED = {
     "shop/poster.v2.png": ((1024, 1024), "RGB", "PNG"),
     "shop/banner.jpg": ((1200, 628), "RGB", "JPEG"),
 }
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesAPI]:
-    """The fake Images API behind --provider openai."""
-    with FakeImagesAPI() as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        yield fake
 
 
 def entries(project) -> dict[str, dict]:

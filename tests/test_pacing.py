@@ -6,26 +6,12 @@ import asyncio
 import random
 
 import pytest
+from clock import FakeClock
 
 from pipeline.jobs import ProviderFailure, RateLimitInfo
 from pipeline.providers.ratelimit_headers import parse_duration, rate_limit_info, retry_after
 from pipeline.runner.limiter import PACE, RateLimiter
 from pipeline.runner.retry import RetryPolicy
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def starts(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:

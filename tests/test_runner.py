@@ -7,6 +7,7 @@ import random
 from collections import deque
 
 import pytest
+from clock import FakeClock
 
 from pipeline import api
 from pipeline.cache import ResultCache
@@ -30,22 +31,6 @@ SPEC = """
         edit: {images: [a1]}
         quality: low
 """
-
-
-class FakeTime:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class ScriptedProvider:
@@ -72,7 +57,7 @@ class ScriptedProvider:
 def run_plan(project, provider, *, max_attempts=6, concurrency=1):
     """Plan the project and run it with the fake clock; returns (report, time)."""
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
-    fake = FakeTime()
+    fake = FakeClock()
     output = project.root / "output"
     with ResultCache(project.root / ".assetpipe/cache") as cache:
         runner = Runner(
