@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -21,7 +29,14 @@ MAX_VARIANTS = 16
 
 Quality = Literal["low", "medium", "high", "xhigh", "max", "auto"]
 Background = Literal["transparent", "opaque", "auto"]
-OutputFormat = Literal["png", "webp", "jpeg"]
+
+
+def _jpg_alias(value: object) -> object:
+    """``jpg`` is what people write; ``jpeg`` is what the API takes."""
+    return "jpeg" if value == "jpg" else value
+
+
+OutputFormat = Annotated[Literal["png", "webp", "jpeg"], BeforeValidator(_jpg_alias)]
 Moderation = Literal["low", "auto"]
 Fidelity = Literal["high", "low"]
 
@@ -93,11 +108,6 @@ class GenerationSettings(Strict):
     moderation: Moderation | None = None
     input_fidelity: Fidelity | None = None
 
-    @field_validator("format", mode="before")
-    @classmethod
-    def _jpg_alias(cls, value: object) -> object:
-        return "jpeg" if value == "jpg" else value
-
 
 class FileInput(Strict):
     """``{file: path}``: an image in the project, relative to the spec file."""
@@ -128,11 +138,6 @@ class RenditionSpec(Strict):
     fit: Literal["cover", "contain", "stretch"] = "cover"
     format: OutputFormat | None = None
     compression: Annotated[int, Field(ge=0, le=100)] | None = None
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _jpg_alias(cls, value: object) -> object:
-        return "jpeg" if value == "jpg" else value
 
 
 class AssetSpec(GenerationSettings):
