@@ -12,7 +12,7 @@ document in one file.
 from __future__ import annotations
 
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -257,10 +257,22 @@ def _check_depth(text: str, display: str) -> None:
 
     The event stream is flat, so this pass cannot overflow; it costs about a quarter of
     the composing that follows. A syntax error surfaces here rather than in ``compose``,
-    as the same exception, and :func:`parse_yaml` reports it the same way.
+    as the same exception, and :func:`parse_yaml` reports it the same way. Newer libyaml
+    builds stop at their own depth limit while scanning ahead, at another column; the
+    pure-Python parser (no such limit, lazy) then finds where our limit is crossed.
     """
+    try:
+        _walk_depth(yaml.parse(text, Loader=_Loader), display)
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" not in str(exc.problem):
+            raise
+        _walk_depth(yaml.parse(text, Loader=yaml.SafeLoader), display)
+        raise
+
+
+def _walk_depth(events: Iterator[yaml.Event], display: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in events:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
