@@ -264,16 +264,26 @@ def _thumbnail(output_dir: Path, entry: Mapping[str, Any]) -> tuple[str, str]:
             output_dir, entry
         ):
             digest = sha256_file(source)
-        name = f"{digest}.webp"
-        if not (output_dir / THUMB_DIR / name).is_file():
-            data = _render_thumbnail(source.read_bytes())
-            write_contained(output_dir, f"{THUMB_DIR}/{name}", data, fsync=False)
+        name = write_thumbnail(output_dir, digest, source)
     except UnsafePathError as exc:
         return "", str(exc)
     except Exception as exc:
         # Pillow reports a corrupt file through many exception types; the card says why.
         return "", f"cannot read {rel}: {exc}"
     return name, ""
+
+
+def write_thumbnail(output_dir: Path, sha256: str, source: Path | bytes) -> str:
+    """Make the thumbnail of the file with this sha256 unless it exists; returns its name.
+
+    Builds call this as each file lands (in worker threads, while other requests are in
+    flight), so the gallery at the end of a build only writes its page.
+    """
+    name = f"{sha256}.webp"
+    if not (output_dir / THUMB_DIR / name).is_file():
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        write_contained(output_dir, f"{THUMB_DIR}/{name}", _render_thumbnail(data), fsync=False)
+    return name
 
 
 def _render_thumbnail(data: bytes) -> bytes:

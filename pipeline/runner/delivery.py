@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline import checks, postprocess
 from pipeline.fsutil import write_contained
+from pipeline.gallery import write_thumbnail
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Job
 from pipeline.planner import sheet_frames
@@ -59,6 +60,7 @@ class Delivery:
             written = postprocess.with_png_text(data, "assetpipe", stamp)
         path = write_contained(self.output_dir, job.output_path, written)
         mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
+        write_thumbnail(self.output_dir, sha, written)
         companions = None
         if atlas is not None:
             atlas_path = str(job.extra["atlas_path"])
