@@ -24,7 +24,7 @@ from typing import Any, Final
 from PIL import Image
 
 from pipeline.colors import Lab, hex_to_rgb, rgb_to_lab
-from pipeline.postprocess import ImageInfo, probe
+from pipeline.postprocess import ImageInfo, decode, describe, probe
 
 RGB = tuple[int, int, int]
 
@@ -256,7 +256,7 @@ def near_duplicates(hashes: Mapping[str, int], threshold: int = 6) -> list[tuple
 
 
 def run_checks(
-    data: bytes,
+    data: bytes | Image.Image,
     *,
     width: int,
     height: int,
@@ -264,14 +264,14 @@ def run_checks(
     palette: Sequence[str] | Mapping[str, str],
     palette_tolerance: float = PALETTE_DEFAULT_TOLERANCE,
 ) -> list[Check]:
-    """All checks that apply to one delivered file, decoding it only twice.
+    """All checks that apply to one delivered file (bytes, or an image decoded once).
 
     ``alpha`` runs only when transparency was asked for; ``palette`` only with a palette.
     A file that cannot be decoded raises :class:`pipeline.postprocess.ImageDecodeError`,
     as delivery already does, rather than producing a misleading set of checks.
     """
-    info = probe(data)
-    image = _image(data)
+    image = data if isinstance(data, Image.Image) else decode(data)
+    info = describe(image)
     checks = [check_dimensions(info, width, height)]
     if expect_alpha:
         checks.append(_alpha(info, image))

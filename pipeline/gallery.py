@@ -273,7 +273,7 @@ def _thumbnail(output_dir: Path, entry: Mapping[str, Any]) -> tuple[str, str]:
     return name, ""
 
 
-def write_thumbnail(output_dir: Path, sha256: str, source: Path | bytes) -> str:
+def write_thumbnail(output_dir: Path, sha256: str, source: Path | bytes | Image.Image) -> str:
     """Make the thumbnail of the file with this sha256 unless it exists; returns its name.
 
     Builds call this as each file lands (in worker threads, while other requests are in
@@ -281,18 +281,27 @@ def write_thumbnail(output_dir: Path, sha256: str, source: Path | bytes) -> str:
     """
     name = f"{sha256}.webp"
     if not (output_dir / THUMB_DIR / name).is_file():
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        write_contained(output_dir, f"{THUMB_DIR}/{name}", _render_thumbnail(data), fsync=False)
+        if isinstance(source, Image.Image):
+            thumbnail = _encode_thumbnail(source.copy())
+        else:
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            thumbnail = _render_thumbnail(data)
+        write_contained(output_dir, f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
     return name
 
 
 def _render_thumbnail(data: bytes) -> bytes:
     """A WebP at most :data:`THUMB_EDGE` px on its long side; transparency kept."""
     with Image.open(io.BytesIO(data)) as image:
-        image.thumbnail((THUMB_EDGE, THUMB_EDGE), Image.Resampling.LANCZOS)
-        bands = image.getbands()
-        alpha = "A" in bands or "a" in bands or "transparency" in image.info
-        small = image.convert("RGBA" if alpha else "RGB")
+        return _encode_thumbnail(image)
+
+
+def _encode_thumbnail(image: Image.Image) -> bytes:
+    """Shrink ``image`` in place and encode it as the WebP thumbnail."""
+    image.thumbnail((THUMB_EDGE, THUMB_EDGE), Image.Resampling.LANCZOS)
+    bands = image.getbands()
+    alpha = "A" in bands or "a" in bands or "transparency" in image.info
+    small = image.convert("RGBA" if alpha else "RGB")
     buffer = io.BytesIO()
     small.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=4)
     return buffer.getvalue()

@@ -84,7 +84,19 @@ def normalize_format(name: str) -> str:
 def probe(data: bytes) -> ImageInfo:
     """Decode ``data`` fully and describe it; raise :class:`ImageDecodeError` if it is not
     an image (or is truncated), so a corrupt download is caught before it is delivered."""
-    image = _decode(data)
+    return describe(decode(data))
+
+
+def decode(data: bytes) -> Image.Image:
+    """Open and fully decode ``data``; one clear :class:`ImageDecodeError` for any failure.
+
+    Callers that inspect a file several ways (checks, hash, thumbnail) decode it once.
+    """
+    return _decode(data)
+
+
+def describe(image: Image.Image) -> ImageInfo:
+    """Size, format, mode and real transparency of a decoded image."""
     return ImageInfo(
         width=image.width,
         height=image.height,

@@ -60,14 +60,15 @@ class Delivery:
             written = postprocess.with_png_text(data, "assetpipe", stamp)
         path = write_contained(self.output_dir, job.output_path, written)
         mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
-        write_thumbnail(self.output_dir, sha, written)
+        image = postprocess.decode(written)  # once, for the checks, the hash and the thumbnail
+        write_thumbnail(self.output_dir, sha, image)
         companions = None
         if atlas is not None:
             atlas_path = str(job.extra["atlas_path"])
             write_contained(self.output_dir, atlas_path, atlas)
             companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
         if job.kind == "sheet":
-            info = postprocess.probe(data)
+            info = postprocess.describe(image)
             return Stored(
                 mtime,
                 sha,
@@ -82,7 +83,7 @@ class Delivery:
         source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
         transparent = source is not None and source.params.get("background") == "transparent"
         found = checks.run_checks(
-            data,
+            image,
             width=job.size[0],
             height=job.size[1],
             expect_alpha=transparent and job.format != "jpeg",
@@ -106,7 +107,7 @@ class Delivery:
             sha256=sha,
             bytes=size,
             checks=[c.as_dict() for c in found],
-            phash=f"{checks.perceptual_hash(data):016x}",
+            phash=f"{checks.perceptual_hash(image):016x}",
             provenance=provenance,
         )
 

@@ -328,15 +328,23 @@ class Runner:
                         self.in_flight_estimate -= pending
                         pending = 0.0
                         self.limiter.observe(result.rate)
-                        return await self._commit(job, key, inputs, result, attempt)
+                        delivered, fields = await self._commit(job, key, result)
+                        break
                 self.reporter.retrying(job, last, delay, attempt)
                 await self.sleep(delay)
         finally:
             self.in_flight_estimate -= pending
+        # Cached and paid for: the slot is free for the next request while the file is
+        # written and inspected.
+        return await self._deliver(
+            job, "generated", key, delivered, result.data, inputs, attempts=attempt, **fields
+        )
 
     async def _commit(
-        self, job: Job, key: str, inputs: list[str], result: ImageResult, attempts: int
-    ) -> Outcome:
+        self, job: Job, key: str, result: ImageResult
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Count the spend, crop to the exact size and commit to the cache; returns the
+        delivered bytes and the outcome fields that describe the call."""
         cost = 0.0
         usage = result.usage.as_dict() if result.usage else None
         if not self.config.free:
@@ -367,20 +375,14 @@ class Runner:
             return delivered
 
         delivered = await asyncio.to_thread(deliver_and_commit)
-        return await self._deliver(
-            job,
-            "generated",
-            key,
-            delivered,
-            result.data,
-            inputs,
-            usage=usage,
-            cost_usd=cost,
-            spent_usd=cost,
-            request_id=result.request_id,
-            returned_size=result.size,
-            attempts=attempts,
-        )
+        fields = {
+            "usage": usage,
+            "cost_usd": cost,
+            "spent_usd": cost,
+            "request_id": result.request_id,
+            "returned_size": result.size,
+        }
+        return delivered, fields
 
     # -- helpers ----------------------------------------------------------------------------
 
