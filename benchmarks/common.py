@@ -9,6 +9,7 @@ to the local fake of the Images API (``tests/fakeapi.py``) started as a subproce
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 FAKE_API = REPO / "tests" / "fakeapi.py"
+FAKE_HEAVY = Path(__file__).resolve().parent / "fake_heavy.py"
 BENCH_KEY = "sk-bench"
+WARM_UP_COLOURS = 32
+"""The fake picks an image's colour from sha256(prompt)[0] % 32 (``_PALETTE``)."""
 _URL_LINE = re.compile(r"^FAKE_OPENAI_BASE_URL=(http://127\.0\.0\.1:\d+/v1)\s*$")
 
 BRAND = {
@@ -40,8 +44,28 @@ BRAND = {
 }
 
 
+_SNAPSHOT_LAUNCHER = """
+import sys
+src = sys.argv.pop(1)
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in str(f)]
+sys.path.insert(0, src)
+import pipeline.cli
+assert pipeline.cli.__file__.startswith(src), pipeline.cli.__file__
+sys.argv[0] = "assetpipe"
+pipeline.cli.main()
+"""
+
+
 def assetpipe_cmd() -> list[str]:
-    """The command that runs the CLI: the venv's console script, else ``python -m``."""
+    """The command that runs the CLI: the venv's console script, else ``python -m``.
+
+    With ``ASSETPIPE_BENCH_SRC=DIR`` (a folder holding a ``pipeline/`` package, e.g. from
+    ``git archive HEAD pipeline | tar -x -C DIR``) the CLI runs from that snapshot instead
+    of the editable install, so a benchmark is not disturbed by edits made meanwhile.
+    """
+    src = os.environ.get("ASSETPIPE_BENCH_SRC")
+    if src:
+        return [PYTHON, "-c", _SNAPSHOT_LAUNCHER, str(Path(src).resolve())]
     script = VENV_BIN / "assetpipe"
     if script.exists():
         return [str(script)]
@@ -117,10 +141,17 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 
 
 class FakeServer:
-    """``tests/fakeapi.py`` as a subprocess on 127.0.0.1; a context manager."""
+    """``tests/fakeapi.py`` (or a wrapper of it) as a subprocess on 127.0.0.1."""
 
-    def __init__(self, *, latency: float = 0.0, ipm: int | None = None, extra: Sequence[str] = ()):
-        self.args = [PYTHON, str(FAKE_API), "--port", "0", "--latency", str(latency)]
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        ipm: int | None = None,
+        extra: Sequence[str] = (),
+        script: Path = FAKE_API,
+    ):
+        self.args = [PYTHON, str(script), "--port", "0", "--latency", str(latency)]
         if ipm is not None:
             self.args += ["--ipm", str(ipm)]
         self.args += list(extra)
@@ -155,6 +186,47 @@ class FakeServer:
             data: dict[str, Any] = json.loads(response.read())
         return data
 
+    def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{self.root_url}{path}",
+            data=json.dumps(body).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+            data: dict[str, Any] = json.loads(response.read())
+        return data
+
+    def configure(self, **config: Any) -> dict[str, Any]:
+        """``POST /_config``: change the fake's settings (latency, images_per_minute, ...)."""
+        return self._post("/_config", config)
+
+    def warm_up(self, size: str = "1024x1024", output_format: str = "png") -> int:
+        """Make the fake draw and cache its images of this size before a measurement.
+
+        The fake encodes one image per (size, format, colour) on first use and caches it;
+        a cold fake spends ~0.3 s of CPU on the first wave of a 1024x1024 build, which a
+        real API does not. One sequential request per colour at zero latency warms it
+        (peak_in_flight stays 1); returns the number of requests it sent.
+        """
+        latency = self.configure()["latency"]
+        self.configure(latency=0)
+        colours: set[int] = set()
+        sent = 0
+        for i in range(10_000):
+            prompt = f"warm-up {i}"
+            colour = hashlib.sha256(prompt.encode("utf-8")).digest()[0] % WARM_UP_COLOURS
+            if colour in colours:
+                continue
+            colours.add(colour)
+            body = {"model": "gpt-image-2.5-flare", "prompt": prompt, "size": size}
+            self._post("/v1/images/generations", {**body, "output_format": output_format})
+            sent += 1
+            if len(colours) == WARM_UP_COLOURS:
+                break
+        self.configure(latency=latency)
+        return sent
+
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """An environment that points the OpenAI SDK at this fake."""
         env = clean_env(base)
@@ -184,7 +256,11 @@ class FakeServer:
 
 
 class StatsPoller:
-    """Polls ``/_stats`` in a thread to time the first request and the last billed image."""
+    """Polls ``/_stats`` in a thread to time the first request and the last billed image.
+
+    Stops polling once ``expect_billed`` images are billed (or when the block exits, for a
+    client that gave up on some images).
+    """
 
     def __init__(self, server: FakeServer, expect_billed: int, interval: float = 0.02):
         self.server = server
@@ -196,6 +272,7 @@ class StatsPoller:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
+        billed = 0
         while not self._stop.is_set():
             try:
                 stats = self.server.stats()
@@ -204,14 +281,16 @@ class StatsPoller:
             now = time.perf_counter()
             if self.first_request_at is None and stats.get("requests", 0) > 0:
                 self.first_request_at = now
-            if stats.get("billed_images", 0) >= self.expect_billed:
+            if stats.get("billed_images", 0) > billed:
+                billed = stats["billed_images"]
                 self.last_billed_at = now
+            if billed >= self.expect_billed:
                 return
             self._stop.wait(self.interval)
 
     @property
     def window_s(self) -> float | None:
-        """Seconds from the first request seen to the last image billed (± interval)."""
+        """Seconds from the first request seen to the last image billed (± one interval)."""
         if self.first_request_at is None or self.last_billed_at is None:
             return None
         return self.last_billed_at - self.first_request_at
@@ -360,5 +439,7 @@ def best_of(runs: Sequence[RunResult]) -> RunResult:
 
 def verdict(name: str, ok: bool, line: str) -> int:
     """Print the one result line of a benchmark; the exit code it deserves."""
-    print(f"{name}: {'PASS' if ok else 'FAIL'} {line}", flush=True)
+    src = os.environ.get("ASSETPIPE_BENCH_SRC")
+    where = f" [pipeline from {src}]" if src else ""
+    print(f"{name}: {'PASS' if ok else 'FAIL'} {line}{where}", flush=True)
     return 0 if ok else 1
