@@ -248,6 +248,10 @@ def build_summary(result: BuildResult) -> dict[str, Any]:
             for o in report.outcomes.values()
             if o.status in ("failed", "blocked")
         ],
+        "failed_checks": [
+            {"job": job, "status": status, **dict(check)}
+            for job, status, check in result.failed_checks
+        ],
         "pruned": list(result.pruned),
         "manifest": str(result.manifest_path),
     }
