@@ -273,16 +273,19 @@ def _thumbnail(output_dir: Path, entry: Mapping[str, Any]) -> tuple[str, str]:
     return name, ""
 
 
-def write_thumbnail(output_dir: Path, sha256: str, source: Path | bytes | Image.Image) -> str:
+def write_thumbnail(
+    output_dir: Path, sha256: str, source: Path | bytes | Image.Image, *, in_place: bool = False
+) -> str:
     """Make the thumbnail of the file with this sha256 unless it exists; returns its name.
 
     Builds call this as each file lands (in worker threads, while other requests are in
-    flight), so the gallery at the end of a build only writes its page.
+    flight), so the gallery at the end of a build only writes its page. With ``in_place``
+    a decoded image is shrunk instead of copied (the caller is done with it).
     """
     name = f"{sha256}.webp"
     if not (output_dir / THUMB_DIR / name).is_file():
         if isinstance(source, Image.Image):
-            thumbnail = _encode_thumbnail(source.copy())
+            thumbnail = _encode_thumbnail(source if in_place else source.copy())
         else:
             data = source if isinstance(source, bytes) else source.read_bytes()
             thumbnail = _render_thumbnail(data)

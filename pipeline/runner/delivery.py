@@ -61,7 +61,6 @@ class Delivery:
         path = write_contained(self.output_dir, job.output_path, written)
         mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
         image = postprocess.decode(written)  # once, for the checks, the hash and the thumbnail
-        write_thumbnail(self.output_dir, sha, image)
         companions = None
         if atlas is not None:
             atlas_path = str(job.extra["atlas_path"])
@@ -69,6 +68,7 @@ class Delivery:
             companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
         if job.kind == "sheet":
             info = postprocess.describe(image)
+            write_thumbnail(self.output_dir, sha, image, in_place=True)
             return Stored(
                 mtime,
                 sha,
@@ -102,12 +102,14 @@ class Delivery:
             kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
             write_contained(self.output_dir, kept, original)
             provenance["original_path"] = kept
+        phash = f"{checks.perceptual_hash(image):016x}"
+        write_thumbnail(self.output_dir, sha, image, in_place=True)  # last: it shrinks `image`
         return Stored(
             mtime_ns=mtime,
             sha256=sha,
             bytes=size,
             checks=[c.as_dict() for c in found],
-            phash=f"{checks.perceptual_hash(image):016x}",
+            phash=phash,
             provenance=provenance,
         )
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline import postprocess
-from pipeline.cache import ResultCache
+from pipeline.cache import CacheRecord, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.jobs import (
     ACCOUNT_KINDS,
@@ -128,6 +128,9 @@ class Runner:
         self.outcomes: dict[str, Outcome] = {}
         self.done: dict[str, asyncio.Event] = {}
         self.slots = asyncio.Semaphore(config.concurrency)
+        # Files being written and inspected at once (API results, cache copies, renditions,
+        # sheets): bounds the images held in memory whatever the API or the cache delivers.
+        self.local_work = asyncio.Semaphore(max(2, config.concurrency))
         self.stop_reason: str | None = None
         self.budget_hit = False
         self.interrupted = False
@@ -237,32 +240,45 @@ class Runner:
                 return self._up_to_date(
                     job, JobState("up-to-date", key, entry.get("sha256"), ""), entry
                 )
-            hit = await asyncio.to_thread(self.cache.get, key)
-            if hit is not None:
-                record, data = hit
-                meta = record.meta or {}
-                original = self.cache.read_blob(record.original) if record.original else data
-                atlas = meta.get("atlas")
-                return await self._deliver(
-                    job,
-                    "cached",
-                    key,
-                    data,
-                    original if job.is_api else None,
-                    inputs,
-                    atlas=atlas.encode() if isinstance(atlas, str) else None,
-                    usage=meta.get("usage"),
-                    cost_usd=float(meta.get("cost_usd", 0.0)),
-                    request_id=meta.get("request_id"),
-                    returned_size=meta.get("returned_size"),
-                )
+            async with self.local_work:
+                hit = await asyncio.to_thread(self.cache.get, key)
+                if hit is not None:
+                    return await self._from_cache(job, key, inputs, hit)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
         if job.rendition is not None:
-            return await self._render(job, key, shas)
+            async with self.local_work:
+                return await self._render(job, key, shas)
         if job.kind == "sheet":
-            return await self._sheet(job, key, inputs)
+            async with self.local_work:
+                return await self._sheet(job, key, inputs)
         return await self._call(job, key, inputs)
+
+    async def _from_cache(
+        self, job: Job, key: str, inputs: list[str], hit: tuple[CacheRecord, bytes]
+    ) -> Outcome:
+        """Copy a cached result into the output tree (no call, no cost this build)."""
+        record, data = hit
+        meta = record.meta or {}
+        original = (
+            await asyncio.to_thread(self.cache.read_blob, record.original)
+            if record.original
+            else data
+        )
+        atlas = meta.get("atlas")
+        return await self._deliver(
+            job,
+            "cached",
+            key,
+            data,
+            original if job.is_api else None,
+            inputs,
+            atlas=atlas.encode() if isinstance(atlas, str) else None,
+            usage=meta.get("usage"),
+            cost_usd=float(meta.get("cost_usd", 0.0)),
+            request_id=meta.get("request_id"),
+            returned_size=meta.get("returned_size"),
+        )
 
     async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
         sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, dict(self.outcomes))
@@ -329,6 +345,9 @@ class Runner:
                         pending = 0.0
                         self.limiter.observe(result.rate)
                         delivered, fields = await self._commit(job, key, result)
+                        # Back-pressure: the slot is given up only once a delivery permit
+                        # is held, so results never pile up faster than they are written.
+                        await self.local_work.acquire()
                         break
                 self.reporter.retrying(job, last, delay, attempt)
                 await self.sleep(delay)
@@ -336,9 +355,12 @@ class Runner:
             self.in_flight_estimate -= pending
         # Cached and paid for: the slot is free for the next request while the file is
         # written and inspected.
-        return await self._deliver(
-            job, "generated", key, delivered, result.data, inputs, attempts=attempt, **fields
-        )
+        try:
+            return await self._deliver(
+                job, "generated", key, delivered, result.data, inputs, attempts=attempt, **fields
+            )
+        finally:
+            self.local_work.release()
 
     async def _commit(
         self, job: Job, key: str, result: ImageResult
