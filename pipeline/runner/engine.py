@@ -59,6 +59,11 @@ class Reporter(Protocol):
         """Something the user should read once (an account failure, the budget)."""
 
 
+LOCAL_WORK = 8
+"""Results written and inspected at once: enough to keep the worker threads busy (the
+work is CPU-bound), few enough that 2.5 MB images do not pile up in memory."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """How to run: limits and switches from the command line and settings."""
@@ -130,7 +135,7 @@ class Runner:
         self.slots = asyncio.Semaphore(config.concurrency)
         # Files being written and inspected at once (API results, cache copies, renditions,
         # sheets): bounds the images held in memory whatever the API or the cache delivers.
-        self.local_work = asyncio.Semaphore(max(2, config.concurrency))
+        self.local_work = asyncio.Semaphore(min(config.concurrency, LOCAL_WORK))
         self.stop_reason: str | None = None
         self.budget_hit = False
         self.interrupted = False
