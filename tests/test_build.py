@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 
@@ -291,3 +292,37 @@ def test_api_key_appears_in_no_log_or_error_message(project, run, api):
     assert "API key was rejected" in result.err
     assert "sk-test-key" not in result.out + result.err
     assert b"sk-test-key" not in (project / "output/manifest.json").read_bytes()
+
+
+def test_force_calls_the_api_again_for_cached_requests(project, run, api):
+    """--force re-requests every API job (and re-renders renditions from the new bytes)."""
+    project.gen({"specs/icons.yaml": ICONS})
+    assert run("build", "--provider", "openai").code == 0
+    first = {j: e["sha256"] for j, e in entries(project).items()}
+    assert run("build", "--provider", "openai", "--force").code == 0
+    assert api.count() == 12
+    again = entries(project)
+    assert {e["status"] for e in again.values()} == {"generated"}
+    assert again["icons/icon-sword"]["sha256"] != first["icons/icon-sword"]
+    assert again["icons/icon-sword@64x64.webp"]["inputs"] == [again["icons/icon-sword"]["sha256"]]
+
+
+def test_images_per_minute_paces_request_starts(project, run, api):
+    """--images-per-minute 240 starts requests at least ~0.25 s apart (no burst)."""
+    project.gen({"specs/icons.yaml": ICONS})
+    result = run(
+        "build",
+        "--provider",
+        "openai",
+        "--images-per-minute",
+        "240",
+        "--only",
+        "icons/icon-*",
+        "--concurrency",
+        "8",
+    )
+    assert result.code == 0
+    starts = sorted(r.started for r in api.requests)
+    assert len(starts) == 3
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.24
