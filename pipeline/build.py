@@ -139,6 +139,10 @@ def manifest_entries(
                 for companion in entry.get("companions") or ():
                     (output_dir / str(companion["path"])).unlink()
                     pruned.append(str(companion["path"]))
+                kept = (entry.get("provenance") or {}).get("original_path")
+                if kept and (output_dir / str(kept)).is_file():
+                    (output_dir / str(kept)).unlink()
+                    pruned.append(str(kept))
                 (output_dir / path).unlink()
                 pruned.append(path)
                 continue

@@ -221,3 +221,29 @@ def test_embed_metadata_stamps_job_and_key_into_pngs(project, run, api):
     assert stamp == {"job": "shop/poster", "cache_key": entry["cache_key"]}
     assert run("build", "--provider", "openai").code == 0
     assert entries(project)["shop/poster.png"]["status"] == "up-to-date"
+
+
+def test_prune_removes_a_sheet_atlas_and_a_kept_original_with_their_files(project, run, api):
+    """--prune deletes a removed sheet's JSON and a removed asset's `.original` file too."""
+    project.gen({"specs/shop.yaml": SPEC, "specs/loot.yaml": SHEET_SPEC})
+    assert run("build", "--provider", "openai").code == 0
+    assert (project / "output/shop/badge.original.png").is_file()
+    project.gen(
+        {
+            "specs/shop.yaml": SPEC.replace(
+                "keep_original: true", "keep_original: true\n        tags: []"
+            ).replace("id: badge", "id: medal"),
+            "specs/loot.yaml": SHEET_SPEC.split("    sheets:", maxsplit=1)[0],
+        }
+    )
+    result = run("build", "--provider", "openai", "--prune")
+    assert result.code == 0, result.err
+    for gone in (
+        "shop/badge.png",
+        "shop/badge.original.png",
+        "loot/gems-atlas.png",
+        "loot/gems-atlas.json",
+        "loot/coins-atlas.json",
+    ):
+        assert not (project / "output" / gone).exists(), gone
+    assert (project / "output/shop/medal.original.png").is_file()
