@@ -146,10 +146,6 @@ class ResultCache:
             return None
         return CacheRecord(blob=raw["blob"], original=raw.get("original"), meta=raw.get("meta"))
 
-    def contains(self, key: str) -> bool:
-        """Cheap membership test (index only; ``lookup`` checks the blob)."""
-        return key in self.index
-
     def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
         """The record and delivered bytes for ``key``, verified; None on a miss."""
         record = self.lookup(key)

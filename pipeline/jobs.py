@@ -170,6 +170,9 @@ class InputRef:
     sha256: str | None = None
     width: int = 0
     height: int = 0
+    format: str = ""
+    bytes: int | None = None
+    """Known for project files; None for another job's output (made during the build)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,33 +24,6 @@ log = logging.getLogger("assetpipe.output")
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-ENTRY_FIELDS = (
-    "job",
-    "collection",
-    "asset",
-    "variant",
-    "kind",
-    "path",
-    "sha256",
-    "bytes",
-    "width",
-    "height",
-    "format",
-    "model",
-    "provider",
-    "prompt",
-    "params",
-    "requested_size",
-    "inputs",
-    "cache_key",
-    "status",
-    "error",
-    "usage",
-    "cost_usd",
-    "estimated_cost_usd",
-    "request_id",
-    "source",
-)
 
 
 @dataclass(frozen=True, slots=True)

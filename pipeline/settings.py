@@ -23,7 +23,6 @@ from pipeline.spec.yamlsource import YMap, load_yaml
 
 SETTINGS_FILE = "assetpipe.yaml"
 ProviderName = Literal["openai", "azure", "preview"]
-PROVIDERS = ("openai", "azure", "preview")
 
 ENV = {
     "provider": "ASSETPIPE_PROVIDER",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,21 @@ def png(width: int, height: int) -> bytes:
     """A small RGBA PNG."""
     buf = io.BytesIO()
     Image.new("RGBA", (width, height), (200, 80, 40, 255)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg(width: int, height: int) -> bytes:
+    """A small JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """An RGBA PNG of random pixels: incompressible, about 4 bytes a pixel."""
+    raw = random.Random(width * height).randbytes(width * height * 4)
+    buf = io.BytesIO()
+    Image.frombytes("RGBA", (width, height), raw).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -874,6 +890,46 @@ CASES = [
         location="specs/a.yaml:6:13",
         message="the mask is 16x16 but the first image is 32x32",
         hint="a mask must have the same size as the first input image",
+        command="plan",
+    ),
+    case(
+        "mask-not-png",
+        pins="a JPEG mask is refused before the API answers 400 for it",
+        files={
+            SPEC: """
+            assets:
+              - id: a
+                prompt: x
+                edit:
+                  images: [{file: img.png}]
+                  mask: {file: mask.jpg}
+            """,
+            "specs/img.png": png(32, 32),
+            "specs/mask.jpg": jpeg(32, 32),
+        },
+        location="specs/a.yaml:6:13",
+        message="the mask is jpeg; a mask is a PNG",
+        hint="save it as PNG, with alpha 0 where the image may change",
+        command="plan",
+    ),
+    case(
+        "mask-too-large",
+        pins="a mask over the model's 4 MB limit is refused with the limit named",
+        files={
+            SPEC: """
+            assets:
+              - id: a
+                prompt: x
+                edit:
+                  images: [{file: img.png}]
+                  mask: {file: mask.png}
+            """,
+            "specs/img.png": png(1200, 1200),
+            "specs/mask.png": noise_png(1200, 1200),
+        },
+        location="specs/a.yaml:6:13",
+        message="takes masks under 4,000,000",
+        hint="a mask needs only its alpha channel",
         command="plan",
     ),
     # -- brand kits -----------------------------------------------------------------------

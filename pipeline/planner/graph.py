@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, ModelInfo
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
 from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
 from pipeline.planner.keys import api_cache_key, job_id, output_path
@@ -307,7 +307,10 @@ class _Planner:
                 raise cycle_error([f"{c}/{a}" for c, a in chain], where)
             w, h = self._size(target_key).delivered
             return InputRef(
-                job=job_id(cname, m["id"], k), width=w, height=h, sha256=None, path=None
+                job=job_id(cname, m["id"], k),
+                width=w,
+                height=h,
+                format=self.effective[target_key].format,
             )
         if isinstance(ref, FileInput):
             return self._file(coll.path.parent / ref.file, ref.file, where)
@@ -351,7 +354,12 @@ class _Planner:
                 "convert it to PNG (or WebP/JPEG)",
             )
         return InputRef(
-            path=display, sha256=facts.sha256, width=facts.width, height=facts.height, job=None
+            path=display,
+            sha256=facts.sha256,
+            width=facts.width,
+            height=facts.height,
+            format=facts.format,
+            bytes=facts.bytes,
         )
 
     # -- stage 3: jobs ----------------------------------------------------------------------
@@ -392,6 +400,7 @@ class _Planner:
                         asset.where("edit", "mask"),
                         "a mask must have the same size as the first input image",
                     )
+                _check_mask(mask, model, asset.where("edit", "mask"))
         params = _params(eff, size, spec.edit is not None)
         rw, rh = size.requested
         # The API price even on the preview provider: a dry run should show what the real
@@ -504,6 +513,23 @@ def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, Param
 
 def _with_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> Job:
     return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
+
+
+def _check_mask(mask: InputRef, model: ModelInfo, where: Location) -> None:
+    """The API takes a PNG mask under the model's size limit; say so before paying."""
+    if mask.format != "png":
+        raise SpecError(
+            f"the mask is {mask.format or 'not a PNG'}; a mask is a PNG",
+            where,
+            "save it as PNG, with alpha 0 where the image may change",
+        )
+    if mask.bytes is not None and mask.bytes > model.max_mask_bytes:
+        raise SpecError(
+            f"the mask is {mask.bytes:,} bytes; {model.name} takes masks under "
+            f"{model.max_mask_bytes:,}",
+            where,
+            "a mask needs only its alpha channel: save it as a small PNG (e.g. 1-bit alpha)",
+        )
 
 
 class _AlreadyReported(Exception):

@@ -17,15 +17,6 @@ from pipeline.planner.resolve import ResolvedAsset
 BUILTIN_QUALITY = "medium"
 BUILTIN_BACKGROUND = "auto"
 BUILTIN_FORMAT = "png"
-SETTING_NAMES = (
-    "model",
-    "quality",
-    "background",
-    "format",
-    "compression",
-    "moderation",
-    "input_fidelity",
-)
 
 
 @dataclass(frozen=True, slots=True)
