@@ -286,7 +286,7 @@ class Runner:
         )
 
     async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
-        sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, dict(self.outcomes))
+        sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
         await asyncio.to_thread(
             self.cache.commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
@@ -324,7 +324,7 @@ class Runner:
         pending = estimate
         attempt = 0
         try:
-            request = await asyncio.to_thread(self.inputs.request, job, dict(self.outcomes))
+            request = await asyncio.to_thread(self.inputs.request, job, self._inputs_of(job))
             while True:
                 attempt += 1
                 async with self.slots:
@@ -443,6 +443,11 @@ class Runner:
             height=stored.height,
             **fields,
         )
+
+    def _inputs_of(self, job: Job) -> dict[str, Outcome]:
+        """The finished outcomes a job reads, copied for a worker thread (not all of them:
+        copying every outcome for every job is quadratic in a 10,000-job build)."""
+        return {dep: self.outcomes[dep] for dep in job.depends_on}
 
     def _not_started(self, job: Job, key: str, inputs: list[str]) -> Outcome:
         message = self.stop_reason or "not started"
