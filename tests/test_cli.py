@@ -64,3 +64,28 @@ def test_python_dash_m_pipeline_is_the_same_command(project):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok: 1 spec file(s), 2 API job(s), 1 rendition(s)"
+
+
+def test_settings_precedence_flags_over_environment_over_file(project):
+    """CLI flags beat ASSETPIPE_* variables, which beat assetpipe.yaml, which beats defaults."""
+    from pipeline.settings import resolve_settings
+
+    project.gen({"assetpipe.yaml": "concurrency: 3\nmax_cost: 9\nmodel: gpt-image-2\n"})
+    env = {"ASSETPIPE_CONCURRENCY": "5", "ASSETPIPE_MODEL": "gpt-image-2.5-sunburst"}
+    got = resolve_settings(project.root, {"concurrency": 7}, env)
+    assert (got.concurrency, got.model, got.max_cost, got.timeout) == (
+        7,
+        "gpt-image-2.5-sunburst",
+        9.0,
+        600.0,
+    )
+    got = resolve_settings(project.root, {}, env)
+    assert got.concurrency == 5
+    got = resolve_settings(project.root, {}, {})
+    assert (got.concurrency, got.model, got.provider, got.provider_is_default) == (
+        3,
+        "gpt-image-2",
+        "preview",
+        True,
+    )
+    assert resolve_settings(project.root, {}, {"OPENAI_API_KEY": "sk-x"}).provider == "openai"
