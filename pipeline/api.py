@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import stat
 import warnings
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,26 @@ def read_image_facts(path: Path) -> FileFacts:
     )
 
 
+TODAY_VARIABLE = "ASSETPIPE_TODAY"
+
+
+def lifecycle_date(environ: Mapping[str, str] | None = None) -> dt.date:
+    """The date model lifecycles are judged on: ``ASSETPIPE_TODAY`` (YYYY-MM-DD) or today.
+
+    Pinning it makes a CI run reproducible across a model's shutdown date, and lets a team
+    ask ahead of time whether its specs still plan after an announced shutdown.
+    """
+    text = (os.environ if environ is None else environ).get(TODAY_VARIABLE, "").strip()
+    if not text:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{TODAY_VARIABLE}={text!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-12-01)"
+        ) from None
+
+
 def open_workspace(req: Request) -> Workspace:
     """Load settings and specs and plan them (no network, no writes)."""
     base = load_catalog()
@@ -114,7 +135,7 @@ def open_workspace(req: Request) -> Workspace:
         catalog=catalog,
         provider=settings.provider,
         model=settings.model,
-        today=req.today or dt.date.today(),
+        today=req.today or lifecycle_date(),
         max_jobs=settings.max_jobs,
     )
     full = plan(project, engine, options, read_image_facts)

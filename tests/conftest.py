@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fakeapi import FakeImagesAPI
+from processes import PINNED_TODAY
 
 from pipeline.cli import main
 
@@ -18,10 +19,12 @@ ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the developer's API keys or assetpipe settings."""
+    """No test sees the developer's API keys or assetpipe settings, and every test judges
+    model lifecycles on one pinned date, never the machine's clock."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("ASSETPIPE_TODAY", PINNED_TODAY)
     yield
 
 

@@ -16,6 +16,9 @@ import httpx2
 
 HERE = Path(__file__).resolve().parent
 FAKEAPI_SCRIPT = HERE / "fakeapi.py"
+PINNED_TODAY = "2026-11-24"
+"""The date every test judges model lifecycles on (``ASSETPIPE_TODAY``): the suite must pass
+on any calendar day, before and after a model's shutdown."""
 CONSOLE_SCRIPT = Path(sys.executable).with_name("assetpipe")
 ASSETPIPE = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "pipeline"]
 
@@ -84,4 +87,9 @@ def start_fake(*args: str) -> Iterator[FakeProcess]:
 def build_env(fake: FakeProcess) -> dict[str, str]:
     """This environment without OPENAI_/ASSETPIPE_ variables, pointed at ``fake``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ASSETPIPE_"))}
-    return {**env, "OPENAI_API_KEY": "sk-test-key", "OPENAI_BASE_URL": fake.base_url}
+    return {
+        **env,
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_BASE_URL": fake.base_url,
+        "ASSETPIPE_TODAY": PINNED_TODAY,
+    }

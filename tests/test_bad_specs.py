@@ -1418,19 +1418,40 @@ def test_gpt_image_1_5_shuts_down_on_its_shutdown_day(project):
         api.open_workspace(api.Request(project=project.root, today=dt.date(2026, 12, 1)))
 
 
-def test_deprecated_model_warning_reaches_stderr_with_exit_0(project, run):
-    """validate with a deprecated (not yet shut down) model exits 0 and warns on stderr.
-
-    Pinned to the catalog's shutdown date so the test is honest about the calendar: it
-    only checks the CLI path while the model is still deprecated.
-    """
-    if dt.date.today() >= dt.date(2026, 12, 1):
-        pytest.skip("gpt-image-1.5 is shut down on this date; the API tests pin the date")
+def test_deprecated_model_warning_reaches_stderr_with_exit_0(project, run, monkeypatch):
+    """validate with a deprecated (not yet shut down) model exits 0 and warns on stderr,
+    judged on the date ASSETPIPE_TODAY pins, whatever the machine's calendar says."""
+    monkeypatch.setenv("ASSETPIPE_TODAY", "2026-11-30")
     project.gen(DEPRECATED_SPEC)
     result = run("validate")
     assert result.code == 0, result.err
     assert "warning: model 'gpt-image-1.5' is deprecated" in result.err
     assert result.err.count("is deprecated") == 1
+
+
+def test_the_same_spec_fails_through_the_cli_from_the_shutdown_day(project, run, monkeypatch):
+    """ASSETPIPE_TODAY on the shutdown day turns the warning into exit 2 with the hint."""
+    monkeypatch.setenv("ASSETPIPE_TODAY", "2026-12-01")
+    project.gen(DEPRECATED_SPEC)
+    result = run("validate")
+    assert result.code == 2
+    assert result.err.splitlines()[:2] == [
+        "error: specs/a.yaml:2:10: model 'gpt-image-1.5' was shut down on 2026-12-01",
+        "  hint: use gpt-image-2.6-sunburst or gpt-image-2.6-flare instead",
+    ]
+
+
+def test_a_malformed_assetpipe_today_is_a_usage_error(project, run, monkeypatch):
+    """ASSETPIPE_TODAY that is not YYYY-MM-DD exits 2 and shows the expected form."""
+    monkeypatch.setenv("ASSETPIPE_TODAY", "next tuesday")
+    project.gen(DEPRECATED_SPEC)
+    result = run("validate")
+    assert result.code == 2
+    assert (
+        "ASSETPIPE_TODAY='next tuesday' is not a date; write it as YYYY-MM-DD (e.g. 2026-12-01)"
+        in result.err
+    )
+    assert "Traceback" not in result.err
 
 
 def test_price_override_fields_match_the_catalog():
