@@ -10,9 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import api
 from pipeline.hashing import KEY_PREFIX, canonical_json, content_key, sha256_bytes
-from pipeline.jobs import Job
-from pipeline.planner import api_cache_key
+from pipeline.jobs import Job, RenditionOp
+from pipeline.planner import api_cache_key, rendition_cache_key
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -173,3 +174,54 @@ def test_api_cache_key_ignores_ids_paths_and_sources():
         palette=("#FFFFFF",),
     )
     assert api_cache_key(moved, BASE_INPUTS, BASE_MASK) == base
+
+
+PINNED_SPEC = """
+    assets:
+      - id: sword
+        prompt: "A flat vector sword icon"
+        size: 1024x1024
+        quality: low
+        renditions: [{size: 64x64, format: webp}]
+      - id: banner
+        prompt: "A wide banner"
+        size: 1920x1080
+        variants: 2
+"""
+
+
+def test_cache_keys_are_pinned_literals(project, monkeypatch):
+    """The keys of a small plan are these exact hex strings, for openai and preview.
+
+    Any change to the key format, the canonical JSON or the request parameters the planner
+    resolves makes every user's cache a miss and every image paid again: it must fail here
+    first, and ship only with a deliberate KEY_VERSION bump and a changelog entry."""
+    project.gen({"specs/set.yaml": PINNED_SPEC})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+    keys = {}
+    for provider in ("openai", "preview"):
+        request = api.Request(project=project.root, flags={"provider": provider})
+        ws = api.open_workspace(request)
+        keys[provider] = {job.id: job.cache_key for job in ws.plan.jobs}
+    assert keys == {
+        "openai": {
+            "set/sword": "e132b8f0bf4bd93269ee439286e0bec8f72685a0aa3d2be4f57e5ce3e709bfcb",
+            "set/sword@64x64.webp": None,
+            "set/banner": "743f047e8fc8f416f9f62374a68f8972f9e5f9916931f7d8248d9736ba713363",
+            "set/banner#2": "5f247102182ce756ac22df2dac148b90a472a7ffc10a623e582a943c03180ae0",
+        },
+        "preview": {
+            "set/sword": "d7f60c0c65fe214c966540d82bf77411e029d74b4e25e4c30b2619255b9dd8e9",
+            "set/sword@64x64.webp": None,
+            "set/banner": "7b2f61398b7b373306b08d612b8156f2f42b6b21f626748a77d09781972d4c63",
+            "set/banner#2": "6162c08c7b8ee7a125ab5d07cedf74163d2f45b23632a3d45035a0f28b3a5d80",
+        },
+    }
+
+
+def test_rendition_key_is_a_pinned_literal():
+    """A rendition's key (source sha256 plus its operations) is this exact hex string."""
+    op = RenditionOp(width=64, height=64, fit="cover", format="webp", compression=None)
+    assert rendition_cache_key("0" * 64, op) == (
+        "888f9cb75ff781ad32167b14d376b153d308a6b2ae7d0bd18cc14728b1e609d8"
+    )
