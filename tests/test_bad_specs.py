@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from images import png
 from PIL import Image
 
 from pipeline import api
@@ -23,13 +24,6 @@ from pipeline.errors import SpecError
 from pipeline.settings import PriceOverride
 
 SPEC = "specs/a.yaml"
-
-
-def png(width: int, height: int) -> bytes:
-    """A small RGBA PNG."""
-    buf = io.BytesIO()
-    Image.new("RGBA", (width, height), (200, 80, 40, 255)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def jpeg(width: int, height: int) -> bytes:

@@ -4,13 +4,12 @@ prompts, cache keys) out, through ``pipeline.api.open_workspace`` as the CLI cal
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from PIL import Image
+from images import png
 
 from pipeline import api
 from pipeline.jobs import Job
@@ -36,13 +35,6 @@ API_JOB_KEYS = {
     "estimated_cost_usd",
 }
 """The job keys of ``plan --json`` named in DESIGN section 9."""
-
-
-def png(width: int, height: int, color: tuple[int, int, int, int] = (10, 20, 30, 255)) -> bytes:
-    """A small RGBA PNG."""
-    buf = io.BytesIO()
-    Image.new("RGBA", (width, height), color).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def workspace(project: Any, **request: Any) -> api.Workspace:

@@ -10,21 +10,15 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from images import encode
 from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.sheets import Frame, SheetError, SheetOptions, pack, render_sheet
 
 
-def png(image: Image.Image) -> bytes:
-    """Encode ``image`` as a PNG, as a delivered asset would be."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def solid(w: int, h: int, colour: tuple[int, int, int, int]) -> bytes:
-    return png(Image.new("RGBA", (w, h), colour))
+    return encode(Image.new("RGBA", (w, h), colour))
 
 
 def patterned(w: int, h: int, seed: int, *, alpha: bool) -> bytes:
@@ -42,7 +36,7 @@ def patterned(w: int, h: int, seed: int, *, alpha: bool) -> bytes:
             for x in range(w)
         ]
     )
-    return png(image)
+    return encode(image)
 
 
 def assert_layout(width: int, height: int, frames: Sequence[Frame], pad: int) -> None:
@@ -115,7 +109,7 @@ def test_sheet_pixels_match_each_source_exactly(fmt: str) -> None:
         "icon-ghost.png": solid(9, 40, (0, 0, 0, 0)),
         "icon-gem.png": patterned(37, 23, 5, alpha=True),
         "icon-map.png": patterned(50, 12, 99, alpha=False),
-        "icon-rgb.png": png(Image.new("RGB", (16, 16), (1, 2, 3))),
+        "icon-rgb.png": encode(Image.new("RGB", (16, 16), (1, 2, 3))),
     }
     sheet, atlas_bytes = render_sheet(list(sources.items()), SheetOptions(format=fmt), "atlas")
     atlas = json.loads(atlas_bytes)
