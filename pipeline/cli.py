@@ -23,6 +23,7 @@ from pipeline import __version__, api
 from pipeline.build import BuildOptions, BuildResult
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecErrors
 from pipeline.progress import PlainReporter, QuietReporter, RichReporter
+from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
 from pipeline.runner.engine import Reporter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,8 +48,9 @@ def project_options(func: F) -> F:
         ),
         click.option(
             "--provider",
-            type=click.Choice(["openai", "azure", "preview"]),
-            help="Image backend. Default: openai when OPENAI_API_KEY is set, else preview.",
+            metavar="NAME",
+            help=f"Image backend: {', '.join(e.name for e in BUILTIN_PROVIDERS)} or a plugin's. "
+            "Default: openai when OPENAI_API_KEY is set, else preview.",
         ),
         click.option("--model", help="Project default model (assets and spec defaults win)."),
         click.option("--output", type=str, help="Output folder (default output/)."),
@@ -176,7 +178,8 @@ def plan(**kw: Any) -> None:
         out.print(table)
     totals = api.plan_totals(ws.plan, states)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(totals["by_status"].items()))
-    free = " (preview images are free)" if ws.settings.provider == "preview" else ""
+    provider = ws.settings.provider
+    free = f" ({provider} images are free)" if ws.settings.provider_entry.free else ""
     out.print(
         f"{totals['jobs']} jobs ({counts}); estimated API cost of this build "
         f"${totals['estimated_cost_usd']:.2f}{free}"

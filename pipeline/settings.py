@@ -10,19 +10,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean
+from pipeline.providers import registry
 from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, load_yaml
 
 SETTINGS_FILE = "assetpipe.yaml"
-ProviderName = Literal["openai", "azure", "preview"]
 
 ENV = {
     "provider": "ASSETPIPE_PROVIDER",
@@ -60,7 +60,7 @@ class SettingsFile(Strict):
     templates: str = "templates"
     output: str = "output"
     cache_dir: str = ".assetpipe"
-    provider: ProviderName | None = None
+    provider: str | None = None
     model: str | None = None
     concurrency: Annotated[int, Field(ge=1, le=512)] = 8
     images_per_minute: Annotated[float, Field(gt=0)] | None = None
@@ -82,7 +82,7 @@ class Settings:
     templates_dir: Path
     output_dir: Path
     cache_dir: Path
-    provider: ProviderName
+    provider: str
     provider_is_default: bool
     model: str | None
     concurrency: int
@@ -94,6 +94,14 @@ class Settings:
     max_jobs: int
     embed_metadata: bool
     prices: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def provider_entry(self) -> registry.ProviderEntry:
+        """The chosen provider's registry entry (settings only hold known names)."""
+        entry = registry.get(self.provider)
+        if entry is None:  # pragma: no cover - resolve_settings admits registered names only
+            raise UsageError(f"unknown provider '{self.provider}'")
+        return entry
 
     def catalog(self, base: Catalog) -> Catalog:
         """The model table with this project's price overrides."""
@@ -148,7 +156,12 @@ def resolve_settings(
                     did_you_mean(model, catalog.models)
                     or "price overrides name a model assetpipe knows, e.g. gpt-image-2.5-flare",
                 )
-    provider, is_default = _provider(checked.provider, env)
+    where = (
+        tree.value_locations.get("provider")
+        if tree is not None and "provider" not in operator
+        else None
+    )
+    provider, is_default = _provider(checked.provider, env, where)
     return Settings(
         root=root,
         specs_dir=root / checked.specs,
@@ -213,27 +226,31 @@ def _price_key_location(tree: YMap | None, model: str) -> Location | None:
     return tree.location if tree is not None else None
 
 
-def _provider(chosen: str | None, env: Mapping[str, str]) -> tuple[ProviderName, bool]:
-    """The provider asked for, or the one the credentials in the environment point to."""
-    if chosen == "openai":
-        if not env.get("OPENAI_API_KEY"):
-            raise UsageError(
-                "--provider openai needs an API key: set OPENAI_API_KEY "
-                "(or use --provider preview to build offline placeholders)"
-            )
-        return "openai", False
-    if chosen == "azure":
-        missing = [v for v in ("AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION") if not env.get(v)]
-        if not (env.get("AZURE_OPENAI_API_KEY") or env.get("AZURE_OPENAI_AD_TOKEN")):
-            missing.insert(0, "AZURE_OPENAI_API_KEY")
-        if missing:
-            raise UsageError("--provider azure needs " + ", ".join(missing))
-        return "azure", False
-    if chosen == "preview":
-        return "preview", False
-    if env.get("OPENAI_API_KEY"):
-        return "openai", True
-    return "preview", True
+def _provider(
+    chosen: str | None, env: Mapping[str, str], where: Location | None
+) -> tuple[str, bool]:
+    """The provider asked for, or the first whose credentials the environment holds.
+
+    ``where`` is the provider's place in assetpipe.yaml when the file chose it."""
+    known = registry.providers()
+    if chosen is None:
+        auto = next((e for e in known.values() if e.auto and not e.missing_credentials(env)), None)
+        return (auto.name, True) if auto else ("preview", True)
+    entry = known.get(chosen)
+    if entry is None:
+        message = f"unknown provider '{chosen}'"
+        hint = did_you_mean(chosen, known) or f"use one of {', '.join(known)}"
+        if where is not None:
+            raise SpecError(message, where, hint)
+        raise UsageError(f"{message}; {hint}")
+    missing = entry.missing_credentials(env)
+    if missing:
+        needs = ", ".join(missing)
+        first = "an API key: set " if missing == ["OPENAI_API_KEY"] else ""
+        raise UsageError(
+            f"--provider {chosen} needs {first}{needs}" + (f" ({entry.hint})" if entry.hint else "")
+        )
+    return chosen, False
 
 
 def _first_error(exc: Exception) -> str:
