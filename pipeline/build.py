@@ -1,17 +1,19 @@
-"""Wiring one build: lock, provider, cache, limiter, runner, manifest and prune.
+"""Wiring one build: folders, locks, provider, cache, limiter, runner, manifest and prune.
 
 Part of the composition root (``api`` calls it): the one place that picks concrete
-implementations for the runner and decides the exit code of a build.
+implementations for the runner and decides the exit code of a build. Before the runner
+starts, the cache and output folders are checked (no links, writable) and locked: the
+project lock (``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``),
+so two builds sharing either folder never interleave their writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import signal
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +27,30 @@ from pipeline.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    ProjectLocked,
+    UsageError,
+)
+from pipeline.fsutil import (
+    UnsafePathError,
+    check_folder,
+    contained,
+    held_lock,
+    make_folders,
+    probe_writable,
+    remove_folders,
 )
 from pipeline.gallery import INDEX as GALLERY
-from pipeline.gallery import write_gallery
+from pipeline.gallery import THUMB_DIR, write_gallery
 from pipeline.jobs import Provider
-from pipeline.output import Manifest, file_matches, load_manifest, write_manifest
+from pipeline.output import (
+    MANIFEST,
+    OUTPUT_LOCK,
+    Manifest,
+    file_matches,
+    load_manifest,
+    write_manifest,
+)
 from pipeline.planner import Plan
-from pipeline.providers.preview import PreviewProvider
+from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.engine import Reporter, RunConfig, Runner, RunReport
 from pipeline.runner.freshness import assess
 from pipeline.runner.limiter import RateLimiter
@@ -78,40 +96,66 @@ class BuildResult:
 def project_lock(cache_dir: Path) -> Iterator[None]:
     """Hold the project's build lock, or fail at once with a clear message."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / LOCK_FILE
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ProjectLocked(
-                f"another assetpipe build is running in this project (pid {holder}); "
-                "wait for it to finish, then build again"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with held_lock(
+        cache_dir / LOCK_FILE,
+        "the build lock",
+        lambda holder: (
+            f"another assetpipe build is running in this project (pid {holder}); "
+            "wait for it to finish, then build again"
+        ),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the output folder's lock: builds of two projects (or two cache folders) never
+    write one output tree and its manifest at the same time."""
+    with held_lock(
+        output_dir / OUTPUT_LOCK,
+        "the output lock",
+        lambda holder: (
+            f"another assetpipe build (pid {holder}) is writing to the output folder "
+            f"{output_dir}; wait for it to finish, or give this build its own --output"
+        ),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def build_folders(settings: Settings, cache: ResultCache) -> Iterator[None]:
+    """Check, create and lock the cache and output folders, then make sure both can be
+    written, all before the first paid call; on a failure here nothing is left behind."""
+    cache_dir, output_dir = settings.cache_dir, settings.output_dir
+    check_folder(cache_dir, "cache folder", "--cache-dir")
+    check_folder(output_dir, "output folder", "--output")
+    created: list[Path] = []
+    ready = False
+    try:
+        created += make_folders(cache_dir)
+        with project_lock(cache_dir):
+            created += make_folders(output_dir)
+            with output_lock(output_dir):
+                probe_writable(output_dir, "output folder", "--output")
+                created += make_folders(cache.blob_dir)
+                cache.prepare()
+                ready = True
+                yield
+    except OSError as exc:
+        if ready:
+            raise
+        raise UsageError(
+            f"cannot prepare the build's folders: {exc.strerror or exc}: "
+            f"{exc.filename or cache_dir}; check --cache-dir and --output"
+        ) from None
+    finally:
+        if not ready:
+            remove_folders(created)
 
 
 def make_provider(settings: Settings) -> Provider:
-    """The provider the settings ask for.
-
-    The OpenAI provider is imported here, not at the top: importing the SDK costs a
-    quarter of a second that `plan`, `check` and preview builds have no use for.
-    """
-    if settings.provider in ("openai", "azure"):
-        from pipeline.providers.openai_provider import OpenAIProvider  # noqa: PLC0415
-
-        if settings.provider == "azure":
-            return OpenAIProvider.azure(timeout=settings.timeout)
-        return OpenAIProvider.openai(timeout=settings.timeout)
-    return PreviewProvider()
+    """The provider the settings ask for, built by its registry entry."""
+    return settings.provider_entry.factory(ProviderOptions(timeout=settings.timeout))
 
 
 def manifest_entries(
@@ -135,21 +179,62 @@ def manifest_entries(
         if path in produced:
             continue
         if prune and entry.get("sha256"):
-            if file_matches(output_dir, entry):
-                for companion in entry.get("companions") or ():
-                    (output_dir / str(companion["path"])).unlink()
-                    pruned.append(str(companion["path"]))
-                kept = (entry.get("provenance") or {}).get("original_path")
-                if kept and (output_dir / str(kept)).is_file():
-                    (output_dir / str(kept)).unlink()
-                    pruned.append(str(kept))
-                (output_dir / path).unlink()
-                pruned.append(path)
+            if _removable(output_dir, path) and file_matches(output_dir, entry):
+                pruned.extend(prune_entry(output_dir, path, entry))
                 continue
             log.warning("not pruning %s: it changed since assetpipe wrote it", path)
         if not prune:
             entries[path] = {**entry, "stale": True}
     return list(entries.values()), pruned
+
+
+def prune_entry(output_dir: Path, path: str, entry: Mapping[str, Any]) -> list[str]:
+    """Delete the file of a manifest entry that :func:`file_matches`, with its companions
+    and kept original; returns what was deleted.
+
+    The manifest can be edited by hand, so each path is contained in the output folder
+    first and must name a regular file; a kept original must also sit beside the file, as
+    ``<stem>.original.<ext>``. Anything else is skipped with a warning.
+    """
+    companions = entry.get("companions") or ()
+    targets = [
+        c["path"] for c in companions if isinstance(c, dict) and isinstance(c.get("path"), str)
+    ]
+    provenance = entry.get("provenance")
+    kept = provenance.get("original_path") if isinstance(provenance, dict) else None
+    if kept is not None:
+        if isinstance(kept, str) and kept.startswith(path.rsplit(".", 1)[0] + ".original."):
+            targets.append(kept)
+        else:
+            log.warning("not pruning %r: it is not the kept original of %s", kept, path)
+    targets.append(path)
+    removed = []
+    for rel in targets:
+        if not _removable(output_dir, rel):
+            continue
+        target = contained(output_dir, rel)
+        try:
+            if stat.S_ISREG(target.lstat().st_mode):
+                target.unlink()
+                removed.append(rel)
+        except (FileNotFoundError, ValueError):  # (ValueError: a NUL in a hand-edited path)
+            continue
+    return removed
+
+
+def _removable(output_dir: Path, rel: str) -> bool:
+    """Whether ``--prune`` may delete ``rel``: inside the output folder, through no link,
+    and not one of assetpipe's own files there (manifest, gallery, lock)."""
+    try:
+        contained(output_dir, rel)
+    except (UnsafePathError, ValueError):
+        log.warning("not pruning %r: it is not a path inside %s", rel, output_dir)
+        return False
+    top = rel.split("/", 1)[0]
+    if rel in (MANIFEST, GALLERY, OUTPUT_LOCK) or top == THUMB_DIR:
+        log.warning("not pruning %s: assetpipe keeps it", rel)
+        return False
+    return True
 
 
 def flag_near_duplicates(entries: list[dict[str, Any]], threshold: int = 6) -> None:
@@ -210,39 +295,37 @@ def run_build(
 ) -> BuildResult:
     """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
     output_dir = settings.output_dir
-    with project_lock(settings.cache_dir):
-        output_dir.mkdir(parents=True, exist_ok=True)
+    with ResultCache(settings.cache_dir / "cache") as cache, build_folders(settings, cache):
         manifest = load_manifest(output_dir)
-        with ResultCache(settings.cache_dir / "cache") as cache:
-            states = assess(plan, manifest, cache, output_dir)
+        states = assess(plan, manifest, cache, output_dir)
 
-            def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
-                entries, _ = manifest_entries(full_plan, outcomes, manifest, output_dir, False)
-                write_manifest(output_dir, entries, totals(entries, None))
+        def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
+            entries, _ = manifest_entries(full_plan, outcomes, manifest, output_dir, False)
+            write_manifest(output_dir, entries, totals(entries, None))
 
-            runner = Runner(
-                plan,
-                states,
-                provider=provider or make_provider(settings),
-                cache=cache,
-                output_dir=output_dir,
-                project_root=settings.root,
-                manifest=manifest,
-                catalog=catalog,
-                limiter=RateLimiter(settings.images_per_minute, settings.requests_per_minute),
-                config=RunConfig(
-                    concurrency=settings.concurrency,
-                    max_cost=settings.max_cost,
-                    fail_fast=options.fail_fast,
-                    force=options.force,
-                    free=settings.provider == "preview",
-                    retry=RetryPolicy(max_attempts=settings.max_attempts),
-                    embed_metadata=settings.embed_metadata,
-                ),
-                reporter=reporter,
-                on_checkpoint=checkpoint,
-            )
-            report = asyncio.run(_run(runner))
+        runner = Runner(
+            plan,
+            states,
+            provider=provider or make_provider(settings),
+            cache=cache,
+            output_dir=output_dir,
+            project_root=settings.root,
+            manifest=manifest,
+            catalog=catalog,
+            limiter=RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+            config=RunConfig(
+                concurrency=settings.concurrency,
+                max_cost=settings.max_cost,
+                fail_fast=options.fail_fast,
+                force=options.force,
+                free=settings.provider_entry.free,
+                retry=RetryPolicy(max_attempts=settings.max_attempts),
+                embed_metadata=settings.embed_metadata,
+            ),
+            reporter=reporter,
+            on_checkpoint=checkpoint,
+        )
+        report = asyncio.run(_run(runner))
         entries, pruned = manifest_entries(
             full_plan, report.outcomes, manifest, output_dir, options.prune
         )

@@ -3,17 +3,24 @@
 Every file assetpipe writes goes to a temporary file in the same folder and is renamed
 over the target, so a crash leaves either the old file or the new one, never half of
 one. Writes under a root also refuse to leave it: no ``..``, no absolute paths, and no
-symbolic link on the way that could send bytes somewhere else.
+symbolic link on the way that could send bytes somewhere else. The folders assetpipe
+owns (the cache folder, the output folder) are checked before a build writes anything:
+a link there is refused, and a folder that cannot be written stops the build before the
+first paid call rather than after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import PipelineError
+from pipeline.errors import EXIT_USAGE, PipelineError, ProjectLocked, UsageError
 
 
 def _current_umask() -> int:
@@ -27,6 +34,105 @@ _UMASK = _current_umask()
 
 class UnsafePathError(PipelineError):
     """A write that would leave its root folder."""
+
+
+class LinkRefused(UnsafePathError):
+    """A symbolic link where assetpipe keeps its own files (exit 2: the user removes it)."""
+
+    exit_code = EXIT_USAGE
+
+
+def refuse_link(path: Path, what: str) -> os.stat_result | None:
+    """``lstat`` of ``path``, None when it does not exist; a symbolic link is refused.
+
+    A link inside ``.assetpipe/`` or in place of the output folder would send writes, and
+    the deletions of ``cache gc`` or ``--prune``, to wherever it points.
+    """
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        raise LinkRefused(
+            f"refusing to use the symbolic link {path} ({what}); remove it so assetpipe "
+            "keeps its files in a real folder"
+        )
+    return info
+
+
+def check_folder(path: Path, what: str, flag: str) -> None:
+    """Raise a :class:`UsageError` unless ``path`` is, or can be made, a real folder.
+
+    Writes nothing: a build checks its folders before it takes a lock or creates any.
+    """
+    info = refuse_link(path, f"the {what}")
+    if info is not None:
+        if not stat.S_ISDIR(info.st_mode):
+            raise UsageError(
+                f"the {what} {path} is a file, not a folder; remove it or choose another "
+                f"folder with {flag}"
+            )
+        return
+    for parent in path.parents:
+        try:
+            parent_info = parent.stat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the {what} {path}: {parent} is unreadable "
+                f"({exc.strerror}); choose another folder with {flag}"
+            ) from None
+        if not stat.S_ISDIR(parent_info.st_mode):
+            raise UsageError(
+                f"cannot create the {what} {path}: {parent} is a file, not a folder; "
+                f"choose another folder with {flag}"
+            )
+        return
+
+
+def make_folders(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; returns those created, outermost first."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove folders :func:`make_folders` created, innermost first, while still empty."""
+    for folder in reversed(created):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def probe_writable(folder: Path, what: str, flag: str) -> None:
+    """Create, sync and remove a small file in ``folder``, or raise a :class:`UsageError`.
+
+    Run before a build's first paid call: a full disk or a read-only folder found after
+    the API answered would lose an image already paid for.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".assetpipe-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(_unwritable(folder, what, flag, exc)) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"assetpipe\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise UsageError(_unwritable(folder, what, flag, exc)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+
+
+def _unwritable(folder: Path, what: str, flag: str, exc: OSError) -> str:
+    reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+    return (
+        f"cannot write to the {what} {folder} ({reason}); make it writable or free some "
+        f"space, or choose another folder with {flag}"
+    )
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
@@ -75,3 +181,59 @@ def write_contained(root: Path, relative: str, data: bytes, *, fsync: bool = Tru
     target = contained(root, relative)
     write_atomic(target, data, fsync=fsync)
     return target
+
+
+@contextlib.contextmanager
+def held_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``, which records the holder's pid.
+
+    Opened without following a link (a link would truncate its target) and removed on
+    release, so nothing is left behind. Removing a lock file is safe because a lock counts
+    only while the file held is still the one at ``path``: whoever locked a file just
+    removed tries again.
+    """
+    for _ in range(100):
+        fd = _open_lock(path, what)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise ProjectLocked(busy(holder or "unknown")) from None
+        held = os.fstat(fd)
+        try:
+            now = path.lstat()
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the holder removed it while we opened it: lock the new one
+    else:  # pragma: no cover - a hundred releases in a row while we open
+        raise ProjectLocked(busy("unknown"))
+    try:
+        with contextlib.suppress(OSError):  # the pid only informs whoever waits
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _open_lock(path: Path, what: str) -> int:
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise LinkRefused(
+                f"refusing to use the symbolic link {path} ({what}); remove it"
+            ) from None
+        raise UsageError(
+            f"cannot create {what} {path} ({exc.strerror}); make its folder writable"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{what} {path} is not a regular file; remove it")
+    return fd

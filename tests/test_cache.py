@@ -1,13 +1,34 @@
-"""The result cache: atomic commits, verified reads, corruption as a miss, maintenance."""
+"""The result cache: atomic commits, verified reads, corruption as a miss, maintenance.
+
+The index is plain data (SQLite, text columns, JSON metadata): every row is validated as it
+is read, so a planted or damaged row is a miss with a warning, never a crash, and a blob
+name that is not a sha256 never becomes a path.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sqlite3
 
 import pytest
 
-from pipeline.cache import ResultCache
+from pipeline.cache import CacheIndexError, CacheStats, ResultCache
+from pipeline.fsutil import LinkRefused
 from pipeline.hashing import sha256_bytes
+
+GOOD = sha256_bytes(b"good")
+
+
+def plant(cache: ResultCache, key: object, blob: object, original: object, meta: object) -> None:
+    """Write one row into the index as a hand (or an attacker) would, bypassing commit."""
+    with sqlite3.connect(cache.index_path) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO entries (key, blob, original, meta) VALUES (?, ?, ?, ?)",
+            (key, blob, original, meta),
+        )
+    db.close()
 
 
 @pytest.fixture
@@ -60,10 +81,178 @@ def test_missing_blob_is_a_miss(cache):
     assert cache.lookup("k") is None
 
 
-def test_unreadable_record_is_a_miss(cache):
-    """A record of an unknown shape (another version) is a miss."""
-    cache.index.set("k", {"v": 99})
+@pytest.mark.parametrize(
+    ("blob", "original", "meta"),
+    [
+        ("../../victim", None, "{}"),
+        (GOOD.upper(), None, "{}"),
+        (GOOD[:63], None, "{}"),
+        (GOOD + "0", None, "{}"),
+        (b"\x00" * 64, None, "{}"),
+        (64, None, "{}"),
+        (GOOD, "../../victim", "{}"),
+        (GOOD, 7, "{}"),
+        (GOOD, None, "[1, 2]"),
+        (GOOD, None, "not json"),
+        (GOOD, None, b"{}"),
+        (GOOD, None, "[" * 100_000 + "]" * 100_000),
+        (GOOD, None, '{"cost_usd": "free"}'),
+        (GOOD, None, '{"cost_usd": true}'),
+        (GOOD, None, '{"usage": 5}'),
+        (GOOD, None, '{"atlas": {"x": 1}}'),
+    ],
+    ids=[
+        "blob-path",
+        "blob-uppercase",
+        "blob-short",
+        "blob-long",
+        "blob-bytes",
+        "blob-integer",
+        "original-path",
+        "original-integer",
+        "meta-not-an-object",
+        "meta-not-json",
+        "meta-bytes",
+        "meta-too-deep",
+        "meta-cost-text",
+        "meta-cost-bool",
+        "meta-usage-number",
+        "meta-atlas-object",
+    ],
+)
+def test_malformed_row_is_a_miss_with_a_warning(cache, caplog, blob, original, meta):
+    """A row whose blob or original is not 64 lowercase hex digits, or whose metadata is
+    not a JSON object of the expected types, is a miss with one warning (though looked up
+    twice), never a crash; gc drops it and deletes nothing else."""
+    cache.commit("other", b"good")
+    plant(cache, "k", blob, original, meta)
+    with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
+        assert cache.lookup("k") is None
+        assert cache.get("k") is None
+    assert caplog.messages == ["cache entry k is unreadable; it will be made again"]
+    assert cache.gc() == (1, 0)
+    assert cache.stats() == CacheStats(entries=1, blobs=1, bytes=4)
+
+
+def test_blob_names_that_are_not_a_sha256_never_become_paths(cache, tmp_path):
+    """read_blob of a path-like name is None without touching the file it names; blob_path
+    refuses it outright."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine")
+    assert cache.read_blob("../../victim") is None
+    assert victim.read_bytes() == b"mine"
+    with pytest.raises(ValueError, match=r"not a blob name: '\.\./\.\./victim'"):
+        cache.blob_path("../../victim")
+
+
+def test_well_formed_row_of_a_known_blob_is_read_back(cache):
+    """A row written by hand in the documented format (plain text columns, JSON meta)
+    reads back as the same record: the format is plain data anyone can inspect."""
+    cache.prepare()
+    blob = cache.put_blob(b"good")
+    plant(cache, "k", blob, None, json.dumps({"request_id": "req_9", "cost_usd": 0.25}))
+    record = cache.lookup("k")
+    assert record is not None
+    assert (record.blob, record.original, dict(record.meta or {})) == (
+        GOOD,
+        None,
+        {"request_id": "req_9", "cost_usd": 0.25},
+    )
+
+
+def test_commit_refuses_metadata_it_could_not_read_back(cache):
+    """What commit writes, lookup accepts: metadata of the wrong type is refused up front."""
+    with pytest.raises(ValueError, match="cache metadata of k is not what a record may hold"):
+        cache.commit("k", b"x", None, {"cost_usd": "1.00"})
     assert cache.lookup("k") is None
+
+
+def test_index_that_is_not_ours_is_ignored_on_read_and_refused_on_write(tmp_path, caplog):
+    """An index file with another schema (a view, a trigger, another table) is never
+    queried: reads warn once and miss, gc and commit raise CacheIndexError."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    with sqlite3.connect(folder / "index.db") as db:
+        db.execute("CREATE TABLE entries (key TEXT, blob TEXT, original TEXT, meta TEXT)")
+        db.execute("CREATE VIEW extra AS SELECT 1")
+    db.close()
+    with ResultCache(folder) as cache:
+        with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
+            assert cache.lookup("k") is None
+            assert cache.lookup("k2") is None
+        assert len(caplog.messages) == 1
+        assert caplog.messages[0].startswith(
+            f"the cache index {folder / 'index.db'} cannot be used (it is not an assetpipe "
+            "cache index: it holds table entries, view extra)"
+        )
+        with pytest.raises(CacheIndexError, match="it holds table entries, view extra"):
+            cache.gc()
+        with pytest.raises(CacheIndexError, match="move it away, or run `assetpipe cache clear`"):
+            cache.commit("k", b"x")
+
+
+def test_file_that_is_not_a_database_is_a_miss_not_a_crash(tmp_path, caplog):
+    """Garbage in index.db (not SQLite at all) reads as an empty cache with a warning."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "index.db").write_bytes(b"\x80\x04garbage that is no database" * 100)
+    with ResultCache(folder) as cache, caplog.at_level(logging.WARNING, "assetpipe.cache"):
+        assert cache.get("k") is None
+        assert cache.stats().entries == 0
+    assert caplog.messages == [
+        f"the cache index {folder / 'index.db'} cannot be used (file is not a database); "
+        "move it away, or run `assetpipe cache clear` (the next build pays again for what "
+        "output/ lacks); treating the cache as empty"
+    ]
+
+
+def test_reading_an_absent_index_creates_nothing(tmp_path):
+    """Lookups and stats on a cache folder without an index write no file (plan and check
+    promise no writes)."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    with ResultCache(folder) as cache:
+        assert cache.lookup("k") is None
+        assert cache.stats().entries == 0
+    assert list(folder.iterdir()) == []
+
+
+def test_linked_blob_folder_is_skipped_by_gc_and_stats(cache, tmp_path, caplog):
+    """A link under blobs/ (a folder or a file) is neither followed, counted nor deleted."""
+    cache.commit("k", b"keep")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    planted = "ab" + "0" * 62
+    (outside / planted).write_bytes(b"not a blob of this cache")
+    (cache.blob_dir / "ab").symlink_to(outside)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine")
+    sub = cache.blob_path(GOOD).parent
+    sub.mkdir(parents=True, exist_ok=True)
+    (sub / GOOD).symlink_to(victim)
+    with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
+        assert cache.stats().blobs == 1
+        assert cache.gc() == (0, 0)
+    assert (outside / planted).read_bytes() == b"not a blob of this cache"
+    assert victim.read_bytes() == b"mine"
+    assert (sub / GOOD).is_symlink()
+    assert f"skipping the symbolic link {cache.blob_dir / 'ab'} in the cache" in caplog.messages
+    assert f"skipping the symbolic link {sub / GOOD} in the cache" in caplog.messages
+    assert cache.read_blob(GOOD) is None
+
+
+def test_linked_cache_folder_is_refused(tmp_path):
+    """The cache folder itself as a link is an error naming it; clear deletes nothing."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"mine")
+    (tmp_path / "cache").symlink_to(outside)
+    with ResultCache(tmp_path / "cache") as cache:
+        with pytest.raises(LinkRefused, match=r"refusing to use the symbolic link .*cache \("):
+            cache.lookup("k")
+        with pytest.raises(LinkRefused, match="the result cache"):
+            cache.clear()
+    assert (outside / "precious").read_bytes() == b"mine"
 
 
 def test_gc_drops_broken_records_and_unused_blobs(cache):
@@ -89,10 +278,18 @@ def test_clear_deletes_everything(tmp_path):
         assert c.get("k") is None
 
 
+def test_commits_from_many_threads_all_land(cache):
+    """Worker threads commit through one cache at once; every result is there afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: cache.commit(f"k{i}", f"data {i}".encode()), range(64)))
+    assert cache.stats().entries == 64
+    assert [cache.get(f"k{i}")[1] for i in range(64)] == [f"data {i}".encode() for i in range(64)]
+
+
 def test_written_files_get_the_usual_permissions(tmp_path):
     """Atomic writes do not leave mkstemp's private 0600 mode on delivered files."""
-    import os
-
     from pipeline.fsutil import write_atomic
 
     mask = os.umask(0o022)
