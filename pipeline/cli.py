@@ -341,6 +341,7 @@ def _cache_options(func: Any) -> Any:
 
 
 def _cache_request(kw: dict[str, Any]) -> api.Request:
+    _setup_logging(verbose=False, quiet=False)  # a broken record's warning reaches stderr
     return api.Request(
         project=kw["project"], flags={"cache_dir": kw.get("cache_dir"), "provider": "preview"}
     )
