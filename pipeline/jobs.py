@@ -90,6 +90,9 @@ class ImageResult:
     usage: Usage | None = None
     request_id: str | None = None
     rate: RateLimitInfo | None = None
+    notes: tuple[str, ...] = ()
+    """Warnings about the answer that did not stop it (say, usage figures that could not be
+    used); the runner shows them and records them in the job's checks."""
 
 
 FailureKind = Literal[

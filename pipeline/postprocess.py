@@ -6,6 +6,12 @@ determinism is what lets a rendition be cached by its source's sha256 plus its o
 
 Outputs are always RGB or RGBA (JPEG: RGB), carry no metadata but the source's colour
 profile, and are written in one of :data:`FORMATS`.
+
+Decoding is the risky half: API answers and the cache are untrusted (DESIGN section 11).
+Only PNG, WebP and JPEG are ever opened (:data:`DECODE_FORMATS`; an EPS would make Pillow
+run Ghostscript), and the pixel count a header claims is checked before any pixel is
+decoded: :data:`MAX_API_PIXELS` for what the API returned, :data:`MAX_PIXELS` for the rest.
+Pillow's own ``DecompressionBombWarning`` is treated as the error it warns about.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
 from pipeline.jobs import RenditionOp
@@ -30,6 +36,17 @@ DEFAULT_QUALITY: Final = 90
 
 MAX_EDGE: Final = 16383
 """Largest target side accepted: WebP's limit, far beyond any image model's output."""
+
+DECODE_FORMATS: Final = ("PNG", "WEBP", "JPEG")
+"""The only containers decoded (Pillow's names); nothing else is even identified."""
+
+MAX_API_PIXELS: Final = 4096 * 4096
+"""Largest image accepted from the API (16.8 MP): twice the largest native size any model
+returns (3840x2160 is 8.3 MP), so no real answer comes near it, and a bomb stops here."""
+
+MAX_PIXELS: Final = 89_478_485
+"""Largest image decoded at all (a delivered file, a cached one, a rendition's source):
+Pillow's own decompression-bomb warning threshold, about 9459x9459."""
 
 _FORMAT_ALIASES: Final = {"jpg": "jpeg"}
 _SOURCE_ALIASES: Final = {"mpo": "jpeg"}  # Pillow calls a JPEG with an MPF segment "MPO"
@@ -81,6 +98,17 @@ def normalize_format(name: str) -> str:
     return canonical
 
 
+def measure(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` from the header alone (no pixel is decoded), after checking the
+    container is PNG, WebP or JPEG and the size is within ``max_pixels``; raises
+    :class:`ImageDecodeError` otherwise. Cheap enough to run on every API answer."""
+    image = _open(data, max_pixels)
+    try:
+        return image.size
+    finally:
+        image.close()
+
+
 def probe(data: bytes) -> ImageInfo:
     """Decode ``data`` fully and describe it; raise :class:`ImageDecodeError` if it is not
     an image (or is truncated), so a corrupt download is caught before it is delivered."""
@@ -119,7 +147,7 @@ def deliver(
     fmt = normalize_format(output_format)
     _check_size(width, height)
     _quality(compression)
-    image = _decode(data)
+    image = _decode(data, MAX_API_PIXELS)
     if image.size == (width, height) and _source_format(image) == fmt:
         return data
     profile = _profile(image)
@@ -198,22 +226,47 @@ def encode(image: Image.Image, output_format: str, compression: int | None = Non
     return buffer.getvalue()
 
 
-def _decode(data: bytes) -> Image.Image:
+def _decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open and fully decode ``data``, turning any decoder failure into one clear error."""
+    image = _open(data, max_pixels)
+    try:
+        image.load()
+    except Exception as exc:
+        raise _undecodable(data, exc) from exc
+    return image
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open ``data`` (header only) as PNG, WebP or JPEG of at most ``max_pixels`` pixels."""
     if not data:
         raise ImageDecodeError("cannot decode image: got 0 bytes (expected png, webp or jpeg)")
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Image.DecompressionBombError as exc:
+        image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"cannot decode image ({len(data)} bytes, starting {data[:12]!r}): "
+            "not a png, webp or jpeg file"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"cannot decode image: too large to decode safely ({exc})") from exc
     except Exception as exc:
-        # Pillow reports corrupt input through many exception types (OSError, SyntaxError,
-        # struct.error, ...); all of them mean the same thing here.
+        raise _undecodable(data, exc) from exc
+    width, height = image.size
+    if width * height > min(max_pixels, MAX_PIXELS):
+        image.close()
         raise ImageDecodeError(
-            f"cannot decode image ({len(data)} bytes, starting {data[:12]!r}): {exc}"
-        ) from exc
+            f"cannot decode image: it claims {width}x{height} pixels, more than the "
+            f"{min(max_pixels, MAX_PIXELS):,} assetpipe decodes"
+        )
     return image
+
+
+def _undecodable(data: bytes, exc: Exception) -> ImageDecodeError:
+    # Pillow reports corrupt input through many exception types (OSError, SyntaxError,
+    # struct.error, ...); all of them mean the same thing here.
+    return ImageDecodeError(
+        f"cannot decode image ({len(data)} bytes, starting {data[:12]!r}): {exc}"
+    )
 
 
 def _source_format(image: Image.Image) -> str:

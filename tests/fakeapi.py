@@ -29,6 +29,17 @@ requests and the "server_error" and "drop" faults wait ``latency``; rejections a
 A "slow" fault stalls ``slow_seconds`` (woken early by ``stop()``) and then answers 500.
 Only gpt-image-2 and gpt-image-2.5* (with snapshots) accept arbitrary WxH sizes; 2.6 and
 older models take the three fixed sizes, since the SDK does not say that 2.6 supports more.
+
+Hostile answers, for the client's trust boundary (DESIGN section 11): "trickle" sends a
+successful (billed) answer one byte every ``trickle_seconds``, so no single read ever times
+out (after ``slow_seconds`` it hangs up midway); "gzip_bomb" answers 200 (billed) with
+``Content-Encoding: gzip`` and a body of about ``bomb_bytes / 1000`` bytes that inflates to
+``bomb_bytes`` zeros; "echo_key" is a 401 and "echo_key_moderation" a 400
+``moderation_blocked`` whose message, details and headers echo the caller's full API key.
+``image_bytes`` / ``image_size`` replace the image of every success (any bytes at all, or
+the drawn image at another size), ``usage_patch`` overrides fields of its ``usage`` (NaN
+included), and ``reply_headers`` are set on every Images reply, over the fake's own
+(``retry-after-ms: inf``, ``x-ratelimit-reset-images: 999999s``).
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ import traceback
 import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -111,8 +122,14 @@ FAULT_KINDS = frozenset(
         "unauthorized",
         "forbidden",
         "moderation",
+        "trickle",
+        "gzip_bomb",
+        "echo_key",
+        "echo_key_moderation",
     }
 )
+DELIVERY_FAULTS = frozenset({"trickle", "gzip_bomb"})
+"""Faults in how a successful answer is delivered: the request is served (and billed) first."""
 CONFIG_KEYS = frozenset(
     {
         "latency",
@@ -129,10 +146,17 @@ CONFIG_KEYS = frozenset(
         "expected_key",
         "models",
         "clock",
+        "trickle_seconds",
+        "bomb_bytes",
+        "reply_headers",
+        "image_bytes",
+        "image_size",
+        "usage_patch",
     }
 )
-# Keys POST /_config accepts (callables such as clock cannot travel as JSON).
-JSON_CONFIG_KEYS = CONFIG_KEYS - {"clock"}
+# Keys POST /_config accepts (callables such as clock, and bytes, cannot travel as JSON).
+JSON_CONFIG_KEYS = CONFIG_KEYS - {"clock", "image_bytes"}
+MIB = 1024 * 1024
 
 GENERATION_PARAMS = frozenset(
     {
@@ -242,6 +266,7 @@ class _Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+    delivery: str | None = None  # a DELIVERY_FAULTS kind, or None to send it plainly
 
 
 class _Drop:
@@ -261,6 +286,31 @@ def _duration(seconds: float) -> str:
 def _ceil_ms(seconds: float) -> int:
     """Whole milliseconds, rounded up, at least 1 (float noise such as 0.6000000001 is 600)."""
     return max(1, math.ceil(round(seconds * 1000, 6)))
+
+
+_GZIP_LOCK = threading.Lock()
+_GZIP_ZEROS: dict[int, bytes] = {}
+
+
+def gzip_zeros(size: int) -> bytes:
+    """A valid gzip member of ``size`` zero bytes (rounded up to whole MiB), built in well
+    under a second: one full-flushed deflate block of a MiB of zeros repeats byte for byte."""
+    mib = max(1, -(-size // MIB))
+    with _GZIP_LOCK:
+        cached = _GZIP_ZEROS.get(mib)
+        if cached is not None:
+            return cached
+        zeros = bytes(MIB)
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+        crc = 0
+        for _ in range(mib):
+            crc = zlib.crc32(zeros, crc)
+        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        trailer = struct.pack("<II", crc, (mib * MIB) & 0xFFFFFFFF)
+        member = header + block * mib + deflate.flush(zlib.Z_FINISH) + trailer
+        _GZIP_ZEROS[mib] = member
+        return member
 
 
 def _mask_key(key: str) -> str:
@@ -291,7 +341,7 @@ def _normalize(name: str, value: Any) -> Any:
         if unknown:
             raise ValueError(f"unknown fault kinds {unknown}; known: {sorted(FAULT_KINDS)}")
         return tuple(kinds) if name == "fail_kinds" else deque(kinds)
-    if name in {"slow_seconds", "script_retry_after"}:
+    if name in {"slow_seconds", "script_retry_after", "trickle_seconds"}:
         if float(value) < 0:
             raise ValueError(f"{name} must be >= 0")
         return float(value)
@@ -309,6 +359,22 @@ def _normalize(name: str, value: Any) -> Any:
         return value
     if name == "expected_key":
         return None if value is None else str(value)
+    if name == "bomb_bytes":
+        if int(value) < 1:
+            raise ValueError("bomb_bytes must be >= 1")
+        return int(value)
+    if name == "reply_headers":
+        return {str(k): str(v) for k, v in dict(value or {}).items()}
+    if name == "image_bytes":
+        if value is not None and not isinstance(value, bytes):
+            raise ValueError("image_bytes must be bytes or None")
+        return value
+    if name == "image_size":
+        if value is not None and not _SIZE_RE.match(str(value)):
+            raise ValueError("image_size must be 'WxH' or None")
+        return None if value is None else str(value)
+    if name == "usage_patch":
+        return None if value is None else dict(value)
     raise ValueError(f"unknown config attribute {name!r}")
 
 
@@ -638,6 +704,13 @@ class FakeImagesAPI:
     - ``expected_key``: if set, any other bearer key gets 401 invalid_api_key.
     - ``models``: accepted model ids (None accepts any id not in RETIRED_MODELS).
     - ``clock``: wall-clock seconds for the rate-limit windows (inject one in tests).
+    - ``trickle_seconds``: the pause before each byte of a "trickle" answer's body (which
+      is cut off after ``slow_seconds``).
+    - ``bomb_bytes``: what a "gzip_bomb" body inflates to (whole MiB; default 1 GiB).
+    - ``reply_headers``: headers set on every Images reply, over the fake's own.
+    - ``image_bytes``: bytes returned as the image of every success (None: draw one).
+    - ``image_size``: "WxH" to draw every success at instead of the requested size.
+    - ``usage_patch``: fields that override those of every success's ``usage``.
 
     Records and counters: ``requests`` (list of RequestRecord), ``billed_images``,
     ``status_counts`` (Counter of HTTP status, or DROPPED), ``peak_in_flight``, ``in_flight``,
@@ -661,6 +734,12 @@ class FakeImagesAPI:
         expected_key: str | None = None,
         models: Iterable[str] | None = ACTIVE_MODELS,
         clock: Callable[[], float] = time.time,
+        trickle_seconds: float = 0.2,
+        bomb_bytes: int = 1024 * MIB,
+        reply_headers: dict[str, str] | None = None,
+        image_bytes: bytes | None = None,
+        image_size: str | None = None,
+        usage_patch: dict[str, Any] | None = None,
         port: int = 0,
     ) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
@@ -690,6 +769,12 @@ class FakeImagesAPI:
         self.expected_key = expected_key
         self.models = models
         self.clock = clock
+        self.trickle_seconds = trickle_seconds
+        self.bomb_bytes = bomb_bytes
+        self.reply_headers = reply_headers
+        self.image_bytes = image_bytes
+        self.image_size = image_size
+        self.usage_patch = usage_patch
         self.reset_counters()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -822,6 +907,8 @@ class FakeImagesAPI:
                 value = getattr(self, name)
                 if isinstance(value, deque | tuple | frozenset):
                     value = sorted(value) if isinstance(value, frozenset) else list(value)
+                elif isinstance(value, dict):
+                    value = dict(value)
                 out[name] = "<callable>" if callable(value) else value
             return out
 
@@ -868,14 +955,45 @@ class FakeImagesAPI:
             handler.close_connection = True
             return
         payload = json.dumps(reply.body, separators=(",", ":")).encode("utf-8")
+        if reply.delivery is not None:
+            handler.close_connection = True  # the client hangs up midway, or should
+        if reply.delivery == "gzip_bomb":
+            with self._lock:
+                size = self.bomb_bytes
+            payload = gzip_zeros(size)
         handler.send_response(reply.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))
+        if reply.delivery == "gzip_bomb":
+            handler.send_header("Content-Encoding", "gzip")
         handler.send_header("Connection", "close" if handler.close_connection else "keep-alive")
         for name, value in reply.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(payload)
+        if reply.delivery == "trickle":
+            self._trickle(handler, payload)
+        elif reply.delivery == "gzip_bomb":
+            with contextlib.suppress(OSError):  # the client stops reading, as it should
+                for start in range(0, len(payload), 64 * 1024):
+                    handler.wfile.write(payload[start : start + 64 * 1024])
+        else:
+            handler.wfile.write(payload)
+
+    def _trickle(self, handler: _Handler, payload: bytes) -> None:
+        """Send ``payload`` a byte at a time until it is done, the client hangs up, the fake
+        stops, or ``slow_seconds`` have passed (then the connection is closed midway)."""
+        with self._lock:
+            pause, give_up = self.trickle_seconds, self.slow_seconds
+        handler.wfile.flush()
+        end = time.monotonic() + give_up
+        for index in range(len(payload)):
+            if self._stopping.wait(pause) or time.monotonic() > end:
+                return
+            try:
+                handler.wfile.write(payload[index : index + 1])
+                handler.wfile.flush()
+            except OSError:
+                return
 
     def _serve_images(self, handler: _Handler, endpoint: str, body: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -918,14 +1036,19 @@ class FakeImagesAPI:
                 self.status_counts[record.status] += 1
         if not isinstance(reply, _Drop):
             started = time.monotonic() - record.started
-            reply.headers.update(
-                {
-                    "x-request-id": record.request_id,
-                    "openai-version": "2020-10-01",
-                    "openai-organization": "org-fake",
-                    "openai-processing-ms": str(round(started * 1000)),
-                }
-            )
+            with self._lock:
+                configured = dict(self.reply_headers)
+            own = {
+                "x-request-id": record.request_id,
+                "openai-version": "2020-10-01",
+                "openai-organization": "org-fake",
+                "openai-processing-ms": str(round(started * 1000)),
+            }
+            # A reply's own headers (an echoed key, say) win over the standard ones, and
+            # the configured ones over both.
+            merged = {**own, **reply.headers, **configured}
+            reply.headers.clear()
+            reply.headers.update(merged)
         self._send(handler, reply)
 
     def _process(self, record: RequestRecord, body: bytes) -> _Reply | _Drop:
@@ -940,7 +1063,10 @@ class FakeImagesAPI:
                 raise parse_error
             with self._lock:
                 scripted = self.script.popleft() if self.script else None
-            if scripted not in {None, "ok"}:
+            delivery = scripted if scripted in DELIVERY_FAULTS else None
+            if delivery is not None:
+                record.fault = delivery
+            elif scripted not in {None, "ok"}:
                 record.fault = scripted
                 return self._fault(record, str(scripted), None)
             with self._lock:
@@ -955,11 +1081,12 @@ class FakeImagesAPI:
                 fault = None
                 if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
                     fault = self._rng.choice(self.fail_kinds) if self.fail_kinds else None
-            if fault not in {None, "ok"}:
+            if fault not in {None, "ok"} and delivery is None:
                 record.fault = fault
                 return self._fault(record, str(fault), params)
             self._sleep(self._latency_for(record))
-            return self._success(record, params, limits)
+            reply = self._success(record, params, limits)
+            return replace(reply, delivery=delivery) if delivery else reply
         except ApiError as exc:
             headers = {**self._rate_headers(), **exc.headers}
             return _Reply(exc.status, {"error": exc.body}, headers)
@@ -1095,6 +1222,37 @@ class FakeImagesAPI:
             )
         if kind == "unauthorized":
             raise self._unauthorized(record.api_key or "sk-unknown")
+        if kind == "echo_key":
+            key = record.api_key or ""
+            raise ApiError(
+                401,
+                f"Incorrect API key provided: {key}. Sent as 'Authorization: Bearer {key}'. "
+                "You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+                headers={
+                    "x-request-id": f"req_{key}",
+                    "www-authenticate": f'Bearer realm="fake", token="{key}"',
+                    "x-echo-authorization": f"Bearer {key}",
+                },
+            )
+        if kind == "echo_key_moderation":
+            key = record.api_key or ""
+            raise ApiError(
+                400,
+                "Your request was rejected by the safety system. safety_violations=[violence] "
+                f"(request signed with {key})",
+                type_="image_generation_user_error",
+                code="moderation_blocked",
+                extra={
+                    "moderation_details": {
+                        "moderation_stage": "input",
+                        "categories": ["violence"],
+                        "caller": key,
+                        "headers": [f"Authorization: Bearer {key}"],
+                    }
+                },
+                headers={"x-request-id": f"req_{key}"},
+            )
         if kind == "forbidden":
             model = record.fields.get("model")
             model = model if isinstance(model, str) and model else "gpt-image-2.5-flare"
@@ -1202,7 +1360,16 @@ class FakeImagesAPI:
     # success -------------------------------------------------------------------------------
 
     def _success(self, record: RequestRecord, params: _Params, limits: dict[str, str]) -> _Reply:
-        images = [self._images.render(params, params.prompt) for _ in range(params.n)]
+        with self._lock:
+            forced, drawn_size, usage_patch = self.image_bytes, self.image_size, self.usage_patch
+        drawn = params
+        if drawn_size is not None:
+            width, height = (int(v) for v in drawn_size.split("x"))
+            drawn = replace(params, width=width, height=height)
+        images = [
+            forced if forced is not None else self._images.render(drawn, params.prompt)
+            for _ in range(params.n)
+        ]
         text_tokens = max(1, len(params.prompt) // 4)
         image_tokens = INPUT_IMAGE_TOKENS * len(record.image_sha256)
         per_image = round(
@@ -1227,6 +1394,8 @@ class FakeImagesAPI:
                 "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
             },
         }
+        if usage_patch:
+            body["usage"].update(usage_patch)
         with self._lock:
             record.billed = params.n
             self.billed_images += params.n

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import random
 import re
 import signal
@@ -716,6 +717,143 @@ def test_config_rejects_unknown_fault_kinds(api: FakeImagesAPI) -> None:
         api.fail_kinds = ["server_error", "explode"]
     with pytest.raises(ValueError, match=r"fail_rate must be within 0\.\.1"):
         api.fail_rate = 1.5
+
+
+# --- hostile answers (the client's trust boundary) ----------------------------------------
+
+
+def test_trickle_is_billed_never_completes_and_hangs_up_after_slow_seconds(
+    api: FakeImagesAPI, client: openai.OpenAI
+) -> None:
+    """A trickled answer is a billed 200 whose body comes a byte at a time: at 0.05 s a byte
+    it cannot finish within slow_seconds (0.3 s), and then the fake hangs up, which the SDK
+    reports as a connection error. The next request is answered normally."""
+    api.configure(script=["trickle"], trickle_seconds=0.05, slow_seconds=0.3)
+
+    with pytest.raises(openai.APIConnectionError, match="Connection error"):
+        generate(client, timeout=5)
+    generate(client)
+
+    assert [r.fault for r in api.requests] == ["trickle", None]
+    assert [r.status for r in api.requests] == [200, 200]
+    assert api.billed_images == 2
+
+
+def test_gzip_bomb_is_a_small_body_that_inflates_to_bomb_bytes(api: FakeImagesAPI) -> None:
+    """A gzip_bomb answer is a billed 200 with Content-Encoding gzip whose body is about a
+    thousandth of what it inflates to: bomb_bytes of zeros."""
+    api.configure(script=["gzip_bomb"], bomb_bytes=8 * 1024 * 1024)
+    with httpx2.Client() as http:
+        response = http.post(
+            f"{api.base_url}/images/generations",
+            headers={"Authorization": "Bearer sk-test"},
+            json={"model": "gpt-image-2.5-flare", "prompt": "a fox"},
+        )
+
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert int(response.headers["content-length"]) < 16 * 1024
+    assert response.content == bytes(8 * 1024 * 1024)
+    assert api.requests[0].fault == "gzip_bomb"
+    assert api.billed_images == 1
+
+
+def test_echo_key_is_a_401_quoting_the_full_key_in_message_and_headers(
+    api: FakeImagesAPI, client: openai.OpenAI
+) -> None:
+    """echo_key answers 401 invalid_api_key whose message, request id and two headers carry
+    the caller's whole key (what a leaky proxy might do)."""
+    api.script = ["echo_key"]
+
+    with pytest.raises(
+        openai.AuthenticationError, match=r"Incorrect API key provided: sk-test\."
+    ) as excinfo:
+        generate(client)
+
+    headers = excinfo.value.response.headers
+    assert excinfo.value.code == "invalid_api_key"
+    assert "'Authorization: Bearer sk-test'" in excinfo.value.message
+    assert headers["x-request-id"] == "req_sk-test"
+    assert headers["x-echo-authorization"] == "Bearer sk-test"
+    assert headers["www-authenticate"] == 'Bearer realm="fake", token="sk-test"'
+    assert api.billed_images == 0
+
+
+def test_echo_key_moderation_quotes_the_key_in_its_details(
+    api: FakeImagesAPI, client: openai.OpenAI
+) -> None:
+    """echo_key_moderation answers 400 moderation_blocked whose message, moderation_details
+    and request id carry the caller's key."""
+    api.script = ["echo_key_moderation"]
+
+    with pytest.raises(openai.BadRequestError, match=r"request signed with sk-test\)") as excinfo:
+        generate(client)
+
+    error = excinfo.value
+    assert error.code == "moderation_blocked"
+    assert isinstance(error.body, dict)
+    assert error.body["moderation_details"] == {
+        "moderation_stage": "input",
+        "categories": ["violence"],
+        "caller": "sk-test",
+        "headers": ["Authorization: Bearer sk-test"],
+    }
+    assert error.response.headers["x-request-id"] == "req_sk-test"
+
+
+def test_reply_headers_override_the_fakes_own_on_errors_and_successes(
+    api: FakeImagesAPI, client: openai.OpenAI
+) -> None:
+    """reply_headers replace what the fake would send (a scripted 429's Retry-After, a
+    success's reset header) and travel through POST /_config as JSON."""
+    api.script = ["rate_limit"]
+    reset = {"retry-after-ms": "inf", "x-ratelimit-reset-images": "999999s"}
+    config = httpx2.post(
+        api.base_url.removesuffix("/v1") + "/_config", json={"reply_headers": reset}
+    )
+
+    with pytest.raises(openai.RateLimitError) as excinfo:
+        generate(client)
+    ok = client.images.with_raw_response.generate(model="gpt-image-2.5-flare", prompt="a fox")
+
+    assert config.json()["reply_headers"] == reset
+    assert excinfo.value.response.headers["retry-after-ms"] == "inf"
+    assert excinfo.value.response.headers["retry-after"] == "1"
+    assert ok.headers["x-ratelimit-reset-images"] == "999999s"
+    assert ok.headers["retry-after-ms"] == "inf"
+
+
+def test_image_and_usage_overrides_shape_every_success(
+    api: FakeImagesAPI, client: openai.OpenAI
+) -> None:
+    """image_bytes are returned as they are, image_size draws at another size than asked
+    (the echoed size stays the requested one), and usage_patch can put NaN in usage."""
+    api.configure(image_bytes=b"%!PS-Adobe-3.0", usage_patch={"output_tokens": float("nan")})
+    forced = client.images.with_raw_response.generate(
+        model="gpt-image-2.5-flare", prompt="a fox", size="1024x1024"
+    )
+    api.configure(image_bytes=None, usage_patch=None, image_size="512x256")
+    drawn = generate(client, size="1024x1024")
+
+    body = forced.http_response.text
+    assert '"output_tokens":NaN' in body
+    assert base64.b64decode(json.loads(body)["data"][0]["b64_json"]) == b"%!PS-Adobe-3.0"
+    assert drawn.size == "1024x1024"
+    assert decode(drawn.data[0].b64_json).size == (512, 256)
+    assert api.billed_images == 2
+
+
+def test_hostile_config_is_validated(api: FakeImagesAPI) -> None:
+    """The new config attributes are checked when set; bytes cannot come over JSON."""
+    with pytest.raises(ValueError, match=r"image_size must be 'WxH' or None"):
+        api.image_size = "huge"
+    with pytest.raises(ValueError, match=r"image_bytes must be bytes or None"):
+        api.image_bytes = "not bytes"
+    with pytest.raises(ValueError, match=r"bomb_bytes must be >= 1"):
+        api.bomb_bytes = 0
+    bad = httpx2.post(api.base_url.removesuffix("/v1") + "/_config", json={"image_bytes": "x"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"] == "Invalid config: unknown config keys ['image_bytes']"
 
 
 # --- separate process ---------------------------------------------------------------------

@@ -7,9 +7,14 @@ Invariants, in order of importance:
 - a paid result is committed to the cache the moment it arrives, before anything else
   can fail, so a crash or Ctrl-C loses at most the requests in flight;
 - a job whose key is cached or whose file is up to date never calls the provider;
-- a failure stops only what depends on it (``blocked``), unless ``fail_fast`` is set or
-  the account itself failed (quota, key, permission), which stops every new start;
-- the budget is checked before each paid call against spent + in-flight + this estimate.
+- a failure stops only what depends on it (``blocked``), unless ``fail_fast`` is set,
+  the account itself failed (quota, key, permission), or a file could not be written
+  (disk full, a folder in the way): each of those stops every new start, since the next
+  paid image could not be stored either;
+- the budget is checked before each paid call against spent + in-flight + this estimate;
+- an API image is checked before it is delivered: a container other than PNG, WebP or
+  JPEG, a pixel bomb, or an image smaller than requested fails the job (``bad_response``,
+  not retried: it was paid for, and asking again pays again), never a silent upscale.
 """
 
 from __future__ import annotations
@@ -37,10 +42,20 @@ from pipeline.output import Manifest, file_matches
 from pipeline.planner import Plan
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.freshness import JobState, job_key
+from pipeline.runner.guards import (
+    MAX_NOTES,
+    LocalWriteError,
+    UnusableImage,
+    cached_cost,
+    cached_notes,
+    size_note,
+    with_notes,
+    writing,
+)
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome, Status
-from pipeline.runner.retry import RetryPolicy
+from pipeline.runner.retry import RetryPolicy, give_up_note
 
 
 class Reporter(Protocol):
@@ -141,6 +156,8 @@ class Runner:
         self.interrupted = False
         self.spent = 0.0
         self.in_flight_estimate = 0.0
+        self._sunk: dict[str, float] = {}
+        """What jobs that failed after their image arrived (and was paid for) cost."""
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- public -----------------------------------------------------------------------------
@@ -223,6 +240,11 @@ class Runner:
             raise
         except ProviderFailure as failure:
             outcome = self._failed(job, failure)
+        except LocalWriteError as exc:
+            self._stop_writing(exc)
+            error = {"type": "write_error", "code": None, "message": str(exc)}
+            cost = self._sunk.pop(job.id, 0.0)
+            outcome = Outcome(job, "failed", error=error, cost_usd=cost, spent_usd=cost)
         except Exception as exc:  # a local error (decode, disk): fail the job, keep going
             outcome = Outcome(
                 job, "failed", error={"type": type(exc).__name__, "code": None, "message": str(exc)}
@@ -271,7 +293,7 @@ class Runner:
             else data
         )
         atlas = meta.get("atlas")
-        return await self._deliver(
+        outcome = await self._deliver(
             job,
             "cached",
             key,
@@ -280,15 +302,16 @@ class Runner:
             inputs,
             atlas=atlas.encode() if isinstance(atlas, str) else None,
             usage=meta.get("usage"),
-            cost_usd=float(meta.get("cost_usd", 0.0)),
+            cost_usd=cached_cost(meta.get("cost_usd", 0.0)),
             request_id=meta.get("request_id"),
             returned_size=meta.get("returned_size"),
         )
+        return with_notes(outcome, cached_notes(meta.get("notes")))
 
     async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
         sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
         await asyncio.to_thread(
-            self.cache.commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
+            self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
         return await self._deliver(job, "generated", key, sheet, None, inputs, atlas=atlas)
 
@@ -298,7 +321,7 @@ class Runner:
         parent = self.outcomes[job.depends_on[0]]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
-        await asyncio.to_thread(self.cache.commit, key, data, None, {"kind": "rendition"})
+        await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
         return await self._deliver(
             job, "generated", key, data, None, [shas[job.depends_on[0]] or ""]
         )
@@ -349,7 +372,7 @@ class Runner:
                         self.in_flight_estimate -= pending
                         pending = 0.0
                         self.limiter.observe(result.rate)
-                        delivered, fields = await self._commit(job, key, result)
+                        delivered, fields, notes = await self._commit(job, key, result, attempt)
                         # Back-pressure: the slot is given up only once a delivery permit
                         # is held, so results never pile up faster than they are written.
                         await self.local_work.acquire()
@@ -361,17 +384,24 @@ class Runner:
         # Cached and paid for: the slot is free for the next request while the file is
         # written and inspected.
         try:
-            return await self._deliver(
+            outcome = await self._deliver(
                 job, "generated", key, delivered, result.data, inputs, attempts=attempt, **fields
             )
         finally:
             self.local_work.release()
+        for note in notes:
+            self.reporter.note(f"warning: {job.id}: {note}")
+        return with_notes(outcome, notes)
 
     async def _commit(
-        self, job: Job, key: str, result: ImageResult
-    ) -> tuple[bytes, dict[str, Any]]:
-        """Count the spend, crop to the exact size and commit to the cache; returns the
-        delivered bytes and the outcome fields that describe the call."""
+        self, job: Job, key: str, result: ImageResult, attempt: int
+    ) -> tuple[bytes, dict[str, Any], list[str]]:
+        """Count the spend, check the image, crop to the exact size and commit to the cache;
+        returns the delivered bytes, the outcome fields that describe the call, and the
+        warnings about the answer. An image that must not be delivered raises a
+        ``bad_response`` :class:`ProviderFailure` (its cost stays counted, and it is not
+        retried: asking again would pay again); a failed cache write stops the build
+        before the caller's slot is free for another paid request."""
         cost = 0.0
         usage = result.usage.as_dict() if result.usage else None
         if not self.config.free:
@@ -382,26 +412,50 @@ class Runner:
             else:
                 cost = job.estimated_cost_usd
         self.spent += cost
+        notes = list(result.notes)[:MAX_NOTES]
         meta: dict[str, Any] = {
             "usage": usage,
             "cost_usd": cost,
             "request_id": result.request_id,
             "returned_size": result.size,
             "model": job.model,
+            "notes": notes,
         }
         w, h = job.size
         compression = job.params.get("output_compression")
 
         def deliver_and_commit() -> bytes:
-            # The exact size and format are made locally, then the paid bytes (original and
+            # The image is measured (header only) before any pixel is decoded; the exact
+            # size and format are made locally, then the paid bytes (original and
             # delivered) are committed in one step, before the output file is touched.
-            delivered = postprocess.deliver(
-                result.data, w, h, job.format, int(compression) if compression else None
-            )
-            self.cache.commit(key, delivered, result.data, meta)
+            try:
+                returned = postprocess.measure(result.data)
+                warning = size_note(returned, job.requested_size)
+                delivered = postprocess.deliver(
+                    result.data, w, h, job.format, int(compression) if compression else None
+                )
+            except postprocess.ImageDecodeError as exc:
+                raise UnusableImage(str(exc)) from exc
+            if warning:
+                notes.append(warning)
+            self._cache_commit(key, delivered, result.data, meta)
             return delivered
 
-        delivered = await asyncio.to_thread(deliver_and_commit)
+        try:
+            delivered = await asyncio.to_thread(deliver_and_commit)
+        except UnusableImage as exc:
+            self._sunk[job.id] = cost
+            failure = ProviderFailure(
+                "bad_response",
+                f"the API answered with an image that cannot be delivered: {exc}",
+                request_id=result.request_id,
+            )
+            failure.attempts = attempt
+            raise failure from None
+        except LocalWriteError as exc:
+            self._sunk[job.id] = cost
+            self._stop_writing(exc)
+            raise
         fields = {
             "usage": usage,
             "cost_usd": cost,
@@ -409,7 +463,13 @@ class Runner:
             "request_id": result.request_id,
             "returned_size": result.size,
         }
-        return delivered, fields
+        return delivered, fields, notes
+
+    def _cache_commit(
+        self, key: str, delivered: bytes, original: bytes | None, meta: Mapping[str, Any]
+    ) -> None:
+        with writing("the cache"):
+            self.cache.commit(key, delivered, original, meta)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -426,7 +486,8 @@ class Runner:
         **fields: Any,
     ) -> Outcome:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
-        stored = await asyncio.to_thread(self.delivery.store, job, key, data, original, atlas)
+        with writing(f"{job.output_path} in the output folder"):
+            stored = await asyncio.to_thread(self.delivery.store, job, key, data, original, atlas)
         return Outcome(
             job,
             status,
@@ -466,7 +527,23 @@ class Runner:
             self.reporter.note(_account_advice(failure))
         elif self.config.fail_fast and self.stop_reason is None:
             self.stop_reason = f"--fail-fast after {job.id} failed"
-        return Outcome.from_failure(job, failure)
+        note = give_up_note(failure)
+        if note:
+            failure.message = f"{failure.message} ({note})"
+        outcome = Outcome.from_failure(job, failure)
+        outcome.cost_usd = outcome.spent_usd = self._sunk.pop(job.id, 0.0)
+        return outcome
+
+    def _stop_writing(self, exc: LocalWriteError) -> None:
+        """A write failed: start no more jobs, since their paid images could not be stored."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = f"stopped after a write failed: {exc}"
+        self.reporter.note(
+            f"{exc}. No new jobs were started: free disk space or fix the folder "
+            "(permissions, a file where a folder should be), then build again; "
+            "images already in the cache are not paid for again."
+        )
 
     def _finish(self, outcome: Outcome, *, report: bool = True) -> None:
         job = outcome.job

@@ -6,15 +6,22 @@ spaces starts evenly at the allowed rate (a token bucket holding at most one tok
 there is no burst), learns the limit from ``x-ratelimit-limit-images`` when the user did
 not set one, holds every start when the server says ``Retry-After`` or shows the window
 is spent, and after a 429 slows down, then creeps back to the limit as requests succeed.
+
+Every wait the server can steer (``Retry-After``, ``x-ratelimit-reset-*``, a tiny advertised
+limit) is capped at :data:`~pipeline.runner.retry.MAX_RETRY_AFTER_S`: a hold asking for
+more is clamped to it, a non-finite or negative one is ignored, and no single sleep of
+``acquire`` is longer, so a hostile or broken server can slow a build but never freeze it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
 from pipeline.jobs import RateLimitInfo
+from pipeline.runner.retry import MAX_RETRY_AFTER_S
 
 PACE = 0.99
 """Pace a hair under the limit: arrivals jitter, and the server counts per window."""
@@ -85,11 +92,11 @@ class RateLimiter:
             while True:
                 now = self.clock()
                 if now < self.hold_until:
-                    await self.sleep(self.hold_until - now)
+                    await self.sleep(min(self.hold_until - now, MAX_RETRY_AFTER_S))
                     continue
                 wait = max(self.images.reserve(now, images), self.requests.reserve(now))
                 if wait > 0:
-                    await self.sleep(wait)
+                    await self.sleep(min(wait, MAX_RETRY_AFTER_S))
                 return
 
     def observe(self, info: RateLimitInfo | None) -> None:
@@ -116,5 +123,8 @@ class RateLimiter:
             self.hold(retry_after_s)
 
     def hold(self, seconds: float) -> None:
-        """No request starts for ``seconds`` from now."""
-        self.hold_until = max(self.hold_until, self.clock() + seconds)
+        """No request starts for ``seconds`` from now (at most ``MAX_RETRY_AFTER_S``; a
+        non-finite or negative value holds nothing)."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        self.hold_until = max(self.hold_until, self.clock() + min(seconds, MAX_RETRY_AFTER_S))

@@ -1,0 +1,87 @@
+"""The HTTP client under the OpenAI SDK: the SDK's own defaults plus a cap on every body.
+
+The SDK reads a whole response body into memory before it looks at it, and httpx2 inflates
+``Content-Encoding: gzip`` on the way, so a broken proxy or a hostile server could hand
+assetpipe a body of gigabytes, or a small gzip that inflates to gigabytes. This client
+reads each body as a stream of decoded pieces (httpx2 inflates in pieces of at most 1 MiB)
+and gives up as soon as the decoded total passes the cap, so memory stays near the cap
+whatever arrives. It raises :class:`ResponseTooLarge`, an ``OpenAIError``, which the SDK
+passes through unchanged and the provider reports as a ``bad_response``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import openai
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""Largest decoded body read (64 MiB): one image of the largest native size (3840x2160) is
+at most about 33 MB as an uncompressed PNG, 44 MB in base64, and every request asks for
+one image, so a real answer fits with room to spare."""
+
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class ResponseTooLarge(openai.OpenAIError):
+    """A response body (after decoding) larger than the client accepts."""
+
+    def __init__(self, limit: int, encoding: str | None):
+        how = f" after {encoding} decoding" if encoding else ""
+        super().__init__(
+            f"the response body is larger than {limit // (1024 * 1024)} MiB{how}; "
+            "no image answer is that large, so it was not read"
+        )
+        self.limit = limit
+
+
+class CappedAsyncClient(openai.DefaultAsyncHttpxClient):
+    """``openai.DefaultAsyncHttpxClient`` that reads no body larger than ``max_body_bytes``."""
+
+    def __init__(self, *, max_body_bytes: int = MAX_RESPONSE_BYTES, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.max_body_bytes = max_body_bytes
+
+    async def send(
+        self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
+    ) -> httpx2.Response:
+        """Send ``request``; unless ``stream`` is asked for, return the response with its
+        (decoded) body read, or raise :class:`ResponseTooLarge`."""
+        response = await super().send(request, stream=True, **kwargs)
+        if stream:
+            return response
+        try:
+            body = await self._read_capped(response)
+        finally:
+            await response.aclose()
+        # The body is decoded now: drop the headers that describe the wire form of it, so
+        # the new response does not try to inflate it a second time.
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _BODY_HEADERS
+        ]
+        return httpx2.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=response.extensions,
+            history=response.history,
+        )
+
+    async def _read_capped(self, response: httpx2.Response) -> bytes:
+        limit = self.max_body_bytes
+        encoding = response.headers.get("content-encoding")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(limit, None)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise ResponseTooLarge(limit, encoding)
+            chunks.append(chunk)
+        return b"".join(chunks)
