@@ -28,6 +28,7 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Job, Provider
 from pipeline.output import load_manifest
 from pipeline.planner import FileFacts, Plan, PlanOptions, plan, select
+from pipeline.postprocess import DECODE_FORMATS
 from pipeline.runner.engine import Reporter
 from pipeline.runner.freshness import JobState, assess
 from pipeline.settings import Settings, resolve_settings
@@ -77,7 +78,7 @@ def read_image_facts(path: Path) -> FileFacts:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as image:
                 fmt = (image.format or "").lower()
                 width, height = image.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -24,7 +24,7 @@ from typing import Any, Final
 from PIL import Image
 
 from pipeline.colors import Lab, hex_to_rgb, rgb_to_lab
-from pipeline.postprocess import ImageInfo, decode, describe, probe
+from pipeline.postprocess import DECODE_FORMATS, ImageInfo, decode, describe, probe
 
 RGB = tuple[int, int, int]
 
@@ -285,7 +285,7 @@ def _image(data: bytes | Image.Image) -> Image.Image:
     """Decode ``data`` (validated by delivery or :func:`probe`); a decoded image as it is."""
     if isinstance(data, Image.Image):
         return data
-    image = Image.open(io.BytesIO(data))
+    image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
     image.load()
     return image
 

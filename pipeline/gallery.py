@@ -30,6 +30,7 @@ from PIL import Image
 from pipeline.fsutil import UnsafePathError, contained, write_contained
 from pipeline.hashing import sha256_file
 from pipeline.output import file_matches
+from pipeline.postprocess import DECODE_FORMATS
 
 INDEX: Final = "index.html"
 THUMB_DIR: Final = ".gallery"
@@ -295,7 +296,7 @@ def write_thumbnail(
 
 def _render_thumbnail(data: bytes) -> bytes:
     """A WebP at most :data:`THUMB_EDGE` px on its long side; transparency kept."""
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as image:
         return _encode_thumbnail(image)
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 from pipeline.errors import PipelineError
 from pipeline.jobs import RenditionOp
 from pipeline.postprocess import (
+    DECODE_FORMATS,
     MAX_EDGE,
     ImageOptionError,
     encode,
@@ -183,7 +184,7 @@ def _load(name: str, data: bytes, frame_size: tuple[int, int] | None) -> Image.I
         if frame_size is not None:
             op = RenditionOp(frame_size[0], frame_size[1], "cover", "png", None)
             data = render_rendition(data, op)  # lossless png: no quality lost on the way
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
         image.load()
     except PipelineError as exc:
         raise SheetError(f"frame {name!r}: {exc}") from exc

@@ -850,6 +850,23 @@ CASES = [
         hint="PNG, WebP or JPEG",
     ),
     case(
+        "file-input-eps",
+        pins="an EPS input is refused before Pillow could hand it to Ghostscript",
+        files={
+            SPEC: """
+            assets:
+              - id: a
+                prompt: x
+                edit:
+                  images: [{file: art.png}]
+            """,
+            "specs/art.png": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+        },
+        location="specs/a.yaml:5:16",
+        message="'art.png' is not a usable image: it is not an image Pillow can read",
+        hint="PNG, WebP or JPEG",
+    ),
+    case(
         "brand-logo-without-logo",
         pins="{brand: logo} with a brand kit that has no logo",
         files={

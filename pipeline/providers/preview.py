@@ -264,7 +264,8 @@ def _edit_base(request: ImageRequest, size: tuple[int, int], tint: RGB) -> Image
         raise _invalid("An edit needs at least one input image.", "image")
     first = request.images[0]
     try:
-        source = Image.open(io.BytesIO(first.data))
+        # The formats the Images API takes (and all assetpipe decodes): never EPS and co.
+        source = Image.open(io.BytesIO(first.data), formats=("PNG", "WEBP", "JPEG"))
         source.load()
     except Exception as exc:  # Pillow signals corrupt input with many exception types
         raise _invalid(f"Could not decode input image {first.filename!r}: {exc}", "image") from exc
