@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import deque
 
 import pytest
 from clock import FakeClock
+from runner_kit import direct_runner
 
 from pipeline import api
 from pipeline.cache import ResultCache
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure
-from pipeline.output import Manifest
-from pipeline.progress import QuietReporter
 from pipeline.providers.preview import PreviewProvider
-from pipeline.runner.engine import RunConfig, Runner
-from pipeline.runner.freshness import assess
-from pipeline.runner.limiter import RateLimiter
-from pipeline.runner.retry import RetryPolicy
 
 SPEC = """
     assets:
@@ -58,25 +52,15 @@ def run_plan(project, provider, *, max_attempts=6, concurrency=1):
     """Plan the project and run it with the fake clock; returns (report, time)."""
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
     fake = FakeClock()
-    output = project.root / "output"
     with ResultCache(project.root / ".assetpipe/cache") as cache:
-        runner = Runner(
-            ws.plan,
-            assess(ws.plan, Manifest.empty(), cache, output),
-            provider=provider,
-            cache=cache,
-            output_dir=output,
-            project_root=project.root,
-            manifest=Manifest.empty(),
-            catalog=ws.catalog,
-            limiter=RateLimiter(None, None, clock=fake, sleep=fake.sleep),
-            config=RunConfig(
-                concurrency=concurrency, free=True, retry=RetryPolicy(max_attempts=max_attempts)
-            ),
-            reporter=QuietReporter(),
-            clock=fake,
-            sleep=fake.sleep,
-            rng=random.Random(0),
+        runner = direct_runner(
+            ws,
+            cache,
+            provider,
+            fake,
+            root=project.root,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
         )
         report = asyncio.run(runner.run())
     return report, fake

@@ -26,19 +26,17 @@ from clock import FakeClock
 from fakeapi import FakeImagesAPI, RequestRecord
 from PIL import Image
 from processes import many
+from runner_kit import direct_runner
 
 from pipeline import api as pipeline_api
 from pipeline.cache import ResultCache
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure, RateLimitInfo
-from pipeline.output import Manifest
-from pipeline.progress import QuietReporter
 from pipeline.providers.openai_http import CappedAsyncClient
 from pipeline.providers.openai_provider import OpenAIProvider
 from pipeline.providers.preview import PreviewProvider
 from pipeline.providers.ratelimit_headers import parse_duration, rate_limit_info, retry_after
 from pipeline.providers.redaction import BEARER_MARKER, KEY_MARKER, Redactor
-from pipeline.runner.engine import RunConfig, Runner
-from pipeline.runner.freshness import assess
+from pipeline.runner.engine import RunConfig
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy, give_up_note
 
@@ -338,24 +336,8 @@ def test_a_huge_retry_after_fails_that_job_and_the_build_goes_on_within_the_cap(
     )
     clock = FakeClock()
     provider = HostileProvider()
-    output = project.root / "output"
     with ResultCache(project.root / ".assetpipe/cache") as cache:
-        runner = Runner(
-            ws.plan,
-            assess(ws.plan, Manifest.empty(), cache, output),
-            provider=provider,
-            cache=cache,
-            output_dir=output,
-            project_root=project.root,
-            manifest=Manifest.empty(),
-            catalog=ws.catalog,
-            limiter=RateLimiter(None, None, clock=clock, sleep=clock.sleep),
-            config=RunConfig(concurrency=1, free=True),
-            reporter=QuietReporter(),
-            clock=clock,
-            sleep=clock.sleep,
-            rng=random.Random(0),
-        )
+        runner = direct_runner(ws, cache, provider, clock, root=project.root)
         report = asyncio.run(runner.run())
     statuses = {job: o.status for job, o in report.outcomes.items()}
     assert statuses == {"set/a1": "failed", "set/a2": "generated", "set/a3": "generated"}

@@ -21,26 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline import postprocess
-from pipeline.cache import CacheRecord, ResultCache
-from pipeline.catalog import Catalog
-from pipeline.jobs import (
-    ACCOUNT_KINDS,
-    ImageResult,
-    Job,
-    Provider,
-    ProviderFailure,
-)
-from pipeline.output import Manifest, file_matches
+from pipeline.cache import CacheRecord
+from pipeline.jobs import ACCOUNT_KINDS, ImageResult, Job, ProviderFailure
+from pipeline.output import file_matches
 from pipeline.planner import Plan
+from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
+from pipeline.runner.deps import Reporter, RunDeps
+from pipeline.runner.dispatch import NotStarted
 from pipeline.runner.freshness import JobState, job_key
 from pipeline.runner.guards import (
     MAX_NOTES,
@@ -53,26 +46,14 @@ from pipeline.runner.guards import (
     writing,
 )
 from pipeline.runner.inputs import InputReader, input_shas
-from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome, Status
-from pipeline.runner.retry import RetryPolicy, give_up_note
+from pipeline.runner.retry import give_up_note
+
+__all__ = ["LOCAL_WORK", "Reporter", "RunConfig", "RunReport", "Runner"]
 
 
-class Reporter(Protocol):
-    """Receives progress events (a terminal bar, plain log lines, or nothing)."""
-
-    def started(self, total: int, done: int) -> None:
-        """The build begins with ``total`` jobs, ``done`` of them already up to date."""
-
-    def finished_job(self, outcome: Outcome) -> None:
-        """A job reached its final state."""
-
-    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
-        """A retryable failure; the job tries again after ``delay`` seconds."""
-
-    def note(self, message: str) -> None:
-        """Something the user should read once (an account failure, the budget)."""
-
+Paid = tuple[bytes, dict[str, Any], list[str]]
+"""A paid call's delivered bytes, the outcome fields describing it, and its warnings."""
 
 LOCAL_WORK = 8
 """Results written and inspected at once: enough to keep the worker threads busy (the
@@ -87,8 +68,6 @@ class RunConfig:
     max_cost: float | None = None
     fail_fast: bool = False
     force: bool = False
-    free: bool = False
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     embed_metadata: bool = False
     checkpoint_s: float = 2.0
 
@@ -109,56 +88,38 @@ class Runner:
     """One build of one plan."""
 
     def __init__(
-        self,
-        plan: Plan,
-        states: Mapping[str, JobState],
-        *,
-        provider: Provider,
-        cache: ResultCache,
-        output_dir: Path,
-        project_root: Path,
-        manifest: Manifest,
-        catalog: Catalog,
-        limiter: RateLimiter,
-        config: RunConfig,
-        reporter: Reporter,
-        on_checkpoint: Callable[[Mapping[str, Outcome]], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
+        self, plan: Plan, states: Mapping[str, JobState], deps: RunDeps, config: RunConfig
     ):
         self.plan = plan
         self.states = states
-        self.provider = provider
-        self.cache = cache
-        self.output_dir = output_dir
-        self.inputs = InputReader(cache, output_dir, project_root)
-        self.delivery = Delivery(
-            output_dir, {job.id: job for job in plan.jobs}, config.embed_metadata
-        )
-        self.manifest = manifest
-        self.catalog = catalog
-        self.limiter = limiter
+        self.deps = deps
         self.config = config
-        self.reporter = reporter
-        self.on_checkpoint = on_checkpoint
-        self.clock = clock
-        self.sleep = sleep
-        self.rng = rng or random.Random()
+        self.cache = deps.store
+        self.output_dir = deps.output_dir
+        self.inputs = InputReader(deps.store, deps.output_dir, deps.project_root)
+        self.delivery = Delivery(
+            deps.output_dir, {job.id: job for job in plan.jobs}, config.embed_metadata
+        )
+        self.manifest = deps.manifest
+        self.reporter = deps.reporter
+        self.clock = deps.clock
+        self.sleep = deps.sleep
+        self.budget = Budget(config.max_cost)
+        self.stop = deps.stop
         self.outcomes: dict[str, Outcome] = {}
         self.done: dict[str, asyncio.Event] = {}
-        self.slots = asyncio.Semaphore(config.concurrency)
         # Files being written and inspected at once (API results, cache copies, renditions,
         # sheets): bounds the images held in memory whatever the API or the cache delivers.
         self.local_work = asyncio.Semaphore(min(config.concurrency, LOCAL_WORK))
-        self.stop_reason: str | None = None
-        self.budget_hit = False
         self.interrupted = False
-        self.spent = 0.0
-        self.in_flight_estimate = 0.0
         self._sunk: dict[str, float] = {}
         """What jobs that failed after their image arrived (and was paid for) cost."""
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why no new paid work starts (None while it does)."""
+        return self.stop.reason
 
     # -- public -----------------------------------------------------------------------------
 
@@ -200,16 +161,16 @@ class Runner:
         return RunReport(
             outcomes=dict(self.outcomes),
             stop_reason=self.stop_reason,
-            budget_hit=self.budget_hit,
+            budget_hit=self.budget.hit,
             interrupted=self.interrupted,
-            spent_usd=self.spent,
+            spent_usd=self.budget.spent,
             elapsed_s=self.clock() - start,
         )
 
     def interrupt(self) -> None:
         """Ctrl-C: stop starting jobs and cancel the ones in flight (their work is lost)."""
         self.interrupted = True
-        self.stop_reason = "interrupted"
+        self.stop.set("interrupted")
         for task in self._tasks:
             task.cancel()
 
@@ -327,65 +288,38 @@ class Runner:
         )
 
     async def _call(self, job: Job, key: str, inputs: list[str]) -> Outcome:
-        estimate = 0.0 if self.config.free else job.estimated_cost_usd
-        cap = self.config.max_cost
-        if cap is not None and self.spent + self.in_flight_estimate + estimate > cap + 1e-9:
-            self.budget_hit = True
-            return Outcome(
-                job,
-                "skipped",
-                cache_key=key,
-                inputs=inputs,
-                error={
-                    "type": "budget",
-                    "message": f"starting it would exceed --max-cost ${cap:.2f} "
-                    f"(spent ${self.spent:.2f}, in flight ${self.in_flight_estimate:.2f})",
-                },
-            )
-        # Reserve the estimate before any await, so concurrent jobs see it in the check.
-        self.in_flight_estimate += estimate
-        pending = estimate
-        attempt = 0
+        reservation = self.budget.reserve(self.deps.pricing.estimate(job))
+        if reservation is None:
+            error = {"type": "budget", "message": self.budget.refusal()}
+            return Outcome(job, "skipped", cache_key=key, inputs=inputs, error=error)
+
+        async def paid(
+            result: ImageResult, attempt: int
+        ) -> tuple[bytes, dict[str, Any], list[str]]:
+            # Paid for: from here it counts as spent, not in flight. The dispatcher holds
+            # the request's place until the image is in the cache, so a crash loses at most
+            # `concurrency` paid images, never one that already arrived while a new
+            # request took its place.
+            cost = self.deps.pricing.actual(job, result.usage)
+            reservation.settle(cost)
+            committed = await self._commit(job, key, result, attempt, cost)
+            # Back-pressure: the place is given up only once a delivery permit is held, so
+            # results never pile up faster than they are written.
+            await self.local_work.acquire()
+            return committed
+
         try:
             request = await asyncio.to_thread(self.inputs.request, job, self._inputs_of(job))
-            while True:
-                attempt += 1
-                async with self.slots:
-                    if self.stop_reason is not None:
-                        return self._not_started(job, key, inputs)
-                    await self.limiter.acquire(int(job.params.get("n", 1)))
-                    try:
-                        result = await self.provider.generate(request)
-                    except ProviderFailure as failure:
-                        if failure.kind == "rate_limit":
-                            self.limiter.throttle(failure.retry_after_s, failure.rate)
-                        delay = self.config.retry.delay(failure, attempt, self.rng)
-                        failure.attempts = attempt
-                        if delay is None:
-                            raise
-                        last = failure
-                    else:
-                        # Paid for: from here it counts as spent, not in flight. The slot
-                        # is held until the image is in the cache, so a crash loses at
-                        # most `concurrency` paid images, never one that already arrived
-                        # while a new request took its slot.
-                        self.in_flight_estimate -= pending
-                        pending = 0.0
-                        self.limiter.observe(result.rate)
-                        delivered, fields, notes = await self._commit(job, key, result, attempt)
-                        # Back-pressure: the slot is given up only once a delivery permit
-                        # is held, so results never pile up faster than they are written.
-                        await self.local_work.acquire()
-                        break
-                self.reporter.retrying(job, last, delay, attempt)
-                await self.sleep(delay)
+            delivered, fields, notes = await self.deps.dispatcher.call(job, request, paid)
+        except NotStarted:
+            return self._not_started(job, key, inputs)
         finally:
-            self.in_flight_estimate -= pending
-        # Cached and paid for: the slot is free for the next request while the file is
+            reservation.release()
+        # Cached and paid for: the place is free for the next request while the file is
         # written and inspected.
         try:
             outcome = await self._deliver(
-                job, "generated", key, delivered, result.data, inputs, attempts=attempt, **fields
+                job, "generated", key, delivered, fields.pop("data"), inputs, **fields
             )
         finally:
             self.local_work.release()
@@ -394,24 +328,15 @@ class Runner:
         return with_notes(outcome, notes)
 
     async def _commit(
-        self, job: Job, key: str, result: ImageResult, attempt: int
-    ) -> tuple[bytes, dict[str, Any], list[str]]:
+        self, job: Job, key: str, result: ImageResult, attempt: int, cost: float
+    ) -> Paid:
         """Count the spend, check the image, crop to the exact size and commit to the cache;
         returns the delivered bytes, the outcome fields that describe the call, and the
         warnings about the answer. An image that must not be delivered raises a
         ``bad_response`` :class:`ProviderFailure` (its cost stays counted, and it is not
         retried: asking again would pay again); a failed cache write stops the build
         before the caller's slot is free for another paid request."""
-        cost = 0.0
         usage = result.usage.as_dict() if result.usage else None
-        if not self.config.free:
-            model = self.catalog.get(job.model)
-            if result.usage is not None and model is not None:
-                u = result.usage
-                cost = model.actual_cost(u.input_text_tokens, u.input_image_tokens, u.output_tokens)
-            else:
-                cost = job.estimated_cost_usd
-        self.spent += cost
         notes = list(result.notes)[:MAX_NOTES]
         meta: dict[str, Any] = {
             "usage": usage,
@@ -457,6 +382,8 @@ class Runner:
             self._stop_writing(exc)
             raise
         fields = {
+            "data": result.data,
+            "attempts": attempt,
             "usage": usage,
             "cost_usd": cost,
             "spent_usd": cost,
@@ -522,11 +449,11 @@ class Runner:
         return Outcome.from_entry(job, state.cache_key, state.sha256, recorded)
 
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:
-        if failure.kind in ACCOUNT_KINDS and self.stop_reason is None:
-            self.stop_reason = f"stopped after {failure.kind} failure: {failure.message}"
-            self.reporter.note(_account_advice(failure))
-        elif self.config.fail_fast and self.stop_reason is None:
-            self.stop_reason = f"--fail-fast after {job.id} failed"
+        if failure.kind in ACCOUNT_KINDS:
+            if self.stop.set(f"stopped after {failure.kind} failure: {failure.message}"):
+                self.reporter.note(_account_advice(failure))
+        elif self.config.fail_fast:
+            self.stop.set(f"--fail-fast after {job.id} failed")
         note = give_up_note(failure)
         if note:
             failure.message = f"{failure.message} ({note})"
@@ -536,9 +463,8 @@ class Runner:
 
     def _stop_writing(self, exc: LocalWriteError) -> None:
         """A write failed: start no more jobs, since their paid images could not be stored."""
-        if self.stop_reason is not None:
+        if not self.stop.set(f"stopped after a write failed: {exc}"):
             return
-        self.stop_reason = f"stopped after a write failed: {exc}"
         self.reporter.note(
             f"{exc}. No new jobs were started: free disk space or fix the folder "
             "(permissions, a file where a folder should be), then build again; "
@@ -548,22 +474,22 @@ class Runner:
     def _finish(self, outcome: Outcome, *, report: bool = True) -> None:
         job = outcome.job
         self.outcomes[job.id] = outcome
-        if outcome.status == "failed" and self.config.fail_fast and self.stop_reason is None:
-            self.stop_reason = f"--fail-fast after {job.id} failed"
+        if outcome.status == "failed" and self.config.fail_fast:
+            self.stop.set(f"--fail-fast after {job.id} failed")
         self.done[job.id].set()
         if report:
             self.reporter.finished_job(outcome)
 
     async def _checkpoints(self) -> None:
         """Write the manifest every few seconds so even a killed build leaves one behind."""
-        if self.on_checkpoint is None:
+        if self.deps.on_checkpoint is None:
             return
         written = 0
         while True:
             await self.sleep(self.config.checkpoint_s)
             if len(self.outcomes) != written:
                 written = len(self.outcomes)
-                await asyncio.to_thread(self.on_checkpoint, dict(self.outcomes))
+                await asyncio.to_thread(self.deps.on_checkpoint, dict(self.outcomes))
 
 
 def _account_advice(failure: ProviderFailure) -> str:

@@ -1,0 +1,76 @@
+"""Everything a run needs from outside, in one object the composition root fills in.
+
+The scheduler never picks an implementation: the store (local, or layered over a remote),
+the dispatcher (direct, or batched), the pricing of the route, the output folder, the
+reporter and the clock all arrive here, so tests drive it with fakes and the real server
+alike, and a new route or store is a new object, not a change to the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pipeline.jobs import Job, ProviderFailure
+from pipeline.output import Manifest
+from pipeline.runner.budget import Pricing
+from pipeline.runner.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from pipeline.cache import ResultCache
+    from pipeline.runner.outcome import Outcome
+
+
+class Reporter(Protocol):
+    """Receives progress events (a terminal bar, plain log lines, or nothing)."""
+
+    def started(self, total: int, done: int) -> None:
+        """The build begins with ``total`` jobs, ``done`` of them already up to date."""
+
+    def finished_job(self, outcome: Outcome) -> None:
+        """A job reached its final state."""
+
+    def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
+        """A retryable failure; the job tries again after ``delay`` seconds."""
+
+    def note(self, message: str) -> None:
+        """Something the user should read once (an account failure, the budget)."""
+
+
+class StopSignal:
+    """Why the build stopped starting paid work, shared by the scheduler (which sets it)
+    and the dispatcher (which checks it before each send)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> bool:
+        """Record the first reason; returns whether this call was the first."""
+        if self.reason is not None:
+            return False
+        self.reason = reason
+        return True
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RunDeps:
+    """The collaborators of one run."""
+
+    store: ResultCache
+    dispatcher: Dispatcher
+    pricing: Pricing
+    output_dir: Path
+    project_root: Path
+    manifest: Manifest
+    reporter: Reporter
+    stop: StopSignal = field(default_factory=StopSignal)
+    on_checkpoint: Callable[[Mapping[str, Outcome]], None] | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
