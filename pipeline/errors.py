@@ -8,6 +8,7 @@ maps these to exit codes in one place and never shows a traceback for them.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -59,9 +60,9 @@ class SpecError(PipelineError):
 
     def render(self) -> str:
         """Format as ``file:line:col: message (hint)``, the shape editors can jump to."""
-        where = f"{self.location}: " if self.location else ""
-        hint = f"\n  hint: {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{hint}"
+        where = f"{printable(str(self.location))}: " if self.location else ""
+        hint = f"\n  hint: {printable(self.hint)}" if self.hint else ""
+        return f"{where}{printable(self.message)}{hint}"
 
 
 class SpecErrors(PipelineError):
@@ -78,6 +79,19 @@ class ProjectLocked(PipelineError):
     """Another assetpipe process is building the same project."""
 
     exit_code = EXIT_FAILED
+
+
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories escaped in messages: controls (newlines, ANSI escapes), format
+characters (bidi overrides), surrogates (undecodable file names), line separators."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped as Python writes it (``\\n``,
+    ``\\x1b``), so a name or value from a spec cannot forge or garble a line of output."""
+    if text.isprintable():
+        return text
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in UNPRINTABLE else ch for ch in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -658,9 +658,10 @@ CASES = [
             + "".join(f"      {v}: {list(range(100))}\n" for v in "xyz")
         },
         location="specs/a.yaml:2:5",
-        message="the plan has more than 10,000 API jobs (this asset passes the limit)",
-        hint="shrink the matrix or variants, or raise the limit with --max-jobs (max_jobs in "
-        "assetpipe.yaml)",
+        message="the plan has more than 10,000 jobs (API jobs, renditions and sheets): this "
+        "asset takes it to at least 10,001",
+        hint="shrink the matrix, variants or renditions, or raise the limit with --max-jobs "
+        "(max_jobs in assetpipe.yaml)",
     ),
     case(
         "matrix-3x3-max-jobs-5",
@@ -677,7 +678,8 @@ CASES = [
         },
         args=("--max-jobs", "5"),
         location="specs/a.yaml:2:5",
-        message="the plan has more than 5 API jobs (this asset passes the limit)",
+        message="the plan has more than 5 jobs (API jobs, renditions and sheets): this asset "
+        "takes it to at least 6",
         hint="raise the limit with --max-jobs",
     ),
     # -- edit inputs ------------------------------------------------------------------------
@@ -895,8 +897,8 @@ def test_non_spec_file_inside_the_specs_folder(project, run):
 
 
 def test_memory_error_while_rendering_is_a_spec_error():
-    """Running out of memory inside a template (a padding or format width the sandbox does
-    not bound) is a located SpecError with the sandbox hint, not a MemoryError traceback."""
+    """Running out of memory inside a template (in a way the sandbox's bounds did not
+    foresee) is a located SpecError with the sandbox hint, not a MemoryError traceback."""
 
     def greedy() -> str:
         raise MemoryError

@@ -20,20 +20,21 @@ from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
 from pipeline.planner.keys import api_cache_key, job_id, output_path
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
 from pipeline.planner.order import check_cycles, cycle_error, topological
+from pipeline.planner.paths import output_path_errors
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
 from pipeline.planner.settings import Effective, PlanWarning, effective_settings
 from pipeline.planner.sheets import sheet_jobs
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
 from pipeline.spec.loader import Project, inside
 from pipeline.spec.models import MAX_VARIANTS, BrandInput, EditInput, FileInput
-from pipeline.spec.yamlsource import YMap
+from pipeline.spec.yamlsource import YMap, YSeq
 from pipeline.templating import TemplateEngine
 
 DEFAULT_MAX_JOBS = 10_000
 MAX_ERRORS = 50
 MAX_DELIVERED_SIDE = 8192
 INPUT_FORMATS = ("png", "webp", "jpeg")
-REF = re.compile(r"^(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?$")
+REF = re.compile(r"(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class _Planner:
         self.sizes: dict[tuple[str, str], SizePlan] = {}
         self._sizing: dict[tuple[str, str], None] = {}  # an ordered set: the chain being sized
         self._broken: set[tuple[str, str]] = set()  # assets in a cycle already reported
-        self.api_jobs = 0
+        self.job_count = 0  # API jobs, renditions and sheets counted so far
 
     def _collect(self, exc: SpecError | SpecErrors) -> None:
         """Keep errors to report with the others (one asset may have several); the same
@@ -148,46 +149,75 @@ class _Planner:
                 except SpecError as exc:
                     self._collect(exc)
         raise_collected(self.errors)
+        for error in output_path_errors(jobs, self._job_location):
+            self._collect(error)
+        raise_collected(self.errors)
         check_cycles(jobs, self.assets)
         # One warning per place: a deprecated model in `defaults:` is said once, not per asset.
         warnings = tuple(dict.fromkeys(self.warnings))
         return Plan(jobs=tuple(topological(jobs)), warnings=warnings)
+
+    def _job_location(self, job: Job) -> Location:
+        """Where a job comes from: its asset (with the column), or its sheet's line."""
+        asset = self.assets.get((job.collection, job.asset))
+        if asset is not None and job.kind != "sheet":
+            return asset.location
+        file, _, line = job.source.rpartition(":")
+        return Location(file, int(line)) if line.isdigit() else Location(job.source)
 
     # -- stage 1: expand and render ---------------------------------------------------------
 
     def _resolve_all(self) -> None:
         for coll in self.project.collections:
             base = base_context(coll)
+            if coll.sheets:
+                try:
+                    first = coll.sheets[0][1].location
+                    self._count(len(coll.sheets), first, "the sheets of this file take")
+                except SpecError as exc:
+                    self._collect(exc)
             for tree in coll.assets:
                 try:
                     for combo in self._expand(tree):
                         self._add(resolve_asset(coll, tree, combo, self.engine, base))
                 except (SpecError, SpecErrors) as exc:
                     self._collect(exc)
-                if self.api_jobs > self.options.max_jobs:
+                if self.job_count > self.options.max_jobs:
                     raise_collected(self.errors)  # every later asset would pass it too
 
     def _expand(self, tree: YMap) -> list[Combo]:
         """The matrix combinations of one asset, counted against the job limit.
 
-        The matrix is expanded only as far as the limit leaves room for, so a 100x100x100
-        typo is refused without building a million combinations first.
+        Each combination makes one API job per variant and one rendition job per variant
+        and rendition. The matrix is expanded only as far as the limit leaves room for,
+        so a 100x100x100 typo (or 200 renditions of 100 assets) is refused before a
+        million combinations or jobs are built.
         """
         variants = tree.get("variants", 1)
         # Over MAX_VARIANTS is the variants rule's error, not a plan too large.
-        per = min(variants, MAX_VARIANTS) if _positive_int(variants) else 1
-        room = max(self.options.max_jobs - self.api_jobs, 0) // per
+        images = min(variants, MAX_VARIANTS) if _positive_int(variants) else 1
+        renditions = tree.get("renditions")
+        per = images * (1 + (len(renditions) if isinstance(renditions, YSeq) else 0))
+        room = max(self.options.max_jobs - self.job_count, 0) // per
         combos = expand_matrix(tree, limit=room)
-        self.api_jobs += len(combos) * per
-        if len(combos) > room:
-            raise SpecError(
-                f"the plan has more than {self.options.max_jobs:,} API jobs "
-                "(this asset passes the limit)",
-                tree.location,
-                "shrink the matrix or variants, or raise the limit with --max-jobs "
-                "(max_jobs in assetpipe.yaml)",
-            )
+        # Expansion stopped early: the matrix has more combinations than were counted.
+        partial = "matrix" in tree and len(combos) > room
+        self._count(len(combos) * per, tree.location, "this asset takes", partial=partial)
         return combos
+
+    def _count(self, jobs: int, where: Location, what: str, *, partial: bool = False) -> None:
+        """Add ``jobs`` to the plan's count; past ``--max-jobs``, refuse at ``where``."""
+        self.job_count += jobs
+        if self.job_count > self.options.max_jobs:
+            raise SpecError(
+                f"the plan has more than {self.options.max_jobs:,} jobs (API jobs, "
+                f"renditions and sheets): {what} it to {'at least ' if partial else ''}"
+                f"{self.job_count:,}",
+                where,
+                "each variant of each matrix combination is an API job, plus a job per "
+                "rendition; shrink the matrix, variants or renditions, or raise the limit "
+                "with --max-jobs (max_jobs in assetpipe.yaml)",
+            )
 
     def _add(self, asset: ResolvedAsset) -> None:
         key = (asset.collection.name, asset.spec.id)
@@ -231,7 +261,7 @@ class _Planner:
         rule = eff.model.size_rule
         spec = asset.spec
         if spec.size is not None:
-            wh = parse_size(spec.size)
+            wh = _parsed(parse_size, spec.size)
             if wh is None or max(wh) > MAX_DELIVERED_SIDE or min(wh) < 1:
                 raise SpecError(
                     f"size '{spec.size}' is not a pixel size",
@@ -240,7 +270,7 @@ class _Planner:
                 )
             result = compile_exact(rule, *wh)
         elif spec.aspect is not None:
-            ratio = parse_aspect(spec.aspect)
+            ratio = _parsed(parse_aspect, spec.aspect)
             if ratio is None or max(ratio) / min(ratio) > 10:
                 raise SpecError(
                     f"aspect '{spec.aspect}' is not a ratio",
@@ -265,7 +295,7 @@ class _Planner:
         where = asset.where(*path)
         coll = asset.collection
         if isinstance(ref, str):
-            m = REF.match(ref)
+            m = REF.fullmatch(ref)
             if m is None:
                 raise SpecError(
                     f"'{ref}' is not an asset reference",
@@ -446,7 +476,7 @@ class _Planner:
         out: list[Job] = []
         seen: set[str] = set()
         for i, r in enumerate(asset.spec.renditions):
-            wh = parse_size(r.size)
+            wh = _parsed(parse_size, r.size)
             if wh is None or max(wh) > MAX_DELIVERED_SIDE:
                 raise SpecError(
                     f"rendition size '{r.size}' is not a pixel size",
@@ -487,6 +517,15 @@ class _Planner:
                 )
             )
         return out
+
+
+def _parsed(parse: Callable[[str], tuple[int, int] | None], text: str) -> tuple[int, int] | None:
+    """``parse(text)``, or None where int() refuses what str.isdigit() let through
+    (``"²x²"``, a side of 5,000 digits)."""
+    try:
+        return parse(text)
+    except ValueError:
+        return None
 
 
 def _positive_int(value: object) -> bool:

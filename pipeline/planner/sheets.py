@@ -71,7 +71,11 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[Job
             "format": sheet.format,
         }
         if sheet.frame_size is not None:
-            if parse_size(sheet.frame_size) is None:
+            try:
+                frame = parse_size(sheet.frame_size)
+            except ValueError:  # "²x²" passes str.isdigit() but not int()
+                frame = None
+            if frame is None:
                 raise SpecError(
                     f"frame_size '{sheet.frame_size}' is not a pixel size",
                     locate(tree, ["frame_size"]) or tree.location,

@@ -7,12 +7,21 @@ the planner can substitute matrix values into every string before validating it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
+from pipeline.errors import (
+    UNPRINTABLE,
+    Location,
+    SpecError,
+    SpecErrors,
+    did_you_mean,
+    printable,
+    raise_collected,
+)
 from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings, SheetSpec
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, load_yaml
@@ -181,6 +190,16 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
     assets = _asset_trees(tree, display)
     sheets = _load_sheets(tree)
     name = collection_name(path, specs_dir)
+    unsafe = next((ch for ch in name if unicodedata.category(ch) in UNPRINTABLE), None)
+    if unsafe is not None:
+        # The name becomes job ids, output folders and log lines: a newline or an ANSI
+        # escape in it could forge a "failed" line in a CI log.
+        raise SpecError(
+            f"the path of this spec file has the control character {unsafe!r}, and the "
+            f"path names the collection ('{printable(name)}')",
+            Location(display),
+            "rename the file (and its folders) with letters, digits, '-', '_' and '.'",
+        )
     if any(part in (".", "..") for part in name.split("/")):
         # `specs/..yaml` would be the collection "." and write to the output root.
         raise SpecError(

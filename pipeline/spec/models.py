@@ -22,8 +22,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-ASSET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# fullmatch, not ``$``: ``$`` also matches before a final newline, so "hero\n" passed.
+HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+ASSET_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_ID_LENGTH = 128
 MAX_VARIANTS = 16
 
@@ -76,7 +77,7 @@ def normalize_hex(value: str) -> str:
 
 def _hex_color(value: str) -> str:
     """Check and normalize one brand color (a per-color validator, so errors name the color)."""
-    if not HEX_COLOR.match(value):
+    if not HEX_COLOR.fullmatch(value):
         raise spec_error(
             f"{value!r} is not a hex color",
             hint='write it as #RRGGBB or #RGB, quoted in YAML, e.g. "#E4572E"',
@@ -162,7 +163,7 @@ class AssetSpec(GenerationSettings):
                 f"the id has {len(value)} characters; an id has at most {MAX_ID_LENGTH}",
                 hint="shorten it (over a matrix, use short values or fewer variables in the id)",
             )
-        if not ASSET_ID.match(value):
+        if not ASSET_ID.fullmatch(value):
             raise spec_error(
                 f"id {value!r} is not a valid asset id",
                 hint="use lower-case letters, digits, '.', '_' or '-', starting with a letter "
@@ -220,7 +221,7 @@ class SheetSpec(Strict):
     @field_validator("id")
     @classmethod
     def _id_shape(cls, value: str) -> str:
-        if not ASSET_ID.match(value) or len(value) > MAX_ID_LENGTH:
+        if not ASSET_ID.fullmatch(value) or len(value) > MAX_ID_LENGTH:
             raise spec_error(
                 f"sheet id {value!r} must be lower-case letters, digits, '.', '_' or '-'",
                 at="id",

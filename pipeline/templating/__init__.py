@@ -2,57 +2,68 @@
 
 Templates come from a project's ``templates/`` folder or inline from a spec. They render
 in Jinja's sandbox (no attribute walks to ``__class__``), can only include other files
-from ``templates/`` (not through a link that leaves it), and fail loudly on a misspelt
-variable instead of silently printing nothing. Errors point at the template's own line,
-or at the spec value an inline template came from.
+from ``templates/`` (not hidden ones, not through a link that leaves it), and fail loudly
+on a misspelt variable instead of silently printing nothing. Errors point at the
+template's own line, or at the spec value an inline template came from; whatever a
+template raises while rendering is such an error, never a traceback.
 
-The sandbox stops escapes, not work: Jinja's own docs say it does not bound time or
-memory. A spec may come from anyone who can open a pull request, so :class:`Sandbox`
-also bounds what is cheap to bound — ``range`` per call and per render, ``*`` and
-``**`` on large operands, the rendered length (a nested loop fails after 200,000
-characters, not after minutes) — and running out of memory or stack is a spec error,
+The sandbox stops escapes, not work. A spec may come from anyone who can open a pull
+request, so :mod:`pipeline.templating.sandbox` also bounds time and memory (see
+:mod:`pipeline.templating.limits`), and running out of memory or stack is a spec error,
 not a crash.
 """
 
 from __future__ import annotations
 
-import contextvars
+import itertools
+import os
 import posixpath
 import re
-from collections.abc import Callable, Generator, Mapping
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import jinja2
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import SandboxedEnvironment
 
 from pipeline.colors import color_name, rgb_text
 from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.templating.limits import (
+    LIMIT_HINT,
+    MAX_RENDER_SECONDS,
+    MAX_RENDERED_CHARS,
+    NUMBER_HINT,
+    Meter,
+    RenderClock,
+    TemplateLimit,
+    end_render,
+    start_render,
+)
+from pipeline.templating.sandbox import Sandbox
+
+__all__ = [
+    "MAX_RENDERED_CHARS",
+    "Prompt",
+    "TemplateEngine",
+    "TemplateLimit",
+    "is_template",
+    "render_text",
+]
 
 INLINE = "<inline>"
-MAX_RANGE = 10_000
-"""Items one ``range()`` may have (Jinja's sandbox allows 100,000)."""
-MAX_RANGE_TOTAL = 100_000
-"""Items all the ``range()`` calls of one render may have together: a loop inside a loop
-calls ``range`` once per outer step, so this bounds nested loops that print nothing."""
-MAX_RENDERED_CHARS = 200_000
-"""Rendering stops here; a prompt takes at most 32,000 characters, so nothing legitimate
-comes near it."""
-MAX_NUMBER_BITS = 10_000
-"""Integers a template computes stay under this many bits (about 3,000 digits)."""
 MAX_TEMPLATE_BYTES = 1024 * 1024
-LIMIT_HINT = (
-    f"templates are sandboxed: range() takes at most {MAX_RANGE:,} items "
-    f"({MAX_RANGE_TOTAL:,} per template), and the rendered text at most "
-    f"{MAX_RENDERED_CHARS:,} characters; loop over a list from vars or the matrix instead"
-)
 SYNTAX_HINT = (
     "Jinja syntax: {{ variable }}, {% if x %}...{% endif %}, {% for x in xs %}...{% endfor %}, "
     "{# comment #}"
 )
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
+HIDDEN_HINT = (
+    "hidden files and folders (.env, .git/) hold settings and secrets, not prompts; "
+    "give the template a name that does not start with '.'"
+)
+RENDER_HINT = "check the values the template uses and the arguments it passes"
 
 
 def is_template(text: str) -> bool:
@@ -68,108 +79,13 @@ def palette(value: Any) -> str:
     return ", ".join(f"{name} {hx} ({color_name(hx)})" for name, hx in colors.items())
 
 
-class TemplateLimit(Exception):
-    """A template went past one of the sandbox's bounds; says which, and what to do."""
-
-    def __init__(self, message: str, hint: str = LIMIT_HINT):
-        super().__init__(message)
-        self.hint = hint
-
-
 class TemplateFileRefused(Exception):
-    """A template file that exists but may not be read (a link out of templates/, too
-    large, not UTF-8)."""
+    """A template file that exists but may not be read (hidden, a link out of templates/,
+    too large, unreadable, not UTF-8)."""
 
     def __init__(self, message: str, hint: str):
         super().__init__(message)
         self.hint = hint
-
-
-_range_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "assetpipe_range_budget", default=None
-)
-"""The range() items the render in progress may still use (a one-item list, mutable)."""
-
-
-def bounded_range(*args: int) -> range:
-    """``range`` for templates: at most MAX_RANGE items, and MAX_RANGE_TOTAL per render."""
-    rng = range(*args)
-    # len() raises OverflowError past a C ssize_t; count the items the way range does.
-    span = rng.stop - rng.start if rng.step > 0 else rng.start - rng.stop
-    size = max(0, -(-span // abs(rng.step)))
-    if size > MAX_RANGE:
-        raise TemplateLimit(f"range too large: {size:,} items (at most {MAX_RANGE:,})")
-    budget = _range_budget.get()
-    if budget is not None:
-        budget[0] -= size
-        if budget[0] < 0:
-            raise TemplateLimit(
-                f"range too large: the loops of this template go over {MAX_RANGE_TOTAL:,} "
-                "range() items in all"
-            )
-    return rng
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox with the bounds above (see the module docstring).
-
-    ``*`` and ``**`` are intercepted, which also stops Jinja from folding them at compile
-    time (``{{ 9 ** (9 ** 10) }}`` would otherwise hang in the compiler). ``lipsum`` is
-    removed: filler Latin has no place in a prompt, and ``lipsum(10**6)`` takes minutes.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.globals["range"] = bounded_range
-        self.globals.pop("lipsum", None)
-
-    def call_binop(
-        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
-    ) -> Any:
-        """``left <operator> right`` once its result is known to be small enough."""
-        if operator == "**":
-            _check_power(left, right)
-        elif operator == "*":
-            _check_product(left, right)
-        return super().call_binop(context, operator, left, right)
-
-
-def _check_power(left: Any, right: Any) -> None:
-    if not (isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1):
-        return
-    if right * (abs(left).bit_length() - 1) > MAX_NUMBER_BITS:
-        raise TemplateLimit(
-            f"the number {_short(left)} ** {_short(right)} is too large",
-            f"numbers in templates stay under {MAX_NUMBER_BITS:,} bits",
-        )
-
-
-def _check_product(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int):
-        if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
-            raise TemplateLimit(
-                f"the number {_short(left)} * {_short(right)} is too large",
-                f"numbers in templates stay under {MAX_NUMBER_BITS:,} bits",
-            )
-        return
-    seq, times = (left, right) if isinstance(right, int) else (right, left)
-    if isinstance(seq, str | list | tuple) and isinstance(times, int):
-        size = len(seq) * times
-        if size > MAX_RENDERED_CHARS:
-            unit = "characters" if isinstance(seq, str) else "items"
-            raise TemplateLimit(
-                f"{_short(seq)} * {times:,} would make {size:,} {unit} "
-                f"(at most {MAX_RENDERED_CHARS:,})",
-                f"a rendered template has at most {MAX_RENDERED_CHARS:,} characters, and a "
-                "prompt at most 32,000; repeat less",
-            )
 
 
 class ContainedLoader(jinja2.FileSystemLoader):
@@ -177,8 +93,11 @@ class ContainedLoader(jinja2.FileSystemLoader):
 
     FileSystemLoader already refuses ``..`` in names; a file that is a symbolic link out
     of the folder would still be read, so a template could pull ``~/.aws/credentials``
-    into a prompt that is sent to the API and written to the manifest. Files too large
-    to be a prompt template, or not UTF-8, are refused with their own message.
+    into a prompt that is sent to the API and written to the manifest. Hidden files and
+    folders are refused too: with ``templates: .`` the folder is the project, and
+    ``{% include '.env' %}`` or ``.git/config`` would be read the same way. Files too
+    large to be a prompt template, unreadable, or not UTF-8 are refused with their own
+    message.
     """
 
     def __init__(self, folder: Path):
@@ -188,73 +107,103 @@ class ContainedLoader(jinja2.FileSystemLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
-        filename = Path(posixpath.join(str(self.folder), *split_template_path(template)))
-        if filename.is_file():
-            real, base = filename.resolve(), self.folder.resolve()
-            if not real.is_relative_to(base):
-                raise TemplateFileRefused(
-                    f"template '{template}' is a symbolic link to a file outside the "
-                    "templates folder",
-                    "keep templates inside the templates folder; copy the file in rather "
-                    "than link it",
-                )
-            size = real.stat().st_size
-            if size > MAX_TEMPLATE_BYTES:
-                raise TemplateFileRefused(
-                    f"template '{template}' is {size:,} bytes; a template may have at most "
-                    f"{MAX_TEMPLATE_BYTES:,}",
-                    "a prompt is at most 32,000 characters; split the template or shorten it",
-                )
+        pieces = split_template_path(template)
+        _refuse_hidden(template, pieces)
+        filename = Path(posixpath.join(str(self.folder), *pieces))
         try:
+            if filename.is_file():
+                self._check_file(template, filename)
             return super().get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            raise
         except UnicodeDecodeError as exc:
             raise TemplateFileRefused(
                 f"template '{template}' is not UTF-8 text (byte {exc.start:,})",
                 "save the file with the UTF-8 encoding",
             ) from None
+        except OSError as exc:
+            raise TemplateFileRefused(
+                f"template '{template}' cannot be read: {exc.strerror or exc}",
+                "check that the file is readable",
+            ) from None
+
+    def _check_file(self, template: str, filename: Path) -> None:
+        real, base = filename.resolve(), self.folder.resolve()
+        if not real.is_relative_to(base):
+            raise TemplateFileRefused(
+                f"template '{template}' is a symbolic link to a file outside the templates folder",
+                "keep templates inside the templates folder; copy the file in rather than link it",
+            )
+        size = real.stat().st_size
+        if size > MAX_TEMPLATE_BYTES:
+            raise TemplateFileRefused(
+                f"template '{template}' is {size:,} bytes; a template may have at most "
+                f"{MAX_TEMPLATE_BYTES:,}",
+                "a prompt is at most 32,000 characters; split the template or shorten it",
+            )
+
+    def list_templates(self) -> list[str]:
+        """The templates a name may refer to, for a did-you-mean: no hidden file or
+        folder, and at most MAX_LISTED (``templates: .`` makes it the whole project)."""
+        return sorted(itertools.islice(self._walk(), MAX_LISTED))
+
+    def _walk(self) -> Iterator[str]:
+        for folder, dirs, files in os.walk(self.folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel = Path(folder).relative_to(self.folder)
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield (rel / name).as_posix()
+
+
+MAX_LISTED = 1_000
+
+
+def _refuse_hidden(template: str, pieces: list[str]) -> None:
+    """Refuse a template name with a part that starts with '.'."""
+    for i, piece in enumerate(pieces):
+        if piece.startswith("."):
+            where = (
+                "is a hidden file"
+                if i == len(pieces) - 1
+                else f"is inside the hidden folder '{'/'.join(pieces[: i + 1])}'"
+            )
+            raise TemplateFileRefused(
+                f"template '{template}' {where}; templates never read hidden files or folders",
+                HIDDEN_HINT,
+            )
 
 
 class Prompt:
     """A compiled template plus where it came from, so render errors can say where."""
 
-    __slots__ = ("display", "origin", "template")
+    __slots__ = ("display", "origin", "render_clock", "template")
 
-    def __init__(self, template: jinja2.Template, origin: Location, display: str):
+    def __init__(
+        self,
+        template: jinja2.Template,
+        origin: Location,
+        display: str,
+        render_clock: RenderClock,
+    ):
         self.template = template
         self.origin = origin
         self.display = display
+        self.render_clock = render_clock
 
     def render(self, context: Mapping[str, Any]) -> str:
         """Render; any failure becomes a SpecError at the template line that failed."""
-        token = _range_budget.set([MAX_RANGE_TOTAL])
+        meter = Meter(self.render_clock)
+        token = start_render(meter)
+        started = self.render_clock.clock()
         try:
+            meter.check_time()  # once the load's rendering time is spent, nothing renders
             return self._bounded(context)
-        except jinja2.TemplateError as exc:
-            line = _template_line(exc.__traceback__, self.display)
-            raise self._error(exc, line, context) from None
-        except (TemplateLimit, TemplateFileRefused) as exc:
-            line = _template_line(exc.__traceback__, self.display)
-            raise SpecError(f"template error: {exc}", _shift(self.origin, line), exc.hint) from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            line = _template_line(exc.__traceback__, self.display)
-            raise self._error(exc, line, context) from None
-        except MemoryError as exc:
-            # The process survives it; report it like any other template mistake.
-            line = _template_line(exc.__traceback__, self.display)
-            raise SpecError(
-                "template error: the template needs too much memory",
-                _shift(self.origin, line),
-                LIMIT_HINT,
-            ) from None
-        except RecursionError as exc:
-            line = _template_line(exc.__traceback__, self.display)
-            raise SpecError(
-                "template error: the template recurses too deeply",
-                _shift(self.origin, line),
-                "a macro that calls itself needs a condition that stops it",
-            ) from None
+        except Exception as exc:  # whatever a template raises is the spec's error
+            raise self._failure(exc, context) from None
         finally:
-            _range_budget.reset(token)
+            end_render(token)
+            self.render_clock.seconds_left -= self.render_clock.clock() - started
 
     def _bounded(self, context: Mapping[str, Any]) -> str:
         """Render piece by piece and stop past MAX_RENDERED_CHARS.
@@ -281,25 +230,44 @@ class Prompt:
             out.append(piece)
         return "".join(out)
 
-    def _error(self, exc: BaseException, line: int | None, context: Mapping[str, Any]) -> SpecError:
-        message = str(exc) if not isinstance(exc, OverflowError) else "a number is too large"
-        hint: str | None = None
-        if isinstance(exc, jinja2.UndefinedError):
+    def _failure(self, exc: Exception, context: Mapping[str, Any]) -> SpecError:
+        """The spec error for what a render raised, at the template line it came from."""
+        where = _shift(self.origin, _template_line(exc.__traceback__, self.display))
+        message = f"the template raised {_describe(exc)}"
+        hint: str | None = RENDER_HINT
+        if isinstance(exc, TemplateLimit | TemplateFileRefused):
+            message, hint = str(exc), exc.hint
+        elif isinstance(exc, MemoryError):  # the process survives it
+            message, hint = "the template needs too much memory", LIMIT_HINT
+        elif isinstance(exc, RecursionError):
+            message = "the template recurses too deeply"
+            hint = "a macro that calls itself needs a condition that stops it"
+        elif isinstance(exc, OverflowError):
+            message, hint = "a number is too large", NUMBER_HINT
+        elif isinstance(exc, jinja2.UndefinedError):
+            message = str(exc)
             undefined = UNDEFINED_NAME.match(message)
             close = did_you_mean(undefined[1], context) if undefined else None
             hint = close or "define it under 'vars:', in the matrix, or check its spelling"
         elif isinstance(exc, jinja2.exceptions.SecurityError):
-            hint = "templates can only use the values they are given"
+            message, hint = str(exc), "templates can only use the values they are given"
         elif isinstance(exc, jinja2.TemplateNotFound):
             message = f"included template '{exc.name}' not found"
             hint = "a template can include only other files in the templates folder"
         elif isinstance(exc, jinja2.TemplateSyntaxError):
-            message = f"syntax error in an included template: {exc.message}"
-            hint = SYNTAX_HINT
-        return SpecError(f"template error: {message}", _shift(self.origin, line), hint)
+            message, hint = f"syntax error in an included template: {exc.message}", SYNTAX_HINT
+        elif isinstance(exc, jinja2.TemplateError):
+            message, hint = str(exc), None
+        return SpecError(f"template error: {message}", where, hint)
 
 
 UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+def _describe(exc: Exception) -> str:
+    """``IndexError: pop index out of range``: the kind of failure and Python's words."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _syntax_hint(exc: jinja2.TemplateSyntaxError, env: jinja2.Environment) -> str:
@@ -338,9 +306,20 @@ def _template_line(tb: TracebackType | None, filename: str) -> int | None:
 
 
 class TemplateEngine:
-    """Compiles and caches prompt templates for one project."""
+    """Compiles and caches prompt templates for one project.
 
-    def __init__(self, templates_dir: Path | None, display_dir: str = "templates"):
+    One engine serves one load: all its renders share :data:`MAX_RENDER_SECONDS` of
+    rendering time, read from ``clock``.
+    """
+
+    def __init__(
+        self,
+        templates_dir: Path | None,
+        display_dir: str = "templates",
+        clock: Callable[[], float] = time.monotonic,
+        render_seconds: float = MAX_RENDER_SECONDS,
+    ):
+        self.render_clock = RenderClock(clock, render_seconds)
         loader = ContainedLoader(templates_dir) if templates_dir else None
         self.env = Sandbox(
             loader=loader,
@@ -374,7 +353,12 @@ class TemplateEngine:
                 ) from None
             except (MemoryError, RecursionError):
                 raise _too_complex(origin) from None
-            prompt = self._inline[key] = Prompt(template, origin, display)
+            except Exception as exc:  # a number literal of 5,000 digits, say
+                raise SpecError(
+                    f"template syntax error: {_describe(exc)}", origin, SYNTAX_HINT
+                ) from None
+            prompt = Prompt(template, origin, display, self.render_clock)
+            self._inline[key] = prompt
         return prompt
 
     def file(self, name: str, origin: Location) -> Prompt:
@@ -400,17 +384,26 @@ class TemplateEngine:
             known = self.env.list_templates() if self.env.loader else []
             hint = did_you_mean(name, known) or (
                 f"templates are files in {self.display_dir}/"
-                + (f"; there are: {', '.join(known)}" if known else "; there are none")
+                + (f"; there are: {_listed(known)}" if known else "; there are none")
             )
             raise SpecError(f"template '{exc.name}' not found", origin, hint) from None
         except TemplateFileRefused as exc:
             raise SpecError(str(exc), origin, exc.hint) from None
         except (MemoryError, RecursionError):
             raise _too_complex(Location(display, None, None)) from None
+        except Exception as exc:  # a number literal of 5,000 digits, say
+            raise SpecError(
+                f"template syntax error: {_describe(exc)}", Location(display), SYNTAX_HINT
+            ) from None
         filename = template.filename or display
-        prompt = Prompt(template, Location(display, 0, None), filename)
+        prompt = Prompt(template, Location(display, 0, None), filename, self.render_clock)
         self._files[name] = prompt
         return prompt
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def _too_complex(where: Location) -> SpecError:
