@@ -21,7 +21,6 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.build import BuildOptions, BuildResult, run_build
-from pipeline.cache import CacheStats, ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
@@ -33,6 +32,7 @@ from pipeline.runner.engine import Reporter
 from pipeline.runner.freshness import JobState, assess
 from pipeline.settings import Settings, resolve_settings
 from pipeline.spec.loader import Project, collection_name, load_project, select_files
+from pipeline.store import CacheStats, LocalStore
 from pipeline.templating import TemplateEngine
 
 MAX_INPUT_FILE_BYTES = 50 * 1000 * 1000
@@ -158,7 +158,7 @@ def job_states(ws: Workspace) -> dict[str, JobState]:
     manifest = load_manifest(ws.settings.output_dir)
     cache_dir = ws.settings.cache_dir / "cache"
     if cache_dir.exists():
-        with ResultCache(cache_dir) as cache:
+        with LocalStore(cache_dir) as cache:
             return assess(ws.plan, manifest, cache, ws.settings.output_dir)
     return assess(ws.plan, manifest, None, ws.settings.output_dir)
 
@@ -306,7 +306,7 @@ def cache_stats(req: Request) -> CacheStats:
     folder = cache_folder(req)
     if not folder.exists():
         return CacheStats(entries=0, blobs=0, bytes=0)
-    with ResultCache(folder) as cache:
+    with LocalStore(folder) as cache:
         return cache.stats()
 
 
@@ -315,10 +315,10 @@ def cache_gc(req: Request) -> tuple[int, int]:
     folder = cache_folder(req)
     if not folder.exists():
         return (0, 0)
-    with ResultCache(folder) as cache:
+    with LocalStore(folder) as cache:
         return cache.gc()
 
 
 def cache_clear(req: Request) -> None:
     """Delete the whole cache (paid results too: the next build pays again)."""
-    ResultCache(cache_folder(req)).clear()
+    LocalStore(cache_folder(req)).clear()

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog
 from pipeline.checks import near_duplicates
 from pipeline.errors import (
@@ -51,12 +50,16 @@ from pipeline.output import (
 )
 from pipeline.planner import Plan
 from pipeline.providers.registry import ProviderOptions
-from pipeline.runner.engine import Reporter, RunConfig, Runner, RunReport
+from pipeline.runner.budget import CatalogPricing
+from pipeline.runner.deps import Reporter, RunDeps, StopSignal
+from pipeline.runner.dispatch import DirectDispatcher
+from pipeline.runner.engine import RunConfig, Runner, RunReport
 from pipeline.runner.freshness import assess
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.retry import RetryPolicy
 from pipeline.settings import Settings
+from pipeline.store import LocalStore
 
 log = logging.getLogger("assetpipe.build")
 
@@ -123,7 +126,7 @@ def output_lock(output_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def build_folders(settings: Settings, cache: ResultCache) -> Iterator[None]:
+def build_folders(settings: Settings, cache: LocalStore) -> Iterator[None]:
     """Check, create and lock the cache and output folders, then make sure both can be
     written, all before the first paid call; on a failure here nothing is left behind."""
     cache_dir, output_dir = settings.cache_dir, settings.output_dir
@@ -295,7 +298,7 @@ def run_build(
 ) -> BuildResult:
     """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
     output_dir = settings.output_dir
-    with ResultCache(settings.cache_dir / "cache") as cache, build_folders(settings, cache):
+    with LocalStore(settings.cache_dir / "cache") as cache, build_folders(settings, cache):
         manifest = load_manifest(output_dir)
         states = assess(plan, manifest, cache, output_dir)
 
@@ -303,28 +306,34 @@ def run_build(
             entries, _ = manifest_entries(full_plan, outcomes, manifest, output_dir, False)
             write_manifest(output_dir, entries, totals(entries, None))
 
-        runner = Runner(
-            plan,
-            states,
-            provider=provider or make_provider(settings),
-            cache=cache,
+        stop = StopSignal()
+        dispatcher = DirectDispatcher(
+            provider or make_provider(settings),
+            RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+            RetryPolicy(max_attempts=settings.max_attempts),
+            concurrency=settings.concurrency,
+            stopped=stop.__bool__,
+            on_retry=reporter.retrying,
+        )
+        deps = RunDeps(
+            store=cache,
+            dispatcher=dispatcher,
+            pricing=CatalogPricing(catalog, 0.0 if settings.provider_entry.free else 1.0),
             output_dir=output_dir,
             project_root=settings.root,
             manifest=manifest,
-            catalog=catalog,
-            limiter=RateLimiter(settings.images_per_minute, settings.requests_per_minute),
-            config=RunConfig(
-                concurrency=settings.concurrency,
-                max_cost=settings.max_cost,
-                fail_fast=options.fail_fast,
-                force=options.force,
-                free=settings.provider_entry.free,
-                retry=RetryPolicy(max_attempts=settings.max_attempts),
-                embed_metadata=settings.embed_metadata,
-            ),
             reporter=reporter,
+            stop=stop,
             on_checkpoint=checkpoint,
         )
+        config = RunConfig(
+            concurrency=settings.concurrency,
+            max_cost=settings.max_cost,
+            fail_fast=options.fail_fast,
+            force=options.force,
+            embed_metadata=settings.embed_metadata,
+        )
+        runner = Runner(plan, states, deps, config)
         report = asyncio.run(_run(runner))
         entries, pruned = manifest_entries(
             full_plan, report.outcomes, manifest, output_dir, options.prune
@@ -364,7 +373,7 @@ async def _run(runner: Runner) -> RunReport:
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
-        await runner.provider.aclose()
+        await runner.deps.dispatcher.aclose()
 
 
 def exit_code(report: RunReport) -> int:

@@ -1,4 +1,4 @@
-"""The result cache: atomic commits, verified reads, corruption as a miss, maintenance.
+"""The local result store: atomic commits, verified reads, corruption as a miss, maintenance.
 
 The index is plain data (SQLite, text columns, JSON metadata): every row is validated as it
 is read, so a planted or damaged row is a miss with a warning, never a crash, and a blob
@@ -14,14 +14,14 @@ import sqlite3
 
 import pytest
 
-from pipeline.cache import CacheIndexError, CacheStats, ResultCache
 from pipeline.fsutil import LinkRefused
 from pipeline.hashing import sha256_bytes
+from pipeline.store import CacheIndexError, CacheStats, LocalStore
 
 GOOD = sha256_bytes(b"good")
 
 
-def plant(cache: ResultCache, key: object, blob: object, original: object, meta: object) -> None:
+def plant(cache: LocalStore, key: object, blob: object, original: object, meta: object) -> None:
     """Write one row into the index as a hand (or an attacker) would, bypassing commit."""
     with sqlite3.connect(cache.index_path) as db:
         db.execute(
@@ -33,7 +33,7 @@ def plant(cache: ResultCache, key: object, blob: object, original: object, meta:
 
 @pytest.fixture
 def cache(tmp_path):
-    with ResultCache(tmp_path / "cache") as c:
+    with LocalStore(tmp_path / "cache") as c:
         yield c
 
 
@@ -176,7 +176,7 @@ def test_index_that_is_not_ours_is_ignored_on_read_and_refused_on_write(tmp_path
         db.execute("CREATE TABLE entries (key TEXT, blob TEXT, original TEXT, meta TEXT)")
         db.execute("CREATE VIEW extra AS SELECT 1")
     db.close()
-    with ResultCache(folder) as cache:
+    with LocalStore(folder) as cache:
         with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
             assert cache.lookup("k") is None
             assert cache.lookup("k2") is None
@@ -196,7 +196,7 @@ def test_file_that_is_not_a_database_is_a_miss_not_a_crash(tmp_path, caplog):
     folder = tmp_path / "cache"
     folder.mkdir()
     (folder / "index.db").write_bytes(b"\x80\x04garbage that is no database" * 100)
-    with ResultCache(folder) as cache, caplog.at_level(logging.WARNING, "assetpipe.cache"):
+    with LocalStore(folder) as cache, caplog.at_level(logging.WARNING, "assetpipe.cache"):
         assert cache.get("k") is None
         assert cache.stats().entries == 0
     assert caplog.messages == [
@@ -211,7 +211,7 @@ def test_reading_an_absent_index_creates_nothing(tmp_path):
     promise no writes)."""
     folder = tmp_path / "cache"
     folder.mkdir()
-    with ResultCache(folder) as cache:
+    with LocalStore(folder) as cache:
         assert cache.lookup("k") is None
         assert cache.stats().entries == 0
     assert list(folder.iterdir()) == []
@@ -247,7 +247,7 @@ def test_linked_cache_folder_is_refused(tmp_path):
     outside.mkdir()
     (outside / "precious").write_bytes(b"mine")
     (tmp_path / "cache").symlink_to(outside)
-    with ResultCache(tmp_path / "cache") as cache:
+    with LocalStore(tmp_path / "cache") as cache:
         with pytest.raises(LinkRefused, match=r"refusing to use the symbolic link .*cache \("):
             cache.lookup("k")
         with pytest.raises(LinkRefused, match="the result cache"):
@@ -270,11 +270,11 @@ def test_gc_drops_broken_records_and_unused_blobs(cache):
 def test_clear_deletes_everything(tmp_path):
     """clear removes the folder; a new cache there is empty."""
     folder = tmp_path / "cache"
-    with ResultCache(folder) as c:
+    with LocalStore(folder) as c:
         c.commit("k", b"x")
         c.clear()
     assert not folder.exists()
-    with ResultCache(folder) as c:
+    with LocalStore(folder) as c:
         assert c.get("k") is None
 
 

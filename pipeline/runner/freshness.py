@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.cache import ResultCache
 from pipeline.jobs import Job
 from pipeline.output import Manifest, file_matches
 from pipeline.planner import Plan, api_cache_key, rendition_cache_key, sheet_cache_key, sheet_frames
+from pipeline.store import ResultStore
 
 Status = Literal["up-to-date", "cached", "generate", "render"]
 
@@ -64,7 +64,7 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
 
 
 def assess(
-    plan: Plan, manifest: Manifest, cache: ResultCache | None, output_dir: Path
+    plan: Plan, manifest: Manifest, cache: ResultStore | None, output_dir: Path
 ) -> dict[str, JobState]:
     """The state of every job, in plan order (inputs are assessed before dependents)."""
     states: dict[str, JobState] = {}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import postprocess
-from pipeline.cache import ResultCache
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import ImageInput, ImageRequest, InputRef, Job, ProviderFailure
 from pipeline.runner.outcome import Outcome
+from pipeline.store import ResultStore
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
@@ -33,7 +33,7 @@ def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
 class InputReader:
     """Reads input bytes from the cache, the output tree and the project."""
 
-    cache: ResultCache
+    cache: ResultStore
     output_dir: Path
     project_root: Path
 

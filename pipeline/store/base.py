@@ -1,0 +1,151 @@
+"""What the runner asks of a result store, and the records every store exchanges.
+
+The runner, freshness and the input reader depend on :class:`ResultStore` alone, never on
+a concrete store: the local disk store is one implementation, and a layered store (local
+over the shared S3 cache, DESIGN section 11) comes next and must drop in behind the same
+protocol. So the protocol speaks only in keys, sha256 names and bytes. A remote store has
+no file paths, and nothing outside a store may need one (``LocalStore.blob_path`` and
+``put_blob`` stay on the local store, for its own maintenance and its tests).
+
+A store's contents are untrusted input wherever they come from (a shared drive, a CI
+artifact, a bucket): every store builds its records through :func:`parse_record`, so a
+blob name is always a sha256 and never a path, and metadata has the types the runner
+reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}")
+MAX_META_CHARS = 16 * 1024 * 1024
+"""A record's JSON metadata is a few hundred bytes (a sheet's atlas a few kB); more is planted."""
+_NUMBER = (int, float)
+_META_TYPES: Mapping[str, tuple[type, ...]] = {
+    "usage": (dict, type(None)),
+    "cost_usd": _NUMBER,
+    "request_id": (str, type(None)),
+    "returned_size": (str, type(None)),
+    "model": (str,),
+    "kind": (str,),
+    "atlas": (str,),
+}
+"""The metadata the runner reads back, and the types it relies on."""
+
+
+def is_blob_name(name: object) -> bool:
+    """Whether ``name`` can name a blob: exactly 64 lowercase hex digits (a sha256)."""
+    return isinstance(name, str) and _BLOB_NAME.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """What a store keeps for one key.
+
+    Blob names are checked on construction (ValueError otherwise): whatever store a
+    record comes from, the names in it are sha256 digests, never paths.
+    """
+
+    blob: str
+    """sha256 of the delivered bytes (what goes to ``output/``)."""
+    original: str | None = None
+    """sha256 of the bytes exactly as the API returned them, when they differ."""
+    meta: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not is_blob_name(self.blob):
+            raise ValueError(f"not a blob name: {self.blob!r}")
+        if self.original is not None and not is_blob_name(self.original):
+            raise ValueError(f"not a blob name: {self.original!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What ``assetpipe cache stats`` shows."""
+
+    entries: int
+    blobs: int
+    bytes: int
+
+
+def meta_ok(meta: object) -> bool:
+    """Whether ``meta`` is a JSON object whose known fields have the types the runner reads."""
+    if not isinstance(meta, dict):
+        return False
+    for name, types in _META_TYPES.items():
+        if name in meta:
+            value = meta[name]
+            if isinstance(value, bool) or not isinstance(value, types):
+                return False
+    return True
+
+
+def encode_meta(key: str, meta: Mapping[str, Any]) -> str:
+    """The JSON text a store keeps for ``meta``; ValueError for metadata that
+    :func:`parse_record` would refuse (what a store writes, it must read back)."""
+    text = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    if not meta_ok(meta) or len(text) > MAX_META_CHARS:
+        raise ValueError(f"cache metadata of {key[:12]} is not what a record may hold")
+    return text
+
+
+def parse_record(blob: object, original: object, meta: object) -> CacheRecord | None:
+    """A record from its three stored fields (two blob names and the metadata's JSON
+    text), or None when any of them is malformed."""
+    if not is_blob_name(blob) or not (original is None or is_blob_name(original)):
+        return None
+    if not isinstance(meta, str) or len(meta) > MAX_META_CHARS:
+        return None
+    try:
+        parsed = json.loads(meta)
+    except (ValueError, RecursionError):
+        return None
+    if not meta_ok(parsed):
+        return None
+    return CacheRecord(
+        blob=str(blob), original=None if original is None else str(original), meta=parsed
+    )
+
+
+@runtime_checkable
+class ResultStore(Protocol):
+    """A content-addressed memo of paid results: cache key -> record -> blobs.
+
+    All the runner needs: look a key up, read verified bytes by sha256, and commit a result
+    the moment it arrives. Implementations are called from worker threads and must be
+    thread-safe. A damaged or missing entry is a miss (None) with a warning, never a crash;
+    returned bytes always hash to the name they were asked for.
+    """
+
+    def lookup(self, key: str) -> CacheRecord | None:
+        """The record for ``key`` when it is well-formed and its delivered bytes are there."""
+        ...
+
+    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
+        """The record and the delivered bytes for ``key``, verified; None on a miss."""
+        ...
+
+    def read_blob(self, sha: str) -> bytes | None:
+        """The bytes whose sha256 is ``sha``; None when missing, corrupt, or ``sha`` is
+        not a blob name."""
+        ...
+
+    def commit(
+        self,
+        key: str,
+        delivered: bytes,
+        original: bytes | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CacheRecord:
+        """Keep a result under ``key``: the bytes first, then the record, so no record
+        ever names missing bytes. ``original`` is the API's bytes when delivery changed
+        them. Metadata a record may not hold is a ValueError."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds open (connections, handles)."""
+        ...
