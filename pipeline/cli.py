@@ -61,7 +61,11 @@ def project_options(func: F) -> F:
             metavar="GLOB",
             help="Only jobs whose id matches (and what they depend on). Repeatable.",
         ),
-        click.option("--max-jobs", type=int, help="Refuse plans with more jobs, renditions and sheets included (10,000)."),
+        click.option(
+            "--max-jobs",
+            type=int,
+            help="Refuse plans with more jobs, renditions and sheets included (10,000).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request and retry."),
     ]

@@ -10,9 +10,9 @@ from clock import FakeClock
 from runner_kit import direct_runner
 
 from pipeline import api
-from pipeline.cache import ResultCache
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure
 from pipeline.providers.preview import PreviewProvider
+from pipeline.store import LocalStore
 
 SPEC = """
     assets:
@@ -52,7 +52,7 @@ def run_plan(project, provider, *, max_attempts=6, concurrency=1):
     """Plan the project and run it with the fake clock; returns (report, time)."""
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
     fake = FakeClock()
-    with ResultCache(project.root / ".assetpipe/cache") as cache:
+    with LocalStore(project.root / ".assetpipe/cache") as cache:
         runner = direct_runner(
             ws,
             cache,

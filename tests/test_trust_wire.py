@@ -29,7 +29,6 @@ from processes import many
 from runner_kit import direct_runner
 
 from pipeline import api as pipeline_api
-from pipeline.cache import ResultCache
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure, RateLimitInfo
 from pipeline.providers.openai_http import CappedAsyncClient
 from pipeline.providers.openai_provider import OpenAIProvider
@@ -39,6 +38,7 @@ from pipeline.providers.redaction import BEARER_MARKER, KEY_MARKER, Redactor
 from pipeline.runner.engine import RunConfig
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy, give_up_note
+from pipeline.store import LocalStore
 
 SECRET_KEY = "sk-proj-Zq7SECRETkey0123456789abcdefXYZ"
 SECRET_PART = b"SECRETkey0123456789abcdef"
@@ -336,7 +336,7 @@ def test_a_huge_retry_after_fails_that_job_and_the_build_goes_on_within_the_cap(
     )
     clock = FakeClock()
     provider = HostileProvider()
-    with ResultCache(project.root / ".assetpipe/cache") as cache:
+    with LocalStore(project.root / ".assetpipe/cache") as cache:
         runner = direct_runner(ws, cache, provider, clock, root=project.root)
         report = asyncio.run(runner.run())
     statuses = {job: o.status for job, o in report.outcomes.items()}

@@ -19,9 +19,9 @@ from pipeline.jobs import Job, ProviderFailure
 from pipeline.output import Manifest
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import Dispatcher
+from pipeline.store import ResultStore
 
 if TYPE_CHECKING:
-    from pipeline.cache import ResultCache
     from pipeline.runner.outcome import Outcome
 
 
@@ -63,7 +63,7 @@ class StopSignal:
 class RunDeps:
     """The collaborators of one run."""
 
-    store: ResultCache
+    store: ResultStore
     dispatcher: Dispatcher
     pricing: Pricing
     output_dir: Path

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import postprocess
-from pipeline.cache import CacheRecord
 from pipeline.jobs import ACCOUNT_KINDS, ImageResult, Job, ProviderFailure
 from pipeline.output import file_matches
 from pipeline.planner import Plan
@@ -48,6 +47,7 @@ from pipeline.runner.guards import (
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome, Status
 from pipeline.runner.retry import give_up_note
+from pipeline.store import CacheRecord
 
 __all__ = ["LOCAL_WORK", "Reporter", "RunConfig", "RunReport", "Runner"]
 
