@@ -10,22 +10,19 @@ build takes its lock, so neither ``output/`` nor ``.assetpipe/`` exists afterwar
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from images import png, png_header
 
 from pipeline.errors import Location, SpecError
 from pipeline.templating import TemplateEngine
@@ -34,29 +31,6 @@ SPEC = "specs/a.yaml"
 SECRET = "TOPSECRET-do-not-send"
 COMMANDS = (("build", "--provider", "preview"), ("validate",))
 PYTHON_M_PIPELINE = (sys.executable, "-m", "pipeline")
-
-
-def png(width: int, height: int) -> bytes:
-    """A small RGBA PNG."""
-    buf = io.BytesIO()
-    Image.new("RGBA", (width, height), (200, 80, 40, 255)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` pixels, with no pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
 
 
 def error_line(err: str, location: str) -> tuple[str, str]:
