@@ -24,9 +24,9 @@ from pipeline.build import BuildOptions, BuildResult, run_build
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import Job, Provider
+from pipeline.jobs import Job, Plan, Provider, select
 from pipeline.output import load_manifest
-from pipeline.planner import FileFacts, Plan, PlanOptions, plan, select
+from pipeline.planner import FileFacts, PlanOptions, plan
 from pipeline.postprocess import DECODE_FORMATS
 from pipeline.runner.engine import Reporter
 from pipeline.runner.freshness import JobState, assess
@@ -171,7 +171,7 @@ def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
         "collection": job.collection,
         "asset": job.asset,
         "variant": job.variant,
-        "model": job.model,
+        "model": "-" if job.kind == "sheet" else job.model,
         "size": f"{job.size[0]}x{job.size[1]}" if job.kind != "sheet" else "packed",
         "requested_size": (
             f"{job.requested_size[0]}x{job.requested_size[1]}" if job.is_api else None
@@ -179,7 +179,7 @@ def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
         "quality": job.params.get("quality") if job.is_api else None,
         "background": job.params.get("background") if job.is_api else None,
         "format": job.format,
-        "prompt": job.prompt,
+        "prompt": "" if job.kind == "sheet" else job.prompt,
         "depends_on": list(job.depends_on),
         "status": state.status if state else None,
         "reason": state.reason if state else None,

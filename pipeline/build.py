@@ -39,7 +39,7 @@ from pipeline.fsutil import (
 )
 from pipeline.gallery import INDEX as GALLERY
 from pipeline.gallery import THUMB_DIR, write_gallery
-from pipeline.jobs import Provider
+from pipeline.jobs import Plan, Provider
 from pipeline.output import (
     MANIFEST,
     OUTPUT_LOCK,
@@ -48,7 +48,6 @@ from pipeline.output import (
     load_manifest,
     write_manifest,
 )
-from pipeline.planner import Plan
 from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.budget import CatalogPricing
 from pipeline.runner.deps import Reporter, RunDeps, StopSignal

@@ -22,6 +22,7 @@ from rich.table import Table
 from pipeline import __version__, api
 from pipeline.build import BuildOptions, BuildResult
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecErrors
+from pipeline.jobs import ApiJob
 from pipeline.progress import PlainReporter, QuietReporter, RichReporter
 from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
 from pipeline.runner.engine import Reporter
@@ -173,7 +174,7 @@ def plan(**kw: Any) -> None:
                 job.kind,
                 f"{w}x{h}" if job.kind != "sheet" else "packed",
                 f"{rw}x{rh}" if job.is_api else "-",
-                job.model if job.is_api else "-",
+                job.model if isinstance(job, ApiJob) else "-",
                 str(job.params.get("quality", "-")) if job.is_api else "-",
                 _status_style(state.status),
                 _checks_cell(state.checks),

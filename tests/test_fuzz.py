@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 from pipeline import api
 from pipeline.errors import PipelineError, SpecError
 from pipeline.hashing import content_key
-from pipeline.jobs import RenditionOp
-from pipeline.planner import rendition_cache_key
+from pipeline.jobs import RenditionOp, rendition_cache_key
 from pipeline.planner.matrix import expand_matrix
 from pipeline.spec.yamlsource import parse_yaml
 

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline import api
 from pipeline.hashing import KEY_PREFIX, canonical_json, content_key, sha256_bytes
-from pipeline.jobs import Job, RenditionOp
-from pipeline.planner import api_cache_key, rendition_cache_key
+from pipeline.jobs import ApiJob, RenditionOp, api_cache_key, rendition_cache_key
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -101,7 +100,7 @@ def test_content_key_changes_when_a_field_is_added_or_removed(payload: dict[str,
     assert content_key({**payload, extra: None}) != content_key(payload)
 
 
-BASE_JOB = Job(
+BASE_JOB = ApiJob(
     id="icons/sword",
     kind="generate",
     collection="icons",

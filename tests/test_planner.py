@@ -173,8 +173,8 @@ def test_renditions_depend_on_their_variant(project):
         "icons/sword#2@64x64.webp": ("icons/sword#2",),
     }
     small = renditions["icons/sword#2@64x64.webp"]
-    assert small.rendition is not None
-    assert small.rendition.as_dict() == {
+    assert small.kind == "rendition"
+    assert small.op.as_dict() == {
         "width": 64,
         "height": 64,
         "fit": "contain",

@@ -17,9 +17,8 @@ import pytest
 
 from pipeline import api
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import RenditionOp
+from pipeline.jobs import RenditionOp, rendition_cache_key
 from pipeline.output import Manifest
-from pipeline.planner import rendition_cache_key
 from pipeline.runner.freshness import JobState, assess
 from pipeline.runner.inputs import InputReader
 from pipeline.store import (
@@ -223,9 +222,9 @@ def states_of(project: Any, store: ResultStore | None) -> dict[str, JobState]:
 def rendition_op(project: Any, job_id: str) -> RenditionOp:
     """The operations of the rendition job ``job_id``."""
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
-    op = next(j for j in ws.plan.jobs if j.id == job_id).rendition
-    assert op is not None
-    return op
+    job = next(j for j in ws.plan.jobs if j.id == job_id)
+    assert job.kind == "rendition"
+    return job.op
 
 
 def test_assess_reads_cached_results_through_the_protocol_alone(project: Any) -> None:

@@ -16,13 +16,25 @@ from pathlib import Path
 
 from pipeline.catalog import Catalog, ModelInfo
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
-from pipeline.jobs import InputRef, Job, ParamValue, RenditionOp
-from pipeline.planner.keys import api_cache_key, job_id, output_path
+from pipeline.jobs import (
+    ApiJob,
+    InputRef,
+    Job,
+    ParamValue,
+    Plan,
+    PlanWarning,
+    RenditionJob,
+    RenditionOp,
+    api_cache_key,
+    job_id,
+    output_path,
+    topological,
+)
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
-from pipeline.planner.order import check_cycles, cycle_error, topological
+from pipeline.planner.order import check_cycles, cycle_error
 from pipeline.planner.paths import output_path_errors
 from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
-from pipeline.planner.settings import Effective, PlanWarning, effective_settings
+from pipeline.planner.settings import Effective, effective_settings
 from pipeline.planner.sheets import sheet_jobs
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
 from pipeline.spec.loader import Project, inside
@@ -61,24 +73,6 @@ class PlanOptions:
     model: str | None = None
     today: dt.date = field(default_factory=dt.date.today)
     max_jobs: int = DEFAULT_MAX_JOBS
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The job graph: jobs in spec order (inputs before their dependents), and warnings."""
-
-    jobs: tuple[Job, ...]
-    warnings: tuple[PlanWarning, ...] = ()
-
-    @property
-    def by_id(self) -> dict[str, Job]:
-        """Jobs by id."""
-        return {job.id: job for job in self.jobs}
-
-    @property
-    def estimated_cost_usd(self) -> float:
-        """The sum of every job's estimate."""
-        return sum(job.estimated_cost_usd for job in self.jobs)
 
 
 def plan(
@@ -442,7 +436,7 @@ class _Planner:
         )
         jobs: list[Job] = []
         for k in range(1, spec.variants + 1):
-            job = Job(
+            job = ApiJob(
                 id=job_id(coll.name, spec.id, k),
                 kind="edit" if spec.edit is not None else "generate",
                 collection=coll.name,
@@ -462,7 +456,7 @@ class _Planner:
                 estimated_cost_usd=estimate,
                 palette=palette,
                 tags=tuple(spec.tags),
-                extra={"keep_original": spec.keep_original},
+                keep_original=spec.keep_original,
             )
             if not depends:
                 job = _with_key(
@@ -472,8 +466,10 @@ class _Planner:
             jobs.extend(self._renditions(asset, job, eff))
         return jobs
 
-    def _renditions(self, asset: ResolvedAsset, source: Job, eff: Effective) -> list[Job]:
-        out: list[Job] = []
+    def _renditions(
+        self, asset: ResolvedAsset, source: ApiJob, eff: Effective
+    ) -> list[RenditionJob]:
+        out: list[RenditionJob] = []
         seen: set[str] = set()
         for i, r in enumerate(asset.spec.renditions):
             wh = _parsed(parse_size, r.size)
@@ -496,22 +492,19 @@ class _Planner:
                 )
             seen.add(path)
             out.append(
-                Job(
+                RenditionJob(
                     id=f"{source.id}@{wh[0]}x{wh[1]}" + ("" if fmt == eff.format else f".{fmt}"),
-                    kind="rendition",
                     collection=source.collection,
                     asset=source.asset,
                     variant=source.variant,
                     model=source.model,
                     provider=source.provider,
                     prompt=source.prompt,
-                    params=op.as_dict(),
                     size=wh,
-                    requested_size=wh,
                     output_path=path,
                     source=source.source,
                     depends_on=(source.id,),
-                    rendition=op,
+                    op=op,
                     palette=source.palette,
                     tags=source.tags,
                 )
@@ -550,7 +543,7 @@ def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, Param
     return params
 
 
-def _with_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> Job:
+def _with_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> ApiJob:
     return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
 
 

@@ -1,22 +1,17 @@
-"""Ordering the job graph: cycle errors that name the loop, topological order, selection.
+"""Edit cycles: found before anything runs, reported as the loop of asset names.
 
-Kept apart from graph building so the rules for *which* jobs run and in *what order*
-are read (and tested) on their own.
+Kept apart from graph building so the rule is read (and tested) on its own; the order
+the runner follows and ``--only`` selection live with the graph's type in
+:mod:`pipeline.jobs.plan`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from pipeline.errors import Location, SpecError
 from pipeline.jobs import Job
 from pipeline.planner.resolve import ResolvedAsset
-
-if TYPE_CHECKING:
-    from pipeline.planner.graph import Plan
 
 
 def check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], ResolvedAsset]) -> None:
@@ -59,63 +54,11 @@ def cycle_error(chain: Sequence[str], where: Location) -> SpecError:
 
 def _reference_to(asset: ResolvedAsset, job: Job, target: str) -> Location:
     """Where ``asset``'s edit names the job ``target`` (an image or the mask)."""
+    if job.kind not in ("generate", "edit"):
+        return asset.where("edit")
     for i, ref in enumerate(job.inputs):
         if ref.job == target:
             return asset.where("edit", "images", i)
     if job.mask is not None and job.mask.job == target:
         return asset.where("edit", "mask")
     return asset.where("edit")
-
-
-def topological(jobs: Sequence[Job]) -> list[Job]:
-    """Spec order, but every job after the jobs it depends on."""
-    by_id = {job.id: job for job in jobs}
-    done: set[str] = set()
-    out: list[Job] = []
-
-    def visit(job: Job) -> None:
-        stack = [job]
-        while stack:
-            top = stack[-1]
-            pending = [by_id[d] for d in top.depends_on if d not in done and d in by_id]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if top.id not in done:
-                done.add(top.id)
-                out.append(top)
-
-    for job in jobs:
-        if job.id not in done:
-            visit(job)
-    return out
-
-
-def select(
-    plan_: Plan, patterns: Iterable[str] = (), collections: Iterable[str] | None = None
-) -> Plan:
-    """The jobs matching ``patterns`` (globs over job ids) and/or in ``collections``, plus
-    everything they depend on and the renditions of what is selected."""
-    pats = list(patterns)
-    wanted_colls = set(collections) if collections is not None else None
-    if not pats and wanted_colls is None:
-        return plan_
-    by_id = plan_.by_id
-    chosen: set[str] = set()
-    for job in plan_.jobs:
-        if wanted_colls is not None and job.collection not in wanted_colls:
-            continue
-        if pats and not any(fnmatch.fnmatchcase(job.id, p) for p in pats):
-            continue
-        chosen.add(job.id)
-    for job in plan_.jobs:
-        if job.kind == "rendition" and job.depends_on[0] in chosen:
-            chosen.add(job.id)
-    stack = list(chosen)
-    while stack:
-        for dep in by_id[stack.pop()].depends_on:
-            if dep not in chosen:
-                chosen.add(dep)
-                stack.append(dep)
-    return replace(plan_, jobs=tuple(j for j in plan_.jobs if j.id in chosen))

@@ -34,10 +34,9 @@ RESERVED = {
 def written_paths(job: Job) -> list[str]:
     """Every file ``job`` may write, relative to the output root."""
     paths = [job.output_path]
-    atlas = job.extra.get("atlas_path")
-    if isinstance(atlas, str):
-        paths.append(atlas)
-    if job.extra.get("keep_original") is True:
+    if job.kind == "sheet":
+        paths.append(job.atlas_path)
+    if job.kind in ("generate", "edit") and job.keep_original:
         stem = job.output_path.rsplit(".", 1)[0]
         paths.extend(f"{stem}.original.{ext}" for ext in KEPT_ORIGINAL_EXTENSIONS)
     return paths

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from pipeline.catalog import Catalog, ModelInfo
 from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.jobs import PlanWarning
 from pipeline.planner.resolve import ResolvedAsset
 
 BUILTIN_QUALITY = "medium"
@@ -30,17 +31,6 @@ class Effective:
     compression: int | None
     moderation: str | None
     input_fidelity: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanWarning:
-    """Something that will work but deserves a look (a deprecated model, a preview feature)."""
-
-    message: str
-    location: Location | None
-
-    def __str__(self) -> str:
-        return f"{self.location}: warning: {self.message}" if self.location else self.message
 
 
 def effective_settings(

@@ -10,8 +10,7 @@ import fnmatch
 from collections.abc import Sequence
 
 from pipeline.errors import SpecError
-from pipeline.hashing import content_key
-from pipeline.jobs import Job, ParamValue
+from pipeline.jobs import Job, ParamValue, SheetJob, frame_name
 from pipeline.sizes import parse_size
 from pipeline.spec.loader import Collection
 from pipeline.spec.yamlsource import locate
@@ -19,25 +18,9 @@ from pipeline.spec.yamlsource import locate
 EXTENSIONS = {"png": "png", "webp": "webp"}
 
 
-def sheet_cache_key(params: dict[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
-    """The cache key of a sheet: its options and each frame's (name, sha256), in order."""
-    return content_key({"sheet": params, "frames": [list(f) for f in frames]})
-
-
-def frame_name(job: Job) -> str:
-    """A frame's key in the atlas: the file name of the image it comes from."""
-    return job.output_path.rsplit("/", 1)[-1]
-
-
-def sheet_frames(job: Job) -> tuple[str, ...]:
-    """The atlas names of a sheet job's frames, in the order of its ``depends_on``."""
-    frames = job.extra.get("frames", ())
-    return tuple(str(f) for f in frames) if isinstance(frames, tuple) else ()
-
-
-def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[Job]:
+def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[SheetJob]:
     """One job per ``sheets:`` entry of ``coll``, over the API jobs it selects."""
-    out: list[Job] = []
+    out: list[SheetJob] = []
     asset_ids = {job.asset for job in jobs}
     for sheet, tree in coll.sheets:
         if sheet.id in asset_ids:
@@ -84,25 +67,19 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[Job
             params["frame_size"] = sheet.frame_size
         base = f"{coll.name}/{sheet.id}"
         out.append(
-            Job(
+            SheetJob(
                 id=base,
-                kind="sheet",
                 collection=coll.name,
                 asset=sheet.id,
                 variant=1,
-                model="-",
                 provider=provider,
-                prompt="",
                 params=params,
                 size=(0, 0),
-                requested_size=(0, 0),
                 output_path=f"{base}.{EXTENSIONS[sheet.format]}",
                 source=f"{tree.location.file}:{tree.location.line}",
                 depends_on=tuple(job.id for job in chosen),
-                extra={
-                    "atlas_path": f"{base}.json",
-                    "frames": tuple(frame_name(j) for j in chosen),
-                },
+                atlas_path=f"{base}.json",
+                frames=tuple(frame_name(j) for j in chosen),
             )
         )
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.catalog import Catalog
-from pipeline.jobs import Job, Usage
+from pipeline.jobs import ApiJob, Usage
 
 BUDGET_SLACK = 1e-9
 """Float sums of many small estimates may land a hair over an exact cap."""
@@ -21,11 +21,11 @@ BUDGET_SLACK = 1e-9
 class Pricing(Protocol):
     """What the composition root tells the runner about money for the chosen route."""
 
-    def estimate(self, job: Job) -> float:
+    def estimate(self, job: ApiJob) -> float:
         """USD reserved before the call."""
         ...
 
-    def actual(self, job: Job, usage: Usage | None) -> float:
+    def actual(self, job: ApiJob, usage: Usage | None) -> float:
         """USD the call cost, from the usage the API reported (the estimate without it)."""
         ...
 
@@ -38,11 +38,11 @@ class CatalogPricing:
     catalog: Catalog
     factor: float = 1.0
 
-    def estimate(self, job: Job) -> float:
+    def estimate(self, job: ApiJob) -> float:
         """The planner's estimate of the job, scaled by the route's factor."""
         return job.estimated_cost_usd * self.factor
 
-    def actual(self, job: Job, usage: Usage | None) -> float:
+    def actual(self, job: ApiJob, usage: Usage | None) -> float:
         """Token usage at the model's prices, or the estimate when there is none."""
         model = self.catalog.get(job.model)
         if usage is None or model is None:

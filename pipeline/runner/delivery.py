@@ -16,8 +16,7 @@ from pipeline import checks, postprocess
 from pipeline.fsutil import write_contained
 from pipeline.gallery import write_thumbnail
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import Job
-from pipeline.planner import sheet_frames
+from pipeline.jobs import Job, SheetJob
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome
 from pipeline.sheets import SheetOptions, render_sheet
@@ -62,10 +61,9 @@ class Delivery:
         mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
         image = postprocess.decode(written)  # once, for the checks, the hash and the thumbnail
         companions = None
-        if atlas is not None:
-            atlas_path = str(job.extra["atlas_path"])
-            write_contained(self.output_dir, atlas_path, atlas)
-            companions = [{"path": atlas_path, "sha256": sha256_bytes(atlas)}]
+        if atlas is not None and job.kind == "sheet":
+            write_contained(self.output_dir, job.atlas_path, atlas)
+            companions = [{"path": job.atlas_path, "sha256": sha256_bytes(atlas)}]
         if job.kind == "sheet":
             info = postprocess.describe(image)
             write_thumbnail(self.output_dir, sha, image, in_place=True)
@@ -80,7 +78,7 @@ class Delivery:
                 info.width,
                 info.height,
             )
-        source = self.jobs.get(job.depends_on[0]) if job.rendition is not None else job
+        source = self.jobs.get(job.parent) if job.kind == "rendition" else job
         transparent = source is not None and source.params.get("background") == "transparent"
         found = checks.run_checks(
             image,
@@ -96,7 +94,7 @@ class Delivery:
             "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
             "original_path": None,
         }
-        if original is not None and reencoded and job.extra.get("keep_original"):
+        if original is not None and reencoded and job.kind != "rendition" and job.keep_original:
             fmt = postprocess.probe(original).format
             stem = job.output_path.rsplit(".", 1)[0]
             kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
@@ -115,12 +113,12 @@ class Delivery:
 
 
 def make_sheet(
-    reader: InputReader, job: Job, finished: Mapping[str, Outcome]
+    reader: InputReader, job: SheetJob, finished: Mapping[str, Outcome]
 ) -> tuple[bytes, bytes]:
     """Pack a sheet job's frames: the sheet image and its TexturePacker JSON."""
     frames = [
         (name, reader.delivered(finished[dep].job, finished[dep].sha256))
-        for name, dep in zip(sheet_frames(job), job.depends_on, strict=True)
+        for name, dep in zip(job.frames, job.depends_on, strict=True)
     ]
     size = job.params.get("frame_size")
     options = SheetOptions(

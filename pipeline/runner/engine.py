@@ -26,9 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import postprocess
-from pipeline.jobs import ACCOUNT_KINDS, ImageResult, Job, ProviderFailure
+from pipeline.jobs import (
+    ACCOUNT_KINDS,
+    ApiJob,
+    ImageResult,
+    Job,
+    Plan,
+    ProviderFailure,
+    RenditionJob,
+    SheetJob,
+)
 from pipeline.output import file_matches
-from pipeline.planner import Plan
 from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import Reporter, RunDeps
@@ -234,7 +242,7 @@ class Runner:
                     return await self._from_cache(job, key, inputs, hit)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
-        if job.rendition is not None:
+        if job.kind == "rendition":
             async with self.local_work:
                 return await self._render(job, key, shas)
         if job.kind == "sheet":
@@ -269,25 +277,23 @@ class Runner:
         )
         return with_notes(outcome, cached_notes(meta.get("notes")))
 
-    async def _sheet(self, job: Job, key: str, inputs: list[str]) -> Outcome:
+    async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
         sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
         await asyncio.to_thread(
             self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
         return await self._deliver(job, "generated", key, sheet, None, inputs, atlas=atlas)
 
-    async def _render(self, job: Job, key: str, shas: Mapping[str, str | None]) -> Outcome:
-        if job.rendition is None:  # pragma: no cover - only renditions come here
-            raise RuntimeError(f"{job.id} is not a rendition")
-        parent = self.outcomes[job.depends_on[0]]
+    async def _render(
+        self, job: RenditionJob, key: str, shas: Mapping[str, str | None]
+    ) -> Outcome:
+        parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
-        data = await asyncio.to_thread(postprocess.render_rendition, source, job.rendition)
+        data = await asyncio.to_thread(postprocess.render_rendition, source, job.op)
         await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
-        return await self._deliver(
-            job, "generated", key, data, None, [shas[job.depends_on[0]] or ""]
-        )
+        return await self._deliver(job, "generated", key, data, None, [shas[job.parent] or ""])
 
-    async def _call(self, job: Job, key: str, inputs: list[str]) -> Outcome:
+    async def _call(self, job: ApiJob, key: str, inputs: list[str]) -> Outcome:
         reservation = self.budget.reserve(self.deps.pricing.estimate(job))
         if reservation is None:
             error = {"type": "budget", "message": self.budget.refusal()}
@@ -328,7 +334,7 @@ class Runner:
         return with_notes(outcome, notes)
 
     async def _commit(
-        self, job: Job, key: str, result: ImageResult, attempt: int, cost: float
+        self, job: ApiJob, key: str, result: ImageResult, attempt: int, cost: float
     ) -> Paid:
         """Count the spend, check the image, crop to the exact size and commit to the cache;
         returns the delivered bytes, the outcome fields that describe the call, and the

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.jobs import Job
+from pipeline.jobs import Job, Plan, api_cache_key, rendition_cache_key, sheet_cache_key
 from pipeline.output import Manifest, file_matches
-from pipeline.planner import Plan, api_cache_key, rendition_cache_key, sheet_cache_key, sheet_frames
 from pipeline.store import ResultStore
 
 Status = Literal["up-to-date", "cached", "generate", "render"]
@@ -38,17 +37,14 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
     """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
     if job.cache_key is not None:
         return job.cache_key
-    if job.rendition is not None:
-        src = shas.get(job.depends_on[0])
-        return rendition_cache_key(src, job.rendition) if src else None
+    if job.kind == "rendition":
+        src = shas.get(job.parent)
+        return rendition_cache_key(src, job.op) if src else None
     if job.kind == "sheet":
-        names = sheet_frames(job)
         frame_shas = [shas.get(d) for d in job.depends_on]
         if not all(frame_shas):
             return None
-        return sheet_cache_key(
-            dict(job.params), list(zip(names, map(str, frame_shas), strict=True))
-        )
+        return sheet_cache_key(job.params, list(zip(job.frames, map(str, frame_shas), strict=True)))
     inputs: list[str] = []
     for ref in job.inputs:
         sha = ref.sha256 if ref.job is None else shas.get(ref.job)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline import postprocess
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import ImageInput, ImageRequest, InputRef, Job, ProviderFailure
+from pipeline.jobs import ApiJob, ImageInput, ImageRequest, InputRef, Job, ProviderFailure
 from pipeline.runner.outcome import Outcome
 from pipeline.store import ResultStore
 
@@ -23,8 +23,10 @@ MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
 def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
     """The sha256 of each input image (and the mask), as recorded in the manifest."""
-    if job.rendition is not None:
-        return [s for s in (shas.get(job.depends_on[0]),) if s]
+    if job.kind == "rendition":
+        return [s for s in (shas.get(job.parent),) if s]
+    if job.kind == "sheet":
+        return []  # its frames are named in the atlas, and hashed into its key
     refs = [*job.inputs, *((job.mask,) if job.mask is not None else ())]
     return [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in refs]
 
@@ -48,7 +50,7 @@ class InputReader:
             raise RuntimeError(f"{job.output_path} changed during the build")
         return data
 
-    def request(self, job: Job, finished: Mapping[str, Outcome]) -> ImageRequest:
+    def request(self, job: ApiJob, finished: Mapping[str, Outcome]) -> ImageRequest:
         """The provider request of an API job whose inputs have all finished."""
         images = tuple(self._image(ref, i, finished) for i, ref in enumerate(job.inputs))
         mask = self._image(job.mask, len(images), finished) if job.mask is not None else None

@@ -2,14 +2,17 @@
 
 Users select jobs by id (``--only 'icons/*'``), tools find files by path, and the cache
 finds results by key; all three must stay put between runs, so they live in one place.
+A change to a key's payload makes every user pay again for every image:
+``tests/test_hashing.py`` pins literal keys so such a change cannot slip in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pipeline.hashing import content_key
-from pipeline.jobs import Job, RenditionOp
+from pipeline.jobs.job import ApiJob, JobBase, RenditionOp
+from pipeline.jobs.provider import ParamValue
 
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
@@ -29,7 +32,7 @@ def output_path(
     return f"{collection}/{name}.{EXTENSIONS[fmt]}"
 
 
-def api_cache_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> str:
+def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> str:
     """The cache key of an API job once its input images are known (DESIGN section 5)."""
     payload: dict[str, object] = {
         "provider": job.provider,
@@ -47,3 +50,13 @@ def api_cache_key(job: Job, input_shas: Sequence[str], mask_sha: str | None) -> 
 def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
     """The cache key of a rendition: its source image's sha256 plus its operations."""
     return content_key({"rendition": op.as_dict(), "source": source_sha})
+
+
+def sheet_cache_key(params: Mapping[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
+    """The cache key of a sheet: its options and each frame's (name, sha256), in order."""
+    return content_key({"sheet": dict(params), "frames": [list(f) for f in frames]})
+
+
+def frame_name(job: JobBase) -> str:
+    """A frame's key in a sheet's atlas: the file name of the image it comes from."""
+    return job.output_path.rsplit("/", 1)[-1]

@@ -1,22 +1,20 @@
-"""Provider-neutral types shared by the planner, the providers and the runner.
+"""What a provider is asked and what it answers: the contract of every image backend.
 
-A :class:`Job` is one node of the plan. API jobs (``generate``/``edit``) turn an
-:class:`ImageRequest` into an :class:`ImageResult` through a :class:`Provider`; local
-``rendition`` jobs derive files from a delivered image. Keeping these types free of any
-SDK means the planner can be tested with plain data and a provider is just a plugin.
+An API job becomes an :class:`ImageRequest`; a :class:`Provider` turns it into an
+:class:`ImageResult` or raises a classified :class:`ProviderFailure`. These types carry no
+SDK, so the runner, the dispatchers and third-party providers (registered through the
+``assetpipe.providers`` entry point group) meet here and nowhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from pipeline.errors import PipelineError
 
-JobKind = Literal["generate", "edit", "rendition", "sheet"]
 Endpoint = Literal["generate", "edit"]
-Fit = Literal["cover", "contain", "stretch"]
 
 ParamValue = str | int
 """Request parameters are plain strings and integers, as they go on the wire."""
@@ -162,86 +160,3 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class InputRef:
-    """An input image of an edit: another job's delivered file, or a file in the project."""
-
-    job: str | None = None
-    path: str | None = None
-    sha256: str | None = None
-    width: int = 0
-    height: int = 0
-    format: str = ""
-    bytes: int | None = None
-    """Known for project files; None for another job's output (made during the build)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RenditionOp:
-    """How a rendition derives from its source image."""
-
-    width: int
-    height: int
-    fit: Fit
-    format: str
-    compression: int | None
-
-    def as_dict(self) -> dict[str, ParamValue]:
-        """The operation as hashed into the rendition's cache key."""
-        out: dict[str, ParamValue] = {
-            "width": self.width,
-            "height": self.height,
-            "fit": self.fit,
-            "format": self.format,
-        }
-        if self.compression is not None:
-            out["compression"] = self.compression
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One node of the plan.
-
-    ``cache_key`` is None while it depends on bytes not produced yet (an edit of another
-    asset, a rendition); the runner computes it once those inputs exist.
-    """
-
-    id: str
-    kind: JobKind
-    collection: str
-    asset: str
-    variant: int
-    model: str
-    provider: str
-    prompt: str
-    params: Mapping[str, ParamValue]
-    size: tuple[int, int]
-    requested_size: tuple[int, int]
-    output_path: str
-    source: str
-    depends_on: tuple[str, ...] = ()
-    inputs: tuple[InputRef, ...] = ()
-    mask: InputRef | None = None
-    cache_key: str | None = None
-    estimated_cost_usd: float = 0.0
-    rendition: RenditionOp | None = None
-    palette: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def is_api(self) -> bool:
-        """Whether running this job is a paid provider call."""
-        return self.kind in ("generate", "edit")
-
-    @property
-    def format(self) -> str:
-        """The delivered file format."""
-        if self.rendition is not None:
-            return self.rendition.format
-        if self.kind == "sheet":
-            return str(self.params["format"])
-        return str(self.params.get("output_format", "png"))

@@ -1,0 +1,78 @@
+"""Provider-neutral types every layer shares: jobs, their names and keys, the plan graph,
+and the provider contract.
+
+The planner builds these, the runner and the dispatchers read them, providers implement
+:class:`Provider`. Nothing here imports an SDK, a store or the planner, so each of those
+can be replaced or tested with plain data.
+"""
+
+from pipeline.jobs.job import (
+    ApiJob,
+    Fit,
+    InputRef,
+    Job,
+    JobBase,
+    JobKind,
+    RenditionJob,
+    RenditionOp,
+    SheetJob,
+)
+from pipeline.jobs.keys import (
+    EXTENSIONS,
+    api_cache_key,
+    frame_name,
+    job_id,
+    output_path,
+    rendition_cache_key,
+    sheet_cache_key,
+)
+from pipeline.jobs.plan import Plan, PlanWarning, select, topological
+from pipeline.jobs.provider import (
+    ACCOUNT_KINDS,
+    RETRYABLE_KINDS,
+    Endpoint,
+    FailureKind,
+    ImageInput,
+    ImageRequest,
+    ImageResult,
+    ParamValue,
+    Provider,
+    ProviderFailure,
+    RateLimitInfo,
+    Usage,
+)
+
+__all__ = [
+    "ACCOUNT_KINDS",
+    "EXTENSIONS",
+    "RETRYABLE_KINDS",
+    "ApiJob",
+    "Endpoint",
+    "FailureKind",
+    "Fit",
+    "ImageInput",
+    "ImageRequest",
+    "ImageResult",
+    "InputRef",
+    "Job",
+    "JobBase",
+    "JobKind",
+    "ParamValue",
+    "Plan",
+    "PlanWarning",
+    "Provider",
+    "ProviderFailure",
+    "RateLimitInfo",
+    "RenditionJob",
+    "RenditionOp",
+    "SheetJob",
+    "Usage",
+    "api_cache_key",
+    "frame_name",
+    "job_id",
+    "output_path",
+    "rendition_cache_key",
+    "select",
+    "sheet_cache_key",
+    "topological",
+]

@@ -1,0 +1,183 @@
+"""The nodes of a plan: one record type per kind of job, joined in the :data:`Job` union.
+
+A plan mixes three different things: paid calls (``generate``/``edit``,
+:class:`ApiJob`), local derivations of one delivered image (:class:`RenditionJob`) and
+packs of several (:class:`SheetJob`). Each kind carries only what it has, so nothing has
+to invent a value (a sheet has no model) and a reader narrows by ``kind`` or
+``isinstance`` before touching a kind's own fields; mypy holds every module to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.jobs.provider import ParamValue
+
+JobKind = Literal["generate", "edit", "rendition", "sheet"]
+Fit = Literal["cover", "contain", "stretch"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """An input image of an edit: another job's delivered file, or a file in the project."""
+
+    job: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    bytes: int | None = None
+    """Known for project files; None for another job's output (made during the build)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenditionOp:
+    """How a rendition derives from its source image."""
+
+    width: int
+    height: int
+    fit: Fit
+    format: str
+    compression: int | None
+
+    def as_dict(self) -> dict[str, ParamValue]:
+        """The operation as hashed into the rendition's cache key."""
+        out: dict[str, ParamValue] = {
+            "width": self.width,
+            "height": self.height,
+            "fit": self.fit,
+            "format": self.format,
+        }
+        if self.compression is not None:
+            out["compression"] = self.compression
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobBase:
+    """What every job has: a stable id, a place in the spec, one delivered file, and the
+    jobs it waits for.
+
+    ``cache_key`` is None while it depends on bytes not produced yet (an edit of another
+    asset, a rendition, a sheet); the runner computes it once those inputs exist.
+    """
+
+    id: str
+    collection: str
+    asset: str
+    variant: int
+    output_path: str
+    source: str
+    """``file:line`` of the spec entry the job comes from."""
+    size: tuple[int, int]
+    """The delivered size in pixels; (0, 0) where only packing decides it (a sheet)."""
+    depends_on: tuple[str, ...] = ()
+    cache_key: str | None = None
+    tags: tuple[str, ...] = ()
+    estimated_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiJob(JobBase):
+    """A paid call: an image generated from a prompt, or an edit of input images."""
+
+    kind: Literal["generate", "edit"]
+    model: str
+    provider: str
+    prompt: str
+    params: Mapping[str, ParamValue]
+    """The request parameters exactly as they go on the wire (and into the cache key)."""
+    requested_size: tuple[int, int]
+    inputs: tuple[InputRef, ...] = ()
+    mask: InputRef | None = None
+    palette: tuple[str, ...] = ()
+    """The brand's colors, for the palette check and the preview provider's drawing."""
+    keep_original: bool = False
+
+    @property
+    def is_api(self) -> bool:
+        """Whether running this job is a paid provider call (always, for this kind)."""
+        return True
+
+    @property
+    def format(self) -> str:
+        """The delivered file format."""
+        return str(self.params.get("output_format", "png"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenditionJob(JobBase):
+    """A resized (and maybe re-encoded) copy of one API job's delivered image.
+
+    It keeps its source's model, provider, prompt and palette so the manifest and the
+    gallery describe it without looking the source up, and the checks know the brand.
+    """
+
+    kind: Literal["rendition"] = "rendition"
+    op: RenditionOp
+    model: str
+    provider: str
+    prompt: str
+    palette: tuple[str, ...] = ()
+
+    @property
+    def parent(self) -> str:
+        """The id of the job whose image this one resizes."""
+        return self.depends_on[0]
+
+    @property
+    def params(self) -> Mapping[str, ParamValue]:
+        """The operation, as the manifest records it."""
+        return self.op.as_dict()
+
+    @property
+    def requested_size(self) -> tuple[int, int]:
+        """Nothing is requested from a provider: the delivered size."""
+        return self.size
+
+    @property
+    def is_api(self) -> bool:
+        """Never a paid call."""
+        return False
+
+    @property
+    def format(self) -> str:
+        """The delivered file format."""
+        return self.op.format
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SheetJob(JobBase):
+    """A sprite sheet: the delivered images of ``depends_on`` packed into one image plus a
+    TexturePacker-style atlas (JSON) beside it."""
+
+    kind: Literal["sheet"] = "sheet"
+    provider: str
+    """The provider of the frames: a sheet of preview images is a preview sheet."""
+    params: Mapping[str, ParamValue]
+    """The packing options (padding, power_of_two, max_size, format, frame_size)."""
+    atlas_path: str
+    frames: tuple[str, ...]
+    """The atlas name of each frame, in the order of ``depends_on``."""
+
+    @property
+    def requested_size(self) -> tuple[int, int]:
+        """Nothing is requested from a provider: the (unknown until packed) size."""
+        return self.size
+
+    @property
+    def is_api(self) -> bool:
+        """Never a paid call."""
+        return False
+
+    @property
+    def format(self) -> str:
+        """The delivered file format."""
+        return str(self.params["format"])
+
+
+Job = ApiJob | RenditionJob | SheetJob
+"""One node of the plan; narrow by ``kind`` (or ``isinstance``) to reach a kind's fields."""
