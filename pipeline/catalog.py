@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 Transparency = Literal["yes", "preview", "no"]
 Lifecycle = Literal["active", "deprecated", "shutdown"]
+ModelPolicy = Literal["catalog", "deployment"]
+"""How a provider reads a spec's ``model``: ``catalog`` takes only models this table knows;
+``deployment`` (Azure) takes an unknown name as a deployment of the default model."""
 
 QUALITY_FOR_ESTIMATE = {"auto": "high"}
 """``auto`` resolves on the server; budget it as ``high`` so estimates stay an upper bound."""

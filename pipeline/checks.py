@@ -14,9 +14,11 @@ Dalal, 2005) for the same reason, and is tested against that paper's published p
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,7 +26,11 @@ from typing import Any, Final
 from PIL import Image
 
 from pipeline.colors import Lab, hex_to_rgb, rgb_to_lab
+from pipeline.output import ManifestEntry
 from pipeline.postprocess import DECODE_FORMATS, ImageInfo, decode, describe, probe
+
+_PHASH: Final = re.compile(r"[0-9a-f]{16}")
+"""A perceptual hash as the manifest records it (anything else there is not compared)."""
 
 RGB = tuple[int, int, int]
 
@@ -253,6 +259,45 @@ def near_duplicates(hashes: Mapping[str, int], threshold: int = 6) -> list[tuple
         if distance <= threshold:
             found.append((items[i][0], items[j][0], distance))
     return sorted(found)
+
+
+def flag_near_duplicates(
+    entries: Sequence[ManifestEntry], threshold: int = 6
+) -> list[ManifestEntry]:
+    """``entries`` with a ``distinct`` check added to the variants of each asset: variants
+    meant to differ that look alike (perceptual hashes within ``threshold`` bits) waste a
+    paid call."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for e in entries:
+        if e.is_api and e.phash and _PHASH.fullmatch(e.phash):
+            groups.setdefault((e.collection, e.asset), {})[e.job] = int(e.phash, 16)
+    verdicts: dict[str, dict[str, Any]] = {}
+    for hashes in groups.values():
+        if len(hashes) < 2:
+            continue
+        twins: dict[str, tuple[str, int]] = {}
+        for a, b, bits in near_duplicates(hashes, threshold):
+            twins.setdefault(a, (b, bits))
+            twins.setdefault(b, (a, bits))
+        for job in hashes:
+            twin = twins.get(job)
+            verdicts[job] = {
+                "name": "distinct",
+                "ok": twin is None,
+                "detail": f"near-duplicate of {twin[0]} ({twin[1]} bits differ)"
+                if twin
+                else "differs from the other variants",
+                "value": twin[1] if twin else None,
+            }
+    out = []
+    for entry in entries:
+        verdict = verdicts.get(entry.job) if entry.is_api else None
+        if verdict is None:
+            out.append(entry)
+            continue
+        kept = [c for c in entry.checks or () if c.get("name") != "distinct"]
+        out.append(dataclasses.replace(entry, checks=(*kept, verdict)))
+    return out
 
 
 def run_checks(

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import __version__, api
-from pipeline.build import BuildOptions, BuildResult
+from pipeline.api import BuildOptions, BuildResult
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecErrors
 from pipeline.jobs import ApiJob
 from pipeline.progress import PlainReporter, QuietReporter, RichReporter

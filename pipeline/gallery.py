@@ -18,7 +18,7 @@ import base64
 import hashlib
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -27,13 +27,12 @@ from urllib.parse import quote
 import jinja2
 from PIL import Image
 
-from pipeline.fsutil import UnsafePathError, contained, write_contained
+from pipeline.fsutil import UnsafePathError
 from pipeline.hashing import sha256_file
-from pipeline.output import file_matches
+from pipeline.output import GALLERY_INDEX, THUMB_DIR, ManifestEntry, OutputTree
 from pipeline.postprocess import DECODE_FORMATS
 
-INDEX: Final = "index.html"
-THUMB_DIR: Final = ".gallery"
+INDEX: Final = GALLERY_INDEX
 THUMB_EDGE: Final = 256
 THUMB_QUALITY: Final = 80
 NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped"})
@@ -42,7 +41,6 @@ NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped"})
 LONG_PROMPT: Final = 160
 _STATUS_CLASSES: Final = frozenset({"generated", "cached", "up-to-date", *NOT_DELIVERED})
 _THUMB_NAME: Final = re.compile(r"[0-9a-f]{64}\.webp")
-_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 _SCRIPT: Final = """
 window.addEventListener("load", function () {
@@ -150,31 +148,34 @@ class _Card:
 
 
 def write_gallery(
-    output_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: str = "assetpipe"
+    tree: OutputTree, entries: Sequence[ManifestEntry], *, title: str = "assetpipe"
 ) -> Path:
-    """Write ``output_dir/index.html`` for ``entries`` (manifest entries) and return its path.
+    """Write ``index.html`` in the tree for ``entries`` (manifest entries); returns its path.
 
     Cards are grouped by collection, then asset; an asset's variants and renditions sit
     side by side. Thumbnails are made only when missing, stale ones are removed, and the
     page is written atomically; the same entries always give the same bytes.
     """
-    thumb_dir = output_dir / THUMB_DIR
+    thumb_dir = tree.root / THUMB_DIR
     cards: list[tuple[tuple[str, str, int, bool, str], _Card]] = []
     used: set[str] = set()
     for entry in entries:
         card = _card(entry)
         if card.status not in NOT_DELIVERED:
-            name, card.problem = _thumbnail(output_dir, entry)
+            name, card.problem = _thumbnail(tree, entry)
             if name:
                 used.add(name)
                 card.thumb = f"{THUMB_DIR}/{name}"
                 card.href = quote(card.path)
         elif not card.problem:
             card.problem = f"{card.status}: no file delivered"
-        variant = entry.get("variant")
-        number = variant if isinstance(variant, int) and not isinstance(variant, bool) else 0
-        collection, asset = _text(entry.get("collection")), _text(entry.get("asset"))
-        key = (collection, asset, number, card.kind == "rendition", card.path + "\0" + card.job)
+        key = (
+            entry.collection,
+            entry.asset,
+            entry.variant,
+            card.kind == "rendition",
+            card.path + "\0" + card.job,
+        )
         cards.append((key, card))
     cards.sort(key=lambda item: item[0])
 
@@ -184,8 +185,7 @@ def write_gallery(
     count = dict.fromkeys(sorted(NOT_DELIVERED), 0)
     for _, card in cards:
         count[card.status] = count.get(card.status, 0) + 1
-    costs = [e.get("cost_usd") for e in entries]
-    total = sum(c for c in costs if isinstance(c, int | float) and not isinstance(c, bool))
+    total = sum(e.cost_usd for e in entries)
 
     html = (
         _environment()
@@ -203,7 +203,7 @@ def write_gallery(
             long_prompt=LONG_PROMPT,
         )
     )
-    index = write_contained(output_dir, INDEX, html.encode("utf-8"), fsync=False)
+    index = tree.write(INDEX, html.encode("utf-8"), fsync=False)
     # Only now that no page refers to them: thumbnails of files no entry has any more.
     if thumb_dir.is_dir() and not thumb_dir.is_symlink():
         for stale in thumb_dir.iterdir():
@@ -219,53 +219,44 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _card(entry: Mapping[str, Any]) -> _Card:
-    """The card for one entry; fields of the wrong type show as text, never as errors."""
-    width, height = entry.get("width"), entry.get("height")
-    cost = entry.get("cost_usd")
-    checks = entry.get("checks")
-    error = entry.get("error")
-    message = error.get("message") if isinstance(error, Mapping) else error
+def _card(entry: ManifestEntry) -> _Card:
+    """The card for one entry (validated on load; free-form values still show as text)."""
+    width, height = entry.width, entry.height
+    error = entry.error
+    message = error.get("message") if error is not None else None
     return _Card(
-        job=_text(entry.get("job")),
-        status=_text(entry.get("status")) or "unknown",
-        kind=_text(entry.get("kind")),
-        variant=_text(entry.get("variant")),
-        path=_text(entry.get("path")),
-        size=f"{width}x{height}" if width and height else _text(entry.get("requested_size")),
-        format=_text(entry.get("format")),
-        prompt=_text(entry.get("prompt")),
-        cost=f"${cost:.4f}" if isinstance(cost, int | float) else "$?",
+        job=entry.job,
+        status=entry.status or "unknown",
+        kind=entry.kind,
+        variant=str(entry.variant),
+        path=entry.path,
+        size=f"{width}x{height}" if width and height else entry.requested_size,
+        format=entry.format,
+        prompt=entry.prompt,
+        cost=f"${entry.cost_usd:.4f}",
         checks=[
             {
                 "name": _text(c.get("name")),
                 "ok": c.get("ok") is True,
                 "detail": _text(c.get("detail")),
             }
-            for c in (checks if isinstance(checks, list) else [])
-            if isinstance(c, Mapping)
+            for c in entry.checks or ()
         ],
         problem=_text(message),
     )
 
 
-def _thumbnail(output_dir: Path, entry: Mapping[str, Any]) -> tuple[str, str]:
+def _thumbnail(tree: OutputTree, entry: ManifestEntry) -> tuple[str, str]:
     """``(thumbnail file name, "")`` for an entry's file, or ``("", why there is none)``."""
-    rel = entry.get("path")
-    if not isinstance(rel, str):
-        return "", "no path in the manifest"
+    rel = entry.path
     try:
-        source = contained(output_dir, rel)
+        source = tree.path(rel)
         if not source.is_file():
             return "", f"file missing: {rel}"
-        digest = entry.get("sha256")
         # The manifest's hash names the thumbnail only while the file is the one it
         # recorded (same check as a build's): otherwise hash the file as it is now.
-        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)) or not file_matches(
-            output_dir, entry
-        ):
-            digest = sha256_file(source)
-        name = write_thumbnail(output_dir, digest, source)
+        digest = entry.sha256 if tree.matches(entry) else None
+        name = write_thumbnail(tree, digest or sha256_file(source), source)
     except UnsafePathError as exc:
         return "", str(exc)
     except Exception as exc:
@@ -275,7 +266,7 @@ def _thumbnail(output_dir: Path, entry: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def write_thumbnail(
-    output_dir: Path, sha256: str, source: Path | bytes | Image.Image, *, in_place: bool = False
+    tree: OutputTree, sha256: str, source: Path | bytes | Image.Image, *, in_place: bool = False
 ) -> str:
     """Make the thumbnail of the file with this sha256 unless it exists; returns its name.
 
@@ -284,13 +275,13 @@ def write_thumbnail(
     a decoded image is shrunk instead of copied (the caller is done with it).
     """
     name = f"{sha256}.webp"
-    if not (output_dir / THUMB_DIR / name).is_file():
+    if not tree.exists(f"{THUMB_DIR}/{name}"):
         if isinstance(source, Image.Image):
             thumbnail = _encode_thumbnail(source if in_place else source.copy())
         else:
             data = source if isinstance(source, bytes) else source.read_bytes()
             thumbnail = _render_thumbnail(data)
-        write_contained(output_dir, f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
+        tree.write(f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
     return name
 
 

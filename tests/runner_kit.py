@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.jobs import Provider
-from pipeline.output import Manifest
+from pipeline.output import Manifest, OutputTree
 from pipeline.progress import QuietReporter
 from pipeline.runner.budget import CatalogPricing
 from pipeline.runner.deps import RunDeps, StopSignal
@@ -47,7 +47,7 @@ def direct_runner(
         store=store,
         dispatcher=dispatcher,
         pricing=CatalogPricing(ws.catalog, 0.0),
-        output_dir=output,
+        output=OutputTree(output),
         project_root=root,
         manifest=Manifest.empty(),
         reporter=reporter,
@@ -55,5 +55,5 @@ def direct_runner(
         clock=clock,
         sleep=clock.sleep,
     )
-    states = assess(ws.plan, Manifest.empty(), store, output)
+    states = assess(ws.plan, Manifest.empty(), store, OutputTree(output))
     return Runner(ws.plan, states, deps, RunConfig(concurrency=concurrency))

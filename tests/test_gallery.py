@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
 from pipeline.hashing import sha256_file
+from pipeline.output import ManifestEntry, OutputTree
 
 # Read at import: the autouse clean_env fixture removes ASSETPIPE_* variables before each test.
 SKIP_BROWSER = os.environ.get("ASSETPIPE_SKIP_BROWSER") == "1"
@@ -51,7 +52,16 @@ def entry(out: Path, rel: str, image: Image.Image | None, fmt: str = "PNG", **fi
             height=image.height,
         )
     doc.update(fields)
+    if doc.get("cost_usd") is None:  # a job that failed before it cost anything
+        doc.pop("cost_usd", None)
     return doc
+
+
+def typed(entries: list[dict[str, Any]]) -> list[ManifestEntry]:
+    """The entries as the manifest loader hands them to the gallery (each one valid)."""
+    out = [ManifestEntry.from_json(e) for e in entries]
+    assert all(e is not None for e in out), entries
+    return [e for e in out if e is not None]
 
 
 def disc(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Image:
@@ -107,7 +117,7 @@ def thumbs(html: str) -> list[str]:
 
 def test_page_counts_cards_and_statuses(tree):
     out, entries = tree
-    path = write_gallery(out, entries, title="Emberfall")
+    path = write_gallery(OutputTree(out), typed(entries), title="Emberfall")
     assert path == out / INDEX
     html = path.read_text("utf-8")
     body = re.search(r"<body[^>]*>", html)
@@ -130,7 +140,7 @@ def test_page_counts_cards_and_statuses(tree):
 
 def test_untrusted_text_is_escaped(tree):
     out, entries = tree
-    html = write_gallery(out, entries).read_text("utf-8")
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     assert XSS not in html
     assert "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -141,7 +151,7 @@ def test_untrusted_text_is_escaped(tree):
 
 def test_long_prompts_collapse_and_checks_show(tree):
     out, entries = tree
-    html = write_gallery(out, entries).read_text("utf-8")
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     assert html.count("<details") == 1
     assert re.search(r'<li class="ok">✓ size: 400x100 as asked</li>', html)
     assert re.search(r'<li class="bad">✗ palette: mean ΔE 31.0 &lt;script&gt;', html)
@@ -149,7 +159,7 @@ def test_long_prompts_collapse_and_checks_show(tree):
 
 def test_thumbnails_are_small_webp_files_referenced_relatively(tree):
     out, entries = tree
-    html = write_gallery(out, entries).read_text("utf-8")
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     srcs = thumbs(html)
     assert len(srcs) == 5
     for src in srcs:
@@ -168,7 +178,7 @@ def test_thumbnails_are_small_webp_files_referenced_relatively(tree):
 
 def test_rewrite_is_idempotent_and_removes_stale_thumbnails(tree):
     out, entries = tree
-    first = write_gallery(out, entries).read_bytes()
+    first = write_gallery(OutputTree(out), typed(entries)).read_bytes()
     gallery = out / THUMB_DIR
     stale = gallery / f"{'0' * 64}.webp"
     stale.write_bytes(b"old")
@@ -177,23 +187,23 @@ def test_rewrite_is_idempotent_and_removes_stale_thumbnails(tree):
     mtimes = {p.name: p.stat().st_mtime_ns for p in gallery.iterdir()}
     time.sleep(0.01)
 
-    assert write_gallery(out, entries).read_bytes() == first
+    assert write_gallery(OutputTree(out), typed(entries)).read_bytes() == first
     assert not stale.exists()
     assert notes.exists()  # only files named like thumbnails are the gallery's to remove
     assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in gallery.iterdir())
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
     dropped = entries[1]
-    write_gallery(out, [e for e in entries if e is not dropped])
+    write_gallery(OutputTree(out), typed([e for e in entries if e is not dropped]))
     assert not (gallery / f"{dropped['sha256']}.webp").exists()
     assert (gallery / f"{entries[0]['sha256']}.webp").exists()
 
 
 def test_a_changed_file_gets_a_new_thumbnail(tree):
     out, entries = tree
-    write_gallery(out, entries)
+    write_gallery(OutputTree(out), typed(entries))
     Image.new("RGB", (300, 200), (0, 0, 255)).save(out / "icons/bow.jpeg", "JPEG")
-    html = write_gallery(out, entries).read_text("utf-8")
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     actual = sha256_file(out / "icons/bow.jpeg")
     assert f".gallery/{actual}.webp" in html
     assert not (out / THUMB_DIR / f"{entries[3]['sha256']}.webp").exists()
@@ -212,7 +222,7 @@ def test_missing_corrupt_and_escaping_files_get_placeholders(tree, tmp_path):
         entry(out, "javascript:alert(1)", Image.new("RGB", (8, 8), (9, 9, 9))),
         entry(out, "icons/odd.png", Image.new("RGB", (8, 8)), sha256="../../../etc/passwd"),
     ]
-    html = write_gallery(out, entries).read_text("utf-8")
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     assert sorted(thumbs(html)) == sorted(
         f".gallery/{sha256_file(out / rel)}.webp"
         for rel in ("icons/odd.png", "javascript:alert(1)")
@@ -241,7 +251,7 @@ def test_every_thumbnail_loads_in_headless_chromium(tree, tmp_path):
             "(apt-get install -y chromium), or set ASSETPIPE_SKIP_BROWSER=1 to skip this test"
         )
     out, entries = tree
-    index = write_gallery(out, entries)
+    index = write_gallery(OutputTree(out), typed(entries))
     html = index.read_text("utf-8")
     profile = tmp_path / "chromium-profile"
     command = [

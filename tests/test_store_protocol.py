@@ -18,7 +18,7 @@ import pytest
 from pipeline import api
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import RenditionOp, rendition_cache_key
-from pipeline.output import Manifest
+from pipeline.output import Manifest, OutputTree
 from pipeline.runner.freshness import JobState, assess
 from pipeline.runner.inputs import InputReader
 from pipeline.store import (
@@ -216,7 +216,7 @@ def test_records_never_name_a_path() -> None:
 def states_of(project: Any, store: ResultStore | None) -> dict[str, JobState]:
     """The plan's job states against an empty manifest and ``store``."""
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
-    return assess(ws.plan, Manifest.empty(), store, project.root / "output")
+    return assess(ws.plan, Manifest.empty(), store, OutputTree(project.root / "output"))
 
 
 def rendition_op(project: Any, job_id: str) -> RenditionOp:
@@ -284,14 +284,16 @@ def test_input_reader_takes_delivered_bytes_from_any_store(project: Any) -> None
     job = next(j for j in ws.plan.jobs if j.id == "s/a")
     memory = MemoryStore()
     record = memory.commit(A_KEY, b"a's image")
-    reader = InputReader(memory, project.root / "output", project.root)
+    reader = InputReader(memory, OutputTree(project.root / "output"), project.root)
     assert reader.delivered(job, record.blob) == b"a's image"
     assert memory.calls == ["commit", "read_blob"]
     output = project.root / "output" / job.output_path
     output.parent.mkdir(parents=True)
     output.write_bytes(b"on disk")
-    assert InputReader(MemoryStore(), output.parents[1], project.root).delivered(
+    assert InputReader(MemoryStore(), OutputTree(output.parents[1]), project.root).delivered(
         job, sha256_bytes(b"on disk")
     ) == (b"on disk")
     with pytest.raises(RuntimeError, match=r"s/a\.png changed during the build"):
-        InputReader(MemoryStore(), output.parents[1], project.root).delivered(job, record.blob)
+        InputReader(MemoryStore(), OutputTree(output.parents[1]), project.root).delivered(
+            job, record.blob
+        )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.catalog import Catalog, ModelInfo
+from pipeline.catalog import Catalog, ModelInfo, ModelPolicy
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean, raise_collected
 from pipeline.jobs import (
     ApiJob,
@@ -70,6 +70,8 @@ class PlanOptions:
 
     catalog: Catalog
     provider: str = "preview"
+    model_policy: ModelPolicy = "catalog"
+    """From the provider's registry entry: how a spec's model name is read."""
     model: str | None = None
     today: dt.date = field(default_factory=dt.date.today)
     max_jobs: int = DEFAULT_MAX_JOBS
@@ -117,7 +119,7 @@ class _Planner:
                     asset,
                     self.options.catalog,
                     self.options.model,
-                    self.options.provider,
+                    self.options.model_policy,
                     self.options.today,
                     self.warnings,
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from pipeline.catalog import Catalog, ModelInfo
+from pipeline.catalog import Catalog, ModelInfo, ModelPolicy
 from pipeline.errors import Location, SpecError, did_you_mean
 from pipeline.jobs import PlanWarning
 from pipeline.planner.resolve import ResolvedAsset
@@ -37,7 +37,7 @@ def effective_settings(
     asset: ResolvedAsset,
     catalog: Catalog,
     project_model: str | None,
-    provider: str,
+    model_policy: ModelPolicy,
     today: dt.date,
     warnings: list[PlanWarning],
 ) -> Effective:
@@ -66,7 +66,7 @@ def effective_settings(
     # A project-wide model is not written in this spec: its errors and warnings carry no
     # location (the message names the origin), so they are reported once, not per asset.
     model_where = None if origin else where("model")
-    model = _model(str(model_name), catalog, provider, today, model_where, warnings, origin)
+    model = _model(str(model_name), catalog, model_policy, today, model_where, warnings, origin)
     quality = str(pick("quality") or BUILTIN_QUALITY)
     background = str(pick("background") or BUILTIN_BACKGROUND)
     fmt = str(pick("format") or BUILTIN_FORMAT)
@@ -141,7 +141,7 @@ def effective_settings(
 def _model(
     name: str,
     catalog: Catalog,
-    provider: str,
+    model_policy: ModelPolicy,
     today: dt.date,
     where: Location | None,
     warnings: list[PlanWarning],
@@ -150,12 +150,12 @@ def _model(
     """Look a model up and check its lifecycle on ``today``; ``origin`` says where the name
     came from when no spec names it."""
     info = catalog.get(name)
-    if info is None and provider == "azure":
+    if info is None and model_policy == "deployment":
         # On Azure `model` is a deployment name; plan it with the default model's rules.
         base = catalog.models[catalog.default_model]
         warnings.append(
             PlanWarning(
-                f"'{name}' is not a model assetpipe knows; on azure it is taken as a deployment "
+                f"'{name}' is not a model assetpipe knows; here it is taken as a deployment "
                 f"of {base.name} (its sizes, qualities and prices)",
                 where,
             )

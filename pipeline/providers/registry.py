@@ -17,17 +17,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Literal
 
+from pipeline.catalog import ModelPolicy
 from pipeline.jobs import Provider
 
 log = logging.getLogger("assetpipe.providers")
 
 ENTRY_POINT_GROUP = "assetpipe.providers"
-
-ModelPolicy = Literal["catalog", "deployment"]
-"""How a provider's model names are read: ``catalog`` names must be in the model table;
-``deployment`` (Azure) takes an unknown name as a deployment of the default model."""
 
 
 @dataclass(frozen=True, slots=True)

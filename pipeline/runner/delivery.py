@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipeline import checks, postprocess
-from pipeline.fsutil import write_contained
 from pipeline.gallery import write_thumbnail
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Job, SheetJob
+from pipeline.output import Companion, OutputTree
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome
 from pipeline.sheets import SheetOptions, render_sheet
@@ -30,19 +29,19 @@ class Stored:
     mtime_ns: int
     sha256: str
     bytes: int
-    checks: list[dict[str, Any]]
+    checks: list[Mapping[str, Any]]
     phash: str | None
     provenance: dict[str, Any]
-    companions: list[dict[str, Any]] | None = None
+    companions: tuple[Companion, ...] | None = None
     width: int | None = None
     height: int | None = None
 
 
 class Delivery:
-    """Writes delivered files under the output folder and inspects them."""
+    """Writes delivered files into the output tree and inspects them."""
 
-    def __init__(self, output_dir: Path, jobs: Mapping[str, Job], embed_metadata: bool):
-        self.output_dir = output_dir
+    def __init__(self, output: OutputTree, jobs: Mapping[str, Job], embed_metadata: bool):
+        self.output = output
         self.jobs = jobs
         self.embed_metadata = embed_metadata
 
@@ -57,16 +56,16 @@ class Delivery:
         if self.embed_metadata and job.format == "png":
             stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
             written = postprocess.with_png_text(data, "assetpipe", stamp)
-        path = write_contained(self.output_dir, job.output_path, written)
+        path = self.output.write(job.output_path, written)
         mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
         image = postprocess.decode(written)  # once, for the checks, the hash and the thumbnail
         companions = None
         if atlas is not None and job.kind == "sheet":
-            write_contained(self.output_dir, job.atlas_path, atlas)
-            companions = [{"path": job.atlas_path, "sha256": sha256_bytes(atlas)}]
+            self.output.write(job.atlas_path, atlas)
+            companions = (Companion(job.atlas_path, sha256_bytes(atlas)),)
         if job.kind == "sheet":
             info = postprocess.describe(image)
-            write_thumbnail(self.output_dir, sha, image, in_place=True)
+            write_thumbnail(self.output, sha, image, in_place=True)
             return Stored(
                 mtime,
                 sha,
@@ -98,10 +97,10 @@ class Delivery:
             fmt = postprocess.probe(original).format
             stem = job.output_path.rsplit(".", 1)[0]
             kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
-            write_contained(self.output_dir, kept, original)
+            self.output.write(kept, original)
             provenance["original_path"] = kept
         phash = f"{checks.perceptual_hash(image):016x}"
-        write_thumbnail(self.output_dir, sha, image, in_place=True)  # last: it shrinks `image`
+        write_thumbnail(self.output, sha, image, in_place=True)  # last: it shrinks `image`
         return Stored(
             mtime_ns=mtime,
             sha256=sha,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from pipeline.jobs import Job, ProviderFailure
-from pipeline.output import Manifest
+from pipeline.output import Manifest, OutputTree
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import Dispatcher
 from pipeline.store import ResultStore
@@ -66,7 +66,7 @@ class RunDeps:
     store: ResultStore
     dispatcher: Dispatcher
     pricing: Pricing
-    output_dir: Path
+    output: OutputTree
     project_root: Path
     manifest: Manifest
     reporter: Reporter

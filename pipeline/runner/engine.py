@@ -36,7 +36,7 @@ from pipeline.jobs import (
     RenditionJob,
     SheetJob,
 )
-from pipeline.output import file_matches
+from pipeline.output import ManifestEntry
 from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import Reporter, RunDeps
@@ -103,10 +103,10 @@ class Runner:
         self.deps = deps
         self.config = config
         self.cache = deps.store
-        self.output_dir = deps.output_dir
-        self.inputs = InputReader(deps.store, deps.output_dir, deps.project_root)
+        self.output = deps.output
+        self.inputs = InputReader(deps.store, deps.output, deps.project_root)
         self.delivery = Delivery(
-            deps.output_dir, {job.id: job for job in plan.jobs}, config.embed_metadata
+            deps.output, {job.id: job for job in plan.jobs}, config.embed_metadata
         )
         self.manifest = deps.manifest
         self.reporter = deps.reporter
@@ -230,12 +230,10 @@ class Runner:
             entry = self.manifest.entries.get(job.output_path)
             if (
                 entry
-                and entry.get("cache_key") == key
-                and await asyncio.to_thread(file_matches, self.output_dir, entry)
+                and entry.cache_key == key
+                and await asyncio.to_thread(self.output.matches, entry)
             ):
-                return self._up_to_date(
-                    job, JobState("up-to-date", key, entry.get("sha256"), ""), entry
-                )
+                return self._up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
             async with self.local_work:
                 hit = await asyncio.to_thread(self.cache.get, key)
                 if hit is not None:
@@ -284,9 +282,7 @@ class Runner:
         )
         return await self._deliver(job, "generated", key, sheet, None, inputs, atlas=atlas)
 
-    async def _render(
-        self, job: RenditionJob, key: str, shas: Mapping[str, str | None]
-    ) -> Outcome:
+    async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.op)
@@ -448,10 +444,8 @@ class Runner:
         error = {"type": "not_started", "message": message}
         return Outcome(job, "skipped", cache_key=key, inputs=inputs, error=error)
 
-    def _up_to_date(
-        self, job: Job, state: JobState, entry: Mapping[str, Any] | None = None
-    ) -> Outcome:
-        recorded = entry or self.manifest.entries.get(job.output_path) or {}
+    def _up_to_date(self, job: Job, state: JobState, entry: ManifestEntry | None = None) -> Outcome:
+        recorded = entry or self.manifest.entries.get(job.output_path)
         return Outcome.from_entry(job, state.cache_key, state.sha256, recorded)
 
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:

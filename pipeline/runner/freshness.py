@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.jobs import Job, Plan, api_cache_key, rendition_cache_key, sheet_cache_key
-from pipeline.output import Manifest, file_matches
+from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.store import ResultStore
 
 Status = Literal["up-to-date", "cached", "generate", "render"]
@@ -60,31 +59,24 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
 
 
 def assess(
-    plan: Plan, manifest: Manifest, cache: ResultStore | None, output_dir: Path
+    plan: Plan, manifest: Manifest, cache: ResultStore | None, tree: OutputTree
 ) -> dict[str, JobState]:
     """The state of every job, in plan order (inputs are assessed before dependents)."""
     states: dict[str, JobState] = {}
     shas: dict[str, str | None] = {}
     for job in plan.jobs:
         key = job_key(job, shas)
-        entry: Mapping[str, Any] | None = manifest.entries.get(job.output_path)
+        entry: ManifestEntry | None = manifest.entries.get(job.output_path)
         make: Status = "generate" if job.is_api else "render"
         if key is None:
             state = JobState(make, None, None, "its inputs will change")
-        elif entry and entry.get("cache_key") == key and file_matches(output_dir, entry):
-            recorded = entry.get("checks")
-            state = JobState(
-                "up-to-date",
-                key,
-                str(entry.get("sha256")),
-                "unchanged",
-                tuple(recorded) if isinstance(recorded, list) else None,
-            )
+        elif entry and entry.cache_key == key and tree.matches(entry):
+            state = JobState("up-to-date", key, entry.sha256, "unchanged", entry.checks)
         else:
             record = cache.lookup(key) if cache is not None else None
             if record is not None:
                 state = JobState("cached", key, record.blob, "in the cache")
-            elif entry and entry.get("cache_key") == key:
+            elif entry and entry.cache_key == key:
                 state = JobState(make, key, None, "file changed or missing; not cached")
             elif entry:
                 state = JobState(make, key, None, "the request changed")

@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline import postprocess
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import ApiJob, ImageInput, ImageRequest, InputRef, Job, ProviderFailure
+from pipeline.output import OutputTree
 from pipeline.runner.outcome import Outcome
 from pipeline.store import ResultStore
 
@@ -36,7 +37,7 @@ class InputReader:
     """Reads input bytes from the cache, the output tree and the project."""
 
     cache: ResultStore
-    output_dir: Path
+    output: OutputTree
     project_root: Path
 
     def delivered(self, job: Job, sha: str | None) -> bytes:
@@ -45,7 +46,7 @@ class InputReader:
             data = self.cache.read_blob(sha)
             if data is not None:
                 return data
-        data = (self.output_dir / job.output_path).read_bytes()
+        data = self.output.read(job.output_path)
         if sha and sha256_bytes(data) != sha:
             raise RuntimeError(f"{job.output_path} changed during the build")
         return data

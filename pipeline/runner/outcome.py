@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.jobs import Job, ProviderFailure
+from pipeline.output import Companion, ManifestEntry
 
 Status = Literal["generated", "cached", "up-to-date", "failed", "blocked", "skipped"]
 OK_STATUSES = frozenset({"generated", "cached", "up-to-date"})
@@ -30,10 +31,10 @@ class Outcome:
     returned_size: str | None = None
     error: Mapping[str, Any] | None = None
     attempts: int = 0
-    checks: list[dict[str, Any]] | None = None
+    checks: list[Mapping[str, Any]] | None = None
     phash: str | None = None
     provenance: Mapping[str, Any] | None = None
-    companions: list[dict[str, Any]] | None = None
+    companions: tuple[Companion, ...] | None = None
     """Files written beside the main one (a sheet's atlas JSON): path and sha256 each."""
     width: int | None = None
     height: int | None = None
@@ -41,27 +42,29 @@ class Outcome:
 
     @classmethod
     def from_entry(
-        cls, job: Job, key: str | None, sha256: str | None, entry: Mapping[str, Any]
+        cls, job: Job, key: str | None, sha256: str | None, entry: ManifestEntry | None
     ) -> Outcome:
         """An up-to-date job: everything but the status as the manifest recorded it."""
+        if entry is None:
+            return cls(job, "up-to-date", cache_key=key, sha256=sha256)
         return cls(
             job,
             "up-to-date",
             cache_key=key,
             sha256=sha256,
-            bytes=entry.get("bytes"),
-            mtime_ns=entry.get("mtime_ns"),
-            inputs=list(entry.get("inputs") or []),
-            usage=entry.get("usage"),
-            cost_usd=float(entry.get("cost_usd") or 0.0),
-            request_id=entry.get("request_id"),
-            returned_size=entry.get("returned_size"),
-            checks=entry.get("checks"),
-            phash=entry.get("phash"),
-            provenance=entry.get("provenance"),
-            companions=entry.get("companions"),
-            width=entry.get("width"),
-            height=entry.get("height"),
+            bytes=entry.bytes,
+            mtime_ns=entry.mtime_ns,
+            inputs=list(entry.inputs),
+            usage=entry.usage,
+            cost_usd=entry.cost_usd,
+            request_id=entry.request_id,
+            returned_size=entry.returned_size,
+            checks=list(entry.checks) if entry.checks is not None else None,
+            phash=entry.phash,
+            provenance=entry.provenance,
+            companions=entry.companions,
+            width=entry.width,
+            height=entry.height,
         )
 
     @classmethod
@@ -84,39 +87,39 @@ class Outcome:
         """Whether the job's file is in place."""
         return self.status in OK_STATUSES
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> ManifestEntry:
         """The manifest entry (DESIGN section 8)."""
         job = self.job
-        return {
-            "job": job.id,
-            "collection": job.collection,
-            "asset": job.asset,
-            "variant": job.variant,
-            "kind": job.kind,
-            "path": job.output_path,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            "mtime_ns": self.mtime_ns,
-            "width": self.width if self.width is not None else job.size[0],
-            "height": self.height if self.height is not None else job.size[1],
-            "format": job.format,
-            "model": "-" if job.kind == "sheet" else job.model,
-            "provider": job.provider,
-            "prompt": "" if job.kind == "sheet" else job.prompt,
-            "params": dict(job.params),
-            "requested_size": f"{job.requested_size[0]}x{job.requested_size[1]}",
-            "returned_size": self.returned_size,
-            "inputs": list(self.inputs),
-            "cache_key": self.cache_key,
-            "status": self.status,
-            "error": dict(self.error) if self.error else None,
-            "usage": dict(self.usage) if self.usage else None,
-            "cost_usd": round(self.cost_usd, 6),
-            "estimated_cost_usd": round(job.estimated_cost_usd, 6),
-            "request_id": self.request_id,
-            "source": job.source,
-            "checks": list(self.checks) if self.checks is not None else None,
-            "phash": self.phash,
-            "provenance": dict(self.provenance) if self.provenance else None,
-            "companions": list(self.companions) if self.companions else None,
-        }
+        return ManifestEntry(
+            job=job.id,
+            collection=job.collection,
+            asset=job.asset,
+            variant=job.variant,
+            kind=job.kind,
+            path=job.output_path,
+            sha256=self.sha256,
+            bytes=self.bytes,
+            mtime_ns=self.mtime_ns,
+            width=self.width if self.width is not None else job.size[0],
+            height=self.height if self.height is not None else job.size[1],
+            format=job.format,
+            model="-" if job.kind == "sheet" else job.model,
+            provider=job.provider,
+            prompt="" if job.kind == "sheet" else job.prompt,
+            params=dict(job.params),
+            requested_size=f"{job.requested_size[0]}x{job.requested_size[1]}",
+            returned_size=self.returned_size,
+            inputs=tuple(self.inputs),
+            cache_key=self.cache_key,
+            status=self.status,
+            error=dict(self.error) if self.error else None,
+            usage=dict(self.usage) if self.usage else None,
+            cost_usd=round(self.cost_usd, 6),
+            estimated_cost_usd=round(job.estimated_cost_usd, 6),
+            request_id=self.request_id,
+            source=job.source,
+            checks=tuple(self.checks) if self.checks is not None else None,
+            phash=self.phash,
+            provenance=dict(self.provenance) if self.provenance else None,
+            companions=self.companions or None,
+        )

@@ -1,4 +1,4 @@
-"""The output tree and its manifest (DESIGN section 8).
+"""The manifest of the output tree (DESIGN section 8): typed entries, read and written.
 
 ``output/manifest.json`` records every delivered file with the key of the request that
 made it, so a later build knows what is up to date without hashing everything: a file
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.fsutil import UnsafePathError, contained, write_atomic
-from pipeline.hashing import sha256_file
+from pipeline.fsutil import write_atomic
+from pipeline.output.entry import ManifestEntry
 
 log = logging.getLogger("assetpipe.output")
 
@@ -34,25 +33,22 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 """10,000 entries take a few MB; a manifest this large was not written by assetpipe."""
-OUTPUT_LOCK = ".assetpipe.lock"
-"""Held by a build while it writes the output tree; not an asset, never in the manifest."""
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The entries of ``manifest.json``, by path."""
 
-    entries: Mapping[str, Mapping[str, Any]]
+    entries: Mapping[str, ManifestEntry]
 
     @classmethod
     def empty(cls) -> Manifest:
         """A manifest with no entries (no earlier build)."""
         return cls(entries={})
 
-    def by_job(self) -> dict[str, Mapping[str, Any]]:
+    def by_job(self) -> dict[str, ManifestEntry]:
         """Entries by job id."""
-        return {str(e["job"]): e for e in self.entries.values() if "job" in e}
+        return {e.job: e for e in self.entries.values()}
 
 
 def read_manifest_bytes(path: Path) -> bytes | None:
@@ -113,17 +109,22 @@ def load_manifest(output_dir: Path) -> Manifest:
     if not isinstance(entries, list):
         log.warning("ignoring %s: it has no entries list", path)
         return Manifest.empty()
-    return Manifest(
-        entries={
-            str(e["path"]): e
-            for e in entries
-            if isinstance(e, dict) and isinstance(e.get("path"), str)
-        }
-    )
+    parsed = [ManifestEntry.from_json(e) for e in entries]
+    valid = {e.path: e for e in parsed if e is not None}
+    if len(valid) < len(entries):
+        dropped = sum(1 for e in parsed if e is None)
+        if dropped:
+            log.warning(
+                "ignoring %d malformed entr%s of %s; their files will be checked again",
+                dropped,
+                "y" if dropped == 1 else "ies",
+                path,
+            )
+    return Manifest(entries=valid)
 
 
 def write_manifest(
-    output_dir: Path, entries: Iterable[Mapping[str, Any]], totals: Mapping[str, Any]
+    output_dir: Path, entries: Iterable[ManifestEntry], totals: Mapping[str, Any]
 ) -> bool:
     """Write the manifest atomically, entries sorted by path, one entry per line.
 
@@ -131,7 +132,7 @@ def write_manifest(
     build of 10,000 files should not rewrite megabytes. One compact line per entry keeps
     diffs readable and lets the C JSON encoder do the work (indentation disables it).
     """
-    ordered = sorted(entries, key=lambda e: str(e["path"]))
+    ordered = [e.as_json() for e in sorted(entries, key=lambda e: e.path)]
     head = json.dumps(
         {"version": MANIFEST_VERSION, "generator": f"assetpipe {__version__}"},
         ensure_ascii=False,
@@ -160,36 +161,3 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
             return False
         return handle.read(len(data) + 1) == data
-
-
-def file_matches(output_dir: Path, entry: Mapping[str, Any]) -> bool:
-    """Whether the file an entry describes is still the file it recorded.
-
-    Size and mtime first (a stat); the content hash only when they moved, so an untouched
-    tree of 10,000 files is checked in a blink and a touched-but-same file still counts.
-    Only a regular file inside the output folder can match, and only a well-formed sha256.
-    """
-    if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
-        return False
-    try:
-        path = contained(output_dir, str(entry["path"]))
-        st = path.lstat()
-    except (OSError, ValueError, KeyError, UnsafePathError):
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != entry.get("bytes"):
-        return False
-    if st.st_mtime_ns != entry.get("mtime_ns") and sha256_file(path) != entry.get("sha256"):
-        return False
-    companions = entry.get("companions") or ()
-    if not isinstance(companions, list | tuple):
-        return False
-    return all(_companion_matches(output_dir, c) for c in companions)
-
-
-def _companion_matches(output_dir: Path, companion: Mapping[str, Any]) -> bool:
-    """A file written beside an entry's (a sheet's atlas): small, so always hashed."""
-    try:
-        path = contained(output_dir, str(companion["path"]))
-        return stat.S_ISREG(path.lstat().st_mode) and sha256_file(path) == companion.get("sha256")
-    except (OSError, ValueError, KeyError, TypeError, UnsafePathError):
-        return False

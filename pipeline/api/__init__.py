@@ -1,0 +1,64 @@
+"""The public API and the composition root: every command of the CLI is one call here.
+
+Only this package (with :mod:`pipeline.settings`) reads settings and the environment, and
+only it picks concrete implementations (the provider from the registry, the store, the
+dispatcher, the pricing) to hand to the runner. Its submodules:
+
+- :mod:`~pipeline.api.workspace`: load and plan a project; ``check`` and ``cache``;
+- :mod:`~pipeline.api.building`: wire and run one build, write its manifest and gallery;
+- :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print.
+
+Names not in ``__all__`` are internal and may change.
+"""
+
+from pipeline.api.building import (
+    BuildOptions,
+    BuildResult,
+    build,
+    exit_code,
+    make_provider,
+    run_workspace,
+)
+from pipeline.api.reports import build_summary, graph_text, job_json, plan_document, plan_totals
+from pipeline.api.workspace import (
+    TODAY_VARIABLE,
+    CheckResult,
+    Request,
+    Workspace,
+    cache_clear,
+    cache_folder,
+    cache_gc,
+    cache_stats,
+    check,
+    job_states,
+    lifecycle_date,
+    open_workspace,
+    read_image_facts,
+)
+
+__all__ = [
+    "TODAY_VARIABLE",
+    "BuildOptions",
+    "BuildResult",
+    "CheckResult",
+    "Request",
+    "Workspace",
+    "build",
+    "build_summary",
+    "cache_clear",
+    "cache_folder",
+    "cache_gc",
+    "cache_stats",
+    "check",
+    "exit_code",
+    "graph_text",
+    "job_json",
+    "job_states",
+    "lifecycle_date",
+    "make_provider",
+    "open_workspace",
+    "plan_document",
+    "plan_totals",
+    "read_image_facts",
+    "run_workspace",
+]

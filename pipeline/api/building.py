@@ -1,0 +1,256 @@
+"""Wiring one build: folders, locks, provider, store, dispatcher, runner, manifest, gallery.
+
+The composition root of a build: the one place that picks concrete implementations for
+the runner (the provider from the registry, the local store, the direct dispatcher, the
+catalog's pricing) and decides the exit code. A new store or dispatcher is chosen here and
+nowhere else. Before the runner
+starts, the cache and output folders are checked (no links, writable) and locked: the
+project lock (``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``),
+so two builds sharing either folder never interleave their writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.api.workspace import Request, Workspace, open_workspace
+from pipeline.catalog import Catalog
+from pipeline.checks import flag_near_duplicates
+from pipeline.errors import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+)
+from pipeline.fsutil import (
+    check_folder,
+    held_lock,
+    make_folders,
+    probe_writable,
+    remove_folders,
+)
+from pipeline.gallery import write_gallery
+from pipeline.jobs import Plan, Provider
+from pipeline.output import (
+    GALLERY_INDEX,
+    MANIFEST,
+    OutputTree,
+    load_manifest,
+    next_entries,
+    totals,
+    write_manifest,
+)
+from pipeline.providers.registry import ProviderOptions
+from pipeline.runner.budget import CatalogPricing
+from pipeline.runner.deps import Reporter, RunDeps, StopSignal
+from pipeline.runner.dispatch import DirectDispatcher
+from pipeline.runner.engine import RunConfig, Runner, RunReport
+from pipeline.runner.freshness import assess
+from pipeline.runner.limiter import RateLimiter
+from pipeline.runner.outcome import Outcome
+from pipeline.runner.retry import RetryPolicy
+from pipeline.settings import Settings
+from pipeline.store import LocalStore
+
+log = logging.getLogger("assetpipe.build")
+
+LOCK_FILE = "build.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Switches of ``assetpipe build``."""
+
+    force: bool = False
+    fail_fast: bool = False
+    prune: bool = False
+    strict_checks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What a build did and the exit code it deserves."""
+
+    report: RunReport
+    pruned: tuple[str, ...]
+    manifest_path: Path
+    exit_code: int
+    failed_checks: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()
+    """(job id, status, check) of every failed check of the built jobs."""
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by final status."""
+        out: dict[str, int] = {}
+        for outcome in self.report.outcomes.values():
+            out[outcome.status] = out.get(outcome.status, 0) + 1
+        return out
+
+
+@contextlib.contextmanager
+def project_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold the project's build lock, or fail at once with a clear message."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with held_lock(
+        cache_dir / LOCK_FILE,
+        "the build lock",
+        lambda holder: (
+            f"another assetpipe build is running in this project (pid {holder}); "
+            "wait for it to finish, then build again"
+        ),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def build_folders(settings: Settings, cache: LocalStore, tree: OutputTree) -> Iterator[None]:
+    """Check, create and lock the cache and output folders, then make sure both can be
+    written, all before the first paid call; on a failure here nothing is left behind."""
+    cache_dir, output_dir = settings.cache_dir, tree.root
+    check_folder(cache_dir, "cache folder", "--cache-dir")
+    check_folder(output_dir, "output folder", "--output")
+    created: list[Path] = []
+    ready = False
+    try:
+        created += make_folders(cache_dir)
+        with project_lock(cache_dir):
+            created += make_folders(output_dir)
+            with tree.lock():
+                probe_writable(output_dir, "output folder", "--output")
+                created += make_folders(cache.blob_dir)
+                cache.prepare()
+                ready = True
+                yield
+    except OSError as exc:
+        if ready:
+            raise
+        raise UsageError(
+            f"cannot prepare the build's folders: {exc.strerror or exc}: "
+            f"{exc.filename or cache_dir}; check --cache-dir and --output"
+        ) from None
+    finally:
+        if not ready:
+            remove_folders(created)
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The provider the settings ask for, built by its registry entry."""
+    return settings.provider_entry.factory(ProviderOptions(timeout=settings.timeout))
+
+
+def run_build(
+    settings: Settings,
+    catalog: Catalog,
+    plan: Plan,
+    full_plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None = None,
+) -> BuildResult:
+    """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
+    tree = OutputTree(settings.output_dir)
+    produced = {job.output_path for job in full_plan.jobs}
+    with LocalStore(settings.cache_dir / "cache") as cache, build_folders(settings, cache, tree):
+        manifest = load_manifest(tree.root)
+        states = assess(plan, manifest, cache, tree)
+
+        def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
+            built = (o.entry() for o in outcomes.values())
+            entries, _ = next_entries(produced, built, manifest, tree, False)
+            write_manifest(tree.root, entries, totals(entries, None))
+
+        stop = StopSignal()
+        dispatcher = DirectDispatcher(
+            provider or make_provider(settings),
+            RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+            RetryPolicy(max_attempts=settings.max_attempts),
+            concurrency=settings.concurrency,
+            stopped=stop.__bool__,
+            on_retry=reporter.retrying,
+        )
+        deps = RunDeps(
+            store=cache,
+            dispatcher=dispatcher,
+            pricing=CatalogPricing(catalog, 0.0 if settings.provider_entry.free else 1.0),
+            output=tree,
+            project_root=settings.root,
+            manifest=manifest,
+            reporter=reporter,
+            stop=stop,
+            on_checkpoint=checkpoint,
+        )
+        config = RunConfig(
+            concurrency=settings.concurrency,
+            max_cost=settings.max_cost,
+            fail_fast=options.fail_fast,
+            force=options.force,
+            embed_metadata=settings.embed_metadata,
+        )
+        runner = Runner(plan, states, deps, config)
+        report = asyncio.run(_run(runner))
+        built = [o.entry() for o in report.outcomes.values()]
+        entries, pruned = next_entries(produced, built, manifest, tree, options.prune)
+        entries = flag_near_duplicates(entries)
+        changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
+        if changed or not tree.exists(GALLERY_INDEX):
+            write_gallery(tree, entries, title=f"assetpipe: {settings.root.resolve().name}")
+    failed_checks = [
+        (e.job, e.status, c) for e in entries if e.job in report.outcomes for c in e.failed_checks()
+    ]
+    code = exit_code(report)
+    if code == EXIT_OK and options.strict_checks and failed_checks:
+        code = EXIT_FAILED
+    return BuildResult(
+        report=report,
+        pruned=tuple(pruned),
+        manifest_path=tree.root / MANIFEST,
+        exit_code=code,
+        failed_checks=tuple(failed_checks),
+    )
+
+
+async def _run(runner: Runner) -> RunReport:
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, runner.interrupt)
+            handled.append(sig)
+    try:
+        return await runner.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.deps.dispatcher.aclose()
+
+
+def exit_code(report: RunReport) -> int:
+    """130 interrupted, 3 stopped by the budget, 1 anything failed, 0 all done."""
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if report.budget_hit:
+        return EXIT_BUDGET
+    if any(not o.ok for o in report.outcomes.values()):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def build(
+    req: Request, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
+) -> BuildResult:
+    """Plan, then run the plan (``provider`` overrides the settings' one, for tests)."""
+    return run_workspace(open_workspace(req), options, reporter, provider)
+
+
+def run_workspace(
+    ws: Workspace, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
+) -> BuildResult:
+    """Run an already planned workspace."""
+    return run_build(ws.settings, ws.catalog, ws.plan, ws.full_plan, options, reporter, provider)

@@ -1,0 +1,119 @@
+"""What ``plan``, ``plan --json``, ``plan --graph`` and ``build --json`` print.
+
+Documents built from a plan and a build's result, kept apart from the wiring so the
+formats (DESIGN section 9) are read in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.api.building import BuildResult
+from pipeline.api.workspace import Workspace
+from pipeline.errors import UsageError
+from pipeline.jobs import Job, Plan
+from pipeline.runner.freshness import JobState
+
+
+def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
+    """One job as ``plan --json`` prints it (DESIGN section 9)."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "collection": job.collection,
+        "asset": job.asset,
+        "variant": job.variant,
+        "model": "-" if job.kind == "sheet" else job.model,
+        "size": f"{job.size[0]}x{job.size[1]}" if job.kind != "sheet" else "packed",
+        "requested_size": (
+            f"{job.requested_size[0]}x{job.requested_size[1]}" if job.is_api else None
+        ),
+        "quality": job.params.get("quality") if job.is_api else None,
+        "background": job.params.get("background") if job.is_api else None,
+        "format": job.format,
+        "prompt": "" if job.kind == "sheet" else job.prompt,
+        "depends_on": list(job.depends_on),
+        "status": state.status if state else None,
+        "reason": state.reason if state else None,
+        "cache_key": state.cache_key if state else job.cache_key,
+        "estimated_cost_usd": round(job.estimated_cost_usd, 6),
+        "output": job.output_path,
+        "source": job.source,
+        "checks": [dict(c) for c in state.checks] if state and state.checks else None,
+    }
+
+
+def plan_totals(plan_: Plan, states: Mapping[str, JobState]) -> dict[str, Any]:
+    """Counts by status and kind, and the estimated cost of what a build would pay for."""
+    by_status: dict[str, int] = {}
+    for state in states.values():
+        by_status[state.status] = by_status.get(state.status, 0) + 1
+    to_pay = sum(
+        j.estimated_cost_usd for j in plan_.jobs if j.is_api and states[j.id].status == "generate"
+    )
+    return {
+        "jobs": len(plan_.jobs),
+        "api_jobs": sum(1 for j in plan_.jobs if j.is_api),
+        "renditions": sum(1 for j in plan_.jobs if not j.is_api),
+        "by_status": by_status,
+        "estimated_cost_usd": round(to_pay, 6),
+        "estimated_cost_all_usd": round(plan_.estimated_cost_usd, 6),
+    }
+
+
+def plan_document(ws: Workspace, states: Mapping[str, JobState]) -> str:
+    """``plan --json`` as text."""
+    doc = {
+        "jobs": [job_json(j, states.get(j.id)) for j in ws.plan.jobs],
+        "totals": {**plan_totals(ws.plan, states), "provider": ws.settings.provider},
+        "warnings": [str(w) for w in ws.plan.warnings],
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=1)
+
+
+def graph_text(plan_: Plan, fmt: str) -> str:
+    """The job graph as mermaid or Graphviz dot."""
+    if fmt == "mermaid":
+        lines = ["flowchart LR"]
+        names = {job.id: f"j{i}" for i, job in enumerate(plan_.jobs)}
+        for job in plan_.jobs:
+            lines.append(f'  {names[job.id]}["{job.id}<br/>{job.kind}"]')
+        for job in plan_.jobs:
+            lines.extend(f"  {names[d]} --> {names[job.id]}" for d in job.depends_on if d in names)
+        return "\n".join(lines) + "\n"
+    if fmt == "dot":
+        lines = ["digraph assetpipe {", "  rankdir=LR;", "  node [shape=box];"]
+        for job in plan_.jobs:
+            lines.append(f'  "{job.id}" [label="{job.id}\\n{job.kind}"];')
+        for job in plan_.jobs:
+            lines.extend(f'  "{d}" -> "{job.id}";' for d in job.depends_on)
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+    raise UsageError(f"unknown graph format '{fmt}'; use mermaid or dot")
+
+
+def build_summary(result: BuildResult) -> dict[str, Any]:
+    """``build --json``: counts, spend, time, failures and the exit code."""
+    report = result.report
+    return {
+        "exit_code": result.exit_code,
+        "counts": result.counts(),
+        "spent_usd": round(report.spent_usd, 6),
+        "elapsed_s": round(report.elapsed_s, 3),
+        "stop_reason": report.stop_reason,
+        "budget_hit": report.budget_hit,
+        "interrupted": report.interrupted,
+        "failed": [
+            {"job": o.job.id, "status": o.status, "error": dict(o.error or {})}
+            for o in report.outcomes.values()
+            if o.status in ("failed", "blocked")
+        ],
+        "failed_checks": [
+            {"job": job, "status": status, **dict(check)}
+            for job, status, check in result.failed_checks
+        ],
+        "pruned": list(result.pruned),
+        "manifest": str(result.manifest_path),
+    }
