@@ -10,9 +10,9 @@ from pipeline.jobs import Provider
 from pipeline.output import Manifest, OutputTree
 from pipeline.progress import QuietReporter
 from pipeline.runner.budget import CatalogPricing
-from pipeline.runner.deps import RunDeps, StopSignal
+from pipeline.runner.deps import RunConfig, RunDeps, StopSignal
 from pipeline.runner.dispatch import DirectDispatcher
-from pipeline.runner.engine import RunConfig, Runner
+from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import RetryPolicy

@@ -35,7 +35,7 @@ from pipeline.providers.openai_provider import OpenAIProvider
 from pipeline.providers.preview import PreviewProvider
 from pipeline.providers.ratelimit_headers import parse_duration, rate_limit_info, retry_after
 from pipeline.providers.redaction import BEARER_MARKER, KEY_MARKER, Redactor
-from pipeline.runner.engine import RunConfig
+from pipeline.runner.deps import RunConfig
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy, give_up_note
 from pipeline.store import LocalStore

@@ -50,12 +50,12 @@ from pipeline.output import (
 )
 from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.budget import CatalogPricing
-from pipeline.runner.deps import Reporter, RunDeps, StopSignal
+from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
 from pipeline.runner.dispatch import DirectDispatcher
-from pipeline.runner.engine import RunConfig, Runner, RunReport
+from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.limiter import RateLimiter
-from pipeline.runner.outcome import Outcome
+from pipeline.runner.outcome import Outcome, RunReport
 from pipeline.runner.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.store import LocalStore

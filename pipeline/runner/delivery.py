@@ -17,7 +17,7 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Job, SheetJob
 from pipeline.output import Companion, OutputTree
 from pipeline.runner.inputs import InputReader
-from pipeline.runner.outcome import Outcome
+from pipeline.runner.outcome import Outcome, Status
 from pipeline.sheets import SheetOptions, render_sheet
 from pipeline.sizes import parse_size
 
@@ -35,6 +35,27 @@ class Stored:
     companions: tuple[Companion, ...] | None = None
     width: int | None = None
     height: int | None = None
+
+    def outcome(
+        self, job: Job, status: Status, key: str, inputs: list[str], **fields: Any
+    ) -> Outcome:
+        """The outcome of a job whose file this is; ``fields`` describe the call (if any)."""
+        return Outcome(
+            job,
+            status,
+            cache_key=key,
+            sha256=self.sha256,
+            bytes=self.bytes,
+            inputs=inputs,
+            mtime_ns=self.mtime_ns,
+            checks=self.checks,
+            phash=self.phash,
+            provenance=self.provenance,
+            companions=self.companions,
+            width=self.width,
+            height=self.height,
+            **fields,
+        )
 
 
 class Delivery:

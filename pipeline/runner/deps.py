@@ -60,6 +60,18 @@ class StopSignal:
 
 
 @dataclass(frozen=True, slots=True)
+class RunConfig:
+    """How to run: limits and switches from the command line and settings."""
+
+    concurrency: int = 8
+    max_cost: float | None = None
+    fail_fast: bool = False
+    force: bool = False
+    embed_metadata: bool = False
+    checkpoint_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class RunDeps:
     """The collaborators of one run."""
 

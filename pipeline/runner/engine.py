@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline import postprocess
@@ -39,21 +38,21 @@ from pipeline.jobs import (
 from pipeline.output import ManifestEntry
 from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
-from pipeline.runner.deps import Reporter, RunDeps
+from pipeline.runner.deps import Reporter, RunConfig, RunDeps
 from pipeline.runner.dispatch import NotStarted
 from pipeline.runner.freshness import JobState, job_key
 from pipeline.runner.guards import (
     MAX_NOTES,
     LocalWriteError,
     UnusableImage,
-    cached_cost,
+    cached_fields,
     cached_notes,
-    size_note,
     with_notes,
     writing,
 )
 from pipeline.runner.inputs import InputReader, input_shas
-from pipeline.runner.outcome import Outcome, Status
+from pipeline.runner.outcome import Outcome, RunReport, Status
+from pipeline.runner.paid import account_advice, deliverable, paid_meta, write_failure_advice
 from pipeline.runner.retry import give_up_note
 from pipeline.store import CacheRecord
 
@@ -66,30 +65,6 @@ Paid = tuple[bytes, dict[str, Any], list[str]]
 LOCAL_WORK = 8
 """Results written and inspected at once: enough to keep the worker threads busy (the
 work is CPU-bound), few enough that 2.5 MB images do not pile up in memory."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    """How to run: limits and switches from the command line and settings."""
-
-    concurrency: int = 8
-    max_cost: float | None = None
-    fail_fast: bool = False
-    force: bool = False
-    embed_metadata: bool = False
-    checkpoint_s: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """Every job's outcome, why the build stopped early (if it did), and what it spent."""
-
-    outcomes: Mapping[str, Outcome]
-    stop_reason: str | None
-    budget_hit: bool
-    interrupted: bool
-    spent_usd: float
-    elapsed_s: float
 
 
 class Runner:
@@ -191,13 +166,7 @@ class Runner:
         inputs = [self.outcomes[d] for d in job.depends_on if d in self.outcomes]
         failed = [o.job.id for o in inputs if o.status in ("failed", "blocked")]
         if failed:
-            self._finish(
-                Outcome(
-                    job,
-                    "blocked",
-                    error={"type": "blocked", "message": f"input {failed[0]} did not build"},
-                )
-            )
+            self._finish(Outcome.blocked(job, failed[0]))
             return
         skipped = [o for o in inputs if o.status == "skipped"]
         if skipped:  # not started for the same reason (budget, stop, interrupt) as its input
@@ -211,13 +180,9 @@ class Runner:
             outcome = self._failed(job, failure)
         except LocalWriteError as exc:
             self._stop_writing(exc)
-            error = {"type": "write_error", "code": None, "message": str(exc)}
-            cost = self._sunk.pop(job.id, 0.0)
-            outcome = Outcome(job, "failed", error=error, cost_usd=cost, spent_usd=cost)
+            outcome = Outcome.local_failure(job, exc, "write_error", self._sunk.pop(job.id, 0.0))
         except Exception as exc:  # a local error (decode, disk): fail the job, keep going
-            outcome = Outcome(
-                job, "failed", error={"type": type(exc).__name__, "code": None, "message": str(exc)}
-            )
+            outcome = Outcome.local_failure(job, exc, type(exc).__name__)
         self._finish(outcome)
 
     async def _make(self, job: Job) -> Outcome:
@@ -268,10 +233,7 @@ class Runner:
             original if job.is_api else None,
             inputs,
             atlas=atlas.encode() if isinstance(atlas, str) else None,
-            usage=meta.get("usage"),
-            cost_usd=cached_cost(meta.get("cost_usd", 0.0)),
-            request_id=meta.get("request_id"),
-            returned_size=meta.get("returned_size"),
+            **cached_fields(meta),
         )
         return with_notes(outcome, cached_notes(meta.get("notes")))
 
@@ -338,33 +300,11 @@ class Runner:
         ``bad_response`` :class:`ProviderFailure` (its cost stays counted, and it is not
         retried: asking again would pay again); a failed cache write stops the build
         before the caller's slot is free for another paid request."""
-        usage = result.usage.as_dict() if result.usage else None
         notes = list(result.notes)[:MAX_NOTES]
-        meta: dict[str, Any] = {
-            "usage": usage,
-            "cost_usd": cost,
-            "request_id": result.request_id,
-            "returned_size": result.size,
-            "model": job.model,
-            "notes": notes,
-        }
-        w, h = job.size
-        compression = job.params.get("output_compression")
+        meta = paid_meta(job, result, cost, notes)
 
         def deliver_and_commit() -> bytes:
-            # The image is measured (header only) before any pixel is decoded; the exact
-            # size and format are made locally, then the paid bytes (original and
-            # delivered) are committed in one step, before the output file is touched.
-            try:
-                returned = postprocess.measure(result.data)
-                warning = size_note(returned, job.requested_size)
-                delivered = postprocess.deliver(
-                    result.data, w, h, job.format, int(compression) if compression else None
-                )
-            except postprocess.ImageDecodeError as exc:
-                raise UnusableImage(str(exc)) from exc
-            if warning:
-                notes.append(warning)
+            delivered = deliverable(job, result, notes)
             self._cache_commit(key, delivered, result.data, meta)
             return delivered
 
@@ -386,7 +326,7 @@ class Runner:
         fields = {
             "data": result.data,
             "attempts": attempt,
-            "usage": usage,
+            "usage": meta["usage"],
             "cost_usd": cost,
             "spent_usd": cost,
             "request_id": result.request_id,
@@ -417,22 +357,7 @@ class Runner:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
         with writing(f"{job.output_path} in the output folder"):
             stored = await asyncio.to_thread(self.delivery.store, job, key, data, original, atlas)
-        return Outcome(
-            job,
-            status,
-            cache_key=key,
-            sha256=stored.sha256,
-            bytes=stored.bytes,
-            inputs=inputs,
-            mtime_ns=stored.mtime_ns,
-            checks=stored.checks,
-            phash=stored.phash,
-            provenance=stored.provenance,
-            companions=stored.companions,
-            width=stored.width,
-            height=stored.height,
-            **fields,
-        )
+        return stored.outcome(job, status, key, inputs, **fields)
 
     def _inputs_of(self, job: Job) -> dict[str, Outcome]:
         """The finished outcomes a job reads, copied for a worker thread (not all of them:
@@ -451,7 +376,7 @@ class Runner:
     def _failed(self, job: Job, failure: ProviderFailure) -> Outcome:
         if failure.kind in ACCOUNT_KINDS:
             if self.stop.set(f"stopped after {failure.kind} failure: {failure.message}"):
-                self.reporter.note(_account_advice(failure))
+                self.reporter.note(account_advice(failure))
         elif self.config.fail_fast:
             self.stop.set(f"--fail-fast after {job.id} failed")
         note = give_up_note(failure)
@@ -463,13 +388,8 @@ class Runner:
 
     def _stop_writing(self, exc: LocalWriteError) -> None:
         """A write failed: start no more jobs, since their paid images could not be stored."""
-        if not self.stop.set(f"stopped after a write failed: {exc}"):
-            return
-        self.reporter.note(
-            f"{exc}. No new jobs were started: free disk space or fix the folder "
-            "(permissions, a file where a folder should be), then build again; "
-            "images already in the cache are not paid for again."
-        )
+        if self.stop.set(f"stopped after a write failed: {exc}"):
+            self.reporter.note(write_failure_advice(exc))
 
     def _finish(self, outcome: Outcome, *, report: bool = True) -> None:
         job = outcome.job
@@ -490,21 +410,3 @@ class Runner:
             if len(self.outcomes) != written:
                 written = len(self.outcomes)
                 await asyncio.to_thread(self.deps.on_checkpoint, dict(self.outcomes))
-
-
-def _account_advice(failure: ProviderFailure) -> str:
-    if failure.kind == "quota":
-        return (
-            "the account is out of quota (insufficient_quota): no new jobs were started. "
-            "Check the plan and billing page of your OpenAI organization, then build again; "
-            "finished images are kept."
-        )
-    if failure.kind == "auth":
-        return (
-            "the API key was rejected (401): check OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) "
-            "and the organization/project it belongs to. No new jobs were started."
-        )
-    return (
-        f"access denied (403): {failure.message} — GPT image models need a verified "
-        "organization and model access for the project. No new jobs were started."
-    )

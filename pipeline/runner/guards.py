@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.runner.outcome import Outcome
@@ -74,6 +75,17 @@ def cached_cost(value: object) -> float:
         if math.isfinite(number) and number >= 0:
             return number
     return 0.0
+
+
+def cached_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome fields a cache record's metadata gives a copied result (the call that
+    made it: usage, cost, request id, echoed size), with the cost checked."""
+    return {
+        "usage": meta.get("usage"),
+        "cost_usd": cached_cost(meta.get("cost_usd", 0.0)),
+        "request_id": meta.get("request_id"),
+        "returned_size": meta.get("returned_size"),
+    }
 
 
 def with_notes(outcome: Outcome, notes: list[str]) -> Outcome:

@@ -82,6 +82,19 @@ class Outcome:
             job, "failed", error=error, request_id=failure.request_id, attempts=failure.attempts
         )
 
+    @classmethod
+    def blocked(cls, job: Job, input_id: str) -> Outcome:
+        """A job not run because one of its inputs failed (or was itself blocked)."""
+        error = {"type": "blocked", "message": f"input {input_id} did not build"}
+        return cls(job, "blocked", error=error)
+
+    @classmethod
+    def local_failure(cls, job: Job, exc: Exception, kind: str, cost: float = 0.0) -> Outcome:
+        """A job that failed here, not at the provider (a decode, a write); ``cost`` is
+        what its image cost when it had already been paid for."""
+        error = {"type": kind, "code": None, "message": str(exc)}
+        return cls(job, "failed", error=error, cost_usd=cost, spent_usd=cost)
+
     @property
     def ok(self) -> bool:
         """Whether the job's file is in place."""
@@ -123,3 +136,15 @@ class Outcome:
             provenance=dict(self.provenance) if self.provenance else None,
             companions=self.companions or None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Every job's outcome, why the build stopped early (if it did), and what it spent."""
+
+    outcomes: Mapping[str, Outcome]
+    stop_reason: str | None
+    budget_hit: bool
+    interrupted: bool
+    spent_usd: float
+    elapsed_s: float

@@ -1,0 +1,81 @@
+"""What happens to a paid image before anything else can go wrong: its record, its exact
+delivered bytes, and what to tell the user when the account itself fails.
+
+Kept apart from the scheduler because it is the money path: every function here is pure
+(bytes and records in, bytes and records out), so it is read and tested without a loop,
+and the scheduler only decides *when* it runs (in a worker thread, before the request's
+slot is given up).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline import postprocess
+from pipeline.jobs import ApiJob, ImageResult, ProviderFailure
+from pipeline.runner.guards import UnusableImage, size_note
+
+
+def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -> dict[str, Any]:
+    """The cache record's metadata for a paid result: what the API said and what it cost.
+
+    ``notes`` is the list the record keeps; :func:`deliverable` may still add to it before
+    the record is committed."""
+    return {
+        "usage": result.usage.as_dict() if result.usage else None,
+        "cost_usd": cost,
+        "request_id": result.request_id,
+        "returned_size": result.size,
+        "model": job.model,
+        "notes": notes,
+    }
+
+
+def deliverable(job: ApiJob, result: ImageResult, notes: list[str]) -> bytes:
+    """The delivered bytes of a paid image: exactly the job's size and format.
+
+    The image is measured (header only) before any pixel is decoded; an image that cannot
+    be delivered raises :class:`UnusableImage`. A larger-than-requested image is delivered
+    with a note appended to ``notes``.
+    """
+    w, h = job.size
+    compression = job.params.get("output_compression")
+    try:
+        returned = postprocess.measure(result.data)
+        warning = size_note(returned, job.requested_size)
+        delivered = postprocess.deliver(
+            result.data, w, h, job.format, int(compression) if compression else None
+        )
+    except postprocess.ImageDecodeError as exc:
+        raise UnusableImage(str(exc)) from exc
+    if warning:
+        notes.append(warning)
+    return delivered
+
+
+def account_advice(failure: ProviderFailure) -> str:
+    """What to do when the account failed (quota, key, permission): no job can succeed."""
+    if failure.kind == "quota":
+        return (
+            "the account is out of quota (insufficient_quota): no new jobs were started. "
+            "Check the plan and billing page of your OpenAI organization, then build again; "
+            "finished images are kept."
+        )
+    if failure.kind == "auth":
+        return (
+            "the API key was rejected (401): check OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) "
+            "and the organization/project it belongs to. No new jobs were started."
+        )
+    return (
+        f"access denied (403): {failure.message} — GPT image models need a verified "
+        "organization and model access for the project. No new jobs were started."
+    )
+
+
+def write_failure_advice(exc: Exception) -> str:
+    """What to do when a file could not be written: no further paid image could be kept."""
+    return (
+        f"{exc}. No new jobs were started: free disk space or fix the folder "
+        "(permissions, a file where a folder should be), then build again; "
+        "images already in the cache are not paid for again."
+    )
