@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,21 +180,21 @@ def test_server_errors_and_dropped_connections_are_retried_until_every_job_is_ma
 
 def test_slow_response_beyond_timeout_is_retried(project, run, api):
     """A response slower than --timeout is abandoned at the timeout and retried: the job is
-    `generated` with one billed image, long before the stalled answer would have come."""
+    `generated` with one billed image, long before the stalled answer would have come.
+
+    No wall-clock assertion: the first request still having no status once the build has
+    exited shows the build did not wait for the stalled answer, on any machine."""
     project.gen({"specs/set.yaml": many(1)})
-    api.configure(script=["slow"], slow_seconds=5)
-    start = time.monotonic()
+    api.configure(script=["slow"], slow_seconds=30)
     result = run("build", "--provider", "openai", "--timeout", "0.5")
-    elapsed = time.monotonic() - start
     assert result.code == 0, result.err
     first, second = api.requests
     assert first.fault == "slow"
-    assert first.status is None  # still stalled on the server when the client gave up
+    assert first.status is None  # still stalled on the server after the build exited
     assert second.status == 200
     assert second.started - first.started >= 0.5
     assert api.billed_images == 1
     assert statuses(project) == {"set/a1": "generated"}
-    assert elapsed < 4.5
 
 
 # -- budget and fail-fast --------------------------------------------------------------------

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -765,29 +764,27 @@ def test_hostile_spec_is_refused_and_nothing_is_written(project, run, no_hang, b
 
 
 def test_nested_loop_cpu_bomb_fails_fast(project, run):
-    """The 10,000 x 10,000 nested loop (10**8 steps, formerly seconds and 100 MB) fails in
-    well under a second of template work, with the range error at the prompt."""
+    """The 10,000 x 10,000 nested loop (10**8 steps, formerly seconds and 100 MB) fails
+    with the range error at the prompt: the guard counts range() items before a loop
+    runs, so it fires after no template work at all (not a timer: the message shows it)."""
     project.gen(
         prompt_spec(
             '"{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}"'
         )
     )
-    started = time.monotonic()
     result = run("build", "--provider", "preview")
-    elapsed = time.monotonic() - started
     assert result.code == 2
     line, _ = error_line(result.err, "specs/a.yaml:3:13")
     assert line == (
         "error: specs/a.yaml:3:13: template error: range too large: the loops of this template "
         "go over 100,000 range() items in all"
     )
-    assert elapsed < 5, elapsed
     nothing_written(project.root)
 
 
 def test_output_guard_stops_a_nested_loop_over_lists(project, run):
     """Loops over lists (not range) printing 100,000,000 characters stop at the output
-    guard in well under the seconds a full render took, and build nothing."""
+    guard (at 200,000 characters, not after the full render), and build nothing."""
     xs = "[" + ", ".join(["1"] * 10000) + "]"
     project.gen(
         {
@@ -795,14 +792,11 @@ def test_output_guard_stops_a_nested_loop_over_lists(project, run):
             '"{% for a in xs %}{% for b in xs %}x{% endfor %}{% endfor %}"\n'
         }
     )
-    started = time.monotonic()
     result = run("build", "--provider", "preview")
-    elapsed = time.monotonic() - started
     assert result.code == 2
     line, hint = error_line(result.err, "specs/a.yaml:5:13")
     assert line.endswith("template error: the rendered text is over 200,000 characters")
     assert hint.startswith("  hint: a prompt takes at most 32,000 characters")
-    assert elapsed < 5, elapsed
     nothing_written(project.root)
 
 
