@@ -18,6 +18,8 @@ As a separate process (benchmarks, kill tests)::
 
 prints ``FAKE_OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`` as its first line, then serves until
 SIGTERM or SIGINT. ``GET /_stats`` returns the counters; ``POST /_config`` changes the config.
+The Files and Batches endpoints live in ``tests/fakebatch.py`` (``api.batch``, with its own
+config and counters at ``/_batch/config`` and ``/_batch/stats``).
 
 Order of processing for an Images request: read the whole request; authenticate (401); consume
 one ``script`` entry if any (scripted fault); validate (400 ``invalid_value`` /
@@ -661,6 +663,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.server.api._dispatch(self)
 
+    def do_DELETE(self) -> None:
+        self.server.api._dispatch(self)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet; the records say what happened."""
 
@@ -775,6 +780,9 @@ class FakeImagesAPI:
         self.image_bytes = image_bytes
         self.image_size = image_size
         self.usage_patch = usage_patch
+        from fakebatch import FakeBatchAPI  # the Files and Batches endpoints
+
+        self.batch = FakeBatchAPI(self)
         self.reset_counters()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -932,6 +940,8 @@ class FakeImagesAPI:
             self._send(handler, _Reply(200, self.stats(), {}))
         elif handler.command == "POST" and path == "/_config":
             self._send(handler, self._apply_config(body))
+        elif self.batch.serve(handler, path, body):
+            return
         else:
             error = ApiError(404, f"Invalid URL ({handler.command} {handler.path})")
             self._send(handler, _Reply(404, {"error": error.body}, {}))
