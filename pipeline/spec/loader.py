@@ -22,9 +22,28 @@ from pipeline.errors import (
     printable,
     raise_collected,
 )
+from pipeline.spec.brand import load_brand
 from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings, SheetSpec
+from pipeline.spec.paths import display_path, inside
 from pipeline.spec.validation import validate
-from pipeline.spec.yamlsource import YMap, YSeq, load_yaml
+from pipeline.spec.yamlsource import YMap, YSeq, load_yaml, parse_yaml
+
+__all__ = [
+    "SPEC_SUFFIXES",
+    "Collection",
+    "Project",
+    "collection_from_text",
+    "collection_from_tree",
+    "collection_name",
+    "display_path",
+    "find_spec_files",
+    "folder_links_leaving",
+    "inside",
+    "link_display",
+    "load_collection",
+    "load_project",
+    "select_files",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +72,6 @@ class Project:
 
     root: Path
     collections: tuple[Collection, ...]
-
-
-def display_path(path: Path, root: Path) -> str:
-    """A path as users see it in messages: relative to the project, with forward slashes."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` (after resolving links and ``..``) stays inside ``root``."""
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -162,7 +164,20 @@ def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = Non
 def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
     """Load one spec file."""
     display = display_path(path, root)
-    tree = load_yaml(path, display)
+    return collection_from_tree(load_yaml(path, display), path, root, specs_dir, display)
+
+
+def collection_from_text(text: str, path: Path, root: Path, specs_dir: Path) -> Collection:
+    """A collection from spec text that claims to be ``path``, with nothing read from disk
+    unless the text names a brand file: how planner tests build a project from plain data."""
+    display = display_path(path, root)
+    return collection_from_tree(parse_yaml(text, display), path, root, specs_dir, display)
+
+
+def collection_from_tree(
+    tree: Any, path: Path, root: Path, specs_dir: Path, display: str
+) -> Collection:
+    """A collection from the parsed YAML of the spec file at ``path``."""
     top = Location(display, 1, 1)
     if tree is None:
         tree = YMap()
@@ -184,7 +199,7 @@ def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
                 )
             )
     raise_collected(errors)
-    brand, brand_dir, brand_file = _load_brand(tree, path, root, display)
+    brand, brand_dir, brand_file = load_brand(tree, path, root, display)
     defaults = _load_defaults(tree, display)
     variables = _load_vars(tree, display)
     assets = _asset_trees(tree, display)
@@ -252,60 +267,6 @@ def _load_sheets(tree: YMap) -> tuple[tuple[SheetSpec, YMap], ...]:
         seen[sheet.id] = item.location
         out.append((sheet, item))
     return tuple(out)
-
-
-def _load_brand(
-    tree: YMap, path: Path, root: Path, display: str
-) -> tuple[BrandKit | None, Path, str]:
-    raw = tree.get("brand")
-    if raw is None:
-        return None, path.parent, display
-    where = tree.value_locations["brand"]
-    if isinstance(raw, str):
-        brand_path = path.parent / raw
-        if not inside(brand_path, root):
-            raise SpecError(
-                f"brand file '{raw}' is outside the project folder",
-                where,
-                "keep brand kits inside the project, e.g. brands/acme.yaml",
-            )
-        if not brand_path.is_file():
-            raise SpecError(
-                f"brand file '{raw}' not found (looked at {display_path(brand_path, root)})",
-                where,
-                "paths are relative to the spec file; e.g. ../brands/acme.yaml",
-            )
-        brand_display = display_path(brand_path, root)
-        brand_tree = load_yaml(brand_path, brand_display)
-        if not isinstance(brand_tree, YMap):
-            raise SpecError(
-                "a brand kit is a mapping with name, colors, style, voice, logo",
-                getattr(brand_tree, "location", Location(brand_display, 1, 1)),
-                'e.g. name: Acme, then colors: {primary: "#E4572E"}',
-            )
-        kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
-        _check_logo(kit, brand_tree, brand_path.parent, root)
-        return kit, brand_path.parent, brand_display
-    if isinstance(raw, YMap):
-        kit = validate(BrandKit, raw, raw, where)
-        _check_logo(kit, raw, path.parent, root)
-        return kit, path.parent, display
-    raise SpecError(
-        "'brand' is a path to a brand kit file or an inline mapping",
-        where,
-        "e.g. brand: ../brands/acme.yaml",
-    )
-
-
-def _check_logo(kit: BrandKit, tree: YMap, brand_dir: Path, root: Path) -> None:
-    """A brand's logo is a path like any other: it must stay inside the project, checked
-    when the kit loads rather than only when an edit uses ``{brand: logo}``."""
-    if kit.logo is not None and not inside(brand_dir / kit.logo, root):
-        raise SpecError(
-            f"brand logo '{kit.logo}' is outside the project folder",
-            tree.value_locations.get("logo", tree.location),
-            "keep the logo inside the project, e.g. brands/acme-logo.png",
-        )
 
 
 def _load_defaults(tree: YMap, display: str) -> GenerationSettings:
