@@ -14,6 +14,8 @@ from processes import PINNED_TODAY
 
 from pipeline.cli import main
 
+pytest_plugins = ["s3servers"]  # S3 servers for the shared-cache tests (started on demand)
+
 ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")
 
 

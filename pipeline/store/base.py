@@ -1,11 +1,12 @@
 """What the runner asks of a result store, and the records every store exchanges.
 
 The runner, freshness and the input reader depend on :class:`ResultStore` alone, never on
-a concrete store: the local disk store is one implementation, and a layered store (local
-over the shared S3 cache, DESIGN section 11) comes next and must drop in behind the same
-protocol. So the protocol speaks only in keys, sha256 names and bytes. A remote store has
-no file paths, and nothing outside a store may need one (``LocalStore.blob_path`` and
-``put_blob`` stay on the local store, for its own maintenance and its tests).
+a concrete store: the local disk store is one implementation, the layered store (local
+over the shared S3 cache, DESIGN section 11; :mod:`pipeline.store.layered`) another,
+behind the same protocol. So the protocol speaks only in keys, sha256 names and bytes. A
+remote store has no file paths, and nothing outside a store may need one
+(``LocalStore.blob_path`` and ``put_blob`` stay on the local store, for its own
+maintenance and its tests).
 
 A store's contents are untrusted input wherever they come from (a shared drive, a CI
 artifact, a bucket): every store builds its records through :func:`parse_record`, so a
@@ -19,7 +20,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pipeline.errors import EXIT_USAGE, PipelineError
 
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 MAX_META_CHARS = 16 * 1024 * 1024
@@ -143,9 +146,50 @@ class ResultStore(Protocol):
     ) -> CacheRecord:
         """Keep a result under ``key``: the bytes first, then the record, so no record
         ever names missing bytes. ``original`` is the API's bytes when delivery changed
-        them. Metadata a record may not hold is a ValueError."""
+        them. Metadata a record may not hold is a ValueError.
+
+        Returns the record now stored under ``key``, which may be another writer's: a
+        shared store keeps the first result committed under a key, so when two machines
+        paid for one key at once, the one that lost the race gets the winner's record. The
+        caller must deliver the returned record's blob (read it back by its sha256), not
+        the bytes it passed in, so that every machine delivers the same pixels."""
         ...
 
     def close(self) -> None:
         """Release what the store holds open (connections, handles)."""
+        ...
+
+
+RemoteMode = Literal["read-write", "read-only"]
+"""How a build uses the shared cache: ``read-write`` pushes what it pays for;
+``read-only`` (laptops, untrusted pull requests) only ever reads."""
+REMOTE_MODES: tuple[RemoteMode, ...] = ("read-write", "read-only")
+
+
+class S3SupportMissing(PipelineError):
+    """A shared cache is configured but the ``obstore`` package is not installed (exit 2).
+
+    Defined here, not in :mod:`pipeline.store.remote`, so that it can be caught where
+    that module cannot even be imported."""
+
+    exit_code = EXIT_USAGE
+
+
+class RemoteUnavailable(PipelineError):
+    """A write to the shared cache failed (down, forbidden, read-only, or too large to
+    share). The layered store turns it into a warning: the local result is kept.
+
+    ``logged`` says the store already warned with this message, so it is said once."""
+
+    def __init__(self, message: str, *, logged: bool = False):
+        super().__init__(message)
+        self.logged = logged
+
+
+@runtime_checkable
+class CountedStore(Protocol):
+    """A store that can count what it holds, for ``assetpipe cache stats``."""
+
+    def stats(self) -> CacheStats:
+        """Entries, blobs and bytes held."""
         ...

@@ -1,0 +1,228 @@
+"""The result store of a team: this machine's local store over the shared (S3) one.
+
+Reads ask the local store first (no network, no cost), then the shared one; a shared hit
+is copied into the local store as it is read, so this machine never downloads it again.
+``lookup`` (what ``plan`` and freshness ask) only checks that the shared bytes are there,
+so planning a build downloads no images.
+
+Writes go to the local store first: a paid result is on this machine's disk before
+anything leaves it, so no remote failure can lose it. Then, in ``read-write`` mode, to the
+shared store, which keeps the first result committed under a key. When another machine
+got there first, this store adopts that machine's record and bytes locally and returns
+its record, so every machine delivers the same pixels (the caller delivers the returned
+record's blob). In ``read-only`` mode (laptops, untrusted pull requests) nothing is ever
+written to the shared store.
+
+Every shared-store failure is a warning, said once, and the local answer stands: a down or
+forbidding remote makes a build slower or dearer, never red.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pipeline.errors import PipelineError
+from pipeline.store.base import (
+    REMOTE_MODES,
+    CacheRecord,
+    CacheStats,
+    CountedStore,
+    RemoteMode,
+    RemoteUnavailable,
+    ResultStore,
+)
+from pipeline.store.local import LocalStore
+
+log = logging.getLogger("assetpipe.cache")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TierStats:
+    """One tier's line in ``assetpipe cache stats``."""
+
+    tier: str
+    """``local`` or ``shared``."""
+    where: str
+    """The cache folder, or the shared cache's URL."""
+    mode: RemoteMode
+    stats: CacheStats | None
+    """None when the tier could not be counted (``problem`` says why)."""
+    problem: str | None = None
+
+
+class LayeredStore:
+    """A :class:`ResultStore` reading local-then-shared and writing local-then-shared.
+
+    ``remote`` is any ResultStore (in a build, :class:`~pipeline.store.remote.S3Store`);
+    its failures are warnings, never exceptions. Safe to share between worker threads as
+    far as both tiers are.
+    """
+
+    def __init__(self, local: LocalStore, remote: ResultStore, mode: RemoteMode = "read-write"):
+        if mode not in REMOTE_MODES:
+            raise ValueError(f"remote cache mode must be one of {REMOTE_MODES}, not {mode!r}")
+        self.local = local
+        self.remote = remote
+        self.mode: RemoteMode = mode
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def __enter__(self) -> LayeredStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close both tiers."""
+        try:
+            self.remote.close()
+        finally:
+            self.local.close()
+
+    def prepare(self) -> None:
+        """Make the local tier writable before a build's first paid call (the shared tier
+        needs nothing: it is a convenience, checked on first use)."""
+        self.local.prepare()
+
+    def _warn_once(self, message: str) -> None:
+        with self._lock:
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        log.warning("%s", message)
+
+    def _ask(self, call: Callable[[str], T], arg: str) -> T | None:
+        """A shared-store read; a failure is a miss with a warning."""
+        try:
+            return call(arg)
+        except Exception as exc:
+            self._warn_once(f"the shared cache failed ({type(exc).__name__}: {exc}); ignoring it")
+            return None
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> CacheRecord | None:
+        """The local record for ``key``, else the shared one (its bytes not downloaded)."""
+        return self.local.lookup(key) or self._ask(self.remote.lookup, key)
+
+    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
+        """The record and verified bytes for ``key``, local first; a shared hit is copied
+        into the local store (when the API's original bytes can be read too)."""
+        hit = self.local.get(key)
+        if hit is not None:
+            return hit
+        shared = self._ask(self.remote.get, key)
+        if shared is None:
+            return None
+        record, data = shared
+        original = self._ask(self.remote.read_blob, record.original) if record.original else None
+        if record.original and original is None:
+            self._warn_once(
+                f"shared cache entry {key[:12]} lost the API's original image; "
+                "it is not copied to the local cache"
+            )
+            return shared
+        try:
+            return self.local.commit(key, data, original, record.meta), data
+        except (OSError, PipelineError) as exc:
+            self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
+            return shared
+
+    def read_blob(self, sha: str) -> bytes | None:
+        """The bytes named ``sha``, local first; shared bytes are copied locally."""
+        data = self.local.read_blob(sha)
+        if data is not None:
+            return data
+        data = self._ask(self.remote.read_blob, sha)
+        if data is not None:
+            try:
+                self.local.put_blob(data)
+            except (OSError, PipelineError) as exc:
+                self._warn_once(f"cannot copy shared image {sha[:12]} to the local cache: {exc}")
+        return data
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def commit(
+        self,
+        key: str,
+        delivered: bytes,
+        original: bytes | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CacheRecord:
+        """Keep a result locally, then share it (read-write mode). Returns the record now
+        stored under ``key``: another machine's when it shared one first, then adopted
+        locally with its bytes. A shared-store failure is a warning: the local result is
+        kept and returned."""
+        record = self.local.commit(key, delivered, original, meta)
+        if self.mode != "read-write":
+            return record
+        try:
+            shared = self.remote.commit(key, delivered, original, meta)
+        except RemoteUnavailable as exc:
+            if not exc.logged:
+                self._warn_once(str(exc))
+            return record
+        except Exception as exc:
+            self._warn_once(
+                f"the shared cache failed to take {key[:12]} ({type(exc).__name__}: {exc}); "
+                "it is kept in the local cache"
+            )
+            return record
+        if shared == record:
+            return record
+        if (shared.blob, shared.original) == (record.blob, record.original):
+            return self.local.commit(key, delivered, original, shared.meta)
+        return self._adopt(key, record)
+
+    def _adopt(self, key: str, ours: CacheRecord) -> CacheRecord:
+        """Replace our local result for ``key`` by the one the shared store kept; ours
+        stays when the winner's bytes cannot be read back (with a warning)."""
+        hit = self._ask(self.remote.get, key)
+        winner = hit[0] if hit is not None else None
+        original = None
+        if winner is not None and winner.original is not None:
+            original = self._ask(self.remote.read_blob, winner.original)
+        if hit is None or winner is None or (winner.original and original is None):
+            self._warn_once(
+                f"another machine's result for {key[:12]} cannot be read from the shared "
+                "cache; this machine keeps its own"
+            )
+            return ours
+        log.info("cache entry %s: adopted the result another machine shared first", key[:12])
+        return self.local.commit(key, hit[1], original, winner.meta)
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def tiers(self) -> tuple[TierStats, TierStats]:
+        """Both tiers for ``assetpipe cache stats``; a shared tier that cannot be counted
+        has no stats and says why."""
+        local = TierStats("local", str(self.local.folder), "read-write", self.local.stats())
+        where = str(self.remote)
+        if not isinstance(self.remote, CountedStore):
+            return local, TierStats("shared", where, self.mode, None, "it cannot be counted")
+        try:
+            return local, TierStats("shared", where, self.mode, self.remote.stats())
+        except Exception as exc:
+            return local, TierStats("shared", where, self.mode, None, str(exc))
+
+
+def open_layered(
+    local: LocalStore,
+    url: str,
+    mode: RemoteMode = "read-write",
+    environ: Mapping[str, str] | None = None,
+) -> LayeredStore:
+    """The local store over the shared cache at ``url`` (``s3://bucket/prefix``),
+    configured from the ``AWS_*`` variables of ``environ`` (the process environment by
+    default). S3SupportMissing when the ``s3`` extra is not installed; UsageError for a
+    URL that is not an S3 one."""
+    from pipeline.store.remote import S3Store  # noqa: PLC0415 - obstore is an optional extra
+
+    return LayeredStore(local, S3Store(url, writable=mode == "read-write", environ=environ), mode)

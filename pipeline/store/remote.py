@@ -1,0 +1,367 @@
+"""The shared tier of the result cache: an S3-compatible bucket, through ``obstore``.
+
+What is stored there, and why it is trusted no further than plain data, is in
+:mod:`pipeline.store.shared_format`; this module writes and reads it (DESIGN section 11):
+
+- Records are created with a conditional create (``If-None-Match: *``): the first result
+  committed under a key stays, and a writer that lost the race gets the winner's record
+  back, so every machine delivers the same pixels. A damaged record is replaced only
+  conditionally on its ETag (``If-Match``), so two writers repairing it still agree.
+- Blobs are content-addressed: they are overwritten rather than created-if-absent (the
+  same bytes again, which repairs a damaged copy), size-capped while they download, and
+  must hash to their name.
+- The shared cache never fails or stalls a build: a failed read is a miss with a warning
+  (said once), a failed write raises :class:`~pipeline.store.base.RemoteUnavailable` (the
+  layered store keeps the local result). Timeouts are short and retries few, and once the
+  remote proved unreachable or unreadable the store stops asking: a down remote costs one
+  timeout, not one a job.
+
+Importing this module without ``obstore`` raises
+:class:`~pipeline.store.base.S3SupportMissing`, which names the extra to install.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import UsageError
+from pipeline.hashing import sha256_bytes
+from pipeline.store.base import (
+    CacheRecord,
+    CacheStats,
+    RemoteUnavailable,
+    S3SupportMissing,
+    is_blob_name,
+)
+from pipeline.store.shared_format import (
+    LAYOUT,
+    MAX_BLOB_BYTES,
+    MAX_RECORD_BYTES,
+    aws_settings,
+    bad_credentials,
+    blob_path,
+    decode_record,
+    encode_record,
+    http_failure,
+    is_key,
+    parse_url,
+    reason,
+    record_path,
+    refused,
+)
+
+try:
+    import obstore
+    from obstore.exceptions import AlreadyExistsError, PreconditionError
+    from obstore.store import S3Store as _Bucket
+except ImportError as exc:  # tested by hiding obstore (test_store_remote)
+    raise S3SupportMissing(
+        "a shared cache (remote_cache) needs the obstore package: pip install 'assetpipe[s3]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from obstore import PutMode
+
+log = logging.getLogger("assetpipe.cache")
+
+_CHUNK = 1024 * 1024
+_WRITE_ATTEMPTS = 4
+
+
+class S3Store:
+    """The shared cache in one bucket and prefix; a :class:`ResultStore` whose reads never
+    raise and whose writes raise only :class:`RemoteUnavailable` (or ValueError for
+    metadata no store may hold).
+
+    ``writable=False`` (read-only mode) refuses every write. ``environ`` stands in for the
+    process environment (tests give each server its own). Safe to share between threads.
+    """
+
+    def __init__(
+        self, url: str, *, writable: bool = True, environ: Mapping[str, str] | None = None
+    ) -> None:
+        bucket, prefix = parse_url(url)
+        self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.bucket = bucket
+        self.root = f"{prefix}/{LAYOUT}" if prefix else LAYOUT
+        """Where this store's objects live in the bucket."""
+        self.writable = writable
+        config, client, retry = aws_settings(os.environ if environ is None else environ)
+        try:
+            self._bucket = _Bucket(
+                bucket, prefix=self.root, config=config, client_options=client, retry_config=retry
+            )
+        except Exception as exc:
+            raise UsageError(
+                f"the shared cache {self.url} cannot be set up: {reason(exc)}"
+            ) from None
+        self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._probed = False
+        self._unlisted = False
+        """Listing is forbidden: then S3 answers 403, not 404, for a missing object."""
+        self._down: str | None = None
+        """The warning said when the remote proved unusable; then it is asked no more."""
+        self._refused: str | None = None
+        """The warning said when it refused a write (it may still be read)."""
+
+    def __str__(self) -> str:
+        return self.url
+
+    def close(self) -> None:
+        """Nothing to release: obstore's connections are pooled and end with the store."""
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def _warn_once(self, message: str) -> None:
+        with self._lock:
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        log.warning("%s", message)
+
+    def _usable(self) -> bool:
+        """Whether to ask the remote at all. The first call lists the prefix once (other
+        threads wait for it), so a wrong bucket or a dead endpoint is one clear warning."""
+        if not self._probed:
+            with self._probe_lock:
+                if not self._probed:
+                    self._probe()
+                    self._probed = True
+        return self._down is None
+
+    def _probe(self) -> None:
+        try:
+            obstore.list_with_delimiter(self._bucket)
+        except Exception as exc:
+            if refused(exc) and not bad_credentials(exc):
+                self._unlisted = True  # a policy may allow objects but not listing
+            else:
+                self._fail(
+                    f"no bucket {self.bucket!r}" if http_failure(exc)[0] == 404 else reason(exc)
+                )
+
+    def _missing(self, exc: Exception) -> bool:
+        """Whether a failed read means "no such object": where listing is forbidden, S3
+        answers a missing object with 403, which then says nothing about access."""
+        return self._unlisted and refused(exc) and not bad_credentials(exc)
+
+    def _fail(self, why: str) -> RemoteUnavailable:
+        """Stop asking the remote, with a warning (once); returns the error a write raises."""
+        message = f"the shared cache {self.url} cannot be used ({why}); going on without it"
+        with self._lock:
+            self._down = self._down or message
+            message = self._down
+        self._warn_once(message)
+        return RemoteUnavailable(message, logged=True)
+
+    def _failed_write(self, exc: Exception) -> RemoteUnavailable:
+        """What a failed write means: refused (the remote may still be read) or down."""
+        if isinstance(exc, FileNotFoundError):
+            return self._fail(f"no bucket {self.bucket!r}")
+        if not refused(exc) or bad_credentials(exc):
+            return self._fail(reason(exc))
+        message = (
+            f"the shared cache {self.url} refused a write ({reason(exc)}); "
+            "results are kept in the local cache only"
+        )
+        with self._lock:
+            self._refused = self._refused or message
+            message = self._refused
+        self._warn_once(message)
+        return RemoteUnavailable(message, logged=True)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _fetch(self, path: str, cap: int, what: str) -> tuple[bytes, str | None] | None:
+        """The bytes and ETag of an object; None when absent, larger than ``cap`` (with a
+        warning) or when the remote fails (then it is no longer asked)."""
+        if not self._usable():
+            return None
+        chunks: list[bytes] = []
+        try:
+            result = obstore.get(self._bucket, path)
+            meta = result.meta
+            total = int(meta["size"])
+            if total <= cap:
+                total = 0
+                for chunk in result.stream(min_chunk_size=_CHUNK):
+                    total += len(chunk)
+                    if total > cap:
+                        break
+                    chunks.append(chunk)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            if not self._missing(exc):
+                self._fail(reason(exc))
+            return None
+        if total > cap:
+            self._warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
+            return None
+        return b"".join(chunks), meta.get("e_tag")
+
+    def _record(self, key: str) -> tuple[CacheRecord | None, str | None] | None:
+        """The stored record for ``key`` (None when damaged, with a warning) and its
+        ETag; None when there is none or the remote failed."""
+        fetched = self._fetch(record_path(key), MAX_RECORD_BYTES, f"cache entry {key[:12]}")
+        if fetched is None:
+            return None
+        data, etag = fetched
+        record = decode_record(key, data)
+        if record is None:
+            self._warn_once(f"shared cache entry {key[:12]} is unreadable; ignoring it")
+        return record, etag
+
+    def _blob_size(self, sha: str) -> int | None:
+        """The stored size of a blob; None when it is missing or the remote failed."""
+        if not self._usable():
+            return None
+        try:
+            return int(obstore.head(self._bucket, blob_path(sha))["size"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            if not self._missing(exc):
+                self._fail(reason(exc))
+            return None
+
+    def _complete(self, key: str, record: CacheRecord) -> bool:
+        """Whether ``record``'s delivered bytes are there and not oversized."""
+        size = self._blob_size(record.blob)
+        if size is None or size > MAX_BLOB_BYTES:
+            if self._down is None:
+                self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
+            return False
+        return True
+
+    def lookup(self, key: str) -> CacheRecord | None:
+        """The record for ``key`` when it is well-formed and its blob is there (checked
+        by its size, not downloaded); else a miss."""
+        found = self._record(key) if is_key(key) else None
+        if found is None or found[0] is None:
+            return None
+        return found[0] if self._complete(key, found[0]) else None
+
+    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
+        """The record and delivered bytes for ``key``, verified; None on a miss."""
+        found = self._record(key) if is_key(key) else None
+        record = found[0] if found is not None else None
+        data = self.read_blob(record.blob) if record is not None else None
+        if record is None or data is None:
+            if record is not None and self._down is None:
+                self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
+            return None
+        return record, data
+
+    def read_blob(self, sha: str) -> bytes | None:
+        """The bytes named ``sha``; None when missing, oversized, corrupt (with a
+        warning) or when ``sha`` is not a blob name."""
+        if not is_blob_name(sha):
+            return None
+        fetched = self._fetch(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}")
+        if fetched is None:
+            return None
+        data = fetched[0]
+        if sha256_bytes(data) != sha:
+            self._warn_once(f"shared cache image {sha[:12]} is corrupt; treating it as missing")
+            return None
+        return data
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _put(self, path: str, data: bytes, mode: PutMode) -> None:
+        """Write one object; conflicts propagate, every other failure is RemoteUnavailable."""
+        try:
+            obstore.put(self._bucket, path, data, mode=mode, use_multipart=False)
+        except (AlreadyExistsError, PreconditionError):
+            raise
+        except Exception as exc:
+            raise self._failed_write(exc) from None
+
+    def _writable(self, key: str, blobs: tuple[bytes, ...], body: bytes) -> None:
+        """RemoteUnavailable unless this result may be written now."""
+        if not self.writable:
+            raise RemoteUnavailable(f"the shared cache {self.url} is read-only here")
+        if self._refused is not None:
+            raise RemoteUnavailable(self._refused, logged=True)
+        if not is_key(key):
+            raise RemoteUnavailable(f"cache key {key[:12]!r} cannot name a shared record")
+        if max(map(len, blobs)) > MAX_BLOB_BYTES or len(body) > MAX_RECORD_BYTES:
+            raise RemoteUnavailable(f"cache entry {key[:12]} is too large to share")
+        if not self._usable():
+            raise RemoteUnavailable(str(self._down), logged=True)
+
+    def commit(
+        self,
+        key: str,
+        delivered: bytes,
+        original: bytes | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CacheRecord:
+        """Share a result: the blobs, then the record by a conditional create. Returns the
+        record now stored under ``key``, another writer's when one got there first (and
+        when its record was already there, nothing of ours is uploaded)."""
+        blob = sha256_bytes(delivered)
+        original_sha = sha256_bytes(original) if original is not None else None
+        record = CacheRecord(
+            blob=blob,
+            original=original_sha if original_sha != blob else None,
+            meta=dict(meta or {}),
+        )
+        body = encode_record(key, record)
+        self._writable(key, (delivered, original or b""), body)
+        uploaded = False
+        for _ in range(_WRITE_ATTEMPTS):
+            found = self._record(key)
+            if found is not None and found[0] is not None and self._complete(key, found[0]):
+                return found[0]
+            if self._down is not None:
+                raise RemoteUnavailable(self._down, logged=True)
+            exists, etag = found is not None, found[1] if found is not None else None
+            if exists and etag is None:
+                break  # a damaged record may be replaced only conditionally, on its ETag
+            if not uploaded:
+                self._put(blob_path(blob), delivered, "overwrite")
+                if original is not None and record.original is not None:
+                    self._put(blob_path(record.original), original, "overwrite")
+                uploaded = True
+            if exists:
+                self._warn_once(f"replacing the damaged shared cache entry {key[:12]}")
+            try:
+                self._put(record_path(key), body, {"e_tag": etag} if exists else "create")
+            except (AlreadyExistsError, PreconditionError):
+                continue  # another writer got there first: read what it stored
+            return record
+        raise RemoteUnavailable(
+            f"shared cache entry {key[:12]} could not be settled; it is kept in the local cache"
+        )
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """Records, blobs and blob bytes under this store's prefix, by listing them;
+        RemoteUnavailable when the remote cannot be listed."""
+        if not self._usable():
+            raise RemoteUnavailable(str(self._down), logged=True)
+        entries = blobs = size = 0
+        try:
+            for chunk in obstore.list(self._bucket, "records", chunk_size=1000):
+                for item in chunk:
+                    name = item["path"].rpartition("/")[2]
+                    entries += name.endswith(".json") and is_key(name[:-5])
+            for chunk in obstore.list(self._bucket, "blobs", chunk_size=1000):
+                for item in chunk:
+                    if is_blob_name(item["path"].rpartition("/")[2]):
+                        blobs += 1
+                        size += int(item["size"])
+        except Exception as exc:
+            raise RemoteUnavailable(
+                f"the shared cache {self.url} cannot be listed ({reason(exc)})"
+            ) from None
+        return CacheStats(entries=entries, blobs=blobs, bytes=size)
