@@ -1,0 +1,148 @@
+"""The commands that read a project: validate, plan, graph, build and check.
+
+Each maps its flags to one ``api`` call and hands the result to
+:mod:`~pipeline.cli.render`; the ``cache`` group, which reads only the cache, is in
+:mod:`~pipeline.cli.cache`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from pipeline import __version__, api
+from pipeline.api import BuildOptions
+from pipeline.cli.cache import cache
+from pipeline.cli.options import project_options, project_request, setup_logging
+from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
+from pipeline.progress import PlainReporter, QuietReporter, RichReporter
+from pipeline.runner.engine import Reporter
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="assetpipe")
+def cli() -> None:
+    """assetpipe: declarative, cached, concurrent image asset builds on OpenAI image models."""
+
+
+cli.add_command(cache)
+
+
+@cli.command()
+@project_options
+def validate(**kw: Any) -> None:
+    """Check specs, brand kits and templates (no network, no writes)."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    ws = api.open_workspace(project_request(kw))
+    warn_plan(ws, kw["quiet"])
+    collections = len(ws.project.collections)
+    api_jobs = sum(1 for j in ws.plan.jobs if j.is_api)
+    out.print(
+        f"ok: {collections} spec file(s), {api_jobs} API job(s), "
+        f"{len(ws.plan.jobs) - api_jobs} rendition(s)"
+    )
+
+
+@cli.command()
+@project_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (DESIGN section 9).")
+def plan(**kw: Any) -> None:
+    """Show the job graph: what is up to date, cached or to generate, and what it costs."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    ws = api.open_workspace(project_request(kw))
+    states = api.job_states(ws)
+    if kw["as_json"]:
+        sys.stdout.write(api.plan_document(ws, states) + "\n")
+        return
+    warn_plan(ws, kw["quiet"])
+    print_plan(ws, states, kw["quiet"])
+
+
+@cli.command()
+@project_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+def graph(**kw: Any) -> None:
+    """Print the job graph as a mermaid flowchart or Graphviz dot."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    ws = api.open_workspace(project_request(kw))
+    sys.stdout.write(api.graph_text(ws.plan, kw["fmt"]))
+
+
+@cli.command()
+@project_options
+@click.option("--concurrency", type=int, help="Requests in flight at most (default 8).")
+@click.option("--images-per-minute", type=float, help="Pace requests to this many images/min.")
+@click.option("--requests-per-minute", type=float, help="Pace requests to this many requests/min.")
+@click.option("--max-cost", type=float, metavar="USD", help="Stop starting jobs past this spend.")
+@click.option("--timeout", type=float, help="Seconds before a request times out (600).")
+@click.option("--force", is_flag=True, help="Call the API again even for cached requests.")
+@click.option("--fail-fast", is_flag=True, help="Stop starting jobs after the first failure.")
+@click.option("--prune", is_flag=True, help="Delete files of earlier builds no job makes now.")
+@click.option("--strict-checks", is_flag=True, help="Exit 1 when a quality check fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def build(**kw: Any) -> None:
+    """Run the plan: generate what is missing, reuse what is cached, write output/."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    req = project_request(
+        kw,
+        {
+            "concurrency": kw["concurrency"],
+            "images_per_minute": kw["images_per_minute"],
+            "requests_per_minute": kw["requests_per_minute"],
+            "max_cost": kw["max_cost"],
+            "timeout": kw["timeout"],
+        },
+    )
+    ws = api.open_workspace(req)
+    warn_plan(ws, kw["quiet"] or kw["as_json"])
+    reporter = _reporter(kw)
+    try:
+        result = api.run_workspace(
+            ws,
+            BuildOptions(
+                force=kw["force"],
+                fail_fast=kw["fail_fast"],
+                prune=kw["prune"],
+                strict_checks=kw["strict_checks"],
+            ),
+            reporter,
+        )
+    finally:
+        if isinstance(reporter, RichReporter):
+            reporter.close()
+    if kw["as_json"]:
+        sys.stdout.write(json.dumps(api.build_summary(result), indent=1) + "\n")
+    else:
+        print_build(result, kw["quiet"])
+    sys.exit(result.exit_code)
+
+
+def _reporter(kw: dict[str, Any]) -> Reporter:
+    """Live progress on a terminal, plain lines in a log or with -v, nothing with -q/--json."""
+    if kw["quiet"] or kw["as_json"]:
+        return QuietReporter()
+    if err.is_terminal and not kw["verbose"]:
+        return RichReporter(err)
+    return PlainReporter(verbose=kw["verbose"])
+
+
+@cli.command()
+@project_options
+def check(**kw: Any) -> None:
+    """CI: exit 1 when a build would change anything (no network, no writes)."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    result = api.check(project_request(kw))
+    if not result.pending:
+        out.print(f"up to date: {result.total} jobs")
+        sys.exit(0)
+    if not kw["quiet"]:
+        for job_id, status in result.pending.items():
+            out.print(f"{status:<9} {escape(job_id)}")
+    out.print(f"{len(result.pending)} of {result.total} jobs would change; run assetpipe build")
+    sys.exit(1)

@@ -1,0 +1,112 @@
+"""The flags every command shares, and how they become an ``api.Request``.
+
+Kept apart from the commands so that each command reads as its own flags plus one
+``api`` call, and a flag common to all of them is defined (and documented) once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline import api
+from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def project_options(func: F) -> F:
+    """Options shared by every command that reads a project."""
+    options = [
+        click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+        click.option(
+            "--project",
+            "project",
+            type=click.Path(path_type=Path),
+            default=Path(),
+            show_default=True,
+            help="The project folder (with specs/ and templates/).",
+        ),
+        click.option(
+            "--provider",
+            metavar="NAME",
+            help=f"Image backend: {', '.join(e.name for e in BUILTIN_PROVIDERS)} or a plugin's. "
+            "Default: openai when OPENAI_API_KEY is set, else preview.",
+        ),
+        click.option("--model", help="Project default model (assets and spec defaults win)."),
+        click.option("--output", type=str, help="Output folder (default output/)."),
+        click.option("--cache-dir", type=str, help="Cache folder (default .assetpipe/)."),
+        click.option(
+            "--only",
+            multiple=True,
+            metavar="GLOB",
+            help="Only jobs whose id matches (and what they depend on). Repeatable.",
+        ),
+        click.option(
+            "--max-jobs",
+            type=int,
+            help="Refuse plans with more jobs, renditions and sheets included (10,000).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary."),
+        click.option("-v", "--verbose", is_flag=True, help="Log every request and retry."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def project_request(kw: dict[str, Any], extra: dict[str, Any] | None = None) -> api.Request:
+    """The request a project command makes: its project, paths, ``--only`` and flags."""
+    flags = {
+        "provider": kw.get("provider"),
+        "model": kw.get("model"),
+        "output": kw.get("output"),
+        "cache_dir": kw.get("cache_dir"),
+        "max_jobs": kw.get("max_jobs"),
+        **(extra or {}),
+    }
+    return api.Request(
+        project=kw["project"],
+        paths=tuple(kw.get("paths") or ()),
+        flags=flags,
+        only=tuple(kw.get("only") or ()),
+    )
+
+
+def cache_options(func: Any) -> Any:
+    """Options of the ``cache`` commands: they read only the project's cache folder."""
+    func = click.option("--cache-dir", type=str, help="Cache folder (default .assetpipe/).")(func)
+    return click.option(
+        "--project",
+        "project",
+        type=click.Path(path_type=Path),
+        default=Path(),
+        help="The project folder.",
+    )(func)
+
+
+def cache_request(kw: dict[str, Any]) -> api.Request:
+    """The request a ``cache`` command makes (with logging set up, see below)."""
+    setup_logging(verbose=False, quiet=False)  # a broken record's warning reaches stderr
+    return api.Request(
+        project=kw["project"], flags={"cache_dir": kw.get("cache_dir"), "provider": "preview"}
+    )
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    """assetpipe's own loggers follow -v/-q; libraries (the SDK, HTTP) stay at warnings,
+    so -v never prints request internals such as headers."""
+    logging.basicConfig(
+        level=logging.ERROR if quiet else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("assetpipe").setLevel(
+        logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
+    )

@@ -1,0 +1,128 @@
+"""What the commands print: the two consoles, the plan table and the build summary.
+
+Results go to ``out`` (stdout, for pipes and logs), everything addressed to the person
+at the terminal (warnings, progress, errors) to ``err``. Every value that comes from a
+spec or a server is escaped before it reaches rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline import api
+from pipeline.api import BuildResult
+from pipeline.jobs import ApiJob
+from pipeline.runner.freshness import JobState
+
+out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    out.width = 200  # a log or a pipe has no width; do not cut job ids to 80 columns
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PLAN_COLUMNS = ("job", "kind", "size", "request", "model", "quality", "status", "checks", "est $")
+BUILD_ORDER = ("generated", "cached", "up-to-date", "failed", "blocked", "skipped")
+
+
+def warn_plan(ws: api.Workspace, quiet: bool) -> None:
+    """The plan's warnings, and a note when the free preview provider was chosen for the
+    user rather than by them."""
+    if quiet:
+        return
+    if ws.settings.provider_is_default and ws.settings.provider == "preview":
+        err.print(
+            "[dim]provider: preview (offline placeholders; set OPENAI_API_KEY or pass "
+            "--provider openai for real images)[/dim]"
+        )
+    for warning in ws.plan.warnings:
+        err.print(f"[yellow]{escape(str(warning))}[/yellow]")
+
+
+def print_plan(ws: api.Workspace, states: Mapping[str, JobState], quiet: bool) -> None:
+    """One row per job (unless ``quiet``), then the counts by status and the estimate."""
+    if not quiet:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in PLAN_COLUMNS:
+            table.add_column(column, justify="right" if column == "est $" else "left")
+        for job in ws.plan.jobs:
+            state = states[job.id]
+            w, h = job.size
+            rw, rh = job.requested_size
+            table.add_row(
+                escape(job.id),
+                job.kind,
+                f"{w}x{h}" if job.kind != "sheet" else "packed",
+                f"{rw}x{rh}" if job.is_api else "-",
+                job.model if isinstance(job, ApiJob) else "-",
+                str(job.params.get("quality", "-")) if job.is_api else "-",
+                _status_style(state.status),
+                _checks_cell(state.checks),
+                f"{job.estimated_cost_usd:.3f}" if job.is_api else "",
+            )
+        out.print(table)
+    totals = api.plan_totals(ws.plan, states)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals["by_status"].items()))
+    provider = ws.settings.provider
+    free = f" ({provider} images are free)" if ws.settings.provider_entry.free else ""
+    out.print(
+        f"{totals['jobs']} jobs ({counts}); estimated API cost of this build "
+        f"${totals['estimated_cost_usd']:.2f}{free}"
+    )
+
+
+def _checks_cell(checks: Any) -> str:
+    """``ok 3`` or ``2/3 failed`` for the checks recorded for an up-to-date file."""
+    if not checks:
+        return ""
+    failed = sum(1 for c in checks if not c.get("ok"))
+    return f"[red]{failed}/{len(checks)} failed[/]" if failed else f"[green]ok {len(checks)}[/]"
+
+
+def _status_style(status: str) -> str:
+    color = {"up-to-date": "green", "cached": "cyan", "generate": "yellow", "render": "blue"}
+    return f"[{color.get(status, 'white')}]{status}[/]"
+
+
+def print_build(result: BuildResult, quiet: bool) -> None:
+    """Why the build stopped (if it did), what it pruned and blocked, the one-line
+    summary, and the quality checks that failed on files it just made."""
+    report = result.report
+    counts = result.counts()
+    summary = ", ".join(f"{counts[s]} {s}" for s in BUILD_ORDER if counts.get(s))
+    if report.stop_reason and not report.interrupted:
+        err.print(f"[yellow]{escape(report.stop_reason)}[/yellow]")
+    if report.budget_hit:
+        err.print("[yellow]stopped by the budget (--max-cost); raise it to build the rest[/yellow]")
+    for path in result.pruned:
+        out.print(f"pruned {escape(path)}")
+    if not quiet:
+        for outcome in report.outcomes.values():
+            if outcome.status == "blocked":
+                err.print(
+                    f"[red]blocked[/red] {escape(outcome.job.id)}: "
+                    f"{escape(str((outcome.error or {}).get('message')))}"
+                )
+    out.print(
+        f"{summary}; spent ${report.spent_usd:.2f} in {report.elapsed_s:.1f}s; "
+        f"manifest: {result.manifest_path}"
+    )
+    fresh = [(j, c) for j, status, c in result.failed_checks if status in ("generated", "cached")]
+    if fresh and not quiet:
+        err.print(
+            f"[yellow]{len(fresh)} quality check(s) failed[/yellow]"
+            " (see `checks` in the manifest and output/index.html):"
+        )
+        for job_id, check in fresh[:20]:
+            err.print(
+                f"  {escape(job_id)}: {escape(str(check.get('name')))}: "
+                f"{escape(str(check.get('detail')))}"
+            )
+    older = len(result.failed_checks) - len(fresh)
+    if older and not quiet:
+        err.print(f"{older} failed quality check(s) on unchanged files (see the manifest)")
+    if report.interrupted:
+        err.print("interrupted: finished images are kept; build again to continue")

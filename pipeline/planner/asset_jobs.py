@@ -1,0 +1,192 @@
+"""Planning, stage three: the jobs of one asset, an API job per variant and its renditions.
+
+This is where an asset's settings become what is paid for (the request parameters, the
+estimated cost and, for a job that reads no other job's output, its cache key) and where
+the model's limits on prompt length, input images and masks are checked, so a spec the
+API would refuse fails here instead of after a paid call. Sprite sheets, which pack many
+assets, are built in :mod:`pipeline.planner.sheets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from pipeline.catalog import ModelInfo
+from pipeline.errors import Location, SpecError
+from pipeline.jobs import (
+    ApiJob,
+    InputRef,
+    Job,
+    ParamValue,
+    RenditionJob,
+    RenditionOp,
+    api_cache_key,
+    job_id,
+    output_path,
+)
+from pipeline.planner.inputs import MAX_DELIVERED_SIDE, InputResolver, parsed
+from pipeline.planner.resolve import ResolvedAsset
+from pipeline.planner.settings import Effective
+from pipeline.sizes import SizePlan, parse_size
+
+
+def asset_jobs(
+    asset: ResolvedAsset, eff: Effective, inputs: InputResolver, provider: str
+) -> list[Job]:
+    """Each variant's API job (generate or edit) followed by its renditions."""
+    spec, coll = asset.spec, asset.collection
+    size = inputs.size((coll.name, spec.id))
+    model = eff.model
+    if len(asset.prompt) > model.max_prompt_chars:
+        raise SpecError(
+            f"the rendered prompt has {len(asset.prompt):,} characters; "
+            f"{model.name} takes at most {model.max_prompt_chars:,}",
+            asset.where("template" if spec.template else "prompt"),
+            "shorten the prompt or the values it includes",
+        )
+    images: tuple[InputRef, ...] = ()
+    mask: InputRef | None = None
+    if spec.edit is not None:
+        images = tuple(
+            inputs.input(asset, ref, ("edit", "images", i))
+            for i, ref in enumerate(spec.edit.images)
+        )
+        if len(images) > model.max_input_images:
+            raise SpecError(
+                f"{len(images)} input images; {model.name} takes at most {model.max_input_images}",
+                asset.where("edit", "images"),
+                f"list at most {model.max_input_images} images (the mask is not one of them)",
+            )
+        if spec.edit.mask is not None:
+            mask = inputs.input(asset, spec.edit.mask, ("edit", "mask"))
+            first = images[0]
+            if (mask.width, mask.height) != (first.width, first.height):
+                raise SpecError(
+                    f"the mask is {mask.width}x{mask.height} but the first image is "
+                    f"{first.width}x{first.height}",
+                    asset.where("edit", "mask"),
+                    "a mask must have the same size as the first input image",
+                )
+            _check_mask(mask, model, asset.where("edit", "mask"))
+    params = _params(eff, size, spec.edit is not None)
+    rw, rh = size.requested
+    # The API price even on the preview provider: a dry run should show what the real
+    # build would cost. The runner charges preview jobs nothing.
+    estimate = model.estimate_cost(eff.quality, rw, rh, len(asset.prompt), len(images))
+    palette = tuple(coll.brand.colors.values()) if coll.brand else ()
+    depends = tuple(
+        dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
+    )
+    jobs: list[Job] = []
+    for k in range(1, spec.variants + 1):
+        job = ApiJob(
+            id=job_id(coll.name, spec.id, k),
+            kind="edit" if spec.edit is not None else "generate",
+            collection=coll.name,
+            asset=spec.id,
+            variant=k,
+            model=model.name,
+            provider=provider,
+            prompt=asset.prompt,
+            params=params,
+            size=size.delivered,
+            requested_size=size.requested,
+            output_path=output_path(coll.name, spec.id, k, None, eff.format),
+            source=asset.source,
+            depends_on=depends,
+            inputs=images,
+            mask=mask,
+            estimated_cost_usd=estimate,
+            palette=palette,
+            tags=tuple(spec.tags),
+            keep_original=spec.keep_original,
+        )
+        if not depends:
+            job = _with_key(job, [i.sha256 or "" for i in images], mask.sha256 if mask else None)
+        jobs.append(job)
+        jobs.extend(_renditions(asset, job, eff))
+    return jobs
+
+
+def _renditions(asset: ResolvedAsset, source: ApiJob, eff: Effective) -> list[RenditionJob]:
+    out: list[RenditionJob] = []
+    seen: set[str] = set()
+    for i, r in enumerate(asset.spec.renditions):
+        wh = parsed(parse_size, r.size)
+        if wh is None or max(wh) > MAX_DELIVERED_SIDE:
+            raise SpecError(
+                f"rendition size '{r.size}' is not a pixel size",
+                asset.where("renditions", i, "size"),
+                "write WxH, e.g. 256x256",
+            )
+        fmt = r.format or eff.format
+        op = RenditionOp(
+            width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression
+        )
+        path = output_path(source.collection, source.asset, source.variant, wh, fmt)
+        if path in seen or path == source.output_path:
+            raise SpecError(
+                f"rendition {r.size} {fmt} is listed twice",
+                asset.where("renditions", i),
+                "keep one of them",
+            )
+        seen.add(path)
+        out.append(
+            RenditionJob(
+                id=f"{source.id}@{wh[0]}x{wh[1]}" + ("" if fmt == eff.format else f".{fmt}"),
+                collection=source.collection,
+                asset=source.asset,
+                variant=source.variant,
+                model=source.model,
+                provider=source.provider,
+                prompt=source.prompt,
+                size=wh,
+                output_path=path,
+                source=source.source,
+                depends_on=(source.id,),
+                op=op,
+                palette=source.palette,
+                tags=source.tags,
+            )
+        )
+    return out
+
+
+def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, ParamValue]:
+    w, h = size.requested
+    params: dict[str, ParamValue] = {
+        "size": f"{w}x{h}",
+        "quality": eff.quality,
+        "background": eff.background,
+        "output_format": eff.format,
+        "n": 1,
+    }
+    if eff.compression is not None:
+        params["output_compression"] = eff.compression
+    if eff.moderation is not None:
+        params["moderation"] = eff.moderation
+    if is_edit and eff.input_fidelity is not None:
+        params["input_fidelity"] = eff.input_fidelity
+    return params
+
+
+def _with_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> ApiJob:
+    return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
+
+
+def _check_mask(mask: InputRef, model: ModelInfo, where: Location) -> None:
+    """The API takes a PNG mask under the model's size limit; say so before paying."""
+    if mask.format != "png":
+        raise SpecError(
+            f"the mask is {mask.format or 'not a PNG'}; a mask is a PNG",
+            where,
+            "save it as PNG, with alpha 0 where the image may change",
+        )
+    if mask.bytes is not None and mask.bytes > model.max_mask_bytes:
+        raise SpecError(
+            f"the mask is {mask.bytes:,} bytes; {model.name} takes masks under "
+            f"{model.max_mask_bytes:,}",
+            where,
+            "a mask needs only its alpha channel: save it as a small PNG (e.g. 1-bit alpha)",
+        )

@@ -1,0 +1,222 @@
+"""Planning, stage two: each asset's size, and the images an edit reads.
+
+The two are one recursion, so they live together: an edit input that names another asset
+takes that asset's delivered size, and an edit with neither ``size`` nor ``aspect`` takes
+the size of its first input. Following that chain is also where an edit cycle through
+sizes is found. Files are read only through the injected :data:`FileReader`, which keeps
+the planner free of disk access in tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.jobs import InputRef, job_id
+from pipeline.planner.assets import AssetKey
+from pipeline.planner.order import cycle_error
+from pipeline.planner.resolve import ResolvedAsset
+from pipeline.planner.settings import Effective
+from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
+from pipeline.spec.loader import inside
+from pipeline.spec.models import BrandInput, EditInput, FileInput
+
+MAX_DELIVERED_SIDE = 8192
+INPUT_FORMATS = ("png", "webp", "jpeg")
+REF = re.compile(r"(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?")
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What the planner needs to know of an input image file."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+
+
+FileReader = Callable[[Path], FileFacts]
+"""Reads an image file's facts; raises FileNotFoundError, or ValueError when not an image."""
+
+
+class AlreadyReported(Exception):
+    """An asset depends on an edit cycle whose error is already collected: report no more."""
+
+
+class InputResolver:
+    """Sizes assets and resolves their edit inputs, each asset's size computed once.
+
+    ``broken`` holds the assets of every edit cycle found so far; their error has been
+    raised once, and an asset that reads one of them raises :class:`AlreadyReported`.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        assets: Mapping[AssetKey, ResolvedAsset],
+        effective: Mapping[AssetKey, Effective],
+        read_file: FileReader,
+    ):
+        self.root = root
+        self.assets = assets
+        self.effective = effective
+        self.read_file = read_file
+        self.sizes: dict[AssetKey, SizePlan] = {}
+        self.broken: set[AssetKey] = set()
+        self._sizing: dict[AssetKey, None] = {}  # an ordered set: the chain being sized
+
+    def size(self, key: AssetKey) -> SizePlan:
+        """The requested and delivered size of the asset ``key``."""
+        known = self.sizes.get(key)
+        if known is not None:
+            return known
+        asset, eff = self.assets[key], self.effective[key]
+        rule = eff.model.size_rule
+        spec = asset.spec
+        if spec.size is not None:
+            wh = parsed(parse_size, spec.size)
+            if wh is None or max(wh) > MAX_DELIVERED_SIDE or min(wh) < 1:
+                raise SpecError(
+                    f"size '{spec.size}' is not a pixel size",
+                    asset.where("size"),
+                    f"write WxH with sides from 1 to {MAX_DELIVERED_SIDE}, e.g. 1024x1024",
+                )
+            result = compile_exact(rule, *wh)
+        elif spec.aspect is not None:
+            ratio = parsed(parse_aspect, spec.aspect)
+            if ratio is None or max(ratio) / min(ratio) > 10:
+                raise SpecError(
+                    f"aspect '{spec.aspect}' is not a ratio",
+                    asset.where("aspect"),
+                    'write W:H between 1:10 and 10:1, e.g. "16:9" (quoted in YAML)',
+                )
+            result = compile_aspect(rule, *ratio)
+        elif spec.edit is not None:
+            # An edit without size/aspect takes the size of its first input: size that first.
+            self._sizing[key] = None
+            try:
+                first = self.input(asset, spec.edit.images[0], ("edit", "images", 0))
+            finally:
+                self._sizing.pop(key, None)
+            result = compile_exact(rule, first.width, first.height)
+        else:
+            result = compile_exact(rule, 1024, 1024)
+        self.sizes[key] = result
+        return result
+
+    def input(self, asset: ResolvedAsset, ref: EditInput, path: tuple[str | int, ...]) -> InputRef:
+        """The image ``ref`` (at ``path`` in ``asset``'s spec) names: another asset's
+        output, a file in the project, or the brand kit's logo."""
+        where = asset.where(*path)
+        coll = asset.collection
+        if isinstance(ref, str):
+            m = REF.fullmatch(ref)
+            if m is None:
+                raise SpecError(
+                    f"'{ref}' is not an asset reference",
+                    where,
+                    "write an asset id ('hero'), a variant ('hero#2'), "
+                    "another collection's asset ('icons/hero') or {file: path}",
+                )
+            cname = m["coll"] or coll.name
+            target_key = (cname, m["id"])
+            target = self.assets.get(target_key)
+            if target is None:
+                ids = [a for c, a in self.assets if c == cname]
+                hint = did_you_mean(m["id"], ids) or (
+                    f"assets in '{cname}': {', '.join(ids[:10])}"
+                    if ids
+                    else f"there is no collection '{cname}'"
+                )
+                raise SpecError(f"edit input '{ref}' names no asset", where, hint)
+            k = int(m["k"] or 1)
+            if not 1 <= k <= target.spec.variants:
+                raise SpecError(
+                    f"'{ref}' asks for variant {k}, but '{m['id']}' has "
+                    f"{target.spec.variants} variant(s)",
+                    where,
+                    f"use #1 to #{target.spec.variants}",
+                )
+            if target_key == (coll.name, asset.spec.id):
+                raise SpecError(
+                    f"edit cycle: {job_id(cname, m['id'], k)} edits itself",
+                    where,
+                    "an asset cannot be built from its own output; edit another asset or a "
+                    "{file: ...}",
+                )
+            if target_key in self.broken:
+                raise AlreadyReported
+            if target_key in self._sizing:
+                chain = [*list(self._sizing)[list(self._sizing).index(target_key) :], target_key]
+                self.broken.update(chain)
+                raise cycle_error([f"{c}/{a}" for c, a in chain], where)
+            w, h = self.size(target_key).delivered
+            return InputRef(
+                job=job_id(cname, m["id"], k),
+                width=w,
+                height=h,
+                format=self.effective[target_key].format,
+            )
+        if isinstance(ref, FileInput):
+            return self._file(coll.path.parent / ref.file, ref.file, where)
+        if isinstance(ref, BrandInput):
+            if coll.brand is None or not coll.brand.logo:
+                raise SpecError(
+                    "{brand: logo} needs a brand kit with a 'logo'",
+                    where,
+                    "add logo: path/to/logo.png to the brand kit",
+                )
+            return self._file(coll.brand_dir / coll.brand.logo, coll.brand.logo, where)
+        raise AssertionError(ref)  # pragma: no cover - pydantic admits no other shape
+
+    def _file(self, path: Path, written: str, where: Location) -> InputRef:
+        root = self.root
+        if not inside(path, root):
+            raise SpecError(
+                f"'{written}' is outside the project folder",
+                where,
+                "input images must live inside the project",
+            )
+        display = path.resolve().relative_to(root.resolve()).as_posix()
+        try:
+            facts = self.read_file(path)
+        except FileNotFoundError:
+            raise SpecError(
+                f"input image '{written}' not found (looked at {display})",
+                where,
+                "paths are relative to the spec file",
+            ) from None
+        except ValueError as exc:
+            raise SpecError(
+                f"'{written}' is not a usable image: {exc}",
+                where,
+                "edit inputs and masks are PNG, WebP or JPEG files under 50 MB",
+            ) from None
+        if facts.format not in INPUT_FORMATS:
+            raise SpecError(
+                f"'{written}' is {facts.format}; edit inputs are png, webp or jpeg",
+                where,
+                "convert it to PNG (or WebP/JPEG)",
+            )
+        return InputRef(
+            path=display,
+            sha256=facts.sha256,
+            width=facts.width,
+            height=facts.height,
+            format=facts.format,
+            bytes=facts.bytes,
+        )
+
+
+def parsed(parse: Callable[[str], tuple[int, int] | None], text: str) -> tuple[int, int] | None:
+    """``parse(text)``, or None where int() refuses what str.isdigit() let through
+    (``"²x²"``, a side of 5,000 digits)."""
+    try:
+        return parse(text)
+    except ValueError:
+        return None
