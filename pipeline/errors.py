@@ -16,6 +16,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
+EXIT_PENDING = 4
+"""Requests wait in an open batch (``build --batch --no-wait``); the next ``build --batch``
+collects them."""
 EXIT_INTERRUPTED = 130
 
 

@@ -35,6 +35,7 @@ ENV = {
     "max_cost": "ASSETPIPE_MAX_COST",
     "timeout": "ASSETPIPE_TIMEOUT",
     "max_attempts": "ASSETPIPE_MAX_ATTEMPTS",
+    "batch_poll_seconds": "ASSETPIPE_BATCH_POLL_SECONDS",
 }
 """Environment variables, one per setting that makes sense to set per machine or CI job."""
 
@@ -71,6 +72,8 @@ class SettingsFile(Strict):
     max_jobs: Annotated[int, Field(ge=1)] = 10_000
     embed_metadata: bool = False
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    batch_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    batch_max_lines: Annotated[int, Field(ge=1, le=50_000)] = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,10 @@ class Settings:
     max_jobs: int
     embed_metadata: bool
     prices: Mapping[str, Mapping[str, Any]]
+    batch_poll_seconds: float = 30.0
+    """The first wait between polls of an open batch (it grows to 10x this)."""
+    batch_max_lines: int = 1000
+    """Requests per batch: smaller batches finish, and start paying off, sooner."""
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -182,6 +189,8 @@ def resolve_settings(
         prices={
             model: fields.model_dump(exclude_none=True) for model, fields in checked.prices.items()
         },
+        batch_poll_seconds=checked.batch_poll_seconds,
+        batch_max_lines=checked.batch_max_lines,
     )
 
 

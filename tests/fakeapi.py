@@ -846,6 +846,7 @@ class FakeImagesAPI:
         if server is None or thread is None:
             return
         self._stopping.set()
+        self.batch.release.set()  # a request held for a kill test must not hold the stop
         server.shutdown()
         thread.join(timeout)
         with self._lock:

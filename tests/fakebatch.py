@@ -90,7 +90,12 @@ DEFAULTS: dict[str, Any] = {
     "huge_line_bytes": 8 * 1024 * 1024,
     "content_chunk_bytes": 64 * 1024,
     "unrun_lines_in_error_file": True,
+    "hold": None,
 }
+HOLDS = frozenset({"create_before", "create_after", "content"})
+"""Where a request may be held until ``release`` is set, so a test can kill the client
+there: before a batch is created, after it is created but before the answer is sent, or
+halfway through a result file. ``held`` is set when a request reaches the point."""
 COUNTERS = (
     "batches_created",
     "files_uploaded",
@@ -209,6 +214,8 @@ class FakeBatchAPI:
         for name, value in DEFAULTS.items():
             setattr(self, name, value)
         self.batch_script: deque[str] = deque()
+        self.held = threading.Event()
+        self.release = threading.Event()
         self.reset_counters()
 
     def configure(self, **config: Any) -> None:
@@ -223,6 +230,8 @@ class FakeBatchAPI:
                     value = deque([given] if isinstance(given, str) else given)
                     if set(value) - BATCH_OUTCOMES:
                         raise ValueError(f"batch outcomes are {sorted(BATCH_OUTCOMES)}")
+                if name == "hold" and value is not None and value not in HOLDS:
+                    raise ValueError(f"holds are {sorted(HOLDS)}")
                 if name == "line_faults":
                     kinds = {k for v in value.values() for k in ([v] if isinstance(v, str) else v)}
                     if kinds - LINE_FAULTS - DELIVERY_FAULTS - {"ok"}:
@@ -260,6 +269,11 @@ class FakeBatchAPI:
         if route is None:
             return False
         auth = handler.headers.get("Authorization")
+        creating = route[0] == self._create
+        if creating and self.hold == "create_before":
+            self._hold()
+            handler.close_connection = True  # the client was killed here: nothing is created
+            return True
         try:
             self.api._authenticate(auth)
             with self._lock:
@@ -276,8 +290,15 @@ class FakeBatchAPI:
         if route[0] == "content":
             self._stream(handler, data)
         else:
+            if creating and status == 200 and self.hold == "create_after":
+                self._hold()
             self._reply(handler, status, answer)
         return True
+
+    def _hold(self) -> None:
+        """Stop here until the test releases the request (or a minute passes)."""
+        self.held.set()
+        self.release.wait(timeout=60)
 
     def _route(self, method: str, path: str) -> tuple[Any, ...] | None:
         if path == "/v1/files" and method == "POST":
@@ -315,6 +336,8 @@ class FakeBatchAPI:
         step = max(1, self.content_chunk_bytes)
         try:
             for start in range(0, len(data), step):
+                if self.hold == "content" and start >= len(data) // 2:
+                    self._hold()
                 handler.wfile.write(data[start : start + step])
                 handler.wfile.flush()
         except OSError:

@@ -11,15 +11,16 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 Names not in ``__all__`` are internal and may change.
 """
 
+from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
 from pipeline.api.building import (
     BuildOptions,
     BuildResult,
     build,
     exit_code,
-    make_provider,
     run_workspace,
 )
 from pipeline.api.reports import build_summary, graph_text, job_json, plan_document, plan_totals
+from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
 from pipeline.api.workspace import (
     TODAY_VARIABLE,
     CheckResult,
@@ -37,10 +38,12 @@ from pipeline.api.workspace import (
 )
 
 __all__ = [
+    "BATCH_PRICE_FACTOR",
     "TODAY_VARIABLE",
     "BuildOptions",
     "BuildResult",
     "CheckResult",
+    "OpenBatch",
     "Request",
     "Workspace",
     "build",
@@ -49,6 +52,7 @@ __all__ = [
     "cache_folder",
     "cache_gc",
     "cache_stats",
+    "cancel_batches",
     "check",
     "exit_code",
     "graph_text",
@@ -56,9 +60,11 @@ __all__ = [
     "job_states",
     "lifecycle_date",
     "make_provider",
+    "open_batches",
     "open_workspace",
     "plan_document",
     "plan_totals",
+    "price_factor",
     "read_image_facts",
     "run_workspace",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
@@ -28,6 +29,7 @@ from pipeline.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PENDING,
     UsageError,
 )
 from pipeline.fsutil import (
@@ -48,15 +50,10 @@ from pipeline.output import (
     totals,
     write_manifest,
 )
-from pipeline.providers.registry import ProviderOptions
-from pipeline.runner.budget import CatalogPricing
 from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
-from pipeline.runner.dispatch import DirectDispatcher
 from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
-from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.outcome import Outcome, RunReport
-from pipeline.runner.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.store import LocalStore
 
@@ -73,6 +70,10 @@ class BuildOptions:
     fail_fast: bool = False
     prune: bool = False
     strict_checks: bool = False
+    batch: bool = False
+    """Send paid requests through the Batch API (half price, results within 24 h)."""
+    wait: bool = True
+    """With ``batch``: wait for the batches (False: submit, exit 4, collect next time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +141,6 @@ def build_folders(settings: Settings, cache: LocalStore, tree: OutputTree) -> It
             remove_folders(created)
 
 
-def make_provider(settings: Settings) -> Provider:
-    """The provider the settings ask for, built by its registry entry."""
-    return settings.provider_entry.factory(ProviderOptions(timeout=settings.timeout))
-
-
 def run_build(
     settings: Settings,
     catalog: Catalog,
@@ -159,7 +155,6 @@ def run_build(
     produced = {job.output_path for job in full_plan.jobs}
     with LocalStore(settings.cache_dir / "cache") as cache, build_folders(settings, cache, tree):
         manifest = load_manifest(tree.root)
-        states = assess(plan, manifest, cache, tree)
 
         def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
             built = (o.entry() for o in outcomes.values())
@@ -167,18 +162,17 @@ def run_build(
             write_manifest(tree.root, entries, totals(entries, None))
 
         stop = StopSignal()
-        dispatcher = DirectDispatcher(
-            provider or make_provider(settings),
-            RateLimiter(settings.images_per_minute, settings.requests_per_minute),
-            RetryPolicy(max_attempts=settings.max_attempts),
-            concurrency=settings.concurrency,
-            stopped=stop.__bool__,
-            on_retry=reporter.retrying,
+        route = (
+            batch_route(settings, catalog, cache, stop, reporter, wait=options.wait)
+            if options.batch
+            else direct_route(settings, catalog, stop, reporter, provider)
         )
+        states = assess(plan, manifest, cache, tree, route.pending)
         deps = RunDeps(
             store=cache,
-            dispatcher=dispatcher,
-            pricing=CatalogPricing(catalog, 0.0 if settings.provider_entry.free else 1.0),
+            dispatcher=route.dispatcher,
+            pricing=route.pricing,
+            pending=route.pending,
             output=tree,
             project_root=settings.root,
             manifest=manifest,
@@ -232,13 +226,17 @@ async def _run(runner: Runner) -> RunReport:
 
 
 def exit_code(report: RunReport) -> int:
-    """130 interrupted, 3 stopped by the budget, 1 anything failed, 0 all done."""
+    """130 interrupted, 3 stopped by the budget, 1 anything failed, 4 some requests wait
+    in open batches, 0 all done."""
     if report.interrupted:
         return EXIT_INTERRUPTED
     if report.budget_hit:
         return EXIT_BUDGET
-    if any(not o.ok for o in report.outcomes.values()):
+    statuses = {o.status for o in report.outcomes.values()}
+    if statuses - {"generated", "cached", "up-to-date", "pending"}:
         return EXIT_FAILED
+    if "pending" in statuses:
+        return EXIT_PENDING
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ from pipeline.jobs import Job, Plan
 from pipeline.runner.freshness import JobState
 
 
-def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
+def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str, Any]:
     """One job as ``plan --json`` prints it (DESIGN section 9)."""
     return {
         "id": job.id,
@@ -38,15 +38,16 @@ def job_json(job: Job, state: JobState | None) -> dict[str, Any]:
         "status": state.status if state else None,
         "reason": state.reason if state else None,
         "cache_key": state.cache_key if state else job.cache_key,
-        "estimated_cost_usd": round(job.estimated_cost_usd, 6),
+        "estimated_cost_usd": round(job.estimated_cost_usd * factor, 6),
         "output": job.output_path,
         "source": job.source,
         "checks": [dict(c) for c in state.checks] if state and state.checks else None,
     }
 
 
-def plan_totals(plan_: Plan, states: Mapping[str, JobState]) -> dict[str, Any]:
-    """Counts by status and kind, and the estimated cost of what a build would pay for."""
+def plan_totals(plan_: Plan, states: Mapping[str, JobState], factor: float = 1.0) -> dict[str, Any]:
+    """Counts by status and kind, and the estimated cost of what a build would pay for
+    (``factor`` of the model table's prices: 0.5 at Batch API prices)."""
     by_status: dict[str, int] = {}
     for state in states.values():
         by_status[state.status] = by_status.get(state.status, 0) + 1
@@ -58,16 +59,17 @@ def plan_totals(plan_: Plan, states: Mapping[str, JobState]) -> dict[str, Any]:
         "api_jobs": sum(1 for j in plan_.jobs if j.is_api),
         "renditions": sum(1 for j in plan_.jobs if not j.is_api),
         "by_status": by_status,
-        "estimated_cost_usd": round(to_pay, 6),
-        "estimated_cost_all_usd": round(plan_.estimated_cost_usd, 6),
+        "estimated_cost_usd": round(to_pay * factor, 6),
+        "estimated_cost_all_usd": round(plan_.estimated_cost_usd * factor, 6),
     }
 
 
-def plan_document(ws: Workspace, states: Mapping[str, JobState]) -> str:
-    """``plan --json`` as text."""
+def plan_document(ws: Workspace, states: Mapping[str, JobState], factor: float = 1.0) -> str:
+    """``plan --json`` as text (estimates at ``factor`` of the model table's prices)."""
+    totals = plan_totals(ws.plan, states, factor)
     doc = {
-        "jobs": [job_json(j, states.get(j.id)) for j in ws.plan.jobs],
-        "totals": {**plan_totals(ws.plan, states), "provider": ws.settings.provider},
+        "jobs": [job_json(j, states.get(j.id), factor) for j in ws.plan.jobs],
+        "totals": {**totals, "provider": ws.settings.provider, "price_factor": factor},
         "warnings": [str(w) for w in ws.plan.warnings],
     }
     return json.dumps(doc, ensure_ascii=False, indent=1)

@@ -25,6 +25,7 @@ from pipeline.output import OutputTree, load_manifest
 from pipeline.planner import FileFacts, PlanOptions, plan
 from pipeline.postprocess import DECODE_FORMATS
 from pipeline.runner.freshness import JobState, assess
+from pipeline.runner.journal import Journal
 from pipeline.settings import Settings, resolve_settings
 from pipeline.spec.loader import Project, collection_name, load_project, select_files
 from pipeline.store import CacheStats, LocalStore
@@ -153,11 +154,12 @@ def job_states(ws: Workspace) -> dict[str, JobState]:
     """Each selected job's state against the output manifest and the cache."""
     tree = OutputTree(ws.settings.output_dir)
     manifest = load_manifest(tree.root)
+    pending = Journal(ws.settings.cache_dir).pending_keys()
     cache_dir = ws.settings.cache_dir / "cache"
     if cache_dir.exists():
         with LocalStore(cache_dir) as cache:
-            return assess(ws.plan, manifest, cache, tree)
-    return assess(ws.plan, manifest, None, tree)
+            return assess(ws.plan, manifest, cache, tree, pending)
+    return assess(ws.plan, manifest, None, tree, pending)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from pipeline import __version__, api
 from pipeline.api import BuildOptions
+from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging
 from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
@@ -30,6 +31,7 @@ def cli() -> None:
 
 
 cli.add_command(cache)
+cli.add_command(batch)
 
 
 @cli.command()
@@ -50,16 +52,18 @@ def validate(**kw: Any) -> None:
 @cli.command()
 @project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (DESIGN section 9).")
+@click.option("--batch", is_flag=True, help="Estimate at Batch API prices (half).")
 def plan(**kw: Any) -> None:
     """Show the job graph: what is up to date, cached or to generate, and what it costs."""
     setup_logging(kw["verbose"], kw["quiet"])
     ws = api.open_workspace(project_request(kw))
     states = api.job_states(ws)
+    factor = api.BATCH_PRICE_FACTOR if kw["batch"] else 1.0
     if kw["as_json"]:
-        sys.stdout.write(api.plan_document(ws, states) + "\n")
+        sys.stdout.write(api.plan_document(ws, states, factor) + "\n")
         return
     warn_plan(ws, kw["quiet"])
-    print_plan(ws, states, kw["quiet"])
+    print_plan(ws, states, kw["quiet"], factor)
 
 
 @cli.command()
@@ -86,6 +90,14 @@ def graph(**kw: Any) -> None:
 @click.option("--prune", is_flag=True, help="Delete files of earlier builds no job makes now.")
 @click.option("--strict-checks", is_flag=True, help="Exit 1 when a quality check fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--batch", is_flag=True, help="Send requests through the Batch API: half price, within 24 h."
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With --batch: submit, exit 4, and collect on the next build --batch.",
+)
 def build(**kw: Any) -> None:
     """Run the plan: generate what is missing, reuse what is cached, write output/."""
     setup_logging(kw["verbose"], kw["quiet"])
@@ -99,6 +111,8 @@ def build(**kw: Any) -> None:
             "timeout": kw["timeout"],
         },
     )
+    if kw["no_wait"] and not kw["batch"]:
+        raise click.UsageError("--no-wait goes with --batch")
     ws = api.open_workspace(req)
     warn_plan(ws, kw["quiet"] or kw["as_json"])
     reporter = _reporter(kw)
@@ -110,6 +124,8 @@ def build(**kw: Any) -> None:
                 fail_fast=kw["fail_fast"],
                 prune=kw["prune"],
                 strict_checks=kw["strict_checks"],
+                batch=kw["batch"],
+                wait=not kw["no_wait"],
             ),
             reporter,
         )

@@ -25,7 +25,7 @@ if not out.is_terminal:
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PLAN_COLUMNS = ("job", "kind", "size", "request", "model", "quality", "status", "checks", "est $")
-BUILD_ORDER = ("generated", "cached", "up-to-date", "failed", "blocked", "skipped")
+BUILD_ORDER = ("generated", "cached", "up-to-date", "pending", "failed", "blocked", "skipped")
 
 
 def warn_plan(ws: api.Workspace, quiet: bool) -> None:
@@ -42,8 +42,11 @@ def warn_plan(ws: api.Workspace, quiet: bool) -> None:
         err.print(f"[yellow]{escape(str(warning))}[/yellow]")
 
 
-def print_plan(ws: api.Workspace, states: Mapping[str, JobState], quiet: bool) -> None:
-    """One row per job (unless ``quiet``), then the counts by status and the estimate."""
+def print_plan(
+    ws: api.Workspace, states: Mapping[str, JobState], quiet: bool, factor: float = 1.0
+) -> None:
+    """One row per job (unless ``quiet``), then the counts by status and the estimate
+    (``factor`` of the model table's prices: 0.5 for the Batch API)."""
     if not quiet:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in PLAN_COLUMNS:
@@ -61,16 +64,17 @@ def print_plan(ws: api.Workspace, states: Mapping[str, JobState], quiet: bool) -
                 str(job.params.get("quality", "-")) if job.is_api else "-",
                 _status_style(state.status),
                 _checks_cell(state.checks),
-                f"{job.estimated_cost_usd:.3f}" if job.is_api else "",
+                f"{job.estimated_cost_usd * factor:.3f}" if job.is_api else "",
             )
         out.print(table)
-    totals = api.plan_totals(ws.plan, states)
+    totals = api.plan_totals(ws.plan, states, factor)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(totals["by_status"].items()))
     provider = ws.settings.provider
     free = f" ({provider} images are free)" if ws.settings.provider_entry.free else ""
+    route = " at Batch API prices" if factor != 1 else ""
     out.print(
         f"{totals['jobs']} jobs ({counts}); estimated API cost of this build "
-        f"${totals['estimated_cost_usd']:.2f}{free}"
+        f"${totals['estimated_cost_usd']:.2f}{route}{free}"
     )
 
 
@@ -83,7 +87,13 @@ def _checks_cell(checks: Any) -> str:
 
 
 def _status_style(status: str) -> str:
-    color = {"up-to-date": "green", "cached": "cyan", "generate": "yellow", "render": "blue"}
+    color = {
+        "up-to-date": "green",
+        "cached": "cyan",
+        "generate": "yellow",
+        "render": "blue",
+        "pending": "magenta",
+    }
     return f"[{color.get(status, 'white')}]{status}[/]"
 
 
@@ -124,5 +134,12 @@ def print_build(result: BuildResult, quiet: bool) -> None:
     older = len(result.failed_checks) - len(fresh)
     if older and not quiet:
         err.print(f"{older} failed quality check(s) on unchanged files (see the manifest)")
+    waiting = counts.get("pending", 0)
+    if waiting and not quiet:
+        err.print(
+            f"[magenta]{waiting} job(s) wait in open batches[/magenta]: "
+            "`assetpipe build --batch` collects them (nothing is paid twice); "
+            "`assetpipe batch list` shows how far they are"
+        )
     if report.interrupted:
         err.print("interrupted: finished images are kept; build again to continue")

@@ -91,6 +91,8 @@ class ImageResult:
     notes: tuple[str, ...] = ()
     """Warnings about the answer that did not stop it (say, usage figures that could not be
     used); the runner shows them and records them in the job's checks."""
+    batch_id: str | None = None
+    """The batch that made it, when it came through the Batch API (the manifest says so)."""
 
 
 FailureKind = Literal[

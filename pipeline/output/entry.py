@@ -55,6 +55,8 @@ _FIELDS: Mapping[str, tuple[type, ...]] = {
     "phash": _OPT_STR,
     "provenance": _OPT_DICT,
     "companions": _OPT_LIST,
+    "via": _OPT_STR,
+    "batch_id": _OPT_STR,
 }
 """Each field the manifest writes, in the order it writes them, and the JSON types it may
 hold. ``job``, ``path``, ``kind`` and ``status`` are required; any other missing field
@@ -105,6 +107,9 @@ class ManifestEntry:
     phash: str | None = None
     provenance: Mapping[str, Any] | None = None
     companions: tuple[Companion, ...] | None = None
+    via: str | None = None
+    """``batch`` when the image came through the Batch API (absent: a direct call)."""
+    batch_id: str | None = None
     stale: bool = False
     """An earlier build's file that no job makes any more (kept unless ``--prune``)."""
 
@@ -196,6 +201,9 @@ class ManifestEntry:
                 else None
             ),
         }
+        if self.via is not None:  # only then: manifests of direct builds stay as they were
+            out["via"] = self.via
+            out["batch_id"] = self.batch_id
         if self.stale:
             out["stale"] = True
         return out

@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 
 from pipeline.catalog import ModelPolicy
 from pipeline.jobs import Provider
+from pipeline.providers.batch_types import BatchBackend
 
 log = logging.getLogger("assetpipe.providers")
 
@@ -49,6 +50,8 @@ class ProviderEntry:
     """Chosen without ``--provider`` when its credentials are present."""
     hint: str = ""
     """Said with a missing-credentials error: how to get going another way."""
+    batch: Callable[[ProviderOptions], BatchBackend] | None = None
+    """Its Batch API route (``build --batch``), when it has one."""
 
 
 def _openai_missing(env: Mapping[str, str]) -> list[str]:
@@ -66,6 +69,12 @@ def _openai(options: ProviderOptions) -> Provider:
     from pipeline.providers.openai_provider import OpenAIProvider  # noqa: PLC0415
 
     return OpenAIProvider.openai(timeout=options.timeout)
+
+
+def _openai_batch(options: ProviderOptions) -> BatchBackend:
+    from pipeline.providers.openai_batch import OpenAIBatchClient  # noqa: PLC0415
+
+    return OpenAIBatchClient.openai(timeout=options.timeout)
 
 
 def _azure(options: ProviderOptions) -> Provider:
@@ -87,6 +96,7 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         _openai,
         missing_credentials=_openai_missing,
         auto=True,
+        batch=_openai_batch,
         hint="or use --provider preview to build offline placeholders",
     ),
     ProviderEntry(

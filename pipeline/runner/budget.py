@@ -29,6 +29,11 @@ class Pricing(Protocol):
         """USD the call cost, from the usage the API reported (the estimate without it)."""
         ...
 
+    def actual_for(self, model: str, estimate: float, usage: Usage | None) -> float:
+        """:meth:`actual` from a model name and the planner's estimate alone (for a paid
+        result no job of this plan asked for, kept from a batch journal)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogPricing:
@@ -44,13 +49,17 @@ class CatalogPricing:
 
     def actual(self, job: ApiJob, usage: Usage | None) -> float:
         """Token usage at the model's prices, or the estimate when there is none."""
-        model = self.catalog.get(job.model)
-        if usage is None or model is None:
-            return self.estimate(job)
-        cost = model.actual_cost(
+        return self.actual_for(job.model, job.estimated_cost_usd, usage)
+
+    def actual_for(self, model: str, estimate: float, usage: Usage | None) -> float:
+        """See :meth:`Pricing.actual_for`."""
+        info = self.catalog.get(model)
+        if usage is None or info is None:
+            return estimate * self.factor
+        cost = info.actual_cost(
             usage.input_text_tokens, usage.input_image_tokens, usage.output_tokens
         )
-        return cost * self.factor if math.isfinite(cost) else self.estimate(job)
+        return cost * self.factor if math.isfinite(cost) else estimate * self.factor
 
 
 class Budget:

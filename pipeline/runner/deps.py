@@ -83,6 +83,9 @@ class RunDeps:
     manifest: Manifest
     reporter: Reporter
     stop: StopSignal = field(default_factory=StopSignal)
+    pending: Mapping[str, str] = field(default_factory=dict)
+    """Cache keys of requests in open batches (key -> batch id): a build that does not
+    collect batches leaves these jobs ``pending`` rather than paying for them again."""
     on_checkpoint: Callable[[Mapping[str, Outcome]], None] | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -29,14 +29,26 @@ class NotStarted(Exception):
     """The build stopped (budget, account failure, interrupt) before this request was sent."""
 
 
+class Pending(Exception):
+    """The request is in an open batch that this build does not wait for (``--no-wait``,
+    or a batch whose results could not be read yet); the next ``build --batch`` collects
+    it, and no build pays for it again."""
+
+    def __init__(self, batch_id: str):
+        super().__init__(batch_id)
+        self.batch_id = batch_id
+
+
 class Dispatcher(Protocol):
     """Sends paid requests; one call per API job."""
 
-    async def call(self, job: Job, request: ImageRequest, on_result: OnResult[T]) -> T:
-        """Send ``request`` until it succeeds or fails for good; return ``on_result``'s value.
+    async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
+        """Send ``request`` (the job's request, whose cache key is ``key``) until it
+        succeeds or fails for good; return ``on_result``'s value.
 
         Raises :class:`ProviderFailure` when it gave up, :class:`NotStarted` when the
-        build stopped before it was sent."""
+        build stopped before it was sent, :class:`Pending` when it waits in a batch this
+        build does not wait for."""
         ...
 
     async def aclose(self) -> None:
@@ -68,8 +80,8 @@ class DirectDispatcher:
         self.sleep = sleep
         self.rng = rng or random.Random()
 
-    async def call(self, job: Job, request: ImageRequest, on_result: OnResult[T]) -> T:
-        """See :meth:`Dispatcher.call`."""
+    async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
+        """See :meth:`Dispatcher.call` (the key plays no part in a direct call)."""
         attempt = 0
         while True:
             attempt += 1

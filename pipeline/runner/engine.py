@@ -39,7 +39,7 @@ from pipeline.output import ManifestEntry
 from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import Reporter, RunConfig, RunDeps
-from pipeline.runner.dispatch import NotStarted
+from pipeline.runner.dispatch import NotStarted, Pending
 from pipeline.runner.freshness import JobState, job_key
 from pipeline.runner.guards import (
     MAX_NOTES,
@@ -168,6 +168,10 @@ class Runner:
         if failed:
             self._finish(Outcome.blocked(job, failed[0]))
             return
+        waiting = next((o for o in inputs if o.status == "pending"), None)
+        if waiting is not None:
+            self._finish(Outcome.waiting_for(job, waiting))
+            return
         skipped = [o for o in inputs if o.status == "skipped"]
         if skipped:  # not started for the same reason (budget, stop, interrupt) as its input
             self._finish(Outcome(job, "skipped", error=dict(skipped[0].error or {})))
@@ -205,6 +209,9 @@ class Runner:
                     return await self._from_cache(job, key, inputs, hit)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
+        batch = self.deps.pending.get(key) if job.is_api and not self.config.force else None
+        if batch is not None:  # paid for in an open batch: collect it, do not pay again
+            return Outcome.pending(job, key, batch)
         if job.kind == "rendition":
             async with self.local_work:
                 return await self._render(job, key, shas)
@@ -274,9 +281,11 @@ class Runner:
 
         try:
             request = await asyncio.to_thread(self.inputs.request, job, self._inputs_of(job))
-            delivered, fields, notes = await self.deps.dispatcher.call(job, request, paid)
+            delivered, fields, notes = await self.deps.dispatcher.call(job, key, request, paid)
         except NotStarted:
             return self._not_started(job, key, inputs)
+        except Pending as pending:
+            return Outcome.pending(job, key, pending.batch_id)
         finally:
             reservation.release()
         # Cached and paid for: the place is free for the next request while the file is
@@ -331,6 +340,7 @@ class Runner:
             "spent_usd": cost,
             "request_id": result.request_id,
             "returned_size": result.size,
+            "batch_id": result.batch_id,
         }
         return delivered, fields, notes
 

@@ -17,7 +17,7 @@ from pipeline.jobs import Job, Plan, api_cache_key, rendition_cache_key, sheet_c
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.store import ResultStore
 
-Status = Literal["up-to-date", "cached", "generate", "render"]
+Status = Literal["up-to-date", "cached", "generate", "render", "pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,17 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
 
 
 def assess(
-    plan: Plan, manifest: Manifest, cache: ResultStore | None, tree: OutputTree
+    plan: Plan,
+    manifest: Manifest,
+    cache: ResultStore | None,
+    tree: OutputTree,
+    pending: Mapping[str, str] | None = None,
 ) -> dict[str, JobState]:
-    """The state of every job, in plan order (inputs are assessed before dependents)."""
+    """The state of every job, in plan order (inputs are assessed before dependents).
+
+    ``pending`` maps the cache keys of requests in open batches to their batch: such a
+    job is ``pending`` (paid or about to be; the next ``build --batch`` collects it)."""
+    pending = pending or {}
     states: dict[str, JobState] = {}
     shas: dict[str, str | None] = {}
     for job in plan.jobs:
@@ -76,6 +84,8 @@ def assess(
             record = cache.lookup(key) if cache is not None else None
             if record is not None:
                 state = JobState("cached", key, record.blob, "in the cache")
+            elif key in pending and job.is_api:
+                state = JobState("pending", key, None, f"in the open batch {pending[key]}")
             elif entry and entry.cache_key == key:
                 state = JobState(make, key, None, "file changed or missing; not cached")
             elif entry:

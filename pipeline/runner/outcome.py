@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pipeline.jobs import Job, ProviderFailure
 from pipeline.output import Companion, ManifestEntry
 
-Status = Literal["generated", "cached", "up-to-date", "failed", "blocked", "skipped"]
+Status = Literal["generated", "cached", "up-to-date", "failed", "blocked", "skipped", "pending"]
 OK_STATUSES = frozenset({"generated", "cached", "up-to-date"})
 
 
@@ -39,6 +39,8 @@ class Outcome:
     width: int | None = None
     height: int | None = None
     """The delivered size when only the build knows it (a packed sheet)."""
+    batch_id: str | None = None
+    """The batch that made the image, when it came through the Batch API."""
 
     @classmethod
     def from_entry(
@@ -65,6 +67,7 @@ class Outcome:
             companions=entry.companions,
             width=entry.width,
             height=entry.height,
+            batch_id=entry.batch_id,
         )
 
     @classmethod
@@ -81,6 +84,24 @@ class Outcome:
         return cls(
             job, "failed", error=error, request_id=failure.request_id, attempts=failure.attempts
         )
+
+    @classmethod
+    def pending(cls, job: Job, key: str, batch_id: str) -> Outcome:
+        """A job whose request waits in an open batch (paid or about to be)."""
+        error = {
+            "type": "pending",
+            "message": f"in the open batch {batch_id}; `assetpipe build --batch` collects it",
+        }
+        return cls(job, "pending", cache_key=key, error=error)
+
+    @classmethod
+    def waiting_for(cls, job: Job, source: Outcome) -> Outcome:
+        """A job whose input is still in an open batch: it runs once that is collected."""
+        error = {
+            "type": "pending",
+            "message": f"waits for {source.job.id}, which is in an open batch",
+        }
+        return cls(job, "pending", error=error)
 
     @classmethod
     def blocked(cls, job: Job, input_id: str) -> Outcome:
@@ -135,6 +156,8 @@ class Outcome:
             phash=self.phash,
             provenance=dict(self.provenance) if self.provenance else None,
             companions=self.companions or None,
+            via="batch" if self.batch_id else None,
+            batch_id=self.batch_id,
         )
 
 

@@ -28,24 +28,42 @@ def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -
         "returned_size": result.size,
         "model": job.model,
         "notes": notes,
+        "batch_id": result.batch_id,
     }
 
 
 def deliverable(job: ApiJob, result: ImageResult, notes: list[str]) -> bytes:
-    """The delivered bytes of a paid image: exactly the job's size and format.
+    """The delivered bytes of a paid image: exactly the job's size and format (see
+    :func:`deliver_paid`)."""
+    compression = job.params.get("output_compression")
+    return deliver_paid(
+        result.data,
+        job.size,
+        job.requested_size,
+        job.format,
+        int(compression) if compression else None,
+        notes,
+    )
+
+
+def deliver_paid(
+    data: bytes,
+    size: tuple[int, int],
+    requested: tuple[int, int],
+    fmt: str,
+    compression: int | None,
+    notes: list[str],
+) -> bytes:
+    """``data`` (a paid image) at exactly ``size`` in ``fmt``.
 
     The image is measured (header only) before any pixel is decoded; an image that cannot
     be delivered raises :class:`UnusableImage`. A larger-than-requested image is delivered
     with a note appended to ``notes``.
     """
-    w, h = job.size
-    compression = job.params.get("output_compression")
     try:
-        returned = postprocess.measure(result.data)
-        warning = size_note(returned, job.requested_size)
-        delivered = postprocess.deliver(
-            result.data, w, h, job.format, int(compression) if compression else None
-        )
+        returned = postprocess.measure(data)
+        warning = size_note(returned, requested)
+        delivered = postprocess.deliver(data, size[0], size[1], fmt, compression)
     except postprocess.ImageDecodeError as exc:
         raise UnusableImage(str(exc)) from exc
     if warning:

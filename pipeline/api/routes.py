@@ -1,0 +1,107 @@
+"""How a build's paid requests travel: one call each, or through the Batch API.
+
+The one place that picks the dispatcher and its prices. A direct build sends each request
+at once (paced and retried) at the model table's prices, and leaves alone the requests an
+earlier ``build --batch`` has open (they are collected, never paid twice); a batch build
+journals and submits waves of requests at half the price, and collects what earlier batch
+builds left open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline.catalog import Catalog
+from pipeline.errors import UsageError
+from pipeline.jobs import Provider
+from pipeline.providers.registry import ProviderOptions
+from pipeline.runner.batching import BatchDispatcher, BatchOptions
+from pipeline.runner.budget import CatalogPricing
+from pipeline.runner.deps import Reporter, StopSignal
+from pipeline.runner.dispatch import DirectDispatcher, Dispatcher
+from pipeline.runner.journal import Journal
+from pipeline.runner.limiter import RateLimiter
+from pipeline.runner.retry import RetryPolicy
+from pipeline.settings import Settings
+from pipeline.store import ResultStore
+
+BATCH_PRICE_FACTOR = 0.5
+"""The Batch API bills images at half the synchronous price (openai-images.md section 7)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The dispatcher of one build, its prices, and the requests it must not pay for."""
+
+    dispatcher: Dispatcher
+    pricing: CatalogPricing
+    pending: Mapping[str, str]
+
+
+def price_factor(settings: Settings, batch: bool) -> float:
+    """What the route pays of the model table's prices: 0 on a free provider, half on the
+    Batch API, else all of it."""
+    if settings.provider_entry.free:
+        return 0.0
+    return BATCH_PRICE_FACTOR if batch else 1.0
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The provider the settings ask for, built by its registry entry."""
+    return settings.provider_entry.factory(ProviderOptions(timeout=settings.timeout))
+
+
+def direct_route(
+    settings: Settings,
+    catalog: Catalog,
+    stop: StopSignal,
+    reporter: Reporter,
+    provider: Provider | None = None,
+) -> Route:
+    """Each request sent at once, within the rate limits; open batches left pending."""
+    dispatcher = DirectDispatcher(
+        provider or make_provider(settings),
+        RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+        RetryPolicy(max_attempts=settings.max_attempts),
+        concurrency=settings.concurrency,
+        stopped=stop.__bool__,
+        on_retry=reporter.retrying,
+    )
+    pending = Journal(settings.cache_dir).pending_keys()
+    return Route(dispatcher, CatalogPricing(catalog, price_factor(settings, False)), pending)
+
+
+def batch_route(
+    settings: Settings,
+    catalog: Catalog,
+    store: ResultStore,
+    stop: StopSignal,
+    reporter: Reporter,
+    *,
+    wait: bool,
+) -> Route:
+    """Waves of requests through the provider's Batch API, at batch prices."""
+    entry = settings.provider_entry
+    if entry.batch is None:
+        raise UsageError(
+            f"the {entry.name} provider has no Batch API; build --batch needs --provider openai"
+        )
+    pricing = CatalogPricing(catalog, price_factor(settings, True))
+    dispatcher = BatchDispatcher(
+        entry.batch(ProviderOptions(timeout=settings.timeout)),
+        Journal(settings.cache_dir),
+        store,
+        pricing,
+        RetryPolicy(max_attempts=settings.max_attempts),
+        options=BatchOptions(
+            wait=wait,
+            max_lines=settings.batch_max_lines,
+            poll_s=settings.batch_poll_seconds,
+            max_poll_s=10 * settings.batch_poll_seconds,
+        ),
+        stopped=stop.__bool__,
+        on_retry=reporter.retrying,
+        note=reporter.note,
+    )
+    return Route(dispatcher, pricing, {})
