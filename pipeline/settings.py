@@ -21,6 +21,8 @@ from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, load_yaml
+from pipeline.store import REMOTE_MODES, RemoteMode
+from pipeline.store.shared_format import parse_url
 
 SETTINGS_FILE = "assetpipe.yaml"
 
@@ -38,6 +40,8 @@ ENV = {
     "batch_poll_seconds": "ASSETPIPE_BATCH_POLL_SECONDS",
 }
 """Environment variables, one per setting that makes sense to set per machine or CI job."""
+REMOTE_ENV = ("ASSETPIPE_REMOTE_CACHE", "ASSETPIPE_REMOTE_CACHE_MODE")
+"""The shared cache's URL and mode (``remote_cache: {url, mode}`` in assetpipe.yaml)."""
 
 
 class PriceOverride(Strict):
@@ -52,6 +56,14 @@ class PriceOverride(Strict):
     image_output: Annotated[float, Field(ge=0)] | None = None
     output_tokens: dict[str, Annotated[int, Field(ge=0)]] | None = None
     input_image_tokens: Annotated[int, Field(ge=0)] | None = None
+
+
+class RemoteCacheFile(Strict):
+    """``remote_cache:`` in assetpipe.yaml: the team's shared cache (docs/caching.md)."""
+
+    url: str
+    """``s3://bucket/prefix``; credentials and endpoint come from the ``AWS_*`` variables."""
+    mode: RemoteMode = "read-write"
 
 
 class SettingsFile(Strict):
@@ -74,6 +86,7 @@ class SettingsFile(Strict):
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     batch_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     batch_max_lines: Annotated[int, Field(ge=1, le=50_000)] = 1000
+    remote_cache: RemoteCacheFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,9 @@ class Settings:
     """The first wait between polls of an open batch (it grows to 10x this)."""
     batch_max_lines: int = 1000
     """Requests per batch: smaller batches finish, and start paying off, sooner."""
+    remote_cache: str | None = None
+    """The shared cache's ``s3://bucket/prefix`` (None: this machine's cache only)."""
+    remote_cache_mode: RemoteMode = "read-write"
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -133,12 +149,19 @@ def resolve_settings(
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     catalog: Catalog | None = None,
+    *,
+    credentials: bool = True,
 ) -> Settings:
-    """Merge flags, environment and ``assetpipe.yaml`` into the settings of one run."""
+    """Merge flags, environment and ``assetpipe.yaml`` into the settings of one run.
+
+    ``credentials=False`` is for the commands that never call the provider (``validate``,
+    ``plan``, ``check``): they plan a provider's jobs without its key, so a pull request
+    with no secrets can see what the build will pay for."""
     env = os.environ if environ is None else environ
     if not root.is_dir():
         raise UsageError(f"project folder not found: {root}")
     file, tree = read_settings_file(root)
+    remote_cache, remote_mode = _remote_cache(file, tree, env, flags)
     merged: dict[str, Any] = file.model_dump()
     operator: set[str] = set()  # settings given by a flag or the environment
     for name, var in ENV.items():
@@ -146,7 +169,7 @@ def resolve_settings(
             merged[name] = env[var]
             operator.add(name)
     for name, value in flags.items():
-        if value is not None:
+        if value is not None and name not in REMOTE_FLAGS:
             merged[name] = value
             operator.add(name)
     try:
@@ -168,7 +191,7 @@ def resolve_settings(
         if tree is not None and "provider" not in operator
         else None
     )
-    provider, is_default = _provider(checked.provider, env, where)
+    provider, is_default = _provider(checked.provider, env, where, credentials)
     return Settings(
         root=root,
         specs_dir=root / checked.specs,
@@ -191,7 +214,48 @@ def resolve_settings(
         },
         batch_poll_seconds=checked.batch_poll_seconds,
         batch_max_lines=checked.batch_max_lines,
+        remote_cache=remote_cache,
+        remote_cache_mode=remote_mode,
     )
+
+
+REMOTE_FLAGS = ("remote_cache", "remote_cache_mode")
+
+
+def _remote_cache(
+    file: SettingsFile, tree: YMap | None, env: Mapping[str, str], flags: Mapping[str, Any]
+) -> tuple[str | None, RemoteMode]:
+    """The shared cache's URL and mode: flag, else environment, else ``remote_cache:``.
+
+    The URL is checked here (no network), so a mistake in assetpipe.yaml is reported at
+    its line before anything is built."""
+    url_var, mode_var = REMOTE_ENV
+    written = file.remote_cache
+    mode, mode_from = flags.get("remote_cache_mode"), "--remote-cache-mode"
+    if not mode and env.get(mode_var):
+        mode, mode_from = env[mode_var], mode_var
+    if mode and mode not in REMOTE_MODES:
+        raise UsageError(f"{mode_from} {mode!r}: use one of {', '.join(REMOTE_MODES)}")
+    url, url_from = flags.get("remote_cache"), "--remote-cache"
+    if not url and env.get(url_var):
+        url, url_from = env[url_var], url_var
+    if url:
+        try:
+            parse_url(url)
+        except UsageError as exc:
+            raise UsageError(f"{url_from}: {exc}") from None
+    elif written is not None:
+        try:
+            parse_url(written.url)
+        except UsageError as exc:
+            section = tree.get("remote_cache") if tree is not None else None
+            where = section.value_locations.get("url") if isinstance(section, YMap) else None
+            raise SpecError(
+                f"remote_cache: {exc}", where or Location(SETTINGS_FILE, 1, 1)
+            ) from None
+        url = written.url
+    chosen = mode or (written.mode if written is not None else "read-write")
+    return url or None, "read-only" if chosen == "read-only" else "read-write"
 
 
 FOLDER_SETTINGS = ("specs", "templates", "output", "cache_dir")
@@ -236,7 +300,7 @@ def _price_key_location(tree: YMap | None, model: str) -> Location | None:
 
 
 def _provider(
-    chosen: str | None, env: Mapping[str, str], where: Location | None
+    chosen: str | None, env: Mapping[str, str], where: Location | None, credentials: bool = True
 ) -> tuple[str, bool]:
     """The provider asked for, or the first whose credentials the environment holds.
 
@@ -252,7 +316,7 @@ def _provider(
         if where is not None:
             raise SpecError(message, where, hint)
         raise UsageError(f"{message}; {hint}")
-    missing = entry.missing_credentials(env)
+    missing = entry.missing_credentials(env) if credentials else []
     if missing:
         needs = ", ".join(missing)
         first = "an API key: set " if missing == ["OPENAI_API_KEY"] else ""
