@@ -5,6 +5,7 @@ only it picks concrete implementations (the provider from the registry, the stor
 dispatcher, the pricing) to hand to the runner. Its submodules:
 
 - :mod:`~pipeline.api.workspace`: load and plan a project; ``check`` and ``cache``;
+- :mod:`~pipeline.api.stores`: which result store (local, or local over the shared one);
 - :mod:`~pipeline.api.building`: wire and run one build, write its manifest and gallery;
 - :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print.
 
@@ -30,6 +31,7 @@ from pipeline.api.workspace import (
     cache_folder,
     cache_gc,
     cache_stats,
+    cache_tiers,
     check,
     job_states,
     lifecycle_date,
@@ -52,6 +54,7 @@ __all__ = [
     "cache_folder",
     "cache_gc",
     "cache_stats",
+    "cache_tiers",
     "cancel_batches",
     "check",
     "exit_code",

@@ -1,10 +1,10 @@
 """Wiring one build: folders, locks, provider, store, dispatcher, runner, manifest, gallery.
 
 The composition root of a build: the one place that picks concrete implementations for
-the runner (the provider from the registry, the local store, the direct dispatcher, the
-catalog's pricing) and decides the exit code. A new store or dispatcher is chosen here and
-nowhere else. Before the runner
-starts, the cache and output folders are checked (no links, writable) and locked: the
+the runner (the provider from the registry, the store from :mod:`~pipeline.api.stores`,
+the direct dispatcher, the catalog's pricing) and decides the exit code. A new store or
+dispatcher is chosen here and nowhere else. Before the runner starts, the cache and
+output folders are checked (no links, writable) and locked: the
 project lock (``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``),
 so two builds sharing either folder never interleave their writes.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.api.routes import batch_route, direct_route
+from pipeline.api.stores import build_store
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
@@ -153,7 +154,10 @@ def run_build(
     """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
     tree = OutputTree(settings.output_dir)
     produced = {job.output_path for job in full_plan.jobs}
-    with LocalStore(settings.cache_dir / "cache") as cache, build_folders(settings, cache, tree):
+    with (
+        build_store(settings, force=options.force) as (cache, store),
+        build_folders(settings, cache, tree),
+    ):
         manifest = load_manifest(tree.root)
 
         def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
@@ -163,13 +167,13 @@ def run_build(
 
         stop = StopSignal()
         route = (
-            batch_route(settings, catalog, cache, stop, reporter, wait=options.wait)
+            batch_route(settings, catalog, store, stop, reporter, wait=options.wait)
             if options.batch
             else direct_route(settings, catalog, stop, reporter, provider)
         )
-        states = assess(plan, manifest, cache, tree, route.pending)
+        states = assess(plan, manifest, store, tree, route.pending)
         deps = RunDeps(
-            store=cache,
+            store=store,
             dispatcher=route.dispatcher,
             pricing=route.pricing,
             pending=route.pending,

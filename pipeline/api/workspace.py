@@ -1,6 +1,10 @@
 """A loaded project: settings resolved, specs planned, and what the cache and the output
 tree say about each job. Also the read-only commands that need nothing more (``check``,
 ``cache stats|gc|clear``).
+
+Which store ``plan``, ``check`` and ``cache stats`` read (this machine's, or it over the
+team's shared cache) is decided in :mod:`~pipeline.api.stores`; ``cache gc`` and
+``cache clear`` act on the local cache only.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.api.stores import cache_tiers as tiers_of
+from pipeline.api.stores import lookup_store
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
+from pipeline.jobs.shards import Shard, shard_plan
 from pipeline.output import OutputTree, load_manifest
 from pipeline.planner import FileFacts, PlanOptions, plan
 from pipeline.postprocess import DECODE_FORMATS
@@ -28,7 +35,7 @@ from pipeline.runner.freshness import JobState, assess
 from pipeline.runner.journal import Journal
 from pipeline.settings import Settings, resolve_settings
 from pipeline.spec.loader import Project, collection_name, load_project, select_files
-from pipeline.store import CacheStats, LocalStore
+from pipeline.store import CacheStats, LocalStore, TierStats
 from pipeline.templating import TemplateEngine
 
 MAX_INPUT_FILE_BYTES = 50 * 1000 * 1000
@@ -43,6 +50,8 @@ class Request:
     flags: Mapping[str, Any] | None = None
     only: Sequence[str] = ()
     today: dt.date | None = None
+    shard: Shard | None = None
+    """``--shard i/n``: only the dependency chains this CI machine owns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +121,15 @@ def lifecycle_date(environ: Mapping[str, str] | None = None) -> dt.date:
         ) from None
 
 
-def open_workspace(req: Request) -> Workspace:
-    """Load settings and specs and plan them (no network, no writes)."""
+def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
+    """Load settings and specs and plan them (no network, no writes).
+
+    ``credentials=False`` plans a provider's jobs without its key (``validate``, ``plan``,
+    ``check``: nothing is sent to the provider)."""
     base = load_catalog()
-    settings = resolve_settings(req.project, dict(req.flags or {}), catalog=base)
+    settings = resolve_settings(
+        req.project, dict(req.flags or {}), catalog=base, credentials=credentials
+    )
     catalog = settings.catalog(base)
     if not settings.specs_dir.is_dir():
         raise UsageError(
@@ -145,6 +159,8 @@ def open_workspace(req: Request) -> Workspace:
         raise UsageError(
             f"--only {' '.join(req.only)} matches no job; `assetpipe plan` lists the job ids"
         )
+    if req.shard is not None:
+        selected = shard_plan(selected, req.shard)
     return Workspace(
         settings=settings, catalog=catalog, project=project, plan=selected, full_plan=full
     )
@@ -155,11 +171,8 @@ def job_states(ws: Workspace) -> dict[str, JobState]:
     tree = OutputTree(ws.settings.output_dir)
     manifest = load_manifest(tree.root)
     pending = Journal(ws.settings.cache_dir).pending_keys()
-    cache_dir = ws.settings.cache_dir / "cache"
-    if cache_dir.exists():
-        with LocalStore(cache_dir) as cache:
-            return assess(ws.plan, manifest, cache, tree, pending)
-    return assess(ws.plan, manifest, None, tree, pending)
+    with lookup_store(ws.settings) as cache:
+        return assess(ws.plan, manifest, cache, tree, pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +185,7 @@ class CheckResult:
 
 def check(req: Request) -> CheckResult:
     """Whether a build would change anything (no network, no writes)."""
-    ws = open_workspace(req)
+    ws = open_workspace(req, credentials=False)
     states = job_states(ws)
     pending = {jid: s.status for jid, s in states.items() if s.status != "up-to-date"}
     return CheckResult(pending=pending, total=len(states))
@@ -191,6 +204,11 @@ def cache_stats(req: Request) -> CacheStats:
         return CacheStats(entries=0, blobs=0, bytes=0)
     with LocalStore(folder) as cache:
         return cache.stats()
+
+
+def cache_tiers(req: Request) -> tuple[TierStats, ...]:
+    """The local cache's counts, and the shared cache's when one is configured."""
+    return tiers_of(resolve_settings(req.project, dict(req.flags or {})))
 
 
 def cache_gc(req: Request) -> tuple[int, int]:

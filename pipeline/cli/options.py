@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import api
+from pipeline.jobs.shards import Shard
 from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
+from pipeline.store import REMOTE_MODES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +43,7 @@ def project_options(func: F) -> F:
         click.option("--model", help="Project default model (assets and spec defaults win)."),
         click.option("--output", type=str, help="Output folder (default output/)."),
         click.option("--cache-dir", type=str, help="Cache folder (default .assetpipe/)."),
+        *remote_options(),
         click.option(
             "--only",
             multiple=True,
@@ -68,6 +71,8 @@ def project_request(kw: dict[str, Any], extra: dict[str, Any] | None = None) -> 
         "output": kw.get("output"),
         "cache_dir": kw.get("cache_dir"),
         "max_jobs": kw.get("max_jobs"),
+        "remote_cache": kw.get("remote_cache"),
+        "remote_cache_mode": kw.get("remote_cache_mode"),
         **(extra or {}),
     }
     return api.Request(
@@ -75,7 +80,50 @@ def project_request(kw: dict[str, Any], extra: dict[str, Any] | None = None) -> 
         paths=tuple(kw.get("paths") or ()),
         flags=flags,
         only=tuple(kw.get("only") or ()),
+        shard=kw.get("shard"),
     )
+
+
+def remote_options() -> list[Callable[[F], F]]:
+    """``--remote-cache`` and ``--remote-cache-mode``: the team's shared cache
+    (docs/caching.md); over ``ASSETPIPE_REMOTE_CACHE[_MODE]`` and ``remote_cache:``."""
+    return [
+        click.option(
+            "--remote-cache",
+            metavar="URL",
+            help="Shared cache s3://bucket/prefix (AWS_* variables give access).",
+        ),
+        click.option(
+            "--remote-cache-mode",
+            type=click.Choice(REMOTE_MODES),
+            help="read-write shares what this build pays for; read-only never writes.",
+        ),
+    ]
+
+
+class ShardType(click.ParamType[Shard]):
+    """``i/n``, a CI machine's share of the plan (:mod:`pipeline.jobs.shards`)."""
+
+    name = "i/n"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Shard:
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def shard_option(func: F) -> F:
+    """``--shard i/n`` of ``build``, ``plan`` and ``check``."""
+    return click.option(
+        "--shard",
+        type=ShardType(),
+        help="Only shard i of n: whole dependency chains, so shards never wait on each other.",
+    )(func)
 
 
 def cache_options(func: Any) -> Any:
@@ -93,9 +141,13 @@ def cache_options(func: Any) -> Any:
 def cache_request(kw: dict[str, Any]) -> api.Request:
     """The request a ``cache`` command makes (with logging set up, see below)."""
     setup_logging(verbose=False, quiet=False)  # a broken record's warning reaches stderr
-    return api.Request(
-        project=kw["project"], flags={"cache_dir": kw.get("cache_dir"), "provider": "preview"}
-    )
+    flags = {
+        "cache_dir": kw.get("cache_dir"),
+        "provider": "preview",
+        "remote_cache": kw.get("remote_cache"),
+        "remote_cache_mode": kw.get("remote_cache_mode"),
+    }
+    return api.Request(project=kw["project"], flags=flags)
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:

@@ -52,7 +52,15 @@ from pipeline.runner.guards import (
 )
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome, RunReport, Status
-from pipeline.runner.paid import account_advice, deliverable, paid_meta, write_failure_advice
+from pipeline.runner.paid import (
+    ADOPTED_NOTE,
+    Kept,
+    account_advice,
+    deliverable,
+    kept,
+    paid_meta,
+    write_failure_advice,
+)
 from pipeline.runner.retry import give_up_note
 from pipeline.store import CacheRecord
 
@@ -246,17 +254,19 @@ class Runner:
 
     async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
         sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
-        await asyncio.to_thread(
+        made = await asyncio.to_thread(
             self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
-        return await self._deliver(job, "generated", key, sheet, None, inputs, atlas=atlas)
+        if made.adopted and isinstance(made.meta.get("atlas"), str):
+            atlas = str(made.meta["atlas"]).encode()
+        return await self._deliver(job, "generated", key, made.data, None, inputs, atlas=atlas)
 
     async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await asyncio.to_thread(postprocess.render_rendition, source, job.op)
-        await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
-        return await self._deliver(job, "generated", key, data, None, [shas[job.parent] or ""])
+        made = await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
+        return await self._deliver(job, "generated", key, made.data, None, [shas[job.parent] or ""])
 
     async def _call(self, job: ApiJob, key: str, inputs: list[str]) -> Outcome:
         reservation = self.budget.reserve(self.deps.pricing.estimate(job))
@@ -312,13 +322,14 @@ class Runner:
         notes = list(result.notes)[:MAX_NOTES]
         meta = paid_meta(job, result, cost, notes)
 
-        def deliver_and_commit() -> bytes:
-            delivered = deliverable(job, result, notes)
-            self._cache_commit(key, delivered, result.data, meta)
-            return delivered
+        def deliver_and_commit() -> Kept:
+            made = self._cache_commit(key, deliverable(job, result, notes), result.data, meta)
+            if made.adopted:
+                notes.append(ADOPTED_NOTE)
+            return made
 
         try:
-            delivered = await asyncio.to_thread(deliver_and_commit)
+            made = await asyncio.to_thread(deliver_and_commit)
         except UnusableImage as exc:
             self._sunk[job.id] = cost
             failure = ProviderFailure(
@@ -333,7 +344,7 @@ class Runner:
             self._stop_writing(exc)
             raise
         fields = {
-            "data": result.data,
+            "data": made.original,
             "attempts": attempt,
             "usage": meta["usage"],
             "cost_usd": cost,
@@ -342,13 +353,16 @@ class Runner:
             "returned_size": result.size,
             "batch_id": result.batch_id,
         }
-        return delivered, fields, notes
+        return made.data, fields, notes
 
     def _cache_commit(
         self, key: str, delivered: bytes, original: bytes | None, meta: Mapping[str, Any]
-    ) -> None:
+    ) -> Kept:
+        """Commit a result; returns what to deliver: ours, or the result another machine
+        shared first under ``key`` (see :func:`~pipeline.runner.paid.kept`)."""
         with writing("the cache"):
-            self.cache.commit(key, delivered, original, meta)
+            record = self.cache.commit(key, delivered, original, meta)
+        return kept(self.cache, record, delivered, original, meta)
 
     # -- helpers ----------------------------------------------------------------------------
 

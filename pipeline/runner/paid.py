@@ -9,11 +9,54 @@ slot is given up).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline import postprocess
+from pipeline.hashing import sha256_bytes
 from pipeline.jobs import ApiJob, ImageResult, ProviderFailure
 from pipeline.runner.guards import UnusableImage, size_note
+from pipeline.store import CacheRecord, ResultStore
+
+ADOPTED_NOTE = (
+    "another machine shared its image for this request first; it is delivered instead "
+    "of this call's (paid for, and kept by no cache), so every machine has the same pixels"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What the store kept for a key, to deliver: our bytes, or another machine's."""
+
+    data: bytes
+    original: bytes | None
+    meta: Mapping[str, Any]
+    adopted: bool = False
+    """The store kept another writer's result (a shared store keeps the first one)."""
+
+
+def kept(
+    store: ResultStore,
+    record: CacheRecord,
+    data: bytes,
+    original: bytes | None,
+    meta: Mapping[str, Any],
+) -> Kept:
+    """What to deliver after ``store.commit`` returned ``record`` for our ``data``.
+
+    A shared store keeps the first result committed under a key; when another machine
+    got there first, ``record`` is its result and its bytes are delivered, read back by
+    their sha256, so that every machine delivers the same pixels for the key. Ours are
+    delivered only when the record names them, or when the winner's bytes cannot be read
+    (the layered store has already copied them locally, so that is a damaged cache)."""
+    if record.blob == sha256_bytes(data):
+        return Kept(data, original, meta)
+    theirs = store.read_blob(record.blob)
+    if theirs is None:
+        return Kept(data, original, meta)
+    theirs_original = store.read_blob(record.original) if record.original else theirs
+    return Kept(theirs, theirs_original, record.meta or {}, adopted=True)
 
 
 def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -> dict[str, Any]:
