@@ -12,6 +12,7 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 Names not in ``__all__`` are internal and may change.
 """
 
+from pipeline.api.approval import ReviewProblem, review_problems
 from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
 from pipeline.api.building import (
     BuildOptions,
@@ -21,6 +22,7 @@ from pipeline.api.building import (
     run_workspace,
 )
 from pipeline.api.reports import build_summary, graph_text, job_json, plan_document, plan_totals
+from pipeline.api.review import PickResult, pick, unpick
 from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
 from pipeline.api.workspace import (
     TODAY_VARIABLE,
@@ -46,7 +48,9 @@ __all__ = [
     "BuildResult",
     "CheckResult",
     "OpenBatch",
+    "PickResult",
     "Request",
+    "ReviewProblem",
     "Workspace",
     "build",
     "build_summary",
@@ -65,9 +69,12 @@ __all__ = [
     "make_provider",
     "open_batches",
     "open_workspace",
+    "pick",
     "plan_document",
     "plan_totals",
     "price_factor",
     "read_image_facts",
+    "review_problems",
     "run_workspace",
+    "unpick",
 ]

@@ -42,6 +42,7 @@ def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str,
         "output": job.output_path,
         "source": job.source,
         "checks": [dict(c) for c in state.checks] if state and state.checks else None,
+        "approval": state.approval if state else None,
     }
 
 

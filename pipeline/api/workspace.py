@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.api.approval import ReviewProblem, review_problems
 from pipeline.api.stores import cache_tiers as tiers_of
 from pipeline.api.stores import lookup_store
 from pipeline.catalog import Catalog, load_catalog
@@ -35,6 +36,7 @@ from pipeline.runner.freshness import JobState, assess
 from pipeline.runner.journal import Journal
 from pipeline.settings import Settings, resolve_settings
 from pipeline.spec.loader import Project, collection_name, load_project, select_files
+from pipeline.spec.lock import read_lock
 from pipeline.store import CacheStats, LocalStore, TierStats
 from pipeline.templating import TemplateEngine
 
@@ -149,6 +151,7 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
         model=settings.model,
         today=req.today or lifecycle_date(),
         max_jobs=settings.max_jobs,
+        lock=read_lock(settings.root),
     )
     full = plan(project, engine, options, read_image_facts)
     collections = (
@@ -181,14 +184,18 @@ class CheckResult:
 
     pending: Mapping[str, str]
     total: int
+    review: tuple[ReviewProblem, ...] = ()
+    """Assets with several variants and no current pick (``--require-review``)."""
 
 
 def check(req: Request) -> CheckResult:
-    """Whether a build would change anything (no network, no writes)."""
+    """Whether a build would change anything (no network, no writes), and which assets
+    still need a pick."""
     ws = open_workspace(req, credentials=False)
     states = job_states(ws)
     pending = {jid: s.status for jid, s in states.items() if s.status != "up-to-date"}
-    return CheckResult(pending=pending, total=len(states))
+    review = tuple(review_problems(ws.settings.root, ws.full_plan, states))
+    return CheckResult(pending=pending, total=len(states), review=review)
 
 
 def cache_folder(req: Request) -> Path:

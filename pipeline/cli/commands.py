@@ -20,6 +20,7 @@ from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
 from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
+from pipeline.cli.review import pick, unpick
 from pipeline.progress import PlainReporter, QuietReporter, RichReporter
 from pipeline.runner.engine import Reporter
 
@@ -32,6 +33,8 @@ def cli() -> None:
 
 cli.add_command(cache)
 cli.add_command(batch)
+cli.add_command(pick)
+cli.add_command(unpick)
 
 
 @cli.command()
@@ -164,11 +167,21 @@ def _reporter(kw: dict[str, Any]) -> Reporter:
 
 @cli.command()
 @project_options
+@click.option(
+    "--require-review",
+    is_flag=True,
+    help="Also exit 1 for assets with several variants and no current pick.",
+)
 @shard_option
 def check(**kw: Any) -> None:
     """CI: exit 1 when a build would change anything (no network, no writes)."""
     setup_logging(kw["verbose"], kw["quiet"])
     result = api.check(project_request(kw))
+    if kw["require_review"] and result.review:
+        for problem in result.review:
+            out.print(f"review    {escape(problem.asset)}: {escape(problem.problem)}")
+        out.print(f"{len(result.review)} asset(s) need review: `assetpipe pick COLLECTION/ASSET#K`")
+        sys.exit(1)
     _empty_shard(kw, result.total)
     if not result.pending:
         out.print(f"up to date: {result.total} jobs")

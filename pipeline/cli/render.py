@@ -62,7 +62,8 @@ def print_plan(
                 f"{rw}x{rh}" if job.is_api else "-",
                 job.model if isinstance(job, ApiJob) else "-",
                 str(job.params.get("quality", "-")) if job.is_api else "-",
-                _status_style(state.status),
+                _status_style(state.status)
+                + (" [yellow]changed since approval[/]" if state.approval == "changed" else ""),
                 _checks_cell(state.checks),
                 f"{job.estimated_cost_usd * factor:.3f}" if job.is_api else "",
             )

@@ -17,16 +17,24 @@ from pipeline.jobs.provider import ParamValue
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
 
-def job_id(collection: str, asset: str, variant: int) -> str:
-    """``collection/asset`` for variant 1, ``collection/asset#k`` after."""
-    return f"{collection}/{asset}" + (f"#{variant}" if variant > 1 else "")
+def job_id(collection: str, asset: str, variant: int, *, numbered: bool = False) -> str:
+    """``collection/asset`` for variant 1, ``collection/asset#k`` after; every variant is
+    ``#k`` when ``numbered`` (a picked asset, whose own id is its approved image)."""
+    return f"{collection}/{asset}" + (f"#{variant}" if variant > 1 or numbered else "")
 
 
 def output_path(
-    collection: str, asset: str, variant: int, rendition: tuple[int, int] | None, fmt: str
+    collection: str,
+    asset: str,
+    variant: int,
+    rendition: tuple[int, int] | None,
+    fmt: str,
+    *,
+    numbered: bool = False,
 ) -> str:
-    """``collection/asset[.vK][@WxH].ext`` (DESIGN section 8)."""
-    name = asset + (f".v{variant}" if variant > 1 else "")
+    """``collection/asset[.vK][@WxH].ext`` (DESIGN section 8); ``.v1`` too when ``numbered``
+    (a picked asset's own path holds its approved image)."""
+    name = asset + (f".v{variant}" if variant > 1 or numbered else "")
     if rendition is not None:
         name += f"@{rendition[0]}x{rendition[1]}"
     return f"{collection}/{name}.{EXTENSIONS[fmt]}"
@@ -55,6 +63,11 @@ def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
 def sheet_cache_key(params: Mapping[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
     """The cache key of a sheet: its options and each frame's (name, sha256), in order."""
     return content_key({"sheet": dict(params), "frames": [list(f) for f in frames]})
+
+
+def pick_cache_key(sha256: str) -> str:
+    """The key of an asset's approved image: only its bytes decide it."""
+    return content_key({"pick": sha256})
 
 
 def frame_name(job: JobBase) -> str:

@@ -19,22 +19,31 @@ from pipeline.jobs import (
     InputRef,
     Job,
     ParamValue,
+    PinnedJob,
     RenditionJob,
     RenditionOp,
     api_cache_key,
     job_id,
     output_path,
+    pick_cache_key,
 )
 from pipeline.planner.inputs import MAX_DELIVERED_SIDE, InputResolver, parsed
 from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective
 from pipeline.sizes import SizePlan, parse_size
+from pipeline.spec.lock import Pick
 
 
 def asset_jobs(
-    asset: ResolvedAsset, eff: Effective, inputs: InputResolver, provider: str
+    asset: ResolvedAsset,
+    eff: Effective,
+    inputs: InputResolver,
+    provider: str,
+    pick: Pick | None = None,
 ) -> list[Job]:
-    """Each variant's API job (generate or edit) followed by its renditions."""
+    """Each variant's API job (generate or edit) followed by its renditions; for a picked
+    asset, every variant numbered (``#k``, ``.vK``) and the approved image at the asset's
+    own id and path, with the renditions made from it."""
     spec, coll = asset.spec, asset.collection
     size = inputs.size((coll.name, spec.id))
     model = eff.model
@@ -47,18 +56,15 @@ def asset_jobs(
         )
     images: tuple[InputRef, ...] = ()
     mask: InputRef | None = None
-    if spec.edit is not None:
-        images = tuple(
-            inputs.input(asset, ref, ("edit", "images", i))
-            for i, ref in enumerate(spec.edit.images)
-        )
+    if spec.is_edit:
+        images = tuple(inputs.input(asset, ref, path) for ref, path in spec.input_images())
         if len(images) > model.max_input_images:
             raise SpecError(
                 f"{len(images)} input images; {model.name} takes at most {model.max_input_images}",
                 asset.where("edit", "images"),
                 f"list at most {model.max_input_images} images (the mask is not one of them)",
             )
-        if spec.edit.mask is not None:
+        if spec.edit is not None and spec.edit.mask is not None:
             mask = inputs.input(asset, spec.edit.mask, ("edit", "mask"))
             first = images[0]
             if (mask.width, mask.height) != (first.width, first.height):
@@ -69,7 +75,7 @@ def asset_jobs(
                     "a mask must have the same size as the first input image",
                 )
             _check_mask(mask, model, asset.where("edit", "mask"))
-    params = _params(eff, size, spec.edit is not None)
+    params = _params(eff, size, spec.is_edit)
     rw, rh = size.requested
     # The API price even on the preview provider: a dry run should show what the real
     # build would cost. The runner charges preview jobs nothing.
@@ -79,10 +85,12 @@ def asset_jobs(
         dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
     )
     jobs: list[Job] = []
-    for k in range(1, spec.variants + 1):
+    numbered = pick is not None
+    variants: list[ApiJob] = []
+    for k in range(1, inputs.variants((coll.name, spec.id)) + 1):
         job = ApiJob(
-            id=job_id(coll.name, spec.id, k),
-            kind="edit" if spec.edit is not None else "generate",
+            id=job_id(coll.name, spec.id, k, numbered=numbered),
+            kind="edit" if spec.is_edit else "generate",
             collection=coll.name,
             asset=spec.id,
             variant=k,
@@ -92,7 +100,7 @@ def asset_jobs(
             params=params,
             size=size.delivered,
             requested_size=size.requested,
-            output_path=output_path(coll.name, spec.id, k, None, eff.format),
+            output_path=output_path(coll.name, spec.id, k, None, eff.format, numbered=numbered),
             source=asset.source,
             depends_on=depends,
             inputs=images,
@@ -104,12 +112,51 @@ def asset_jobs(
         )
         if not depends:
             job = _with_key(job, [i.sha256 or "" for i in images], mask.sha256 if mask else None)
+        variants.append(job)
         jobs.append(job)
-        jobs.extend(_renditions(asset, job, eff))
+        if pick is None:
+            jobs.extend(_renditions(asset, job, eff))
+    if pick is not None:
+        pinned = _pinned(asset, pick, variants, size.delivered)
+        jobs.append(pinned)
+        jobs.extend(_renditions(asset, pinned, eff))
     return jobs
 
 
-def _renditions(asset: ResolvedAsset, source: ApiJob, eff: Effective) -> list[RenditionJob]:
+def _pinned(
+    asset: ResolvedAsset, pick: Pick, variants: Sequence[ApiJob], size: tuple[int, int]
+) -> PinnedJob:
+    """The approved image of a picked asset, at the asset's own id and path."""
+    coll, spec = asset.collection, asset.spec
+    chosen = next((v for v in variants if v.variant == pick.variant), None)
+    first = variants[0]
+    return PinnedJob(
+        id=f"{coll.name}/{spec.id}",
+        collection=coll.name,
+        asset=spec.id,
+        variant=pick.variant,
+        output_path=output_path(coll.name, spec.id, 1, None, pick.format),
+        source=asset.source,
+        size=size,
+        cache_key=pick_cache_key(pick.sha256),
+        tags=tuple(spec.tags),
+        approved=pick.sha256,
+        approved_key=pick.cache_key,
+        picked=pick.variant,
+        picked_job=f"{coll.name}/{spec.id}#{pick.variant}",
+        picked_path=chosen.output_path if chosen is not None else None,
+        format=pick.format,
+        model=first.model,
+        provider=first.provider,
+        prompt=first.prompt,
+        params=first.params,
+        palette=first.palette,
+    )
+
+
+def _renditions(
+    asset: ResolvedAsset, source: ApiJob | PinnedJob, eff: Effective
+) -> list[RenditionJob]:
     out: list[RenditionJob] = []
     seen: set[str] = set()
     for i, r in enumerate(asset.spec.renditions):
@@ -124,7 +171,8 @@ def _renditions(asset: ResolvedAsset, source: ApiJob, eff: Effective) -> list[Re
         op = RenditionOp(
             width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression
         )
-        path = output_path(source.collection, source.asset, source.variant, wh, fmt)
+        variant = 1 if source.kind == "pick" else source.variant  # the asset's own renditions
+        path = output_path(source.collection, source.asset, variant, wh, fmt)
         if path in seen or path == source.output_path:
             raise SpecError(
                 f"rendition {r.size} {fmt} is listed twice",

@@ -29,6 +29,7 @@ from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective, effective_settings
 from pipeline.planner.sheets import sheet_jobs
 from pipeline.spec.loader import Project
+from pipeline.spec.lock import Lock
 from pipeline.templating import TemplateEngine
 
 __all__ = ["DEFAULT_MAX_JOBS", "FileFacts", "FileReader", "PlanOptions", "plan"]
@@ -48,6 +49,8 @@ class PlanOptions:
     model: str | None = None
     today: dt.date = field(default_factory=dt.date.today)
     max_jobs: int = DEFAULT_MAX_JOBS
+    lock: Lock = field(default_factory=Lock)
+    """``assetpipe.lock``: approved variants (delivered at the asset's own path) and rerolls."""
 
 
 def plan(
@@ -96,13 +99,16 @@ class _Planner:
             except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
         raise_collected(self.errors)
-        inputs = InputResolver(self.project.root, self.assets, self.effective, self.read_file)
+        inputs = InputResolver(
+            self.project.root, self.assets, self.effective, self.read_file, options.lock
+        )
         jobs: list[Job] = []
         for key, asset in self.assets.items():
             if key in inputs.broken:
                 continue
             try:
-                jobs.extend(asset_jobs(asset, self.effective[key], inputs, options.provider))
+                pick = options.lock.picks.get("/".join(key))
+                jobs.extend(asset_jobs(asset, self.effective[key], inputs, options.provider, pick))
             except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
             except AlreadyReported:

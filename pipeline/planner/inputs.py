@@ -22,6 +22,7 @@ from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective
 from pipeline.sizes import SizePlan, compile_aspect, compile_exact, parse_aspect, parse_size
 from pipeline.spec.loader import inside
+from pipeline.spec.lock import Lock
 from pipeline.spec.models import BrandInput, EditInput, FileInput
 
 MAX_DELIVERED_SIDE = 8192
@@ -61,14 +62,20 @@ class InputResolver:
         assets: Mapping[AssetKey, ResolvedAsset],
         effective: Mapping[AssetKey, Effective],
         read_file: FileReader,
+        lock: Lock | None = None,
     ):
         self.root = root
+        self.lock = lock or Lock()
         self.assets = assets
         self.effective = effective
         self.read_file = read_file
         self.sizes: dict[AssetKey, SizePlan] = {}
         self.broken: set[AssetKey] = set()
         self._sizing: dict[AssetKey, None] = {}  # an ordered set: the chain being sized
+
+    def variants(self, key: AssetKey) -> int:
+        """How many variants the asset has: its spec's, plus rerolls from the lock."""
+        return self.assets[key].spec.variants + self.lock.entry("/".join(key)).rerolls
 
     def size(self, key: AssetKey) -> SizePlan:
         """The requested and delivered size of the asset ``key``."""
@@ -96,11 +103,12 @@ class InputResolver:
                     'write W:H between 1:10 and 10:1, e.g. "16:9" (quoted in YAML)',
                 )
             result = compile_aspect(rule, *ratio)
-        elif spec.edit is not None:
+        elif spec.is_edit:
             # An edit without size/aspect takes the size of its first input: size that first.
             self._sizing[key] = None
             try:
-                first = self.input(asset, spec.edit.images[0], ("edit", "images", 0))
+                ref, path = spec.input_images()[0]
+                first = self.input(asset, ref, path)
             finally:
                 self._sizing.pop(key, None)
             result = compile_exact(rule, first.width, first.height)
@@ -133,14 +141,15 @@ class InputResolver:
                     if ids
                     else f"there is no collection '{cname}'"
                 )
-                raise SpecError(f"edit input '{ref}' names no asset", where, hint)
+                what = "reference" if path[0] == "reference" else "edit input"
+                raise SpecError(f"{what} '{ref}' names no asset", where, hint)
             k = int(m["k"] or 1)
-            if not 1 <= k <= target.spec.variants:
+            variants = self.variants(target_key)
+            if not 1 <= k <= variants:
                 raise SpecError(
-                    f"'{ref}' asks for variant {k}, but '{m['id']}' has "
-                    f"{target.spec.variants} variant(s)",
+                    f"'{ref}' asks for variant {k}, but '{m['id']}' has {variants} variant(s)",
                     where,
-                    f"use #1 to #{target.spec.variants}",
+                    f"use #1 to #{variants}",
                 )
             if target_key == (coll.name, asset.spec.id):
                 raise SpecError(
@@ -156,8 +165,11 @@ class InputResolver:
                 self.broken.update(chain)
                 raise cycle_error([f"{c}/{a}" for c, a in chain], where)
             w, h = self.size(target_key).delivered
+            pick = self.lock.picks.get(f"{cname}/{m['id']}")
+            if pick is not None and m["k"] is None:  # the asset itself: its approved image
+                return InputRef(job=f"{cname}/{m['id']}", width=w, height=h, format=pick.format)
             return InputRef(
-                job=job_id(cname, m["id"], k),
+                job=job_id(cname, m["id"], k, numbered=pick is not None),
                 width=w,
                 height=h,
                 format=self.effective[target_key].format,

@@ -114,7 +114,7 @@ def effective_settings(
             "remove it, or set format: webp or jpeg",
         )
     if fidelity is not None:
-        if spec.edit is None:
+        if not spec.is_edit:
             raise SpecError(
                 "'input_fidelity' applies to edits only",
                 where("input_fidelity"),

@@ -29,11 +29,15 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
                 locate(tree, ["id"]) or tree.location,
                 "give the sheet its own id, e.g. icons-atlas",
             )
+        picked = {job.asset for job in jobs if job.kind == "pick"}
         chosen = [
             job
             for job in jobs
-            if job.is_api
-            and (sheet.variants == "all" or job.variant == 1)
+            if (
+                (job.is_api and sheet.variants == "all")
+                or (job.is_api and job.variant == 1 and job.asset not in picked)
+                or (job.kind == "pick" and sheet.variants != "all")
+            )
             and (
                 any(fnmatch.fnmatchcase(job.asset, glob) for glob in sheet.assets)
                 or bool(set(sheet.tags) & set(job.tags))

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline import checks, postprocess
 from pipeline.gallery import write_thumbnail
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import Job, SheetJob
+from pipeline.jobs import ApiJob, Job, SheetJob
 from pipeline.output import Companion, OutputTree
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome, Status
@@ -114,7 +114,7 @@ class Delivery:
             "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
             "original_path": None,
         }
-        if original is not None and reencoded and job.kind != "rendition" and job.keep_original:
+        if original is not None and reencoded and isinstance(job, ApiJob) and job.keep_original:
             fmt = postprocess.probe(original).format
             stem = job.output_path.rsplit(".", 1)[0]
             kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"

@@ -215,6 +215,10 @@ class Runner:
                 hit = await asyncio.to_thread(self.cache.get, key)
                 if hit is not None:
                     return await self._from_cache(job, key, inputs, hit)
+        if job.kind == "pick":  # free: the approved bytes, copied
+            async with self.local_work:
+                data = await asyncio.to_thread(self.inputs.approved, job)
+                return await self._deliver(job, "cached", key, data, None, inputs)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
         batch = self.deps.pending.get(key) if job.is_api and not self.config.force else None

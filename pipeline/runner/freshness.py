@@ -10,14 +10,22 @@ can tell, before any call, exactly which jobs a build will pay for.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pipeline.jobs import Job, Plan, api_cache_key, rendition_cache_key, sheet_cache_key
+from pipeline.jobs import (
+    Job,
+    Plan,
+    api_cache_key,
+    pick_cache_key,
+    rendition_cache_key,
+    sheet_cache_key,
+)
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.store import ResultStore
 
 Status = Literal["up-to-date", "cached", "generate", "render", "pending"]
+Approval = Literal["current", "changed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +38,17 @@ class JobState:
     reason: str
     checks: tuple[Mapping[str, Any], ...] | None = None
     """The quality checks the manifest recorded for an up-to-date file."""
+    approval: Approval | None = None
+    """For a picked asset's own image: whether the picked variant's request is still the
+    one the spec asks for (``current``) or the spec changed since (``changed``)."""
 
 
 def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
     """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
     if job.cache_key is not None:
         return job.cache_key
+    if job.kind == "pick":
+        return pick_cache_key(job.approved)
     if job.kind == "rendition":
         src = shas.get(job.parent)
         return rendition_cache_key(src, job.op) if src else None
@@ -92,6 +105,12 @@ def assess(
                 state = JobState(make, key, None, "the request changed")
             else:
                 state = JobState(make, key, None, "new")
+        if job.kind == "pick":  # its bytes are known before it runs: the approved ones
+            variant = states.get(job.picked_job)
+            current = variant is not None and variant.cache_key == job.approved_key
+            state = replace(
+                state, sha256=job.approved, approval="current" if current else "changed"
+            )
         states[job.id] = state
         shas[job.id] = state.sha256
     return states

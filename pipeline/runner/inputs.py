@@ -14,12 +14,25 @@ from pathlib import Path
 
 from pipeline import postprocess
 from pipeline.hashing import sha256_bytes
-from pipeline.jobs import ApiJob, ImageInput, ImageRequest, InputRef, Job, ProviderFailure
+from pipeline.jobs import (
+    ApiJob,
+    ImageInput,
+    ImageRequest,
+    InputRef,
+    Job,
+    PinnedJob,
+    ProviderFailure,
+)
 from pipeline.output import OutputTree
 from pipeline.runner.outcome import Outcome
 from pipeline.store import ResultStore
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+
+
+class ApprovedImageMissing(Exception):
+    """A picked asset's approved bytes are gone (cache and file): never regenerated
+    silently, the job fails with what to do."""
 
 
 def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
@@ -28,6 +41,8 @@ def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
         return [s for s in (shas.get(job.parent),) if s]
     if job.kind == "sheet":
         return []  # its frames are named in the atlas, and hashed into its key
+    if job.kind == "pick":
+        return [job.approved]
     refs = [*job.inputs, *((job.mask,) if job.mask is not None else ())]
     return [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in refs]
 
@@ -50,6 +65,22 @@ class InputReader:
         if sha and sha256_bytes(data) != sha:
             raise RuntimeError(f"{job.output_path} changed during the build")
         return data
+
+    def approved(self, job: PinnedJob) -> bytes:
+        """The approved image of a picked asset, by its sha256: from the cache, else from
+        the picked variant's file when that still holds those exact bytes."""
+        data = self.cache.read_blob(job.approved)
+        if data is not None:
+            return data
+        if job.picked_path is not None and self.output.exists(job.picked_path):
+            data = self.output.read(job.picked_path)
+            if sha256_bytes(data) == job.approved:
+                return data
+        raise ApprovedImageMissing(
+            f"the approved image of {job.id} (variant {job.picked}, sha256 "
+            f"{job.approved[:12]}) is in neither the cache nor the output folder; restore "
+            f"the cache (or output/), or pick again: assetpipe pick {job.id}#K"
+        )
 
     def request(self, job: ApiJob, finished: Mapping[str, Outcome]) -> ImageRequest:
         """The provider request of an API job whose inputs have all finished."""

@@ -151,6 +151,9 @@ class AssetSpec(GenerationSettings):
     size: str | None = None
     aspect: str | None = None
     edit: EditSpec | None = None
+    reference: str | Annotated[list[str], Field(min_length=1, max_length=16)] | None = None
+    """Assets whose approved (picked, else first) image goes with the request as a
+    reference, so a character stays the same across a set: an edit without writing one."""
     renditions: list[RenditionSpec] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     keep_original: bool = False
@@ -170,6 +173,23 @@ class AssetSpec(GenerationSettings):
                 f"or digit, e.g. '{suggest_id(value)}'",
             )
         return value
+
+    @property
+    def is_edit(self) -> bool:
+        """Whether the request reads input images (``edit:`` or ``reference:``)."""
+        return self.edit is not None or self.reference is not None
+
+    def input_images(self) -> list[tuple[EditInput, tuple[str | int, ...]]]:
+        """Every input image, with where the spec names it: ``edit.images`` first, then
+        ``reference``."""
+        out: list[tuple[EditInput, tuple[str | int, ...]]] = []
+        if self.edit is not None:
+            out.extend((ref, ("edit", "images", i)) for i, ref in enumerate(self.edit.images))
+        if isinstance(self.reference, str):
+            out.append((self.reference, ("reference",)))
+        elif self.reference is not None:
+            out.extend((ref, ("reference", i)) for i, ref in enumerate(self.reference))
+        return out
 
     @model_validator(mode="after")
     def _one_source(self) -> AssetSpec:

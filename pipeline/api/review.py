@@ -1,0 +1,118 @@
+"""Picking and pinning: ``assetpipe pick``, ``unpick`` and ``check --require-review``.
+
+A pick records, in ``assetpipe.lock``, the variant a person approved: its request's cache
+key and the sha256 of its delivered image. Only a variant that has been built can be
+picked (its bytes must be known, in the output tree or the cache), so the lock never names
+an image nobody has seen. Nothing here calls the API or writes outside the lock file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+
+from pipeline.api.workspace import Request, Workspace, job_states, open_workspace
+from pipeline.errors import UsageError
+from pipeline.jobs import ApiJob
+from pipeline.spec.lock import Pick, picked, read_lock, write_lock
+
+_REF = re.compile(r"(?P<asset>.+/[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d{1,3}))?")
+
+
+@dataclass(frozen=True, slots=True)
+class PickResult:
+    """What ``pick`` recorded."""
+
+    asset: str
+    pick: Pick
+    job: str
+
+
+def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
+    """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image."""
+    asset, k = _parse(ref)
+    ws = open_workspace(Request(project=req.project, flags=req.flags, today=req.today))
+    variants = _variants(ws, asset)
+    job = next((j for j in variants if j.variant == k), None)
+    if job is None:
+        raise UsageError(
+            f"{asset} has no variant {k}; it has {len(variants)} (#1 to #{len(variants)})"
+        )
+    state = job_states(ws).get(job.id)
+    if state is None or state.sha256 is None or state.cache_key is None:
+        raise UsageError(
+            f"{job.id} is not built yet, so there is no image to approve; build it first: "
+            f"assetpipe build --only '{job.id}'"
+        )
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    chosen = Pick(
+        variant=k,
+        cache_key=state.cache_key,
+        sha256=state.sha256,
+        format=job.format,
+        by=_who(ws),
+        at=when,
+    )
+    root = ws.settings.root
+    write_lock(root, picked(read_lock(root), asset, chosen))
+    return PickResult(asset=asset, pick=chosen, job=job.id)
+
+
+def unpick(req: Request, ref: str) -> str:
+    """Forget ``collection/asset``'s pick (its rerolls and rejections stay)."""
+    asset, _ = _parse(ref)
+    root = req.project
+    lock = read_lock(root)
+    entry = lock.entry(asset)
+    if entry.pick is None:
+        listed = ", ".join(sorted(lock.picks)) or "none"
+        raise UsageError(f"{asset} has no pick to remove; picked assets: {listed}")
+    write_lock(root, lock.with_entry(asset, replace(entry, pick=None)))
+    return asset
+
+
+def _parse(ref: str) -> tuple[str, int]:
+    m = _REF.fullmatch(ref.strip())
+    if m is None:
+        raise UsageError(
+            f"'{ref}' is not a variant; write collection/asset#K, e.g. characters/hero#2"
+        )
+    return m["asset"], int(m["k"] or 1)
+
+
+def _variants(ws: Workspace, asset: str) -> list[ApiJob]:
+    found = [
+        j
+        for j in ws.full_plan.jobs
+        if isinstance(j, ApiJob) and f"{j.collection}/{j.asset}" == asset
+    ]
+    if not found:
+        raise UsageError(f"no asset {asset} in the specs; `assetpipe plan` lists the job ids")
+    return found
+
+
+def _who(ws: Workspace) -> str:
+    """``Name <email>`` from git config in the project, when git and the config exist."""
+    git = shutil.which("git")
+    if git is None:
+        return ""
+    parts = []
+    for key in ("user.name", "user.email"):
+        try:
+            found = subprocess.run(  # noqa: S603 - fixed argv; `config --get` runs nothing
+                [git, "config", "--get", key],
+                cwd=ws.settings.root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        parts.append(found.stdout.strip() if found.returncode == 0 else "")
+    name, email = parts
+    who = f"{name} <{email}>" if name and email else name or email
+    return who if who.isprintable() and len(who) <= 200 else ""
