@@ -131,11 +131,18 @@ def test_unknown_provider_in_settings_points_at_the_line(project, run):
 
 
 def test_openai_without_a_key_still_says_how_to_go_offline(project, run):
-    """The built-in credential check keeps its message and its hint."""
+    """The built-in credential check keeps its message and its hint when a build would
+    call the provider; planning needs no key (a pull request without secrets plans the
+    real provider's jobs and their cost)."""
     project.gen({"specs/set.yaml": SPEC})
-    result = run("plan", "--provider", "openai")
+    result = run("build", "--provider", "openai")
     assert result.code == 2
     assert result.err.strip() == (
         "error: --provider openai needs an API key: set OPENAI_API_KEY "
         "(or use --provider preview to build offline placeholders)"
     )
+    assert not (project / "output").exists()
+    for command in ("validate", "plan", "check"):
+        planned = run(command, "--provider", "openai")
+        assert (planned.code, planned.err) == (0 if command != "check" else 1, "")
+    assert "estimated API cost of this build $0.05" in run("plan", "--provider", "openai").out
