@@ -26,11 +26,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,8 @@ class S3Server:
     unlisted: tuple[str, str] | None = None
     """Credentials that may read and write but not list (SeaweedFS only)."""
     log: Path | None = None
+    halt: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    """Stops the server at once, mid-test (moto only): a remote that goes down."""
 
     def environ(self, key: str | None = None, secret: str | None = None) -> dict[str, str]:
         """``AWS_*`` variables reaching this server (as the admin unless told otherwise)."""
@@ -129,16 +132,24 @@ def run_moto(bucket: str = "shared") -> Iterator[S3Server]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    stopped = threading.Event()
+
+    def halt() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        server.stop()
+        if server._server is not None:  # stop() leaves the socket listening
+            server._server.server_close()
+
     try:
         endpoint = f"http://127.0.0.1:{port}"
         request = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")  # noqa: S310
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             assert response.status == 200
-        yield S3Server("moto", endpoint, bucket, "moto-key", "moto-secret")
+        yield S3Server("moto", endpoint, bucket, "moto-key", "moto-secret", halt=halt)
     finally:
-        server.stop()
-        if server._server is not None:  # stop() leaves the socket listening
-            server._server.server_close()
+        halt()
 
 
 @pytest.fixture(scope="session")

@@ -327,10 +327,7 @@ class Runner:
         meta = paid_meta(job, result, cost, notes)
 
         def deliver_and_commit() -> Kept:
-            made = self._cache_commit(key, deliverable(job, result, notes), result.data, meta)
-            if made.adopted:
-                notes.append(ADOPTED_NOTE)
-            return made
+            return self._cache_commit(key, deliverable(job, result, notes), result.data, meta)
 
         try:
             made = await asyncio.to_thread(deliver_and_commit)
@@ -347,6 +344,8 @@ class Runner:
             self._sunk[job.id] = cost
             self._stop_writing(exc)
             raise
+        if made.adopted:
+            self.reporter.note(f"{job.id}: {ADOPTED_NOTE}")
         fields = {
             "data": made.original,
             "attempts": attempt,
