@@ -33,6 +33,24 @@ class SizePlan:
         """Whether the delivered file is a crop/resize of what the API returns."""
         return self.requested != self.delivered
 
+    @property
+    def cropped(self) -> tuple[int, int]:
+        """The part of the requested image the delivered file is made from (a center crop
+        to the delivered shape)."""
+        return largest_with_ratio(self.requested, *self.delivered)
+
+    @property
+    def upscale(self) -> float:
+        """How much the kept part is enlarged to the delivered size (1.0: not at all)."""
+        (cw, ch), (dw, dh) = self.cropped, self.delivered
+        return max(dw / cw, dh / ch, 1.0)
+
+    @property
+    def kept_share(self) -> float:
+        """The share of the generated pixels the delivered file keeps (1.0: all)."""
+        (cw, ch), (rw, rh) = self.cropped, self.requested
+        return min(1.0, (cw * ch) / (rw * rh))
+
 
 def parse_size(text: str) -> tuple[int, int] | None:
     """``"1920x1080"`` to ``(1920, 1080)``; None when it is not of that form or not positive."""

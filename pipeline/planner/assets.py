@@ -10,6 +10,7 @@ combinations, and two assets (or two combinations of one matrix asset) with one 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pipeline.errors import Location, SpecError, SpecErrors
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
@@ -26,16 +27,28 @@ Collect = Callable[[SpecError | SpecErrors], None]
 """Keeps an error to report with the others (and stops when there are too many)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The assets that resolved, the collections where one did not, and whether the plan
+    went over ``--max-jobs`` (then the expansion stopped, and so does planning)."""
+
+    assets: dict[AssetKey, ResolvedAsset]
+    failed: frozenset[str]
+    over_limit: bool
+
+
 def resolve_assets(
     project: Project, engine: TemplateEngine, max_jobs: int, collect: Collect
-) -> dict[AssetKey, ResolvedAsset]:
+) -> Resolved:
     """Every asset of ``project``, one per matrix combination, by ``(collection, id)``.
 
     A broken asset's errors go to ``collect`` and the others are still resolved, so one
     run reports them all; past ``max_jobs`` the expansion stops (every later asset would
     pass the limit too) with that error collected.
     """
-    return _Assets(engine, max_jobs, collect).resolve(project)
+    state = _Assets(engine, max_jobs, collect)
+    found = state.resolve(project)
+    return Resolved(found, frozenset(state.failed), state.job_count > max_jobs)
 
 
 class _Assets:
@@ -45,6 +58,7 @@ class _Assets:
         self.collect = collect
         self.assets: dict[AssetKey, ResolvedAsset] = {}
         self.job_count = 0  # API jobs, renditions and sheets counted so far
+        self.failed: set[str] = set()
 
     def resolve(self, project: Project) -> dict[AssetKey, ResolvedAsset]:
         for coll in project.collections:
@@ -60,6 +74,7 @@ class _Assets:
                     for combo in self._expand(tree):
                         self._add(resolve_asset(coll, tree, combo, self.engine, base))
                 except (SpecError, SpecErrors) as exc:
+                    self.failed.add(coll.name)
                     self.collect(exc)
                 if self.job_count > self.max_jobs:
                     return self.assets  # the limit's error is collected: stop here

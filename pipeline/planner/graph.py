@@ -84,8 +84,14 @@ class _Planner:
 
     def run(self) -> Plan:
         options = self.options
-        self.assets = resolve_assets(self.project, self.engine, options.max_jobs, self._collect)
-        raise_collected(self.errors)
+        # Every stage runs on what the stages before it could make sense of, so one run
+        # reports every mistake of every spec; only a plan over --max-jobs stops at once.
+        resolved = resolve_assets(self.project, self.engine, options.max_jobs, self._collect)
+        if resolved.over_limit:
+            raise_collected(self.errors)
+        failed = resolved.failed
+        self.assets = resolved.assets
+        unusable: set[AssetKey] = set()
         for key, asset in self.assets.items():
             try:
                 self.effective[key] = effective_settings(
@@ -97,10 +103,17 @@ class _Planner:
                     self.warnings,
                 )
             except (SpecError, SpecErrors) as exc:
+                unusable.add(key)
                 self._collect(exc)
-        raise_collected(self.errors)
+        self.assets = {k: a for k, a in self.assets.items() if k not in unusable}
         inputs = InputResolver(
-            self.project.root, self.assets, self.effective, self.read_file, options.lock
+            self.project.root,
+            self.assets,
+            self.effective,
+            self.read_file,
+            options.lock,
+            self.warnings,
+            unknown_ok=failed | {c for c, _ in unusable},
         )
         jobs: list[Job] = []
         for key, asset in self.assets.items():
@@ -113,9 +126,8 @@ class _Planner:
                 self._collect(exc)
             except AlreadyReported:
                 continue
-        raise_collected(self.errors)
         for coll in self.project.collections:
-            if coll.sheets:
+            if coll.sheets and coll.name not in failed:
                 mine = [job for job in jobs if job.collection == coll.name]
                 try:
                     jobs.extend(sheet_jobs(coll, mine, options.provider))

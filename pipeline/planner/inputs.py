@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import Location, SpecError, did_you_mean
-from pipeline.jobs import InputRef, job_id
+from pipeline.jobs import InputRef, PlanWarning, job_id
 from pipeline.planner.assets import AssetKey
 from pipeline.planner.order import cycle_error
 from pipeline.planner.resolve import ResolvedAsset
@@ -26,6 +27,11 @@ from pipeline.spec.lock import Lock
 from pipeline.spec.models import BrandInput, EditInput, FileInput
 
 MAX_DELIVERED_SIDE = 8192
+MAX_UPSCALE = 1.25
+"""Past this, an exact size is an error: the model cannot make it and an upscale of the
+largest it can make would be paid for and still look soft."""
+MAX_CROPPED_SHARE = 0.2
+"""A size or aspect that throws away more of each generated image is a warning."""
 INPUT_FORMATS = ("png", "webp", "jpeg")
 REF = re.compile(r"(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?")
 
@@ -63,9 +69,15 @@ class InputResolver:
         effective: Mapping[AssetKey, Effective],
         read_file: FileReader,
         lock: Lock | None = None,
+        warnings: list[PlanWarning] | None = None,
+        unknown_ok: AbstractSet[str] | None = None,
     ):
         self.root = root
         self.lock = lock or Lock()
+        self.warnings = warnings if warnings is not None else []
+        self.unknown_ok = unknown_ok or set()
+        """Collections with an asset that failed: a reference into one that names no asset
+        may name the failed one, whose error is already reported."""
         self.assets = assets
         self.effective = effective
         self.read_file = read_file
@@ -94,6 +106,7 @@ class InputResolver:
                     f"write WxH with sides from 1 to {MAX_DELIVERED_SIDE}, e.g. 1024x1024",
                 )
             result = compile_exact(rule, *wh)
+            self._check_fit(asset, eff, result, "size", f"size {wh[0]}x{wh[1]}")
         elif spec.aspect is not None:
             ratio = parsed(parse_aspect, spec.aspect)
             if ratio is None or max(ratio) / min(ratio) > 10:
@@ -103,6 +116,7 @@ class InputResolver:
                     'write W:H between 1:10 and 10:1, e.g. "16:9" (quoted in YAML)',
                 )
             result = compile_aspect(rule, *ratio)
+            self._check_fit(asset, eff, result, "aspect", f"aspect {spec.aspect}")
         elif spec.is_edit:
             # An edit without size/aspect takes the size of its first input: size that first.
             self._sizing[key] = None
@@ -116,6 +130,31 @@ class InputResolver:
             result = compile_exact(rule, 1024, 1024)
         self.sizes[key] = result
         return result
+
+    def _check_fit(
+        self, asset: ResolvedAsset, eff: Effective, plan: SizePlan, key: str, what: str
+    ) -> None:
+        """Sizes a model cannot make: an upscale past :data:`MAX_UPSCALE` is an error, a
+        crop that throws away more than :data:`MAX_CROPPED_SHARE` a warning naming it."""
+        name = eff.model.name
+        if plan.upscale > MAX_UPSCALE:
+            cw, ch = plan.cropped
+            raise SpecError(
+                f"{what} is {plan.upscale:.1f}x larger than {name} can make at this shape "
+                f"({cw}x{ch} at most): the image would be upscaled",
+                asset.where(key),
+                f"ask for at most {cw}x{ch} (upscale with your own tools if you must)",
+            )
+        if plan.kept_share < 1 - MAX_CROPPED_SHARE:
+            rw, rh = plan.requested
+            self.warnings.append(
+                PlanWarning(
+                    f"{what} keeps {plan.kept_share:.0%} of each generated {rw}x{rh} image "
+                    f"({1 - plan.kept_share:.0%} is cropped away): {name} cannot make this "
+                    "shape; a less extreme one wastes less",
+                    asset.where(key),
+                )
+            )
 
     def input(self, asset: ResolvedAsset, ref: EditInput, path: tuple[str | int, ...]) -> InputRef:
         """The image ``ref`` (at ``path`` in ``asset``'s spec) names: another asset's
@@ -134,6 +173,8 @@ class InputResolver:
             cname = m["coll"] or coll.name
             target_key = (cname, m["id"])
             target = self.assets.get(target_key)
+            if target is None and cname in self.unknown_ok:
+                raise AlreadyReported
             if target is None:
                 ids = [a for c, a in self.assets if c == cname]
                 hint = did_you_mean(m["id"], ids) or (

@@ -19,7 +19,8 @@ from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, locate
 from pipeline.templating import TemplateEngine, render_text
 
-UNRENDERED = frozenset({"matrix", "prompt"})
+UNRENDERED = frozenset({"matrix", "prompt", "vars"})
+RESERVED_VARS = frozenset({"brand", "vars", "asset"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,17 @@ class ResolvedAsset:
         return self.tree.location
 
     def where(self, *path: str | int, key: bool = False) -> Location:
-        """The location of a value of this asset (or the asset itself when unknown)."""
-        return locate(self.tree, path, key=key) or self.tree.location
+        """The location of a value of this asset: in the asset, else in the spec's
+        ``defaults:`` when the value comes from there, else the asset itself."""
+        found = locate(self.tree, path, key=key)
+        if found is not None:
+            return found
+        first = path[0] if path else None
+        if isinstance(first, str) and first not in self.tree:
+            default = self.collection.defaults_locations.get(first)
+            if default is not None:
+                return default
+        return self.tree.location
 
     @property
     def source(self) -> str:
@@ -48,11 +58,36 @@ class ResolvedAsset:
 
 
 def base_context(collection: Collection) -> dict[str, Any]:
-    """What every template of a collection sees: brand, vars, and vars flattened."""
+    """What every template of a collection sees: brand, vars, and vars flattened.
+
+    A brand field that is not set (``style``, ``voice``, ``logo``) is left out, so a
+    template using it fails at its line instead of printing "None" into a paid prompt."""
     ctx: dict[str, Any] = {"vars": dict(collection.vars), **collection.vars}
     if collection.brand is not None:
-        ctx["brand"] = collection.brand.model_dump()
+        ctx["brand"] = collection.brand.model_dump(exclude_none=True)
     return ctx
+
+
+def _own_vars(tree: YMap, engine: TemplateEngine, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The asset's ``vars:``, rendered with the spec's vars and the matrix values."""
+    raw = tree.get("vars")
+    if raw is None:
+        return {}
+    if not isinstance(raw, YMap):
+        raise SpecError(
+            "an asset's 'vars' is a mapping of template variables",
+            tree.value_locations["vars"],
+            'e.g. vars: {mood: "triumphant"}',
+        )
+    for key in raw:
+        if key in RESERVED_VARS or not key.isidentifier():
+            raise SpecError(
+                f"'{key}' cannot be a template variable name",
+                raw.key_locations[key],
+                "use letters, digits and '_', and not brand, vars or asset",
+            )
+    rendered = _render(raw, ["vars"], tree, engine, ctx)
+    return dict(rendered) if isinstance(rendered, dict) else {}
 
 
 def _render(
@@ -75,25 +110,31 @@ def resolve_asset(
     engine: TemplateEngine,
     base: Mapping[str, Any],
 ) -> ResolvedAsset:
-    """Render every string of ``tree`` with ``combo``, validate it, then render the prompt."""
+    """Render every string of ``tree`` with ``combo``, validate it, then render the prompt.
+
+    Template context, later winning: the spec's ``vars`` and ``brand``, the asset's own
+    ``vars`` (rendered with the matrix values), the matrix values."""
     ctx = {**base, **combo} if combo else base
+    own = _own_vars(tree, engine, ctx)
+    if own:
+        ctx = {**base, "vars": {**base.get("vars", {}), **own}, **own, **combo}
     data = {
         key: (value if key in UNRENDERED else _render(value, [key], tree, engine, ctx))
         for key, value in tree.items()
-        if key != "matrix"
+        if key not in ("matrix", "vars")
     }
+    data = collection.defaults.fill(data)
     spec = validate(AssetSpec, data, tree, tree.location, known_extra=sorted(ASSET_KEYS))
-    asset_ctx = {
-        **ctx,
-        "asset": {
-            "id": spec.id,
-            "size": spec.size,
-            "aspect": spec.aspect,
-            "variants": spec.variants,
-            "tags": list(spec.tags),
-            "collection": collection.name,
-        },
+    facts = {
+        "id": spec.id,
+        "size": spec.size,
+        "aspect": spec.aspect,
+        "variants": spec.variants,
+        "tags": list(spec.tags),
+        "collection": collection.name,
     }
+    # A value the asset does not have is undefined, not the word "None" in a paid prompt.
+    asset_ctx = {**ctx, "asset": {k: v for k, v in facts.items() if v is not None}}
     if spec.template is not None:
         origin = locate(tree, ["template"]) or tree.location
         prompt = engine.file(spec.template, origin).render(asset_ctx)

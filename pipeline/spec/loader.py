@@ -23,7 +23,13 @@ from pipeline.errors import (
     raise_collected,
 )
 from pipeline.spec.brand import load_brand
-from pipeline.spec.models import SPEC_KEYS, BrandKit, GenerationSettings, SheetSpec
+from pipeline.spec.models import (
+    NOT_DEFAULTS,
+    SPEC_KEYS,
+    AssetDefaults,
+    BrandKit,
+    SheetSpec,
+)
 from pipeline.spec.paths import display_path, inside
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, load_yaml, parse_yaml
@@ -56,7 +62,7 @@ class Collection:
     brand: BrandKit | None
     brand_dir: Path
     brand_file: str
-    defaults: GenerationSettings
+    defaults: AssetDefaults
     vars: Mapping[str, Any]
     assets: tuple[YMap, ...]
     location: Location
@@ -269,17 +275,26 @@ def _load_sheets(tree: YMap) -> tuple[tuple[SheetSpec, YMap], ...]:
     return tuple(out)
 
 
-def _load_defaults(tree: YMap, display: str) -> GenerationSettings:
+def _load_defaults(tree: YMap, display: str) -> AssetDefaults:
     raw = tree.get("defaults")
     if raw is None:
-        return GenerationSettings()
+        return AssetDefaults()
     if not isinstance(raw, YMap):
         raise SpecError(
-            "'defaults' is a mapping of generation settings",
+            "'defaults' is a mapping of asset settings",
             tree.value_locations["defaults"],
-            "e.g. defaults: {model: gpt-image-2.5-flare, quality: medium}",
+            "e.g. defaults: {model: gpt-image-2.5-flare, quality: medium, size: 512x512}",
         )
-    return validate(GenerationSettings, raw, raw, raw.location)
+    for key in raw:
+        if key in NOT_DEFAULTS:
+            raise SpecError(
+                f"'{key}' cannot be a default: it says what an asset is, so each asset "
+                "sets its own",
+                raw.key_locations[key],
+                "move it to the assets; defaults take settings such as size, quality, "
+                "variants, renditions and tags",
+            )
+    return validate(AssetDefaults, raw, raw, raw.location)
 
 
 def _defaults_locations(tree: YMap) -> dict[str, Location]:

@@ -84,6 +84,11 @@ class Lock:
             entries[asset] = entry
         return Lock(entries)
 
+    def without_picks(self) -> Lock:
+        """This lock with every pick dropped (rerolls and rejections kept)."""
+        entries = {n: replace(e, pick=None) for n, e in self.entries.items()}
+        return Lock({n: e for n, e in entries.items() if e != LockEntry()})
+
     def entry(self, asset: str) -> LockEntry:
         """``asset``'s entry, or an empty one."""
         return self.entries.get(asset, LockEntry())

@@ -9,7 +9,7 @@ with a did-you-mean.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -85,7 +85,18 @@ def _hex_color(value: str) -> str:
     return normalize_hex(value)
 
 
-HexColor = Annotated[str, AfterValidator(_hex_color)]
+def _not_a_comment(value: object) -> object:
+    """``primary: #3366FF`` unquoted is a YAML comment and leaves no value: say so."""
+    if value is None:
+        raise spec_error(
+            "this color has no value: in YAML an unquoted # starts a comment, so the color "
+            "after it was read as one",
+            hint='quote it: "#3366FF"',
+        )
+    return value
+
+
+HexColor = Annotated[str, BeforeValidator(_not_a_comment), AfterValidator(_hex_color)]
 
 
 class BrandKit(Strict):
@@ -214,13 +225,58 @@ class AssetSpec(GenerationSettings):
         return self
 
 
+class AssetDefaults(GenerationSettings):
+    """``defaults:`` of a spec: every asset setting but what makes an asset itself (``id``,
+    ``prompt``/``template``, ``matrix``, ``edit``, ``reference``, ``vars``). An asset's own
+    value wins; ``size`` and ``aspect`` count as one setting (an asset with either takes
+    neither default)."""
+
+    size: str | None = None
+    aspect: str | None = None
+    variants: Annotated[int, Field(ge=1, le=MAX_VARIANTS)] | None = None
+    renditions: list[RenditionSpec] | None = None
+    tags: list[str] | None = None
+    keep_original: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> AssetDefaults:
+        if self.size is not None and self.aspect is not None:
+            raise spec_error(
+                "defaults have 'size' or 'aspect', not both",
+                at="aspect",
+                hint="keep one; an asset may still set the other for itself",
+            )
+        return self
+
+    def fill(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (an asset's values) with the defaults it does not set itself."""
+        out = dict(data)
+        if "size" not in out and "aspect" not in out:
+            if self.size is not None:
+                out["size"] = self.size
+            elif self.aspect is not None:
+                out["aspect"] = self.aspect
+        for name in ("variants", "tags", "keep_original"):
+            value = getattr(self, name)
+            if name not in out and value is not None:
+                out[name] = value
+        if "renditions" not in out and self.renditions is not None:
+            out["renditions"] = [r.model_dump(exclude_none=True) for r in self.renditions]
+        return out
+
+
+NOT_DEFAULTS = frozenset({"id", "prompt", "template", "matrix", "edit", "reference", "vars"})
+"""Asset keys ``defaults:`` refuses: they say what an asset is, not how it is made."""
+
+
 def suggest_id(value: str) -> str:
     """A valid id close to an invalid one, for the hint: ``Hero One!`` -> ``hero-one``."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("-._")[:MAX_ID_LENGTH]
     return slug or "icon-sword-common"
 
 
-ASSET_KEYS = frozenset(AssetSpec.model_fields) | {"matrix"}
+ASSET_KEYS = frozenset(AssetSpec.model_fields) | {"matrix", "vars"}
+"""Keys an asset may have: its settings, ``matrix`` and its own template ``vars``."""
 MATRIX_KEYS = frozenset({"exclude", "include"})
 
 

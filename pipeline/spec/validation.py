@@ -107,7 +107,11 @@ def _spec_errors(
         if kind == "extra_forbidden":
             key = str(path[-1])
             where = locate(tree, [*base_path, *path], key=True) or fallback
-            choices = [*allowed_keys(model, path[:-1]), *(known_extra if len(path) == 1 else ())]
+            choices = list(
+                dict.fromkeys(
+                    [*allowed_keys(model, path[:-1]), *(known_extra if len(path) == 1 else ())]
+                )
+            )
             hint = did_you_mean(key, choices) or "allowed keys: " + ", ".join(sorted(choices))
             errors.append(SpecError(f"unknown key '{key}'", where, hint))
             continue

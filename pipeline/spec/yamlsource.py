@@ -143,9 +143,10 @@ class _Builder:
         out.location = _loc(self.display, node)
         out.key_locations = {}
         out.value_locations = {}
+        merged: set[str] = set()  # keys from `<<`: an explicit key overrides them (YAML 1.1)
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
-                self._merge(out, value_node, depth)
+                merged |= self._merge(out, value_node, depth)
                 continue
             key = self.build(key_node, depth + 1)
             if not isinstance(key, str):
@@ -154,22 +155,25 @@ class _Builder:
                     _loc(self.display, key_node),
                     'quote it: "' + str(key) + '"',
                 )
-            if key in out.key_locations:
+            if key in out.key_locations and key not in merged:
                 first = out.key_locations[key]
                 raise SpecError(
                     f"duplicate key '{key}' (first given at line {first.line})",
                     _loc(self.display, key_node),
                     "keep one of them",
                 )
+            merged.discard(key)
             out[key] = self.build(value_node, depth + 1)
             out.key_locations[key] = _loc(self.display, key_node)
             out.value_locations[key] = self.value_loc(value_node)
         return out
 
-    def _merge(self, out: YMap, value_node: yaml.Node, depth: int) -> None:
+    def _merge(self, out: YMap, value_node: yaml.Node, depth: int) -> set[str]:
+        """Add the keys of the merged mappings that ``out`` lacks; returns them."""
         sources: Sequence[yaml.Node] = (
             value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         )
+        added: set[str] = set()
         for source in sources:
             merged = self.build(source, depth)
             if not isinstance(merged, YMap):
@@ -179,6 +183,8 @@ class _Builder:
                     out[key] = value
                     out.key_locations[key] = merged.key_locations[key]
                     out.value_locations[key] = merged.value_locations[key]
+                    added.add(key)
+        return added
 
 
 _TAG_NAMES = {

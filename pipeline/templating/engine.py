@@ -22,6 +22,7 @@ from pipeline.templating.failures import (
     describe,
     render_failure,
     shift,
+    syntax_error,
     syntax_hint,
     too_complex,
 )
@@ -145,11 +146,8 @@ class TemplateEngine:
                     self.env, code, self.env.make_globals(None)
                 )
             except jinja2.TemplateSyntaxError as exc:
-                raise SpecError(
-                    f"template syntax error: {exc.message}",
-                    shift(origin, exc.lineno),
-                    syntax_hint(exc, self.env),
-                ) from None
+                message, line = syntax_error(exc, source, self.env)
+                raise SpecError(message, shift(origin, line), syntax_hint(exc, self.env)) from None
             except (MemoryError, RecursionError):
                 raise too_complex(origin) from None
             except Exception as exc:  # a number literal of 5,000 digits, say
@@ -159,6 +157,15 @@ class TemplateEngine:
             prompt = Prompt(template, origin, display, self.render_clock)
             self._inline[key] = prompt
         return prompt
+
+    def _source(self, name: str | None) -> str | None:
+        """The text of a template file, to locate a syntax error in it (None: unknown)."""
+        if name is None or self.env.loader is None:
+            return None
+        try:
+            return self.env.loader.get_source(self.env, name)[0]
+        except Exception:  # a refused or vanished file: report the error as Jinja gave it
+            return None
 
     def file(self, name: str, origin: Location) -> Prompt:
         """Load ``templates/<name>``; ``origin`` is the spec value that named it."""
@@ -175,10 +182,9 @@ class TemplateEngine:
         try:
             template = self.env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            where = Location(f"{self.display_dir}/{exc.name or name}", exc.lineno, None)
-            raise SpecError(
-                f"template syntax error: {exc.message}", where, syntax_hint(exc, self.env)
-            ) from None
+            message, line = syntax_error(exc, exc.source or self._source(exc.name), self.env)
+            where = Location(f"{self.display_dir}/{exc.name or name}", line, None)
+            raise SpecError(message, where, syntax_hint(exc, self.env)) from None
         except jinja2.TemplateNotFound as exc:
             known = self.env.list_templates() if self.env.loader else []
             hint = did_you_mean(name, known) or (

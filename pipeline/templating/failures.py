@@ -48,6 +48,9 @@ def render_failure(
         undefined = UNDEFINED_NAME.match(message)
         close = did_you_mean(undefined[1], context) if undefined else None
         hint = close or "define it under 'vars:', in the matrix, or check its spelling"
+        unset = _unset_field(message, context)
+        if unset is not None:
+            message, hint = unset
     elif isinstance(exc, jinja2.exceptions.SecurityError):
         message, hint = str(exc), "templates can only use the values they are given"
     elif isinstance(exc, jinja2.TemplateNotFound):
@@ -61,6 +64,41 @@ def render_failure(
 
 
 UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+MISSING_ATTRIBUTE = re.compile(r"^'dict object' has no attribute '([^']+)'$")
+OPTIONAL_FIELDS = {
+    "brand": (
+        ("style", "voice", "logo"),
+        "add it to the brand kit, or test for it: {{% if brand.{0} %}}...{{% endif %}}",
+    ),
+    "asset": (
+        ("size", "aspect"),
+        "an asset has a size or an aspect, not both: test for it with "
+        "{{% if asset.{0} %}}...{{% endif %}}",
+    ),
+}
+"""Fields a template may name that are not always set: a missing one is said by name."""
+
+
+def _unset_field(message: str, context: Mapping[str, Any]) -> tuple[str, str] | None:
+    """For ``brand.style`` or ``asset.aspect`` when it is not set: what is missing, by
+    name, and how to write the template (rather than Jinja's "'dict object' has no
+    attribute")."""
+    match = MISSING_ATTRIBUTE.match(message)
+    if match is None:
+        return None
+    name = match[1]
+    for owner, (fields, hint) in OPTIONAL_FIELDS.items():
+        values = context.get(owner)
+        if name in fields and isinstance(values, Mapping) and name not in values:
+            return f"'{owner}.{name}' is not set here", hint.format(name)
+    brand = context.get("brand")
+    if not isinstance(brand, Mapping):
+        return None
+    colors = brand.get("colors")
+    if isinstance(colors, Mapping) and name not in colors and name not in brand:
+        known = ", ".join(sorted(colors)) or "none"
+        return f"no value '{name}' here", f"the brand's colors are: {known}"
+    return None
 
 
 def describe(exc: Exception) -> str:
@@ -81,6 +119,50 @@ def syntax_hint(exc: jinja2.TemplateSyntaxError, env: jinja2.Environment) -> str
                 + (" and color_name, rgb, palette" if kind == "filter" else "")
             )
     return SYNTAX_HINT
+
+
+BLOCK_TAGS = frozenset({"if", "for", "macro", "call", "filter", "block", "with", "autoescape"})
+
+
+def unclosed_block(source: str, env: jinja2.Environment) -> tuple[str, int] | None:
+    """The innermost ``{% if %}``/``{% for %}``/... that is never closed, and its line.
+
+    Jinja reports a missing ``{% endif %}`` at the end of the template, where nothing is
+    wrong; the place to fix is the tag that opened the block."""
+    stack: list[tuple[str, int]] = []
+    after_begin = False
+    try:
+        for lineno, kind, value in env.lex(source):
+            if kind == "block_begin":
+                after_begin = True
+                continue
+            if kind == "whitespace":
+                continue
+            if after_begin and kind == "name":
+                if value in BLOCK_TAGS:
+                    stack.append((value, lineno))
+                elif value.startswith("end") and stack and stack[-1][0] == value[3:]:
+                    stack.pop()
+            after_begin = False
+    except jinja2.TemplateSyntaxError:
+        return None
+    return stack[-1] if stack else None
+
+
+def syntax_error(
+    exc: jinja2.TemplateSyntaxError, source: str | None, env: jinja2.Environment
+) -> tuple[str, int | None]:
+    """The message and the (1-based) template line of a syntax error: an unclosed block
+    is reported at the tag that opened it."""
+    if source is not None and "Unexpected end of template" in (exc.message or ""):
+        found = unclosed_block(source, env)
+        if found is not None:
+            tag, line = found
+            return (
+                f"template syntax error: this {{% {tag} %}} is never closed (add {{% end{tag} %}})",
+                line,
+            )
+    return f"template syntax error: {exc.message}", exc.lineno
 
 
 def shift(origin: Location, line: int | None) -> Location:
