@@ -7,7 +7,10 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 - :mod:`~pipeline.api.workspace`: load and plan a project; ``check`` and ``cache``;
 - :mod:`~pipeline.api.stores`: which result store (local, or local over the shared one);
 - :mod:`~pipeline.api.building`: wire and run one build, write its manifest and gallery;
-- :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print.
+- :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print;
+- :mod:`~pipeline.api.review`, :mod:`~pipeline.api.rerolls`, :mod:`~pipeline.api.pages`:
+  picks, rejections, quoted rerolls and what the review page shows;
+- :mod:`~pipeline.api.previews`: ``assetpipe watch``'s preview builds.
 
 Names not in ``__all__`` are internal and may change.
 """
@@ -21,8 +24,18 @@ from pipeline.api.building import (
     exit_code,
     run_workspace,
 )
+from pipeline.api.pages import ReviewView, page_title, review_view
+from pipeline.api.previews import (
+    PreviewResult,
+    fingerprint,
+    page_paths,
+    preview_build,
+    source_paths,
+    watch_folders,
+)
 from pipeline.api.reports import build_summary, graph_text, job_json, plan_document, plan_totals
-from pipeline.api.review import PickResult, pick, unpick
+from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, quote, run_quote
+from pipeline.api.review import PickResult, pick, reject, unpick
 from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
 from pipeline.api.workspace import (
     TODAY_VARIABLE,
@@ -42,6 +55,7 @@ from pipeline.api.workspace import (
 )
 
 __all__ = [
+    "ACTIONS",
     "BATCH_PRICE_FACTOR",
     "TODAY_VARIABLE",
     "BuildOptions",
@@ -49,8 +63,12 @@ __all__ = [
     "CheckResult",
     "OpenBatch",
     "PickResult",
+    "PreviewResult",
+    "Quote",
+    "QuoteChanged",
     "Request",
     "ReviewProblem",
+    "ReviewView",
     "Workspace",
     "build",
     "build_summary",
@@ -62,6 +80,7 @@ __all__ = [
     "cancel_batches",
     "check",
     "exit_code",
+    "fingerprint",
     "graph_text",
     "job_json",
     "job_states",
@@ -69,12 +88,21 @@ __all__ = [
     "make_provider",
     "open_batches",
     "open_workspace",
+    "page_paths",
+    "page_title",
     "pick",
     "plan_document",
     "plan_totals",
+    "preview_build",
     "price_factor",
+    "quote",
     "read_image_facts",
+    "reject",
     "review_problems",
+    "review_view",
+    "run_quote",
     "run_workspace",
+    "source_paths",
     "unpick",
+    "watch_folders",
 ]

@@ -40,7 +40,7 @@ from pipeline.fsutil import (
     probe_writable,
     remove_folders,
 )
-from pipeline.gallery import write_gallery
+from pipeline.gallery import review_data, write_gallery
 from pipeline.jobs import Plan, Provider
 from pipeline.output import (
     GALLERY_INDEX,
@@ -56,6 +56,7 @@ from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.outcome import Outcome, RunReport
 from pipeline.settings import Settings
+from pipeline.spec.lock import read_lock
 from pipeline.store import LocalStore
 
 log = logging.getLogger("assetpipe.build")
@@ -198,7 +199,15 @@ def run_build(
         entries = flag_near_duplicates(entries)
         changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
         if changed or not tree.exists(GALLERY_INDEX):
-            write_gallery(tree, entries, title=f"assetpipe: {settings.root.resolve().name}")
+            review = review_data(
+                full_plan,
+                read_lock(settings.root),
+                entries,
+                provider=settings.provider,
+                free=settings.provider_entry.free,
+            )
+            title = f"assetpipe: {settings.root.resolve().name}"
+            write_gallery(tree, entries, title=title, review=review)
     failed_checks = [
         (e.job, e.status, c) for e in entries if e.job in report.outcomes for c in e.failed_checks()
     ]

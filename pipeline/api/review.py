@@ -1,4 +1,4 @@
-"""Picking and pinning: ``assetpipe pick``, ``unpick`` and ``check --require-review``.
+"""Picking and pinning: ``assetpipe pick``, ``unpick``, and the review page's rejections.
 
 A pick records, in ``assetpipe.lock``, the variant a person approved: its request's cache
 key and the sha256 of its delivered image. Only a variant that has been built can be
@@ -33,9 +33,9 @@ class PickResult:
 
 def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
     """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image."""
-    asset, k = _parse(ref)
+    asset, k = parse_ref(ref)
     ws = open_workspace(Request(project=req.project, flags=req.flags, today=req.today))
-    variants = _variants(ws, asset)
+    variants = variants_of(ws, asset)
     job = next((j for j in variants if j.variant == k), None)
     if job is None:
         raise UsageError(
@@ -63,7 +63,7 @@ def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResul
 
 def unpick(req: Request, ref: str) -> str:
     """Forget ``collection/asset``'s pick (its rerolls and rejections stay)."""
-    asset, _ = _parse(ref)
+    asset, _ = parse_ref(ref)
     root = req.project
     lock = read_lock(root)
     entry = lock.entry(asset)
@@ -74,7 +74,36 @@ def unpick(req: Request, ref: str) -> str:
     return asset
 
 
-def _parse(ref: str) -> tuple[str, int]:
+def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
+    """Set variant ``K`` of ``collection/asset#K`` aside (``rejected`` in the lock), or
+    restore it with ``rejected=False``; returns the variant's job id.
+
+    A rejected variant stays built and reachable; the review page dims it. The picked
+    variant cannot be rejected: pick another one first, or unpick.
+    """
+    asset, k = parse_ref(ref)
+    ws = open_workspace(Request(project=req.project, flags=req.flags, today=req.today))
+    variants = variants_of(ws, asset)
+    job = next((j for j in variants if j.variant == k), None)
+    if job is None:
+        raise UsageError(
+            f"{asset} has no variant {k}; it has {len(variants)} (#1 to #{len(variants)})"
+        )
+    root = ws.settings.root
+    lock = read_lock(root)
+    entry = lock.entry(asset)
+    if rejected and entry.pick is not None and entry.pick.variant == k:
+        raise UsageError(
+            f"{asset}#{k} is the picked variant; pick another one (or unpick) before rejecting it"
+        )
+    kept = set(entry.rejected) - {k}
+    marked = tuple(sorted(kept | {k} if rejected else kept))
+    write_lock(root, lock.with_entry(asset, replace(entry, rejected=marked)))
+    return job.id
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    """``(collection/asset, K)`` of ``collection/asset#K`` (K is 1 when left out)."""
     m = _REF.fullmatch(ref.strip())
     if m is None:
         raise UsageError(
@@ -83,7 +112,8 @@ def _parse(ref: str) -> tuple[str, int]:
     return m["asset"], int(m["k"] or 1)
 
 
-def _variants(ws: Workspace, asset: str) -> list[ApiJob]:
+def variants_of(ws: Workspace, asset: str) -> list[ApiJob]:
+    """The API jobs (one per variant) of ``collection/asset`` in the full plan."""
     found = [
         j
         for j in ws.full_plan.jobs

@@ -54,6 +54,9 @@ class Request:
     today: dt.date | None = None
     shard: Shard | None = None
     """``--shard i/n``: only the dependency chains this CI machine owns."""
+    picks: bool = True
+    """False: plan as if nothing were picked (``assetpipe watch``'s previews, which have
+    no approved image to deliver); rerolls in the lock still count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
         settings.templates_dir if settings.templates_dir.is_dir() else None,
         display_dir=settings.templates_dir.name,
     )
+    lock = read_lock(settings.root)
     options = PlanOptions(
         catalog=catalog,
         provider=settings.provider,
@@ -151,7 +155,7 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
         model=settings.model,
         today=req.today or lifecycle_date(),
         max_jobs=settings.max_jobs,
-        lock=read_lock(settings.root),
+        lock=lock if req.picks else lock.without_picks(),
     )
     full = plan(project, engine, options, read_image_facts)
     collections = (

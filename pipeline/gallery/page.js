@@ -1,0 +1,224 @@
+(function () {
+  "use strict";
+  // One script for both pages. The static output/index.html only counts its images and
+  // filters; the page served by `assetpipe review` (data-mode="live") also picks,
+  // rejects, rerolls and follows builds. Nothing here builds HTML from data: text goes
+  // in through textContent, and fresh markup comes from the server's own escaped page.
+  var live = false, token = "", hovered = null, busy = false, pending = null;
+
+  function countImages() {
+    var loaded = 0, broken = 0, waiting = 0;
+    document.querySelectorAll("main img").forEach(function (img) {
+      if (!img.complete) { waiting++; }
+      else if (img.naturalWidth > 0) { loaded++; }
+      else { broken++; var c = img.closest(".card"); if (c) { c.classList.add("broken"); } }
+    });
+    document.body.dataset.imagesLoaded = loaded;
+    document.body.dataset.imagesBroken = broken;
+    document.body.dataset.imagesPending = waiting;
+  }
+
+  function form() { return document.getElementById("filters"); }
+
+  function applyFilters() {
+    var f = form();
+    if (!f) { return; }
+    var coll = f.elements.collection.value, tag = f.elements.tag.value;
+    var failed = f.elements.failed.checked, review = f.elements.review.checked;
+    document.querySelectorAll("section.collection").forEach(function (section) {
+      var any = false;
+      section.querySelectorAll(".group").forEach(function (g) {
+        var tags = " " + (g.dataset.tags || "") + " ";
+        var show = (!coll || section.dataset.collection === coll) &&
+          (!tag || tags.indexOf(" " + tag + " ") >= 0) &&
+          (!failed || g.dataset.failedChecks === "1") &&
+          (!review || g.dataset.needsReview === "1");
+        g.hidden = !show;
+        any = any || show;
+      });
+      section.hidden = !any;
+    });
+    document.body.classList.toggle("hide-rejected", f.elements.rejected.checked);
+    var state = new URLSearchParams();
+    if (coll) { state.set("collection", coll); }
+    if (tag) { state.set("tag", tag); }
+    ["failed", "review", "rejected"].forEach(function (n) {
+      if (f.elements[n].checked) { state.set(n, "1"); }
+    });
+    var hash = state.toString();
+    if (hash !== location.hash.slice(1)) {
+      try { history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search); }
+      catch (e) { /* a file:// page may refuse; the filters still apply */ }
+    }
+  }
+
+  function restoreFilters() {
+    var f = form();
+    if (!f) { return; }
+    var state = new URLSearchParams(location.hash.slice(1));
+    ["collection", "tag"].forEach(function (n) {
+      var want = state.get(n) || "";
+      var ok = Array.prototype.some.call(f.elements[n].options, function (o) { return o.value === want; });
+      f.elements[n].value = ok ? want : "";
+    });
+    ["failed", "review", "rejected"].forEach(function (n) { f.elements[n].checked = state.get(n) === "1"; });
+  }
+
+  function say(text, bad) {
+    var el = document.getElementById("live-status");
+    if (el) { el.textContent = text; el.classList.toggle("bad", !!bad); }
+  }
+
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Assetpipe-Token": token },
+      body: JSON.stringify(body),
+      credentials: "same-origin"
+    }).then(function (r) {
+      return r.json().then(function (data) {
+        if (!r.ok) { throw new Error(data.error || r.statusText); }
+        return data;
+      });
+    });
+  }
+
+  function act(promise, done) {
+    busy = true;
+    return promise.then(function (data) {
+      if (done) { say(done(data)); }
+      return refresh();
+    }).catch(function (e) { say(e.message, true); }).then(function () { busy = false; });
+  }
+
+  function refresh() {
+    var focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest(".card[data-ref]") : null;
+    var keep = focused ? focused.dataset.ref : null;
+    return fetch(location.pathname, { headers: { Accept: "text/html" }, cache: "no-store" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        ["assets", "summary", "page-error"].forEach(function (id) {
+          var now = document.getElementById(id), next = doc.getElementById(id);
+          if (now && next) { now.replaceWith(document.importNode(next, true)); }
+          else if (now) { now.remove(); }
+          else if (next && id === "page-error") { document.querySelector("header").appendChild(document.importNode(next, true)); }
+        });
+        ["collection", "tag"].forEach(function (n) {
+          var now = form().elements[n], next = doc.getElementById("filters").elements[n];
+          var value = now.value;
+          now.replaceChildren.apply(now, Array.prototype.map.call(next.options, function (o) { return document.importNode(o, true); }));
+          now.value = value;
+          if (now.value !== value) { now.value = ""; }
+        });
+        Object.keys(doc.body.dataset).forEach(function (k) { document.body.dataset[k] = doc.body.dataset[k]; });
+        applyFilters();
+        hovered = null;
+        if (keep) {
+          var again = document.querySelector('.card[data-ref="' + CSS.escape(keep) + '"]');
+          if (again) { again.focus(); }
+        }
+        countImages();
+        document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || "0") + 1);
+      });
+  }
+
+  function ask(action, asset) {
+    say("asking what it costs…");
+    post("/api/quote", { action: action, asset: asset }).then(function (q) {
+      pending = { action: action, asset: asset, quote: q.quote };
+      document.getElementById("confirm-text").textContent = q.summary;
+      document.getElementById("confirm").showModal();
+      say("");
+    }).catch(function (e) { say(e.message, true); });
+  }
+
+  function confirmed() {
+    var p = pending;
+    pending = null;
+    document.getElementById("confirm").close();
+    if (!p) { return; }
+    post("/api/run", p).then(function (t) { say(t.message); }).catch(function (e) { say(e.message, true); });
+  }
+
+  function target() {
+    var el = document.activeElement;
+    var card = el && el.closest ? el.closest(".card[data-ref]") : null;
+    return card || hovered;
+  }
+
+  function move(step) {
+    var cards = Array.prototype.filter.call(document.querySelectorAll(".card[data-ref]"), function (c) {
+      return c.offsetParent !== null;
+    });
+    if (!cards.length) { return; }
+    var i = cards.indexOf(target());
+    cards[(i + step + cards.length) % cards.length].focus();
+  }
+
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || busy) { return; }
+    if (ev.target.closest && ev.target.closest("input, select, textarea, dialog")) { return; }
+    var card = target();
+    if (ev.key === "j") { move(1); return; }
+    if (ev.key === "k") { move(-1); return; }
+    if (!card) { return; }
+    var ref = card.dataset.ref, asset = card.closest(".group").dataset.name;
+    if (ev.key === "x") {
+      var rejecting = !card.classList.contains("rejected");
+      act(post("/api/reject", { ref: ref, rejected: rejecting }), function (d) { return d.message; });
+    } else if (ev.key === "p") {
+      act(post("/api/pick", { ref: ref }), function (d) { return d.message; });
+    } else if (ev.key === "r") {
+      ask("reroll", asset);
+    }
+  }
+
+  function onClick(ev) {
+    var b = ev.target.closest ? ev.target.closest("button") : null;
+    if (!b || busy) { return; }
+    if (b.classList.contains("pick")) {
+      act(post("/api/pick", { ref: b.dataset.ref }), function (d) { return d.message; });
+    } else if (b.classList.contains("unpick")) {
+      act(post("/api/unpick", { asset: b.dataset.asset }), function (d) { return d.message; });
+    } else if (b.classList.contains("reroll")) {
+      ask("reroll", b.dataset.asset);
+    } else if (b.classList.contains("build")) {
+      ask("build", b.dataset.asset);
+    } else if (b.id === "confirm-yes") {
+      confirmed();
+    } else if (b.id === "confirm-no") {
+      pending = null;
+      document.getElementById("confirm").close();
+      say("nothing was built");
+    }
+  }
+
+  function poll() {
+    fetch("/api/state", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
+      if (s.task && s.task.message) { say(s.task.message, s.task.state === "failed"); }
+      if (s.version !== document.body.dataset.version && !busy) { return refresh(); }
+      return null;
+    }).catch(function () { say("the review server is not answering", true); })
+      .then(function () { setTimeout(poll, Number(document.body.dataset.pollMs) || 1000); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    restoreFilters();
+    applyFilters();
+    var f = form();
+    if (f) { f.addEventListener("change", applyFilters); }
+    live = document.body.dataset.mode === "live";
+    if (!live) { return; }
+    token = document.querySelector('meta[name="assetpipe-token"]').content;
+    document.addEventListener("click", onClick);
+    document.addEventListener("keydown", onKey);
+    document.addEventListener("mouseover", function (ev) {
+      var c = ev.target.closest ? ev.target.closest(".card[data-ref]") : null;
+      if (c) { hovered = c; }
+    });
+    setTimeout(poll, Number(document.body.dataset.pollMs) || 1000);
+  });
+  window.addEventListener("load", countImages);
+})();

@@ -1,0 +1,91 @@
+"""Thumbnails of the output tree's images, shared by the static page, the review server
+and the build (which makes each one as its file lands).
+
+Thumbnails (at most 256 px, WebP) live in ``output/.gallery/<sha256>.webp``, named by the
+source file's content hash, so an unchanged file is never thumbnailed twice and a changed
+one gets a new thumbnail; thumbnails no entry uses any more are removed by the page.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Set
+from pathlib import Path
+from typing import Final
+
+from PIL import Image
+
+from pipeline.fsutil import UnsafePathError
+from pipeline.hashing import sha256_file
+from pipeline.output import THUMB_DIR, ManifestEntry, OutputTree
+from pipeline.postprocess import DECODE_FORMATS
+
+THUMB_EDGE: Final = 256
+THUMB_QUALITY: Final = 80
+THUMB_NAME: Final = re.compile(r"[0-9a-f]{64}\.webp")
+
+
+def thumbnail_of(tree: OutputTree, entry: ManifestEntry) -> tuple[str, str]:
+    """``(thumbnail file name, "")`` for an entry's file, or ``("", why there is none)``."""
+    rel = entry.path
+    try:
+        source = tree.path(rel)
+        if not source.is_file():
+            return "", f"file missing: {rel}"
+        # The manifest's hash names the thumbnail only while the file is the one it
+        # recorded (same check as a build's): otherwise hash the file as it is now.
+        digest = entry.sha256 if tree.matches(entry) else None
+        name = write_thumbnail(tree, digest or sha256_file(source), source)
+    except UnsafePathError as exc:
+        return "", str(exc)
+    except Exception as exc:
+        # Pillow reports a corrupt file through many exception types; the card says why.
+        return "", f"cannot read {rel}: {exc}"
+    return name, ""
+
+
+def write_thumbnail(
+    tree: OutputTree, sha256: str, source: Path | bytes | Image.Image, *, in_place: bool = False
+) -> str:
+    """Make the thumbnail of the file with this sha256 unless it exists; returns its name.
+
+    Builds call this as each file lands (in worker threads, while other requests are in
+    flight), so the gallery at the end of a build only writes its page. With ``in_place``
+    a decoded image is shrunk instead of copied (the caller is done with it).
+    """
+    name = f"{sha256}.webp"
+    if not tree.exists(f"{THUMB_DIR}/{name}"):
+        if isinstance(source, Image.Image):
+            thumbnail = _encode_thumbnail(source if in_place else source.copy())
+        else:
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            thumbnail = _render_thumbnail(data)
+        tree.write(f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
+    return name
+
+
+def remove_stale_thumbnails(tree: OutputTree, used: Set[str]) -> None:
+    """Delete thumbnails no entry uses any more (only files named like thumbnails)."""
+    thumb_dir = tree.root / THUMB_DIR
+    if thumb_dir.is_dir() and not thumb_dir.is_symlink():
+        for stale in thumb_dir.iterdir():
+            if THUMB_NAME.fullmatch(stale.name) and stale.name not in used:
+                stale.unlink(missing_ok=True)
+
+
+def _render_thumbnail(data: bytes) -> bytes:
+    """A WebP at most :data:`THUMB_EDGE` px on its long side; transparency kept."""
+    with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as image:
+        return _encode_thumbnail(image)
+
+
+def _encode_thumbnail(image: Image.Image) -> bytes:
+    """Shrink ``image`` in place and encode it as the WebP thumbnail."""
+    image.thumbnail((THUMB_EDGE, THUMB_EDGE), Image.Resampling.LANCZOS)
+    bands = image.getbands()
+    alpha = "A" in bands or "a" in bands or "transparency" in image.info
+    small = image.convert("RGBA" if alpha else "RGB")
+    buffer = io.BytesIO()
+    small.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=4)
+    return buffer.getvalue()
