@@ -283,3 +283,46 @@ def test_the_allowed_keys_are_listed_once(project, run):
     keys = hint.removeprefix("  hint: allowed keys: ").split(", ")
     assert len(keys) == len(set(keys)) > 10
     assert "vars" in keys and "reference" in keys
+
+
+def test_one_spec_serves_several_brands(project, run):
+    project.gen(
+        {
+            "brands/acme.yaml": 'name: Acme\ncolors: {primary: "#E4572E"}\nstyle: bold flat\n',
+            "brands/zenith.yaml": 'name: Zenith\ncolors: {primary: "#2B2D42"}\n',
+            "specs/campaign.yaml": """
+                defaults: {size: 512x512, quality: low}
+                assets:
+                  - id: "banner-{{ kit }}"
+                    matrix: {kit: [acme, zenith]}
+                    brand: "../brands/{{ kit }}.yaml"
+                    prompt: "a banner for {{ brand.name }} in {{ brand.colors.primary }}"
+            """,
+        }
+    )
+    jobs = plan_jobs(run)
+    assert jobs["campaign/banner-acme"]["prompt"] == "a banner for Acme in #E4572E"
+    assert jobs["campaign/banner-zenith"]["prompt"] == "a banner for Zenith in #2B2D42"
+    built = run("build", "--provider", "preview")
+    assert built.code == 0, built.err
+    doc = json.loads((project / "output/manifest.json").read_text("utf-8"))
+    palettes = {e["job"]: [c for c in e["checks"] if c["name"] == "palette"] for e in doc["entries"]}
+    assert all(p and p[0]["ok"] for p in palettes.values())  # each held to its own brand
+
+    project.gen(
+        {
+            "specs/campaign.yaml": """
+                assets:
+                  - id: "banner-{{ kit }}"
+                    matrix: {kit: [nowhere]}
+                    brand: "../brands/{{ kit }}.yaml"
+                    prompt: "x"
+            """
+        }
+    )
+    missing = run("validate", "--provider", "preview")
+    assert missing.code == 2
+    assert error_lines(missing)[0] == (
+        "error: specs/campaign.yaml:4:12: brand file '../brands/nowhere.yaml' not found "
+        "(looked at brands/nowhere.yaml)"
+    )

@@ -80,7 +80,7 @@ def asset_jobs(
     # The API price even on the preview provider: a dry run should show what the real
     # build would cost. The runner charges preview jobs nothing.
     estimate = model.estimate_cost(eff.quality, rw, rh, len(asset.prompt), len(images))
-    palette = tuple(coll.brand.colors.values()) if coll.brand else ()
+    palette = tuple(asset.brand.colors.values()) if asset.brand else ()
     depends = tuple(
         dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
     )

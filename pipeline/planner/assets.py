@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.errors import Location, SpecError, SpecErrors
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
-from pipeline.planner.resolve import ResolvedAsset, base_context, resolve_asset
-from pipeline.spec.loader import Project
-from pipeline.spec.models import MAX_VARIANTS
+from pipeline.planner.resolve import BrandReader, ResolvedAsset, base_context, resolve_asset
+from pipeline.spec.brand import read_brand_file
+from pipeline.spec.loader import Collection, Project
+from pipeline.spec.models import MAX_VARIANTS, BrandKit
 from pipeline.spec.yamlsource import YMap, YSeq
 from pipeline.templating import TemplateEngine
 
@@ -59,8 +61,11 @@ class _Assets:
         self.assets: dict[AssetKey, ResolvedAsset] = {}
         self.job_count = 0  # API jobs, renditions and sheets counted so far
         self.failed: set[str] = set()
+        self.brands: dict[Path, tuple[BrandKit, Path]] = {}
+        self.root = Path()
 
     def resolve(self, project: Project) -> dict[AssetKey, ResolvedAsset]:
+        self.root = project.root
         for coll in project.collections:
             base = base_context(coll)
             if coll.sheets:
@@ -71,14 +76,28 @@ class _Assets:
                     self.collect(exc)
             for tree in coll.assets:
                 try:
+                    read_brand = self._brand_reader(coll)
                     for combo in self._expand(tree):
-                        self._add(resolve_asset(coll, tree, combo, self.engine, base))
+                        self._add(resolve_asset(coll, tree, combo, self.engine, base, read_brand))
                 except (SpecError, SpecErrors) as exc:
                     self.failed.add(coll.name)
                     self.collect(exc)
                 if self.job_count > self.max_jobs:
                     return self.assets  # the limit's error is collected: stop here
         return self.assets
+
+    def _brand_reader(self, coll: Collection) -> BrandReader:
+        """Reads an asset's own brand file relative to ``coll``'s spec, each file once."""
+
+        def read(written: str, where: Location) -> tuple[BrandKit, Path]:
+            path = coll.path.parent / written
+            known = self.brands.get(path)
+            if known is None:
+                kit, folder, _ = read_brand_file(path, written, self.root, where)
+                known = self.brands[path] = (kit, folder)
+            return known
+
+        return read
 
     def _expand(self, tree: YMap) -> list[Combo]:
         """The matrix combinations of one asset, counted against the job limit.

@@ -218,13 +218,14 @@ class InputResolver:
         if isinstance(ref, FileInput):
             return self._file(coll.path.parent / ref.file, ref.file, where)
         if isinstance(ref, BrandInput):
-            if coll.brand is None or not coll.brand.logo:
+            brand, brand_dir = asset.brand, asset.brand_dir or coll.brand_dir
+            if brand is None or not brand.logo:
                 raise SpecError(
                     "{brand: logo} needs a brand kit with a 'logo'",
                     where,
                     "add logo: path/to/logo.png to the brand kit",
                 )
-            return self._file(coll.brand_dir / coll.brand.logo, coll.brand.logo, where)
+            return self._file(brand_dir / brand.logo, brand.logo, where)
         raise AssertionError(ref)  # pragma: no cover - pydantic admits no other shape
 
     def _file(self, path: Path, written: str, where: Location) -> InputRef:

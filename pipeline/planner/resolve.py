@@ -7,14 +7,15 @@ last, because it may also use ``asset`` (id, size, aspect, variants) — the fin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Location, SpecError
 from pipeline.planner.matrix import Combo
 from pipeline.spec.loader import Collection
-from pipeline.spec.models import ASSET_KEYS, AssetSpec
+from pipeline.spec.models import ASSET_KEYS, AssetSpec, BrandKit
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, locate
 from pipeline.templating import TemplateEngine, render_text
@@ -32,6 +33,10 @@ class ResolvedAsset:
     prompt: str
     tree: YMap
     combo: Mapping[str, Any]
+    brand: BrandKit | None = None
+    """The asset's brand: its own ``brand:`` file, else the spec's."""
+    brand_dir: Path | None = None
+    """Where the brand's relative paths (its logo) start."""
 
     @property
     def location(self) -> Location:
@@ -103,12 +108,17 @@ def _render(
     return value
 
 
+BrandReader = Callable[[str, Location], tuple[BrandKit, Path]]
+"""Reads an asset's own brand kit file (as written, relative to its spec) once per path."""
+
+
 def resolve_asset(
     collection: Collection,
     tree: YMap,
     combo: Combo,
     engine: TemplateEngine,
     base: Mapping[str, Any],
+    read_brand: BrandReader | None = None,
 ) -> ResolvedAsset:
     """Render every string of ``tree`` with ``combo``, validate it, then render the prompt.
 
@@ -125,6 +135,10 @@ def resolve_asset(
     }
     data = collection.defaults.fill(data)
     spec = validate(AssetSpec, data, tree, tree.location, known_extra=sorted(ASSET_KEYS))
+    brand, brand_dir = collection.brand, collection.brand_dir
+    if spec.brand is not None and read_brand is not None:
+        brand, brand_dir = read_brand(spec.brand, locate(tree, ["brand"]) or tree.location)
+        ctx = {**ctx, "brand": brand.model_dump(exclude_none=True)}
     facts = {
         "id": spec.id,
         "size": spec.size,
@@ -147,4 +161,12 @@ def resolve_asset(
         raise SpecError(
             "the prompt is empty after rendering", origin, "write what the image should show"
         )
-    return ResolvedAsset(collection=collection, spec=spec, prompt=prompt, tree=tree, combo=combo)
+    return ResolvedAsset(
+        collection=collection,
+        spec=spec,
+        prompt=prompt,
+        tree=tree,
+        combo=combo,
+        brand=brand,
+        brand_dir=brand_dir,
+    )

@@ -26,30 +26,7 @@ def load_brand(
         return None, path.parent, display
     where = tree.value_locations["brand"]
     if isinstance(raw, str):
-        brand_path = path.parent / raw
-        if not inside(brand_path, root):
-            raise SpecError(
-                f"brand file '{raw}' is outside the project folder",
-                where,
-                "keep brand kits inside the project, e.g. brands/acme.yaml",
-            )
-        if not brand_path.is_file():
-            raise SpecError(
-                f"brand file '{raw}' not found (looked at {display_path(brand_path, root)})",
-                where,
-                "paths are relative to the spec file; e.g. ../brands/acme.yaml",
-            )
-        brand_display = display_path(brand_path, root)
-        brand_tree = load_yaml(brand_path, brand_display)
-        if not isinstance(brand_tree, YMap):
-            raise SpecError(
-                "a brand kit is a mapping with name, colors, style, voice, logo",
-                getattr(brand_tree, "location", Location(brand_display, 1, 1)),
-                'e.g. name: Acme, then colors: {primary: "#E4572E"}',
-            )
-        kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
-        check_logo(kit, brand_tree, brand_path.parent, root)
-        return kit, brand_path.parent, brand_display
+        return read_brand_file(path.parent / raw, raw, root, where)
     if isinstance(raw, YMap):
         kit = validate(BrandKit, raw, raw, where)
         check_logo(kit, raw, path.parent, root)
@@ -59,6 +36,36 @@ def load_brand(
         where,
         "e.g. brand: ../brands/acme.yaml",
     )
+
+
+def read_brand_file(
+    brand_path: Path, written: str, root: Path, where: Location
+) -> tuple[BrandKit, Path, str]:
+    """A brand kit file named ``written`` at ``where``: the kit, its folder, its name in
+    messages. Used for a spec's ``brand:`` and for an asset's own (per-brand campaigns)."""
+    if not inside(brand_path, root):
+        raise SpecError(
+            f"brand file '{written}' is outside the project folder",
+            where,
+            "keep brand kits inside the project, e.g. brands/acme.yaml",
+        )
+    if not brand_path.is_file():
+        raise SpecError(
+            f"brand file '{written}' not found (looked at {display_path(brand_path, root)})",
+            where,
+            "paths are relative to the spec file; e.g. ../brands/acme.yaml",
+        )
+    brand_display = display_path(brand_path, root)
+    brand_tree = load_yaml(brand_path, brand_display)
+    if not isinstance(brand_tree, YMap):
+        raise SpecError(
+            "a brand kit is a mapping with name, colors, style, voice, logo",
+            getattr(brand_tree, "location", Location(brand_display, 1, 1)),
+            'e.g. name: Acme, then colors: {primary: "#E4572E"}',
+        )
+    kit = validate(BrandKit, brand_tree, brand_tree, brand_tree.location)
+    check_logo(kit, brand_tree, brand_path.parent, root)
+    return kit, brand_path.parent, brand_display
 
 
 def check_logo(kit: BrandKit, tree: YMap, brand_dir: Path, root: Path) -> None:

@@ -162,6 +162,9 @@ class AssetSpec(GenerationSettings):
     size: str | None = None
     aspect: str | None = None
     edit: EditSpec | None = None
+    brand: str | None = None
+    """A brand kit file of this asset's own (relative to the spec file), over the spec's
+    ``brand:``; templated like every value, so a matrix variable can pick the brand."""
     reference: str | Annotated[list[str], Field(min_length=1, max_length=16)] | None = None
     """Assets whose approved (picked, else first) image goes with the request as a
     reference, so a character stays the same across a set: an edit without writing one."""
@@ -265,7 +268,9 @@ class AssetDefaults(GenerationSettings):
         return out
 
 
-NOT_DEFAULTS = frozenset({"id", "prompt", "template", "matrix", "edit", "reference", "vars"})
+NOT_DEFAULTS = frozenset(
+    {"id", "prompt", "template", "matrix", "edit", "reference", "vars", "brand"}
+)
 """Asset keys ``defaults:`` refuses: they say what an asset is, not how it is made."""
 
 
