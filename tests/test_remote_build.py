@@ -165,6 +165,24 @@ def test_read_only_mode_reads_the_team_and_writes_no_object(
     assert {s for j, s in statuses(laptop).items() if j.startswith("set/")} == {"cached"}
 
 
+def test_force_pays_again_and_keeps_the_new_image_local(
+    project, run, api, seaweedfs_s3, monkeypatch
+):
+    """``--force`` reads the shared cache but shares nothing: the image paid for again is
+    delivered here, and the shared cache keeps the first one for everyone else."""
+    url = use(seaweedfs_s3, monkeypatch)
+    team_project(project, url)
+    assert run("build").code == 0
+    first = shas(project.root)
+    before = objects(seaweedfs_s3, url)
+    api.reset_counters()
+    forced = run("build", "--force", "--only", "set/g2")
+    assert forced.code == 0, forced.err
+    assert api.billed_images == 1
+    assert objects(seaweedfs_s3, url) == before
+    assert shas(project.root)["set/g2.png"] != first["set/g2.png"]
+
+
 def test_free_preview_builds_never_touch_the_shared_cache(project, run, seaweedfs_s3, monkeypatch):
     """Placeholders are nobody's asset: a preview build shares nothing."""
     url = use(seaweedfs_s3, monkeypatch)
