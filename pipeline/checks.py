@@ -20,6 +20,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -262,14 +263,16 @@ def near_duplicates(hashes: Mapping[str, int], threshold: int = 6) -> list[tuple
 
 
 def flag_near_duplicates(
-    entries: Sequence[ManifestEntry], threshold: int = 6
+    entries: Sequence[ManifestEntry],
+    threshold: int = 6,
+    placeholders: AbstractSet[str] = frozenset(),
 ) -> list[ManifestEntry]:
     """``entries`` with a ``distinct`` check added to the variants of each asset: variants
     meant to differ that look alike (perceptual hashes within ``threshold`` bits) waste a
-    paid call."""
+    paid call. Entries of ``placeholders`` providers (drawn, not generated) are left out."""
     groups: dict[tuple[str, str], dict[str, int]] = {}
     for e in entries:
-        if e.is_api and e.phash and _PHASH.fullmatch(e.phash):
+        if e.is_api and e.phash and _PHASH.fullmatch(e.phash) and e.provider not in placeholders:
             groups.setdefault((e.collection, e.asset), {})[e.job] = int(e.phash, 16)
     verdicts: dict[str, dict[str, Any]] = {}
     for hashes in groups.values():
@@ -344,7 +347,8 @@ def _alpha(info: ImageInfo, image: Image.Image) -> Check:
     share = sum(histogram[:255]) / total
     clear = histogram[0] / total
     detail = f"{_percent(share)} of pixels transparent ({_percent(clear)} fully)"
-    return Check("alpha", True, detail, share)
+    # A cut-out has a background that is gone, not merely faded: some pixel fully clear.
+    return Check("alpha", histogram[0] > 0, detail, share)
 
 
 def _hue_degrees(b: float, a: float) -> float:

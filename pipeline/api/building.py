@@ -51,6 +51,7 @@ from pipeline.output import (
     totals,
     write_manifest,
 )
+from pipeline.providers import registry
 from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
 from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
@@ -191,12 +192,14 @@ def run_build(
             fail_fast=options.fail_fast,
             force=options.force,
             embed_metadata=settings.embed_metadata,
+            placeholders=settings.provider_entry.free,
         )
         runner = Runner(plan, states, deps, config)
         report = asyncio.run(_run(runner))
         built = [o.entry() for o in report.outcomes.values()]
         entries, pruned = next_entries(produced, built, manifest, tree, options.prune)
-        entries = flag_near_duplicates(entries)
+        free = {name for name, entry in registry.providers().items() if entry.free}
+        entries = flag_near_duplicates(entries, placeholders=free)
         changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
         if changed or not tree.exists(GALLERY_INDEX):
             review = review_data(

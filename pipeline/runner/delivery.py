@@ -7,7 +7,7 @@ lose a result, and everything here can be recomputed from the cache on the next 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,17 +61,34 @@ class Stored:
 class Delivery:
     """Writes delivered files into the output tree and inspects them."""
 
-    def __init__(self, output: OutputTree, jobs: Mapping[str, Job], embed_metadata: bool):
+    def __init__(
+        self,
+        output: OutputTree,
+        jobs: Mapping[str, Job],
+        embed_metadata: bool,
+        placeholders: bool = False,
+    ):
         self.output = output
         self.jobs = jobs
         self.embed_metadata = embed_metadata
+        self.placeholders = placeholders
+        """Images of a free provider (``preview``) are drawn placeholders: checking their
+        colors against the brand would only report noise."""
 
     def store(
-        self, job: Job, key: str, data: bytes, original: bytes | None, atlas: bytes | None
+        self,
+        job: Job,
+        key: str,
+        data: bytes,
+        original: bytes | None,
+        atlas: bytes | None,
+        inherited: Sequence[Mapping[str, Any]] = (),
     ) -> Stored:
         """Write a delivered file, then inspect it: quality checks and provenance.
 
         ``original`` is what the API returned (None for local files such as renditions).
+        A rendition takes its source's ``palette`` verdict from ``inherited`` (the
+        source's checks): the colors are the source's, only smaller.
         """
         written = data
         if self.embed_metadata and job.format == "png":
@@ -100,13 +117,19 @@ class Delivery:
             )
         source = self.jobs.get(job.parent) if job.kind == "rendition" else job
         transparent = source is not None and source.params.get("background") == "transparent"
-        found = checks.run_checks(
-            image,
-            width=job.size[0],
-            height=job.size[1],
-            expect_alpha=transparent and job.format != "jpeg",
-            palette=job.palette,
-        )
+        own_palette = not self.placeholders and job.kind != "rendition"
+        found: list[Mapping[str, Any]] = [
+            c.as_dict()
+            for c in checks.run_checks(
+                image,
+                width=job.size[0],
+                height=job.size[1],
+                expect_alpha=transparent and job.format != "jpeg",
+                palette=job.palette if own_palette else (),
+            )
+        ]
+        if job.kind == "rendition":
+            found += [dict(c) for c in inherited if c.get("name") == "palette"]
         reencoded = original is None or original != data
         provenance: dict[str, Any] = {
             "reencoded": reencoded,
@@ -126,7 +149,7 @@ class Delivery:
             mtime_ns=mtime,
             sha256=sha,
             bytes=size,
-            checks=[c.as_dict() for c in found],
+            checks=found,
             phash=phash,
             provenance=provenance,
         )

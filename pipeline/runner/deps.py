@@ -68,6 +68,8 @@ class RunConfig:
     fail_fast: bool = False
     force: bool = False
     embed_metadata: bool = False
+    placeholders: bool = False
+    """The provider draws placeholders (``preview``): no brand-palette checks on them."""
     checkpoint_s: float = 2.0
 
 

@@ -89,7 +89,10 @@ class Runner:
         self.output = deps.output
         self.inputs = InputReader(deps.store, deps.output, deps.project_root)
         self.delivery = Delivery(
-            deps.output, {job.id: job for job in plan.jobs}, config.embed_metadata
+            deps.output,
+            {job.id: job for job in plan.jobs},
+            config.embed_metadata,
+            config.placeholders,
         )
         self.manifest = deps.manifest
         self.reporter = deps.reporter
@@ -382,8 +385,12 @@ class Runner:
         **fields: Any,
     ) -> Outcome:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
+        parent = self.outcomes.get(job.parent) if job.kind == "rendition" else None
+        inherited = (parent.checks or []) if parent is not None else []
         with writing(f"{job.output_path} in the output folder"):
-            stored = await asyncio.to_thread(self.delivery.store, job, key, data, original, atlas)
+            stored = await asyncio.to_thread(
+                self.delivery.store, job, key, data, original, atlas, inherited
+            )
         return stored.outcome(job, status, key, inputs, **fields)
 
     def _inputs_of(self, job: Job) -> dict[str, Outcome]:
