@@ -32,9 +32,17 @@ from pipeline.api.previews import (
     preview_build,
     source_paths,
     watch_folders,
+    watched_paths,
 )
-from pipeline.api.reports import build_summary, graph_text, job_json, plan_document, plan_totals
-from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, quote, run_quote
+from pipeline.api.reports import (
+    build_summary,
+    error_summary,
+    graph_text,
+    job_json,
+    plan_document,
+    plan_totals,
+)
+from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
 from pipeline.api.review import PickResult, pick, reject, unpick
 from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
 from pipeline.api.workspace import (
@@ -79,6 +87,8 @@ __all__ = [
     "cache_tiers",
     "cancel_batches",
     "check",
+    "confirm",
+    "error_summary",
     "exit_code",
     "fingerprint",
     "graph_text",
@@ -100,9 +110,9 @@ __all__ = [
     "reject",
     "review_problems",
     "review_view",
-    "run_quote",
     "run_workspace",
     "source_paths",
     "unpick",
     "watch_folders",
+    "watched_paths",
 ]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipeline.api.building import BuildOptions, BuildResult, run_workspace
 from pipeline.api.workspace import Request, open_workspace
+from pipeline.errors import PipelineError
 from pipeline.jobs import ApiJob
 from pipeline.output import MANIFEST
 from pipeline.runner.deps import Reporter
@@ -91,6 +92,18 @@ def source_paths(settings: Settings, extra: Iterable[Path] = ()) -> list[Path]:
     root = settings.root
     paths = [root / SETTINGS_FILE, root / LOCK_FILE, settings.specs_dir, settings.templates_dir]
     return list(dict.fromkeys([*paths, *extra]))
+
+
+def watched_paths(req: Request, extra: Iterable[Path] = ()) -> list[Path]:
+    """:func:`source_paths` of the request's project; when ``assetpipe.yaml`` does not
+    load (mid-edit), the default folders, so that fixing it is noticed too."""
+    try:
+        settings = resolve_settings(req.project, dict(req.flags or {}), credentials=False)
+    except PipelineError:
+        root = req.project
+        defaults = [root / SETTINGS_FILE, root / LOCK_FILE, root / "specs", root / "templates"]
+        return list(dict.fromkeys([*defaults, *extra]))
+    return source_paths(settings, extra)
 
 
 def page_paths(settings: Settings) -> list[Path]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.api.building import BuildResult
 from pipeline.api.workspace import Workspace
-from pipeline.errors import UsageError
+from pipeline.errors import PipelineError, SpecError, SpecErrors, UsageError
 from pipeline.jobs import Job, Plan
 from pipeline.runner.freshness import JobState
 
@@ -97,14 +97,35 @@ def graph_text(plan_: Plan, fmt: str) -> str:
     raise UsageError(f"unknown graph format '{fmt}'; use mermaid or dot")
 
 
-def build_summary(result: BuildResult) -> dict[str, Any]:
-    """``build --json``: counts, spend, time, failures and the exit code."""
+def error_summary(exc: PipelineError) -> dict[str, Any]:
+    """``build --json`` when the build could not start (a bad spec, bad settings): the
+    exit code and each error with its place, so a CI step still gets JSON to read."""
+    errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
+    listed = []
+    for error in errors:
+        where = error.location if isinstance(error, SpecError) else None
+        listed.append(
+            {
+                "message": error.message if isinstance(error, SpecError) else str(error),
+                "file": where.file if where else None,
+                "line": where.line if where else None,
+                "column": where.column if where else None,
+                "hint": error.hint if isinstance(error, SpecError) else None,
+            }
+        )
+    return {"exit_code": exc.exit_code, "counts": {}, "spent_usd": 0.0, "errors": listed}
+
+
+def build_summary(result: BuildResult, total_s: float | None = None) -> dict[str, Any]:
+    """``build --json``: counts, spend, time, failures and the exit code; ``elapsed_s`` is
+    the whole command (planning included) when ``total_s`` is given."""
     report = result.report
     return {
         "exit_code": result.exit_code,
         "counts": result.counts(),
         "spent_usd": round(report.spent_usd, 6),
-        "elapsed_s": round(report.elapsed_s, 3),
+        "elapsed_s": round(report.elapsed_s if total_s is None else total_s, 3),
+        "build_s": round(report.elapsed_s, 3),
         "stop_reason": report.stop_reason,
         "budget_hit": report.budget_hit,
         "interrupted": report.interrupted,

@@ -2,11 +2,11 @@
 one asset, each quoted before it runs.
 
 Nothing is paid for without a person seeing the price first: :func:`quote` says which
-requests would go out and what they cost, with a digest of exactly that; :func:`run_quote`
+requests would go out and what they cost, with a digest of exactly that; :func:`confirm`
 recomputes the quote and refuses when the digest differs (the spec, the lock or the cache
 moved in between), so a confirm always pays for what was shown. A reroll adds one to the
-asset's ``rerolls`` in ``assetpipe.lock`` (the plan then has variant N+1) and builds only
-that new variant.
+asset's ``rerolls`` in ``assetpipe.lock`` (the plan then has variant N+1), and the build
+that follows makes only that new variant.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from pipeline.api.building import BuildOptions, BuildResult, run_workspace
 from pipeline.api.review import variants_of
 from pipeline.api.routes import price_factor
 from pipeline.api.workspace import Request, job_states, open_workspace
 from pipeline.errors import UsageError
-from pipeline.runner.deps import Reporter
 from pipeline.settings import resolve_settings
 from pipeline.spec.lock import MAX_REROLLS, read_lock, write_lock
 
@@ -101,10 +99,13 @@ def quote(req: Request, action: str, asset: str) -> Quote:
     return Quote(action, asset, jobs, cost, list_usd, provider, digest)
 
 
-def run_quote(
-    req: Request, action: str, asset: str, digest: str, reporter: Reporter
-) -> tuple[Quote, BuildResult]:
-    """Run what :func:`quote` showed, if it is still exactly that (QuoteChanged if not)."""
+def confirm(req: Request, action: str, asset: str, digest: str) -> tuple[Quote, tuple[str, ...]]:
+    """Accept what :func:`quote` showed, if it is still exactly that (QuoteChanged if not),
+    and return the ``--only`` patterns of the build that makes it.
+
+    For a reroll this is where the lock gets its extra variant; the build itself is the
+    caller's (the review server runs ``assetpipe build --only ...``, as a person would).
+    """
     shown = quote(req, action, asset)
     if shown.digest != digest:
         raise QuoteChanged(
@@ -113,18 +114,13 @@ def run_quote(
         )
     # The provider's key, before anything is written: a reroll recorded in the lock
     # that cannot be built would only confuse.
-    resolve_settings(req.project, dict(req.flags or {}))
-    base = Request(project=req.project, flags=req.flags, today=req.today)
+    settings = resolve_settings(req.project, dict(req.flags or {}))
     if action == "reroll":
-        root = open_workspace(base, credentials=False).settings.root
-        lock = read_lock(root)
+        lock = read_lock(settings.root)
         entry = lock.entry(asset)
-        write_lock(root, lock.with_entry(asset, replace(entry, rerolls=entry.rerolls + 1)))
-        only = tuple(_glob(j) for j in shown.jobs)
-    else:
-        only = (_glob(asset), _glob(asset) + "#*")
-    ws = open_workspace(replace(base, only=only))
-    return shown, run_workspace(ws, BuildOptions(), reporter)
+        write_lock(settings.root, lock.with_entry(asset, replace(entry, rerolls=entry.rerolls + 1)))
+        return shown, tuple(_glob(j) for j in shown.jobs)
+    return shown, (_glob(asset), _glob(asset) + "#*")
 
 
 def _glob(name: str) -> str:

@@ -190,6 +190,9 @@ class CheckResult:
     total: int
     review: tuple[ReviewProblem, ...] = ()
     """Assets with several variants and no current pick (``--require-review``)."""
+    stale: tuple[str, ...] = ()
+    """Files in the output tree that the manifest records but no job makes any more
+    (``--stale``; ``build --prune`` removes them)."""
 
 
 def check(req: Request) -> CheckResult:
@@ -199,7 +202,16 @@ def check(req: Request) -> CheckResult:
     states = job_states(ws)
     pending = {jid: s.status for jid, s in states.items() if s.status != "up-to-date"}
     review = tuple(review_problems(ws.settings.root, ws.full_plan, states))
-    return CheckResult(pending=pending, total=len(states), review=review)
+    tree = OutputTree(ws.settings.output_dir)
+    produced = {job.output_path for job in ws.full_plan.jobs}
+    stale = tuple(
+        sorted(
+            path
+            for path, entry in load_manifest(tree.root).entries.items()
+            if path not in produced and entry.sha256 and tree.exists(path)
+        )
+    )
+    return CheckResult(pending=pending, total=len(states), review=review, stale=stale)
 
 
 def cache_folder(req: Request) -> Path:

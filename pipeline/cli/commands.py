@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -20,7 +21,8 @@ from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
 from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
-from pipeline.cli.review import pick, unpick
+from pipeline.cli.review import pick, review_page, unpick, watch
+from pipeline.errors import PipelineError
 from pipeline.progress import PlainReporter, QuietReporter, RichReporter
 from pipeline.runner.engine import Reporter
 
@@ -35,6 +37,8 @@ cli.add_command(cache)
 cli.add_command(batch)
 cli.add_command(pick)
 cli.add_command(unpick)
+cli.add_command(review_page)
+cli.add_command(watch)
 
 
 @cli.command()
@@ -43,7 +47,7 @@ def validate(**kw: Any) -> None:
     """Check specs, brand kits and templates (no network, no writes)."""
     setup_logging(kw["verbose"], kw["quiet"])
     ws = api.open_workspace(project_request(kw), credentials=False)
-    warn_plan(ws, kw["quiet"])
+    warn_plan(ws, kw["quiet"], provider_note=False)  # validation is the same on every provider
     collections = len(ws.project.collections)
     api_jobs = sum(1 for j in ws.plan.jobs if j.is_api)
     out.print(
@@ -107,7 +111,23 @@ def graph(**kw: Any) -> None:
 @shard_option
 def build(**kw: Any) -> None:
     """Run the plan: generate what is missing, reuse what is cached, write output/."""
+    started = time.monotonic()
     setup_logging(kw["verbose"], kw["quiet"])
+    try:
+        result = _build(kw)
+    except PipelineError as exc:
+        if kw["as_json"]:  # a CI step reading stdout still gets JSON, with the errors
+            sys.stdout.write(json.dumps(api.error_summary(exc), indent=1) + "\n")
+        raise
+    total = time.monotonic() - started
+    if kw["as_json"]:
+        sys.stdout.write(json.dumps(api.build_summary(result, total), indent=1) + "\n")
+    else:
+        print_build(result, kw["quiet"], total)
+    sys.exit(result.exit_code)
+
+
+def _build(kw: dict[str, Any]) -> api.BuildResult:
     req = project_request(
         kw,
         {
@@ -140,11 +160,7 @@ def build(**kw: Any) -> None:
     finally:
         if isinstance(reporter, RichReporter):
             reporter.close()
-    if kw["as_json"]:
-        sys.stdout.write(json.dumps(api.build_summary(result), indent=1) + "\n")
-    else:
-        print_build(result, kw["quiet"])
-    sys.exit(result.exit_code)
+    return result
 
 
 def _empty_shard(kw: dict[str, Any], jobs: int) -> None:
@@ -172,11 +188,24 @@ def _reporter(kw: dict[str, Any]) -> Reporter:
     is_flag=True,
     help="Also exit 1 for assets with several variants and no current pick.",
 )
+@click.option(
+    "--stale",
+    is_flag=True,
+    help="Also exit 1 while files of removed assets remain in output/ (build --prune).",
+)
 @shard_option
 def check(**kw: Any) -> None:
     """CI: exit 1 when a build would change anything (no network, no writes)."""
     setup_logging(kw["verbose"], kw["quiet"])
     result = api.check(project_request(kw))
+    if kw["stale"] and result.stale:
+        for path in result.stale:
+            out.print(f"stale     {escape(path)}")
+        out.print(
+            f"{len(result.stale)} file(s) of removed assets remain; "
+            "assetpipe build --prune removes them"
+        )
+        sys.exit(1)
     if kw["require_review"] and result.review:
         for problem in result.review:
             out.print(f"review    {escape(problem.asset)}: {escape(problem.problem)}")

@@ -1,4 +1,6 @@
-"""``assetpipe pick`` and ``unpick``: approve one variant of an asset, or take it back.
+"""``assetpipe pick`` and ``unpick``: approve one variant of an asset, or take it back;
+``assetpipe review`` serves the page to do it with the images in view, and
+``assetpipe watch`` renders free previews on every save.
 
 The choice goes to ``assetpipe.lock`` (commit it); the next build delivers the approved
 image at the asset's own path, and renditions, sheets and edits of the asset use it.
@@ -6,6 +8,7 @@ image at the asset's own path, and renditions, sheets and edits of the asset use
 
 from __future__ import annotations
 
+import webbrowser
 from typing import Any
 
 import click
@@ -13,7 +16,8 @@ from rich.markup import escape
 
 from pipeline import api
 from pipeline.cli.options import project_options, project_request, setup_logging
-from pipeline.cli.render import out
+from pipeline.cli.render import err, out
+from pipeline.review.watch import WatchEvent, watch_project
 from pipeline.spec.lock import LOCK_FILE
 
 
@@ -39,3 +43,58 @@ def unpick(**kw: Any) -> None:
     setup_logging(kw["verbose"], kw["quiet"])
     asset = api.unpick(project_request(kw), kw["asset"])
     out.print(f"unpicked {escape(asset)} in {LOCK_FILE}")
+
+
+@click.command("review")
+@project_options
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port on 127.0.0.1 (default: a free one).",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+def review_page(**kw: Any) -> None:
+    """Serve the review page on 127.0.0.1: compare variants, pick, reject, reroll."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    # Starlette and uvicorn load only for this command, never for --help or a build.
+    from pipeline.review.server import ReviewServer  # noqa: PLC0415
+
+    server = ReviewServer(project_request(kw), port=kw["port"])
+    out.print(f"review page: {server.url}  (Ctrl-C to stop)")
+    if kw["open_page"]:
+        webbrowser.open(server.url)
+    server.serve()
+
+
+@click.command()
+@project_options
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 60),
+    default=0.5,
+    show_default=True,
+    help="Seconds between two looks at the project's files.",
+)
+def watch(**kw: Any) -> None:
+    """On every save, re-render changed assets with the free preview provider."""
+    setup_logging(kw["verbose"], kw["quiet"])
+    req = project_request(kw)
+    out.print("watching specs, templates, brand files and assetpipe.lock (Ctrl-C to stop)")
+
+    def report(event: WatchEvent) -> None:
+        for error in event.errors:
+            err.print(f"[red]error:[/red] {escape(error)}")
+        if event.errors:
+            err.print(f"{len(event.errors)} error(s); watching for the next save")
+            return
+        for line in event.failed:
+            err.print(f"[red]{escape(line)}[/red]")
+        where = escape(str(event.output))
+        if event.rendered:
+            names = ", ".join(event.rendered[:8]) + (" …" if len(event.rendered) > 8 else "")
+            out.print(f"previews: {len(event.rendered)} rendered ({escape(names)}) in {where}")
+        else:
+            out.print(f"previews: up to date in {where}")
+
+    watch_project(req, report, interval=kw["interval"])

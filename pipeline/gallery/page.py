@@ -44,9 +44,10 @@ STATIC_CSP: Final = (
 LIVE_CSP: Final = (
     f"default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
     f"script-src 'sha256-{SCRIPT_HASH}'; connect-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
+    "form-action 'none'"
 )
-"""The served page's policy (also sent as a header, where ``frame-ancestors`` counts)."""
+"""The served page's policy; the server also sends it as a header, with
+``frame-ancestors 'none'`` (which counts only there)."""
 
 
 @dataclass(frozen=True, slots=True)
