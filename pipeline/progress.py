@@ -26,22 +26,28 @@ class Counts:
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
+        self.up_to_date = 0
         self.cached = 0
         self.failed = 0
         self.spent = 0.0
+        self.at_start = 0
+        """Jobs already up to date when the build began (done in no time: not a pace)."""
 
     def add(self, outcome: Outcome) -> None:
         self.done += 1
-        if outcome.status in ("cached", "up-to-date"):
+        if outcome.status == "up-to-date":
+            self.up_to_date += 1
+        elif outcome.status == "cached":
             self.cached += 1
         elif outcome.status in ("failed", "blocked"):
             self.failed += 1
         self.spent += outcome.spent_usd
 
     def line(self) -> str:
+        """The same words as the summary at the end: up to date, cached, failed."""
         return (
-            f"{self.done}/{self.total} done, {self.cached} from cache, "
-            f"{self.failed} failed, ${self.spent:.2f} spent"
+            f"{self.done}/{self.total} done ({self.up_to_date} up to date, "
+            f"{self.cached} cached), {self.failed} failed, ${self.spent:.2f} spent"
         )
 
 
@@ -54,7 +60,7 @@ class QuietReporter:
 
     def started(self, total: int, done: int) -> None:
         self.counts.total = total
-        self.counts.done = self.counts.cached = done
+        self.counts.done = self.counts.up_to_date = self.counts.at_start = done
 
     def finished_job(self, outcome: Outcome) -> None:
         self.counts.add(outcome)
@@ -104,12 +110,19 @@ class PlainReporter(QuietReporter):
             )
 
 
+ETA_AFTER_JOBS = 3
+"""Jobs finished during the build before an ETA is guessed: one job is no pace."""
+
+
 def _eta(reporter: PlainReporter) -> str:
+    """Time left at the pace of the jobs finished during this build (the ones up to date
+    at the start took no time and would make the first guess wildly short)."""
     c = reporter.counts
     elapsed = time.monotonic() - reporter.start
-    if c.done == 0 or elapsed < 1:
+    worked = c.done - c.at_start
+    if worked < ETA_AFTER_JOBS or elapsed < 1:
         return "ETA unknown"
-    remaining = (c.total - c.done) * elapsed / max(1, c.done)
+    remaining = (c.total - c.done) * elapsed / worked
     return f"ETA {remaining:.0f}s"
 
 
@@ -123,6 +136,7 @@ class RichReporter(QuietReporter):
             TextColumn("[bold]build"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
+            TextColumn("[green]{task.fields[up_to_date]} up to date"),
             TextColumn("[cyan]{task.fields[cached]} cached"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TextColumn("[green]${task.fields[spent]:.2f}"),
@@ -136,7 +150,7 @@ class RichReporter(QuietReporter):
         super().started(total, done)
         self.progress.start()
         self.task = self.progress.add_task(
-            "build", total=total, completed=done, cached=done, failed=0, spent=0.0
+            "build", total=total, completed=done, up_to_date=done, cached=0, failed=0, spent=0.0
         )
 
     def finished_job(self, outcome: Outcome) -> None:
@@ -150,6 +164,7 @@ class RichReporter(QuietReporter):
             self.progress.update(
                 self.task,
                 completed=self.counts.done,
+                up_to_date=self.counts.up_to_date,
                 cached=self.counts.cached,
                 failed=self.counts.failed,
                 spent=self.counts.spent,

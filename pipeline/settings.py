@@ -192,12 +192,18 @@ def resolve_settings(
         else None
     )
     provider, is_default = _provider(checked.provider, env, where, credentials)
+
+    # A folder the operator names (flag or environment) is relative to where they are, as
+    # with every command-line tool; one in assetpipe.yaml, to the project.
+    def folder(name: str) -> Path:
+        return (Path.cwd() if name in operator else root) / str(getattr(checked, name))
+
     return Settings(
         root=root,
         specs_dir=root / checked.specs,
         templates_dir=root / checked.templates,
-        output_dir=root / checked.output,
-        cache_dir=root / checked.cache_dir,
+        output_dir=folder("output"),
+        cache_dir=folder("cache_dir"),
         provider=provider,
         provider_is_default=is_default,
         model=checked.model,

@@ -90,7 +90,8 @@ def test_a_project_builds_through_batches_at_half_the_price(project, run, batch_
     # same either way; only the route's price differs).
     batch_cost = sum(e["cost_usd"] for e in found.values())
     (project / "output").rename(project / "batch-output")
-    direct = run("build", "--force", "--provider", "openai", "--cache-dir", ".direct-cache")
+    direct_cache = str(project / ".direct-cache")
+    direct = run("build", "--force", "--provider", "openai", "--cache-dir", direct_cache)
     assert direct.code == 0, direct.err
     direct_cost = sum(e["cost_usd"] for e in entries(project).values())
     assert batch_cost == pytest.approx(direct_cost / 2, abs=1e-5)

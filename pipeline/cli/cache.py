@@ -67,7 +67,10 @@ def cache_gc(**kw: Any) -> None:
 def cache_clear(**kw: Any) -> None:
     """Delete every cached result on this machine (never the shared cache); the next
     build takes what output/ lacks from the shared cache, or pays again."""
-    if not kw["yes"] and not click.confirm("Delete every cached (paid) result?", err=True):
-        sys.exit(1)
+    if not kw["yes"]:
+        if not sys.stdin.isatty():  # nobody to ask: a script must say so
+            raise click.UsageError("cache clear deletes paid results; pass --yes to confirm")
+        if not click.confirm("Delete every cached (paid) result?", err=True):
+            sys.exit(1)
     api.cache_clear(cache_request(kw))
     out.print("cache cleared")

@@ -24,16 +24,29 @@ if not out.is_terminal:
     out.width = 200  # a log or a pipe has no width; do not cut job ids to 80 columns
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-PLAN_COLUMNS = ("job", "kind", "size", "request", "model", "quality", "status", "checks", "est $")
+SHOWN_CHECKS = 20
+"""Failed checks listed after a build; the rest are counted ("... and N more")."""
+PLAN_COLUMNS = (
+    "job",
+    "kind",
+    "size",
+    "request",
+    "model",
+    "quality",
+    "status",
+    "reason",
+    "checks",
+    "est $",
+)
 BUILD_ORDER = ("generated", "cached", "up-to-date", "pending", "failed", "blocked", "skipped")
 
 
-def warn_plan(ws: api.Workspace, quiet: bool) -> None:
+def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> None:
     """The plan's warnings, and a note when the free preview provider was chosen for the
     user rather than by them."""
     if quiet:
         return
-    if ws.settings.provider_is_default and ws.settings.provider == "preview":
+    if provider_note and ws.settings.provider_is_default and ws.settings.provider == "preview":
         err.print(
             "[dim]provider: preview (offline placeholders; set OPENAI_API_KEY or pass "
             "--provider openai for real images)[/dim]"
@@ -64,8 +77,10 @@ def print_plan(
                 str(job.params.get("quality", "-")) if job.is_api else "-",
                 _status_style(state.status)
                 + (" [yellow]changed since approval[/]" if state.approval == "changed" else ""),
+                "" if state.status == "up-to-date" else escape(state.reason),
                 _checks_cell(state.checks),
-                f"{job.estimated_cost_usd * factor:.3f}" if job.is_api else "",
+                # Only what this build would pay for has a price; the total sums these.
+                f"{job.estimated_cost_usd * factor:.3f}" if state.status == "generate" else "",
             )
         out.print(table)
     totals = api.plan_totals(ws.plan, states, factor)
@@ -98,9 +113,10 @@ def _status_style(status: str) -> str:
     return f"[{color.get(status, 'white')}]{status}[/]"
 
 
-def print_build(result: BuildResult, quiet: bool) -> None:
+def print_build(result: BuildResult, quiet: bool, total_s: float | None = None) -> None:
     """Why the build stopped (if it did), what it pruned and blocked, the one-line
-    summary, and the quality checks that failed on files it just made."""
+    summary, and the quality checks that failed on files it just made. ``total_s`` is
+    the whole command's time, planning included (the build's own when not given)."""
     report = result.report
     counts = result.counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in BUILD_ORDER if counts.get(s))
@@ -118,7 +134,8 @@ def print_build(result: BuildResult, quiet: bool) -> None:
                     f"{escape(str((outcome.error or {}).get('message')))}"
                 )
     out.print(
-        f"{summary}; spent ${report.spent_usd:.2f} in {report.elapsed_s:.1f}s; "
+        f"{summary}; spent ${report.spent_usd:.2f} in "
+        f"{report.elapsed_s if total_s is None else total_s:.1f}s; "
         f"manifest: {result.manifest_path}"
     )
     fresh = [(j, c) for j, status, c in result.failed_checks if status in ("generated", "cached")]
@@ -127,11 +144,13 @@ def print_build(result: BuildResult, quiet: bool) -> None:
             f"[yellow]{len(fresh)} quality check(s) failed[/yellow]"
             " (see `checks` in the manifest and output/index.html):"
         )
-        for job_id, check in fresh[:20]:
+        for job_id, check in fresh[:SHOWN_CHECKS]:
             err.print(
                 f"  {escape(job_id)}: {escape(str(check.get('name')))}: "
                 f"{escape(str(check.get('detail')))}"
             )
+        if len(fresh) > SHOWN_CHECKS:
+            err.print(f"  ... and {len(fresh) - SHOWN_CHECKS} more")
     older = len(result.failed_checks) - len(fresh)
     if older and not quiet:
         err.print(f"{older} failed quality check(s) on unchanged files (see the manifest)")

@@ -71,6 +71,40 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
     return api_cache_key(job, inputs, mask_sha)
 
 
+def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None]) -> str:
+    """Why a job whose file the manifest records must be made again, in the words a user
+    thinks in: the prompt, a parameter, an input image, the model or the provider."""
+    if job.kind in ("generate", "edit"):
+        changes = []
+        if entry.prompt != job.prompt:
+            changes.append("prompt")
+        params = sorted(
+            name
+            for name in {*entry.params, *job.params}
+            if entry.params.get(name) != job.params.get(name)
+        )
+        if params:
+            changes.append("parameter " + ", ".join(params))
+        if entry.model != job.model:
+            changes.append("model")
+        if entry.provider != job.provider:
+            changes.append("provider")
+        now = [
+            (ref.sha256 if ref.job is None else shas.get(ref.job)) or ""
+            for ref in (*job.inputs, *((job.mask,) if job.mask is not None else ()))
+        ]
+        if job.kind == "edit" and list(entry.inputs) != now:
+            changes.append("input image")
+        if changes:
+            return " and ".join(changes) + " changed"
+        return "the request changed (variant or endpoint)"
+    if job.kind == "rendition":
+        return "its source image or settings changed"
+    if job.kind == "sheet":
+        return "a frame or its settings changed"
+    return "the approved image changed"
+
+
 def assess(
     plan: Plan,
     manifest: Manifest,
@@ -102,7 +136,7 @@ def assess(
             elif entry and entry.cache_key == key:
                 state = JobState(make, key, None, "file changed or missing; not cached")
             elif entry:
-                state = JobState(make, key, None, "the request changed")
+                state = JobState(make, key, None, what_changed(job, entry, shas))
             else:
                 state = JobState(make, key, None, "new")
         if job.kind == "pick":  # its bytes are known before it runs: the approved ones
