@@ -21,6 +21,7 @@ from pipeline.api.review import variants_of
 from pipeline.api.routes import price_factor
 from pipeline.api.workspace import Request, job_states, open_workspace
 from pipeline.errors import UsageError
+from pipeline.jobs import ApiJob
 from pipeline.settings import resolve_settings
 from pipeline.spec.lock import MAX_REROLLS, read_lock, write_lock
 
@@ -83,6 +84,7 @@ def quote(req: Request, action: str, asset: str) -> Quote:
         last = variants[-1]
         jobs: tuple[str, ...] = (f"{asset}#{last.variant + 1}",)
         list_usd = last.estimated_cost_usd
+        requests = [_request(last)]
     else:
         ws = open_workspace(
             replace(base, only=(_glob(asset), _glob(asset) + "#*")), credentials=False
@@ -92,10 +94,11 @@ def quote(req: Request, action: str, asset: str) -> Quote:
         made = [j for j in ws.plan.jobs if j.is_api and states[j.id].status == "generate"]
         jobs = tuple(j.id for j in made)
         list_usd = sum(j.estimated_cost_usd for j in made)
+        requests = [_request(j) for j in made if isinstance(j, ApiJob)]
     cost = list_usd * price_factor(ws.settings, batch=False)
     provider = ws.settings.provider
-    payload = [action, asset, list(jobs), round(cost, 6), provider]
-    digest = hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+    payload = [action, asset, list(jobs), requests, round(cost, 6), provider]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return Quote(action, asset, jobs, cost, list_usd, provider, digest)
 
 
@@ -121,6 +124,11 @@ def confirm(req: Request, action: str, asset: str, digest: str) -> tuple[Quote, 
         write_lock(settings.root, lock.with_entry(asset, replace(entry, rerolls=entry.rerolls + 1)))
         return shown, tuple(_glob(j) for j in shown.jobs)
     return shown, (_glob(asset), _glob(asset) + "#*")
+
+
+def _request(job: ApiJob) -> list[object]:
+    """What a job asks for, as the quote's digest covers it."""
+    return [job.model, job.prompt, dict(job.params), list(job.size)]
 
 
 def _glob(name: str) -> str:

@@ -1,0 +1,207 @@
+"""The review server over raw HTTP: who it answers, what it serves, what a POST changes.
+
+A real server on a real local port (uvicorn), against a project built with the preview
+provider; requests go out with whatever Host, token and body the test chooses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from review_kit import PROPS, SPEC, lock, post, request, serving
+
+from pipeline.gallery import SCRIPT_HASH
+
+
+@pytest.fixture
+def built(project, run):
+    """A project of two collections built with preview (hero has three variants)."""
+    project.gen({"specs/chars.yaml": SPEC, "specs/props.yaml": PROPS})
+    result = run("build", "--provider", "preview")
+    assert result.code == 0, result.err
+    return project
+
+
+@pytest.fixture
+def served(built):
+    with serving(built.root) as server:
+        yield server
+
+
+def test_it_listens_on_loopback_only_and_the_page_is_escaped(served):
+    """Bound to 127.0.0.1; the spec's <script> prompt is text; CSP allows only its script."""
+    assert served.socket.getsockname()[0] == "127.0.0.1"
+    status, headers, body = request(served, "GET", "/")
+    html = body.decode()
+    assert status == 200
+    assert "<script>alert(1)</script>" not in html
+    assert "a brave knight &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script") == 1
+    assert f"script-src 'sha256-{SCRIPT_HASH}'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    token = re.search(r'<meta name="assetpipe-token" content="([^"]+)">', html)
+    assert token is not None
+    assert token.group(1) == served.token
+    assert 'data-mode="live"' in html
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:80", "127.0.0.1", "localhost:1", "127.0.0.2:{port}"]
+)
+def test_a_foreign_host_header_is_refused(served, host):
+    """DNS rebinding: a page on another name that resolves here is turned away."""
+    status, _, body = request(served, "GET", "/", host=host.format(port=served.port))
+    assert status == 421
+    assert b"unknown Host" in body
+    status, _, _ = request(served, "GET", "/api/state", host=host.format(port=served.port))
+    assert status == 421
+
+
+def test_localhost_and_loopback_hosts_are_served(served):
+    for host in (f"127.0.0.1:{served.port}", f"localhost:{served.port}"):
+        assert request(served, "GET", "/api/state", host=host)[0] == 200
+
+
+def test_a_post_without_the_session_token_changes_nothing(served, built):
+    """CSRF: no token, a wrong token, another origin or a form body are all refused."""
+    body = {"ref": "chars/hero#2"}
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        (None, json_type, 403),
+        ("not-the-token", json_type, 403),
+        (served.token, {**json_type, "Origin": "http://evil.example"}, 403),
+        (served.token, {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        (served.token, {"Content-Type": "text/plain"}, 415),
+    ]
+    for token, headers, expected in cases:
+        status, _, _ = request(served, "POST", "/api/pick", body, token=token, headers=headers)
+        assert status == expected, (token, headers)
+    assert not (built / "assetpipe.lock").exists()
+    status, answer = post(served, "/api/pick", body)
+    assert status == 200, answer
+    assert answer["job"] == "chars/hero#2"
+    assert lock(built.root)["assets"]["chars/hero"]["variant"] == 2
+
+
+def test_only_images_inside_the_output_tree_are_served(served, built, tmp_path):
+    """No manifest, no escapes, no links: images of the output tree only."""
+    secret = tmp_path / "secret.png"
+    secret.write_bytes((built / "output/chars/hero.png").read_bytes())
+    (built / "output/chars/link.png").symlink_to(secret)
+    status, headers, data = request(served, "GET", "/files/chars/hero.png")
+    assert status == 200
+    assert headers["content-type"] == "image/png"
+    assert data == (built / "output/chars/hero.png").read_bytes()
+    for path in (
+        "/files/manifest.json",
+        "/files/index.html",
+        "/files/../assetpipe.yaml",
+        "/files/%2e%2e/specs/chars.yaml",
+        "/files/%2e%2e/%2e%2e/secret.png",
+        "/files//etc/passwd.png",
+        "/files/chars/link.png",
+        "/files/chars/missing.png",
+        "/previews/chars/hero.png",
+    ):
+        status, _, _ = request(served, "GET", path)
+        assert status == 404, path
+
+
+def test_thumbnails_on_the_page_are_served(served):
+    html = request(served, "GET", "/")[2].decode()
+    thumbs = re.findall(r'src="(/files/\.gallery/[0-9a-f]{64}\.webp)"', html)
+    assert len(thumbs) >= 6
+    for src in thumbs:
+        status, headers, _ = request(served, "GET", src)
+        assert (status, headers["content-type"]) == (200, "image/webp")
+
+
+def test_bad_bodies_are_errors_the_page_can_show(served, built):
+    token = {"Content-Type": "application/json"}
+    status, _, body = request(served, "POST", "/api/pick", b"{", token=served.token, headers=token)
+    assert (status, json.loads(body)["error"]) == (400, "the body is not JSON")
+    status, answer = post(served, "/api/pick", {"ref": 7})
+    assert (status, answer["error"]) == (400, "'ref' is missing or not a str")
+    status, answer = post(served, "/api/pick", {"ref": "chars/hero#9"})
+    assert status == 400
+    assert answer["error"] == "chars/hero has no variant 9; it has 3 (#1 to #3)"
+    status, answer = post(served, "/api/reject", {"ref": "chars/hero#2", "rejected": "yes"})
+    assert status == 400
+    assert not (built / "assetpipe.lock").exists()
+
+
+def test_reject_and_restore_write_the_lock(served, built):
+    status, answer = post(served, "/api/reject", {"ref": "chars/hero#3", "rejected": True})
+    assert (status, answer["message"]) == (200, "rejected chars/hero#3")
+    assert lock(built.root)["assets"]["chars/hero"] == {"rejected": [3]}
+    assert post(served, "/api/pick", {"ref": "chars/hero#2"})[0] == 200
+    status, answer = post(served, "/api/reject", {"ref": "chars/hero#2", "rejected": True})
+    assert status == 400
+    assert "is the picked variant" in answer["error"]
+    assert post(served, "/api/reject", {"ref": "chars/hero#3", "rejected": False})[0] == 200
+    assert "rejected" not in lock(built.root)["assets"]["chars/hero"]
+
+
+def test_a_run_needs_the_quote_that_was_shown(served, built):
+    """Nothing runs on a stale or made-up quote: the price must have been seen."""
+    status, quote = post(served, "/api/quote", {"action": "reroll", "asset": "chars/hero"})
+    assert status == 200, quote
+    assert quote["jobs"] == ["chars/hero#4"]
+    assert quote["cost_usd"] == 0.0
+    assert quote["list_usd"] > 0
+    assert "free on preview" in quote["summary"]
+    body = {"action": "reroll", "asset": "chars/hero", "quote": "0" * 64}
+    status, answer = post(served, "/api/run", body)
+    assert status == 409
+    assert "changed since its cost was shown" in answer["error"]
+    assert not (built / "assetpipe.lock").exists()
+    # The spec moves between the quote and the confirm: the old quote no longer holds.
+    spec = built / "specs/chars.yaml"
+    spec.write_text(spec.read_text().replace("256x256", "512x512", 1))
+    status, answer = post(served, "/api/run", {**body, "quote": quote["quote"]})
+    assert status == 409
+    assert not (built / "assetpipe.lock").exists()
+    status, answer = post(served, "/api/quote", {"action": "fly", "asset": "chars/hero"})
+    assert (status, answer["error"]) == (400, "unknown action 'fly'; use one of reroll, build")
+
+
+def test_the_page_shows_watch_previews_of_a_changed_spec(served, built):
+    """After a save, the preview of the new request sits beside the stale built image."""
+    from pipeline import api
+    from pipeline.review.watch import render_once
+
+    spec = built / "specs/props.yaml"
+    spec.write_text(spec.read_text().replace("on a stone", "in a lake"))
+    event, _ = render_once(api.Request(project=built.root))
+    assert event.kind == "rendered", event
+    html = request(served, "GET", "/")[2].decode()
+    sword = html[html.index('data-name="props/sword"') :]
+    sword = sword[: sword.index("</section>")]
+    assert 'class="card stale"' in sword  # the built image: an older spec
+    assert 'class="card preview"' in sword
+    assert "a sword in a lake" in sword
+    preview = re.search(r'src="(/previews/\.gallery/[0-9a-f]{64}\.webp)"', sword)
+    assert preview is not None
+    assert request(served, "GET", preview.group(1))[0] == 200
+    assert 'class="build"' in sword  # a real render is one confirmed click away
+
+
+def test_help_does_not_import_the_web_stack():
+    """`assetpipe --help` (and so every other command) loads no Starlette or uvicorn."""
+    code = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "review" in done.stdout
+    assert "watch" in done.stdout
