@@ -72,10 +72,11 @@ def preview_build(req: Request, reporter: Reporter) -> PreviewResult:
     # Previews stay on this machine: never read or fill the team's shared cache.
     ws = replace(ws, settings=replace(ws.settings, remote_cache=None))
     result = run_workspace(ws, BuildOptions(prune=True), reporter)
-    rendered = tuple(
-        job_id
-        for job_id, outcome in result.report.outcomes.items()
-        if outcome.status == "generated" and outcome.job.is_api
+    outcomes = result.report.outcomes
+    rendered = tuple(  # in plan order, not in the order they finished
+        job.id
+        for job in ws.plan.jobs
+        if job.is_api and job.id in outcomes and outcomes[job.id].status == "generated"
     )
     sources = {c.brand_dir for c in ws.project.collections}
     for job in ws.full_plan.jobs:
