@@ -205,3 +205,19 @@ def test_help_does_not_import_the_web_stack():
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "review" in done.stdout
     assert "watch" in done.stdout
+
+
+def test_changed_since_approval_is_marked_on_the_page(served, built):
+    """A pick whose spec moved on: the group says so and needs review again."""
+    assert post(served, "/api/pick", {"ref": "chars/hero#2"})[0] == 200
+    html = request(served, "GET", "/")[2].decode()
+    assert 'data-name="chars/hero" data-tags="people" data-needs-review="0"' in html
+    spec = built / "specs/chars.yaml"
+    spec.write_text(spec.read_text().replace("a brave knight", "a tired knight"))
+    html = request(served, "GET", "/")[2].decode()
+    group = html[html.index('data-name="chars/hero"') :]
+    group = group[: group.index("</h3>")]
+    assert 'data-needs-review="1"' in group
+    assert 'data-changed="1"' in group
+    assert '<span class="badge changed">changed since approval</span>' in group
+    assert "changed since approval: the spec now asks for another image" in html
