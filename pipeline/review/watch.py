@@ -72,6 +72,10 @@ def render_once(req: api.Request) -> tuple[WatchEvent, tuple[Path, ...] | None]:
         return WatchEvent("error", errors=tuple(e.render() for e in exc.errors)), None
     except PipelineError as exc:
         return WatchEvent("error", errors=(str(exc),)), None
+    if result.build.report.interrupted:
+        # Ctrl-C during a render stops the build cleanly (its signal handler); then the
+        # watch stops too, as it does when Ctrl-C arrives between two renders.
+        raise KeyboardInterrupt
     failed = tuple(line for line in notes.getvalue().splitlines() if line.startswith("failed:"))
     event = WatchEvent("rendered", result.rendered, result.output, failed=failed)
     return event, result.sources
