@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,32 @@ def _job() -> ApiJob:
         params={},
         requested_size=(64, 64),
     )
+
+
+def test_help_loads_no_planner_runner_or_sdk():
+    """`assetpipe --help` answers at once: it imports the commands, not what they run
+    (checked by the modules loaded, not by a timer)."""
+    probe = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('pipeline.planner', 'pipeline.runner', 'pipeline.store', 'openai', "
+        "'PIL', 'pydantic', 'jinja2', 'starlette')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert "Usage: assetpipe" in done.stdout
+
+
+def test_the_remote_mode_choices_are_the_stores():
+    from pipeline.cli.options import REMOTE_MODES as CHOICES
+    from pipeline.store import REMOTE_MODES
+
+    assert tuple(CHOICES) == tuple(REMOTE_MODES)

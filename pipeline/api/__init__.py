@@ -15,52 +15,126 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 Names not in ``__all__`` are internal and may change.
 """
 
-from pipeline.api.approval import ReviewProblem, review_problems
-from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
-from pipeline.api.building import (
-    BuildOptions,
-    BuildResult,
-    build,
-    exit_code,
-    run_workspace,
-)
-from pipeline.api.pages import ReviewView, page_title, review_view
-from pipeline.api.previews import (
-    PreviewResult,
-    fingerprint,
-    page_paths,
-    preview_build,
-    source_paths,
-    watch_folders,
-    watched_paths,
-)
-from pipeline.api.reports import (
-    build_summary,
-    error_summary,
-    graph_text,
-    job_json,
-    plan_document,
-    plan_totals,
-)
-from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
-from pipeline.api.review import PickResult, pick, reject, unpick
-from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
-from pipeline.api.workspace import (
-    TODAY_VARIABLE,
-    CheckResult,
-    Request,
-    Workspace,
-    cache_clear,
-    cache_folder,
-    cache_gc,
-    cache_stats,
-    cache_tiers,
-    check,
-    job_states,
-    lifecycle_date,
-    open_workspace,
-    read_image_facts,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use below
+    from pipeline.api.approval import ReviewProblem, review_problems
+    from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
+    from pipeline.api.building import (
+        BuildOptions,
+        BuildResult,
+        build,
+        exit_code,
+        run_workspace,
+    )
+    from pipeline.api.pages import ReviewView, page_title, review_view
+    from pipeline.api.previews import (
+        PreviewResult,
+        fingerprint,
+        page_paths,
+        preview_build,
+        source_paths,
+        watch_folders,
+        watched_paths,
+    )
+    from pipeline.api.reports import (
+        build_summary,
+        error_summary,
+        graph_text,
+        job_json,
+        plan_document,
+        plan_totals,
+    )
+    from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
+    from pipeline.api.review import PickResult, pick, reject, unpick
+    from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
+    from pipeline.api.workspace import (
+        TODAY_VARIABLE,
+        CheckResult,
+        Request,
+        Workspace,
+        cache_clear,
+        cache_folder,
+        cache_gc,
+        cache_stats,
+        cache_tiers,
+        check,
+        job_states,
+        lifecycle_date,
+        open_workspace,
+        read_image_facts,
+    )
+
+_WHERE: dict[str, str] = {
+    "ACTIONS": "pipeline.api.rerolls",
+    "BATCH_PRICE_FACTOR": "pipeline.api.routes",
+    "BuildOptions": "pipeline.api.building",
+    "BuildResult": "pipeline.api.building",
+    "CheckResult": "pipeline.api.workspace",
+    "OpenBatch": "pipeline.api.batches",
+    "PickResult": "pipeline.api.review",
+    "PreviewResult": "pipeline.api.previews",
+    "Quote": "pipeline.api.rerolls",
+    "QuoteChanged": "pipeline.api.rerolls",
+    "Request": "pipeline.api.workspace",
+    "ReviewProblem": "pipeline.api.approval",
+    "ReviewView": "pipeline.api.pages",
+    "TODAY_VARIABLE": "pipeline.api.workspace",
+    "Workspace": "pipeline.api.workspace",
+    "build": "pipeline.api.building",
+    "build_summary": "pipeline.api.reports",
+    "cache_clear": "pipeline.api.workspace",
+    "cache_folder": "pipeline.api.workspace",
+    "cache_gc": "pipeline.api.workspace",
+    "cache_stats": "pipeline.api.workspace",
+    "cache_tiers": "pipeline.api.workspace",
+    "cancel_batches": "pipeline.api.batches",
+    "check": "pipeline.api.workspace",
+    "confirm": "pipeline.api.rerolls",
+    "error_summary": "pipeline.api.reports",
+    "exit_code": "pipeline.api.building",
+    "fingerprint": "pipeline.api.previews",
+    "graph_text": "pipeline.api.reports",
+    "job_json": "pipeline.api.reports",
+    "job_states": "pipeline.api.workspace",
+    "lifecycle_date": "pipeline.api.workspace",
+    "make_provider": "pipeline.api.routes",
+    "open_batches": "pipeline.api.batches",
+    "open_workspace": "pipeline.api.workspace",
+    "page_paths": "pipeline.api.previews",
+    "page_title": "pipeline.api.pages",
+    "pick": "pipeline.api.review",
+    "plan_document": "pipeline.api.reports",
+    "plan_totals": "pipeline.api.reports",
+    "preview_build": "pipeline.api.previews",
+    "price_factor": "pipeline.api.routes",
+    "quote": "pipeline.api.rerolls",
+    "read_image_facts": "pipeline.api.workspace",
+    "reject": "pipeline.api.review",
+    "review_problems": "pipeline.api.approval",
+    "review_view": "pipeline.api.pages",
+    "run_workspace": "pipeline.api.building",
+    "source_paths": "pipeline.api.previews",
+    "unpick": "pipeline.api.review",
+    "watch_folders": "pipeline.api.previews",
+    "watched_paths": "pipeline.api.previews",
+}
+"""Which submodule defines each public name. The CLI imports this package for every
+command, even ``--help``; loading the planner, the runner and the SDK only when a name is
+first used keeps that instant (PEP 562)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ACTIONS",

@@ -9,7 +9,7 @@ this machine's cache only (a shared cache is pruned by the bucket's lifecycle ru
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -17,7 +17,9 @@ from rich.markup import escape
 from pipeline import api
 from pipeline.cli.options import cache_options, cache_request, remote_options
 from pipeline.cli.render import out
-from pipeline.store import TierStats
+
+if TYPE_CHECKING:
+    from pipeline.store import TierStats
 
 
 @click.group()

@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 
 from pipeline import __version__, api
-from pipeline.api import BuildOptions
 from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
 from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
 from pipeline.cli.review import pick, review_page, unpick, watch
 from pipeline.errors import PipelineError
-from pipeline.progress import PlainReporter, QuietReporter, RichReporter
-from pipeline.runner.engine import Reporter
+
+if TYPE_CHECKING:
+    from pipeline.runner.deps import Reporter
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -128,6 +128,8 @@ def build(**kw: Any) -> None:
 
 
 def _build(kw: dict[str, Any]) -> api.BuildResult:
+    from pipeline import progress  # noqa: PLC0415 - rich's live display, for builds only
+
     req = project_request(
         kw,
         {
@@ -147,7 +149,7 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
     try:
         result = api.run_workspace(
             ws,
-            BuildOptions(
+            api.BuildOptions(
                 force=kw["force"],
                 fail_fast=kw["fail_fast"],
                 prune=kw["prune"],
@@ -158,7 +160,7 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
             reporter,
         )
     finally:
-        if isinstance(reporter, RichReporter):
+        if isinstance(reporter, progress.RichReporter):
             reporter.close()
     return result
 
@@ -173,6 +175,8 @@ def _empty_shard(kw: dict[str, Any], jobs: int) -> None:
 
 
 def _reporter(kw: dict[str, Any]) -> Reporter:
+    from pipeline.progress import PlainReporter, QuietReporter, RichReporter  # noqa: PLC0415
+
     """Live progress on a terminal, plain lines in a log or with -v, nothing with -q/--json."""
     if kw["quiet"] or kw["as_json"]:
         return QuietReporter()

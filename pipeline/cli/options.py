@@ -10,14 +10,23 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pipeline import api
-from pipeline.jobs.shards import Shard
 from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
-from pipeline.store import REMOTE_MODES
+
+if TYPE_CHECKING:
+    from pipeline.jobs.shards import Shard
+
+    ShardParam = click.ParamType[Shard]
+else:  # the shard type loads the job graph's types only when a --shard is given
+    ShardParam = click.ParamType
+
+REMOTE_MODES = ("read-write", "read-only")
+"""``pipeline.store.REMOTE_MODES``, written out so ``--help`` loads no store
+(tests/test_output_truth.py holds the two equal)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,7 +110,7 @@ def remote_options() -> list[Callable[[F], F]]:
     ]
 
 
-class ShardType(click.ParamType[Shard]):
+class ShardType(ShardParam):
     """``i/n``, a CI machine's share of the plan (:mod:`pipeline.jobs.shards`)."""
 
     name = "i/n"
@@ -109,6 +118,8 @@ class ShardType(click.ParamType[Shard]):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Shard:
+        from pipeline.jobs.shards import Shard  # noqa: PLC0415
+
         if isinstance(value, Shard):
             return value
         try:

@@ -8,16 +8,17 @@ spec or a server is escaped before it reaches rich markup.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline import api
-from pipeline.api import BuildResult
-from pipeline.jobs import ApiJob
-from pipeline.runner.freshness import JobState
+
+if TYPE_CHECKING:
+    from pipeline.api import BuildResult
+    from pipeline.runner.freshness import JobState
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:
@@ -60,6 +61,8 @@ def print_plan(
 ) -> None:
     """One row per job (unless ``quiet``), then the counts by status and the estimate
     (``factor`` of the model table's prices: 0.5 for the Batch API)."""
+    from pipeline.jobs import ApiJob  # noqa: PLC0415 - loaded with the plan anyway
+
     if not quiet:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in PLAN_COLUMNS:

@@ -9,7 +9,7 @@ image at the asset's own path, and renditions, sheets and edits of the asset use
 from __future__ import annotations
 
 import webbrowser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -17,8 +17,10 @@ from rich.markup import escape
 from pipeline import api
 from pipeline.cli.options import project_options, project_request, setup_logging
 from pipeline.cli.render import err, out
-from pipeline.review.watch import WatchEvent, watch_project
 from pipeline.spec.lock import LOCK_FILE
+
+if TYPE_CHECKING:
+    from pipeline.review.watch import WatchEvent
 
 
 @click.command()
@@ -78,6 +80,8 @@ def review_page(**kw: Any) -> None:
 )
 def watch(**kw: Any) -> None:
     """On every save, re-render changed assets with the free preview provider."""
+    from pipeline.review.watch import watch_project  # noqa: PLC0415 - only when watching
+
     setup_logging(kw["verbose"], kw["quiet"])
     req = project_request(kw)
     out.print("watching specs, templates, brand files and assetpipe.lock (Ctrl-C to stop)")

@@ -16,11 +16,13 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from pipeline.catalog import ModelPolicy
-from pipeline.jobs import Provider
-from pipeline.providers.batch_types import BatchBackend
+
+if TYPE_CHECKING:  # types only: `assetpipe --help` lists the names without loading these
+    from pipeline.jobs import Provider
+    from pipeline.providers.batch_types import BatchBackend
 
 log = logging.getLogger("assetpipe.providers")
 
@@ -123,6 +125,8 @@ def providers() -> Mapping[str, ProviderEntry]:
     rather than breaking every command.
     """
     found = {entry.name: entry for entry in BUILTIN}
+    from importlib.metadata import entry_points  # noqa: PLC0415 - costly; once per run
+
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry = point.load()
