@@ -459,10 +459,11 @@ def test_stale_locks_of_a_killed_build_do_not_stop_the_next(project, run):
     ids=["output-under-a-file", "output-is-a-file", "cache-under-a-file", "cache-is-a-file"],
 )
 def test_folder_that_cannot_be_made_exits_2_before_any_call(
-    project, run, api, flag, value, message
+    project, run, api, flag, value, message, monkeypatch
 ):
     """An output or cache folder under (or being) a regular file exits 2 with a message
     naming it, no traceback, no paid call, and leaves no lock or folder behind."""
+    monkeypatch.chdir(project.root)  # a relative --output is relative to where one is
     project.gen({"specs/set.yaml": many(1), "notes.txt": "mine\n"})
     result = run("build", "--provider", "openai", flag, value)
     assert result.code == 2
