@@ -109,7 +109,22 @@ class ApiJob(JobBase):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RenditionJob(JobBase):
+class LocalJob(JobBase):
+    """A job made here from files already delivered: no provider is asked for anything."""
+
+    @property
+    def requested_size(self) -> tuple[int, int]:
+        """Nothing is requested from a provider: the delivered size."""
+        return self.size
+
+    @property
+    def is_api(self) -> bool:
+        """Never a paid call."""
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenditionJob(LocalJob):
     """A resized (and maybe re-encoded) copy of one API job's delivered image.
 
     It keeps its source's model, provider, prompt and palette so the manifest and the
@@ -134,23 +149,13 @@ class RenditionJob(JobBase):
         return self.op.as_dict()
 
     @property
-    def requested_size(self) -> tuple[int, int]:
-        """Nothing is requested from a provider: the delivered size."""
-        return self.size
-
-    @property
-    def is_api(self) -> bool:
-        """Never a paid call."""
-        return False
-
-    @property
     def format(self) -> str:
         """The delivered file format."""
         return self.op.format
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SheetJob(JobBase):
+class SheetJob(LocalJob):
     """A sprite sheet: the delivered images of ``depends_on`` packed into one image plus a
     TexturePacker-style atlas (JSON) beside it."""
 
@@ -164,23 +169,13 @@ class SheetJob(JobBase):
     """The atlas name of each frame, in the order of ``depends_on``."""
 
     @property
-    def requested_size(self) -> tuple[int, int]:
-        """Nothing is requested from a provider: the (unknown until packed) size."""
-        return self.size
-
-    @property
-    def is_api(self) -> bool:
-        """Never a paid call."""
-        return False
-
-    @property
     def format(self) -> str:
         """The delivered file format."""
         return str(self.params["format"])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PinnedJob(JobBase):
+class PinnedJob(LocalJob):
     """An asset's approved image (``assetpipe.lock``) at the asset's own path.
 
     It delivers the exact bytes that were picked, by their sha256, from the cache (or the
@@ -205,16 +200,6 @@ class PinnedJob(JobBase):
     prompt: str
     params: Mapping[str, ParamValue]
     palette: tuple[str, ...] = ()
-
-    @property
-    def requested_size(self) -> tuple[int, int]:
-        """Nothing is requested from a provider: the delivered size."""
-        return self.size
-
-    @property
-    def is_api(self) -> bool:
-        """Never a paid call."""
-        return False
 
 
 Job = ApiJob | RenditionJob | SheetJob | PinnedJob

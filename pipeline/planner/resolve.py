@@ -14,14 +14,13 @@ from typing import Any
 
 from pipeline.errors import Location, SpecError
 from pipeline.planner.matrix import Combo
-from pipeline.spec.loader import Collection
+from pipeline.spec.loader import Collection, check_var_names
 from pipeline.spec.models import ASSET_KEYS, AssetSpec, BrandKit
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, locate
 from pipeline.templating import TemplateEngine, render_text
 
 UNRENDERED = frozenset({"matrix", "prompt", "vars"})
-RESERVED_VARS = frozenset({"brand", "vars", "asset"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +83,7 @@ def _own_vars(tree: YMap, engine: TemplateEngine, ctx: Mapping[str, Any]) -> dic
             tree.value_locations["vars"],
             'e.g. vars: {mood: "triumphant"}',
         )
-    for key in raw:
-        if key in RESERVED_VARS or not key.isidentifier():
-            raise SpecError(
-                f"'{key}' cannot be a template variable name",
-                raw.key_locations[key],
-                "use letters, digits and '_', and not brand, vars or asset",
-            )
+    check_var_names(raw)
     rendered = _render(raw, ["vars"], tree, engine, ctx)
     return dict(rendered) if isinstance(rendered, dict) else {}
 

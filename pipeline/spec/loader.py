@@ -38,6 +38,7 @@ __all__ = [
     "SPEC_SUFFIXES",
     "Collection",
     "Project",
+    "check_var_names",
     "collection_from_text",
     "collection_from_tree",
     "collection_name",
@@ -312,15 +313,23 @@ def _load_vars(tree: YMap, display: str) -> Mapping[str, Any]:
             tree.value_locations["vars"],
             'e.g. vars: {style: "flat vector icon"}',
         )
-    reserved = {"brand", "vars", "asset"}
+    check_var_names(raw)
+    return raw
+
+
+RESERVED_VARS = frozenset({"brand", "vars", "asset"})
+"""Names the template context already uses."""
+
+
+def check_var_names(raw: YMap) -> None:
+    """Every key of a ``vars:`` mapping (a spec's or an asset's) is a usable name."""
     for key in raw:
-        if key in reserved or not key.isidentifier():
+        if key in RESERVED_VARS or not key.isidentifier():
             raise SpecError(
                 f"'{key}' cannot be a template variable name",
                 raw.key_locations[key],
                 "use letters, digits and '_', and not brand, vars or asset",
             )
-    return raw
 
 
 def _asset_trees(tree: YMap, display: str) -> tuple[YMap, ...]:
