@@ -19,7 +19,7 @@ from pipeline.gallery.review import AssetReview, ReviewData, request_text
 from pipeline.gallery.thumbs import thumbnail_of
 from pipeline.output import THUMB_DIR, ManifestEntry, OutputTree
 
-NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped"})
+NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped", "pending"})
 """Statuses whose file, if one exists, is not this build's: a placeholder is shown instead."""
 _API_KINDS: Final = frozenset({"generate", "edit"})
 
