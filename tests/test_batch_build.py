@@ -281,3 +281,15 @@ def test_batch_list_status_and_cancel(project, run, batch_env):
     assert stats["images_billed"] == sum(e["status"] == "generated" for e in found.values())
     assert journal_files(project) == []
     assert run("batch", "list").out.startswith("no open batches")
+
+
+def test_a_journal_that_cannot_be_written_sends_nothing(project, run, batch_env):
+    api = batch_env
+    project.gen({"specs/set.yaml": spec(2), ".assetpipe/batches": "not a folder\n"})
+    result = run("build", "--batch", "--provider", "openai")
+    assert result.code == 1
+    assert api.batch.stats()["batches_created"] == 0
+    assert api.batch.stats()["files_uploaded"] == 0
+    errors = [e["error"]["message"] for e in entries(project).values()]
+    assert errors and all("cannot write the batch journal" in m for m in errors)
+    assert all("nothing was sent" in m for m in errors)

@@ -30,7 +30,7 @@ from pipeline.providers.batch_types import BatchBackend, BatchInfo, BatchLine, c
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import NotStarted, OnResult, Pending, T
 from pipeline.runner.journal import METADATA_KEY, Journal, JournalEntry, JournalLine
-from pipeline.runner.paid import deliver_paid
+from pipeline.runner.paid import keep_paid_line
 from pipeline.runner.retry import RetryPolicy
 from pipeline.store import ResultStore
 
@@ -174,7 +174,12 @@ class BatchDispatcher:
             if len(self._queue) == seen or len(self._queue) >= self.options.max_lines:
                 break
         wave, self._queue = self._queue, []
-        await self._send_wave(wave)
+        try:
+            await self._send_wave(wave)
+        except Exception as exc:  # a job must never wait for an answer that cannot come
+            failure = ProviderFailure("invalid_request", f"the batch could not be sent: {exc}")
+            for slot in wave:
+                _answer(slot, failure)
         if self._queue:
             self._flusher = asyncio.create_task(self._flush_when_settled())
 
@@ -204,7 +209,15 @@ class BatchDispatcher:
             _journal_line(s.custom_id, s.key, s.job) for s in slots.values() if s.job is not None
         )
         entry = self.journal.new_entry(self.backend.name, chunk[0].endpoint, journaled)
-        await asyncio.to_thread(self.journal.write, entry)  # before the batch can exist
+        try:
+            await asyncio.to_thread(self.journal.write, entry)  # before the batch can exist
+        except OSError as exc:  # nothing was sent: say why, and pay for nothing
+            failure = ProviderFailure(
+                "invalid_request", f"cannot write the batch journal ({exc}); nothing was sent"
+            )
+            for slot in slots.values():
+                _answer(slot, failure)
+            return
         try:
             info = await self.backend.submit(chunk, {METADATA_KEY: entry.id})
         except ProviderFailure as failure:
@@ -215,7 +228,14 @@ class BatchDispatcher:
                     _answer(slot, failure)
                 return
             info = found
-        entry = await asyncio.to_thread(self.journal.recorded, entry, info.id, info.input_file_id)
+        try:
+            entry = await asyncio.to_thread(
+                self.journal.recorded, entry, info.id, info.input_file_id
+            )
+        except OSError:  # the batch exists and its journal entry finds it by metadata later
+            for slot in slots.values():
+                _answer(slot, Pending(info.id))
+            return
         self.batches[info.id] = info
         self.note(
             f"batch {info.id}: {len(chunk)} {chunk[0].endpoint} requests sent "
@@ -347,28 +367,7 @@ class BatchDispatcher:
                 await asyncio.to_thread(self._keep, line, answer)
 
     def _keep(self, line: JournalLine, result: ImageResult) -> None:
-        """Commit a paid line no job of this build has asked for (the spec may have changed
-        since it was sent): it is in the cache if the spec comes back."""
-        if self.store.lookup(line.key) is not None:
-            return
-        notes: list[str] = []
-        try:
-            delivered = deliver_paid(
-                result.data, line.size, line.requested, line.format, line.compression, notes
-            )
-        except Exception:  # an unusable image: nothing to keep
-            return
-        cost = self.pricing.actual_for(line.model, line.estimate, result.usage)
-        meta = {
-            "usage": result.usage.as_dict() if result.usage else None,
-            "cost_usd": cost,
-            "request_id": result.request_id,
-            "returned_size": result.size,
-            "model": line.model,
-            "notes": notes,
-            "batch_id": result.batch_id,
-        }
-        self.store.commit(line.key, delivered, result.data, meta)
+        keep_paid_line(self.store, self.pricing, line, result)
 
 
 def _future() -> asyncio.Future[Answer]:

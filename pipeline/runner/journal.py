@@ -210,6 +210,9 @@ class Journal:
             names = sorted(path.name for path in self.folder.iterdir())
         except FileNotFoundError:
             return
+        except NotADirectoryError:
+            log.warning("%s is not a folder; no open batch can be recorded there", self.folder)
+            return
         for name in names:
             if not (name.endswith(".json") and _ID.fullmatch(name[:-5])):
                 continue

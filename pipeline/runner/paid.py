@@ -16,7 +16,9 @@ from typing import Any
 from pipeline import postprocess
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import ApiJob, ImageResult, ProviderFailure
+from pipeline.runner.budget import Pricing
 from pipeline.runner.guards import UnusableImage, size_note
+from pipeline.runner.journal import JournalLine
 from pipeline.store import CacheRecord, ResultStore
 
 ADOPTED_NOTE = (
@@ -140,3 +142,30 @@ def write_failure_advice(exc: Exception) -> str:
         "(permissions, a file where a folder should be), then build again; "
         "images already in the cache are not paid for again."
     )
+
+
+def keep_paid_line(
+    store: ResultStore, pricing: Pricing, line: JournalLine, result: ImageResult
+) -> None:
+    """Commit a paid batch line no job of this build has asked for (the spec may have
+    changed since it was sent): it is in the cache, under its request's key, if the spec
+    comes back. Nothing paid for is thrown away."""
+    if store.lookup(line.key) is not None:
+        return
+    notes: list[str] = []
+    try:
+        delivered = deliver_paid(
+            result.data, line.size, line.requested, line.format, line.compression, notes
+        )
+    except UnusableImage:  # nothing deliverable to keep
+        return
+    meta = {
+        "usage": result.usage.as_dict() if result.usage else None,
+        "cost_usd": pricing.actual_for(line.model, line.estimate, result.usage),
+        "request_id": result.request_id,
+        "returned_size": result.size,
+        "model": line.model,
+        "notes": notes,
+        "batch_id": result.batch_id,
+    }
+    store.commit(line.key, delivered, result.data, meta)
