@@ -213,3 +213,12 @@ def test_an_edit_sends_the_approved_bytes_to_the_api(project, run, api):
     assert set(sent) == {"the knight in winter", "the same knight as an archer"}
     for record in sent.values():
         assert record.image_sha256 == [approved]
+
+
+def test_picking_needs_no_api_key(project, run, api, monkeypatch):
+    project.gen({"specs/chars.yaml": SPEC, "assetpipe.yaml": "provider: openai\n"})
+    assert run("build").code == 0
+    monkeypatch.delenv("OPENAI_API_KEY")
+    picked = run("pick", "chars/hero#2")
+    assert picked.code == 0, picked.err
+    assert run("unpick", "chars/hero").code == 0

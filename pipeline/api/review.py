@@ -34,7 +34,9 @@ class PickResult:
 def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
     """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image."""
     asset, k = parse_ref(ref)
-    ws = open_workspace(Request(project=req.project, flags=req.flags, today=req.today))
+    ws = open_workspace(
+        Request(project=req.project, flags=req.flags, today=req.today), credentials=False
+    )
     variants = variants_of(ws, asset)
     job = next((j for j in variants if j.variant == k), None)
     if job is None:
@@ -82,7 +84,9 @@ def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
     variant cannot be rejected: pick another one first, or unpick.
     """
     asset, k = parse_ref(ref)
-    ws = open_workspace(Request(project=req.project, flags=req.flags, today=req.today))
+    ws = open_workspace(
+        Request(project=req.project, flags=req.flags, today=req.today), credentials=False
+    )
     variants = variants_of(ws, asset)
     job = next((j for j in variants if j.variant == k), None)
     if job is None:
