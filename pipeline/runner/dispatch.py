@@ -88,19 +88,19 @@ class DirectDispatcher:
             async with self.slots:
                 if self.stopped():
                     raise NotStarted
-                await self.limiter.acquire(int(job.params.get("n", 1)))
+                started = await self.limiter.acquire(int(job.params.get("n", 1)))
                 try:
                     result = await self.provider.generate(request)
                 except ProviderFailure as failure:
                     if failure.kind == "rate_limit":
-                        self.limiter.throttle(failure.retry_after_s, failure.rate)
+                        self.limiter.throttle(failure.retry_after_s, failure.rate, started)
                     delay = self.retry.delay(failure, attempt, self.rng)
                     failure.attempts = attempt
                     if delay is None:
                         raise
                     last = failure
                 else:
-                    self.limiter.observe(result.rate)
+                    self.limiter.observe(result.rate, started)
                     return await on_result(result, attempt)
             self.on_retry(job, last, delay, attempt)
             await self.sleep(delay)

@@ -2,15 +2,33 @@
 
 OpenAI meters image models in images per minute and enforces that over short intervals,
 so a burst of ``concurrency`` requests at a limit of 5 IPM is a 429 storm. The limiter
-spaces starts evenly at the allowed rate (a token bucket holding at most one token, so
-there is no burst), learns the limit from ``x-ratelimit-limit-images`` when the user did
-not set one, holds every start when the server says ``Retry-After`` or shows the window
-is spent, and after a 429 slows down, then creeps back to the limit as requests succeed.
+spaces starts evenly (a token bucket holding at most one token, so there is no burst) at
+the lower of the user's ``--images-per-minute`` / ``--requests-per-minute`` and the limits
+the server advertises (``x-ratelimit-limit-images`` / ``-requests``, read from every
+answer, 429s included). Until either is known, starts are not paced at all: an account
+without a binding limit is never slowed by a guess, and the first answer teaches the limit.
 
-Every wait the server can steer (``Retry-After``, ``x-ratelimit-reset-*``, a tiny advertised
-limit) is capped at :data:`~pipeline.runner.retry.MAX_RETRY_AFTER_S`: a hold asking for
-more is clamped to it, a non-finite or negative one is ignored, and no single sleep of
-``acquire`` is longer, so a hostile or broken server can slow a build but never freeze it.
+One burst of 429s is one signal. The requests in flight together all get a 429 when the
+window is spent, so each start is stamped (the value :meth:`RateLimiter.acquire` returns),
+and a 429 for a request that started before the limiter last reacted lowers nothing. A 429
+for a request sent before any pace was known is explained by that alone: the limiter paces
+at the limit the headers just taught and does not cut below it. Any other 429 cuts the pace
+once, to :data:`BACKOFF` of itself, and each success of a request started after the cut
+adds back :data:`STEP` of the limit: three successes later the pace is at the limit again.
+A server that advertises nothing is measured instead: the first 429 cuts the rate the
+build was sending at, later ones the pace, and the pace settles at :data:`SETTLE` of the
+last pace refused and stays there (no probing above it, so no sawtooth of 429s).
+
+``Retry-After`` holds every start (a 429 without one holds until the reset its headers
+give, else one :data:`~pipeline.runner.pace.WINDOW_S`). A success whose
+``x-ratelimit-remaining-*`` is 0 holds every start until its ``x-ratelimit-reset-*``,
+counted from when that request was sent: the server counted it on arrival, not when the
+image came back. No start catches up on time a hold took (see :mod:`pipeline.runner.pace`
+for the schedule itself). Every wait the server can steer (``Retry-After``,
+``x-ratelimit-reset-*``, a tiny advertised limit) is capped at
+:data:`~pipeline.runner.retry.MAX_RETRY_AFTER_S`: a hold asking for more is clamped to it,
+a non-finite or negative one is ignored, and no single sleep of ``acquire`` is longer, so a
+hostile or broken server can slow a build but never freeze it.
 """
 
 from __future__ import annotations
@@ -21,51 +39,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from pipeline.jobs import RateLimitInfo
+from pipeline.runner.pace import BACKOFF, PACE, SETTLE, STEP, WINDOW_S, Pace
 from pipeline.runner.retry import MAX_RETRY_AFTER_S
 
-PACE = 0.99
-"""Pace a hair under the limit: arrivals jitter, and the server counts per window."""
-BACKOFF = 0.7
-"""After a 429 the rate drops to this fraction..."""
-RECOVERY = 1.02
-"""...and grows back by this factor per success, up to the limit."""
+__all__ = ["BACKOFF", "PACE", "SETTLE", "STEP", "WINDOW_S", "RateLimiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class _Bucket:
-    """Evenly spaced starts at ``rate`` per second."""
-
-    def __init__(self, rate: float | None, clock: Clock):
-        self.limit = rate
-        self.rate = rate
-        self.clock = clock
-        self.next_at = 0.0
-
-    def reserve(self, now: float, cost: float = 1.0) -> float:
-        """Take a slot; returns how long to wait before using it."""
-        if not self.rate:
-            return 0.0
-        start = max(now, self.next_at)
-        self.next_at = start + cost / self.rate
-        return start - now
-
-    def slow_down(self) -> None:
-        if self.rate:
-            self.rate = max(self.rate * BACKOFF, (self.limit or self.rate) * 0.05)
-
-    def recover(self) -> None:
-        if self.rate and self.limit:
-            self.rate = min(self.limit, self.rate * RECOVERY)
-
-    def set_limit(self, per_second: float) -> None:
-        self.limit = per_second
-        self.rate = per_second if self.rate is None else min(self.rate, per_second)
-
-
 class RateLimiter:
-    """Shared by every request of a build; ``acquire`` before each call, ``observe`` after."""
+    """Shared by every request of a build: ``acquire`` before each call, then ``observe``
+    its success or ``throttle`` its 429, passing back the stamp ``acquire`` returned."""
 
     def __init__(
         self,
@@ -77,54 +62,107 @@ class RateLimiter:
     ):
         self.clock = clock
         self.sleep = sleep
-        self.user_images = images_per_minute is not None
-        self.images = _Bucket(images_per_minute / 60 * PACE if images_per_minute else None, clock)
-        self.requests = _Bucket(
-            requests_per_minute / 60 * PACE if requests_per_minute else None, clock
-        )
+        self.images = Pace(images_per_minute)
+        self.requests = Pace(requests_per_minute)
         self.hold_until = 0.0
         self._lock = asyncio.Lock()
+        self._paced_since = -math.inf if images_per_minute else math.inf
+        """When starts were first paced: a request sent before was not."""
+        self._reacted_at = -math.inf
+        """When the last 429 signal was taken: requests sent before were in that burst."""
         self.throttled = 0
+        """429s seen."""
+        self.signals = 0
+        """429 bursts the limiter reacted to (each lowered the pace at most once)."""
 
-    async def acquire(self, images: int = 1) -> None:
-        """Wait until one more request of ``images`` images may start."""
+    @property
+    def images_per_minute(self) -> float | None:
+        """The current pace of images (None: not paced)."""
+        return self.images.rate * 60 if self.images.rate else None
+
+    async def acquire(self, images: int = 1) -> float:
+        """Wait until one more request of ``images`` images may start; returns its stamp
+        (the clock when it starts) for :meth:`observe` and :meth:`throttle`."""
         async with self._lock:
+            paced = False
             while True:
                 now = self.clock()
                 if now < self.hold_until:
                     await self.sleep(min(self.hold_until - now, MAX_RETRY_AFTER_S))
                     continue
-                wait = max(self.images.reserve(now, images), self.requests.reserve(now))
-                if wait > 0:
+                wait = max(self.images.wait(now, images), self.requests.wait(now))
+                if wait > 0 and not paced:
+                    paced = True  # one sleep for the pace, however long it asks
                     await self.sleep(min(wait, MAX_RETRY_AFTER_S))
-                return
+                    continue  # a 429 may have come meanwhile: look at the hold again
+                self.images.take(now, images)
+                self.requests.take(now)
+                return now
 
-    def observe(self, info: RateLimitInfo | None) -> None:
-        """Learn from the rate-limit headers of a successful response."""
-        if info is None:
-            return
-        if info.limit_images and not self.user_images:
-            self.images.set_limit(info.limit_images / 60 * PACE)
-        if info.remaining_images == 0 and info.reset_images_s:
-            self.hold(info.reset_images_s)
-        elif info.remaining_requests == 0 and info.reset_requests_s:
-            self.hold(info.reset_requests_s)
-        self.images.recover()
-        self.requests.recover()
+    def observe(self, info: RateLimitInfo | None, started: float | None = None) -> None:
+        """A success: learn the advertised limits, respect a spent window, and step back
+        toward the limit if the request was sent after the last cut."""
+        if info is not None:
+            self._learn(info)
+            sent = self.clock() if started is None else started
+            if info.remaining_images == 0 and info.reset_images_s is not None:
+                self._hold_from(sent, info.reset_images_s)
+            elif info.remaining_requests == 0 and info.reset_requests_s is not None:
+                self._hold_from(sent, info.reset_requests_s)
+        if started is None or started > self._reacted_at:
+            self.images.grow()
+            self.requests.grow()
 
-    def throttle(self, retry_after_s: float | None, info: RateLimitInfo | None) -> None:
-        """A 429: hold every start for ``Retry-After`` and slow the pace."""
+    def throttle(
+        self, retry_after_s: float | None, info: RateLimitInfo | None, started: float | None = None
+    ) -> None:
+        """A 429: hold every start for ``Retry-After``, learn what the headers say, and
+        lower the pace once per burst (see the module docstring)."""
         self.throttled += 1
-        if info is not None and info.limit_images and not self.user_images:
-            self.images.set_limit(info.limit_images / 60 * PACE)
-        self.images.slow_down()
-        self.requests.slow_down()
-        if retry_after_s:
-            self.hold(retry_after_s)
+        if info is not None:
+            self._learn(info)
+        self.hold(retry_after_s if retry_after_s is not None else _reset(info) or WINDOW_S)
+        if started is not None and started <= self._reacted_at:
+            return  # the same burst: already taken into account
+        now = self.clock()
+        self._reacted_at = now
+        self.signals += 1
+        if started is not None and started < self._paced_since and self.images.limit:
+            return  # sent unpaced; the limit it taught is the pace from now on
+        self.images.cut(max(self.images.sent(now), 1) / WINDOW_S, now)
+        self.requests.cut(None, now)
+        self._mark_paced(now)
 
     def hold(self, seconds: float) -> None:
         """No request starts for ``seconds`` from now (at most ``MAX_RETRY_AFTER_S``; a
         non-finite or negative value holds nothing)."""
+        self._hold_from(self.clock(), seconds)
+
+    def _hold_from(self, since: float, seconds: float) -> None:
         if not math.isfinite(seconds) or seconds <= 0:
             return
-        self.hold_until = max(self.hold_until, self.clock() + min(seconds, MAX_RETRY_AFTER_S))
+        until = since + min(seconds, MAX_RETRY_AFTER_S)
+        self.hold_until = max(self.hold_until, min(until, self.clock() + MAX_RETRY_AFTER_S))
+        self.images.defer(self.hold_until)
+        self.requests.defer(self.hold_until)
+
+    def _learn(self, info: RateLimitInfo) -> None:
+        now = self.clock()
+        self.images.learn(info.limit_images, now)
+        self.requests.learn(info.limit_requests, now)
+        self._mark_paced(now)
+
+    def _mark_paced(self, now: float) -> None:
+        if self.images.rate is not None and self._paced_since == math.inf:
+            self._paced_since = now
+
+
+def _reset(info: RateLimitInfo | None) -> float | None:
+    """When a refused request's spent window resets, if the headers say."""
+    if info is None:
+        return None
+    if info.remaining_images == 0 and info.reset_images_s:
+        return info.reset_images_s
+    if info.remaining_requests == 0 and info.reset_requests_s:
+        return info.reset_requests_s
+    return None
