@@ -504,3 +504,23 @@ def test_output_folder_where_no_byte_can_be_written_exits_2_before_any_call(proj
     )
     assert api.count() == 0
     assert tree(project.root) == ["specs", "specs/set.yaml", "templates"]
+
+
+def test_a_manifest_entry_of_the_wrong_types_is_dropped_not_trusted(project, run):
+    """An entry whose values have types assetpipe never writes (a string size, a list for a
+    path) is ignored with a warning: its file is checked again instead of trusted."""
+    project.gen({"specs/set.yaml": many(2)})
+    assert run("build", "--provider", "preview").code == 0
+    path = project / "output/manifest.json"
+    doc = json.loads(path.read_text("utf-8"))
+    doc["entries"][0]["bytes"] = "lots"
+    doc["entries"][1]["path"] = ["../../etc/passwd"]
+    path.write_text(json.dumps(doc), "utf-8")
+    plan = run("plan", "--json", "--provider", "preview")
+    assert plan.code == 0, plan.err
+    assert "ignoring 2 malformed entries" in plan.err
+    states = {j["id"]: j["status"] for j in json.loads(plan.out)["jobs"]}
+    assert states == {"set/a1": "cached", "set/a2": "cached"}  # re-checked, not up to date
+    assert run("build", "--provider", "preview").code == 0
+    rebuilt = json.loads(path.read_text("utf-8"))
+    assert {e["path"] for e in rebuilt["entries"]} == {"set/a1.png", "set/a2.png"}
