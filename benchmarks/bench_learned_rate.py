@@ -16,22 +16,11 @@ Targets for assetpipe (median over rounds): >= 90% of the limit over the whole p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 
-from common import assetpipe, make_project, matrix_spec, temp_dir, verdict
-from rate_clients import (
-    NAIVE,
-    SKILLS,
-    ClientRun,
-    fresh_build,
-    header,
-    row,
-    run_assetpipe,
-    run_script,
-    spread,
-)
+from common import verdict
+from rate_clients import side_by_side
 
 LIMIT_IPM = 120
 LATENCY_S = 1.0
@@ -47,48 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=120, help="a multiple of 10")
     args = parser.parse_args(argv)
     jobs = args.jobs
-    runs: dict[str, list[ClientRun]] = {"assetpipe": [], "naive": [], "skills": []}
-    print(f"limit {LIMIT_IPM} images/min, latency {LATENCY_S} s, {jobs} jobs", flush=True)
-    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    print(header(), flush=True)
-    with temp_dir("learned") as root:
-        spec = matrix_spec(jobs // 10, 10, prompt="A simple flat icon, tile {{ x }}-{{ y }}")
-        make_project(root, {"tiles": spec})
-        plan = assetpipe("plan", root, "--json", "--provider", "preview").check()
-        plan_file = root / "plan.json"
-        plan_file.write_text(plan.stdout, encoding="utf-8")
-        for number in range(1, args.rounds + 1):
-            fresh_build(root)
-            rounds = [
-                run_assetpipe(root, jobs, ipm=LIMIT_IPM, latency=LATENCY_S, options=[]),
-                run_script(
-                    "naive semaphore (8)",
-                    NAIVE,
-                    root,
-                    plan_file,
-                    jobs,
-                    ipm=LIMIT_IPM,
-                    latency=LATENCY_S,
-                    concurrency=CONCURRENCY,
-                ),
-                run_script(
-                    "skills generate-batch (5)",
-                    SKILLS,
-                    root,
-                    plan_file,
-                    jobs,
-                    ipm=LIMIT_IPM,
-                    latency=LATENCY_S,
-                    concurrency=SKILLS_CONCURRENCY,
-                ),
-            ]
-            for key, result in zip(runs, rounds, strict=True):
-                runs[key].append(result)
-                label = f"{result.client} #{number}" if args.rounds > 1 else None
-                print(row(result, LIMIT_IPM, label), flush=True)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
-    for client_runs in runs.values():
-        print(spread(client_runs, LIMIT_IPM))
+    runs = side_by_side(
+        "learned",
+        jobs // 10,
+        10,
+        args.rounds,
+        ipm=LIMIT_IPM,
+        latency=LATENCY_S,
+        options=[],
+        concurrency=CONCURRENCY,
+        skills_concurrency=SKILLS_CONCURRENCY,
+    )
     ours = runs["assetpipe"]
     share = statistics.median(r.ratio(r.process_s, LIMIT_IPM) for r in ours)
     refused = statistics.median(r.share_429 for r in ours)

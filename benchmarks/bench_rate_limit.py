@@ -20,22 +20,11 @@ the limit over the whole process, < 5% of requests answered 429, every image mad
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 
-from common import assetpipe, make_project, matrix_spec, temp_dir, verdict
-from rate_clients import (
-    NAIVE,
-    SKILLS,
-    ClientRun,
-    fresh_build,
-    header,
-    row,
-    run_assetpipe,
-    run_script,
-    spread,
-)
+from common import verdict
+from rate_clients import side_by_side
 
 LIMIT_IPM = 1200
 LATENCY_S = 0.3
@@ -52,49 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cols", type=int, default=20)
     args = parser.parse_args(argv)
     jobs = args.rows * args.cols
-    runs: dict[str, list[ClientRun]] = {"assetpipe": [], "naive": [], "skills": []}
-    options = ["--images-per-minute", str(LIMIT_IPM), "--concurrency", str(CONCURRENCY)]
-    print(f"limit {LIMIT_IPM} images/min, latency {LATENCY_S} s, {jobs} jobs", flush=True)
-    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    print(header(), flush=True)
-    with temp_dir("ratelimit") as root:
-        spec = matrix_spec(args.rows, args.cols, prompt="A simple flat icon, tile {{ x }}-{{ y }}")
-        make_project(root, {"tiles": spec})
-        plan = assetpipe("plan", root, "--json", "--provider", "preview").check()
-        plan_file = root / "plan.json"
-        plan_file.write_text(plan.stdout, encoding="utf-8")
-        for number in range(1, args.rounds + 1):
-            fresh_build(root)
-            rounds = [
-                run_assetpipe(root, jobs, ipm=LIMIT_IPM, latency=LATENCY_S, options=options),
-                run_script(
-                    "naive semaphore (32)",
-                    NAIVE,
-                    root,
-                    plan_file,
-                    jobs,
-                    ipm=LIMIT_IPM,
-                    latency=LATENCY_S,
-                    concurrency=CONCURRENCY,
-                ),
-                run_script(
-                    "skills generate-batch (5)",
-                    SKILLS,
-                    root,
-                    plan_file,
-                    jobs,
-                    ipm=LIMIT_IPM,
-                    latency=LATENCY_S,
-                    concurrency=SKILLS_CONCURRENCY,
-                ),
-            ]
-            for key, result in zip(runs, rounds, strict=True):
-                runs[key].append(result)
-                label = f"{result.client} #{number}" if args.rounds > 1 else None
-                print(row(result, LIMIT_IPM, label), flush=True)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
-    for client_runs in runs.values():
-        print(spread(client_runs, LIMIT_IPM))
+    runs = side_by_side(
+        "ratelimit",
+        args.rows,
+        args.cols,
+        args.rounds,
+        ipm=LIMIT_IPM,
+        latency=LATENCY_S,
+        options=["--images-per-minute", str(LIMIT_IPM), "--concurrency", str(CONCURRENCY)],
+        concurrency=CONCURRENCY,
+        skills_concurrency=SKILLS_CONCURRENCY,
+    )
     ours = runs["assetpipe"]
     share = statistics.median(r.ratio(r.process_s, LIMIT_IPM) for r in ours)
     build = statistics.median(r.ratio(r.work_s, LIMIT_IPM) for r in ours)

@@ -16,6 +16,7 @@ request the fake saw to the last image it billed (polled from ``/_stats``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 from collections.abc import Sequence
@@ -23,7 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, FakeServer, StatsPoller, assetpipe, run
+from common import (
+    PYTHON,
+    FakeServer,
+    StatsPoller,
+    assetpipe,
+    make_project,
+    matrix_spec,
+    run,
+    temp_dir,
+)
 
 HERE = Path(__file__).resolve().parent
 NAIVE = HERE / "naive_semaphore.py"
@@ -154,3 +164,64 @@ def spread(runs: Sequence[ClientRun], limit: float) -> str:
         f"[{min(shares):.1%}-{max(shares):.1%}], 429s {statistics.median(refused):.1%} "
         f"[{min(refused):.1%}-{max(refused):.1%}] over {len(runs)} round(s)"
     )
+
+
+def side_by_side(
+    name: str,
+    rows: int,
+    cols: int,
+    rounds: int,
+    *,
+    ipm: float,
+    latency: float,
+    options: Sequence[str],
+    concurrency: int,
+    skills_concurrency: int,
+) -> dict[str, list[ClientRun]]:
+    """One project of ``rows`` x ``cols`` jobs built by assetpipe (with ``options``), the
+    naive semaphore loop and the skills-style batch, each against a fresh fake allowing
+    ``ipm``, for ``rounds`` rounds: the rows as they come, then each client's spread."""
+    jobs = rows * cols
+    runs: dict[str, list[ClientRun]] = {"assetpipe": [], "naive": [], "skills": []}
+    print(f"limit {ipm} images/min, latency {latency} s, {jobs} jobs", flush=True)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(header(), flush=True)
+    with temp_dir(name) as root:
+        spec = matrix_spec(rows, cols, prompt="A simple flat icon, tile {{ x }}-{{ y }}")
+        make_project(root, {"tiles": spec})
+        plan = assetpipe("plan", root, "--json", "--provider", "preview").check()
+        plan_file = root / "plan.json"
+        plan_file.write_text(plan.stdout, encoding="utf-8")
+        for number in range(1, rounds + 1):
+            fresh_build(root)
+            results = [
+                run_assetpipe(root, jobs, ipm=ipm, latency=latency, options=list(options)),
+                run_script(
+                    f"naive semaphore ({concurrency})",
+                    NAIVE,
+                    root,
+                    plan_file,
+                    jobs,
+                    ipm=ipm,
+                    latency=latency,
+                    concurrency=concurrency,
+                ),
+                run_script(
+                    f"skills generate-batch ({skills_concurrency})",
+                    SKILLS,
+                    root,
+                    plan_file,
+                    jobs,
+                    ipm=ipm,
+                    latency=latency,
+                    concurrency=skills_concurrency,
+                ),
+            ]
+            for key, result in zip(runs, results, strict=True):
+                runs[key].append(result)
+                label = f"{result.client} #{number}" if rounds > 1 else None
+                print(row(result, ipm, label), flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for client_runs in runs.values():
+        print(spread(client_runs, ipm))
+    return runs

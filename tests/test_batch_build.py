@@ -293,3 +293,30 @@ def test_a_journal_that_cannot_be_written_sends_nothing(project, run, batch_env)
     errors = [e["error"]["message"] for e in entries(project).values()]
     assert errors and all("cannot write the batch journal" in m for m in errors)
     assert all("nothing was sent" in m for m in errors)
+
+
+def test_plan_batch_estimates_at_half_price(project, run):
+    project.gen({"specs/set.yaml": spec(4)})
+    full = json.loads(run("plan", "--json", "--provider", "preview").out)["totals"]
+    half = json.loads(run("plan", "--json", "--batch", "--provider", "preview").out)["totals"]
+    assert half["price_factor"] == 0.5
+    assert half["estimated_cost_usd"] == pytest.approx(full["estimated_cost_usd"] / 2)
+    table = run("plan", "--batch", "--provider", "preview")
+    assert "at Batch API prices" in table.out.splitlines()[-1]
+
+
+def test_no_wait_goes_with_batch(project, run):
+    project.gen({"specs/set.yaml": spec(1)})
+    result = run("build", "--no-wait", "--provider", "preview")
+    assert result.code == 2
+    assert "--no-wait goes with --batch" in result.err
+
+
+def test_batch_max_lines_splits_a_wave_into_batches(project, run, batch_env):
+    api = batch_env
+    project.gen({"specs/set.yaml": spec(5), "assetpipe.yaml": "batch_max_lines: 2\n"})
+    result = run("build", "--batch", "--provider", "openai")
+    assert result.code == 0, result.err
+    stats = api.batch.stats()
+    assert stats["batches_created"] == 3  # 2 + 2 + 1 requests
+    assert stats["images_billed"] == 5

@@ -33,16 +33,7 @@ class PickResult:
 
 def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
     """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image."""
-    asset, k = parse_ref(ref)
-    ws = open_workspace(
-        Request(project=req.project, flags=req.flags, today=req.today), credentials=False
-    )
-    variants = variants_of(ws, asset)
-    job = next((j for j in variants if j.variant == k), None)
-    if job is None:
-        raise UsageError(
-            f"{asset} has no variant {k}; it has {len(variants)} (#1 to #{len(variants)})"
-        )
+    ws, asset, k, job = _variant(req, ref)
     state = job_states(ws).get(job.id)
     if state is None or state.sha256 is None or state.cache_key is None:
         raise UsageError(
@@ -83,16 +74,7 @@ def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
     A rejected variant stays built and reachable; the review page dims it. The picked
     variant cannot be rejected: pick another one first, or unpick.
     """
-    asset, k = parse_ref(ref)
-    ws = open_workspace(
-        Request(project=req.project, flags=req.flags, today=req.today), credentials=False
-    )
-    variants = variants_of(ws, asset)
-    job = next((j for j in variants if j.variant == k), None)
-    if job is None:
-        raise UsageError(
-            f"{asset} has no variant {k}; it has {len(variants)} (#1 to #{len(variants)})"
-        )
+    ws, asset, k, job = _variant(req, ref)
     root = ws.settings.root
     lock = read_lock(root)
     entry = lock.entry(asset)
@@ -104,6 +86,22 @@ def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
     marked = tuple(sorted(kept | {k} if rejected else kept))
     write_lock(root, lock.with_entry(asset, replace(entry, rejected=marked)))
     return job.id
+
+
+def _variant(req: Request, ref: str) -> tuple[Workspace, str, int, ApiJob]:
+    """The planned project and variant ``K`` of ``collection/asset#K`` (UsageError when
+    there is no such variant). Planning needs no API key: nothing here calls a provider."""
+    asset, k = parse_ref(ref)
+    ws = open_workspace(
+        Request(project=req.project, flags=req.flags, today=req.today), credentials=False
+    )
+    variants = variants_of(ws, asset)
+    job = next((j for j in variants if j.variant == k), None)
+    if job is None:
+        raise UsageError(
+            f"{asset} has no variant {k}; it has {len(variants)} (#1 to #{len(variants)})"
+        )
+    return ws, asset, k, job
 
 
 def parse_ref(ref: str) -> tuple[str, int]:

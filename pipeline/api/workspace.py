@@ -29,7 +29,7 @@ from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
-from pipeline.output import OutputTree, load_manifest
+from pipeline.output import Manifest, OutputTree, load_manifest
 from pipeline.planner import FileFacts, PlanOptions, plan
 from pipeline.postprocess import DECODE_FORMATS
 from pipeline.runner.freshness import JobState, assess
@@ -173,10 +173,12 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
     )
 
 
-def job_states(ws: Workspace) -> dict[str, JobState]:
-    """Each selected job's state against the output manifest and the cache."""
+def job_states(ws: Workspace, manifest: Manifest | None = None) -> dict[str, JobState]:
+    """Each selected job's state against the output manifest (read here unless given)
+    and the cache."""
     tree = OutputTree(ws.settings.output_dir)
-    manifest = load_manifest(tree.root)
+    if manifest is None:
+        manifest = load_manifest(tree.root)
     pending = Journal(ws.settings.cache_dir).pending_keys()
     with lookup_store(ws.settings) as cache:
         return assess(ws.plan, manifest, cache, tree, pending)
@@ -199,15 +201,16 @@ def check(req: Request) -> CheckResult:
     """Whether a build would change anything (no network, no writes), and which assets
     still need a pick."""
     ws = open_workspace(req, credentials=False)
-    states = job_states(ws)
+    tree = OutputTree(ws.settings.output_dir)
+    manifest = load_manifest(tree.root)  # read once, for the states and the stale files
+    states = job_states(ws, manifest)
     pending = {jid: s.status for jid, s in states.items() if s.status != "up-to-date"}
     review = tuple(review_problems(ws.settings.root, ws.full_plan, states))
-    tree = OutputTree(ws.settings.output_dir)
     produced = {job.output_path for job in ws.full_plan.jobs}
     stale = tuple(
         sorted(
             path
-            for path, entry in load_manifest(tree.root).entries.items()
+            for path, entry in manifest.entries.items()
             if path not in produced and entry.sha256 and tree.exists(path)
         )
     )

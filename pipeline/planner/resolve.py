@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.errors import Location, SpecError
 from pipeline.planner.matrix import Combo
-from pipeline.spec.loader import Collection, check_var_names
+from pipeline.spec.loader import Collection, read_vars
 from pipeline.spec.models import ASSET_KEYS, AssetSpec, BrandKit
 from pipeline.spec.validation import validate
 from pipeline.spec.yamlsource import YMap, YSeq, locate
@@ -74,16 +74,9 @@ def base_context(collection: Collection) -> dict[str, Any]:
 
 def _own_vars(tree: YMap, engine: TemplateEngine, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The asset's ``vars:``, rendered with the spec's vars and the matrix values."""
-    raw = tree.get("vars")
+    raw = read_vars(tree, "an asset's 'vars'", 'e.g. vars: {mood: "triumphant"}')
     if raw is None:
         return {}
-    if not isinstance(raw, YMap):
-        raise SpecError(
-            "an asset's 'vars' is a mapping of template variables",
-            tree.value_locations["vars"],
-            'e.g. vars: {mood: "triumphant"}',
-        )
-    check_var_names(raw)
     rendered = _render(raw, ["vars"], tree, engine, ctx)
     return dict(rendered) if isinstance(rendered, dict) else {}
 

@@ -49,6 +49,7 @@ __all__ = [
     "link_display",
     "load_collection",
     "load_project",
+    "read_vars",
     "select_files",
 ]
 
@@ -304,14 +305,18 @@ def _defaults_locations(tree: YMap) -> dict[str, Location]:
 
 
 def _load_vars(tree: YMap, display: str) -> Mapping[str, Any]:
+    return read_vars(tree, "'vars'", 'e.g. vars: {style: "flat vector icon"}') or {}
+
+
+def read_vars(tree: YMap, what: str, example: str) -> YMap | None:
+    """The ``vars:`` mapping of ``tree`` (a spec's or an asset's), its names checked; None
+    when there is none."""
     raw = tree.get("vars")
     if raw is None:
-        return {}
+        return None
     if not isinstance(raw, YMap):
         raise SpecError(
-            "'vars' is a mapping of template variables",
-            tree.value_locations["vars"],
-            'e.g. vars: {style: "flat vector icon"}',
+            f"{what} is a mapping of template variables", tree.value_locations["vars"], example
         )
     check_var_names(raw)
     return raw
