@@ -237,3 +237,25 @@ def _open_lock(path: Path, what: str) -> int:
         os.close(fd)
         raise UsageError(f"{what} {path} is not a regular file; remove it")
     return fd
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of the regular file ``path``, read without following a link; None when
+    it does not exist.
+
+    For files assetpipe keeps but anyone may have planted (``.assetpipe/``): a link, a
+    FIFO or device (a read that never ends), or a file over ``limit`` bytes raises
+    ``OSError`` instead of being read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", str(path))
+    return data

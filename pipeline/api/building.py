@@ -260,7 +260,7 @@ def build(
     req: Request, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
 ) -> BuildResult:
     """Plan, then run the plan (``provider`` overrides the settings' one, for tests)."""
-    return run_workspace(open_workspace(req), options, reporter, provider)
+    return run_workspace(open_workspace(req, reuse=True, store_plan=True), options, reporter, provider)
 
 
 def run_workspace(

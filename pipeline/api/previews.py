@@ -78,7 +78,7 @@ def preview_build(req: Request, reporter: Reporter) -> PreviewResult:
         for job in ws.plan.jobs
         if job.is_api and job.id in outcomes and outcomes[job.id].status == "generated"
     )
-    sources = {c.brand_dir for c in ws.project.collections}
+    sources = {c.brand_dir for c in ws.specs().collections}
     for job in ws.full_plan.jobs:
         if isinstance(job, ApiJob):
             for ref in (*job.inputs, *((job.mask,) if job.mask is not None else ())):

@@ -17,11 +17,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING, Any
 
 from pipeline.api.approval import ReviewProblem, review_problems
+from pipeline.api.plancache import plan_context, reuse_or_plan
 from pipeline.api.stores import cache_tiers as tiers_of
 from pipeline.api.stores import lookup_store
 from pipeline.catalog import Catalog, load_catalog
@@ -30,15 +29,24 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
 from pipeline.output import Manifest, OutputTree, load_manifest
-from pipeline.planner import FileFacts, PlanOptions, plan
 from pipeline.postprocess import DECODE_FORMATS
+from pipeline.reads import note_read
 from pipeline.runner.freshness import JobState, assess
 from pipeline.runner.journal import Journal
 from pipeline.settings import Settings, resolve_settings
-from pipeline.spec.loader import Project, collection_name, load_project, select_files
+from pipeline.spec.loader import (
+    Project,
+    collection_name,
+    find_spec_files,
+    folder_links_leaving,
+    load_project,
+    select_files,
+)
 from pipeline.spec.lock import read_lock
 from pipeline.store import CacheStats, LocalStore, TierStats
-from pipeline.templating import TemplateEngine
+
+if TYPE_CHECKING:
+    from pipeline.planner import FileFacts
 
 MAX_INPUT_FILE_BYTES = 50 * 1000 * 1000
 
@@ -65,9 +73,16 @@ class Workspace:
 
     settings: Settings
     catalog: Catalog
-    project: Project
+    project: Project | None
+    """The parsed specs; None when the plan was reused (nothing was parsed)."""
     plan: Plan
     full_plan: Plan
+
+    def specs(self) -> Project:
+        """The parsed specs: :attr:`project`, or parsed now when the plan was reused."""
+        if self.project is not None:
+            return self.project
+        return load_project(self.settings.root, self.settings.specs_dir)
 
 
 def read_image_facts(path: Path) -> FileFacts:
@@ -78,6 +93,11 @@ def read_image_facts(path: Path) -> FileFacts:
     decompression-bomb limit (Pillow raises its own error type for those, and only
     warns between one and two times the limit).
     """
+    # Pillow and the planner load only when a project is planned afresh.
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    from pipeline.planner import FileFacts  # noqa: PLC0415
+
     info = path.stat()
     if not stat.S_ISREG(info.st_mode):
         raise ValueError("it is not a regular file")
@@ -97,8 +117,10 @@ def read_image_facts(path: Path) -> FileFacts:
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ValueError("it is not an image Pillow can read") from None
+    sha256 = sha256_bytes(data)
+    note_read(path, data, sha256)
     return FileFacts(
-        sha256=sha256_bytes(data),
+        sha256=sha256,
         width=width,
         height=height,
         format="jpeg" if fmt == "jpg" else fmt,
@@ -126,11 +148,16 @@ def lifecycle_date(environ: Mapping[str, str] | None = None) -> dt.date:
         ) from None
 
 
-def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
-    """Load settings and specs and plan them (no network, no writes).
+def open_workspace(
+    req: Request, *, credentials: bool = True, reuse: bool = False, store_plan: bool = False
+) -> Workspace:
+    """Load settings and specs and plan them (no network).
 
     ``credentials=False`` plans a provider's jobs without its key (``validate``, ``plan``,
-    ``check``: nothing is sent to the provider)."""
+    ``check``: nothing is sent to the provider). ``reuse`` takes the plan a build stored
+    when no file it was made from changed (:mod:`~pipeline.api.plancache`); the project
+    is then not parsed at all, and ``Workspace.project`` is None. ``store_plan`` (a build)
+    stores a fresh plan for the next run; without it nothing is written."""
     base = load_catalog()
     settings = resolve_settings(
         req.project, dict(req.flags or {}), catalog=base, credentials=credentials
@@ -142,22 +169,27 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
             "--project at your project folder"
         )
     files = select_files(list(req.paths), settings.specs_dir) if req.paths else None
-    project = load_project(settings.root, settings.specs_dir)
-    engine = TemplateEngine(
-        settings.templates_dir if settings.templates_dir.is_dir() else None,
-        display_dir=settings.templates_dir.name,
-    )
-    lock = read_lock(settings.root)
-    options = PlanOptions(
-        catalog=catalog,
-        provider=settings.provider,
-        model_policy=settings.provider_entry.model_policy,
-        model=settings.model,
-        today=req.today or lifecycle_date(),
-        max_jobs=settings.max_jobs,
-        lock=lock if req.picks else lock.without_picks(),
-    )
-    full = plan(project, engine, options, read_image_facts)
+    today = req.today or lifecycle_date()
+    loaded: list[Project] = []
+
+    def make() -> Plan:
+        project = load_project(settings.root, settings.specs_dir)
+        loaded.append(project)
+        return _plan_project(project, settings, catalog, today, picks=req.picks)
+
+    if reuse:
+        full = reuse_or_plan(
+            settings.cache_dir,
+            _plan_context(settings, today, picks=req.picks),
+            lambda: [
+                *find_spec_files(settings.specs_dir),
+                *folder_links_leaving(settings.specs_dir),
+            ],
+            make,
+            store=store_plan,
+        )
+    else:
+        full = make()
     collections = (
         {collection_name(f, settings.specs_dir) for f in files} if files is not None else None
     )
@@ -169,7 +201,54 @@ def open_workspace(req: Request, *, credentials: bool = True) -> Workspace:
     if req.shard is not None:
         selected = shard_plan(selected, req.shard)
     return Workspace(
-        settings=settings, catalog=catalog, project=project, plan=selected, full_plan=full
+        settings=settings,
+        catalog=catalog,
+        project=loaded[0] if loaded else None,
+        plan=selected,
+        full_plan=full,
+    )
+
+
+def _plan_project(
+    project: Project, settings: Settings, catalog: Catalog, today: dt.date, *, picks: bool
+) -> Plan:
+    """Expand ``project`` into the full plan (the lock is read here: it is a plan input)."""
+    from pipeline.planner import PlanOptions, plan  # noqa: PLC0415 - only on a miss
+    from pipeline.templating import TemplateEngine  # noqa: PLC0415
+
+    engine = TemplateEngine(
+        settings.templates_dir if settings.templates_dir.is_dir() else None,
+        display_dir=settings.templates_dir.name,
+    )
+    lock = read_lock(settings.root)
+    options = PlanOptions(
+        catalog=catalog,
+        provider=settings.provider,
+        model_policy=settings.provider_entry.model_policy,
+        model=settings.model,
+        today=today,
+        max_jobs=settings.max_jobs,
+        lock=lock if picks else lock.without_picks(),
+    )
+    return plan(project, engine, options, read_image_facts)
+
+
+def _plan_context(settings: Settings, today: dt.date, *, picks: bool) -> str:
+    """What a plan depends on besides the files it reads (see :func:`_plan_project`)."""
+    return plan_context(
+        {
+            "root": str(settings.root.absolute()),
+            "specs": str(settings.specs_dir.absolute()),
+            "templates": str(settings.templates_dir.absolute()),
+            "templates_exist": settings.templates_dir.is_dir(),
+            "provider": settings.provider,
+            "model_policy": settings.provider_entry.model_policy,
+            "model": settings.model,
+            "prices": settings.prices,
+            "today": today.isoformat(),
+            "max_jobs": settings.max_jobs,
+            "picks": picks,
+        }
     )
 
 
@@ -200,7 +279,7 @@ class CheckResult:
 def check(req: Request) -> CheckResult:
     """Whether a build would change anything (no network, no writes), and which assets
     still need a pick."""
-    ws = open_workspace(req, credentials=False)
+    ws = open_workspace(req, credentials=False, reuse=True)
     tree = OutputTree(ws.settings.output_dir)
     manifest = load_manifest(tree.root)  # read once, for the states and the stale files
     states = job_states(ws, manifest)

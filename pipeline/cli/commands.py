@@ -48,7 +48,7 @@ def validate(**kw: Any) -> None:
     setup_logging(kw["verbose"], kw["quiet"])
     ws = api.open_workspace(project_request(kw), credentials=False)
     warn_plan(ws, kw["quiet"], provider_note=False)  # validation is the same on every provider
-    collections = len(ws.project.collections)
+    collections = len(ws.specs().collections)
     api_jobs = sum(1 for j in ws.plan.jobs if j.is_api)
     out.print(
         f"ok: {collections} spec file(s), {api_jobs} API job(s), "
@@ -64,7 +64,7 @@ def validate(**kw: Any) -> None:
 def plan(**kw: Any) -> None:
     """Show the job graph: what is up to date, cached or to generate, and what it costs."""
     setup_logging(kw["verbose"], kw["quiet"])
-    ws = api.open_workspace(project_request(kw), credentials=False)
+    ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
     if not kw["as_json"]:
         _empty_shard(kw, len(ws.plan.jobs))
     states = api.job_states(ws)
@@ -142,7 +142,7 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
     )
     if kw["no_wait"] and not kw["batch"]:
         raise click.UsageError("--no-wait goes with --batch")
-    ws = api.open_workspace(req)
+    ws = api.open_workspace(req, reuse=True, store_plan=True)
     _empty_shard(kw, len(ws.plan.jobs))
     warn_plan(ws, kw["quiet"] or kw["as_json"])
     reporter = _reporter(kw)

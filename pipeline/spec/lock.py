@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipeline.errors import Location, SpecError
 from pipeline.fsutil import write_atomic
+from pipeline.reads import note_read
 
 LOCK_FILE = "assetpipe.lock"
 LOCK_VERSION = 1
@@ -100,6 +101,7 @@ def read_lock(root: Path) -> Lock:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        note_read(path, None)
         return Lock()
     except OSError as exc:
         raise SpecError(
@@ -116,6 +118,7 @@ def read_lock(root: Path) -> Lock:
                 "remove it and pick again",
             )
         data = handle.read(MAX_LOCK_BYTES + 1)
+    note_read(path, data)
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import Location, SpecError
+from pipeline.reads import note_read
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -225,6 +226,7 @@ def load_yaml(path: Path, display: str) -> Any:
         data = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"cannot read {display}: {exc.strerror}", Location(display)) from None
+    note_read(path, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -18,6 +18,8 @@ from pathlib import Path
 import jinja2
 from jinja2.loaders import split_template_path
 
+from pipeline.reads import note_read
+
 MAX_TEMPLATE_BYTES = 1024 * 1024
 HIDDEN_HINT = (
     "hidden files and folders (.env, .git/) hold settings and secrets, not prompts; "
@@ -59,8 +61,9 @@ class ContainedLoader(jinja2.FileSystemLoader):
         try:
             if filename.is_file():
                 self._check_file(template, filename)
-            return super().get_source(environment, template)
+            found = super().get_source(environment, template)
         except jinja2.TemplateNotFound:
+            note_read(filename, None)
             raise
         except UnicodeDecodeError as exc:
             raise TemplateFileRefused(
@@ -72,6 +75,8 @@ class ContainedLoader(jinja2.FileSystemLoader):
                 f"template '{template}' cannot be read: {exc.strerror or exc}",
                 "check that the file is readable",
             ) from None
+        note_read(filename, found[0].encode(self.encoding))
+        return found
 
     def _check_file(self, template: str, filename: Path) -> None:
         real, base = filename.resolve(), self.folder.resolve()

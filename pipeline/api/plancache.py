@@ -1,0 +1,173 @@
+"""Reusing the last plan while nothing it was made from has changed.
+
+Expanding matrices and rendering every prompt is most of what an up-to-date build
+costs: 10,000 jobs are 30,000 Jinja renders. A plan is a pure function of the project
+files it read (specs, brand kits, templates, input images, ``assetpipe.lock``), the
+settings that reach the planner, the day (model lifecycles) and assetpipe's own code.
+So each plan is stored in ``.assetpipe/plans/`` under a key of everything but the files,
+with the sha256 of every file it read (:mod:`pipeline.reads`); it is reused when every
+one of those files still hashes the same and the specs folder lists the same spec files.
+
+Files are compared by content, not by modification time: a fresh CI checkout gives every
+file a new time and the same bytes, and a file edited twice within a clock tick still
+changes its hash. Hashing a project's text files takes milliseconds.
+
+A stored plan is untrusted like all of ``.assetpipe/``: read without following links,
+bounded in size, and validated field by field (:mod:`pipeline.jobs.codec`); anything
+wrong with it is a miss, and the project is planned afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pipeline
+from pipeline.fsutil import LinkRefused, read_regular, refuse_link, write_atomic
+from pipeline.hashing import canonical_json, sha256_bytes
+from pipeline.jobs import Plan
+from pipeline.jobs.codec import CODEC_VERSION, PlanDecodeError, decode_plan, encode_plan
+from pipeline.reads import ReadLog, recording
+
+log = logging.getLogger("assetpipe.plancache")
+
+PLANS_DIR = "plans"
+KEEP = 8
+"""Stored plans kept per project: one per provider/model/date a project is planned for."""
+MAX_PLAN_BYTES = 512 * 1000 * 1000
+MAX_READ_BYTES = 50 * 1000 * 1000
+"""The largest file a plan reads (an edit's input image: the API takes up to 50 MB)."""
+
+SpecLister = Callable[[], list[Path]]
+
+
+def plan_context(fields: Mapping[str, Any]) -> str:
+    """The key of a plan's inputs other than files: ``fields`` (settings that reach the
+    planner, the day, the folders) plus assetpipe's version and code."""
+    payload = {
+        "format": CODEC_VERSION,
+        "version": pipeline.__version__,
+        "code": _code_fingerprint(),
+        **fields,
+    }
+    return sha256_bytes(canonical_json(payload).encode("utf-8"))
+
+
+def _code_fingerprint() -> str:
+    """Size and modification time of every file of the installed package: an editable
+    install whose planner was edited must not reuse plans made by the old code."""
+    root = Path(pipeline.__file__).parent
+    found: list[tuple[str, int, int]] = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(Path(entry.path))
+                elif entry.name.endswith((".py", ".toml", ".j2", ".html", ".css", ".js")):
+                    info = entry.stat(follow_symlinks=False)
+                    found.append((entry.path, info.st_size, info.st_mtime_ns))
+    return sha256_bytes(repr(sorted(found)).encode("utf-8"))
+
+
+def reuse_or_plan(
+    cache_dir: Path,
+    context: str,
+    list_specs: SpecLister,
+    make: Callable[[], Plan],
+    *,
+    store: bool,
+) -> Plan:
+    """The stored plan for ``context`` if every file it read is unchanged, else ``make()``.
+
+    With ``store`` (a build), a fresh plan is stored, with what it read, for next time;
+    ``plan`` and ``check`` promise no writes, so they only reuse what a build stored."""
+    folder = cache_dir / PLANS_DIR
+    path = folder / f"{context}.json"
+    specs = [str(p.absolute()) for p in list_specs()]
+    stored = _load(path, specs)
+    if stored is not None:
+        if store:
+            with contextlib.suppress(OSError):
+                os.utime(path, follow_symlinks=False)  # most recently used: kept longest
+        return stored
+    if not store:
+        return make()
+    with recording() as reads:
+        fresh = make()
+    _store(cache_dir, path, specs, reads, fresh)
+    return fresh
+
+
+def _load(path: Path, specs: list[str]) -> Plan | None:
+    try:
+        data = read_regular(path, MAX_PLAN_BYTES)
+    except OSError as exc:
+        log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc.strerror)
+        return None
+    if data is None:
+        return None
+    try:
+        head, _, body = data.partition(b"\n")
+        header = json.loads(head)
+        if not isinstance(header, dict) or header.get("specs") != specs:
+            return None
+        files = header.get("files")
+        if not isinstance(files, dict) or not _unchanged(files):
+            return None
+        return decode_plan(body)
+    except (ValueError, RecursionError, PlanDecodeError) as exc:
+        log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc)
+        return None
+
+
+def _unchanged(files: Mapping[str, object]) -> bool:
+    """Whether every recorded file still has the recorded content (or is still missing).
+    A file that became a link, a folder or something unreadable is a change."""
+    for name, want in files.items():
+        if not (want is None or isinstance(want, str)):
+            return False
+        try:
+            data = read_regular(Path(name), MAX_READ_BYTES)
+        except OSError:
+            return False
+        have = None if data is None else sha256_bytes(data)
+        if have != want:
+            return False
+    return True
+
+
+def _store(cache_dir: Path, path: Path, specs: list[str], reads: ReadLog, plan: Plan) -> None:
+    """Write the plan with what it read. A cache that cannot be written only costs the
+    next run its planning time; a link on the way is not written through."""
+    folder = path.parent
+    header = json.dumps({"specs": specs, "files": reads.files}, separators=(",", ":"))
+    try:
+        for part in (cache_dir, folder):
+            refuse_link(part, "a folder of stored plans")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, header.encode("utf-8") + b"\n" + encode_plan(plan), fsync=False)
+        _prune(folder)
+    except (OSError, LinkRefused) as exc:
+        log.warning("not storing the plan in %s: %s", folder, exc)
+
+
+def _prune(folder: Path) -> None:
+    """Keep the :data:`KEEP` most recently used plans."""
+    plans = sorted(_entries(folder), key=lambda e: e[1], reverse=True)
+    for name, _ in plans[KEEP:]:
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+
+
+def _entries(folder: Path) -> Iterator[tuple[str, int]]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                yield entry.name, entry.stat(follow_symlinks=False).st_mtime_ns
