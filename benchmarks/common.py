@@ -52,7 +52,7 @@ sys.path.insert(0, src)
 import pipeline.cli
 assert pipeline.cli.__file__.startswith(src), pipeline.cli.__file__
 sys.argv[0] = "assetpipe"
-pipeline.cli.main()
+getattr(pipeline.cli, "run", pipeline.cli.main)()  # run(): the installed command (quick exit)
 """
 
 
@@ -330,6 +330,8 @@ class RunResult:
     """ru_maxrss of this one child, from ``os.wait4`` (KiB on Linux)."""
     vm_hwm_kb: int = 0
     """The highest VmHWM seen polling ``/proc/<pid>/status`` (0 when not polled)."""
+    cpu_s: float = 0.0
+    """User plus system CPU time of this one child (``os.wait4``'s resource usage)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -411,6 +413,7 @@ def run(
             wall_s=wall,
             maxrss_kb=int(usage.ru_maxrss),
             vm_hwm_kb=hwm,
+            cpu_s=usage.ru_utime + usage.ru_stime,
         )
 
 

@@ -4,9 +4,13 @@ Only this package (with :mod:`pipeline.settings`) reads settings and the environ
 only it picks concrete implementations (the provider from the registry, the store, the
 dispatcher, the pricing) to hand to the runner. Its submodules:
 
-- :mod:`~pipeline.api.workspace`: load and plan a project; ``check`` and ``cache``;
+- :mod:`~pipeline.api.workspace`: load and plan a project; :mod:`~pipeline.api.status`:
+  each job's state and ``check``; :mod:`~pipeline.api.caches`: ``cache stats|gc|clear``;
 - :mod:`~pipeline.api.stores`: which result store (local, or local over the shared one);
-- :mod:`~pipeline.api.building`: wire and run one build, write its manifest and gallery;
+- :mod:`~pipeline.api.workspace` also reuses a stored plan (:mod:`~pipeline.api.plancache`);
+- :mod:`~pipeline.api.building`: a build's options, result and exit code, and the answer
+  "nothing to do" (:mod:`~pipeline.api.stamps`) before :mod:`~pipeline.api.running` wires
+  and runs the build, writing its manifest and gallery;
 - :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print;
 - :mod:`~pipeline.api.review`, :mod:`~pipeline.api.rerolls`, :mod:`~pipeline.api.pages`:
   picks, rejections, quoted rerolls and what the review page shows;
@@ -30,6 +34,13 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         exit_code,
         run_workspace,
     )
+    from pipeline.api.caches import (
+        cache_clear,
+        cache_folder,
+        cache_gc,
+        cache_stats,
+        cache_tiers,
+    )
     from pipeline.api.pages import ReviewView, page_title, review_view
     from pipeline.api.previews import (
         PreviewResult,
@@ -51,18 +62,11 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
     from pipeline.api.review import PickResult, pick, reject, unpick
     from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
+    from pipeline.api.status import CheckResult, check, job_states
     from pipeline.api.workspace import (
         TODAY_VARIABLE,
-        CheckResult,
         Request,
         Workspace,
-        cache_clear,
-        cache_folder,
-        cache_gc,
-        cache_stats,
-        cache_tiers,
-        check,
-        job_states,
         lifecycle_date,
         open_workspace,
         read_image_facts,
@@ -73,7 +77,7 @@ _WHERE: dict[str, str] = {
     "BATCH_PRICE_FACTOR": "pipeline.api.routes",
     "BuildOptions": "pipeline.api.building",
     "BuildResult": "pipeline.api.building",
-    "CheckResult": "pipeline.api.workspace",
+    "CheckResult": "pipeline.api.status",
     "OpenBatch": "pipeline.api.batches",
     "PickResult": "pipeline.api.review",
     "PreviewResult": "pipeline.api.previews",
@@ -86,20 +90,20 @@ _WHERE: dict[str, str] = {
     "Workspace": "pipeline.api.workspace",
     "build": "pipeline.api.building",
     "build_summary": "pipeline.api.reports",
-    "cache_clear": "pipeline.api.workspace",
-    "cache_folder": "pipeline.api.workspace",
-    "cache_gc": "pipeline.api.workspace",
-    "cache_stats": "pipeline.api.workspace",
-    "cache_tiers": "pipeline.api.workspace",
+    "cache_clear": "pipeline.api.caches",
+    "cache_folder": "pipeline.api.caches",
+    "cache_gc": "pipeline.api.caches",
+    "cache_stats": "pipeline.api.caches",
+    "cache_tiers": "pipeline.api.caches",
     "cancel_batches": "pipeline.api.batches",
-    "check": "pipeline.api.workspace",
+    "check": "pipeline.api.status",
     "confirm": "pipeline.api.rerolls",
     "error_summary": "pipeline.api.reports",
     "exit_code": "pipeline.api.building",
     "fingerprint": "pipeline.api.previews",
     "graph_text": "pipeline.api.reports",
     "job_json": "pipeline.api.reports",
-    "job_states": "pipeline.api.workspace",
+    "job_states": "pipeline.api.status",
     "lifecycle_date": "pipeline.api.workspace",
     "make_provider": "pipeline.api.routes",
     "open_batches": "pipeline.api.batches",

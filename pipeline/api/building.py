@@ -1,64 +1,38 @@
-"""Wiring one build: folders, locks, provider, store, dispatcher, runner, manifest, gallery.
+"""A build's entry points, its options, its result and its exit code.
 
-The composition root of a build: the one place that picks concrete implementations for
-the runner (the provider from the registry, the store from :mod:`~pipeline.api.stores`,
-the direct dispatcher, the catalog's pricing) and decides the exit code. A new store or
-dispatcher is chosen here and nowhere else. Before the runner starts, the cache and
-output folders are checked (no links, writable) and locked: the
-project lock (``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``),
-so two builds sharing either folder never interleave their writes.
+A build first asks whether there is anything to do: when the last build of this very
+plan left every file as it still is (:mod:`~pipeline.api.stamps`), it says so at once.
+Otherwise :mod:`~pipeline.api.running` (the runner, the gallery, a provider: most of
+assetpipe) is loaded and runs the plan. An up-to-date build of 10,000 jobs then costs
+little more than starting Python.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.api.routes import batch_route, direct_route
-from pipeline.api.stores import build_store
+from pipeline.api import stamps
 from pipeline.api.workspace import Request, Workspace, open_workspace
-from pipeline.catalog import Catalog
-from pipeline.checks import flag_near_duplicates
 from pipeline.errors import (
     EXIT_BUDGET,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PENDING,
-    UsageError,
 )
-from pipeline.fsutil import (
-    check_folder,
-    held_lock,
-    make_folders,
-    probe_writable,
-    remove_folders,
-)
-from pipeline.gallery import review_data, write_gallery
-from pipeline.jobs import Plan, Provider
-from pipeline.output import (
-    GALLERY_INDEX,
-    MANIFEST,
-    OutputTree,
-    load_manifest,
-    next_entries,
-    totals,
-    write_manifest,
-)
-from pipeline.providers import registry
-from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
-from pipeline.runner.engine import Runner
-from pipeline.runner.freshness import assess
+from pipeline.fsutil import held_lock
+from pipeline.jobs import Provider
+from pipeline.output import MANIFEST, OutputTree
 from pipeline.runner.outcome import Outcome, RunReport
-from pipeline.settings import Settings
-from pipeline.spec.lock import read_lock
-from pipeline.store import LocalStore
+
+if TYPE_CHECKING:
+    from pipeline.runner.deps import Reporter
 
 log = logging.getLogger("assetpipe.build")
 
@@ -113,134 +87,6 @@ def project_lock(cache_dir: Path) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def build_folders(settings: Settings, cache: LocalStore, tree: OutputTree) -> Iterator[None]:
-    """Check, create and lock the cache and output folders, then make sure both can be
-    written, all before the first paid call; on a failure here nothing is left behind."""
-    cache_dir, output_dir = settings.cache_dir, tree.root
-    check_folder(cache_dir, "cache folder", "--cache-dir")
-    check_folder(output_dir, "output folder", "--output")
-    created: list[Path] = []
-    ready = False
-    try:
-        created += make_folders(cache_dir)
-        with project_lock(cache_dir):
-            created += make_folders(output_dir)
-            with tree.lock():
-                probe_writable(output_dir, "output folder", "--output")
-                created += make_folders(cache.blob_dir)
-                cache.prepare()
-                ready = True
-                yield
-    except OSError as exc:
-        if ready:
-            raise
-        raise UsageError(
-            f"cannot prepare the build's folders: {exc.strerror or exc}: "
-            f"{exc.filename or cache_dir}; check --cache-dir and --output"
-        ) from None
-    finally:
-        if not ready:
-            remove_folders(created)
-
-
-def run_build(
-    settings: Settings,
-    catalog: Catalog,
-    plan: Plan,
-    full_plan: Plan,
-    options: BuildOptions,
-    reporter: Reporter,
-    provider: Provider | None = None,
-) -> BuildResult:
-    """Build ``plan`` (a selection of ``full_plan``) under the project lock."""
-    tree = OutputTree(settings.output_dir)
-    produced = {job.output_path for job in full_plan.jobs}
-    with (
-        build_store(settings, force=options.force) as (cache, store),
-        build_folders(settings, cache, tree),
-    ):
-        manifest = load_manifest(tree.root)
-
-        def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
-            built = (o.entry() for o in outcomes.values())
-            entries, _ = next_entries(produced, built, manifest, tree, False)
-            write_manifest(tree.root, entries, totals(entries, None))
-
-        stop = StopSignal()
-        route = (
-            batch_route(settings, catalog, store, stop, reporter, wait=options.wait)
-            if options.batch
-            else direct_route(settings, catalog, stop, reporter, provider)
-        )
-        states = assess(plan, manifest, store, tree, route.pending)
-        deps = RunDeps(
-            store=store,
-            dispatcher=route.dispatcher,
-            pricing=route.pricing,
-            pending=route.pending,
-            output=tree,
-            project_root=settings.root,
-            manifest=manifest,
-            reporter=reporter,
-            stop=stop,
-            on_checkpoint=checkpoint,
-        )
-        config = RunConfig(
-            concurrency=settings.concurrency,
-            max_cost=settings.max_cost,
-            fail_fast=options.fail_fast,
-            force=options.force,
-            embed_metadata=settings.embed_metadata,
-            placeholders=settings.provider_entry.free,
-        )
-        runner = Runner(plan, states, deps, config)
-        report = asyncio.run(_run(runner))
-        built = [o.entry() for o in report.outcomes.values()]
-        entries, pruned = next_entries(produced, built, manifest, tree, options.prune)
-        free = {name for name, entry in registry.providers().items() if entry.free}
-        entries = flag_near_duplicates(entries, placeholders=free)
-        changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
-        if changed or not tree.exists(GALLERY_INDEX):
-            review = review_data(
-                full_plan,
-                read_lock(settings.root),
-                entries,
-                provider=settings.provider,
-                free=settings.provider_entry.free,
-            )
-            title = f"assetpipe: {settings.root.resolve().name}"
-            write_gallery(tree, entries, title=title, review=review)
-    failed_checks = [
-        (e.job, e.status, c) for e in entries if e.job in report.outcomes for c in e.failed_checks()
-    ]
-    code = exit_code(report)
-    if code == EXIT_OK and options.strict_checks and failed_checks:
-        code = EXIT_FAILED
-    return BuildResult(
-        report=report,
-        pruned=tuple(pruned),
-        manifest_path=tree.root / MANIFEST,
-        exit_code=code,
-        failed_checks=tuple(failed_checks),
-    )
-
-
-async def _run(runner: Runner) -> RunReport:
-    loop = asyncio.get_running_loop()
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, runner.interrupt)
-            handled.append(sig)
-    try:
-        return await runner.run()
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        await runner.deps.dispatcher.aclose()
-
-
 def exit_code(report: RunReport) -> int:
     """130 interrupted, 3 stopped by the budget, 1 anything failed, 4 some requests wait
     in open batches, 0 all done."""
@@ -260,11 +106,54 @@ def build(
     req: Request, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
 ) -> BuildResult:
     """Plan, then run the plan (``provider`` overrides the settings' one, for tests)."""
-    return run_workspace(open_workspace(req, reuse=True, store_plan=True), options, reporter, provider)
+    ws = open_workspace(req, reuse=True, store_plan=True)
+    return run_workspace(ws, options, reporter, provider)
 
 
 def run_workspace(
     ws: Workspace, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
 ) -> BuildResult:
-    """Run an already planned workspace."""
-    return run_build(ws.settings, ws.catalog, ws.plan, ws.full_plan, options, reporter, provider)
+    """Run an already planned workspace; when the last build of this very plan left every
+    file as it still is (:mod:`~pipeline.api.stamps`), say so without running anything."""
+    plain = not (options.force or options.prune or options.batch)
+    if ws.plan_digest and plain:
+        unchanged = _unchanged(ws, ws.plan_digest, reporter)
+        if unchanged is not None:
+            return unchanged
+    from pipeline.api.running import run_build  # noqa: PLC0415 - only a build with work
+
+    return run_build(
+        ws.settings,
+        ws.catalog,
+        ws.plan,
+        ws.full_plan,
+        options,
+        reporter,
+        provider,
+        plan_digest=ws.plan_digest,
+    )
+
+
+def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | None:
+    """The result of a build with nothing to do, or None when that is not certain."""
+    settings, tree = ws.settings, OutputTree(ws.settings.output_dir)
+    if not (settings.cache_dir / stamps.STAMP_FILE).is_file():
+        return None
+    started = time.monotonic()
+    with project_lock(settings.cache_dir), tree.lock():
+        if stamps.unchanged_since(settings.cache_dir, digest, tree) is None:
+            return None
+    jobs = ws.plan.jobs
+    reporter.started(len(jobs), len(jobs))
+    outcomes = {job.id: Outcome(job, "up-to-date") for job in jobs}
+    report = RunReport(
+        outcomes=outcomes,
+        stop_reason=None,
+        budget_hit=False,
+        interrupted=False,
+        spent_usd=0.0,
+        elapsed_s=time.monotonic() - started,
+    )
+    return BuildResult(
+        report=report, pruned=(), manifest_path=tree.root / MANIFEST, exit_code=EXIT_OK
+    )

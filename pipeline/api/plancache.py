@@ -24,6 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,14 @@ def _code_fingerprint() -> str:
     return sha256_bytes(repr(sorted(found)).encode("utf-8"))
 
 
+@dataclass(frozen=True, slots=True)
+class KnownPlan:
+    """A plan, and the sha256 of its stored text when it is stored (None: it is not)."""
+
+    plan: Plan
+    digest: str | None
+
+
 def reuse_or_plan(
     cache_dir: Path,
     context: str,
@@ -83,7 +92,7 @@ def reuse_or_plan(
     make: Callable[[], Plan],
     *,
     store: bool,
-) -> Plan:
+) -> KnownPlan:
     """The stored plan for ``context`` if every file it read is unchanged, else ``make()``.
 
     With ``store`` (a build), a fresh plan is stored, with what it read, for next time;
@@ -98,14 +107,13 @@ def reuse_or_plan(
                 os.utime(path, follow_symlinks=False)  # most recently used: kept longest
         return stored
     if not store:
-        return make()
+        return KnownPlan(make(), None)
     with recording() as reads:
         fresh = make()
-    _store(cache_dir, path, specs, reads, fresh)
-    return fresh
+    return KnownPlan(fresh, _store(cache_dir, path, specs, reads, fresh))
 
 
-def _load(path: Path, specs: list[str]) -> Plan | None:
+def _load(path: Path, specs: list[str]) -> KnownPlan | None:
     try:
         data = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
@@ -121,7 +129,7 @@ def _load(path: Path, specs: list[str]) -> Plan | None:
         files = header.get("files")
         if not isinstance(files, dict) or not _unchanged(files):
             return None
-        return decode_plan(body)
+        return KnownPlan(decode_plan(body), sha256_bytes(body))
     except (ValueError, RecursionError, PlanDecodeError) as exc:
         log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc)
         return None
@@ -143,19 +151,23 @@ def _unchanged(files: Mapping[str, object]) -> bool:
     return True
 
 
-def _store(cache_dir: Path, path: Path, specs: list[str], reads: ReadLog, plan: Plan) -> None:
-    """Write the plan with what it read. A cache that cannot be written only costs the
-    next run its planning time; a link on the way is not written through."""
+def _store(cache_dir: Path, path: Path, specs: list[str], reads: ReadLog, plan: Plan) -> str | None:
+    """Write the plan with what it read; the sha256 of the plan's text once stored. A
+    cache that cannot be written only costs the next run its planning time; a link on
+    the way is not written through."""
     folder = path.parent
     header = json.dumps({"specs": specs, "files": reads.files}, separators=(",", ":"))
+    body = encode_plan(plan)
     try:
         for part in (cache_dir, folder):
             refuse_link(part, "a folder of stored plans")
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, header.encode("utf-8") + b"\n" + encode_plan(plan), fsync=False)
+        write_atomic(path, header.encode("utf-8") + b"\n" + body, fsync=False)
         _prune(folder)
     except (OSError, LinkRefused) as exc:
         log.warning("not storing the plan in %s: %s", folder, exc)
+        return None
+    return sha256_bytes(body)
 
 
 def _prune(folder: Path) -> None:

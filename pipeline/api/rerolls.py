@@ -19,7 +19,8 @@ from typing import Literal
 
 from pipeline.api.review import variants_of
 from pipeline.api.routes import price_factor
-from pipeline.api.workspace import Request, job_states, open_workspace
+from pipeline.api.status import job_states
+from pipeline.api.workspace import Request, open_workspace
 from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob
 from pipeline.settings import resolve_settings

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from pipeline.api.workspace import Request, Workspace, job_states, open_workspace
+from pipeline.api.status import job_states
+from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob
 from pipeline.spec.lock import Pick, picked, read_lock, write_lock

@@ -1,10 +1,7 @@
-"""A loaded project: settings resolved, specs planned, and what the cache and the output
-tree say about each job. Also the read-only commands that need nothing more (``check``,
-``cache stats|gc|clear``).
+"""A loaded project: settings resolved and specs planned (or the stored plan reused).
 
-Which store ``plan``, ``check`` and ``cache stats`` read (this machine's, or it over the
-team's shared cache) is decided in :mod:`~pipeline.api.stores`; ``cache gc`` and
-``cache clear`` act on the local cache only.
+What the cache and the output tree say about each job is :mod:`~pipeline.api.status`;
+the cache commands are :mod:`~pipeline.api.caches`.
 """
 
 from __future__ import annotations
@@ -19,20 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.api.approval import ReviewProblem, review_problems
 from pipeline.api.plancache import plan_context, reuse_or_plan
-from pipeline.api.stores import cache_tiers as tiers_of
-from pipeline.api.stores import lookup_store
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
-from pipeline.output import Manifest, OutputTree, load_manifest
-from pipeline.postprocess import DECODE_FORMATS
 from pipeline.reads import note_read
-from pipeline.runner.freshness import JobState, assess
-from pipeline.runner.journal import Journal
 from pipeline.settings import Settings, resolve_settings
 from pipeline.spec.loader import (
     Project,
@@ -43,7 +33,6 @@ from pipeline.spec.loader import (
     select_files,
 )
 from pipeline.spec.lock import read_lock
-from pipeline.store import CacheStats, LocalStore, TierStats
 
 if TYPE_CHECKING:
     from pipeline.planner import FileFacts
@@ -77,6 +66,8 @@ class Workspace:
     """The parsed specs; None when the plan was reused (nothing was parsed)."""
     plan: Plan
     full_plan: Plan
+    plan_digest: str | None = None
+    """Names exactly this selection of a stored plan (None: the plan is not stored)."""
 
     def specs(self) -> Project:
         """The parsed specs: :attr:`project`, or parsed now when the plan was reused."""
@@ -97,6 +88,7 @@ def read_image_facts(path: Path) -> FileFacts:
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
     from pipeline.planner import FileFacts  # noqa: PLC0415
+    from pipeline.postprocess import DECODE_FORMATS  # noqa: PLC0415
 
     info = path.stat()
     if not stat.S_ISREG(info.st_mode):
@@ -177,8 +169,9 @@ def open_workspace(
         loaded.append(project)
         return _plan_project(project, settings, catalog, today, picks=req.picks)
 
+    digest = None
     if reuse:
-        full = reuse_or_plan(
+        known = reuse_or_plan(
             settings.cache_dir,
             _plan_context(settings, today, picks=req.picks),
             lambda: [
@@ -188,6 +181,7 @@ def open_workspace(
             make,
             store=store_plan,
         )
+        full, digest = known.plan, known.digest
     else:
         full = make()
     collections = (
@@ -206,7 +200,15 @@ def open_workspace(
         project=loaded[0] if loaded else None,
         plan=selected,
         full_plan=full,
+        plan_digest=_selection_digest(digest, selected) if digest else None,
     )
+
+
+def _selection_digest(plan_digest: str, selected: Plan) -> str:
+    """The stored plan's sha256 and the ids of the jobs selected from it (``--only``, spec
+    paths, ``--shard``): what the last build's stamp is keyed by."""
+    ids = "\n".join(job.id for job in selected.jobs)
+    return sha256_bytes(f"{plan_digest}\n{ids}".encode())
 
 
 def _plan_project(
@@ -250,81 +252,3 @@ def _plan_context(settings: Settings, today: dt.date, *, picks: bool) -> str:
             "picks": picks,
         }
     )
-
-
-def job_states(ws: Workspace, manifest: Manifest | None = None) -> dict[str, JobState]:
-    """Each selected job's state against the output manifest (read here unless given)
-    and the cache."""
-    tree = OutputTree(ws.settings.output_dir)
-    if manifest is None:
-        manifest = load_manifest(tree.root)
-    pending = Journal(ws.settings.cache_dir).pending_keys()
-    with lookup_store(ws.settings) as cache:
-        return assess(ws.plan, manifest, cache, tree, pending)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """What a build would change: job ids by status (empty when all is up to date)."""
-
-    pending: Mapping[str, str]
-    total: int
-    review: tuple[ReviewProblem, ...] = ()
-    """Assets with several variants and no current pick (``--require-review``)."""
-    stale: tuple[str, ...] = ()
-    """Files in the output tree that the manifest records but no job makes any more
-    (``--stale``; ``build --prune`` removes them)."""
-
-
-def check(req: Request) -> CheckResult:
-    """Whether a build would change anything (no network, no writes), and which assets
-    still need a pick."""
-    ws = open_workspace(req, credentials=False, reuse=True)
-    tree = OutputTree(ws.settings.output_dir)
-    manifest = load_manifest(tree.root)  # read once, for the states and the stale files
-    states = job_states(ws, manifest)
-    pending = {jid: s.status for jid, s in states.items() if s.status != "up-to-date"}
-    review = tuple(review_problems(ws.settings.root, ws.full_plan, states))
-    produced = {job.output_path for job in ws.full_plan.jobs}
-    stale = tuple(
-        sorted(
-            path
-            for path, entry in manifest.entries.items()
-            if path not in produced and entry.sha256 and tree.exists(path)
-        )
-    )
-    return CheckResult(pending=pending, total=len(states), review=review, stale=stale)
-
-
-def cache_folder(req: Request) -> Path:
-    """Where the project's result cache lives."""
-    settings = resolve_settings(req.project, dict(req.flags or {}))
-    return settings.cache_dir / "cache"
-
-
-def cache_stats(req: Request) -> CacheStats:
-    """Entries, blobs and bytes in the cache."""
-    folder = cache_folder(req)
-    if not folder.exists():
-        return CacheStats(entries=0, blobs=0, bytes=0)
-    with LocalStore(folder) as cache:
-        return cache.stats()
-
-
-def cache_tiers(req: Request) -> tuple[TierStats, ...]:
-    """The local cache's counts, and the shared cache's when one is configured."""
-    return tiers_of(resolve_settings(req.project, dict(req.flags or {})))
-
-
-def cache_gc(req: Request) -> tuple[int, int]:
-    """Drop broken entries and unreferenced blobs."""
-    folder = cache_folder(req)
-    if not folder.exists():
-        return (0, 0)
-    with LocalStore(folder) as cache:
-        return cache.gc()
-
-
-def cache_clear(req: Request) -> None:
-    """Delete the whole cache (paid results too: the next build pays again)."""
-    LocalStore(cache_folder(req)).clear()

@@ -11,6 +11,8 @@ what they print in :mod:`~pipeline.cli.render`.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import click
@@ -20,7 +22,7 @@ from pipeline.cli.commands import cli
 from pipeline.cli.render import err
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecErrors
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "run"]
 
 
 def _report(exc: BaseException) -> int:
@@ -51,3 +53,32 @@ def main(argv: list[str] | None = None) -> None:
     except PipelineError as exc:
         sys.exit(_report(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> None:
+    """The ``assetpipe`` command: :func:`main`, then an exit without the interpreter's
+    teardown.
+
+    Tearing down frees every object one by one (~80,000 once the OpenAI SDK is loaded:
+    a third of a second on a small machine, after the work is done) although the system
+    takes the memory back at once. By the time :func:`main` exits, every file assetpipe
+    wrote is closed (each by its context manager) and renamed into place, and the runner's
+    threads are joined; what is left is flushed here. An exception that is not an exit
+    takes the ordinary way out, traceback and all.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:  # pragma: no cover - main always exits
+        code = 0
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1  # e.g. stdout was a closed pipe: the output was not delivered
+    os._exit(code or 0)

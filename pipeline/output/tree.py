@@ -35,6 +35,8 @@ class OutputTree:
 
     def __init__(self, root: Path):
         self.root = root
+        self._real_dirs: set[str] = set()
+        """Folders of the tree already found to be real folders (not links)."""
 
     def __repr__(self) -> str:
         return f"OutputTree({str(self.root)!r})"
@@ -42,7 +44,7 @@ class OutputTree:
     def path(self, rel: str) -> Path:
         """``root/rel`` once it is known to stay inside the root (UnsafePathError, or
         ValueError for a NUL in a hand-edited path, otherwise)."""
-        return contained(self.root, rel)
+        return contained(self.root, rel, self._real_dirs)
 
     def write(self, rel: str, data: bytes, *, fsync: bool = True) -> Path:
         """Atomically write ``data`` to ``rel``; returns the path written."""

@@ -1,0 +1,200 @@
+"""Running a plan: folders, locks, provider, store, dispatcher, runner, manifest, gallery.
+
+The composition root of a build that has work to do: the one place that picks concrete
+implementations for the runner (the provider from the registry, the store from
+:mod:`~pipeline.api.stores`, the direct dispatcher, the catalog's pricing). A new store
+or dispatcher is chosen here and nowhere else. Before the runner starts, the cache and
+output folders are checked (no links, writable) and locked: the project lock
+(``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``), so two
+builds sharing either folder never interleave their writes. It is imported only when a
+build runs (:func:`pipeline.api.building.run_workspace`): a build with nothing to do
+never loads the runner, the gallery or a provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from pipeline.api import stamps
+from pipeline.api.building import BuildOptions, BuildResult, exit_code, project_lock
+from pipeline.api.routes import batch_route, direct_route
+from pipeline.api.stores import build_store
+from pipeline.catalog import Catalog
+from pipeline.checks import flag_near_duplicates
+from pipeline.errors import EXIT_FAILED, EXIT_OK, UsageError
+from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
+from pipeline.gallery import review_data, write_gallery
+from pipeline.jobs import Plan, Provider
+from pipeline.output import (
+    GALLERY_INDEX,
+    MANIFEST,
+    ManifestEntry,
+    OutputTree,
+    load_manifest,
+    next_entries,
+    totals,
+    write_manifest,
+)
+from pipeline.providers import registry
+from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
+from pipeline.runner.engine import Runner
+from pipeline.runner.freshness import assess
+from pipeline.runner.outcome import Outcome, RunReport
+from pipeline.settings import Settings
+from pipeline.spec.lock import read_lock
+from pipeline.store import LocalStore
+
+
+@contextlib.contextmanager
+def build_folders(settings: Settings, cache: LocalStore, tree: OutputTree) -> Iterator[None]:
+    """Check, create and lock the cache and output folders, then make sure both can be
+    written, all before the first paid call; on a failure here nothing is left behind."""
+    cache_dir, output_dir = settings.cache_dir, tree.root
+    check_folder(cache_dir, "cache folder", "--cache-dir")
+    check_folder(output_dir, "output folder", "--output")
+    created: list[Path] = []
+    ready = False
+    try:
+        created += make_folders(cache_dir)
+        with project_lock(cache_dir):
+            created += make_folders(output_dir)
+            with tree.lock():
+                probe_writable(output_dir, "output folder", "--output")
+                created += make_folders(cache.blob_dir)
+                cache.prepare()
+                ready = True
+                yield
+    except OSError as exc:
+        if ready:
+            raise
+        raise UsageError(
+            f"cannot prepare the build's folders: {exc.strerror or exc}: "
+            f"{exc.filename or cache_dir}; check --cache-dir and --output"
+        ) from None
+    finally:
+        if not ready:
+            remove_folders(created)
+
+
+def run_build(
+    settings: Settings,
+    catalog: Catalog,
+    plan: Plan,
+    full_plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None = None,
+    plan_digest: str | None = None,
+) -> BuildResult:
+    """Build ``plan`` (a selection of ``full_plan``) under the project lock; with
+    ``plan_digest`` (a stored plan), stamp a build that leaves every job in place."""
+    tree = OutputTree(settings.output_dir)
+    produced = {job.output_path for job in full_plan.jobs}
+    with (
+        build_store(settings, force=options.force) as (cache, store),
+        build_folders(settings, cache, tree),
+    ):
+        stamps.forget(settings.cache_dir)
+        manifest = load_manifest(tree.root)
+
+        def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
+            built = (o.entry() for o in outcomes.values())
+            entries, _ = next_entries(produced, built, manifest, tree, False)
+            write_manifest(tree.root, entries, totals(entries, None))
+
+        stop = StopSignal()
+        route = (
+            batch_route(settings, catalog, store, stop, reporter, wait=options.wait)
+            if options.batch
+            else direct_route(settings, catalog, stop, reporter, provider)
+        )
+        states = assess(plan, manifest, store, tree, route.pending)
+        deps = RunDeps(
+            store=store,
+            dispatcher=route.dispatcher,
+            pricing=route.pricing,
+            pending=route.pending,
+            output=tree,
+            project_root=settings.root,
+            manifest=manifest,
+            reporter=reporter,
+            stop=stop,
+            on_checkpoint=checkpoint,
+        )
+        config = RunConfig(
+            concurrency=settings.concurrency,
+            max_cost=settings.max_cost,
+            fail_fast=options.fail_fast,
+            force=options.force,
+            embed_metadata=settings.embed_metadata,
+            placeholders=settings.provider_entry.free,
+        )
+        runner = Runner(plan, states, deps, config)
+        report = asyncio.run(_run(runner))
+        built = [o.entry() for o in report.outcomes.values()]
+        entries, pruned = next_entries(produced, built, manifest, tree, options.prune)
+        free = {name for name, entry in registry.providers().items() if entry.free}
+        entries = flag_near_duplicates(entries, placeholders=free)
+        changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
+        if changed or not tree.exists(GALLERY_INDEX):
+            review = review_data(
+                full_plan,
+                read_lock(settings.root),
+                entries,
+                provider=settings.provider,
+                free=settings.provider_entry.free,
+            )
+            title = f"assetpipe: {settings.root.resolve().name}"
+            write_gallery(tree, entries, title=title, review=review)
+        failed_checks = [
+            (e.job, e.status, c)
+            for e in entries
+            if e.job in report.outcomes
+            for c in e.failed_checks()
+        ]
+        if plan_digest and _all_in_place(report) and not failed_checks:
+            stamps.record(settings.cache_dir, plan_digest, tree, _owned(entries, report))
+    code = exit_code(report)
+    if code == EXIT_OK and options.strict_checks and failed_checks:
+        code = EXIT_FAILED
+    return BuildResult(
+        report=report,
+        pruned=tuple(pruned),
+        manifest_path=tree.root / MANIFEST,
+        exit_code=code,
+        failed_checks=tuple(failed_checks),
+    )
+
+
+async def _run(runner: Runner) -> RunReport:
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, runner.interrupt)
+            handled.append(sig)
+    try:
+        return await runner.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.deps.dispatcher.aclose()
+
+
+def _all_in_place(report: RunReport) -> bool:
+    """Whether every job's file is in place and nothing is left to do or collect."""
+    return not report.interrupted and all(
+        o.status in ("up-to-date", "generated", "cached") for o in report.outcomes.values()
+    )
+
+
+def _owned(entries: Iterable[ManifestEntry], report: RunReport) -> Iterator[str]:
+    """The files the built jobs own: each one's file and its companions."""
+    for entry in entries:
+        if entry.job in report.outcomes:
+            yield entry.path
+            yield from (c.path for c in entry.companions or ())
