@@ -1,0 +1,184 @@
+"""A build with nothing to do: answered from the last build's stamp, and only when nothing
+it stamped has moved; any doubt and the build runs as always."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.api import stamps
+
+SPEC = """
+    assets:
+      - id: "tile-{{ n }}"
+        prompt: "Tile {{ n }}"
+        matrix: {n: [1, 2, 3]}
+        size: 1024x1024
+        quality: low
+        renditions: [{size: 64x64, format: webp}]
+    sheets:
+      - {id: tiles, tags: [], assets: ["tile-*"], frame_size: 64x64}
+"""
+
+
+@pytest.fixture
+def built(project, run):  # type: ignore[no-untyped-def]
+    """A project built once (which stores its plan) and once more (which stamps it)."""
+    project.gen({"specs/tiles.yaml": SPEC})
+    for _ in range(2):
+        result = run("build", "--provider", "preview")
+        assert result.code == 0, result.err
+    assert (project / ".assetpipe" / stamps.STAMP_FILE).is_file()
+    return project
+
+
+@pytest.fixture
+def runner_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each time a build really runs (loads the runner)."""
+    from pipeline.api import running
+
+    calls: list[str] = []
+    real = running.run_build
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("run")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(running, "run_build", counting)
+    return calls
+
+
+def summary(result) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(result.out)
+
+
+def test_an_unchanged_build_does_not_run(built, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    result = run("build", "--provider", "preview", "--json")
+    assert result.code == 0, result.err
+    assert runner_calls == []
+    doc = summary(result)
+    total = sum(doc["counts"].values())
+    assert doc["counts"] == {"up-to-date": total}
+    assert doc["failed"] == [] and doc["pruned"] == []
+
+
+def test_it_says_what_a_full_check_says(built, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    quick = summary(run("build", "--provider", "preview", "--json"))
+    (built / ".assetpipe" / stamps.STAMP_FILE).unlink()
+    full = summary(run("build", "--provider", "preview", "--json"))
+    assert runner_calls == ["run"]
+    for key in ("exit_code", "counts", "failed", "failed_checks", "pruned", "manifest"):
+        assert quick[key] == full[key], key
+
+
+def _touch(project: Path) -> None:
+    path = project / "output/tiles/tile-1.png"
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+
+def _same_bytes_new_file(project: Path) -> None:
+    path = project / "output/tiles/tile-1.png"
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+
+
+def _changed_behind_old_time(project: Path) -> None:
+    """Other bytes of the same size, the modification time put back: only the inode or
+    the change time can tell."""
+    path = project / "output/tiles/tile-1.png"
+    info = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _link_folder(project: Path) -> None:
+    folder = project / "output/tiles"
+    moved = project / "elsewhere"
+    shutil.move(folder, moved)
+    os.symlink(moved, folder)
+
+
+DISTURBANCES = {
+    "the manifest edited": lambda p: (p / "output/manifest.json").write_text(
+        (p / "output/manifest.json").read_text() + "\n"
+    ),
+    "the manifest removed": lambda p: (p / "output/manifest.json").unlink(),
+    "a file touched": _touch,
+    "a file rewritten with the same bytes": _same_bytes_new_file,
+    "a file changed behind its old mtime": _changed_behind_old_time,
+    "a file removed": lambda p: (p / "output/tiles/tile-2.png").unlink(),
+    "a rendition removed": lambda p: (p / "output/tiles/tile-3@64x64.webp").unlink(),
+    "the sheet's atlas removed": lambda p: (p / "output/tiles/tiles.json").unlink(),
+    "the gallery page removed": lambda p: (p / "output/index.html").unlink(),
+    "an output folder turned into a link": _link_folder,
+    "a spec edited": lambda p: (p / "specs/tiles.yaml").write_text(
+        (p / "specs/tiles.yaml").read_text().replace("Tile {{ n }}", "Tile number {{ n }}")
+    ),
+    "the stamp planted with garbage": lambda p: (p / ".assetpipe" / stamps.STAMP_FILE).write_bytes(
+        b"\x00garbage"
+    ),
+    "the stamp naming a path outside": lambda p: _plant_outside(p),
+}
+
+
+def _plant_outside(project: Path) -> None:
+    path = project / ".assetpipe" / stamps.STAMP_FILE
+    doc = json.loads(path.read_text())
+    doc["files"]["../../etc/passwd"] = [0, 0, 0, 0]
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("what", sorted(DISTURBANCES))
+def test_any_change_makes_the_build_run(built, run, runner_calls, what: str) -> None:  # type: ignore[no-untyped-def]
+    DISTURBANCES[what](built)
+    result = run("build", "--provider", "preview")
+    assert runner_calls == ["run"], f"{what}: the build answered from the stamp"
+    if what != "an output folder turned into a link":
+        assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--force",), ("--prune",), ("--only", "tiles/tile-1"), ("--strict-checks", "--only", "*")],
+)
+def test_flags_that_ask_for_more_run_the_build(built, run, runner_calls, flags) -> None:  # type: ignore[no-untyped-def]
+    result = run("build", "--provider", "preview", *flags)
+    assert result.code == 0, result.err
+    if flags[0] in ("--force", "--prune") or flags[:2] == ("--only", "tiles/tile-1"):
+        assert runner_calls == ["run"]
+
+
+def test_a_selection_is_stamped_on_its_own(built, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")
+    assert runner_calls == ["run"]  # the second is answered from its own stamp
+    run("build", "--provider", "preview")
+    assert runner_calls == ["run", "run"]  # the whole plan is another selection
+
+
+def test_a_build_with_failed_checks_is_not_stamped(project, run) -> None:  # type: ignore[no-untyped-def]
+    """A failed check must fail every --strict-checks build, so it is checked each time."""
+    project.gen(
+        {
+            "specs/logo.yaml": """
+                brand:
+                  name: Acme
+                  colors: {primary: "#E4572E"}
+                assets:
+                  - {id: logo, prompt: "A logo", size: 1024x1024, background: transparent,
+                     format: png, quality: low}
+            """
+        }
+    )
+    run("build", "--provider", "preview")
+    second = run("build", "--provider", "preview", "--json")
+    failed = summary(second)["failed_checks"]
+    stamped = (project / ".assetpipe" / stamps.STAMP_FILE).exists()
+    assert stamped == (not failed)
