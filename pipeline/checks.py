@@ -15,7 +15,6 @@ Dalal, 2005) for the same reason, and is tested against that paper's published p
 from __future__ import annotations
 
 import dataclasses
-import io
 import itertools
 import math
 import re
@@ -28,7 +27,7 @@ from PIL import Image
 
 from pipeline.colors import Lab, hex_to_rgb, rgb_to_lab
 from pipeline.output import ManifestEntry
-from pipeline.postprocess import DECODE_FORMATS, ImageInfo, decode, describe, probe
+from pipeline.postprocess import ImageInfo, Sample, probe, sample, sample_bytes
 
 _PHASH: Final = re.compile(r"[0-9a-f]{16}")
 """A perceptual hash as the manifest records it (anything else there is not compared)."""
@@ -44,7 +43,18 @@ PALETTE_DEFAULT_TOLERANCE: Final = 20.0
 _SAMPLE_EDGE: Final = 128
 """Dominant colors are found on a copy at most this big: plenty for shares to 1%."""
 
+Inspectable = bytes | Image.Image | Sample
+"""What a check reads: a file's bytes, its decoded image, or its :class:`Sample` (one
+decode shared by every check, the perceptual hash and the thumbnail)."""
+
 _HASH_BITS: Final = 64
+
+CHECKS_VERSION: Final = 1
+"""Bump when a check could find otherwise for the same image and question: memoised
+results (:mod:`pipeline.store.memo`) are keyed by it, so older ones stop counting."""
+
+PHASH_METHOD: Final = "dhash-9x8-lanczos-sample256"
+"""How :func:`perceptual_hash` hashes: a memoised hash made another way is not reused."""
 _WHITE: Final = (255, 255, 255)
 _POW25_7: Final = 25.0**7
 
@@ -75,16 +85,16 @@ def check_dimensions(info_or_data: ImageInfo | bytes, width: int, height: int) -
     return Check("size", False, f"got {info.width}x{info.height}, asked {width}x{height}")
 
 
-def check_alpha(data: bytes) -> Check:
+def check_alpha(data: Inspectable) -> Check:
     """``alpha``: whether some pixel is transparent (alpha < 255), as a cut-out should be.
 
     Presence follows :func:`pipeline.postprocess.probe` (an RGBA file that is fully opaque
     has no transparency); the detail and ``value`` give the share of such pixels.
     """
-    return _alpha(probe(data), _image(data))
+    return _alpha(sampled(data))
 
 
-def dominant_colors(data: bytes | Image.Image, k: int = 5) -> list[tuple[RGB, float]]:
+def dominant_colors(data: Inspectable, k: int = 5) -> list[tuple[RGB, float]]:
     """Up to ``k`` dominant colors with their share of the visible pixels, largest first.
 
     Median cut (Pillow's quantizer, no dithering) runs on a downscaled copy; fully
@@ -93,7 +103,7 @@ def dominant_colors(data: bytes | Image.Image, k: int = 5) -> list[tuple[RGB, fl
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    sample = _image(data).convert("RGBA")
+    sample = sampled(data).small.convert("RGBA")
     sample.thumbnail((_SAMPLE_EDGE, _SAMPLE_EDGE), Image.Resampling.BOX)
     raw = sample.tobytes()
     hidden = raw[3::4].count(0)
@@ -166,7 +176,7 @@ def delta_e_2000(lab1: Lab, lab2: Lab) -> float:
 
 
 def check_palette(
-    data: bytes | Image.Image,
+    data: Inspectable,
     palette_hex: Sequence[str] | Mapping[str, str],
     tolerance: float = PALETTE_DEFAULT_TOLERANCE,
 ) -> Check | None:
@@ -206,19 +216,20 @@ def check_palette(
     return Check("palette", mean <= tolerance, detail, mean)
 
 
-def perceptual_hash(data: bytes | Image.Image) -> int:
+def perceptual_hash(data: Inspectable) -> int:
     """A 64-bit difference hash (dHash) of the image, to spot near-duplicate outputs.
 
     The image is flattened on white (hidden colors under transparent pixels must not
-    count), turned to grayscale and resized to 9x8 with Lanczos; each bit says whether a
-    pixel is brighter than its right neighbour. Re-encoding, resizing and mild noise move
-    few bits; a different picture moves about half of them.
+    count), turned to grayscale and resized to 9x8 with Lanczos, from its sample (the
+    image shrunk by a whole factor to about 256 px); each bit says whether a pixel is
+    brighter than its right neighbour. Re-encoding, resizing and mild noise move few bits;
+    a different picture moves about half of them.
     """
-    image = _image(data)
-    if "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.new("RGB", rgba.size, _WHITE)
-        image.paste(rgba, (0, 0), rgba)
+    image = sampled(data).small
+    if image.mode == "RGBA":
+        flat = Image.new("RGB", image.size, _WHITE)
+        flat.paste(image, (0, 0), image)
+        image = flat
     small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS).tobytes()
     bits = 0
     for row in range(8):
@@ -304,7 +315,7 @@ def flag_near_duplicates(
 
 
 def run_checks(
-    data: bytes | Image.Image,
+    data: Inspectable,
     *,
     width: int,
     height: int,
@@ -312,38 +323,37 @@ def run_checks(
     palette: Sequence[str] | Mapping[str, str],
     palette_tolerance: float = PALETTE_DEFAULT_TOLERANCE,
 ) -> list[Check]:
-    """All checks that apply to one delivered file (bytes, or an image decoded once).
+    """All checks that apply to one delivered file (bytes, an image, or its sample).
 
     ``alpha`` runs only when transparency was asked for; ``palette`` only with a palette.
     A file that cannot be decoded raises :class:`pipeline.postprocess.ImageDecodeError`,
     as delivery already does, rather than producing a misleading set of checks.
     """
-    image = data if isinstance(data, Image.Image) else decode(data)
-    info = describe(image)
-    checks = [check_dimensions(info, width, height)]
+    sample = sampled(data)
+    checks = [check_dimensions(sample.info, width, height)]
     if expect_alpha:
-        checks.append(_alpha(info, image))
-    palette_check = check_palette(image, palette, palette_tolerance)
+        checks.append(_alpha(sample))
+    palette_check = check_palette(sample, palette, palette_tolerance)
     if palette_check is not None:
         checks.append(palette_check)
     return checks
 
 
-def _image(data: bytes | Image.Image) -> Image.Image:
-    """Decode ``data`` (validated by delivery or :func:`probe`); a decoded image as it is."""
-    if isinstance(data, Image.Image):
+def sampled(data: Inspectable) -> Sample:
+    """The sample of ``data``: decoded once (bytes), shrunk once (an image), or as it is."""
+    if isinstance(data, Sample):
         return data
-    image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
-    image.load()
-    return image
+    if isinstance(data, Image.Image):
+        return sample(data)
+    return sample_bytes(data)
 
 
-def _alpha(info: ImageInfo, image: Image.Image) -> Check:
-    """The alpha check on an image already probed and decoded."""
-    if not info.has_alpha:
+def _alpha(sample: Sample) -> Check:
+    """The alpha check from a sample's full-resolution alpha histogram."""
+    info, histogram = sample.info, sample.alpha
+    if not info.has_alpha or histogram is None:
         return Check("alpha", False, f"no transparent pixels (mode {info.mode})", 0.0)
-    histogram = image.convert("RGBA").getchannel("A").histogram()
-    total = image.width * image.height
+    total = sample.pixels
     share = sum(histogram[:255]) / total
     clear = histogram[0] / total
     detail = f"{_percent(share)} of pixels transparent ({_percent(clear)} fully)"

@@ -124,6 +124,7 @@ def run_build(
             reporter=reporter,
             stop=stop,
             on_checkpoint=checkpoint,
+            memo=cache.memo,
         )
         config = RunConfig(
             concurrency=settings.concurrency,

@@ -17,7 +17,14 @@ from pipeline.gallery.page import (
     write_gallery,
 )
 from pipeline.gallery.review import AssetReview, ReviewData, review_data
-from pipeline.gallery.thumbs import THUMB_EDGE, thumbnail_of, write_thumbnail
+from pipeline.gallery.thumbs import (
+    THUMB_EDGE,
+    encode_thumbnail,
+    has_thumbnail,
+    keep_thumbnail,
+    thumbnail_of,
+    write_thumbnail,
+)
 from pipeline.output import THUMB_DIR
 
 __all__ = [
@@ -34,6 +41,9 @@ __all__ = [
     "Live",
     "PageModel",
     "ReviewData",
+    "encode_thumbnail",
+    "has_thumbnail",
+    "keep_thumbnail",
     "page_model",
     "render_page",
     "review_data",

@@ -55,13 +55,26 @@ def write_thumbnail(
     a decoded image is shrunk instead of copied (the caller is done with it).
     """
     name = f"{sha256}.webp"
-    if not tree.exists(f"{THUMB_DIR}/{name}"):
+    if not has_thumbnail(tree, sha256):
         if isinstance(source, Image.Image):
-            thumbnail = _encode_thumbnail(source if in_place else source.copy())
+            thumbnail = encode_thumbnail(source if in_place else source.copy())
         else:
             data = source if isinstance(source, bytes) else source.read_bytes()
             thumbnail = _render_thumbnail(data)
-        tree.write(f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
+        keep_thumbnail(tree, sha256, thumbnail)
+    return name
+
+
+def has_thumbnail(tree: OutputTree, sha256: str) -> bool:
+    """Whether the thumbnail of the file with this sha256 is in the tree."""
+    return tree.exists(f"{THUMB_DIR}/{sha256}.webp")
+
+
+def keep_thumbnail(tree: OutputTree, sha256: str, thumbnail: bytes) -> str:
+    """Write a thumbnail already made (WebP bytes) for the file with this sha256; returns
+    its name. Atomic, not synced: a thumbnail lost to a crash is drawn again."""
+    name = f"{sha256}.webp"
+    tree.write(f"{THUMB_DIR}/{name}", thumbnail, fsync=False)
     return name
 
 
@@ -77,11 +90,12 @@ def remove_stale_thumbnails(tree: OutputTree, used: Set[str]) -> None:
 def _render_thumbnail(data: bytes) -> bytes:
     """A WebP at most :data:`THUMB_EDGE` px on its long side; transparency kept."""
     with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as image:
-        return _encode_thumbnail(image)
+        return encode_thumbnail(image)
 
 
-def _encode_thumbnail(image: Image.Image) -> bytes:
-    """Shrink ``image`` in place and encode it as the WebP thumbnail."""
+def encode_thumbnail(image: Image.Image) -> bytes:
+    """Shrink ``image`` in place and encode it as the WebP thumbnail (at most
+    :data:`THUMB_EDGE` px on its long side; transparency kept)."""
     image.thumbnail((THUMB_EDGE, THUMB_EDGE), Image.Resampling.LANCZOS)
     bands = image.getbands()
     alpha = "A" in bands or "a" in bands or "transparency" in image.info

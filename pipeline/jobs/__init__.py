@@ -22,6 +22,7 @@ from pipeline.jobs.job import (
 from pipeline.jobs.keys import (
     EXTENSIONS,
     api_cache_key,
+    delivery_cache_key,
     frame_name,
     job_id,
     output_path,
@@ -73,6 +74,7 @@ __all__ = [
     "SheetJob",
     "Usage",
     "api_cache_key",
+    "delivery_cache_key",
     "frame_name",
     "job_id",
     "output_path",

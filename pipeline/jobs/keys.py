@@ -65,6 +65,16 @@ def sheet_cache_key(params: Mapping[str, ParamValue], frames: Sequence[tuple[str
     return content_key({"sheet": dict(params), "frames": [list(f) for f in frames]})
 
 
+def delivery_cache_key(
+    source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
+) -> str:
+    """The key of an API image delivered at a size its request's record does not hold
+    (two jobs asking the same request for different sizes): the sha256 of the API's bytes
+    plus the delivery, of which the file is a pure function."""
+    delivery = {"width": size[0], "height": size[1], "format": fmt, "compression": compression}
+    return content_key({"delivery": delivery, "source": source_sha})
+
+
 def pick_cache_key(sha256: str) -> str:
     """The key of an asset's approved image: only its bytes decide it."""
     return content_key({"pick": sha256})

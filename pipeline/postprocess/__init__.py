@@ -18,7 +18,9 @@ The package's public API is what it exports here; the modules behind it:
 - :mod:`~pipeline.postprocess.decoding`: opening untrusted bytes, and describing an image;
 - :mod:`~pipeline.postprocess.encoding`: writing pixels as png, webp or jpeg, deterministically;
 - :mod:`~pipeline.postprocess.fitting`: an image at an exact target size (delivery, renditions);
-- :mod:`~pipeline.postprocess.provenance`: C2PA detection and the PNG text stamp.
+- :mod:`~pipeline.postprocess.provenance`: C2PA detection and the PNG text stamp;
+- :mod:`~pipeline.postprocess.sampling`: one decode shared by the checks, the perceptual
+  hash and the thumbnail.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from pipeline.postprocess.encoding import (
     encode,
     normalize_format,
 )
-from pipeline.postprocess.fitting import MAX_EDGE, deliver, render_rendition
+from pipeline.postprocess.fitting import MAX_EDGE, deliver, deliver_decoded, render_rendition
 from pipeline.postprocess.provenance import has_c2pa, with_png_text
+from pipeline.postprocess.sampling import SAMPLE_EDGE, Sample, sample, sample_bytes
 
 __all__ = [
     "DECODE_FORMATS",
@@ -51,11 +54,14 @@ __all__ = [
     "MAX_API_PIXELS",
     "MAX_EDGE",
     "MAX_PIXELS",
+    "SAMPLE_EDGE",
     "ImageDecodeError",
     "ImageInfo",
     "ImageOptionError",
+    "Sample",
     "decode",
     "deliver",
+    "deliver_decoded",
     "describe",
     "encode",
     "has_c2pa",
@@ -63,5 +69,7 @@ __all__ = [
     "normalize_format",
     "probe",
     "render_rendition",
+    "sample",
+    "sample_bytes",
     "with_png_text",
 ]

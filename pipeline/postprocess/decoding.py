@@ -61,7 +61,7 @@ def measure(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[int, int]:
     """``(width, height)`` from the header alone (no pixel is decoded), after checking the
     container is PNG, WebP or JPEG and the size is within ``max_pixels``; raises
     :class:`ImageDecodeError` otherwise. Cheap enough to run on every API answer."""
-    image = _open(data, max_pixels)
+    image = open_within(data, max_pixels)
     try:
         return image.size
     finally:
@@ -96,15 +96,15 @@ def describe(image: Image.Image) -> ImageInfo:
 def decode_within(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open and fully decode ``data`` of at most ``max_pixels`` pixels, turning any decoder
     failure into one clear error."""
-    image = _open(data, max_pixels)
+    image = open_within(data, max_pixels)
     try:
         image.load()
     except Exception as exc:
-        raise _undecodable(data, exc) from exc
+        raise undecodable(data, exc) from exc
     return image
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def open_within(data: bytes, max_pixels: int) -> Image.Image:
     """Open ``data`` (header only) as PNG, WebP or JPEG of at most ``max_pixels`` pixels."""
     if not data:
         raise ImageDecodeError("cannot decode image: got 0 bytes (expected png, webp or jpeg)")
@@ -118,7 +118,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"cannot decode image: too large to decode safely ({exc})") from exc
     except Exception as exc:
-        raise _undecodable(data, exc) from exc
+        raise undecodable(data, exc) from exc
     width, height = image.size
     if width * height > min(max_pixels, MAX_PIXELS):
         image.close()
@@ -129,7 +129,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _undecodable(data: bytes, exc: Exception) -> ImageDecodeError:
+def undecodable(data: bytes, exc: Exception) -> ImageDecodeError:
     # Pillow reports corrupt input through many exception types (OSError, SyntaxError,
     # struct.error, ...); all of them mean the same thing here.
     return ImageDecodeError(

@@ -44,15 +44,25 @@ def deliver(
     is center-cropped to the target ratio, resized and re-encoded (transparency kept for
     png and webp; see :func:`encode`).
     """
+    return deliver_decoded(data, width, height, output_format, compression)[0]
+
+
+def deliver_decoded(
+    data: bytes, width: int, height: int, output_format: str, compression: int | None
+) -> tuple[bytes, Image.Image | None]:
+    """:func:`deliver`, plus the delivered file's pixels when they are known without
+    decoding it again: the API's image when it is delivered as it is, or the cropped image
+    written losslessly (png). None when a lossy encoder changed them (webp, jpeg)."""
     fmt = normalize_format(output_format)
     _check_size(width, height)
     encoder_quality(compression)
     image = decode_within(data, MAX_API_PIXELS)
     if image.size == (width, height) and source_format(image) == fmt:
-        return data
+        return data, image
     profile = _profile(image)
     result = _cover(normalize_mode(image), width, height)
-    return encode(_with_profile(result, profile), fmt, compression)
+    delivered = encode(_with_profile(result, profile), fmt, compression)
+    return delivered, result if fmt == "png" else None
 
 
 def render_rendition(data: bytes, op: RenditionOp) -> bytes:

@@ -2,6 +2,13 @@
 
 Runs in a worker thread after the paid bytes are already in the cache: nothing here can
 lose a result, and everything here can be recomputed from the cache on the next build.
+
+Inspecting is a pure function of the written bytes (and of what the checks are asked), so
+it is memoised by their sha256 (:mod:`pipeline.store.memo`): a file delivered again (after
+``rm -rf output/``, or restored from the cache) is written and recorded, and its checks,
+perceptual hash and thumbnail are read back instead of decoding the image again. Output
+files are renamed into place but not synced: the cache holds the paid bytes (synced), and
+a file lost to a crash no longer matches the manifest, so the next build copies it again.
 """
 
 from __future__ import annotations
@@ -12,14 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import checks, postprocess
-from pipeline.gallery import write_thumbnail
-from pipeline.hashing import sha256_bytes
-from pipeline.jobs import ApiJob, Job, SheetJob
+from pipeline.gallery import encode_thumbnail, has_thumbnail, keep_thumbnail
+from pipeline.hashing import canonical_json, sha256_bytes
+from pipeline.jobs import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
 from pipeline.output import Companion, OutputTree
+from pipeline.postprocess import Sample
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome, Status
 from pipeline.sheets import SheetOptions, render_sheet
 from pipeline.sizes import parse_size
+from pipeline.store import Inspection, InspectionMemo, NoMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +67,17 @@ class Stored:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OriginalFacts:
+    """The API's bytes behind a cached file, when they differ from the delivered ones and
+    were not read: what the provenance needs to know about them (from the memo)."""
+
+    sha256: str
+    c2pa: bool
+
+
 class Delivery:
-    """Writes delivered files into the output tree and inspects them."""
+    """Writes delivered files into the output tree and inspects them (memoised)."""
 
     def __init__(
         self,
@@ -67,6 +85,7 @@ class Delivery:
         jobs: Mapping[str, Job],
         embed_metadata: bool,
         placeholders: bool = False,
+        memo: InspectionMemo | None = None,
     ):
         self.output = output
         self.jobs = jobs
@@ -74,36 +93,45 @@ class Delivery:
         self.placeholders = placeholders
         """Images of a free provider (``preview``) are drawn placeholders: checking their
         colors against the brand would only report noise."""
+        self.memo: InspectionMemo = memo if memo is not None else NoMemo()
 
     def store(
         self,
         job: Job,
         key: str,
         data: bytes,
-        original: bytes | None,
+        original: bytes | OriginalFacts | None,
         atlas: bytes | None,
         inherited: Sequence[Mapping[str, Any]] = (),
+        *,
+        sha256: str | None = None,
+        sample: Sample | None = None,
     ) -> Stored:
         """Write a delivered file, then inspect it: quality checks and provenance.
 
-        ``original`` is what the API returned (None for local files such as renditions).
-        A rendition takes its source's ``palette`` verdict from ``inherited`` (the
-        source's checks): the colors are the source's, only smaller.
+        ``original`` is what the API returned (None for local files such as renditions),
+        or what the memo knows of it when it differs and was not read. A rendition takes
+        its source's ``palette`` verdict from ``inherited`` (the source's checks): the
+        colors are the source's, only smaller. ``sha256`` (of ``data``, when the caller
+        verified it) and ``sample`` (of ``data``'s pixels, when the caller decoded them)
+        save hashing and decoding again.
         """
         written = data
         if self.embed_metadata and job.format == "png":
             stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
             written = postprocess.with_png_text(data, "assetpipe", stamp)
-        path = self.output.write(job.output_path, written)
-        mtime, sha, size = path.stat().st_mtime_ns, sha256_bytes(written), len(written)
-        image = postprocess.decode(written)  # once, for the checks, the hash and the thumbnail
+        path = self.output.write(job.output_path, written, fsync=False)
+        mtime, size = path.stat().st_mtime_ns, len(written)
+        sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
         companions = None
         if atlas is not None and job.kind == "sheet":
-            self.output.write(job.atlas_path, atlas)
+            self.output.write(job.atlas_path, atlas, fsync=False)
             companions = (Companion(job.atlas_path, sha256_bytes(atlas)),)
+        look = _Look(self.memo, sha, written, sample)
         if job.kind == "sheet":
-            info = postprocess.describe(image)
-            write_thumbnail(self.output, sha, image, in_place=True)
+            width, height = look.size()
+            self._thumbnail(look)
+            look.remember()
             return Stored(
                 mtime,
                 sha,
@@ -112,39 +140,16 @@ class Delivery:
                 None,
                 {"reencoded": True, "c2pa": False},
                 companions,
-                info.width,
-                info.height,
+                width,
+                height,
             )
-        source = self.jobs.get(job.parent) if job.kind == "rendition" else job
-        transparent = source is not None and source.params.get("background") == "transparent"
-        own_palette = not self.placeholders and job.kind != "rendition"
-        found: list[Mapping[str, Any]] = [
-            c.as_dict()
-            for c in checks.run_checks(
-                image,
-                width=job.size[0],
-                height=job.size[1],
-                expect_alpha=transparent and job.format != "jpeg",
-                palette=job.palette if own_palette else (),
-            )
-        ]
+        found = look.checks(self._check_config(job))
         if job.kind == "rendition":
             found += [dict(c) for c in inherited if c.get("name") == "palette"]
-        reencoded = original is None or original != data
-        provenance: dict[str, Any] = {
-            "reencoded": reencoded,
-            "c2pa": postprocess.has_c2pa(data),
-            "c2pa_in_original": postprocess.has_c2pa(original) if original else None,
-            "original_path": None,
-        }
-        if original is not None and reencoded and isinstance(job, ApiJob) and job.keep_original:
-            fmt = postprocess.probe(original).format
-            stem = job.output_path.rsplit(".", 1)[0]
-            kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
-            self.output.write(kept, original)
-            provenance["original_path"] = kept
-        phash = f"{checks.perceptual_hash(image):016x}"
-        write_thumbnail(self.output, sha, image, in_place=True)  # last: it shrinks `image`
+        phash = look.phash()
+        provenance = self._provenance(job, data, original)
+        self._thumbnail(look)  # last: it shrinks the sample
+        look.remember()
         return Stored(
             mtime_ns=mtime,
             sha256=sha,
@@ -153,6 +158,130 @@ class Delivery:
             phash=phash,
             provenance=provenance,
         )
+
+    def _check_config(self, job: ApiJob | RenditionJob | PinnedJob) -> dict[str, Any]:
+        """What the checks of ``job``'s file are asked: with the checks' version, the key
+        of their memoised verdicts."""
+        source = self.jobs.get(job.parent) if job.kind == "rendition" else job
+        transparent = source is not None and source.params.get("background") == "transparent"
+        own_palette = not self.placeholders and job.kind != "rendition"
+        return {
+            "version": checks.CHECKS_VERSION,
+            "width": job.size[0],
+            "height": job.size[1],
+            "expect_alpha": transparent and job.format != "jpeg",
+            "palette": list(job.palette) if own_palette else [],
+            "tolerance": checks.PALETTE_DEFAULT_TOLERANCE,
+        }
+
+    def _provenance(
+        self, job: Job, data: bytes, original: bytes | OriginalFacts | None
+    ) -> dict[str, Any]:
+        c2pa = postprocess.has_c2pa(data)
+        if isinstance(original, OriginalFacts):
+            return {
+                "reencoded": True,
+                "c2pa": c2pa,
+                "c2pa_in_original": original.c2pa,
+                "original_path": None,
+            }
+        reencoded = original is None or original != data
+        provenance: dict[str, Any] = {
+            "reencoded": reencoded,
+            "c2pa": c2pa,
+            "c2pa_in_original": (c2pa if original is data else postprocess.has_c2pa(original))
+            if original
+            else None,
+            "original_path": None,
+        }
+        if original is not None and reencoded:
+            # The provenance of a restore reads this instead of the original's bytes.
+            self.memo.remember(
+                sha256_bytes(original), Inspection(c2pa=provenance["c2pa_in_original"])
+            )
+            if isinstance(job, ApiJob) and job.keep_original:
+                fmt = postprocess.probe(original).format
+                stem = job.output_path.rsplit(".", 1)[0]
+                kept = f"{stem}.original.{'jpg' if fmt == 'jpeg' else fmt}"
+                self.output.write(kept, original, fsync=False)
+                provenance["original_path"] = kept
+        return provenance
+
+    def _thumbnail(self, look: _Look) -> None:
+        """The gallery thumbnail of the file: in the tree already, from the memo, or drawn
+        (and memoised)."""
+        if has_thumbnail(self.output, look.sha):
+            return
+        thumbnail = self.memo.thumbnail(look.sha)
+        if thumbnail is None:
+            thumbnail = encode_thumbnail(look.sample().small)
+            self.memo.keep_thumbnail(look.sha, thumbnail)
+        keep_thumbnail(self.output, look.sha, thumbnail)
+
+
+class _Look:
+    """The inspection of one written file: from the memo where it knows, decoded (once)
+    where it does not; what was found is remembered at the end."""
+
+    def __init__(self, memo: InspectionMemo, sha: str, data: bytes, sample: Sample | None):
+        self.memo = memo
+        self.sha = sha
+        self.data = data
+        self._sample = sample
+        self.known = memo.inspection(sha) or Inspection()
+        self.found = Inspection()
+
+    def sample(self) -> Sample:
+        """The file's pixels, decoded at most once."""
+        if self._sample is None:
+            self._sample = postprocess.sample_bytes(self.data)
+        return self._sample
+
+    def size(self) -> tuple[int, int]:
+        """The image's width and height."""
+        if self.known.width is not None and self.known.height is not None:
+            return self.known.width, self.known.height
+        info = self.sample().info
+        self._learn(width=info.width, height=info.height)
+        return info.width, info.height
+
+    def checks(self, config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The checks ``config`` asks for (see ``Delivery._check_config``)."""
+        digest = sha256_bytes(canonical_json(config).encode())[:32]
+        memoised = self.known.checks.get(digest)
+        if memoised is not None:
+            return [dict(c) for c in memoised]
+        found: list[Mapping[str, Any]] = [
+            c.as_dict()
+            for c in checks.run_checks(
+                self.sample(),
+                width=config["width"],
+                height=config["height"],
+                expect_alpha=config["expect_alpha"],
+                palette=config["palette"],
+                palette_tolerance=config["tolerance"],
+            )
+        ]
+        info = self.sample().info
+        self._learn(width=info.width, height=info.height, checks={digest: tuple(found)})
+        return found
+
+    def phash(self) -> str:
+        """The perceptual hash, as the manifest records it (16 hex digits)."""
+        if self.known.phash is not None and self.known.method == checks.PHASH_METHOD:
+            return self.known.phash
+        phash = f"{checks.perceptual_hash(self.sample()):016x}"
+        self._learn(phash=phash, method=checks.PHASH_METHOD)
+        return phash
+
+    def _learn(self, **facts: Any) -> None:
+        self.found = self.found.merged(Inspection(**facts))
+
+    def remember(self) -> None:
+        """Keep what was found (nothing to write when the memo knew it all)."""
+        found = self.found
+        if found.checks or found.phash is not None or found.width is not None:
+            self.memo.remember(self.sha, found)
 
 
 def make_sheet(

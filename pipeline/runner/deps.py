@@ -19,7 +19,7 @@ from pipeline.jobs import Job, ProviderFailure
 from pipeline.output import Manifest, OutputTree
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import Dispatcher
-from pipeline.store import ResultStore
+from pipeline.store import InspectionMemo, ResultStore
 
 if TYPE_CHECKING:
     from pipeline.runner.outcome import Outcome
@@ -89,5 +89,8 @@ class RunDeps:
     """Cache keys of requests in open batches (key -> batch id): a build that does not
     collect batches leaves these jobs ``pending`` rather than paying for them again."""
     on_checkpoint: Callable[[Mapping[str, Outcome]], None] | None = None
+    memo: InspectionMemo | None = None
+    """Where inspecting delivered files is memoised (the local cache's ``memo/``); None
+    inspects every file afresh."""
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -10,14 +10,25 @@ on its own and stays small.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline import postprocess
-from pipeline.jobs import ApiJob, ImageResult, Job, Plan, ProviderFailure, RenditionJob, SheetJob
+from pipeline.jobs import (
+    ApiJob,
+    ImageResult,
+    Job,
+    Plan,
+    ProviderFailure,
+    RenditionJob,
+    SheetJob,
+    delivery_cache_key,
+)
 from pipeline.output import ManifestEntry
+from pipeline.postprocess import Sample
 from pipeline.runner.budget import Budget
-from pipeline.runner.delivery import Delivery, make_sheet
+from pipeline.runner.delivery import Delivery, OriginalFacts, make_sheet
 from pipeline.runner.deps import RunConfig, RunDeps
 from pipeline.runner.dispatch import NotStarted, Pending
 from pipeline.runner.freshness import JobState, job_key
@@ -32,11 +43,24 @@ from pipeline.runner.guards import (
 )
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome, Status
-from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
+from pipeline.runner.paid import (
+    ADOPTED_NOTE,
+    Kept,
+    deliver_paid,
+    deliverable,
+    delivery_compression,
+    kept,
+    paid_meta,
+)
 from pipeline.store import CacheRecord
 
 Paid = tuple[bytes, dict[str, Any], list[str]]
 """A paid call's delivered bytes, the outcome fields describing it, and its warnings."""
+
+MISSING_ORIGINAL_NOTE = (
+    "the API's own bytes are missing from the cache: this size was made from another "
+    "size's file; `assetpipe build --force` asks again"
+)
 
 LOCAL_WORK = 8
 """Results written and inspected at once: enough to keep the worker threads busy (the
@@ -71,6 +95,7 @@ class Maker:
             {job.id: job for job in plan.jobs},
             config.embed_metadata,
             config.placeholders,
+            deps.memo,
         )
         # Files being written and inspected at once (API results, cache copies, renditions,
         # sheets): bounds the images held in memory whatever the API or the cache delivers.
@@ -123,26 +148,73 @@ class Maker:
     async def _from_cache(
         self, job: Job, key: str, inputs: list[str], hit: tuple[CacheRecord, bytes]
     ) -> Outcome:
-        """Copy a cached result into the output tree (no call, no cost this build)."""
+        """Copy a cached result into the output tree (no call, no cost this build): a
+        copy of the verified bytes, its inspection from the memo when known."""
         record, data = hit
         meta = record.meta or {}
-        original = (
-            await asyncio.to_thread(self.cache.read_blob, record.original)
-            if record.original
-            else data
-        )
+        original: bytes | OriginalFacts | None = None
+        sha: str | None = record.blob
+        notes = cached_notes(meta.get("notes"))
+        if isinstance(job, ApiJob):
+            original, data, sha = await asyncio.to_thread(
+                self._cached_delivery, job, record, data, notes
+            )
         atlas = meta.get("atlas")
         outcome = await self._deliver(
             job,
             "cached",
             key,
             data,
-            original if job.is_api else None,
+            original,
             inputs,
             atlas=atlas.encode() if isinstance(atlas, str) else None,
+            sha256=sha,
             **cached_fields(meta),
         )
-        return with_notes(outcome, cached_notes(meta.get("notes")))
+        return with_notes(outcome, notes)
+
+    def _cached_delivery(
+        self, job: ApiJob, record: CacheRecord, data: bytes, notes: list[str]
+    ) -> tuple[bytes | OriginalFacts | None, bytes, str | None]:
+        """What a cached API result delivers for ``job``: the API's bytes (or what the memo
+        knows of them), the delivered bytes and their sha256 (None when not known).
+
+        A record's delivered bytes are at the size of the job that paid for it; another job
+        with the same request (so the same key) may deliver another size. Its file is then
+        delivered from the API's bytes, a pure function of them and the job's size, format
+        and compression, kept in the cache under that delivery's own key.
+        """
+        known = self.delivery.memo.inspection(record.blob)
+        if known is not None and known.width is not None and known.height is not None:
+            size = (known.width, known.height)
+        else:
+            size = postprocess.measure(data, postprocess.MAX_PIXELS)
+        if record.original is None:  # the API's bytes, delivered as they are
+            if size == job.size:
+                return data, data, record.blob
+            return data, self._redeliver(job, record.blob, data, notes), None
+        facts = self.delivery.memo.inspection(record.original)
+        if size == job.size and not job.keep_original and facts and facts.c2pa is not None:
+            return OriginalFacts(record.original, facts.c2pa), data, record.blob
+        original = self.cache.read_blob(record.original)
+        if original is None:  # the record's own bytes still deliver its own size
+            if size == job.size:
+                return None, data, record.blob
+            notes.append(MISSING_ORIGINAL_NOTE)
+            return None, self._redeliver(job, record.blob, data, notes), None
+        if size == job.size:
+            return original, data, record.blob
+        return original, self._redeliver(job, record.original, original, notes), None
+
+    def _redeliver(self, job: ApiJob, source_sha: str, source: bytes, notes: list[str]) -> bytes:
+        """``job``'s file from the API's bytes ``source``: from the cache, or made and kept."""
+        compression = delivery_compression(job)
+        key = delivery_cache_key(source_sha, job.size, job.format, compression)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[1]
+        delivered = deliver_paid(source, job.size, (0, 0), job.format, compression, notes)
+        return self._cache_commit(key, delivered, None, {"kind": "delivery"}).data
 
     async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
         sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
@@ -193,8 +265,9 @@ class Maker:
         # Cached and paid for: the place is free for the next request while the file is
         # written and inspected.
         try:
+            original = fields.pop("data")
             outcome = await self._deliver(
-                job, "generated", key, delivered, fields.pop("data"), inputs, **fields
+                job, "generated", key, delivered, original, inputs, **fields
             )
         finally:
             self.local_work.release()
@@ -214,11 +287,13 @@ class Maker:
         notes = list(result.notes)[:MAX_NOTES]
         meta = paid_meta(job, result, cost, notes)
 
-        def deliver_and_commit() -> Kept:
-            return self._cache_commit(key, deliverable(job, result, notes), result.data, meta)
+        def deliver_and_commit() -> tuple[Kept, Sample | None]:
+            delivered, sample = deliverable(job, result.data, notes)
+            made = self._cache_commit(key, delivered, result.data, meta)
+            return made, None if made.adopted else sample
 
         try:
-            made = await asyncio.to_thread(deliver_and_commit)
+            made, sample = await asyncio.to_thread(deliver_and_commit)
         except UnusableImage as exc:
             self.sunk[job.id] = cost
             failure = ProviderFailure(
@@ -236,6 +311,8 @@ class Maker:
             self.reporter.note(f"{job.id}: {ADOPTED_NOTE}")
         fields = {
             "data": made.original,
+            "sha256": made.sha256,
+            "sample": sample,
             "attempts": attempt,
             "usage": meta["usage"],
             "cost_usd": cost,
@@ -261,18 +338,33 @@ class Maker:
         status: Status,
         key: str,
         data: bytes,
-        original: bytes | None,
+        original: bytes | OriginalFacts | None,
         inputs: list[str],
         *,
         atlas: bytes | None = None,
+        sha256: str | None = None,
+        sample: Sample | None = None,
         **fields: Any,
     ) -> Outcome:
-        """Write a delivered file (and a sheet's atlas), inspect it, and say what happened."""
+        """Write a delivered file (and a sheet's atlas), inspect it, and say what happened.
+
+        ``sha256`` (of ``data``, verified) and ``sample`` (its pixels, decoded) are what
+        the caller already knows, so nothing is hashed or decoded twice."""
         parent = self.outcomes.get(job.parent) if job.kind == "rendition" else None
         inherited = (parent.checks or []) if parent is not None else []
         with writing(f"{job.output_path} in the output folder"):
             stored = await asyncio.to_thread(
-                self.delivery.store, job, key, data, original, atlas, inherited
+                functools.partial(
+                    self.delivery.store,
+                    job,
+                    key,
+                    data,
+                    original,
+                    atlas,
+                    inherited,
+                    sha256=sha256,
+                    sample=sample,
+                )
             )
         return stored.outcome(job, status, key, inputs, **fields)
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from PIL.Image import Image
+
 from pipeline import postprocess
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import ApiJob, ImageResult, ProviderFailure
@@ -36,6 +38,8 @@ class Kept:
     meta: Mapping[str, Any]
     adopted: bool = False
     """The store kept another writer's result (a shared store keeps the first one)."""
+    sha256: str | None = None
+    """The sha256 of ``data`` (known: the store names its blobs by it)."""
 
 
 def kept(
@@ -52,13 +56,14 @@ def kept(
     their sha256, so that every machine delivers the same pixels for the key. Ours are
     delivered only when the record names them, or when the winner's bytes cannot be read
     (the layered store has already copied them locally, so that is a damaged cache)."""
-    if record.blob == sha256_bytes(data):
-        return Kept(data, original, meta)
+    sha = sha256_bytes(data)
+    if record.blob == sha:
+        return Kept(data, original, meta, sha256=sha)
     theirs = store.read_blob(record.blob)
     if theirs is None:
-        return Kept(data, original, meta)
+        return Kept(data, original, meta, sha256=sha)
     theirs_original = store.read_blob(record.original) if record.original else theirs
-    return Kept(theirs, theirs_original, record.meta or {}, adopted=True)
+    return Kept(theirs, theirs_original, record.meta or {}, adopted=True, sha256=record.blob)
 
 
 def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -> dict[str, Any]:
@@ -77,18 +82,27 @@ def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -
     }
 
 
-def deliverable(job: ApiJob, result: ImageResult, notes: list[str]) -> bytes:
-    """The delivered bytes of a paid image: exactly the job's size and format (see
-    :func:`deliver_paid`)."""
-    compression = job.params.get("output_compression")
-    return deliver_paid(
-        result.data,
+def deliverable(
+    job: ApiJob, data: bytes, notes: list[str]
+) -> tuple[bytes, postprocess.Sample | None]:
+    """The delivered bytes of a paid image (``data``): exactly the job's size and format
+    (see :func:`deliver_paid`), and the sample of their pixels when the delivery decoded
+    them anyway, so they are not decoded again to be inspected."""
+    delivered, image = deliver_paid_decoded(
+        data,
         job.size,
         job.requested_size,
         job.format,
-        int(compression) if compression else None,
+        delivery_compression(job),
         notes,
     )
+    return delivered, postprocess.sample(image) if image is not None else None
+
+
+def delivery_compression(job: ApiJob) -> int | None:
+    """The compression the job's file is encoded with (None: the encoder's default)."""
+    compression = job.params.get("output_compression")
+    return int(compression) if compression else None
 
 
 def deliver_paid(
@@ -105,10 +119,23 @@ def deliver_paid(
     be delivered raises :class:`UnusableImage`. A larger-than-requested image is delivered
     with a note appended to ``notes``.
     """
+    return deliver_paid_decoded(data, size, requested, fmt, compression, notes)[0]
+
+
+def deliver_paid_decoded(
+    data: bytes,
+    size: tuple[int, int],
+    requested: tuple[int, int],
+    fmt: str,
+    compression: int | None,
+    notes: list[str],
+) -> tuple[bytes, Image | None]:
+    """:func:`deliver_paid`, plus the delivered pixels when they are known (see
+    :func:`pipeline.postprocess.deliver_decoded`)."""
     try:
         returned = postprocess.measure(data)
         warning = size_note(returned, requested)
-        delivered = postprocess.deliver(data, size[0], size[1], fmt, compression)
+        delivered = postprocess.deliver_decoded(data, size[0], size[1], fmt, compression)
     except postprocess.ImageDecodeError as exc:
         raise UnusableImage(str(exc)) from exc
     if warning:

@@ -26,6 +26,7 @@ from pipeline.store.base import (
 )
 from pipeline.store.layered import LayeredStore, TierStats, open_layered
 from pipeline.store.local import LocalStore
+from pipeline.store.memo import Inspection, InspectionMemo, LocalMemo, NoMemo, is_webp
 from pipeline.store.sqlite_index import CacheIndexError
 
 __all__ = [
@@ -34,8 +35,12 @@ __all__ = [
     "CacheRecord",
     "CacheStats",
     "CountedStore",
+    "Inspection",
+    "InspectionMemo",
     "LayeredStore",
+    "LocalMemo",
     "LocalStore",
+    "NoMemo",
     "RemoteMode",
     "RemoteUnavailable",
     "ResultStore",
@@ -43,6 +48,7 @@ __all__ = [
     "TierStats",
     "encode_meta",
     "is_blob_name",
+    "is_webp",
     "open_layered",
     "parse_record",
 ]

@@ -15,7 +15,9 @@ missing or does not hash to its name, is a miss with a warning, never a crash.
 
 Besides the :class:`~pipeline.store.base.ResultStore` operations, this store has what only
 a folder on disk has: file paths (:meth:`LocalStore.blob_path`), :meth:`~LocalStore.prepare`
-before a build's first paid call, and the maintenance behind ``assetpipe cache``.
+before a build's first paid call, the maintenance behind ``assetpipe cache``, and the memo
+of local work on delivered images (:attr:`LocalStore.memo`, :mod:`pipeline.store.memo`),
+which ``cache clear`` empties with the rest.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from pipeline.fsutil import LinkRefused, probe_writable, refuse_link, write_atomic
 from pipeline.hashing import sha256_bytes
 from pipeline.store.base import CacheRecord, CacheStats, encode_meta, is_blob_name, parse_record
+from pipeline.store.memo import LocalMemo
 from pipeline.store.sqlite_index import (
     INDEX_FILE,
     SIDE_FILES,
@@ -56,6 +59,8 @@ class LocalStore:
         self.index_path = folder / INDEX_FILE
         self._index = SqliteIndex(self.index_path, self._check_links)
         self._warned: set[str] = set()
+        self.memo = LocalMemo(folder / "memo")
+        """What inspecting delivered images found, and their thumbnails (``memo/``)."""
 
     def _warn_once(self, message: str) -> None:
         """Log a problem with an entry once, though a build looks the entry up twice."""

@@ -1,0 +1,298 @@
+"""The memo of local work: what inspecting an image found, and its thumbnail, by sha256.
+
+Checking a delivered image, hashing it for near-duplicates and drawing its thumbnail are
+pure functions of its bytes (and, for the checks, of what they are asked: the size, the
+alpha requirement, the palette). A build that delivers the same bytes again (``output/``
+deleted, a file restored from the cache) reads them back here instead of decoding the
+image again. The memo sits in the result cache's folder, so ``cache clear`` empties it:
+
+```
+.assetpipe/cache/memo/<sha[:2]>/<sha256>.json   {"format": 1, "sha256": ..., "width": ...,
+                                                 "height": ..., "phash": ..., "method": ...,
+                                                 "c2pa": ..., "checks": {<config digest>: [...]}}
+.assetpipe/cache/memo/<sha[:2]>/<sha256>.webp   the gallery thumbnail of those bytes
+```
+
+It is untrusted input like the rest of ``.assetpipe/``: JSON only (nothing unpickled),
+size-capped, read without following a link, every field checked for its type and range,
+and a thumbnail must be a whole WebP file (RIFF header, its own length). Anything else is
+a miss: the work is done again and the record rewritten. A memo that cannot be written
+costs the next build some work, never this one its result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from pipeline.fsutil import UnsafePathError, read_regular, refuse_link, write_atomic
+from pipeline.store.base import is_blob_name
+
+log = logging.getLogger("assetpipe.cache")
+
+MEMO_FORMAT: Final = 1
+MAX_RECORD_BYTES: Final = 256 * 1024
+MAX_THUMBNAIL_BYTES: Final = 4 * 1024 * 1024
+MAX_CONFIGS: Final = 16
+"""Check configurations kept per image (the newest win): one per place the bytes are used."""
+MAX_CHECKS: Final = 16
+MAX_TEXT: Final = 4096
+MAX_EDGE: Final = 1 << 16
+_DIGEST: Final = re.compile(r"[0-9a-f]{16,64}")
+_PHASH: Final = re.compile(r"[0-9a-f]{16}")
+_CHECK_KEYS: Final = frozenset({"name", "ok", "detail", "value"})
+
+CheckRecord = Mapping[str, Any]
+"""One check as the manifest records it: ``{"name", "ok", "detail", "value"}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What the memo keeps about one image; every field is optional (None: not known)."""
+
+    width: int | None = None
+    height: int | None = None
+    phash: str | None = None
+    """16 lowercase hex digits."""
+    method: str | None = None
+    """Names the algorithm behind ``phash``: a reader that computes it another way ignores
+    it (the checks name theirs in their configuration's digest)."""
+    c2pa: bool | None = None
+    """Whether the bytes carry a C2PA manifest store."""
+    checks: Mapping[str, tuple[CheckRecord, ...]] = field(default_factory=dict)
+    """The checks found, by the digest of the configuration they ran with."""
+
+    def merged(self, newer: Inspection) -> Inspection:
+        """This record with ``newer``'s known fields over it, check configs joined (at most
+        :data:`MAX_CONFIGS`, the newest kept)."""
+        checks = {k: v for k, v in self.checks.items() if k not in newer.checks}
+        checks.update(newer.checks)
+        kept = dict(list(checks.items())[-MAX_CONFIGS:])
+        return Inspection(
+            width=newer.width if newer.width is not None else self.width,
+            height=newer.height if newer.height is not None else self.height,
+            phash=newer.phash if newer.phash is not None else self.phash,
+            method=newer.method if newer.phash is not None else self.method,
+            c2pa=newer.c2pa if newer.c2pa is not None else self.c2pa,
+            checks=kept,
+        )
+
+
+class InspectionMemo(Protocol):
+    """Where inspections and thumbnails are remembered (thread-safe; never raises on a
+    damaged entry: that is a miss)."""
+
+    def inspection(self, sha: str) -> Inspection | None:
+        """What is known about the bytes with this sha256, or None."""
+        ...
+
+    def remember(self, sha: str, inspection: Inspection) -> None:
+        """Add to what is known about the bytes with this sha256."""
+        ...
+
+    def thumbnail(self, sha: str) -> bytes | None:
+        """The WebP thumbnail of the bytes with this sha256, or None."""
+        ...
+
+    def keep_thumbnail(self, sha: str, data: bytes) -> None:
+        """Keep the WebP thumbnail of the bytes with this sha256."""
+        ...
+
+
+class NoMemo:
+    """A memo that remembers nothing (a build without a local cache folder)."""
+
+    def inspection(self, sha: str) -> Inspection | None:
+        """Always a miss."""
+        return None
+
+    def remember(self, sha: str, inspection: Inspection) -> None:
+        """Forgets at once."""
+
+    def thumbnail(self, sha: str) -> bytes | None:
+        """Always a miss."""
+        return None
+
+    def keep_thumbnail(self, sha: str, data: bytes) -> None:
+        """Forgets at once."""
+
+
+class LocalMemo:
+    """The memo in a folder (``.assetpipe/cache/memo``), created on first write."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"LocalMemo({str(self.folder)!r})"
+
+    def _path(self, sha: str, suffix: str) -> Path | None:
+        """Where the entry of ``sha`` lives, once its folders are known not to be links;
+        None for anything but a sha256 or a linked folder (never followed)."""
+        if not is_blob_name(sha):
+            return None
+        shard = self.folder / sha[:2]
+        try:
+            for folder in (self.folder.parent, self.folder, shard):
+                refuse_link(folder, "the memo of inspected images")
+        except UnsafePathError as exc:
+            self._warn(f"{exc}; the memo is not used")
+            return None
+        return shard / f"{sha}{suffix}"
+
+    def _read(self, sha: str, suffix: str, limit: int) -> bytes | None:
+        path = self._path(sha, suffix)
+        if path is None:
+            return None
+        try:
+            return read_regular(path, limit)
+        except (OSError, ValueError) as exc:
+            self._warn(f"memo entry {sha[:12]}{suffix} is unreadable ({exc}); redoing its work")
+            return None
+
+    def _write(self, sha: str, suffix: str, data: bytes) -> None:
+        path = self._path(sha, suffix)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, fsync=False)
+        except OSError as exc:
+            self._warn(f"cannot write to the memo {self.folder} ({exc}); nothing is lost")
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def inspection(self, sha: str) -> Inspection | None:
+        """What is known about the bytes with this sha256; None when nothing (or nothing
+        readable) is."""
+        data = self._read(sha, ".json", MAX_RECORD_BYTES)
+        if data is None:
+            return None
+        record = parse_inspection(sha, data)
+        if record is None:
+            self._warn(f"memo entry {sha[:12]} is malformed; redoing its work")
+        return record
+
+    def remember(self, sha: str, inspection: Inspection) -> None:
+        """Merge ``inspection`` into the record of ``sha`` (atomically replaced; no fsync:
+        a record lost to a crash is work done again)."""
+        with self._lock:
+            known = self.inspection(sha)
+            merged = known.merged(inspection) if known is not None else inspection
+            self._write(sha, ".json", encode_inspection(sha, merged))
+
+    def thumbnail(self, sha: str) -> bytes | None:
+        """The kept thumbnail of ``sha`` when it is a whole WebP file, else None."""
+        data = self._read(sha, ".webp", MAX_THUMBNAIL_BYTES)
+        if data is None:
+            return None
+        if not is_webp(data):
+            self._warn(f"memo thumbnail {sha[:12]} is not a WebP file; drawing it again")
+            return None
+        return data
+
+    def keep_thumbnail(self, sha: str, data: bytes) -> None:
+        """Keep a thumbnail (only a whole WebP file under the size cap)."""
+        if is_webp(data) and len(data) <= MAX_THUMBNAIL_BYTES:
+            self._write(sha, ".webp", data)
+
+
+def is_webp(data: bytes) -> bool:
+    """Whether ``data`` is a whole WebP file: ``RIFF``, its length, ``WEBP``."""
+    return (
+        len(data) >= 12
+        and data[:4] == b"RIFF"
+        and data[8:12] == b"WEBP"
+        and int.from_bytes(data[4:8], "little") + 8 == len(data)
+    )
+
+
+def encode_inspection(sha: str, inspection: Inspection) -> bytes:
+    """The JSON of a record (what :func:`parse_inspection` reads back)."""
+    body: dict[str, Any] = {"format": MEMO_FORMAT, "sha256": sha}
+    for name in ("width", "height", "phash", "method", "c2pa"):
+        value = getattr(inspection, name)
+        if value is not None:
+            body[name] = value
+    body["checks"] = {k: [dict(c) for c in v] for k, v in inspection.checks.items()}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def parse_inspection(sha: str, data: bytes) -> Inspection | None:
+    """The record stored for ``sha``; None when it is not exactly what the memo writes."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or body.get("format") != MEMO_FORMAT:
+        return None
+    if body.get("sha256") != sha or not set(body) <= _RECORD_KEYS:
+        return None
+    width, height = body.get("width"), body.get("height")
+    phash, method, c2pa = body.get("phash"), body.get("method"), body.get("c2pa")
+    if not (_edge(width) and _edge(height)):
+        return None
+    if phash is not None and not (isinstance(phash, str) and _PHASH.fullmatch(phash)):
+        return None
+    if method is not None and not (isinstance(method, str) and len(method) <= 64):
+        return None
+    if c2pa is not None and not isinstance(c2pa, bool):
+        return None
+    checks = _checks_by_config(body.get("checks", {}))
+    if checks is None:
+        return None
+    return Inspection(
+        width=width, height=height, phash=phash, method=method, c2pa=c2pa, checks=checks
+    )
+
+
+_RECORD_KEYS: Final = frozenset(
+    {"format", "sha256", "width", "height", "phash", "method", "c2pa", "checks"}
+)
+
+
+def _edge(value: object) -> bool:
+    return value is None or (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_EDGE
+    )
+
+
+def _checks_by_config(value: object) -> dict[str, tuple[CheckRecord, ...]] | None:
+    if not isinstance(value, dict) or len(value) > MAX_CONFIGS:
+        return None
+    out: dict[str, tuple[CheckRecord, ...]] = {}
+    for digest, checks in value.items():
+        if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            return None
+        if not isinstance(checks, list) or len(checks) > MAX_CHECKS:
+            return None
+        if not all(_check_ok(c) for c in checks):
+            return None
+        out[digest] = tuple(checks)
+    return out
+
+
+def _check_ok(check: object) -> bool:
+    """Whether ``check`` is one check exactly as the manifest records it."""
+    if not isinstance(check, dict) or set(check) != _CHECK_KEYS:
+        return False
+    name, ok, detail, value = check["name"], check["ok"], check["detail"], check["value"]
+    if not (isinstance(name, str) and 0 < len(name) <= 64 and isinstance(ok, bool)):
+        return False
+    if not (isinstance(detail, str) and len(detail) <= MAX_TEXT):
+        return False
+    if value is None:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
