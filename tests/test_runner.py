@@ -113,3 +113,41 @@ def test_edit_starts_only_after_its_input_and_every_job_is_called_once(project):
     assert sorted(provider.calls) == ["edit of a1", "picture 1", "picture 2", "picture 3"]
     assert provider.calls.index("edit of a1") > provider.calls.index("picture 1")
     assert report.outcomes["s/edit"].inputs == [report.outcomes["s/a1"].sha256]
+
+
+def test_a_checkpoint_being_written_ends_before_the_run_does(project):
+    """A checkpoint runs in a thread, which cancelling cannot stop: the run waits for it,
+    or the older checkpoint would land over the final manifest written after the run."""
+    import dataclasses
+    import threading
+    import time
+
+    project.gen({"specs/s.yaml": SPEC})
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_checkpoint(outcomes):
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    class LastWaits(ScriptedProvider):
+        async def generate(self, request):
+            if request.prompt == "edit of a1":  # the last job: done while the write runs
+                while not started.is_set():
+                    await asyncio.sleep(0.01)
+            return await super().generate(request)
+
+    ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
+    fake = FakeClock()
+    with LocalStore(project.root / ".assetpipe/cache") as cache:
+        runner = direct_runner(ws, cache, LastWaits([]), fake, root=project.root)
+        runner.deps = dataclasses.replace(runner.deps, on_checkpoint=slow_checkpoint)
+
+        async def run_and_look():  # asyncio.run's own shutdown would wait for the thread
+            report = await runner.run()
+            return report, finished.is_set()
+
+        report, written = asyncio.run(run_and_look())
+    assert {o.status for o in report.outcomes.values()} == {"generated"}
+    assert started.is_set()
+    assert written, "the run ended while a checkpoint was still being written"

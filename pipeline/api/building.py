@@ -26,7 +26,7 @@ from pipeline.errors import (
     EXIT_OK,
     EXIT_PENDING,
 )
-from pipeline.fsutil import held_lock
+from pipeline.fsutil import check_folder, held_lock
 from pipeline.jobs import Provider
 from pipeline.output import MANIFEST, OutputTree
 from pipeline.runner.outcome import Outcome, RunReport
@@ -140,6 +140,8 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     if not (settings.cache_dir / stamps.STAMP_FILE).is_file():
         return None
     started = time.monotonic()
+    check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
+    check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
         if stamps.unchanged_since(settings.cache_dir, digest, tree) is None:
             return None

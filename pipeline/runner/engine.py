@@ -196,4 +196,13 @@ class Runner:
             await self.sleep(self.config.checkpoint_s)
             if len(self.outcomes) != written:
                 written = len(self.outcomes)
-                await asyncio.to_thread(self.deps.on_checkpoint, dict(self.outcomes))
+                write = asyncio.ensure_future(
+                    asyncio.to_thread(self.deps.on_checkpoint, dict(self.outcomes))
+                )
+                try:
+                    await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    # A thread cannot be stopped: let this write end before the run
+                    # does, or it would land over the final manifest with older news.
+                    await write
+                    raise
