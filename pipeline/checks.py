@@ -103,14 +103,15 @@ def dominant_colors(data: Inspectable, k: int = 5) -> list[tuple[RGB, float]]:
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    sample = sampled(data).small.convert("RGBA")
+    small = sampled(data).small
+    sample = small.copy() if small.mode == "RGB" else small.convert("RGBA")
     sample.thumbnail((_SAMPLE_EDGE, _SAMPLE_EDGE), Image.Resampling.BOX)
-    raw = sample.tobytes()
+    raw = sample.tobytes() if sample.mode == "RGBA" else b""
     hidden = raw[3::4].count(0)
     if hidden == sample.width * sample.height:
         return []
     if hidden == 0:
-        visible = sample.convert("RGB")
+        visible = sample.convert("RGB")  # an opaque RGB sample is as it was
     else:
         rgb = bytearray()
         for offset in range(0, len(raw), 4):

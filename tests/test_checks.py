@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from pipeline import postprocess
 from pipeline.checks import (
     Check,
     check_alpha,
@@ -278,3 +279,60 @@ def test_run_checks_combines_them():
     assert checks[1].value == 0.5
     plain = run_checks(data, width=64, height=32, expect_alpha=False, palette=[])
     assert plain == [Check("size", False, "got 32x32, asked 64x32")]
+
+
+def test_a_sample_gives_the_dominant_colors_of_the_full_image():
+    """A 1024x1024 image is sampled at 256 px by a box average, the same first step as
+    shrinking it to 128 px directly: the dominant colors are exactly those of the full
+    image (converted, shrunk, quantized the way checks did before samples)."""
+    image = scene(1024)
+    full = image.convert("RGBA")
+    full.thumbnail((128, 128), Image.Resampling.BOX)
+    quantized = full.convert("RGB").quantize(
+        5, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
+    flat = quantized.getpalette() or []
+    expected = sorted(
+        (
+            ((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]), n / (128 * 128))
+            for n, i in quantized.getcolors() or []
+        ),
+        key=lambda item: (-item[1], item[0]),
+    )
+    sample = postprocess.sample(image)
+    assert sample.small.size == (256, 256)
+    assert dominant_colors(sample) == expected
+    assert dominant_colors(to_bytes(image)) == expected
+
+
+def test_a_sample_reads_alpha_at_full_resolution():
+    """One clear pixel in 1024x1024 is averaged away by any shrink; the sample's alpha
+    histogram is the full image's, so the alpha check still finds it."""
+    image = Image.new("RGBA", (1024, 1024), (200, 30, 30, 255))
+    image.putpixel((517, 3), (0, 0, 0, 0))
+    sample = postprocess.sample(image)
+    assert sample.alpha is not None
+    assert (sample.alpha[0], sum(sample.alpha)) == (1, 1024 * 1024)
+    assert sample.info.has_alpha
+    assert check_alpha(sample) == check_alpha(to_bytes(image))
+    assert check_alpha(sample).ok is True
+
+
+def test_a_jpeg_is_sampled_from_a_shrunk_decode_with_its_full_size():
+    """A JPEG is decoded at a DCT scale (Image.draft), yet the sample reports the file's
+    own size and format, so the size check judges the file and not the decode."""
+    data = to_bytes(scene(1024).resize((1600, 1200)), "JPEG", quality=90)
+    sample = postprocess.sample_bytes(data)
+    assert (sample.info.width, sample.info.height, sample.info.format) == (1600, 1200, "jpeg")
+    assert sample.small.size == (400, 300)  # decoded at 1/4 scale: 1/16 of the pixels
+    assert run_checks(sample, width=1600, height=1200, expect_alpha=False, palette=()) == [
+        Check("size", True, "1600x1200 as asked")
+    ]
+    full = perceptual_hash(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert hamming(perceptual_hash(sample), full) <= 4
+
+
+def test_sampling_refuses_what_decoding_refuses():
+    """A sample decodes through the same gate as delivery: not an image, a clear error."""
+    with pytest.raises(postprocess.ImageDecodeError, match="not a png, webp or jpeg"):
+        postprocess.sample_bytes(b"GIF89a" + b"\x00" * 64)

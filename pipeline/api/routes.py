@@ -9,12 +9,13 @@ builds left open.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.catalog import Catalog
 from pipeline.errors import UsageError
-from pipeline.jobs import Provider
+from pipeline.jobs import ImageRequest, ImageResult, Provider
 from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.batching import BatchDispatcher, BatchOptions
 from pipeline.runner.budget import CatalogPricing
@@ -52,6 +53,39 @@ def make_provider(settings: Settings) -> Provider:
     return settings.provider_entry.factory(ProviderOptions(timeout=settings.timeout))
 
 
+class DeferredProvider:
+    """The settings' provider, made on the build's first request: making it imports its
+    SDK (most of a second for ``openai``), which a build whose every file is up to date
+    or in the cache (``rm -rf output/`` and build) never needs."""
+
+    def __init__(self, settings: Settings):
+        self.name = settings.provider
+        self._settings = settings
+        self._made: Provider | None = None
+        self._making = asyncio.Lock()
+
+    async def make(self) -> Provider:
+        """The provider, made once (in a worker thread: the SDK's import is long)."""
+        if self._made is None:
+            async with self._making:
+                if self._made is None:
+                    self._made = await asyncio.to_thread(make_provider, self._settings)
+        return self._made
+
+    async def ready(self) -> None:
+        """Make the provider now (the dispatcher calls this before pacing a request)."""
+        await self.make()
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        """Run the request on the provider (made first if need be)."""
+        return await (await self.make()).generate(request)
+
+    async def aclose(self) -> None:
+        """Close the provider if it was made."""
+        if self._made is not None:
+            await self._made.aclose()
+
+
 def direct_route(
     settings: Settings,
     catalog: Catalog,
@@ -60,13 +94,18 @@ def direct_route(
     provider: Provider | None = None,
 ) -> Route:
     """Each request sent at once, within the rate limits; open batches left pending."""
+    ready = None
+    if provider is None:
+        deferred = DeferredProvider(settings)
+        provider, ready = deferred, deferred.ready
     dispatcher = DirectDispatcher(
-        provider or make_provider(settings),
+        provider,
         RateLimiter(settings.images_per_minute, settings.requests_per_minute),
         RetryPolicy(max_attempts=settings.max_attempts),
         concurrency=settings.concurrency,
         stopped=stop.__bool__,
         on_retry=reporter.retrying,
+        ready=ready,
     )
     pending = Journal(settings.cache_dir).pending_keys()
     return Route(dispatcher, CatalogPricing(catalog, price_factor(settings, False)), pending)

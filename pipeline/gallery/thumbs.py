@@ -23,6 +23,8 @@ from pipeline.postprocess import DECODE_FORMATS
 
 THUMB_EDGE: Final = 256
 THUMB_QUALITY: Final = 80
+THUMB_METHOD: Final = 2
+"""libwebp's effort (0-6): 2 takes 40% of the time of 4 for files ~10% larger."""
 THUMB_NAME: Final = re.compile(r"[0-9a-f]{64}\.webp")
 
 
@@ -101,5 +103,5 @@ def encode_thumbnail(image: Image.Image) -> bytes:
     alpha = "A" in bands or "a" in bands or "transparency" in image.info
     small = image.convert("RGBA" if alpha else "RGB")
     buffer = io.BytesIO()
-    small.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=4)
+    small.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=THUMB_METHOD)
     return buffer.getvalue()

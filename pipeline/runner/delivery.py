@@ -106,6 +106,7 @@ class Delivery:
         *,
         sha256: str | None = None,
         sample: Sample | None = None,
+        known: Inspection | None = None,
     ) -> Stored:
         """Write a delivered file, then inspect it: quality checks and provenance.
 
@@ -114,7 +115,8 @@ class Delivery:
         its source's ``palette`` verdict from ``inherited`` (the source's checks): the
         colors are the source's, only smaller. ``sha256`` (of ``data``, when the caller
         verified it) and ``sample`` (of ``data``'s pixels, when the caller decoded them)
-        save hashing and decoding again.
+        save hashing and decoding again, and ``known`` (what the memo knows of ``data``)
+        reading the memo again.
         """
         written = data
         if self.embed_metadata and job.format == "png":
@@ -127,7 +129,7 @@ class Delivery:
         if atlas is not None and job.kind == "sheet":
             self.output.write(job.atlas_path, atlas, fsync=False)
             companions = (Companion(job.atlas_path, sha256_bytes(atlas)),)
-        look = _Look(self.memo, sha, written, sample)
+        look = _Look(self.memo, sha, written, sample, known if written is data else None)
         if job.kind == "sheet":
             width, height = look.size()
             self._thumbnail(look)
@@ -223,12 +225,19 @@ class _Look:
     """The inspection of one written file: from the memo where it knows, decoded (once)
     where it does not; what was found is remembered at the end."""
 
-    def __init__(self, memo: InspectionMemo, sha: str, data: bytes, sample: Sample | None):
+    def __init__(
+        self,
+        memo: InspectionMemo,
+        sha: str,
+        data: bytes,
+        sample: Sample | None,
+        known: Inspection | None = None,
+    ):
         self.memo = memo
         self.sha = sha
         self.data = data
         self._sample = sample
-        self.known = memo.inspection(sha) or Inspection()
+        self.known = known or memo.inspection(sha) or Inspection()
         self.found = Inspection()
 
     def sample(self) -> Sample:

@@ -70,8 +70,12 @@ class DirectDispatcher:
         on_retry: Callable[[Job, ProviderFailure, float, int], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ):
         self.provider = provider
+        self.ready = ready
+        """Awaited before each request is paced: a provider made on first use is made
+        before its first request's start is stamped, so its making never eats the pace."""
         self.limiter = limiter
         self.retry = retry
         self.slots = asyncio.Semaphore(concurrency)
@@ -82,6 +86,8 @@ class DirectDispatcher:
 
     async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
         """See :meth:`Dispatcher.call` (the key plays no part in a direct call)."""
+        if self.ready is not None:
+            await self.ready()
         attempt = 0
         while True:
             attempt += 1

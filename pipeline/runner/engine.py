@@ -104,6 +104,7 @@ class Runner:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self.maker.close)
         for job in self.plan.jobs:
             if job.id not in self.outcomes:
                 reason = "interrupted" if self.interrupted else (self.stop_reason or "not run")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pipeline import postprocess
 from pipeline.jobs import (
@@ -23,7 +25,6 @@ from pipeline.jobs import (
     ProviderFailure,
     RenditionJob,
     SheetJob,
-    delivery_cache_key,
 )
 from pipeline.output import ManifestEntry
 from pipeline.postprocess import Sample
@@ -43,28 +44,27 @@ from pipeline.runner.guards import (
 )
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome, Status
-from pipeline.runner.paid import (
-    ADOPTED_NOTE,
-    Kept,
-    deliver_paid,
-    deliverable,
-    delivery_compression,
-    kept,
-    paid_meta,
-)
-from pipeline.store import CacheRecord
+from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
+from pipeline.runner.restoring import Restored, cached_delivery
+from pipeline.store import Inspection
 
 Paid = tuple[bytes, dict[str, Any], list[str]]
 """A paid call's delivered bytes, the outcome fields describing it, and its warnings."""
 
-MISSING_ORIGINAL_NOTE = (
-    "the API's own bytes are missing from the cache: this size was made from another "
-    "size's file; `assetpipe build --force` asks again"
-)
 
 LOCAL_WORK = 8
-"""Results written and inspected at once: enough to keep the worker threads busy (the
-work is CPU-bound), few enough that 2.5 MB images do not pile up in memory."""
+"""Results written and inspected at once (waiting for, or in, the local pool): enough to
+keep the pool busy, few enough that 2.5 MB images do not pile up in memory."""
+
+T = TypeVar("T")
+
+
+def local_workers() -> int:
+    """Threads that write and inspect files: one per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 2
 
 
 class Maker:
@@ -100,6 +100,9 @@ class Maker:
         # Files being written and inspected at once (API results, cache copies, renditions,
         # sheets): bounds the images held in memory whatever the API or the cache delivers.
         self.local_work = asyncio.Semaphore(min(config.concurrency, LOCAL_WORK))
+        self.pool = ThreadPoolExecutor(local_workers(), thread_name_prefix="assetpipe-local")
+        """Where files are written and inspected: CPU-bound work, one thread per core, apart
+        from the default executor's threads that wait on the network and on fsync."""
         self.sunk: dict[str, float] = {}
         """What jobs that failed after their image arrived (and was paid for) cost."""
 
@@ -125,9 +128,10 @@ class Maker:
             ):
                 return self.up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
             async with self.local_work:
-                hit = await asyncio.to_thread(self.cache.get, key)
-                if hit is not None:
-                    return await self._from_cache(job, key, inputs, hit)
+                inherited = self._inherited(job)
+                restored = await self._local(self._restore, job, key, inputs, inherited)
+                if restored is not None:
+                    return restored
         if job.kind == "pick":  # free: the approved bytes, copied
             async with self.local_work:
                 data = await asyncio.to_thread(self.inputs.approved, job)
@@ -145,79 +149,41 @@ class Maker:
                 return await self._sheet(job, key, inputs)
         return await self._call(job, key, inputs)
 
-    async def _from_cache(
-        self, job: Job, key: str, inputs: list[str], hit: tuple[CacheRecord, bytes]
-    ) -> Outcome:
-        """Copy a cached result into the output tree (no call, no cost this build): a
-        copy of the verified bytes, its inspection from the memo when known."""
+    def _restore(
+        self, job: Job, key: str, inputs: list[str], inherited: list[Mapping[str, Any]]
+    ) -> Outcome | None:
+        """Copy a cached result into the output tree (no call, no cost this build), in one
+        worker thread: the verified bytes are written, and their inspection comes from the
+        memo when it knows it. None when the key is not cached."""
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
         record, data = hit
         meta = record.meta or {}
-        original: bytes | OriginalFacts | None = None
-        sha: str | None = record.blob
         notes = cached_notes(meta.get("notes"))
+        restored = Restored(None, data, record.blob, None)
         if isinstance(job, ApiJob):
-            original, data, sha = await asyncio.to_thread(
-                self._cached_delivery, job, record, data, notes
+            restored = cached_delivery(
+                job, record, data, notes, self.cache, self.delivery.memo, self._keep_delivery
             )
         atlas = meta.get("atlas")
-        outcome = await self._deliver(
+        outcome = self._store(
             job,
             "cached",
             key,
-            data,
-            original,
+            restored.data,
+            restored.original,
             inputs,
+            inherited,
             atlas=atlas.encode() if isinstance(atlas, str) else None,
-            sha256=sha,
-            **cached_fields(meta),
+            sha256=restored.sha256,
+            known=restored.known,
+            fields=cached_fields(meta),
         )
         return with_notes(outcome, notes)
 
-    def _cached_delivery(
-        self, job: ApiJob, record: CacheRecord, data: bytes, notes: list[str]
-    ) -> tuple[bytes | OriginalFacts | None, bytes, str | None]:
-        """What a cached API result delivers for ``job``: the API's bytes (or what the memo
-        knows of them), the delivered bytes and their sha256 (None when not known).
-
-        A record's delivered bytes are at the size of the job that paid for it; another job
-        with the same request (so the same key) may deliver another size. Its file is then
-        delivered from the API's bytes, a pure function of them and the job's size, format
-        and compression, kept in the cache under that delivery's own key.
-        """
-        known = self.delivery.memo.inspection(record.blob)
-        if known is not None and known.width is not None and known.height is not None:
-            size = (known.width, known.height)
-        else:
-            size = postprocess.measure(data, postprocess.MAX_PIXELS)
-        if record.original is None:  # the API's bytes, delivered as they are
-            if size == job.size:
-                return data, data, record.blob
-            return data, self._redeliver(job, record.blob, data, notes), None
-        facts = self.delivery.memo.inspection(record.original)
-        if size == job.size and not job.keep_original and facts and facts.c2pa is not None:
-            return OriginalFacts(record.original, facts.c2pa), data, record.blob
-        original = self.cache.read_blob(record.original)
-        if original is None:  # the record's own bytes still deliver its own size
-            if size == job.size:
-                return None, data, record.blob
-            notes.append(MISSING_ORIGINAL_NOTE)
-            return None, self._redeliver(job, record.blob, data, notes), None
-        if size == job.size:
-            return original, data, record.blob
-        return original, self._redeliver(job, record.original, original, notes), None
-
-    def _redeliver(self, job: ApiJob, source_sha: str, source: bytes, notes: list[str]) -> bytes:
-        """``job``'s file from the API's bytes ``source``: from the cache, or made and kept."""
-        compression = delivery_compression(job)
-        key = delivery_cache_key(source_sha, job.size, job.format, compression)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit[1]
-        delivered = deliver_paid(source, job.size, (0, 0), job.format, compression, notes)
-        return self._cache_commit(key, delivered, None, {"kind": "delivery"}).data
-
     async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
-        sheet, atlas = await asyncio.to_thread(make_sheet, self.inputs, job, self._inputs_of(job))
+        sheet, atlas = await self._local(make_sheet, self.inputs, job, self._inputs_of(job))
         made = await asyncio.to_thread(
             self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
@@ -228,7 +194,7 @@ class Maker:
     async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
-        data = await asyncio.to_thread(postprocess.render_rendition, source, job.op)
+        data = await self._local(postprocess.render_rendition, source, job.op)
         made = await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
         return await self._deliver(job, "generated", key, made.data, None, [shas[job.parent] or ""])
 
@@ -323,6 +289,10 @@ class Maker:
         }
         return made.data, fields, notes
 
+    def _keep_delivery(self, key: str, delivered: bytes) -> bytes:
+        """Commit a cached request's delivery at another size; returns what to deliver."""
+        return self._cache_commit(key, delivered, None, {"kind": "delivery"}).data
+
     def _cache_commit(
         self, key: str, delivered: bytes, original: bytes | None, meta: Mapping[str, Any]
     ) -> Kept:
@@ -350,23 +320,65 @@ class Maker:
 
         ``sha256`` (of ``data``, verified) and ``sample`` (its pixels, decoded) are what
         the caller already knows, so nothing is hashed or decoded twice."""
-        parent = self.outcomes.get(job.parent) if job.kind == "rendition" else None
-        inherited = (parent.checks or []) if parent is not None else []
+        store = functools.partial(
+            self._store,
+            job,
+            status,
+            key,
+            data,
+            original,
+            inputs,
+            self._inherited(job),
+            atlas=atlas,
+            sha256=sha256,
+            sample=sample,
+            fields=fields,
+        )
+        return await self._local(store)
+
+    async def _local(self, work: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound local work (decode, inspect, write) in the pool sized to the cores."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
+
+    def close(self) -> None:
+        """Wait for the local work under way (files being written) and stop the pool."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _store(
+        self,
+        job: Job,
+        status: Status,
+        key: str,
+        data: bytes,
+        original: bytes | OriginalFacts | None,
+        inputs: list[str],
+        inherited: list[Mapping[str, Any]],
+        *,
+        atlas: bytes | None,
+        sha256: str | None,
+        sample: Sample | None = None,
+        known: Inspection | None = None,
+        fields: Mapping[str, Any],
+    ) -> Outcome:
+        """:meth:`_deliver`'s work, in a worker thread."""
         with writing(f"{job.output_path} in the output folder"):
-            stored = await asyncio.to_thread(
-                functools.partial(
-                    self.delivery.store,
-                    job,
-                    key,
-                    data,
-                    original,
-                    atlas,
-                    inherited,
-                    sha256=sha256,
-                    sample=sample,
-                )
+            stored = self.delivery.store(
+                job,
+                key,
+                data,
+                original,
+                atlas,
+                inherited,
+                sha256=sha256,
+                sample=sample,
+                known=known,
             )
         return stored.outcome(job, status, key, inputs, **fields)
+
+    def _inherited(self, job: Job) -> list[Mapping[str, Any]]:
+        """What a rendition inherits from its source's checks (nothing for other kinds)."""
+        parent = self.outcomes.get(job.parent) if job.kind == "rendition" else None
+        return list(parent.checks or []) if parent is not None else []
 
     def _inputs_of(self, job: Job) -> dict[str, Outcome]:
         """The finished outcomes a job reads, copied for a worker thread (not all of them:

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import re
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,8 @@ class LocalMemo:
         self.folder = folder
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._real: set[Path] = set()
+        """Folders already found to be real folders (not links): checked once a build."""
 
     def __repr__(self) -> str:
         return f"LocalMemo({str(self.folder)!r})"
@@ -143,7 +146,10 @@ class LocalMemo:
         shard = self.folder / sha[:2]
         try:
             for folder in (self.folder.parent, self.folder, shard):
-                refuse_link(folder, "the memo of inspected images")
+                if folder not in self._real:
+                    info = refuse_link(folder, "the memo of inspected images")
+                    if info is not None and stat.S_ISDIR(info.st_mode):
+                        self._real.add(folder)
         except UnsafePathError as exc:
             self._warn(f"{exc}; the memo is not used")
             return None
