@@ -102,7 +102,7 @@ def _link_folder(project: Path) -> None:
     folder = project / "output/tiles"
     moved = project / "elsewhere"
     shutil.move(folder, moved)
-    os.symlink(moved, folder)
+    folder.symlink_to(moved)
 
 
 DISTURBANCES = {
@@ -124,7 +124,7 @@ DISTURBANCES = {
     "the stamp planted with garbage": lambda p: (p / ".assetpipe" / stamps.STAMP_FILE).write_bytes(
         b"\x00garbage"
     ),
-    "the stamp naming a path outside": lambda p: _plant_outside(p),
+    "the stamp naming a path outside": lambda p: _plant_outside(p),  # noqa: PLW0108 - defined below
 }
 
 
@@ -182,3 +182,25 @@ def test_a_build_with_failed_checks_is_not_stamped(project, run) -> None:  # typ
     failed = summary(second)["failed_checks"]
     stamped = (project / ".assetpipe" / stamps.STAMP_FILE).exists()
     assert stamped == (not failed)
+
+
+def test_the_manifest_says_what_the_last_build_did(project, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    """A build that made images is not stamped: the next one runs and records "up-to-date"
+    for each file; from then on the stamp answers, and the manifest it leaves is byte for
+    byte what a full check writes."""
+    project.gen({"specs/tiles.yaml": SPEC})
+    manifest = project / "output/manifest.json"
+    assert run("build", "--provider", "preview").code == 0
+    assert not (project / ".assetpipe" / stamps.STAMP_FILE).exists()
+    assert {e["status"] for e in json.loads(manifest.read_text())["entries"]} == {"generated"}
+    assert run("build", "--provider", "preview").code == 0
+    assert runner_calls == ["run", "run"]
+    statuses = {e["status"] for e in json.loads(manifest.read_text())["entries"]}
+    assert statuses == {"up-to-date"}
+    checked = manifest.read_bytes()
+    assert run("build", "--provider", "preview").code == 0
+    assert runner_calls == ["run", "run"]  # answered from the stamp
+    (project / ".assetpipe" / stamps.STAMP_FILE).unlink()
+    assert run("build", "--provider", "preview").code == 0
+    assert runner_calls == ["run", "run", "run"]
+    assert manifest.read_bytes() == checked

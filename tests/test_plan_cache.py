@@ -4,7 +4,6 @@ made afresh on any change, and never trusted beyond what validates."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def test_reuse_from_another_working_directory(
     example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(example)
-    build_ws(Path("."))
+    build_ws(Path())
     monkeypatch.chdir(tmp_path)
     assert build_ws(example).project is None
 
@@ -213,7 +212,7 @@ def test_a_link_in_place_of_the_stored_plan_is_not_followed(example: Path, tmp_p
     (path,) = stored(example)
     elsewhere = tmp_path / "elsewhere.json"
     path.rename(elsewhere)
-    os.symlink(elsewhere, path)
+    path.symlink_to(elsewhere)
     assert build_ws(example).project is not None
 
 
@@ -223,12 +222,14 @@ def test_a_link_in_place_of_the_plans_folder_is_not_written_through(
     outside = tmp_path / "outside"
     outside.mkdir()
     (example / ".assetpipe").mkdir()
-    os.symlink(outside, example / ".assetpipe" / PLANS_DIR)
+    (example / ".assetpipe" / PLANS_DIR).symlink_to(outside)
     build_ws(example)
     assert list(outside.iterdir()) == []
 
 
-def test_only_the_most_recent_plans_are_kept(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_most_recent_plans_are_kept(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for day in range(1, 12):
         monkeypatch.setenv("ASSETPIPE_TODAY", f"2026-06-{day:02d}")
         build_ws(example)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.api import stamps
@@ -157,7 +157,7 @@ def run_build(
             if e.job in report.outcomes
             for c in e.failed_checks()
         ]
-        if plan_digest and _all_in_place(report) and not failed_checks:
+        if plan_digest and _changed_nothing(report, pruned) and not failed_checks:
             stamps.record(settings.cache_dir, plan_digest, tree, _owned(entries, report))
     code = exit_code(report)
     if code == EXIT_OK and options.strict_checks and failed_checks:
@@ -186,10 +186,14 @@ async def _run(runner: Runner) -> RunReport:
         await runner.deps.dispatcher.aclose()
 
 
-def _all_in_place(report: RunReport) -> bool:
-    """Whether every job's file is in place and nothing is left to do or collect."""
-    return not report.interrupted and all(
-        o.status in ("up-to-date", "generated", "cached") for o in report.outcomes.values()
+def _changed_nothing(report: RunReport, pruned: Sequence[str]) -> bool:
+    """Whether every job was up to date and nothing was pruned: the manifest then already
+    says so (its statuses are this build's), and the next build of the same plan would
+    write it again byte for byte, so it may answer from the stamp instead."""
+    return (
+        not report.interrupted
+        and not pruned
+        and all(o.status == "up-to-date" for o in report.outcomes.values())
     )
 
 

@@ -2,15 +2,17 @@
 
 An up-to-date build of 10,000 jobs used to read the whole manifest (10 MB of JSON),
 check every entry, run the scheduler over jobs that need nothing, and rebuild the
-manifest only to find it unchanged. When a build ends with every selected job in place,
-it records what it left (``.assetpipe/last-build.json``): which plan (the stored plan's
-sha256 and the selected job ids, :attr:`Workspace.plan_digest`), the sha256 of the
-manifest it wrote, and the ``lstat`` of every file the selected jobs own (size, mtime,
-ctime, inode). The next build of the same plan compares: the manifest hashes the same,
-every file has the same status, the gallery page is there. Then the ordinary checks
-would find every job up to date, from the same plan and the same manifest over the same
-files, so the build says so without them. Any difference, or any doubt, and the build
-runs as always (and a build that runs removes the stamp before it writes anything).
+manifest only to find it unchanged. When a build finds every selected job up to date
+(so the manifest it leaves already says so, status by status, and the next such build
+would write it again byte for byte), it records what it left
+(``.assetpipe/last-build.json``): which plan (the stored plan's sha256 and the selected
+job ids, :attr:`Workspace.plan_digest`), the sha256 of the manifest, and the ``lstat``
+of every file the selected jobs own (size, mtime, ctime, inode). The next build of the
+same plan compares: the manifest hashes the same, every file has the same status, the
+gallery page is there. Then the ordinary checks would find every job up to date, from
+the same plan and the same manifest over the same files, so the build says so without
+them. Any difference, or any doubt, and the build runs as always (and a build that runs
+removes the stamp before it writes anything).
 
 The stamp is under ``.assetpipe/`` and untrusted like the rest: read without following a
 link, bounded, validated; its paths are checked as output paths; a bad one is no stamp.
@@ -51,7 +53,7 @@ def forget(cache_dir: Path) -> None:
 
 
 def record(cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str]) -> None:
-    """Stamp the end of a build that left every job of plan ``digest`` in place;
+    """Stamp the end of a build that found every job of plan ``digest`` up to date;
     ``paths`` are the output files those jobs own (their companions included)."""
     manifest = read_manifest_bytes(tree.root / MANIFEST)
     if manifest is None:
