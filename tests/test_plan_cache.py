@@ -31,9 +31,12 @@ def example(tmp_path: Path) -> Path:
 
 
 def build_ws(root: Path, **flags: object) -> Workspace:
-    """What ``build`` opens: reuse, and store a fresh plan."""
+    """What ``build`` opens (reuse a stored plan) and keeps once it holds its folders."""
     req = Request(project=root, flags={"provider": "preview", **flags})
-    return api.open_workspace(req, reuse=True, store_plan=True)
+    ws = api.open_workspace(req, reuse=True, store_plan=True)
+    if ws.stored_plan is not None:
+        ws.stored_plan.keep()
+    return ws
 
 
 def fresh(root: Path, **flags: object) -> Plan:
@@ -159,6 +162,8 @@ def test_settings_and_the_day_are_part_of_the_key(
     req = Request(project=example, flags={"provider": "preview", **flags})
     other = api.open_workspace(req, credentials=False, reuse=True, store_plan=True)
     assert other.project is not None
+    assert other.stored_plan is not None
+    other.stored_plan.keep()
     assert len(stored(example)) == 2
 
 
@@ -167,6 +172,8 @@ def test_plan_and_check_never_write(example: Path) -> None:
     api.open_workspace(req, credentials=False, reuse=True)
     api.check(req)
     assert stored(example) == []
+    api.open_workspace(req, reuse=True, store_plan=True)  # a build stores only when it runs
+    assert not (example / ".assetpipe").exists()
     build_ws(example)
     assert api.open_workspace(req, credentials=False, reuse=True).project is None
 

@@ -131,6 +131,7 @@ def run_workspace(
         reporter,
         provider,
         plan_digest=ws.plan_digest,
+        keep_plan=ws.stored_plan.keep if ws.stored_plan else None,
     )
 
 
@@ -139,12 +140,16 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     settings, tree = ws.settings, OutputTree(ws.settings.output_dir)
     if not (settings.cache_dir / stamps.STAMP_FILE).is_file():
         return None
+    if not tree.root.is_dir():  # output/ deleted: a build restores it from the cache
+        return None
     started = time.monotonic()
     check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
     check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
         if stamps.unchanged_since(settings.cache_dir, digest, tree) is None:
             return None
+        if ws.stored_plan is not None:
+            ws.stored_plan.keep()  # the most recently used plan is kept longest
     jobs = ws.plan.jobs
     reporter.started(len(jobs), len(jobs))
     outcomes = {job.id: Outcome(job, "up-to-date") for job in jobs}

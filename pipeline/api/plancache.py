@@ -33,7 +33,7 @@ from pipeline.fsutil import LinkRefused, read_regular, refuse_link, write_atomic
 from pipeline.hashing import canonical_json, sha256_bytes
 from pipeline.jobs import Plan
 from pipeline.jobs.codec import CODEC_VERSION, PlanDecodeError, decode_plan, encode_plan
-from pipeline.reads import ReadLog, recording
+from pipeline.reads import recording
 
 log = logging.getLogger("assetpipe.plancache")
 
@@ -79,10 +79,34 @@ def _code_fingerprint() -> str:
 
 @dataclass(frozen=True, slots=True)
 class KnownPlan:
-    """A plan, and the sha256 of its stored text when it is stored (None: it is not)."""
+    """A plan; for a build, the sha256 of its stored text and what :meth:`keep` writes."""
 
     plan: Plan
-    digest: str | None
+    digest: str | None = None
+    """The sha256 of the plan's stored text (None: a plan that is not to be stored)."""
+    path: Path | None = None
+    record: bytes | None = None
+    """A fresh plan's whole file; None when the plan was reused (or is not stored)."""
+
+    def keep(self) -> None:
+        """Store a fresh plan, or mark a reused one as the most recently used. Called by a
+        build once it holds the project's folders (a build that stops before writes
+        nothing). A cache that cannot be written only costs the next run its planning
+        time; a link on the way is not written through."""
+        if self.path is None:
+            return
+        folder = self.path.parent
+        try:
+            for part in (folder.parent, folder):
+                refuse_link(part, "a folder of stored plans")
+            if self.record is None:
+                os.utime(self.path, follow_symlinks=False)
+                return
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, self.record, fsync=False)
+            _prune(folder)
+        except (OSError, LinkRefused) as exc:
+            log.warning("not storing the plan in %s: %s", folder, exc)
 
 
 def reuse_or_plan(
@@ -95,22 +119,21 @@ def reuse_or_plan(
 ) -> KnownPlan:
     """The stored plan for ``context`` if every file it read is unchanged, else ``make()``.
 
-    With ``store`` (a build), a fresh plan is stored, with what it read, for next time;
-    ``plan`` and ``check`` promise no writes, so they only reuse what a build stored."""
-    folder = cache_dir / PLANS_DIR
-    path = folder / f"{context}.json"
+    With ``store`` (a build), a fresh plan comes with the file that stores it, with what
+    it read, for next time (:meth:`KnownPlan.keep`); ``plan`` and ``check`` promise no
+    writes, so they only reuse what a build stored."""
+    path = cache_dir / PLANS_DIR / f"{context}.json"
     specs = [str(p.absolute()) for p in list_specs()]
     stored = _load(path, specs)
     if stored is not None:
-        if store:
-            with contextlib.suppress(OSError):
-                os.utime(path, follow_symlinks=False)  # most recently used: kept longest
-        return stored
+        return KnownPlan(stored.plan, stored.digest, path if store else None)
     if not store:
-        return KnownPlan(make(), None)
+        return KnownPlan(make())
     with recording() as reads:
         fresh = make()
-    return KnownPlan(fresh, _store(cache_dir, path, specs, reads, fresh))
+    header = json.dumps({"specs": specs, "files": reads.files}, separators=(",", ":"))
+    body = encode_plan(fresh)
+    return KnownPlan(fresh, sha256_bytes(body), path, header.encode("utf-8") + b"\n" + body)
 
 
 def _load(path: Path, specs: list[str]) -> KnownPlan | None:
@@ -149,25 +172,6 @@ def _unchanged(files: Mapping[str, object]) -> bool:
         if have != want:
             return False
     return True
-
-
-def _store(cache_dir: Path, path: Path, specs: list[str], reads: ReadLog, plan: Plan) -> str | None:
-    """Write the plan with what it read; the sha256 of the plan's text once stored. A
-    cache that cannot be written only costs the next run its planning time; a link on
-    the way is not written through."""
-    folder = path.parent
-    header = json.dumps({"specs": specs, "files": reads.files}, separators=(",", ":"))
-    body = encode_plan(plan)
-    try:
-        for part in (cache_dir, folder):
-            refuse_link(part, "a folder of stored plans")
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, header.encode("utf-8") + b"\n" + body, fsync=False)
-        _prune(folder)
-    except (OSError, LinkRefused) as exc:
-        log.warning("not storing the plan in %s: %s", folder, exc)
-        return None
-    return sha256_bytes(body)
 
 
 def _prune(folder: Path) -> None:

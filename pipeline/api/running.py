@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.api import stamps
@@ -89,9 +89,11 @@ def run_build(
     reporter: Reporter,
     provider: Provider | None = None,
     plan_digest: str | None = None,
+    keep_plan: Callable[[], None] | None = None,
 ) -> BuildResult:
     """Build ``plan`` (a selection of ``full_plan``) under the project lock; with
-    ``plan_digest`` (a stored plan), stamp a build that leaves every job in place."""
+    ``plan_digest`` (a stored plan), stamp a build that finds every job up to date.
+    ``keep_plan`` stores the plan once the build holds its folders."""
     tree = OutputTree(settings.output_dir)
     produced = {job.output_path for job in full_plan.jobs}
     with (
@@ -99,6 +101,8 @@ def run_build(
         build_folders(settings, cache, tree),
     ):
         stamps.forget(settings.cache_dir)
+        if keep_plan is not None:
+            keep_plan()
         manifest = load_manifest(tree.root)
 
         def checkpoint(outcomes: Mapping[str, Outcome]) -> None:

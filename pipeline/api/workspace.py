@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.api.plancache import plan_context, reuse_or_plan
+from pipeline.api.plancache import KnownPlan, plan_context, reuse_or_plan
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
@@ -68,6 +68,8 @@ class Workspace:
     full_plan: Plan
     plan_digest: str | None = None
     """Names exactly this selection of a stored plan (None: the plan is not stored)."""
+    stored_plan: KnownPlan | None = None
+    """The plan as a build stores it (:meth:`KnownPlan.keep`, once it holds its folders)."""
 
     def specs(self) -> Project:
         """The parsed specs: :attr:`project`, or parsed now when the plan was reused."""
@@ -169,7 +171,7 @@ def open_workspace(
         loaded.append(project)
         return _plan_project(project, settings, catalog, today, picks=req.picks)
 
-    digest = None
+    known = None
     if reuse:
         known = reuse_or_plan(
             settings.cache_dir,
@@ -181,7 +183,7 @@ def open_workspace(
             make,
             store=store_plan,
         )
-        full, digest = known.plan, known.digest
+        full = known.plan
     else:
         full = make()
     collections = (
@@ -200,7 +202,8 @@ def open_workspace(
         project=loaded[0] if loaded else None,
         plan=selected,
         full_plan=full,
-        plan_digest=_selection_digest(digest, selected) if digest else None,
+        plan_digest=_selection_digest(known.digest, selected) if known and known.digest else None,
+        stored_plan=known if known and known.path else None,
     )
 
 
