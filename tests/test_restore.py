@@ -196,7 +196,8 @@ def test_malformed_memo_records_and_foreign_thumbnails_are_redone(project, run, 
     other = json.loads(by_sha[badge].read_text())
     other["sha256"] = tiles[0]
     by_sha[badge].write_text(json.dumps(other))
-    thumb = next(p for p in memo_files(project, ".webp") if p.stem == tiles[0])
+    photo = entries["shop/photo.jpg"]["sha256"]
+    thumb = next(p for p in memo_files(project, ".webp") if p.stem == photo)
     png = Image.new("RGB", (8, 8), "red")
     png.save(thumb, format="PNG")
 
@@ -205,7 +206,7 @@ def test_malformed_memo_records_and_foreign_thumbnails_are_redone(project, run, 
     assert steady(manifest_entries(project)) == steady(entries)
     assert tree_bytes(project / "output") == files
     assert f"memo entry {tiles[0][:12]} is malformed" in result.err
-    assert f"memo thumbnail {tiles[0][:12]} is not a WebP file" in result.err
+    assert f"memo thumbnail {photo[:12]} is not a WebP file" in result.err
     assert outside.read_text() == planted  # the link was replaced, never written through
     rewritten = by_sha[tiles[2]]
     assert not rewritten.is_symlink()
@@ -332,7 +333,7 @@ def test_restored_files_are_copies_not_links_to_the_cache(project, run, api):
     entries, files, _ = fresh_then_restored(project, run, api)
     assert run("build", "--provider", "openai").code == 0
     path = project / "output/shop/tile-1.png"
-    assert path.stat().st_nlink == 1
+    assert {p.stat().st_nlink for p in (project / "output/shop").iterdir()} == {1}
     with path.open("r+b") as handle:
         handle.seek(100)
         handle.write(b"\x00" * 16)
@@ -421,12 +422,21 @@ def test_only_a_whole_webp_file_is_a_thumbnail(tmp_path):
     assert not is_webp(webp[:-1])
     assert not is_webp(b"RIFF\x04\x00\x00\x00WAVE")
     memo = LocalMemo(tmp_path / "memo")
+    digest = hashlib.sha256(webp).hexdigest()
+
+    def kept() -> bytes | None:
+        with memo.thumbnail_file(SHA, digest) as found:
+            return found.data if found is not None else None
+
     memo.keep_thumbnail(SHA, webp[:-1])
-    assert memo.thumbnail(SHA) is None
+    assert kept() is None
     memo.keep_thumbnail(SHA, webp)
-    assert memo.thumbnail(SHA) == webp
+    assert kept() == webp
     (tmp_path / "memo" / SHA[:2] / f"{SHA}.webp").write_bytes(webp + b"tail")
-    assert memo.thumbnail(SHA) is None
+    assert kept() is None
+    memo.keep_thumbnail(SHA, webp)
+    with memo.thumbnail_file(SHA, "0" * 64) as found:
+        assert found is None  # a whole WebP, but not the one the record names
 
 
 def test_a_fifo_or_an_oversized_record_is_a_miss_not_a_hang(tmp_path):
@@ -452,3 +462,35 @@ def test_a_name_that_is_not_a_sha256_never_becomes_a_path(tmp_path):
         assert memo.inspection(name) is None
     assert not (tmp_path / "memo").exists()
     assert not (tmp_path / "escape.json").exists()
+
+
+def test_a_thumbnail_changed_through_its_link_is_drawn_again(project, run, api):
+    """A restore links the memo's thumbnails into output/.gallery (no copy); one edited in
+    place there changes the memo's file too, which no longer has the sha256 its record
+    names: the next restore draws it again, with a warning, and shares nothing edited."""
+    entries, files, _ = fresh_then_restored(project, run, api)
+    assert run("build", "--provider", "openai").code == 0
+    sha = entries["shop/tile-1.png"]["sha256"]
+    thumb = project / f"output/.gallery/{sha}.webp"
+    assert thumb.stat().st_nlink == 2  # the memo's own file
+    with thumb.open("r+b") as handle:
+        handle.seek(20)
+        handle.write(b"\xff" * 8)
+    shutil.rmtree(project / "output")
+    result = run("build", "--provider", "openai")
+    assert result.code == 0, result.err
+    assert f"memo thumbnail {sha[:12]} was changed; drawing it again" in result.err
+    assert tree_bytes(project / "output") == files
+    assert (project / f"output/.gallery/{sha}.webp").stat().st_nlink == 1
+
+
+def test_a_restore_without_the_memo_inspects_again_and_gives_the_same_tree(project, run, api):
+    """The memo only saves work: deleted, the restore decodes and inspects each file again
+    and writes the same files, thumbnails and entries, and the memo is filled again."""
+    entries, files, _ = fresh_then_restored(project, run, api)
+    shutil.rmtree(project / ".assetpipe/cache/memo")
+    result = run("build", "--provider", "openai")
+    assert result.code == 0, result.err
+    assert steady(manifest_entries(project)) == steady(entries)
+    assert tree_bytes(project / "output") == files
+    assert {p.stem for p in memo_files(project, ".webp")} == {e["sha256"] for e in entries.values()}

@@ -22,6 +22,7 @@ from pipeline.gallery.thumbs import (
     encode_thumbnail,
     has_thumbnail,
     keep_thumbnail,
+    link_thumbnail,
     thumbnail_of,
     write_thumbnail,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "encode_thumbnail",
     "has_thumbnail",
     "keep_thumbnail",
+    "link_thumbnail",
     "page_model",
     "render_page",
     "review_data",

@@ -9,6 +9,7 @@ one gets a new thumbnail; thumbnails no entry uses any more are removed by the p
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Set
 from pathlib import Path
@@ -70,6 +71,29 @@ def write_thumbnail(
 def has_thumbnail(tree: OutputTree, sha256: str) -> bool:
     """Whether the thumbnail of the file with this sha256 is in the tree."""
     return tree.exists(f"{THUMB_DIR}/{sha256}.webp")
+
+
+def link_thumbnail(tree: OutputTree, sha256: str, fd: int) -> bool:
+    """Put a thumbnail kept elsewhere on this file system (open as ``fd``, checked by the
+    caller) in the tree as a hard link to that very file: no copy. False when it cannot
+    be linked there (another file system, no ``/proc``): then write a copy."""
+    try:
+        target = tree.path(f"{THUMB_DIR}/{sha256}.webp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except (OSError, ValueError, UnsafePathError):
+        return False
+    try:
+        # linkat(AT_SYMLINK_FOLLOW) of the open file itself, not of whatever its path
+        # names by now (a folder descriptor makes Python call linkat, not link).
+        os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder, follow_symlinks=True)
+    except FileExistsError:
+        return tree.exists(f"{THUMB_DIR}/{sha256}.webp")
+    except OSError:
+        return False
+    finally:
+        os.close(folder)
+    return True
 
 
 def keep_thumbnail(tree: OutputTree, sha256: str, thumbnail: bytes) -> str:

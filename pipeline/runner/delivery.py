@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import checks, postprocess
-from pipeline.gallery import encode_thumbnail, has_thumbnail, keep_thumbnail
+from pipeline.gallery import encode_thumbnail, has_thumbnail, keep_thumbnail, link_thumbnail
 from pipeline.hashing import canonical_json, sha256_bytes
 from pipeline.jobs import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
 from pipeline.output import Companion, OutputTree
@@ -161,6 +161,21 @@ class Delivery:
             provenance=provenance,
         )
 
+    def knows(self, job: Job, known: Inspection | None) -> bool:
+        """Whether ``known`` (the memo's record of ``job``'s delivered bytes) holds all that
+        storing the file needs: then nothing is decoded."""
+        if known is None or known.thumbnail is None:
+            return False
+        if self.embed_metadata and job.format == "png":  # the written bytes are others
+            return False
+        if job.kind == "sheet":
+            return known.width is not None and known.height is not None
+        return (
+            config_digest(self._check_config(job)) in known.checks
+            and known.phash is not None
+            and known.method == checks.PHASH_METHOD
+        )
+
     def _check_config(self, job: ApiJob | RenditionJob | PinnedJob) -> dict[str, Any]:
         """What the checks of ``job``'s file are asked: with the checks' version, the key
         of their memoised verdicts."""
@@ -210,14 +225,20 @@ class Delivery:
         return provenance
 
     def _thumbnail(self, look: _Look) -> None:
-        """The gallery thumbnail of the file: in the tree already, from the memo, or drawn
-        (and memoised)."""
+        """The gallery thumbnail of the file: in the tree already, the memo's (linked, or
+        copied where it cannot be), or drawn (and memoised)."""
         if has_thumbnail(self.output, look.sha):
             return
-        thumbnail = self.memo.thumbnail(look.sha)
-        if thumbnail is None:
-            thumbnail = encode_thumbnail(look.sample().small)
-            self.memo.keep_thumbnail(look.sha, thumbnail)
+        digest = look.known.thumbnail
+        if digest is not None:
+            with self.memo.thumbnail_file(look.sha, digest) as kept:
+                if kept is not None:
+                    if not link_thumbnail(self.output, look.sha, kept.fd):
+                        keep_thumbnail(self.output, look.sha, kept.data)
+                    return
+        thumbnail = encode_thumbnail(look.sample().small)
+        self.memo.keep_thumbnail(look.sha, thumbnail)
+        look.learn(thumbnail=sha256_bytes(thumbnail))
         keep_thumbnail(self.output, look.sha, thumbnail)
 
 
@@ -251,12 +272,12 @@ class _Look:
         if self.known.width is not None and self.known.height is not None:
             return self.known.width, self.known.height
         info = self.sample().info
-        self._learn(width=info.width, height=info.height)
+        self.learn(width=info.width, height=info.height)
         return info.width, info.height
 
     def checks(self, config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The checks ``config`` asks for (see ``Delivery._check_config``)."""
-        digest = sha256_bytes(canonical_json(config).encode())[:32]
+        digest = config_digest(config)
         memoised = self.known.checks.get(digest)
         if memoised is not None:
             return [dict(c) for c in memoised]
@@ -272,7 +293,7 @@ class _Look:
             )
         ]
         info = self.sample().info
-        self._learn(width=info.width, height=info.height, checks={digest: tuple(found)})
+        self.learn(width=info.width, height=info.height, checks={digest: tuple(found)})
         return found
 
     def phash(self) -> str:
@@ -280,17 +301,23 @@ class _Look:
         if self.known.phash is not None and self.known.method == checks.PHASH_METHOD:
             return self.known.phash
         phash = f"{checks.perceptual_hash(self.sample()):016x}"
-        self._learn(phash=phash, method=checks.PHASH_METHOD)
+        self.learn(phash=phash, method=checks.PHASH_METHOD)
         return phash
 
-    def _learn(self, **facts: Any) -> None:
+    def learn(self, **facts: Any) -> None:
+        """Note what was found, to remember it at the end."""
         self.found = self.found.merged(Inspection(**facts))
 
     def remember(self) -> None:
         """Keep what was found (nothing to write when the memo knew it all)."""
         found = self.found
-        if found.checks or found.phash is not None or found.width is not None:
+        if found != Inspection():
             self.memo.remember(self.sha, found)
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """The memo's name for a check configuration."""
+    return sha256_bytes(canonical_json(config).encode())[:32]
 
 
 def make_sheet(

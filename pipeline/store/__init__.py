@@ -26,7 +26,14 @@ from pipeline.store.base import (
 )
 from pipeline.store.layered import LayeredStore, TierStats, open_layered
 from pipeline.store.local import LocalStore
-from pipeline.store.memo import Inspection, InspectionMemo, LocalMemo, NoMemo, is_webp
+from pipeline.store.memo import (
+    Inspection,
+    InspectionMemo,
+    KeptFile,
+    LocalMemo,
+    NoMemo,
+    is_webp,
+)
 from pipeline.store.sqlite_index import CacheIndexError
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "CountedStore",
     "Inspection",
     "InspectionMemo",
+    "KeptFile",
     "LayeredStore",
     "LocalMemo",
     "LocalStore",

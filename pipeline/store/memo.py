@@ -15,25 +15,34 @@ image again. The memo sits in the result cache's folder, so ``cache clear`` empt
 
 It is untrusted input like the rest of ``.assetpipe/``: JSON only (nothing unpickled),
 size-capped, read without following a link, every field checked for its type and range,
-and a thumbnail must be a whole WebP file (RIFF header, its own length). Anything else is
-a miss: the work is done again and the record rewritten. A memo that cannot be written
-costs the next build some work, never this one its result.
+and a thumbnail must be a whole WebP file (RIFF header, its own length) whose sha256 is
+the one its record names. Anything else is a miss: the work is done again and the record
+rewritten. A memo that cannot be written costs the next build some work, never this one
+its result.
+
+A thumbnail may be shared with the output tree by a hard link (creating a file costs far
+more than linking one): the record's sha256 of the thumbnail is what makes that safe, since
+a thumbnail changed in place in ``output/.gallery/`` no longer matches it and is drawn
+again (written anew here, which ends the sharing). Delivered files are never linked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import re
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from pipeline.fsutil import UnsafePathError, read_regular, refuse_link, write_atomic
+from pipeline.hashing import sha256_bytes
 from pipeline.store.base import is_blob_name
 
 log = logging.getLogger("assetpipe.cache")
@@ -67,6 +76,8 @@ class Inspection:
     it (the checks name theirs in their configuration's digest)."""
     c2pa: bool | None = None
     """Whether the bytes carry a C2PA manifest store."""
+    thumbnail: str | None = None
+    """The sha256 of the kept thumbnail (what makes sharing it by a hard link safe)."""
     checks: Mapping[str, tuple[CheckRecord, ...]] = field(default_factory=dict)
     """The checks found, by the digest of the configuration they ran with."""
 
@@ -82,6 +93,7 @@ class Inspection:
             phash=newer.phash if newer.phash is not None else self.phash,
             method=newer.method if newer.phash is not None else self.method,
             c2pa=newer.c2pa if newer.c2pa is not None else self.c2pa,
+            thumbnail=newer.thumbnail if newer.thumbnail is not None else self.thumbnail,
             checks=kept,
         )
 
@@ -98,8 +110,11 @@ class InspectionMemo(Protocol):
         """Add to what is known about the bytes with this sha256."""
         ...
 
-    def thumbnail(self, sha: str) -> bytes | None:
-        """The WebP thumbnail of the bytes with this sha256, or None."""
+    def thumbnail_file(
+        self, sha: str, digest: str
+    ) -> contextlib.AbstractContextManager[KeptFile | None]:
+        """The kept thumbnail of the bytes with this sha256, open, when it is a whole WebP
+        file whose own sha256 is ``digest``; else None."""
         ...
 
     def keep_thumbnail(self, sha: str, data: bytes) -> None:
@@ -117,9 +132,10 @@ class NoMemo:
     def remember(self, sha: str, inspection: Inspection) -> None:
         """Forgets at once."""
 
-    def thumbnail(self, sha: str) -> bytes | None:
+    @contextlib.contextmanager
+    def thumbnail_file(self, sha: str, digest: str) -> Iterator[KeptFile | None]:
         """Always a miss."""
-        return None
+        yield None
 
     def keep_thumbnail(self, sha: str, data: bytes) -> None:
         """Forgets at once."""
@@ -199,20 +215,58 @@ class LocalMemo:
             merged = known.merged(inspection) if known is not None else inspection
             self._write(sha, ".json", encode_inspection(sha, merged))
 
-    def thumbnail(self, sha: str) -> bytes | None:
-        """The kept thumbnail of ``sha`` when it is a whole WebP file, else None."""
-        data = self._read(sha, ".webp", MAX_THUMBNAIL_BYTES)
-        if data is None:
-            return None
-        if not is_webp(data):
-            self._warn(f"memo thumbnail {sha[:12]} is not a WebP file; drawing it again")
-            return None
-        return data
+    @contextlib.contextmanager
+    def thumbnail_file(self, sha: str, digest: str) -> Iterator[KeptFile | None]:
+        """The kept thumbnail of ``sha``, open (never through a link), when it is a whole
+        WebP file whose sha256 is ``digest``; else None (a warning when it is not)."""
+        path = self._path(sha, ".webp")
+        if path is None:
+            yield None
+            return
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            yield None
+            return
+        try:
+            data = _read_fd(fd, MAX_THUMBNAIL_BYTES)
+            if data is None or not is_webp(data):
+                self._warn(f"memo thumbnail {sha[:12]} is not a WebP file; drawing it again")
+                yield None
+            elif sha256_bytes(data) != digest:
+                self._warn(f"memo thumbnail {sha[:12]} was changed; drawing it again")
+                yield None
+            else:
+                yield KeptFile(fd, data)
+        finally:
+            os.close(fd)
 
     def keep_thumbnail(self, sha: str, data: bytes) -> None:
         """Keep a thumbnail (only a whole WebP file under the size cap)."""
         if is_webp(data) and len(data) <= MAX_THUMBNAIL_BYTES:
             self._write(sha, ".webp", data)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptFile:
+    """A kept file, open and checked: its descriptor (valid inside the ``with``) and bytes."""
+
+    fd: int
+    data: bytes
+
+
+def _read_fd(fd: int, limit: int) -> bytes | None:
+    """The bytes of the regular file open as ``fd``, or None (not regular, over ``limit``)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        return None
+    data = b""
+    while chunk := os.read(fd, limit + 1 - len(data)):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return data
 
 
 def is_webp(data: bytes) -> bool:
@@ -228,7 +282,7 @@ def is_webp(data: bytes) -> bool:
 def encode_inspection(sha: str, inspection: Inspection) -> bytes:
     """The JSON of a record (what :func:`parse_inspection` reads back)."""
     body: dict[str, Any] = {"format": MEMO_FORMAT, "sha256": sha}
-    for name in ("width", "height", "phash", "method", "c2pa"):
+    for name in ("width", "height", "phash", "method", "c2pa", "thumbnail"):
         value = getattr(inspection, name)
         if value is not None:
             body[name] = value
@@ -248,6 +302,7 @@ def parse_inspection(sha: str, data: bytes) -> Inspection | None:
         return None
     width, height = body.get("width"), body.get("height")
     phash, method, c2pa = body.get("phash"), body.get("method"), body.get("c2pa")
+    thumbnail = body.get("thumbnail")
     if not (_edge(width) and _edge(height)):
         return None
     if phash is not None and not (isinstance(phash, str) and _PHASH.fullmatch(phash)):
@@ -256,16 +311,24 @@ def parse_inspection(sha: str, data: bytes) -> Inspection | None:
         return None
     if c2pa is not None and not isinstance(c2pa, bool):
         return None
+    if thumbnail is not None and not is_blob_name(thumbnail):
+        return None
     checks = _checks_by_config(body.get("checks", {}))
     if checks is None:
         return None
     return Inspection(
-        width=width, height=height, phash=phash, method=method, c2pa=c2pa, checks=checks
+        width=width,
+        height=height,
+        phash=phash,
+        method=method,
+        c2pa=c2pa,
+        thumbnail=thumbnail,
+        checks=checks,
     )
 
 
 _RECORD_KEYS: Final = frozenset(
-    {"format", "sha256", "width", "height", "phash", "method", "c2pa", "checks"}
+    {"format", "sha256", "width", "height", "phash", "method", "c2pa", "thumbnail", "checks"}
 )
 
 
