@@ -225,21 +225,31 @@ class Delivery:
         return provenance
 
     def _thumbnail(self, look: _Look) -> None:
-        """The gallery thumbnail of the file: in the tree already, the memo's (linked, or
-        copied where it cannot be), or drawn (and memoised)."""
+        """The gallery thumbnail of the file: in the tree already, else the memo's, else
+        drawn and memoised; the memo's file is shared with the tree (see
+        :meth:`_share_thumbnail`)."""
         if has_thumbnail(self.output, look.sha):
             return
-        digest = look.known.thumbnail
-        if digest is not None:
-            with self.memo.thumbnail_file(look.sha, digest) as kept:
-                if kept is not None:
-                    if not link_thumbnail(self.output, look.sha, kept.fd):
-                        keep_thumbnail(self.output, look.sha, kept.data)
-                    return
+        known = look.known.thumbnail
+        if known is not None and self._share_thumbnail(look.sha, known):
+            return
         thumbnail = encode_thumbnail(look.sample().small)
+        digest = sha256_bytes(thumbnail)
         self.memo.keep_thumbnail(look.sha, thumbnail)
-        look.learn(thumbnail=sha256_bytes(thumbnail))
-        keep_thumbnail(self.output, look.sha, thumbnail)
+        look.learn(thumbnail=digest)
+        if not self._share_thumbnail(look.sha, digest):  # no memo to share from
+            keep_thumbnail(self.output, look.sha, thumbnail)
+
+    def _share_thumbnail(self, sha: str, digest: str) -> bool:
+        """Put the memo's thumbnail of ``sha`` in the tree when it is the one named
+        ``digest``: a hard link (no file to create), or a copy where the file systems
+        differ. Whether it was there to share."""
+        with self.memo.thumbnail_file(sha, digest) as kept:
+            if kept is None:
+                return False
+            if not link_thumbnail(self.output, sha, kept.fd):
+                keep_thumbnail(self.output, sha, kept.data)
+            return True
 
 
 class _Look:
