@@ -13,6 +13,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -497,3 +499,37 @@ def test_a_restore_without_the_memo_inspects_again_and_gives_the_same_tree(proje
     assert steady(manifest_entries(project)) == steady(entries)
     assert tree_bytes(project / "output") == files
     assert {p.stem for p in memo_files(project, ".webp")} == {e["sha256"] for e in entries.values()}
+
+
+SDK_PROBE = (
+    "import sys\n"
+    "from pipeline.cli import main\n"
+    "try:\n"
+    "    main(['build', '--provider', 'openai', '--project', sys.argv[1]])\n"
+    "except SystemExit as exc:\n"
+    "    print('exit', exc.code, file=sys.stderr)\n"
+    "print('openai loaded:', 'openai' in sys.modules, file=sys.stderr)\n"
+)
+
+
+def test_a_build_with_nothing_to_pay_for_never_loads_the_sdk(project, run, api):
+    """The provider is made on the first paid request: a restore from the cache (and an
+    up-to-date build) never imports the OpenAI SDK; a build that pays does (checked by the
+    modules loaded in a fresh process, not by a timer)."""
+    _, _, requests = fresh_then_restored(project, run, api)
+
+    def build() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", SDK_PROBE, str(project.root)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=os.environ.copy(),
+        )
+        return done.stderr.strip().splitlines()[-2:]
+
+    assert build() == ["exit 0", "openai loaded: False"]  # everything restored
+    assert api.count() == requests
+    project.gen({"specs/more.yaml": 'assets: [{id: new, prompt: "New", quality: low}]'})
+    assert build() == ["exit 0", "openai loaded: True"]
+    assert api.count() == requests + 1

@@ -10,7 +10,7 @@ builds left open.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pipeline.catalog import Catalog
@@ -38,6 +38,9 @@ class Route:
     dispatcher: Dispatcher
     pricing: CatalogPricing
     pending: Mapping[str, str]
+    prepare: Callable[[], None] | None = None
+    """Makes now what the first paid request needs (the provider), for a build known to
+    pay: then it is not made while requests wait. None when there is nothing to make."""
 
 
 def price_factor(settings: Settings, batch: bool) -> float:
@@ -63,6 +66,11 @@ class DeferredProvider:
         self._settings = settings
         self._made: Provider | None = None
         self._making = asyncio.Lock()
+
+    def make_now(self) -> None:
+        """Make the provider at once (before the build's event loop runs)."""
+        if self._made is None:
+            self._made = make_provider(self._settings)
 
     async def make(self) -> Provider:
         """The provider, made once (in a worker thread: the SDK's import is long)."""
@@ -94,10 +102,10 @@ def direct_route(
     provider: Provider | None = None,
 ) -> Route:
     """Each request sent at once, within the rate limits; open batches left pending."""
-    ready = None
+    ready = prepare = None
     if provider is None:
         deferred = DeferredProvider(settings)
-        provider, ready = deferred, deferred.ready
+        provider, ready, prepare = deferred, deferred.ready, deferred.make_now
     dispatcher = DirectDispatcher(
         provider,
         RateLimiter(settings.images_per_minute, settings.requests_per_minute),
@@ -108,7 +116,8 @@ def direct_route(
         ready=ready,
     )
     pending = Journal(settings.cache_dir).pending_keys()
-    return Route(dispatcher, CatalogPricing(catalog, price_factor(settings, False)), pending)
+    pricing = CatalogPricing(catalog, price_factor(settings, False))
+    return Route(dispatcher, pricing, pending, prepare)
 
 
 def batch_route(

@@ -117,6 +117,8 @@ def run_build(
             else direct_route(settings, catalog, stop, reporter, provider)
         )
         states = assess(plan, manifest, store, tree, route.pending)
+        if route.prepare is not None and any(s.status == "generate" for s in states.values()):
+            route.prepare()  # this build pays: the SDK is loaded before its clock starts
         deps = RunDeps(
             store=store,
             dispatcher=route.dispatcher,
