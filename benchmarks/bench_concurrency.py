@@ -1,9 +1,12 @@
 """Concurrency: 320 jobs, 1.0 s latency, no rate limit, ``--concurrency 32``.
 
 With 32 requests always in flight and every request taking 1 s, the ideal build phase is
-320 / 32 * 1 s = 10 s. Reports the build phase (``build --json`` ``elapsed_s``), the
-whole process, their ratio to 10 s (target <= 1.1x), and the fake's ``peak_in_flight``
-(it should reach 32).
+320 / 32 * 1 s = 10 s. Reports the build phase (``build --json`` ``build_s``: from the
+runner's start to its end, the provider made before it), the command (``elapsed_s``:
+planning included) and the whole process, their ratios to 10 s (target <= 1.1x for the
+build phase; issue 11 also asks it of the whole process), and the fake's
+``peak_in_flight`` (it should reach 32). Before ``build_s`` existed ``elapsed_s`` was the
+build phase; for such snapshots it is used instead.
 
 It runs twice, each time against a fresh fake:
 
@@ -46,7 +49,8 @@ def measure(rows: int, cols: int, *, warm: bool) -> dict[str, Any]:
         "label": "warm" if warm else "cold",
         "exit": result.returncode,
         "generated": summary.get("counts", {}).get("generated", 0),
-        "build_s": float(summary.get("elapsed_s") or float("nan")),
+        "build_s": float(summary.get("build_s") or summary.get("elapsed_s") or float("nan")),
+        "command_s": float(summary.get("elapsed_s") or float("nan")),
         "process_s": result.wall_s,
         "peak": stats["peak_in_flight"],
         "requests": stats["requests"] - warm_requests,
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         print(
             f"  [{r['label']} fake] {r['generated']}/{jobs} images; build phase "
-            f"{r['build_s']:.2f} s = {r['build_s'] / ideal:.3f}x; whole process "
+            f"{r['build_s']:.2f} s = {r['build_s'] / ideal:.3f}x; command "
+            f"{r['command_s']:.2f} s; whole process "
             f"{r['process_s']:.2f} s = {r['process_s'] / ideal:.3f}x; peak_in_flight "
             f"{r['peak']}; {r['requests']} build requests"
         )
