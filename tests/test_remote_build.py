@@ -165,6 +165,26 @@ def test_read_only_mode_reads_the_team_and_writes_no_object(
     assert {s for j, s in statuses(laptop).items() if j.startswith("set/")} == {"cached"}
 
 
+def test_an_image_that_cannot_be_decoded_is_never_shared(project, run, api, moto_s3, monkeypatch):
+    """With a shared cache in read-write mode, every paid image is decoded before it is
+    committed: one cut off in its pixels (its header whole) fails as a ``bad_response``
+    and no object reaches the bucket, so no other machine is handed it."""
+    url = use(moto_s3, monkeypatch)
+    project.gen(
+        {
+            "specs/one.yaml": 'assets:\n  - id: one\n    prompt: "A cut"\n    quality: low\n',
+            "assetpipe.yaml": f"provider: openai\nremote_cache:\n  url: {url}\n",
+        }
+    )
+    whole = io.BytesIO()
+    Image.effect_noise((1024, 1024), 64).convert("RGB").save(whole, "PNG", compress_level=1)
+    api.image_bytes = whole.getvalue()[: len(whole.getvalue()) // 2]
+    built = run("build")
+    assert built.code == 1, built.err
+    assert statuses(project.root) == {"one/one": "failed"}
+    assert objects(moto_s3, url) == {}
+
+
 def test_force_pays_again_and_keeps_the_new_image_local(
     project, run, api, seaweedfs_s3, monkeypatch
 ):

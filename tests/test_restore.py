@@ -15,7 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -270,9 +272,9 @@ def test_a_changed_palette_is_a_memo_miss_for_the_checks_only(project, run, api,
 
 
 def test_a_fresh_image_is_decoded_once(project, run, api, monkeypatch):
-    """An API image delivered as it is (its size and format as asked) is decoded by the
-    delivery that checks it, and that decode serves the checks, the hash and the
-    thumbnail: inspecting never decodes the file again."""
+    """An API image delivered as it is (its size and format as asked) is committed to the
+    cache undecoded, then decoded once, when its file is written, and that decode serves
+    the checks, the hash and the thumbnail."""
     project.gen(
         {
             "specs/one.yaml": """
@@ -284,9 +286,22 @@ def test_a_fresh_image_is_decoded_once(project, run, api, monkeypatch):
             """
         }
     )
-    monkeypatch.setattr(postprocess, "sample_bytes", refuse)
+    decodes: list[str] = []
+
+    def counted(name: str) -> Callable[..., Any]:
+        real = getattr(postprocess, name)
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            decodes.append(name)
+            return real(*args, **kwargs)
+
+        return decode
+
+    for name in ("sample_bytes", "deliver_decoded", "decode", "probe"):
+        monkeypatch.setattr(postprocess, name, counted(name))
     result = run("build", "--provider", "openai")
     assert result.code == 0, result.err
+    assert decodes == ["sample_bytes"]
     [entry] = manifest_entries(project).values()
     assert entry["status"] == "generated"
     assert [c["name"] for c in entry["checks"]] == ["size"]

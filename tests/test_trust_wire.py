@@ -9,6 +9,7 @@ that would lose paid images stops new starts). Builds run the real CLI and the r
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 import random
@@ -486,6 +487,46 @@ def test_an_eps_image_is_never_decoded_and_fails_the_job(project, run, api):
     assert entry["cost_usd"] > 0
     assert entry["cost_usd"] == pytest.approx(json.loads(result.out)["spent_usd"])
     assert not (project / "output/set/a1.png").exists()
+
+
+def truncated_png(side: int = 1024) -> bytes:
+    """A real ``side`` x ``side`` PNG cut off in its pixel data: its header is whole (the
+    size and format the job asked for), its pixels cannot be decoded."""
+    buffer = io.BytesIO()
+    Image.effect_noise((side, side), 64).convert("RGB").save(buffer, "PNG", compress_level=1)
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
+
+
+def test_an_image_cut_off_in_its_pixels_fails_and_is_asked_for_again(project, run, api):
+    """A PNG whose header says it is exactly what the job asked for is committed before a
+    pixel is decoded, so its request's slot is free sooner; when it then cannot be decoded
+    the job fails as a ``bad_response`` (its cost counted), no file lands, and the entry is
+    taken back out of the cache: the next build asks again, as it would had the image
+    been refused before it was committed."""
+    project.gen({"specs/set.yaml": many(1)})
+    cut = truncated_png()
+    assert Image.open(io.BytesIO(cut)).size == (1024, 1024)
+    api.image_bytes = cut
+    result = run("build", "--provider", "openai", "--json")
+    assert result.code == 1, result.err
+    entry = entries(project)["set/a1"]
+    assert entry["status"] == "failed"
+    assert entry["error"]["type"] == "bad_response"
+    assert entry["error"]["message"].startswith(
+        "the API answered with an image that cannot be delivered: cannot decode image "
+        f"({len(cut)} bytes, starting "
+    )
+    assert entry["cost_usd"] > 0
+    assert entry["cost_usd"] == pytest.approx(json.loads(result.out)["spent_usd"])
+    assert not (project / "output/set/a1.png").exists()
+    assert api.count() == 1
+
+    api.image_bytes = None
+    again = run("build", "--provider", "openai")
+    assert again.code == 0, again.err
+    assert api.count() == 2
+    assert entries(project)["set/a1"]["status"] == "generated"
 
 
 PREFIX = "the API answered with an image that cannot be delivered: cannot decode image: "

@@ -131,6 +131,7 @@ def run_build(
             stop=stop,
             on_checkpoint=checkpoint,
             memo=cache.memo,
+            forget=cache.forget if store is cache else None,
         )
         config = RunConfig(
             concurrency=settings.concurrency,

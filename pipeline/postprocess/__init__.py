@@ -34,6 +34,7 @@ from pipeline.postprocess.decoding import (
     decode,
     describe,
     measure,
+    peek,
     probe,
 )
 from pipeline.postprocess.encoding import (
@@ -67,6 +68,7 @@ __all__ = [
     "has_c2pa",
     "measure",
     "normalize_format",
+    "peek",
     "probe",
     "render_rendition",
     "sample",

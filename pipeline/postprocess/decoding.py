@@ -61,9 +61,15 @@ def measure(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[int, int]:
     """``(width, height)`` from the header alone (no pixel is decoded), after checking the
     container is PNG, WebP or JPEG and the size is within ``max_pixels``; raises
     :class:`ImageDecodeError` otherwise. Cheap enough to run on every API answer."""
+    return peek(data, max_pixels)[0]
+
+
+def peek(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[tuple[int, int], str]:
+    """``((width, height), format)`` from the header alone, checked as :func:`measure`
+    checks it; the format is lower-case (``png``, ``webp``, ``jpeg``)."""
     image = open_within(data, max_pixels)
     try:
-        return image.size
+        return image.size, source_format(image)
     finally:
         image.close()
 

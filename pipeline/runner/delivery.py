@@ -116,20 +116,23 @@ class Delivery:
         colors are the source's, only smaller. ``sha256`` (of ``data``, when the caller
         verified it) and ``sample`` (of ``data``'s pixels, when the caller decoded them)
         save hashing and decoding again, and ``known`` (what the memo knows of ``data``)
-        reading the memo again.
+        reading the memo again. Bytes that must be decoded are decoded before the file is
+        written, so an :class:`~pipeline.postprocess.ImageDecodeError` leaves no file.
         """
         written = data
         if self.embed_metadata and job.format == "png":
             stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
             written = postprocess.with_png_text(data, "assetpipe", stamp)
+        sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
+        look = _Look(self.memo, sha, written, sample, known if written is data else None)
+        if not self._knows_written(job, look.known):
+            look.sample()  # decoded before the file is written: an undecodable one never lands
         path = self.output.write(job.output_path, written, fsync=False)
         mtime, size = path.stat().st_mtime_ns, len(written)
-        sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
         companions = None
         if atlas is not None and job.kind == "sheet":
             self.output.write(job.atlas_path, atlas, fsync=False)
             companions = (Companion(job.atlas_path, sha256_bytes(atlas)),)
-        look = _Look(self.memo, sha, written, sample, known if written is data else None)
         if job.kind == "sheet":
             width, height = look.size()
             self._thumbnail(look)
@@ -164,9 +167,13 @@ class Delivery:
     def knows(self, job: Job, known: Inspection | None) -> bool:
         """Whether ``known`` (the memo's record of ``job``'s delivered bytes) holds all that
         storing the file needs: then nothing is decoded."""
-        if known is None or known.thumbnail is None:
-            return False
         if self.embed_metadata and job.format == "png":  # the written bytes are others
+            return False
+        return self._knows_written(job, known)
+
+    def _knows_written(self, job: Job, known: Inspection | None) -> bool:
+        """:meth:`knows`, of the bytes that are written (``known`` is of those)."""
+        if known is None or known.thumbnail is None:
             return False
         if job.kind == "sheet":
             return known.width is not None and known.height is not None

@@ -92,5 +92,12 @@ class RunDeps:
     memo: InspectionMemo | None = None
     """Where inspecting delivered files is memoised (the local cache's ``memo/``); None
     inspects every file afresh."""
+    forget: Callable[[str], None] | None = None
+    """Takes an entry back out of the store. Given (the build commits to this machine's
+    cache alone), a paid image whose header says it is already the job's size and format
+    is committed before a pixel of it is decoded, so the request's slot is free sooner;
+    it is decoded when its file is written, and one that cannot be is taken back out, so
+    the next build asks for it again. None: every paid image is decoded before it is
+    committed (a shared cache must never receive one that cannot be)."""
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

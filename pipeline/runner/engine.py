@@ -35,13 +35,14 @@ from pipeline.runner.freshness import JobState
 from pipeline.runner.guards import (
     LocalWriteError,
 )
-from pipeline.runner.making import LOCAL_WORK, Maker
+from pipeline.runner.making import Maker
 from pipeline.runner.outcome import Outcome, RunReport
 from pipeline.runner.paid import (
     account_advice,
     write_failure_advice,
 )
 from pipeline.runner.retry import give_up_note
+from pipeline.runner.writers import LOCAL_WORK
 
 __all__ = ["LOCAL_WORK", "Reporter", "RunConfig", "RunReport", "Runner"]
 

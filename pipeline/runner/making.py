@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline import postprocess
 from pipeline.jobs import (
@@ -46,25 +45,26 @@ from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome, Status
 from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
 from pipeline.runner.restoring import Restored, cached_delivery
-from pipeline.store import Inspection
-
-Paid = tuple[bytes, dict[str, Any], list[str]]
-"""A paid call's delivered bytes, the outcome fields describing it, and its warnings."""
+from pipeline.runner.writers import Writers
 
 
-LOCAL_WORK = 8
-"""Results written and inspected at once (waiting for, or in, the local pool): enough to
-keep the pool busy, few enough that 2.5 MB images do not pile up in memory."""
+@dataclass(slots=True)
+class Arrived:
+    """A committed paid image on its way to its file. Its bytes are let go while it waits
+    for a writer (they are in the cache, and read back when its turn comes)."""
 
-T = TypeVar("T")
+    data: bytes | None
+    """The delivered bytes (None while let go)."""
+    original: bytes | None
+    """The API's own bytes, when kept (see ``Kept.original``)."""
+
+    def let_go(self) -> None:
+        """Hold no bytes while waiting."""
+        self.data = self.original = None
 
 
-def local_workers() -> int:
-    """Threads that write and inspect files: one per core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 2
+Paid = tuple[Arrived, dict[str, Any], list[str]]
+"""A paid call's committed image, the outcome fields describing it, and its warnings."""
 
 
 class Maker:
@@ -97,16 +97,8 @@ class Maker:
             config.placeholders,
             deps.memo,
         )
-        # Files being written and inspected at once (API results, cache copies, renditions,
-        # sheets): bounds the images held in memory whatever the API or the cache delivers.
-        self.local_work = asyncio.Semaphore(min(config.concurrency, LOCAL_WORK))
-        self.pool = ThreadPoolExecutor(local_workers(), thread_name_prefix="assetpipe-local")
-        """Where files are written and inspected: CPU-bound work, one thread per core, apart
-        from the default executor's threads that wait on the network and on fsync."""
-        self.copier = ThreadPoolExecutor(1, thread_name_prefix="assetpipe-copy")
-        """Where files are copied from the cache with the memo's inspection: mostly system
-        calls, which one thread makes faster than several fighting over the interpreter
-        (a restore of 400 files spends a third less CPU)."""
+        self.writers = Writers(self.delivery, config.concurrency)
+        self.local_work = self.writers.permits
         self.sunk: dict[str, float] = {}
         """What jobs that failed after their image arrived (and was paid for) cost."""
 
@@ -133,11 +125,11 @@ class Maker:
                 return self.up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
             async with self.local_work:
                 inherited = self._inherited(job)
-                restored = await self._copy(self._restore, job, key, inputs, inherited)
+                restored = await self.writers.copy(self._restore, job, key, inputs, inherited)
                 if isinstance(restored, Outcome):
                     return restored
                 if restored is not None:  # the memo does not know it all: inspect it
-                    return await self._local(restored)
+                    return await self.writers.local(restored)
         if job.kind == "pick":  # free: the approved bytes, copied
             async with self.local_work:
                 data = await asyncio.to_thread(self.inputs.approved, job)
@@ -176,7 +168,7 @@ class Maker:
             restored = Restored(None, data, record.blob, self.delivery.memo.inspection(record.blob))
         atlas = meta.get("atlas")
         store = functools.partial(
-            self._store,
+            self.writers.store,
             job,
             "cached",
             key,
@@ -193,7 +185,7 @@ class Maker:
         return store() if self.delivery.knows(job, restored.known) else store
 
     async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
-        sheet, atlas = await self._local(make_sheet, self.inputs, job, self._inputs_of(job))
+        sheet, atlas = await self.writers.local(make_sheet, self.inputs, job, self._inputs_of(job))
         made = await asyncio.to_thread(
             self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
@@ -204,7 +196,7 @@ class Maker:
     async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
-        data = await self._local(postprocess.render_rendition, source, job.op)
+        data = await self.writers.local(postprocess.render_rendition, source, job.op)
         made = await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
         return await self._deliver(job, "generated", key, made.data, None, [shas[job.parent] or ""])
 
@@ -214,42 +206,77 @@ class Maker:
             error = {"type": "budget", "message": self.budget.refusal()}
             return Outcome(job, "skipped", cache_key=key, inputs=inputs, error=error)
 
-        async def paid(
-            result: ImageResult, attempt: int
-        ) -> tuple[bytes, dict[str, Any], list[str]]:
+        async def paid(result: ImageResult, attempt: int) -> Paid:
             # Paid for: from here it counts as spent, not in flight. The dispatcher holds
             # the request's place until the image is in the cache, so a crash loses at most
-            # `concurrency` paid images, never one that already arrived while a new
-            # request took its place.
+            # the requests in flight; the place is free as soon as the image is committed.
             cost = self.deps.pricing.actual(job, result.usage)
             reservation.settle(cost)
-            committed = await self._commit(job, key, result, attempt, cost)
-            # Back-pressure: the place is given up only once a delivery permit is held, so
-            # results never pile up faster than they are written.
-            await self.local_work.acquire()
-            return committed
+            return await self._commit(job, key, result, attempt, cost)
 
         try:
             request = await asyncio.to_thread(self.inputs.request, job, self._inputs_of(job))
-            delivered, fields, notes = await self.deps.dispatcher.call(job, key, request, paid)
+            arrived, fields, notes = await self.deps.dispatcher.call(job, key, request, paid)
         except NotStarted:
             return self._not_started(job, key, inputs)
         except Pending as pending:
             return Outcome.pending(job, key, pending.batch_id)
         finally:
             reservation.release()
-        # Cached and paid for: the place is free for the next request while the file is
-        # written and inspected.
-        try:
-            original = fields.pop("data")
-            outcome = await self._deliver(
-                job, "generated", key, delivered, original, inputs, **fields
-            )
-        finally:
-            self.local_work.release()
+        outcome = await self._deliver_paid(job, key, inputs, arrived, fields)
         for note in notes:
             self.reporter.note(f"warning: {job.id}: {note}")
         return with_notes(outcome, notes)
+
+    async def _deliver_paid(
+        self, job: ApiJob, key: str, inputs: list[str], arrived: Arrived, fields: dict[str, Any]
+    ) -> Outcome:
+        """Write and inspect a committed paid image once a writer is free.
+
+        Its request's place is already free for the next request. An image that has to
+        wait for a writer is not held in memory meanwhile: it is in the cache, and is read
+        back when its turn comes, so however fast the API answers, memory holds the
+        writers' images, not a queue of them. An image committed undecoded (see
+        ``RunDeps.forget``) that cannot be decoded fails as a ``bad_response`` and is taken
+        back out of the cache, as if it had never been committed."""
+        undecoded = fields.pop("undecoded")
+        if self.local_work.locked():
+            arrived.let_go()
+        async with self.local_work:
+            if arrived.data is None:
+                data, original = await asyncio.to_thread(self._read_back, key, fields["sha256"])
+            else:
+                data, original = arrived.data, arrived.original
+            try:
+                return await self._deliver(job, "generated", key, data, original, inputs, **fields)
+            except postprocess.ImageDecodeError as exc:
+                if not undecoded or self.deps.forget is None:
+                    raise
+                await asyncio.to_thread(self.deps.forget, key)
+                raise self._bad_response(
+                    job, exc, fields["request_id"], fields["attempts"], fields["cost_usd"]
+                ) from None
+
+    def _read_back(self, key: str, sha: str) -> tuple[bytes, bytes | None]:
+        """A committed result's delivered bytes and the API's own, from the cache."""
+        hit = self.cache.get(key)
+        if hit is None or hit[0].blob != sha:
+            raise OSError(f"the cache lost the image of {key[:12]} before its file was written")
+        record, data = hit
+        return data, self.cache.read_blob(record.original) if record.original else data
+
+    def _bad_response(
+        self, job: ApiJob, exc: Exception, request_id: str | None, attempt: int, cost: float
+    ) -> ProviderFailure:
+        """The failure of a paid image that cannot be delivered; its cost stays counted."""
+        self.sunk[job.id] = cost
+        failure = ProviderFailure(
+            "bad_response",
+            f"the API answered with an image that cannot be delivered: {exc}",
+            request_id=request_id,
+        )
+        failure.attempts = attempt
+        return failure
 
     async def _commit(
         self, job: ApiJob, key: str, result: ImageResult, attempt: int, cost: float
@@ -263,22 +290,17 @@ class Maker:
         notes = list(result.notes)[:MAX_NOTES]
         meta = paid_meta(job, result, cost, notes)
 
+        decode = self.deps.forget is None
+
         def deliver_and_commit() -> tuple[Kept, Sample | None]:
-            delivered, sample = deliverable(job, result.data, notes)
+            delivered, sample = deliverable(job, result.data, notes, decode=decode)
             made = self._cache_commit(key, delivered, result.data, meta)
             return made, None if made.adopted else sample
 
         try:
             made, sample = await asyncio.to_thread(deliver_and_commit)
         except UnusableImage as exc:
-            self.sunk[job.id] = cost
-            failure = ProviderFailure(
-                "bad_response",
-                f"the API answered with an image that cannot be delivered: {exc}",
-                request_id=result.request_id,
-            )
-            failure.attempts = attempt
-            raise failure from None
+            raise self._bad_response(job, exc, result.request_id, attempt, cost) from None
         except LocalWriteError as exc:
             self.sunk[job.id] = cost
             self.stop_writing(exc)
@@ -286,9 +308,9 @@ class Maker:
         if made.adopted:
             self.reporter.note(f"{job.id}: {ADOPTED_NOTE}")
         fields = {
-            "data": made.original,
             "sha256": made.sha256,
             "sample": sample,
+            "undecoded": not decode and sample is None and made.data is made.original,
             "attempts": attempt,
             "usage": meta["usage"],
             "cost_usd": cost,
@@ -297,7 +319,7 @@ class Maker:
             "returned_size": result.size,
             "batch_id": result.batch_id,
         }
-        return made.data, fields, notes
+        return Arrived(made.data, made.original), fields, notes
 
     def _keep_delivery(self, key: str, delivered: bytes) -> bytes:
         """Commit a cached request's delivery at another size; returns what to deliver."""
@@ -320,77 +342,17 @@ class Maker:
         data: bytes,
         original: bytes | OriginalFacts | None,
         inputs: list[str],
-        *,
-        atlas: bytes | None = None,
-        sha256: str | None = None,
-        sample: Sample | None = None,
         **fields: Any,
     ) -> Outcome:
-        """Write a delivered file (and a sheet's atlas), inspect it, and say what happened.
-
-        ``sha256`` (of ``data``, verified) and ``sample`` (its pixels, decoded) are what
-        the caller already knows, so nothing is hashed or decoded twice."""
-        store = functools.partial(
-            self._store,
-            job,
-            status,
-            key,
-            data,
-            original,
-            inputs,
-            self._inherited(job),
-            atlas=atlas,
-            sha256=sha256,
-            sample=sample,
-            fields=fields,
+        """Write a delivered file and inspect it (see :meth:`Writers.deliver`)."""
+        inherited = self._inherited(job)
+        return await self.writers.deliver(
+            job, status, key, data, original, inputs, inherited, **fields
         )
-        return await self._local(store)
-
-    async def _local(self, work: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound local work (decode, inspect, write) in the pool sized to the cores."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
-
-    async def _copy(self, work: Callable[..., T], *args: Any) -> T:
-        """Run a copy from the cache (reads, writes, the memo) in the copying thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.copier, work, *args)
 
     def close(self) -> None:
-        """Wait for the local work under way (files being written) and stop the threads."""
-        self.copier.shutdown(wait=True, cancel_futures=True)
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _store(
-        self,
-        job: Job,
-        status: Status,
-        key: str,
-        data: bytes,
-        original: bytes | OriginalFacts | None,
-        inputs: list[str],
-        inherited: list[Mapping[str, Any]],
-        *,
-        atlas: bytes | None,
-        sha256: str | None,
-        sample: Sample | None = None,
-        known: Inspection | None = None,
-        fields: Mapping[str, Any],
-        notes: list[str] | None = None,
-    ) -> Outcome:
-        """:meth:`_deliver`'s work, in a worker thread; ``notes`` are warnings about the
-        API's answer the outcome records."""
-        with writing(f"{job.output_path} in the output folder"):
-            stored = self.delivery.store(
-                job,
-                key,
-                data,
-                original,
-                atlas,
-                inherited,
-                sha256=sha256,
-                sample=sample,
-                known=known,
-            )
-        return with_notes(stored.outcome(job, status, key, inputs, **fields), notes or [])
+        """Wait for the files being written and stop the writers' threads."""
+        self.writers.close()
 
     def _inherited(self, job: Job) -> list[Mapping[str, Any]]:
         """What a rendition inherits from its source's checks (nothing for other kinds)."""

@@ -83,11 +83,15 @@ def paid_meta(job: ApiJob, result: ImageResult, cost: float, notes: list[str]) -
 
 
 def deliverable(
-    job: ApiJob, data: bytes, notes: list[str]
+    job: ApiJob, data: bytes, notes: list[str], *, decode: bool = True
 ) -> tuple[bytes, postprocess.Sample | None]:
     """The delivered bytes of a paid image (``data``): exactly the job's size and format
     (see :func:`deliver_paid`), and the sample of their pixels when the delivery decoded
-    them anyway, so they are not decoded again to be inspected."""
+    them anyway, so they are not decoded again to be inspected.
+
+    With ``decode`` False, an image whose header says it already is the job's size and
+    format is delivered as it is without a pixel decoded (the sample is None): whoever
+    writes it decodes it then, off the request's slot (see ``Maker._deliver_paid``)."""
     delivered, image = deliver_paid_decoded(
         data,
         job.size,
@@ -95,6 +99,7 @@ def deliverable(
         job.format,
         delivery_compression(job),
         notes,
+        decode=decode,
     )
     return delivered, postprocess.sample(image) if image is not None else None
 
@@ -129,13 +134,19 @@ def deliver_paid_decoded(
     fmt: str,
     compression: int | None,
     notes: list[str],
+    *,
+    decode: bool = True,
 ) -> tuple[bytes, Image | None]:
     """:func:`deliver_paid`, plus the delivered pixels when they are known (see
-    :func:`pipeline.postprocess.deliver_decoded`)."""
+    :func:`pipeline.postprocess.deliver_decoded`). With ``decode`` False, ``data`` comes
+    back undecoded (pixels None) when its header says it is ``size`` in ``fmt``."""
     try:
-        returned = postprocess.measure(data)
+        returned, found = postprocess.peek(data)
         warning = size_note(returned, requested)
-        delivered = postprocess.deliver_decoded(data, size[0], size[1], fmt, compression)
+        if not decode and returned == size and found == postprocess.normalize_format(fmt):
+            delivered: tuple[bytes, Image | None] = (data, None)
+        else:
+            delivered = postprocess.deliver_decoded(data, size[0], size[1], fmt, compression)
     except postprocess.ImageDecodeError as exc:
         raise UnusableImage(str(exc)) from exc
     if warning:

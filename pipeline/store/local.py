@@ -179,6 +179,12 @@ class LocalStore:
         self._index.put(key, record.blob, record.original, text)
         return record
 
+    def forget(self, key: str) -> None:
+        """Drop the entry for ``key`` (its blobs stay until ``cache gc``): a paid image
+        committed before it was decoded, that then could not be. The next build asks for it
+        again, as it would had it never been committed."""
+        self._index.delete([key])
+
     def lookup(self, key: str) -> CacheRecord | None:
         """The record for ``key`` if it is well-formed and its blob is there; else a miss."""
         try:

@@ -1,0 +1,137 @@
+"""Where a build's files are written and inspected: the worker threads and their permits.
+
+Writing a delivered file means decoding, checking, hashing and thumbnailing it: CPU work
+that must neither block the event loop (it sends the paid requests) nor pile images up
+in memory. :class:`Writers` owns the threads that do it and the permits that bound it;
+:class:`~pipeline.runner.delivery.Delivery` is what each one does. Split from the maker
+(:mod:`pipeline.runner.making`), which decides *what* a job needs, so each reads on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pipeline.jobs import Job
+from pipeline.postprocess import Sample
+from pipeline.runner.delivery import Delivery, OriginalFacts
+from pipeline.runner.guards import with_notes, writing
+from pipeline.runner.outcome import Outcome, Status
+from pipeline.store import Inspection
+
+LOCAL_WORK = 8
+"""Results written and inspected at once (waiting for, or in, the local pool): enough to
+keep the pool busy, few enough that 2.5 MB images do not pile up in memory (a paid image
+waiting for its turn is not held: see ``Maker._deliver_paid``)."""
+
+T = TypeVar("T")
+
+
+def local_workers() -> int:
+    """Threads that write and inspect files: one per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 2
+
+
+class Writers:
+    """The threads that write and inspect a build's files, and the permits that bound them."""
+
+    def __init__(self, delivery: Delivery, concurrency: int):
+        self.delivery = delivery
+        self.permits = asyncio.Semaphore(min(concurrency, LOCAL_WORK))
+        """Files being written and inspected at once (API results, cache copies, renditions,
+        sheets): bounds the images held in memory whatever the API or the cache delivers."""
+        self.pool = ThreadPoolExecutor(local_workers(), thread_name_prefix="assetpipe-local")
+        """Where files are written and inspected: CPU-bound work, one thread per core, apart
+        from the default executor's threads that wait on the network and on fsync."""
+        self.copier = ThreadPoolExecutor(1, thread_name_prefix="assetpipe-copy")
+        """Where files are copied from the cache with the memo's inspection: mostly system
+        calls, which one thread makes faster than several fighting over the interpreter
+        (a restore of 400 files spends a third less CPU)."""
+
+    async def deliver(
+        self,
+        job: Job,
+        status: Status,
+        key: str,
+        data: bytes,
+        original: bytes | OriginalFacts | None,
+        inputs: list[str],
+        inherited: list[Mapping[str, Any]],
+        *,
+        atlas: bytes | None = None,
+        sha256: str | None = None,
+        sample: Sample | None = None,
+        **fields: Any,
+    ) -> Outcome:
+        """Write a delivered file (and a sheet's atlas), inspect it, and say what happened.
+
+        ``sha256`` (of ``data``, verified) and ``sample`` (its pixels, decoded) are what
+        the caller already knows, so nothing is hashed or decoded twice."""
+        store = functools.partial(
+            self.store,
+            job,
+            status,
+            key,
+            data,
+            original,
+            inputs,
+            inherited,
+            atlas=atlas,
+            sha256=sha256,
+            sample=sample,
+            fields=fields,
+        )
+        return await self.local(store)
+
+    def store(
+        self,
+        job: Job,
+        status: Status,
+        key: str,
+        data: bytes,
+        original: bytes | OriginalFacts | None,
+        inputs: list[str],
+        inherited: list[Mapping[str, Any]],
+        *,
+        atlas: bytes | None,
+        sha256: str | None,
+        sample: Sample | None = None,
+        known: Inspection | None = None,
+        fields: Mapping[str, Any],
+        notes: list[str] | None = None,
+    ) -> Outcome:
+        """:meth:`deliver`'s work, in a worker thread; ``notes`` are warnings about the
+        API's answer the outcome records."""
+        with writing(f"{job.output_path} in the output folder"):
+            stored = self.delivery.store(
+                job,
+                key,
+                data,
+                original,
+                atlas,
+                inherited,
+                sha256=sha256,
+                sample=sample,
+                known=known,
+            )
+        return with_notes(stored.outcome(job, status, key, inputs, **fields), notes or [])
+
+    async def local(self, work: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound local work (decode, inspect, write) in the pool sized to the cores."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
+
+    async def copy(self, work: Callable[..., T], *args: Any) -> T:
+        """Run a copy from the cache (reads, writes, the memo) in the copying thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.copier, work, *args)
+
+    def close(self) -> None:
+        """Wait for the local work under way (files being written) and stop the threads."""
+        self.copier.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
