@@ -17,7 +17,13 @@ It runs twice, each time against a fresh fake:
   so ``peak_in_flight`` is untouched), then the build runs. The target is judged on this
   run's build phase: it measures assetpipe, not the fake.
 
-    .venv/bin/python benchmarks/bench_concurrency.py [--rows 16] [--cols 20]
+Beside them, each against its own warmed fake and over the same API jobs (an
+``assetpipe plan --json`` file), the two baselines of ``rate_clients.py`` at the same 32
+in flight: ``naive_semaphore.py`` and ``skills_batch.py`` (whose own default is 5, which
+would take 64 s here by construction). Their loop time is their ``wall_s``; whole process
+includes their interpreter and ``import openai``. They are printed, not judged.
+
+    .venv/bin/python benchmarks/bench_concurrency.py [--rows 16] [--cols 20] [--no-baselines]
 """
 
 from __future__ import annotations
@@ -27,7 +33,17 @@ import os
 import sys
 from typing import Any
 
-from common import FakeServer, assetpipe, make_project, matrix_spec, temp_dir, verdict
+from common import (
+    PYTHON,
+    FakeServer,
+    assetpipe,
+    make_project,
+    matrix_spec,
+    run,
+    temp_dir,
+    verdict,
+)
+from rate_clients import NAIVE, SKILLS
 
 LATENCY_S = 1.0
 CONCURRENCY = 32
@@ -58,10 +74,42 @@ def measure(rows: int, cols: int, *, warm: bool) -> dict[str, Any]:
     }
 
 
+def baselines(rows: int, cols: int) -> list[dict[str, Any]]:
+    """The naive semaphore loop and the skills-style batch at the same concurrency, each
+    against its own warmed fake, over the API jobs of the same project."""
+    found = []
+    with temp_dir("concurrency-baselines") as root:
+        spec = matrix_spec(rows, cols, prompt="A simple flat icon, tile {{ x }}-{{ y }}")
+        make_project(root, {"tiles": spec})
+        plan = assetpipe("plan", root, "--json", "--provider", "preview").check()
+        plan_file = root / "plan.json"
+        plan_file.write_text(plan.stdout, encoding="utf-8")
+        for label, script in (("naive semaphore", NAIVE), ("skills generate-batch", SKILLS)):
+            out = root / f"{script.stem}-out"
+            with FakeServer(latency=LATENCY_S) as fake:
+                warm_requests = fake.warm_up()
+                args = [PYTHON, str(script), "--plan", str(plan_file), "--out", str(out)]
+                result = run([*args, "--concurrency", str(CONCURRENCY)], env=fake.env())
+                stats = fake.stats()
+            summary = result.json() if result.stdout.strip() else {}
+            found.append(
+                {
+                    "label": f"{label}, {CONCURRENCY}",
+                    "images": summary.get("images", 0),
+                    "loop_s": float(summary.get("wall_s") or float("nan")),
+                    "process_s": result.wall_s,
+                    "peak": stats["peak_in_flight"],
+                    "requests": stats["requests"] - warm_requests,
+                }
+            )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--cols", type=int, default=20)
+    parser.add_argument("--no-baselines", action="store_true", help="assetpipe only")
     args = parser.parse_args(argv)
     jobs = args.rows * args.cols
     ideal = jobs / CONCURRENCY * LATENCY_S
@@ -73,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['command_s']:.2f} s; whole process "
             f"{r['process_s']:.2f} s = {r['process_s'] / ideal:.3f}x; peak_in_flight "
             f"{r['peak']}; {r['requests']} build requests"
+        )
+    for b in [] if args.no_baselines else baselines(args.rows, args.cols):
+        print(
+            f"  [{b['label']}, warm fake] {b['images']}/{jobs} images; loop "
+            f"{b['loop_s']:.2f} s = {b['loop_s'] / ideal:.3f}x; whole process "
+            f"{b['process_s']:.2f} s = {b['process_s'] / ideal:.3f}x; peak_in_flight "
+            f"{b['peak']}; {b['requests']} requests"
         )
     warm = runs[1]
     ratio = warm["build_s"] / ideal
