@@ -156,23 +156,34 @@ def test_a_checkpoint_being_written_ends_before_the_run_does(project):
 
 def test_a_paid_image_frees_its_slot_before_a_writer_is_free(project, monkeypatch):
     """A request's slot is free once its image is in the cache, not once a writer takes
-    it: with every writer held, all the requests are still sent. The images that waited
-    for a writer were let go meanwhile and are read back from the cache, byte for byte."""
+    it: with every writer held until every image is committed, all the requests are still
+    sent. Each image that found every writer busy was let go meanwhile and is read back
+    from the cache, byte for byte."""
     import threading
 
     from pipeline.runner import delivery, making
 
-    jobs = 12
+    jobs, writers = 12, 4
     project.gen({"specs/s.yaml": many(jobs)})
-    all_sent = threading.Event()
+    all_committed = threading.Event()
     real_store = delivery.Delivery.store
 
     def held_store(self, *args, **kwargs):
-        # Every writer is busy until every request has been sent (were a slot held until
-        # a writer is free, the last requests would wait for this one: a deadlock).
-        if not all_sent.wait(timeout=30):
+        # Every writer is busy until every image is committed (were a slot held until a
+        # writer is free, the last requests would wait for this one: a deadlock).
+        if not all_committed.wait(timeout=30):
             raise AssertionError("a request waited for a writer before it was sent")
         return real_store(self, *args, **kwargs)
+
+    committed: list[str] = []
+    real_commit = making.Maker._commit
+
+    async def counted_commit(self, job, *args, **kwargs):
+        paid = await real_commit(self, job, *args, **kwargs)
+        committed.append(job.id)
+        if len(committed) == jobs:
+            all_committed.set()
+        return paid
 
     read_back: list[str] = []
     real_read_back = making.Maker._read_back
@@ -182,22 +193,15 @@ def test_a_paid_image_frees_its_slot_before_a_writer_is_free(project, monkeypatc
         return real_read_back(self, key, sha)
 
     monkeypatch.setattr(delivery.Delivery, "store", held_store)
+    monkeypatch.setattr(making.Maker, "_commit", counted_commit)
     monkeypatch.setattr(making.Maker, "_read_back", counted_read_back)
-
-    class Counting(ScriptedProvider):
-        async def generate(self, request):
-            result = await super().generate(request)
-            if len(self.calls) == jobs:
-                all_sent.set()
-            return result
-
-    provider = Counting([])
-    report, _ = run_plan(project, provider, concurrency=4)
-    assert all_sent.is_set()
+    provider = ScriptedProvider([])
+    report, _ = run_plan(project, provider, concurrency=writers)
     assert len(provider.calls) == jobs
     outcomes = list(report.outcomes.values())
     assert {o.status for o in outcomes} == {"generated"}
-    assert len(read_back) >= jobs - 4  # at most the four writers' images were held
+    # The first `writers` images hold the writers; every later one found them busy.
+    assert len(set(read_back)) == jobs - writers
     with LocalStore(project.root / ".assetpipe/cache") as cache:
         for outcome in outcomes:
             written = (project.root / "output" / outcome.job.output_path).read_bytes()
