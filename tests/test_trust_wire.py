@@ -587,6 +587,12 @@ def test_a_gzip_body_inflating_to_a_gigabyte_is_cut_off_at_the_cap(project, run,
     assert peak < 200 * 1024 * 1024
 
 
+def test_the_capped_client_is_the_sdks_aiohttp_client():
+    """assetpipe depends on the SDK's ``aiohttp`` extra, and every body cap above is
+    enforced on that transport: the capped client is built on ``DefaultAioHttpClient``."""
+    assert issubclass(CappedAsyncClient, openai.DefaultAioHttpClient)
+
+
 def test_a_base64_image_over_the_cap_is_not_decoded(api):
     """A ``b64_json`` longer than the image cap allows is refused before decoding."""
     provider = provider_for(api, max_image_bytes=1000)

@@ -24,9 +24,12 @@ else:
     # C parser and connection pool spend far less of the event loop on each request than
     # httpx2's pure-Python one, which probes every idle connection's socket each time a
     # request starts or ends (measured: 32 requests in flight finish ~4% sooner). Without
-    # the extra installed, the SDK's default transport.
+    # the extra (or with an SDK that has no such client), the SDK's default transport.
+    _aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
     _SdkClient = (
-        openai.DefaultAioHttpClient if find_spec("aiohttp") else openai.DefaultAsyncHttpxClient
+        _aiohttp_client
+        if _aiohttp_client is not None and find_spec("aiohttp")
+        else openai.DefaultAsyncHttpxClient
     )
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
