@@ -262,11 +262,21 @@ def read_regular(path: Path, limit: int) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", str(path))
+    try:
+        return read_open(fd, limit, str(path))
+    finally:
+        os.close(fd)
+
+
+def read_open(fd: int, limit: int, name: str) -> bytes:
+    """The bytes of the file open as ``fd`` (named ``name`` in errors), checked as
+    :func:`read_regular` checks a path's: not a regular file, or over ``limit`` bytes,
+    raises ``OSError``. The caller keeps ``fd`` open (to link that very file, say)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", name)
+    data = b""
+    while chunk := os.read(fd, limit + 1 - len(data)):
+        data += chunk
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
     return data

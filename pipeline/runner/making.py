@@ -28,7 +28,7 @@ from pipeline.jobs import (
 from pipeline.output import ManifestEntry
 from pipeline.postprocess import Sample
 from pipeline.runner.budget import Budget
-from pipeline.runner.delivery import Delivery, OriginalFacts, make_sheet
+from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import RunConfig, RunDeps
 from pipeline.runner.dispatch import NotStarted, Pending
 from pipeline.runner.freshness import JobState, job_key
@@ -42,7 +42,7 @@ from pipeline.runner.guards import (
     writing,
 )
 from pipeline.runner.inputs import InputReader, input_shas
-from pipeline.runner.outcome import Outcome, Status
+from pipeline.runner.outcome import Outcome
 from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
 from pipeline.runner.restoring import Restored, cached_delivery
 from pipeline.runner.writers import Writers
@@ -98,7 +98,6 @@ class Maker:
             deps.memo,
         )
         self.writers = Writers(self.delivery, config.concurrency)
-        self.local_work = self.writers.permits
         self.sunk: dict[str, float] = {}
         """What jobs that failed after their image arrived (and was paid for) cost."""
 
@@ -123,7 +122,7 @@ class Maker:
                 and await asyncio.to_thread(self.output.matches, entry)
             ):
                 return self.up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
-            async with self.local_work:
+            async with self.writers.permits:
                 inherited = self._inherited(job)
                 restored = await self.writers.copy(self._restore, job, key, inputs, inherited)
                 if isinstance(restored, Outcome):
@@ -131,19 +130,19 @@ class Maker:
                 if restored is not None:  # the memo does not know it all: inspect it
                     return await self.writers.local(restored)
         if job.kind == "pick":  # free: the approved bytes, copied
-            async with self.local_work:
+            async with self.writers.permits:
                 data = await asyncio.to_thread(self.inputs.approved, job)
-                return await self._deliver(job, "cached", key, data, None, inputs)
+                return await self.writers.deliver(job, "cached", key, data, None, inputs)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
         batch = self.deps.pending.get(key) if job.is_api and not self.config.force else None
         if batch is not None:  # paid for in an open batch: collect it, do not pay again
             return Outcome.pending(job, key, batch)
         if job.kind == "rendition":
-            async with self.local_work:
+            async with self.writers.permits:
                 return await self._render(job, key, shas)
         if job.kind == "sheet":
-            async with self.local_work:
+            async with self.writers.permits:
                 return await self._sheet(job, key, inputs)
         return await self._call(job, key, inputs)
 
@@ -175,7 +174,7 @@ class Maker:
             restored.data,
             restored.original,
             inputs,
-            inherited,
+            inherited=inherited,
             atlas=atlas.encode() if isinstance(atlas, str) else None,
             sha256=restored.sha256,
             known=restored.known,
@@ -191,14 +190,20 @@ class Maker:
         )
         if made.adopted and isinstance(made.meta.get("atlas"), str):
             atlas = str(made.meta["atlas"]).encode()
-        return await self._deliver(job, "generated", key, made.data, None, inputs, atlas=atlas)
+        return await self.writers.deliver(
+            job, "generated", key, made.data, None, inputs, atlas=atlas
+        )
 
     async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await self.writers.local(postprocess.render_rendition, source, job.op)
         made = await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
-        return await self._deliver(job, "generated", key, made.data, None, [shas[job.parent] or ""])
+        inputs = [shas[job.parent] or ""]
+        inherited = self._inherited(job)
+        return await self.writers.deliver(
+            job, "generated", key, made.data, None, inputs, inherited=inherited
+        )
 
     async def _call(self, job: ApiJob, key: str, inputs: list[str]) -> Outcome:
         reservation = self.budget.reserve(self.deps.pricing.estimate(job))
@@ -240,15 +245,17 @@ class Maker:
         ``RunDeps.forget``) that cannot be decoded fails as a ``bad_response`` and is taken
         back out of the cache, as if it had never been committed."""
         undecoded = fields.pop("undecoded")
-        if self.local_work.locked():
+        if self.writers.permits.locked():
             arrived.let_go()
-        async with self.local_work:
+        async with self.writers.permits:
             if arrived.data is None:
                 data, original = await asyncio.to_thread(self._read_back, key, fields["sha256"])
             else:
                 data, original = arrived.data, arrived.original
             try:
-                return await self._deliver(job, "generated", key, data, original, inputs, **fields)
+                return await self.writers.deliver(
+                    job, "generated", key, data, original, inputs, **fields
+                )
             except postprocess.ImageDecodeError as exc:
                 if not undecoded or self.deps.forget is None:
                     raise
@@ -333,22 +340,6 @@ class Maker:
         with writing("the cache"):
             record = self.cache.commit(key, delivered, original, meta)
         return kept(self.cache, record, delivered, original, meta)
-
-    async def _deliver(
-        self,
-        job: Job,
-        status: Status,
-        key: str,
-        data: bytes,
-        original: bytes | OriginalFacts | None,
-        inputs: list[str],
-        **fields: Any,
-    ) -> Outcome:
-        """Write a delivered file and inspect it (see :meth:`Writers.deliver`)."""
-        inherited = self._inherited(job)
-        return await self.writers.deliver(
-            job, status, key, data, original, inputs, inherited, **fields
-        )
 
     def close(self) -> None:
         """Wait for the files being written and stop the writers' threads."""

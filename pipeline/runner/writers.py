@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -63,8 +63,8 @@ class Writers:
         data: bytes,
         original: bytes | OriginalFacts | None,
         inputs: list[str],
-        inherited: list[Mapping[str, Any]],
         *,
+        inherited: Sequence[Mapping[str, Any]] = (),
         atlas: bytes | None = None,
         sha256: str | None = None,
         sample: Sample | None = None,
@@ -72,8 +72,9 @@ class Writers:
     ) -> Outcome:
         """Write a delivered file (and a sheet's atlas), inspect it, and say what happened.
 
-        ``sha256`` (of ``data``, verified) and ``sample`` (its pixels, decoded) are what
-        the caller already knows, so nothing is hashed or decoded twice."""
+        ``inherited`` is what a rendition takes from its source's checks. ``sha256`` (of
+        ``data``, verified) and ``sample`` (its pixels, decoded) are what the caller
+        already knows, so nothing is hashed or decoded twice."""
         store = functools.partial(
             self.store,
             job,
@@ -82,7 +83,7 @@ class Writers:
             data,
             original,
             inputs,
-            inherited,
+            inherited=inherited,
             atlas=atlas,
             sha256=sha256,
             sample=sample,
@@ -98,8 +99,8 @@ class Writers:
         data: bytes,
         original: bytes | OriginalFacts | None,
         inputs: list[str],
-        inherited: list[Mapping[str, Any]],
         *,
+        inherited: Sequence[Mapping[str, Any]] = (),
         atlas: bytes | None,
         sha256: str | None,
         sample: Sample | None = None,

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from pipeline.fsutil import UnsafePathError, read_regular, refuse_link, write_atomic
+from pipeline.fsutil import UnsafePathError, read_open, read_regular, refuse_link, write_atomic
 from pipeline.hashing import sha256_bytes
 from pipeline.store.base import is_blob_name
 
@@ -230,7 +230,10 @@ class LocalMemo:
             yield None
             return
         try:
-            data = _read_fd(fd, MAX_THUMBNAIL_BYTES)
+            try:
+                data: bytes | None = read_open(fd, MAX_THUMBNAIL_BYTES, str(path))
+            except OSError:
+                data = None
             if data is None or not is_webp(data):
                 self._warn(f"memo thumbnail {sha[:12]} is not a WebP file; drawing it again")
                 yield None
@@ -254,19 +257,6 @@ class KeptFile:
 
     fd: int
     data: bytes
-
-
-def _read_fd(fd: int, limit: int) -> bytes | None:
-    """The bytes of the regular file open as ``fd``, or None (not regular, over ``limit``)."""
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-        return None
-    data = b""
-    while chunk := os.read(fd, limit + 1 - len(data)):
-        data += chunk
-        if len(data) > limit:
-            return None
-    return data
 
 
 def is_webp(data: bytes) -> bool:
