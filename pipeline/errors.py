@@ -91,7 +91,12 @@ characters (bidi overrides), surrogates (undecodable file names), line separator
 
 def printable(text: str) -> str:
     """``text`` with every control character escaped as Python writes it (``\\n``,
-    ``\\x1b``), so a name or value from a spec cannot forge or garble a line of output."""
+    ``\\x1b``, ``\\x9b``).
+
+    The one escaping of text assetpipe did not write itself (a spec, a server's error, a
+    cache record, the lock file, a manifest) on its way to a terminal or a log: C0 controls
+    (newlines and tabs too), DEL and the C1 controls, so such text can neither forge a
+    line, move the cursor, retitle the terminal nor plant a hyperlink."""
     if text.isprintable():
         return text
     return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in UNPRINTABLE else ch for ch in text)

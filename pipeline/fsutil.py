@@ -17,6 +17,7 @@ import fcntl
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -232,6 +233,72 @@ def held_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[Non
         os.close(fd)
 
 
+@contextlib.contextmanager
+def waited_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``, waiting up to :data:`LOCK_WAIT_S` for it.
+
+    For short changes of one file that several processes make (a pick from two terminals,
+    or from the review page and the command line at once): the later one waits its turn
+    rather than failing, as a second build does at :func:`held_lock`. The file is handled
+    as there: opened without following a link, the holder's pid written in it, removed on
+    release, and held only while it is still the file at ``path``. A holder that never
+    lets go (a stopped process) ends the wait with ``busy(pid)`` instead of a hang.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        fd = _open_lock(path, what)
+        try:
+            _wait_flock(fd, deadline)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise ProjectLocked(busy(holder or "unknown")) from None
+        if _still_at(path, fd):
+            break
+        os.close(fd)  # the holder removed it while we waited: lock the new one
+    try:
+        with contextlib.suppress(OSError):  # the pid only informs whoever waits
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+LOCK_WAIT_S = 60.0
+"""How long :func:`waited_lock` waits: a change of a lock file takes milliseconds, so a
+minute means its holder is stuck, not busy."""
+
+
+def _wait_flock(fd: int, deadline: float) -> None:
+    """``flock`` ``fd`` exclusively, polling (a blocking ``flock`` cannot time out) with
+    waits growing from 1 to 50 ms; BlockingIOError once ``deadline`` has passed."""
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        else:
+            return
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """Whether the file open as ``fd`` is still the one at ``path`` (not removed, not
+    replaced): only then does a lock on it exclude the others."""
+    held = os.fstat(fd)
+    try:
+        now = path.lstat()
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
 def _open_lock(path: Path, what: str) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -272,8 +339,11 @@ def read_open(fd: int, limit: int, name: str) -> bytes:
     """The bytes of the file open as ``fd`` (named ``name`` in errors), checked as
     :func:`read_regular` checks a path's: not a regular file, or over ``limit`` bytes,
     raises ``OSError``. The caller keeps ``fd`` open (to link that very file, say)."""
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         raise OSError(errno.EINVAL, "not a regular file", name)
+    if info.st_size > limit:  # said before a byte is read (a sparse file costs nothing)
+        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
     data = b""
     while chunk := os.read(fd, limit + 1 - len(data)):
         data += chunk

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,24 @@ def sha256_file(path: Path) -> str:
 def content_key(payload: Mapping[str, Any]) -> str:
     """The cache key of a request payload: versioned sha256 of its canonical JSON."""
     return sha256_bytes((KEY_PREFIX + canonical_json(payload)).encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """What a cached result was made from, and the key that follows from it.
+
+    Stores take this, never a bare key: the key is computed here from the payload, and a
+    store keeps the payload beside the result, so a record whose stored request does not
+    hash to the key it sits under is recognisably planted (or damaged) and is a miss. No
+    key read from a file (a stored plan, a journal, a bucket) can make a store file a
+    result under a request it was not made from.
+    """
+
+    payload: Mapping[str, Any]
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", content_key(self.payload))
+
+    def __str__(self) -> str:
+        return self.key[:12]

@@ -1,7 +1,9 @@
 """Build progress for people: a live bar on a terminal, plain lines in CI logs.
 
 Both show the same facts — done/total, from cache, failed, spend, ETA — because the
-person reading a CI log deserves what the person at a terminal sees.
+person reading a CI log deserves what the person at a terminal sees. Failure messages and
+notes quote servers and job ids; every line escapes them (:func:`pipeline.errors.printable`),
+so a server's text cannot forge a line of the log or drive the terminal.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import time
 from typing import IO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from pipeline.cli.render import shown
+from pipeline.errors import printable
 from pipeline.jobs import Job, ProviderFailure
 from pipeline.runner.outcome import Outcome
 
@@ -65,13 +68,20 @@ class QuietReporter:
     def finished_job(self, outcome: Outcome) -> None:
         self.counts.add(outcome)
         if outcome.status == "failed" and outcome.error:
-            self.stream.write(f"failed: {outcome.job.id}: {outcome.error.get('message')}\n")
+            self.stream.write(f"failed: {_failure(outcome)}\n")
 
     def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
         return
 
     def note(self, message: str) -> None:
-        self.stream.write(f"{message}\n")
+        self.stream.write(f"{printable(message)}\n")
+
+
+def _failure(outcome: Outcome) -> str:
+    """``job: message`` of a failed job, escaped for a plain line (the message is often
+    the server's)."""
+    message = (outcome.error or {}).get("message")
+    return f"{printable(outcome.job.id)}: {printable(str(message))}"
 
 
 class PlainReporter(QuietReporter):
@@ -91,11 +101,11 @@ class PlainReporter(QuietReporter):
         self.counts.add(outcome)
         job, status = outcome.job, outcome.status
         if status == "failed" and outcome.error:
-            self.stream.write(f"failed    {job.id}: {outcome.error.get('message')}\n")
+            self.stream.write(f"failed    {_failure(outcome)}\n")
         elif status == "blocked":
-            self.stream.write(f"blocked   {job.id}\n")
+            self.stream.write(f"blocked   {printable(job.id)}\n")
         elif self.verbose or (job.is_api and status == "generated"):
-            self.stream.write(f"{status:<9} {job.id}\n")
+            self.stream.write(f"{status:<9} {printable(job.id)}\n")
         now = time.monotonic()
         if now - self.last >= PLAIN_EVERY_S:
             self.last = now
@@ -105,8 +115,8 @@ class PlainReporter(QuietReporter):
     def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
         if self.verbose or failure.kind != "rate_limit":
             self.stream.write(
-                f"retry     {job.id} in {delay:.1f}s after {failure.kind} "
-                f"(attempt {attempt}): {failure.message}\n"
+                f"retry     {printable(job.id)} in {delay:.1f}s after {failure.kind} "
+                f"(attempt {attempt}): {printable(failure.message)}\n"
             )
 
 
@@ -157,8 +167,7 @@ class RichReporter(QuietReporter):
         self.counts.add(outcome)
         if outcome.status == "failed" and outcome.error:
             self.console.print(
-                f"[red]failed[/red] {escape(outcome.job.id)}: "
-                f"{escape(str(outcome.error.get('message')))}"
+                f"[red]failed[/red] {shown(outcome.job.id)}: {shown(outcome.error.get('message'))}"
             )
         if self.task is not None:
             self.progress.update(
@@ -173,12 +182,12 @@ class RichReporter(QuietReporter):
     def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
         if failure.kind != "rate_limit":
             self.console.print(
-                f"[yellow]retry[/yellow] {escape(job.id)} in {delay:.1f}s "
-                f"after {failure.kind}: {escape(failure.message)}"
+                f"[yellow]retry[/yellow] {shown(job.id)} in {delay:.1f}s "
+                f"after {failure.kind}: {shown(failure.message)}"
             )
 
     def note(self, message: str) -> None:
-        self.console.print(f"[bold red]{escape(message)}[/bold red]")
+        self.console.print(f"[bold red]{shown(message)}[/bold red]")
 
     def close(self) -> None:
         """Stop the live display."""

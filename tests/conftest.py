@@ -20,13 +20,18 @@ ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the developer's API keys or assetpipe settings, and every test judges
-    model lifecycles on one pinned date, never the machine's clock."""
+def clean_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No test sees the developer's API keys or assetpipe settings, every test judges
+    model lifecycles on one pinned date, never the machine's clock, and every test has
+    its own per-user state folder (the key that seals stored plans and stamps), never the
+    developer's."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ASSETPIPE_TODAY", PINNED_TODAY)
+    monkeypatch.setenv("ASSETPIPE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     yield
 
 

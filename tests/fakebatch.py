@@ -39,10 +39,17 @@ in the output, the rest ``batch_expired`` in the error file), "token_limit_excee
 the lines that ran. Lines an expired or cancelled batch never ran are ``batch_expired`` /
 ``batch_cancelled`` error lines, or absent when ``unrun_lines_in_error_file`` is False.
 
+Hostile delivery: ``retrieve_faults`` (a list of "server_error" or "ok", one used per
+``GET /v1/batches/{id}``, before the batch is even looked up) answers a poll with a 500;
+``trickle_content`` sends result files one byte per ``api.trickle_seconds`` (below any
+per-read timeout, so only a total deadline ends the download) until the client hangs up,
+the fake stops, or ``api.slow_seconds`` pass.
+
 Counters (``stats()``, also at ``GET /_batch/stats``; ``POST /_batch/config`` configures):
-batches created, files uploaded, retrieves, lists, cancels, content downloads and bytes,
-lines run, lines and images billed, billed images per custom_id, and the synchronous Images
-requests of the same fake (``sync_image_requests``: zero for a build that only batched).
+batches created, files uploaded, retrieves (and those answered with a retrieve fault),
+lists, cancels, content downloads and bytes, lines run, lines and images billed, billed
+images per custom_id, and the synchronous Images requests of the same fake
+(``sync_image_requests``: zero for a build that only batched).
 """
 
 from __future__ import annotations
@@ -91,7 +98,10 @@ DEFAULTS: dict[str, Any] = {
     "content_chunk_bytes": 64 * 1024,
     "unrun_lines_in_error_file": True,
     "hold": None,
+    "retrieve_faults": (),
+    "trickle_content": False,
 }
+RETRIEVE_FAULTS = frozenset({"ok", "server_error"})
 HOLDS = frozenset({"create_before", "create_after", "content"})
 """Where a request may be held until ``release`` is set, so a test can kill the client
 there: before a batch is created, after it is created but before the answer is sent, or
@@ -100,6 +110,7 @@ COUNTERS = (
     "batches_created",
     "files_uploaded",
     "retrieves",
+    "retrieve_faults",
     "lists",
     "cancels",
     "content_downloads",
@@ -214,6 +225,7 @@ class FakeBatchAPI:
         for name, value in DEFAULTS.items():
             setattr(self, name, value)
         self.batch_script: deque[str] = deque()
+        self.retrieve_faults: deque[str] = deque()
         self.held = threading.Event()
         self.release = threading.Event()
         self.reset_counters()
@@ -230,6 +242,10 @@ class FakeBatchAPI:
                     value = deque([given] if isinstance(given, str) else given)
                     if set(value) - BATCH_OUTCOMES:
                         raise ValueError(f"batch outcomes are {sorted(BATCH_OUTCOMES)}")
+                if name == "retrieve_faults":
+                    value = deque([given] if isinstance(given, str) else given)
+                    if set(value) - RETRIEVE_FAULTS:
+                        raise ValueError(f"retrieve faults are {sorted(RETRIEVE_FAULTS)}")
                 if name == "hold" and value is not None and value not in HOLDS:
                     raise ValueError(f"holds are {sorted(HOLDS)}")
                 if name == "line_faults":
@@ -295,6 +311,17 @@ class FakeBatchAPI:
             self._reply(handler, status, answer)
         return True
 
+    def _trickle(self, handler: Any, data: bytes) -> None:
+        """Announce the whole file, then send it a byte at a time (``api._trickle``); the
+        connection is closed after, since the body may be cut off midway."""
+        handler.close_connection = True
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        self.api._trickle(handler, data)
+
     def _hold(self) -> None:
         """Stop here until the test releases the request (or a minute passes)."""
         self.held.set()
@@ -329,6 +356,9 @@ class FakeBatchAPI:
         self.api._send(handler, reply)
 
     def _stream(self, handler: Any, data: bytes) -> None:
+        if self.trickle_content:
+            self._trickle(handler, data)
+            return
         handler.send_response(200)
         handler.send_header("Content-Type", "application/octet-stream")
         handler.send_header("Content-Length", str(len(data)))
@@ -432,6 +462,11 @@ class FakeBatchAPI:
         return batch
 
     def _retrieve(self, batch_id: str, *, req: _Req) -> tuple[int, dict[str, Any]]:
+        fault = self.retrieve_faults.popleft() if self.retrieve_faults else "ok"
+        if fault == "server_error":
+            self.counters["retrieve_faults"] += 1
+            status, code, type_, message = _CODES[fault]
+            raise self.fk.ApiError(status, message, code=code, type_=type_)
         batch = self._batch(batch_id)
         self.counters["retrieves"] += 1
         self._advance(batch)

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import tomllib
@@ -151,6 +152,51 @@ def request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def raw_post(server: ReviewServer, path: str, framing: str) -> bytes:
+    """The head of a POST as the page sends it (token, JSON, same origin), with the body's
+    ``framing`` header (``Content-Length: N`` or ``Transfer-Encoding: chunked``) as given:
+    the tests send whatever body, or none, after it."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        f"X-Assetpipe-Token: {server.token}",
+        "Content-Type: application/json",
+        f"Origin: http://127.0.0.1:{server.port}",
+        framing,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def exchange(server: ReviewServer, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``raw`` as it is, then read until the server closes the connection: status,
+    headers, body.
+
+    The read ending is itself the proof that the server closed the connection (no
+    keep-alive wait, no half-read body): a server that does not fails the test on the
+    socket's timeout instead of hanging it.
+    """
+    with socket.create_connection(("127.0.0.1", server.port), timeout=120) as sock:
+        sock.sendall(raw)
+        received = bytearray()
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = (line.partition(":") for line in lines)
+    return int(status_line.split()[1]), {k.lower(): v.strip() for k, _, v in fields}, body
+
+
+def open_fds_on(path: Path) -> list[int]:
+    """The descriptors this process holds open on ``path`` (the server under test runs
+    in the test's own process, so a descriptor it leaked shows up here)."""
+    found = []
+    for link in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed while listed
+            if link.readlink() == path:
+                found.append(int(link.name))
+    return found
 
 
 def post(server: ReviewServer, path: str, body: Any) -> tuple[int, dict[str, Any]]:

@@ -22,16 +22,19 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -323,3 +326,178 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 report.sections.append((f"{value.name} log (end)", _log_tail(value.log)))
                 break
     return report
+
+
+# -- a hostile endpoint -----------------------------------------------------------------------
+
+ENDLESS_LIMIT = 3 * 1024**3
+"""Where an endless answer stops by itself, should the client never hang up: more than a
+process whose address space is capped at 2 GiB could hold."""
+TRICKLE_PAUSE = 0.05
+"""Between two bytes of a trickled answer."""
+TRICKLE_LIMIT = 60.0
+"""How long a trickled answer goes on, should the client never hang up."""
+HOSTILE_MODES = ("endless", "pages", "trickle-body", "trickle-headers")
+
+
+@dataclass
+class HostileS3:
+    """An S3 endpoint on 127.0.0.1 that answers listings as an attacker would, and what it
+    saw. ``mode`` is the answer to a listing:
+
+    - "endless": a ListBucketResult that never ends (entries streamed until the client
+      hangs up, or ENDLESS_LIMIT bytes were sent);
+    - "pages": a whole page of as many names as asked for, which says another follows,
+      forever;
+    - "trickle-body" / "trickle-headers": one byte every TRICKLE_PAUSE of the body, or of
+      the headers already, so that no single read ever times out.
+
+    With ``probe_ok`` a listing with a delimiter (a store's first request) gets a short
+    valid answer, so that the hostile answer meets the listing of ``cache stats``. Any
+    other request is a 404. Signatures are not checked.
+    """
+
+    endpoint: str
+    mode: str
+    probe_ok: bool
+    bucket: str = "shared"
+    listings: list[dict[str, str]] = field(default_factory=list)
+    """The query of every listing asked for, in order."""
+    answers: list[tuple[int, bool]] = field(default_factory=list)
+    """Of every hostile answer: the bytes sent, and whether the client hung up on it."""
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def environ(self) -> dict[str, str]:
+        """``AWS_*`` variables reaching this endpoint with keys of its own."""
+        return {
+            "AWS_ACCESS_KEY_ID": "hostile-key",
+            "AWS_SECRET_ACCESS_KEY": "hostile-secret",
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def url(self, prefix: str = "team") -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+_XML_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+)
+
+
+def _entry(key: str, size: int = 1) -> bytes:
+    return f"<Contents><Key>{key}</Key><Size>{size}</Size></Contents>".encode()
+
+
+class _HostileHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HostileServer
+    sent = 0
+    """Bytes of the hostile answer written so far."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the hostile answers are the point."""
+
+    def do_GET(self) -> None:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        hostile = self.server.hostile
+        if "list-type" not in query:
+            self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>")
+            return
+        hostile.listings.append(query)
+        if "delimiter" in query and hostile.probe_ok:
+            self._answer(200, _XML_HEAD + b"<IsTruncated>false</IsTruncated></ListBucketResult>")
+            return
+        self.sent, hung_up = 0, False
+        try:
+            getattr(self, "_" + hostile.mode.replace("-", "_"))(query)
+        except OSError:
+            hung_up = True
+        hostile.answers.append((self.sent, hung_up))
+        self.close_connection = True
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _endless(self, query: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        entries = _entry(f"{query.get('prefix', '')}{'0' * 64}.json") * 1000
+        frame = b"%x\r\n%s\r\n" % (len(entries), entries)
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(_XML_HEAD), _XML_HEAD))
+        while self.sent < ENDLESS_LIMIT and not self.server.hostile.stopping.is_set():
+            self.wfile.write(frame)
+            self.sent += len(entries)
+
+    def _pages(self, query: dict[str, str]) -> None:
+        page = len(self.server.hostile.listings)
+        prefix, count = query.get("prefix", ""), int(query.get("max-keys", "1000"))
+        names = b"".join(_entry(f"{prefix}{page:06d}-{i:04d}.json") for i in range(count))
+        body = (
+            _XML_HEAD + b"<IsTruncated>true</IsTruncated>"
+            b"<NextContinuationToken>page+%d/=</NextContinuationToken>%s</ListBucketResult>"
+        ) % (page, names)
+        self._answer(200, body)
+        self.sent = len(body)
+
+    def _trickle_body(self, query: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        self._trickle(_XML_HEAD * 10**4)
+
+    def _trickle_headers(self, query: dict[str, str]) -> None:
+        self._trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10**6)
+
+    def _trickle(self, data: bytes) -> None:
+        deadline = time.monotonic() + TRICKLE_LIMIT
+        for byte in data:
+            if time.monotonic() > deadline or self.server.hostile.stopping.is_set():
+                break
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            self.sent += 1
+            if self._hung_up(TRICKLE_PAUSE):
+                raise ConnectionAbortedError("the client hung up")
+
+    def _hung_up(self, wait: float) -> bool:
+        """Whether the client closed the connection (waiting up to ``wait`` to see it): a
+        byte at a time, writes would go on succeeding for a while after it did."""
+        readable, _, _ = select.select([self.connection], [], [], wait)
+        return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+
+
+class _HostileServer(ThreadingHTTPServer):
+    daemon_threads = False
+    """Closing the server waits for its answers to end (each ends once its client hangs
+    up, or at its limit), so that what they recorded is complete."""
+
+    def __init__(self, hostile: HostileS3) -> None:
+        super().__init__(("127.0.0.1", 0), _HostileHandler)
+        self.hostile = hostile
+
+
+@contextlib.contextmanager
+def run_hostile_s3(mode: str, *, probe_ok: bool = False) -> Iterator[HostileS3]:
+    """A :class:`HostileS3` in a thread of this process, until the block ends."""
+    assert mode in HOSTILE_MODES, mode
+    hostile = HostileS3("", mode, probe_ok)
+    server = _HostileServer(hostile)
+    hostile.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="hostile-s3")
+    thread.start()
+    try:
+        yield hostile
+    finally:
+        hostile.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,107 @@ def test_batch_max_lines_splits_a_wave_into_batches(project, run, batch_env):
     stats = api.batch.stats()
     assert stats["batches_created"] == 3  # 2 + 2 + 1 requests
     assert stats["images_billed"] == 5
+
+
+def dead_url() -> str:
+    """An API base URL on a local port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_a_journaled_batch_the_api_does_not_know_is_forgotten_and_sent_again(
+    project, run, batch_env, monkeypatch
+):
+    """A journal entry naming a batch the API answers 404 for: forgotten with one warning,
+    its requests sent in this build, each paid once. A 5xx or a refused connection on
+    the same poll says nothing about the batch: the entry stays and nothing is sent."""
+    api = batch_env
+    project.gen({"specs/set.yaml": spec(3)})
+    assert run("build", "--batch", "--no-wait", "--provider", "openai").code == EXIT_PENDING
+    (path,) = journal_files(project)
+    planted = {**json.loads(path.read_text("utf-8")), "batch_id": "batch_unknown404"}
+    path.write_text(json.dumps(planted), "utf-8")
+    api.batch.reset_counters()
+
+    api.batch.configure(retrieve_faults=["server_error"])
+    server_error = run("build", "--batch", "--no-wait", "--provider", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", dead_url())
+    refused = run("build", "--batch", "--no-wait", "--provider", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
+    for result in (server_error, refused):
+        assert result.code == EXIT_PENDING, result.err
+        assert "sent again" not in result.err
+        assert "batch_unknown404: collecting the 3 requests" in result.err
+    assert journal_files(project) == [path]
+    assert json.loads(path.read_text("utf-8")) == planted
+    stats = api.batch.stats()
+    assert (stats["retrieve_faults"], stats["files_uploaded"], stats["lines_run"]) == (1, 0, 0)
+
+    result = run("build", "--batch", "--provider", "openai")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: batch batch_unknown404 is unknown to the Batch API (404); its journal "
+        "entry is forgotten and its 3 requests will be sent again"
+    ]
+    stats = api.batch.stats()
+    assert stats["batches_created"] == 1
+    assert stats["images_billed"] == 3
+    assert set(stats["billed_by_custom_id"].values()) == {1}
+    assert stats["sync_image_requests"] == 0
+    assert journal_files(project) == []
+    assert {e["status"] for e in entries(project).values()} == {"generated"}
+    assert run("build", "--batch", "--provider", "openai").code == 0
+    assert api.batch.stats()["batches_created"] == 1
+
+
+def test_a_journal_file_with_control_characters_in_its_batch_id_never_reaches_the_terminal(
+    project, run, batch_env
+):
+    """A batch id holding an escape sequence is refused with the file (which is named,
+    never quoted), so no id taken from the journal can garble the build's output."""
+    api = batch_env
+    project.gen({"specs/set.yaml": spec(1)})
+    assert run("build", "--batch", "--no-wait", "--provider", "openai").code == EXIT_PENDING
+    (path,) = journal_files(project)
+    planted = {**json.loads(path.read_text("utf-8")), "batch_id": "batch_\x1b]0;owned\x07"}
+    path.write_text(json.dumps(planted), "utf-8")
+    result = run("build", "--batch", "--provider", "openai")
+    assert result.code == 0, result.err
+    assert "skipping the unreadable batch journal file" in result.err
+    assert "\x1b" not in result.err + result.out
+    assert api.batch.stats()["images_billed"] == 1
+
+
+def test_a_trickled_result_file_ends_at_its_deadline_and_the_next_build_collects(
+    project, run, batch_env
+):
+    """The output file arrives a byte at a time, faster than any read times out: the
+    download stops at its total deadline (1.5 x --timeout per request), the build ends
+    pending with the journal kept, and the next build collects what was paid, once."""
+    api = batch_env
+    project.gen({"specs/set.yaml": spec(1)})
+    api.configure(trickle_seconds=0.02)
+    api.batch.configure(trickle_content=True)
+    result = run("build", "--batch", "--timeout", "2", "--provider", "openai")
+    assert result.code == EXIT_PENDING, result.err
+    assert "results could not be read" in result.err
+    assert "did not arrive within 3 s, its total deadline" in result.err
+    assert "the next build --batch tries again" in result.err
+    assert len(journal_files(project)) == 1
+    assert {e["status"] for e in entries(project).values()} == {"pending"}
+    stats = api.batch.stats()
+    assert stats["content_downloads"] == 1  # not tried again in the same build
+    assert stats["images_billed"] == 1
+
+    api.batch.configure(trickle_content=False)
+    again = run("build", "--batch", "--provider", "openai")
+    assert again.code == 0, again.err
+    stats = api.batch.stats()
+    assert stats["batches_created"] == 1
+    assert stats["images_billed"] == 1
+    assert set(stats["billed_by_custom_id"].values()) == {1}
+    assert journal_files(project) == []
+    assert {e["status"] for e in entries(project).values()} == {"generated"}

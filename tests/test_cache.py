@@ -13,12 +13,17 @@ import os
 import sqlite3
 
 import pytest
+from store_kit import kept, meta_text, req
 
 from pipeline.fsutil import LinkRefused
-from pipeline.hashing import sha256_bytes
+from pipeline.hashing import CacheRequest, sha256_bytes
 from pipeline.store import CacheIndexError, CacheStats, LocalStore
 
 GOOD = sha256_bytes(b"good")
+K = req("k")
+WELL_FORMED = meta_text(K)
+"""The metadata of a well-formed record of ``K``: rows planted under ``K.key`` keep it
+unless their metadata is what they test."""
 
 
 def plant(cache: LocalStore, key: object, blob: object, original: object, meta: object) -> None:
@@ -39,67 +44,67 @@ def cache(tmp_path):
 
 def test_commit_then_get_returns_the_bytes_and_meta(cache):
     """A committed result comes back byte for byte with its metadata."""
-    record = cache.commit("k1", b"delivered", b"original", {"request_id": "req_1"})
-    hit = cache.get("k1")
+    record = cache.commit(req("k1"), b"delivered", b"original", {"request_id": "req_1"})
+    hit = cache.get(req("k1"))
     assert hit is not None
     got, data = hit
     assert data == b"delivered"
     assert got.blob == sha256_bytes(b"delivered")
     assert got.original == sha256_bytes(b"original")
-    assert got.meta == {"request_id": "req_1"}
+    assert got.meta == kept(req("k1"), request_id="req_1")
     assert record == got
     assert cache.read_blob(got.original) == b"original"
 
 
 def test_identical_original_is_not_stored_twice(cache):
     """When delivery changed nothing, original is None (one blob)."""
-    record = cache.commit("k", b"same", b"same")
+    record = cache.commit(K, b"same", b"same")
     assert record.original is None
     assert cache.stats().blobs == 1
 
 
 def test_missing_key_is_a_miss(cache):
     """An unknown key is None."""
-    assert cache.get("nope") is None
-    assert cache.lookup("nope") is None
+    assert cache.get(req("nope")) is None
+    assert cache.lookup(req("nope")) is None
 
 
 def test_corrupt_blob_is_a_miss_with_a_warning(cache, caplog):
     """A blob whose bytes no longer hash to its name is a miss, logged, and removed."""
-    record = cache.commit("k", b"good bytes")
+    record = cache.commit(K, b"good bytes")
     cache.blob_path(record.blob).write_bytes(b"bad bytes")
     with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
-        assert cache.get("k") is None
+        assert cache.get(K) is None
     assert "corrupt" in caplog.text
     assert not cache.blob_path(record.blob).exists()
 
 
 def test_missing_blob_is_a_miss(cache):
     """A record whose blob was deleted is a miss, not a crash."""
-    record = cache.commit("k", b"bytes")
+    record = cache.commit(K, b"bytes")
     cache.blob_path(record.blob).unlink()
-    assert cache.lookup("k") is None
+    assert cache.lookup(K) is None
 
 
 @pytest.mark.parametrize(
     ("blob", "original", "meta"),
     [
-        ("../../victim", None, "{}"),
-        (GOOD.upper(), None, "{}"),
-        (GOOD[:63], None, "{}"),
-        (GOOD + "0", None, "{}"),
-        (b"\x00" * 64, None, "{}"),
-        (64, None, "{}"),
-        (GOOD, "../../victim", "{}"),
-        (GOOD, 7, "{}"),
+        ("../../victim", None, WELL_FORMED),
+        (GOOD.upper(), None, WELL_FORMED),
+        (GOOD[:63], None, WELL_FORMED),
+        (GOOD + "0", None, WELL_FORMED),
+        (b"\x00" * 64, None, WELL_FORMED),
+        (64, None, WELL_FORMED),
+        (GOOD, "../../victim", WELL_FORMED),
+        (GOOD, 7, WELL_FORMED),
         (GOOD, None, "[1, 2]"),
         (GOOD, None, "not json"),
-        (GOOD, None, b"{}"),
+        (GOOD, None, WELL_FORMED.encode()),
         (GOOD, None, "[" * 100_000 + "]" * 100_000),
-        (GOOD, None, '{"cost_usd": "free"}'),
-        (GOOD, None, '{"cost_usd": true}'),
-        (GOOD, None, '{"usage": 5}'),
-        (GOOD, None, '{"atlas": {"x": 1}}'),
+        (GOOD, None, meta_text(K, cost_usd="free")),
+        (GOOD, None, meta_text(K, cost_usd=True)),
+        (GOOD, None, meta_text(K, usage=5)),
+        (GOOD, None, meta_text(K, atlas={"x": 1})),
     ],
     ids=[
         "blob-path",
@@ -124,12 +129,15 @@ def test_malformed_row_is_a_miss_with_a_warning(cache, caplog, blob, original, m
     """A row whose blob or original is not 64 lowercase hex digits, or whose metadata is
     not a JSON object of the expected types, is a miss with one warning (though looked up
     twice), never a crash; gc drops it and deletes nothing else."""
-    cache.commit("other", b"good")
-    plant(cache, "k", blob, original, meta)
+    cache.commit(req("other"), b"good")
+    plant(cache, K.key, blob, original, meta)
     with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
-        assert cache.lookup("k") is None
-        assert cache.get("k") is None
-    assert caplog.messages == ["cache entry k is unreadable; it will be made again"]
+        assert cache.lookup(K) is None
+        assert cache.get(K) is None
+    assert caplog.messages == [
+        f"cache entry {K.key[:12]} is unreadable or was not made from its request; "
+        "it will be made again"
+    ]
     assert cache.gc() == (1, 0)
     assert cache.stats() == CacheStats(entries=1, blobs=1, bytes=4)
 
@@ -150,21 +158,67 @@ def test_well_formed_row_of_a_known_blob_is_read_back(cache):
     reads back as the same record: the format is plain data anyone can inspect."""
     cache.prepare()
     blob = cache.put_blob(b"good")
-    plant(cache, "k", blob, None, json.dumps({"request_id": "req_9", "cost_usd": 0.25}))
-    record = cache.lookup("k")
+    plant(cache, K.key, blob, None, json.dumps(kept(K, request_id="req_9", cost_usd=0.25)))
+    record = cache.lookup(K)
     assert record is not None
     assert (record.blob, record.original, dict(record.meta or {})) == (
         GOOD,
         None,
-        {"request_id": "req_9", "cost_usd": 0.25},
+        kept(K, request_id="req_9", cost_usd=0.25),
     )
+
+
+def test_a_row_not_made_from_its_request_is_a_miss_though_its_blob_is_there(cache, caplog):
+    """A row whose metadata keeps a request that hashes to another key (a record copied
+    under another request's key), and one whose metadata keeps no request at all, are
+    misses with a warning (once, though looked up twice) even though the blob they name
+    is there: a key is never taken from the index, only computed from the request. The
+    row it was copied from still reads back, and gc drops the two planted rows only."""
+    theirs, ours, bare = req("theirs"), req("ours"), req("bare")
+    record = cache.commit(theirs, b"their image", None, {"request_id": "req_1"})
+    with sqlite3.connect(cache.index_path) as db:
+        row = db.execute(
+            "SELECT blob, original, meta FROM entries WHERE key = ?", (theirs.key,)
+        ).fetchone()
+    db.close()
+    plant(cache, ours.key, *row)
+    plant(cache, bare.key, record.blob, None, json.dumps({"request_id": "req_1"}))
+    assert json.loads(row[2])["request"] == dict(theirs.payload)
+    with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
+        for request in (ours, bare):
+            assert cache.lookup(request) is None
+            assert cache.get(request) is None
+    assert caplog.messages == [
+        f"cache entry {planted.key[:12]} is unreadable or was not made from its request; "
+        "it will be made again"
+        for planted in (ours, bare)
+    ]
+    assert cache.read_blob(record.blob) == b"their image"
+    assert cache.get(theirs) == (record, b"their image")
+    assert cache.gc() == (2, 0)
+    assert cache.get(theirs) == (record, b"their image")
+
+
+def test_commit_files_a_result_under_its_requests_key_and_nothing_else(cache):
+    """commit computes the key from the request: the index holds one row, under
+    ``CacheRequest(payload).key``, keeping the request itself in its metadata."""
+    payload = {"provider": "preview", "prompt": "a stone", "variant": 1}
+    cache.commit(CacheRequest(payload), b"a stone", None, {"request_id": "req_1"})
+    with sqlite3.connect(cache.index_path) as db:
+        rows = db.execute("SELECT key, meta FROM entries").fetchall()
+    db.close()
+    assert [key for key, _ in rows] == [CacheRequest(dict(payload)).key]
+    assert json.loads(rows[0][1]) == {"request_id": "req_1", "request": payload}
+    assert cache.lookup(CacheRequest(payload)) is not None
 
 
 def test_commit_refuses_metadata_it_could_not_read_back(cache):
     """What commit writes, lookup accepts: metadata of the wrong type is refused up front."""
-    with pytest.raises(ValueError, match="cache metadata of k is not what a record may hold"):
-        cache.commit("k", b"x", None, {"cost_usd": "1.00"})
-    assert cache.lookup("k") is None
+    with pytest.raises(
+        ValueError, match=f"cache metadata of {K.key[:12]} is not what a record may hold"
+    ):
+        cache.commit(K, b"x", None, {"cost_usd": "1.00"})
+    assert cache.lookup(K) is None
 
 
 def test_index_that_is_not_ours_is_ignored_on_read_and_refused_on_write(tmp_path, caplog):
@@ -178,8 +232,8 @@ def test_index_that_is_not_ours_is_ignored_on_read_and_refused_on_write(tmp_path
     db.close()
     with LocalStore(folder) as cache:
         with caplog.at_level(logging.WARNING, logger="assetpipe.cache"):
-            assert cache.lookup("k") is None
-            assert cache.lookup("k2") is None
+            assert cache.lookup(K) is None
+            assert cache.lookup(req("k2")) is None
         assert len(caplog.messages) == 1
         assert caplog.messages[0].startswith(
             f"the cache index {folder / 'index.db'} cannot be used (it is not an assetpipe "
@@ -188,7 +242,7 @@ def test_index_that_is_not_ours_is_ignored_on_read_and_refused_on_write(tmp_path
         with pytest.raises(CacheIndexError, match="it holds table entries, view extra"):
             cache.gc()
         with pytest.raises(CacheIndexError, match="move it away, or run `assetpipe cache clear`"):
-            cache.commit("k", b"x")
+            cache.commit(K, b"x")
 
 
 def test_file_that_is_not_a_database_is_a_miss_not_a_crash(tmp_path, caplog):
@@ -197,7 +251,7 @@ def test_file_that_is_not_a_database_is_a_miss_not_a_crash(tmp_path, caplog):
     folder.mkdir()
     (folder / "index.db").write_bytes(b"\x80\x04garbage that is no database" * 100)
     with LocalStore(folder) as cache, caplog.at_level(logging.WARNING, "assetpipe.cache"):
-        assert cache.get("k") is None
+        assert cache.get(K) is None
         assert cache.stats().entries == 0
     assert caplog.messages == [
         f"the cache index {folder / 'index.db'} cannot be used (file is not a database); "
@@ -212,14 +266,14 @@ def test_reading_an_absent_index_creates_nothing(tmp_path):
     folder = tmp_path / "cache"
     folder.mkdir()
     with LocalStore(folder) as cache:
-        assert cache.lookup("k") is None
+        assert cache.lookup(K) is None
         assert cache.stats().entries == 0
     assert list(folder.iterdir()) == []
 
 
 def test_linked_blob_folder_is_skipped_by_gc_and_stats(cache, tmp_path, caplog):
     """A link under blobs/ (a folder or a file) is neither followed, counted nor deleted."""
-    cache.commit("k", b"keep")
+    cache.commit(K, b"keep")
     outside = tmp_path / "outside"
     outside.mkdir()
     planted = "ab" + "0" * 62
@@ -249,7 +303,7 @@ def test_linked_cache_folder_is_refused(tmp_path):
     (tmp_path / "cache").symlink_to(outside)
     with LocalStore(tmp_path / "cache") as cache:
         with pytest.raises(LinkRefused, match=r"refusing to use the symbolic link .*cache \("):
-            cache.lookup("k")
+            cache.lookup(K)
         with pytest.raises(LinkRefused, match="the result cache"):
             cache.clear()
     assert (outside / "precious").read_bytes() == b"mine"
@@ -257,12 +311,12 @@ def test_linked_cache_folder_is_refused(tmp_path):
 
 def test_gc_drops_broken_records_and_unused_blobs(cache):
     """gc removes a record without bytes and a blob no record names."""
-    keep = cache.commit("keep", b"keep")
-    broken = cache.commit("broken", b"broken")
+    keep = cache.commit(req("keep"), b"keep")
+    broken = cache.commit(req("broken"), b"broken")
     cache.blob_path(broken.blob).unlink()
     cache.put_blob(b"orphan")
     assert cache.gc() == (1, 1)
-    assert cache.get("keep") is not None
+    assert cache.get(req("keep")) is not None
     assert cache.stats().blobs == 1
     assert cache.read_blob(keep.blob) == b"keep"
 
@@ -271,11 +325,11 @@ def test_clear_deletes_everything(tmp_path):
     """clear removes the folder; a new cache there is empty."""
     folder = tmp_path / "cache"
     with LocalStore(folder) as c:
-        c.commit("k", b"x")
+        c.commit(K, b"x")
         c.clear()
     assert not folder.exists()
     with LocalStore(folder) as c:
-        assert c.get("k") is None
+        assert c.get(K) is None
 
 
 def test_commits_from_many_threads_all_land(cache):
@@ -283,9 +337,11 @@ def test_commits_from_many_threads_all_land(cache):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: cache.commit(f"k{i}", f"data {i}".encode()), range(64)))
+        list(pool.map(lambda i: cache.commit(req(f"k{i}"), f"data {i}".encode()), range(64)))
     assert cache.stats().entries == 64
-    assert [cache.get(f"k{i}")[1] for i in range(64)] == [f"data {i}".encode() for i in range(64)]
+    assert [cache.get(req(f"k{i}"))[1] for i in range(64)] == [
+        f"data {i}".encode() for i in range(64)
+    ]
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):

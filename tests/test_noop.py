@@ -7,10 +7,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.api import stamps
+from pipeline.api.sealing import user_sealer
 
 SPEC = """
     assets:
@@ -125,14 +127,33 @@ DISTURBANCES = {
         b"\x00garbage"
     ),
     "the stamp naming a path outside": lambda p: _plant_outside(p),  # noqa: PLW0108 - defined below
+    "an unsealed stamp listing no files, a file gone": lambda p: _plant_unsealed_empty(p),  # noqa: PLW0108
 }
 
 
-def _plant_outside(project: Path) -> None:
+def _stamp(project: Path) -> tuple[Path, dict[str, Any]]:
     path = project / ".assetpipe" / stamps.STAMP_FILE
-    doc = json.loads(path.read_text())
+    opened = user_sealer().open("last build", path.read_bytes())
+    assert opened is not None
+    return path, json.loads(opened)
+
+
+def _plant_outside(project: Path) -> None:
+    """Sealed with the user's own key: the path check holds even for a stamp that is."""
+    path, doc = _stamp(project)
     doc["files"]["../../etc/passwd"] = [0, 0, 0, 0]
+    sealed = user_sealer().seal("last build", json.dumps(doc).encode())
+    assert sealed is not None
+    path.write_bytes(sealed)
+
+
+def _plant_unsealed_empty(project: Path) -> None:
+    """What an attacker who can write ``.assetpipe/`` but not read the user's key can
+    plant: the stamp of this very plan and manifest, listing no files, with a file gone."""
+    path, doc = _stamp(project)
+    doc["files"] = {}
     path.write_text(json.dumps(doc))
+    (project / "output/tiles/tile-2.png").unlink()
 
 
 @pytest.mark.parametrize("what", sorted(DISTURBANCES))
@@ -142,6 +163,9 @@ def test_any_change_makes_the_build_run(built, run, runner_calls, what: str) -> 
     assert runner_calls == ["run"], f"{what}: the build answered from the stamp"
     if what != "an output folder turned into a link":
         assert result.code == 0, result.err
+    if what.startswith("an unsealed stamp"):
+        assert (built / "output/tiles/tile-2.png").is_file()  # the missing file is back
+        assert "was not written by this user's assetpipe" in result.err
 
 
 @pytest.mark.parametrize(

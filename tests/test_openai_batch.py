@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -23,10 +24,12 @@ from PIL import Image
 
 from pipeline.jobs import ImageInput, ImageRequest, ImageResult, ProviderFailure
 from pipeline.providers.batch_types import (
+    READ_DEADLINE_CODE,
     BatchInfo,
     BatchLimits,
     BatchLine,
     BatchLineTooLarge,
+    BatchNotFound,
     chunk_lines,
 )
 from pipeline.providers.openai_batch import OpenAIBatchClient
@@ -40,14 +43,18 @@ MODEL = "gpt-image-2"
 T = TypeVar("T")
 
 
-def drive(api: FakeImagesAPI, work: Callable[[OpenAIBatchClient], Awaitable[T]], **kw: Any) -> T:
-    """Run ``work`` with a batch client on the fake (SDK retries off, as in production)."""
+def drive(
+    api: FakeImagesAPI | str, work: Callable[[OpenAIBatchClient], Awaitable[T]], **kw: Any
+) -> T:
+    """Run ``work`` with a batch client on the fake, or on a base URL (SDK retries off, as
+    in production)."""
+    base_url = api if isinstance(api, str) else api.base_url
 
     async def go() -> T:
         sdk = AsyncOpenAI(
-            base_url=api.base_url, api_key=KEY, max_retries=0, http_client=CappedAsyncClient()
+            base_url=base_url, api_key=KEY, max_retries=0, http_client=CappedAsyncClient()
         )
-        client = OpenAIBatchClient(sdk, deadline_s=30, **kw)
+        client = OpenAIBatchClient(sdk, **{"deadline_s": 30, **kw})
         try:
             return await work(client)
         finally:
@@ -417,6 +424,62 @@ def test_deleted_files_and_unknown_batches_are_not_found(api: FakeImagesAPI) -> 
         return first, second
 
     assert drive(api, work) == (True, False)
+
+
+def test_only_a_404_says_a_batch_does_not_exist(api: FakeImagesAPI) -> None:
+    """Polling a batch the API answers 404 for is a BatchNotFound naming it; a 500 or a
+    refused connection on the same poll is a plain retryable failure, never that."""
+
+    async def work(client: OpenAIBatchClient) -> list[ProviderFailure]:
+        seen = []
+        for fault in ("ok", "server_error"):
+            api.batch.configure(retrieve_faults=[fault])
+            with pytest.raises(ProviderFailure) as failed:
+                await client.retrieve("batch_nope")
+            seen.append(failed.value)
+        return seen
+
+    async def refused(client: OpenAIBatchClient) -> ProviderFailure:
+        with pytest.raises(ProviderFailure) as failed:
+            await client.retrieve("batch_nope")
+        return failed.value
+
+    missing, server = drive(api, work)
+    assert isinstance(missing, BatchNotFound)
+    assert (missing.batch_id, missing.kind, missing.status) == ("batch_nope", "not_found", 404)
+    assert not isinstance(server, BatchNotFound)
+    assert (server.kind, server.status, server.retryable) == ("server", 500, True)
+    with socket.socket() as sock:  # a port nothing listens on: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    connection = drive(dead, refused)
+    assert not isinstance(connection, BatchNotFound)
+    # The SDK's aiohttp transport reports a refused connection as APITimeoutError.
+    assert connection.kind in ("connection", "timeout")
+    assert connection.retryable
+
+
+def test_a_trickled_result_file_ends_at_its_total_deadline(api: FakeImagesAPI) -> None:
+    """A result file sent a byte at a time (no read ever waits long) is abandoned at its
+    total deadline, one request's deadline per request of the batch; the same file read
+    at a normal pace comes back whole."""
+    api.configure(trickle_seconds=0.02)
+
+    async def work(client: OpenAIBatchClient) -> list[tuple[str, Any]]:
+        assert [client.file_deadline(n) for n in (0, 1, 2, 10**6)] == [0.5, 0.5, 1.0, 1.0]
+        info, order = await submit(client, {"g": gen("fox")})
+        done = await poll(client, info.id)
+        api.batch.configure(trickle_content=True)
+        with pytest.raises(ProviderFailure) as late:
+            await collect(client, done, order)
+        assert (late.value.kind, late.value.code) == ("timeout", READ_DEADLINE_CODE)
+        assert f"batch file {done.output_file_id} did not arrive within 0.5 s" in str(late.value)
+        api.batch.configure(trickle_content=False)
+        return await collect(client, done, order)
+
+    results = drive(api, work, deadline_s=0.5, limits=BatchLimits(max_lines=2))
+    assert list(images(results)) == ["g"]
+    assert api.batch.stats()["content_downloads"] == 2
 
 
 def test_the_servers_file_limits_come_back_as_invalid_requests(api: FakeImagesAPI) -> None:

@@ -477,7 +477,8 @@ def test_brand_colors_and_filters(project):
     )
     job = only_job(project)
     assert job.prompt == (
-        "Acme #EE5522 | tomato | 238, 85, 34 | primary #EE5522 (tomato), ink #000000 (black)"
+        "Acme #EE5522 | orange red | 238, 85, 34 | "
+        "primary #EE5522 (orange red), ink #000000 (black)"
     )
     assert job.palette == ("#EE5522", "#000000")
 

@@ -7,14 +7,28 @@ provider; requests go out with whatever Host, token and body the test chooses.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 
 import pytest
-from review_kit import PROPS, SPEC, lock, post, request, serving
+from review_kit import (
+    PROPS,
+    SPEC,
+    cli,
+    exchange,
+    lock,
+    open_fds_on,
+    post,
+    raw_post,
+    request,
+    serving,
+)
 
 from pipeline.gallery import SCRIPT_HASH
+from pipeline.review.server import MAX_BODY, MAX_FILE
 
 
 @pytest.fixture
@@ -221,3 +235,91 @@ def test_changed_since_approval_is_marked_on_the_page(served, built):
     assert 'data-changed="1"' in group
     assert '<span class="badge changed">changed since approval</span>' in group
     assert "changed since approval: the spec now asks for another image" in html
+
+
+def test_a_fifo_or_a_link_to_a_device_is_refused_and_the_server_keeps_serving(served, built):
+    """A FIFO named like an image is opened without waiting for a writer, found not to be
+    a regular file on its descriptor, closed, and refused (404); so is a link to a device.
+    Nothing is left open on the FIFO and the next requests are answered as usual."""
+    fifo = built / "output/chars/pipe.png"
+    os.mkfifo(fifo)
+    (built / "output/chars/zero.webp").symlink_to("/dev/zero")
+    for path in ("/files/chars/pipe.png", "/files/chars/pipe.png", "/files/chars/zero.webp"):
+        status, _, body = request(served, "GET", path)
+        assert (status, body) == (404, b"not an image of the output tree"), path
+    assert open_fds_on(fifo) == []
+    status, _, data = request(served, "GET", "/files/chars/hero.png")
+    assert (status, data) == (200, (built / "output/chars/hero.png").read_bytes())
+    assert request(served, "GET", "/api/state")[0] == 200
+
+
+def test_a_file_over_the_size_cap_is_refused_and_one_at_the_cap_is_streamed(served, built):
+    """A sparse 3 GiB file (and one a byte over the cap) is refused with a 404 that says
+    why, before any of it is read; a file of exactly the cap is sent whole, with its
+    length declared, and a HEAD of it sends the headers only."""
+    refusal = b"larger than the 64 MiB this page serves; open it from the output folder"
+    for name, size in (("huge.png", 3 * 2**30), ("over.png", MAX_FILE + 1)):
+        with (built / "output/chars" / name).open("wb") as handle:
+            handle.truncate(size)
+        assert request(served, "GET", f"/files/chars/{name}")[::2] == (404, refusal), name
+    with (built / "output/chars/edge.png").open("wb") as handle:
+        handle.truncate(MAX_FILE)
+    status, headers, data = request(served, "HEAD", "/files/chars/edge.png")
+    assert (status, headers["content-length"], data) == (200, str(MAX_FILE), b"")
+    status, headers, data = request(served, "GET", "/files/chars/edge.png")
+    assert (status, headers["content-type"], headers["content-length"]) == (
+        200,
+        "image/png",
+        str(MAX_FILE),
+    )
+    assert len(data) == MAX_FILE
+    assert data.count(0) == MAX_FILE
+    assert request(served, "GET", "/api/state")[0] == 200
+
+
+def test_a_body_declared_over_the_cap_is_refused_before_it_is_read(served, built):
+    """A POST whose Content-Length is over 16 KiB (300 MB, or one byte over) gets a 413
+    and a closed connection although not one byte of its body was sent: the server never
+    waited for it. A body of exactly the cap is read and acted on."""
+    for declared in (300 * 1000 * 1000, MAX_BODY + 1):
+        head = raw_post(served, "/api/pick", f"Content-Length: {declared}")
+        status, headers, body = exchange(served, head)
+        assert status == 413, declared
+        assert headers["connection"] == "close"
+        assert json.loads(body) == {"error": "request body too large (the limit is 16 KiB)"}
+    assert not (built / "assetpipe.lock").exists()
+    exact = json.dumps({"ref": "chars/hero#2"}).encode().ljust(MAX_BODY, b" ")
+    status, answer = post(served, "/api/pick", exact)
+    assert (status, answer["job"]) == (200, "chars/hero#2")
+
+
+def test_a_chunked_body_is_cut_off_at_the_cap(served, built):
+    """A chunked body that goes past 16 KiB is refused (413, connection closed) as soon
+    as the byte past the cap arrives, in the middle of a chunk declared as 1 MiB and with
+    no end of body ever sent; a chunked body of exactly the cap is read and acted on."""
+    head = raw_post(served, "/api/pick", "Transfer-Encoding: chunked")
+    status, headers, body = exchange(served, head + b"100000\r\n" + b" " * (MAX_BODY + 1))
+    assert (status, headers["connection"]) == (413, "close")
+    assert json.loads(body) == {"error": "request body too large (the limit is 16 KiB)"}
+    assert not (built / "assetpipe.lock").exists()
+    exact = json.dumps({"ref": "chars/hero#2"}).encode().ljust(MAX_BODY, b" ")
+    chunks = b"".join(b"1000\r\n" + exact[i : i + 4096] + b"\r\n" for i in range(0, MAX_BODY, 4096))
+    head = raw_post(served, "/api/pick", "Transfer-Encoding: chunked\r\nConnection: close")
+    status, _, body = exchange(served, head + chunks + b"0\r\n\r\n")
+    assert (status, json.loads(body)["job"]) == (200, "chars/hero#2")
+    assert lock(built.root)["assets"]["chars/hero"]["variant"] == 2
+
+
+def test_review_on_a_port_in_use_exits_2_with_one_line_saying_what_to_do(built):
+    """`assetpipe review --port N` with N held by another socket prints one error line
+    naming the port and the way out (another port, or --port 0) and exits 2: no
+    traceback, nothing on stdout."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        done = cli(built.root, "review", "--port", str(port))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use by another program; "
+        "choose another with --port N, or --port 0 to take a free one\n"
+    )
+    assert "Traceback" not in done.stderr

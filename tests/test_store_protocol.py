@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_kit import kept, meta_text, req
 
 from pipeline import api
-from pipeline.hashing import sha256_bytes
+from pipeline.hashing import CacheRequest, sha256_bytes
 from pipeline.jobs import RenditionOp, rendition_cache_key
 from pipeline.output import Manifest, OutputTree
-from pipeline.runner.freshness import JobState, assess
+from pipeline.runner.freshness import JobState, assess, job_request
 from pipeline.runner.inputs import InputReader
 from pipeline.store import (
     CacheRecord,
@@ -29,6 +30,7 @@ from pipeline.store import (
     is_blob_name,
     parse_record,
 )
+from pipeline.store.base import with_request
 
 SPEC = """
     assets:
@@ -58,17 +60,17 @@ class MemoryStore:
         self.calls: list[str] = []
         self.closed = False
 
-    def lookup(self, key: str) -> CacheRecord | None:
+    def lookup(self, request: CacheRequest) -> CacheRecord | None:
         self.calls.append("lookup")
-        row = self.rows.get(key)
-        record = parse_record(*row) if row is not None else None
+        row = self.rows.get(request.key)
+        record = parse_record(request.key, *row) if row is not None else None
         if record is None or record.blob not in self.blobs:
             return None
         return record
 
-    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
+    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
         self.calls.append("get")
-        record = self.lookup(key)
+        record = self.lookup(request)
         data = self.read_blob(record.blob) if record is not None else None
         return None if record is None or data is None else (record, data)
 
@@ -79,7 +81,7 @@ class MemoryStore:
 
     def commit(
         self,
-        key: str,
+        request: CacheRequest,
         delivered: bytes,
         original: bytes | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -90,13 +92,13 @@ class MemoryStore:
         record = CacheRecord(
             blob=blob,
             original=original_sha if original_sha != blob else None,
-            meta=dict(meta or {}),
+            meta=with_request(request, meta),
         )
-        text = encode_meta(key, record.meta or {})
+        text = encode_meta(request.key, record.meta or {})
         self.blobs[blob] = delivered
         if original is not None and record.original is not None:
             self.blobs[record.original] = original
-        self.rows[key] = (record.blob, record.original, text)
+        self.rows[request.key] = (record.blob, record.original, text)
         return record
 
     def close(self) -> None:
@@ -151,27 +153,27 @@ def test_store_has_the_protocols_operations(store: Any) -> None:
 def test_commit_then_get_returns_the_bytes_record_and_original(store: Any) -> None:
     """A committed result comes back byte for byte: the same record from commit, lookup
     and get, and the API's original bytes by their sha256."""
-    record = store.commit("k1", b"delivered", b"original", {"request_id": "req_1"})
+    record = store.commit(req("k1"), b"delivered", b"original", {"request_id": "req_1"})
     assert record == CacheRecord(
         blob=sha256_bytes(b"delivered"),
         original=sha256_bytes(b"original"),
-        meta={"request_id": "req_1"},
+        meta=kept(req("k1"), request_id="req_1"),
     )
-    assert store.lookup("k1") == record
-    assert store.get("k1") == (record, b"delivered")
+    assert store.lookup(req("k1")) == record
+    assert store.get(req("k1")) == (record, b"delivered")
     assert store.read_blob(sha256_bytes(b"original")) == b"original"
 
 
 def test_original_equal_to_delivered_is_not_named_twice(store: Any) -> None:
     """When delivery changed nothing, the record's original is None."""
-    record = store.commit("k", b"same", b"same")
-    assert record == CacheRecord(blob=sha256_bytes(b"same"), original=None, meta={})
+    record = store.commit(req("k"), b"same", b"same")
+    assert record == CacheRecord(blob=sha256_bytes(b"same"), original=None, meta=kept(req("k")))
 
 
 def test_missing_key_and_unknown_blob_are_misses(store: Any) -> None:
     """An unknown key is None from lookup and get; an unknown sha256 is None from read_blob."""
-    assert store.lookup("nope") is None
-    assert store.get("nope") is None
+    assert store.lookup(req("nope")) is None
+    assert store.get(req("nope")) is None
     assert store.read_blob(GOOD) is None
 
 
@@ -186,19 +188,23 @@ def test_record_with_a_bad_blob_name_is_refused(
     """A stored record naming a blob by anything but a sha256 is a miss (never a path),
     even when the named bytes exist under the good name."""
     store, plant = store_and_plant
-    store.commit("other", b"good")
-    plant("k", blob, original, "{}")
-    assert store.lookup("k") is None
-    assert store.get("k") is None
+    store.commit(req("other"), b"good")
+    plant(req("k").key, blob, original, meta_text(req("k")))
+    assert store.lookup(req("k")) is None
+    assert store.get(req("k")) is None
     assert store.read_blob(blob if original is None else original) is None
-    assert store.lookup("other") == CacheRecord(blob=GOOD, original=None, meta={})
+    assert store.lookup(req("other")) == CacheRecord(
+        blob=GOOD, original=None, meta=kept(req("other"))
+    )
 
 
 def test_commit_refuses_metadata_it_could_not_read_back(store: Any) -> None:
     """Metadata of the wrong type is a ValueError at commit, and nothing is recorded."""
-    with pytest.raises(ValueError, match="cache metadata of k is not what a record may hold"):
-        store.commit("k", b"x", None, {"cost_usd": "1.00"})
-    assert store.lookup("k") is None
+    with pytest.raises(
+        ValueError, match=f"cache metadata of {req('k').key[:12]} is not what a record may hold"
+    ):
+        store.commit(req("k"), b"x", None, {"cost_usd": "1.00"})
+    assert store.lookup(req("k")) is None
 
 
 def test_records_never_name_a_path() -> None:
@@ -227,13 +233,21 @@ def rendition_op(project: Any, job_id: str) -> RenditionOp:
     return job.op
 
 
+def request_of(project: Any, job_id: str, shas: Mapping[str, str]) -> CacheRequest:
+    """What job ``job_id``'s result is made from, given its inputs' delivered sha256."""
+    ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
+    request = job_request(next(j for j in ws.plan.jobs if j.id == job_id), shas)
+    assert request is not None
+    return request
+
+
 def test_assess_reads_cached_results_through_the_protocol_alone(project: Any) -> None:
     """Freshness finds a cached generation in the in-memory store, and keys the rendition
     and the edit on the cached bytes' sha256, calling nothing but lookup."""
     project.gen({"specs/s.yaml": SPEC})
     memory = MemoryStore()
     assert states_of(project, memory)["s/a"] == JobState("generate", A_KEY, None, "new")
-    memory.commit(A_KEY, b"a's image")
+    memory.commit(request_of(project, "s/a", {}), b"a's image")
     sha = sha256_bytes(b"a's image")
     states = states_of(project, memory)
     assert states["s/a"] == JobState("cached", A_KEY, sha, "in the cache")
@@ -244,8 +258,8 @@ def test_assess_reads_cached_results_through_the_protocol_alone(project: Any) ->
     edit_key = states["s/edit"].cache_key
     assert (states["s/edit"].status, states["s/edit"].reason) == ("generate", "new")
     assert edit_key is not None
-    memory.commit(edit_key, b"the edit")
-    memory.commit(rendition.cache_key, b"the rendition")
+    memory.commit(request_of(project, "s/edit", {"s/a": sha}), b"the edit")
+    memory.commit(request_of(project, "s/a@64x64.webp", {"s/a": sha}), b"the rendition")
     again = states_of(project, memory)
     assert again["s/edit"] == JobState(
         "cached", edit_key, sha256_bytes(b"the edit"), "in the cache"
@@ -263,11 +277,13 @@ def test_assess_sees_the_same_states_in_either_store(project: Any, tmp_path: Pat
     memory = MemoryStore()
     with LocalStore(tmp_path / "cache") as local:
         for store in (memory, local):
-            store.commit(A_KEY, b"a's image")
+            store.commit(request_of(project, "s/a", {}), b"a's image")
         edit_key = states_of(project, memory)["s/edit"].cache_key
         assert edit_key is not None
+        edit = request_of(project, "s/edit", {"s/a": sha256_bytes(b"a's image")})
+        assert edit.key == edit_key
         for store in (memory, local):
-            store.commit(edit_key, b"the edit", b"the edit as returned", {"cost_usd": 0.01})
+            store.commit(edit, b"the edit", b"the edit as returned", {"cost_usd": 0.01})
         assert states_of(project, local) == states_of(project, memory)
         assert [s.status for s in states_of(project, local).values()] == [
             "cached",
@@ -283,7 +299,7 @@ def test_input_reader_takes_delivered_bytes_from_any_store(project: Any) -> None
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
     job = next(j for j in ws.plan.jobs if j.id == "s/a")
     memory = MemoryStore()
-    record = memory.commit(A_KEY, b"a's image")
+    record = memory.commit(request_of(project, "s/a", {}), b"a's image")
     reader = InputReader(memory, OutputTree(project.root / "output"), project.root)
     assert reader.delivered(job, record.blob) == b"a's image"
     assert memory.calls == ["commit", "read_blob"]

@@ -77,6 +77,15 @@ def plant_row(index: Path, key: str, blob: str, original: str | None, meta: str)
     db.close()
 
 
+def row_of(index: Path, key: str) -> tuple[str, str | None, str]:
+    """The (blob, original, meta) of the row under ``key`` (plain SQL, no assetpipe code)."""
+    db = sqlite3.connect(index)
+    row = db.execute("SELECT blob, original, meta FROM entries WHERE key = ?", (key,)).fetchone()
+    db.close()
+    assert row is not None, key
+    return row
+
+
 def manifest(project: Any) -> dict[str, Any]:
     return json.loads((project / "output/manifest.json").read_text("utf-8"))
 
@@ -171,19 +180,21 @@ def test_diskcache_file_planted_as_the_index_is_never_queried(project, run, api,
 def test_rows_naming_files_outside_never_touch_them(project, run, victim):
     """Rows whose blob and original are paths to a file outside the project are misses
     with a warning: the build makes the images again, gc drops such a row, clear removes
-    the cache, and the file they name is never read, changed or deleted."""
+    the cache, and the file they name is never read, changed or deleted. (Each row keeps
+    its own request, so the paths alone are what is refused.)"""
     project.gen({"specs/set.yaml": many(2)})
     assert run("build", "--provider", "preview").code == 0
     index = project / ".assetpipe/cache/index.db"
     escape = "../../../victim.txt"  # blobs/<..>/<escape> is tmp_path/victim.txt
     for key in keys(project):
-        plant_row(index, key, escape, escape, "{}")
+        plant_row(index, key, escape, escape, row_of(index, key)[2])
     (project / "output/manifest.json").unlink()
     build = run("build", "--provider", "preview")
     assert build.code == 0
     assert {e["status"] for e in manifest(project)["entries"]} == {"generated"}
     assert sorted(line for line in build.err.splitlines() if "unreadable" in line) == [
-        f"WARNING: cache entry {key[:12]} is unreadable; it will be made again"
+        f"WARNING: cache entry {key[:12]} is unreadable or was not made from its request; "
+        "it will be made again"
         for key in keys(project)
     ]
     plant_row(index, "planted", escape, None, "{}")
@@ -193,6 +204,38 @@ def test_rows_naming_files_outside_never_touch_them(project, run, victim):
     assert run("cache", "clear", "--yes").code == 0
     assert not (project / ".assetpipe/cache").exists()
     assert untouched(victim)
+
+
+def test_a_result_planted_under_another_jobs_key_is_not_delivered(project, run):
+    """A job's row copied into the index under another job's cache key (its own request
+    kept in its metadata, its blob there) is a miss: the other job is generated, never
+    delivered from it (status ``generated``, not ``cached``), with a warning that the entry
+    was not made from its request; the job whose row it is stays cached."""
+    project.gen({"specs/set.yaml": many(2)})
+    assert run("build", "--provider", "preview").code == 0
+    index = project / ".assetpipe/cache/index.db"
+    built = {e["job"]: e for e in manifest(project)["entries"]}
+    source, target = built["set/a1"], built["set/a2"]
+    assert source["sha256"] != target["sha256"]
+    row = row_of(index, source["cache_key"])
+    assert hashlib.sha256(
+        (project / ".assetpipe/cache/blobs" / row[0][:2] / row[0]).read_bytes()
+    ).hexdigest() == row[0]
+    plant_row(index, target["cache_key"], *row)
+    (project / "output/manifest.json").unlink()
+    build = run("build", "--provider", "preview")
+    assert build.code == 0, build.err
+    rebuilt = {e["job"]: e for e in manifest(project)["entries"]}
+    assert {job: e["status"] for job, e in rebuilt.items()} == {
+        "set/a1": "cached",
+        "set/a2": "generated",
+    }
+    assert rebuilt["set/a2"]["cache_key"] == target["cache_key"]
+    assert rebuilt["set/a2"]["sha256"] == target["sha256"] != source["sha256"]
+    assert (
+        f"WARNING: cache entry {target['cache_key'][:12]} is unreadable or was not made "
+        "from its request; it will be made again\n"
+    ) in build.err
 
 
 # -- 3. links under .assetpipe/ ------------------------------------------------------------

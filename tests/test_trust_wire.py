@@ -15,6 +15,7 @@ import math
 import random
 import re
 import struct
+import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from pipeline.providers.openai_provider import OpenAIProvider
 from pipeline.providers.preview import PreviewProvider
 from pipeline.providers.ratelimit_headers import parse_duration, rate_limit_info, retry_after
 from pipeline.providers.redaction import BEARER_MARKER, KEY_MARKER, Redactor
+from pipeline.runner import delivery, engine
 from pipeline.runner.deps import RunConfig
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy, give_up_note
@@ -742,30 +744,92 @@ def test_a_cache_that_cannot_be_written_stops_every_new_paid_request(project, ru
     assert result.err.count("No new jobs were started: free disk space") == 1
 
 
+class WriteFailureMidRequest:
+    """The worst case of an output folder that fails mid-build, forced by events rather
+    than left to the machine's speed: the first request puts a file where the folder goes;
+    the first delivery (which then fails) waits until the second request has reached the
+    fake, and that request is held there until the build has stopped starting new work.
+
+    Left to timing, a busy machine delivered the first image late enough for the fake to
+    answer two more requests before the failure stopped the build."""
+
+    WAIT_S = 30.0
+    """A deadline for an event that never comes (a hang), not a pace."""
+
+    def __init__(self, blocker: Path, monkeypatch: pytest.MonkeyPatch):
+        self.blocker = blocker
+        self.second_arrived = threading.Event()
+        self.stopped = threading.Event()
+        self.arrivals = 0
+        self.delivered = 0
+        self.problems: list[str] = []
+        self._lock = threading.Lock()
+        real_store, real_stop = delivery.Delivery.store, engine.Runner._stop_writing
+
+        def store(runner_delivery: Any, *args: Any, **kwargs: Any) -> Any:
+            self._hold_first_delivery()
+            return real_store(runner_delivery, *args, **kwargs)
+
+        def stop_writing(runner: Any, exc: Any) -> None:
+            real_stop(runner, exc)
+            self.stopped.set()
+
+        monkeypatch.setattr(delivery.Delivery, "store", store)
+        monkeypatch.setattr(engine.Runner, "_stop_writing", stop_writing)
+
+    def latency(self, record: RequestRecord) -> float:
+        """The fake's latency hook: the first request blocks the folder, a later one waits
+        for the build to stop."""
+        with self._lock:
+            self.arrivals += 1
+            first = self.arrivals == 1
+        if first:
+            self.blocker.write_bytes(b"in the way\n")
+            return 0.0
+        self.second_arrived.set()
+        self._wait(self.stopped, "the build never stopped after the failed write")
+        return 0.0
+
+    def _hold_first_delivery(self) -> None:
+        """The first delivery starts only once the next request is in flight."""
+        with self._lock:
+            self.delivered += 1
+            first = self.delivered == 1
+        if first:
+            self._wait(self.second_arrived, "no second request while the first was delivered")
+
+    def _wait(self, event: threading.Event, problem: str) -> None:
+        if not event.wait(self.WAIT_S):
+            self.problems.append(problem)
+
+
 def test_an_output_folder_that_cannot_be_written_stops_new_requests_and_loses_nothing(
-    project, run, api
+    project, run, api, monkeypatch
 ):
     """Mid-build, a file appears where the collection's output folder goes: the paid image
-    is already cached, delivery fails, no request starts beyond the one whose slot had just
-    been freed, and once the file is removed a build pays only for the jobs never started."""
+    is already cached, delivery fails, no request starts beyond the one in flight (the
+    request whose slot had been freed, held until the build stopped), and once the file
+    is removed a build pays only for the jobs never started."""
     project.gen({"specs/set.yaml": many(4)})
-    blocker = project / "output/set"
-
-    api.latency = when_first_request(lambda: blocker.write_bytes(b"in the way\n"))
+    held = WriteFailureMidRequest(project / "output/set", monkeypatch)
+    api.latency = held.latency
     result = run("build", "--provider", "openai", "--concurrency", "1")
+    assert held.problems == []
     assert result.code == 1, result.err
-    first_requests = api.count()
-    assert first_requests in (1, 2)  # the request in flight when the write failed
-    assert api.billed_images == first_requests
+    assert api.count() == 2  # the first request, and the one in flight when the write failed
+    assert api.billed_images == 2
     got = entries(project)
     failed = sorted(j for j, e in got.items() if e["status"] == "failed")
     skipped = sorted(j for j, e in got.items() if e["status"] == "skipped")
-    assert len(failed) == first_requests
-    assert len(skipped) == 4 - first_requests
+    assert len(failed) == 2
+    assert len(skipped) == 2
     for job in failed:
         assert got[job]["error"]["type"] == "write_error"
         assert got[job]["error"]["message"].startswith("could not write set/a")
-    blocker.unlink()
+    for job in skipped:
+        assert got[job]["error"]["message"].startswith("stopped after a write failed: could not")
+    api.latency = 0.0
+    held.blocker.unlink()
     again = run("build", "--provider", "openai")
     assert again.code == 0, again.err
     assert api.count() == 4

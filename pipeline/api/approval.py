@@ -1,19 +1,24 @@
-"""Which assets still need a person's eye (``check --require-review``).
+"""Approvals in ``assetpipe.lock``: the changes a reviewer makes, and what is still unseen.
 
-An asset with several variants is only done when someone picked one, and a pick is only
-current while the picked variant's request is still what the spec asks for. Kept apart
-from picking itself so that ``check`` can ask it without loading anything twice.
+The command line (``pick``, ``unpick``) and the review page (pick, reject, reroll) change
+the lock through the functions here, so each change is one locked step
+(:func:`~pipeline.spec.lock.update_lock`) whichever of them makes it, and a check such as
+"is there a pick to remove?" is made on the lock as it is when the change is written.
+
+``check --require-review`` asks :func:`review_problems` which assets still need a
+person's eye; it reads the lock once, without loading anything twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob, Plan
 from pipeline.runner.freshness import JobState
-from pipeline.spec.lock import read_lock
+from pipeline.spec.lock import MAX_REROLLS, Lock, Pick, picked, read_lock, update_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,60 @@ class ReviewProblem:
 
     asset: str
     problem: str
+
+
+def record_pick(root: Path, asset: str, pick: Pick) -> None:
+    """Make ``pick`` the approved variant of ``asset`` (its rejection, if any, lifted)."""
+    update_lock(root, lambda lock: picked(lock, asset, pick))
+
+
+def drop_pick(root: Path, asset: str) -> None:
+    """Forget the pick of ``asset``, keeping its rerolls and rejections (UsageError when it
+    has no pick as the lock is now)."""
+
+    def change(lock: Lock) -> Lock:
+        entry = lock.entry(asset)
+        if entry.pick is None:
+            listed = ", ".join(sorted(lock.picks)) or "none"
+            raise UsageError(f"{asset} has no pick to remove; picked assets: {listed}")
+        return lock.with_entry(asset, replace(entry, pick=None))
+
+    update_lock(root, change)
+
+
+def set_rejected(root: Path, asset: str, variant: int, rejected: bool) -> None:
+    """Set ``variant`` of ``asset`` aside, or restore it; the picked variant (as the lock
+    is now) cannot be set aside."""
+
+    def change(lock: Lock) -> Lock:
+        entry = lock.entry(asset)
+        if rejected and entry.pick is not None and entry.pick.variant == variant:
+            raise UsageError(
+                f"{asset}#{variant} is the picked variant; pick another one (or unpick) "
+                "before rejecting it"
+            )
+        kept = set(entry.rejected) - {variant}
+        marked = tuple(sorted(kept | {variant} if rejected else kept))
+        return lock.with_entry(asset, replace(entry, rejected=marked))
+
+    update_lock(root, change)
+
+
+def add_reroll(root: Path, asset: str) -> None:
+    """Ask for one more variant of ``asset``. Counted against :data:`MAX_REROLLS` on the
+    lock as it is now: two rerolls confirmed at once must not write a count the lock
+    refuses to read back."""
+
+    def change(lock: Lock) -> Lock:
+        entry = lock.entry(asset)
+        if entry.rerolls >= MAX_REROLLS:
+            raise UsageError(
+                f"{asset} already has {entry.rerolls} rerolls, the most the lock keeps; "
+                "pick one, or raise variants in the spec"
+            )
+        return lock.with_entry(asset, replace(entry, rerolls=entry.rerolls + 1))
+
+    update_lock(root, change)
 
 
 def review_problems(root: Path, plan: Plan, states: Mapping[str, JobState]) -> list[ReviewProblem]:

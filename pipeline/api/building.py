@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.api import stamps
+from pipeline.api.sealing import user_sealer
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import (
     EXIT_BUDGET,
@@ -146,7 +147,7 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
     check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
-        if stamps.unchanged_since(settings.cache_dir, digest, tree) is None:
+        if stamps.unchanged_since(settings.cache_dir, digest, tree, user_sealer()) is None:
             return None
         if ws.stored_plan is not None:
             ws.stored_plan.keep()  # the most recently used plan is kept longest

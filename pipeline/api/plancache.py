@@ -12,9 +12,14 @@ Files are compared by content, not by modification time: a fresh CI checkout giv
 file a new time and the same bytes, and a file edited twice within a clock tick still
 changes its hash. Hashing a project's text files takes milliseconds.
 
-A stored plan is untrusted like all of ``.assetpipe/``: read without following links,
-bounded in size, and validated field by field (:mod:`pipeline.jobs.codec`); anything
-wrong with it is a miss, and the project is planned afresh.
+A stored plan is untrusted like all of ``.assetpipe/``: it is used only when it carries
+the MAC of this user's key (:mod:`pipeline.api.sealing`), so the list of files it was
+made from, and every job in it, are what this user's assetpipe recorded, never what
+someone who could write ``.assetpipe/`` chose. It is read without following links,
+bounded in size, every file it names must lie inside the project, and it is validated
+field by field (:mod:`pipeline.jobs.codec`). Its cache keys are not used: the runner
+computes every key from the request it sends. Anything wrong is a miss, with one
+warning when the plan was not this user's, and the project is planned afresh.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.api.sealing import Sealer
 from pipeline.fsutil import LinkRefused, read_regular, refuse_link, write_atomic
 from pipeline.hashing import canonical_json, sha256_bytes
 from pipeline.jobs import Plan
@@ -40,7 +46,10 @@ log = logging.getLogger("assetpipe.plancache")
 PLANS_DIR = "plans"
 KEEP = 8
 """Stored plans kept per project: one per provider/model/date a project is planned for."""
-MAX_PLAN_BYTES = 512 * 1000 * 1000
+MAX_PLAN_BYTES = 256 * 1000 * 1000
+"""Near what 100,000 jobs take (about 1.1 kB each, with long prompts); a larger file is
+not a plan assetpipe wrote and is not read."""
+_PURPOSE = "stored plan"
 MAX_READ_BYTES = 50 * 1000 * 1000
 """The largest file a plan reads (an edit's input image: the API takes up to 50 MB)."""
 
@@ -112,19 +121,23 @@ class KnownPlan:
 def reuse_or_plan(
     cache_dir: Path,
     context: str,
+    folders: Sequence[Path],
     list_specs: SpecLister,
     make: Callable[[], Plan],
     *,
     store: bool,
+    sealer: Sealer,
 ) -> KnownPlan:
-    """The stored plan for ``context`` if every file it read is unchanged, else ``make()``.
+    """The stored plan for ``context`` if this user's assetpipe stored it and every file
+    it read (all inside ``folders``: the project's, and specs and templates where the
+    command line put them elsewhere) is unchanged, else ``make()``.
 
-    With ``store`` (a build), a fresh plan comes with the file that stores it, with what
-    it read, for next time (:meth:`KnownPlan.keep`); ``plan`` and ``check`` promise no
-    writes, so they only reuse what a build stored."""
+    With ``store`` (a build), a fresh plan comes with the file that stores it, sealed,
+    with what it read, for next time (:meth:`KnownPlan.keep`); ``plan`` and ``check``
+    promise no writes, so they only reuse what a build stored."""
     path = cache_dir / PLANS_DIR / f"{context}.json"
     specs = [str(p.absolute()) for p in list_specs()]
-    stored = _load(path, specs)
+    stored = _load(path, specs, tuple(f.absolute() for f in folders), sealer)
     if stored is not None:
         return KnownPlan(stored.plan, stored.digest, path if store else None)
     if not store:
@@ -133,10 +146,15 @@ def reuse_or_plan(
         fresh = make()
     header = json.dumps({"specs": specs, "files": reads.files}, separators=(",", ":"))
     body = encode_plan(fresh)
-    return KnownPlan(fresh, sha256_bytes(body), path, header.encode("utf-8") + b"\n" + body)
+    record = sealer.seal(_PURPOSE, header.encode("utf-8") + b"\n" + body)
+    if record is None:  # no per-user key: a plan nobody could tell from a planted one
+        return KnownPlan(fresh)
+    return KnownPlan(fresh, sha256_bytes(body), path, record)
 
 
-def _load(path: Path, specs: list[str]) -> KnownPlan | None:
+def _load(
+    path: Path, specs: list[str], folders: tuple[Path, ...], sealer: Sealer
+) -> KnownPlan | None:
     try:
         data = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
@@ -144,13 +162,21 @@ def _load(path: Path, specs: list[str]) -> KnownPlan | None:
         return None
     if data is None:
         return None
+    opened = sealer.open(_PURPOSE, data)
+    if opened is None:
+        log.warning(
+            "ignoring the stored plan %s: it was not stored by this user's assetpipe "
+            "(planted, copied from another machine, or made with another key); planning afresh",
+            path,
+        )
+        return None
     try:
-        head, _, body = data.partition(b"\n")
+        head, _, body = opened.partition(b"\n")
         header = json.loads(head)
         if not isinstance(header, dict) or header.get("specs") != specs:
             return None
         files = header.get("files")
-        if not isinstance(files, dict) or not _unchanged(files):
+        if not isinstance(files, dict) or not _unchanged(files, folders):
             return None
         return KnownPlan(decode_plan(body), sha256_bytes(body))
     except (ValueError, RecursionError, PlanDecodeError) as exc:
@@ -158,11 +184,12 @@ def _load(path: Path, specs: list[str]) -> KnownPlan | None:
         return None
 
 
-def _unchanged(files: Mapping[str, object]) -> bool:
-    """Whether every recorded file still has the recorded content (or is still missing).
-    A file that became a link, a folder or something unreadable is a change."""
+def _unchanged(files: Mapping[str, object], folders: tuple[Path, ...]) -> bool:
+    """Whether every recorded file lies in ``folders`` and still has the recorded content
+    (or is still missing). A file that became a link, a folder or something unreadable
+    is a change."""
     for name, want in files.items():
-        if not (want is None or isinstance(want, str)):
+        if not (want is None or isinstance(want, str)) or not _within(name, folders):
             return False
         try:
             data = read_regular(Path(name), MAX_READ_BYTES)
@@ -187,3 +214,10 @@ def _entries(folder: Path) -> Iterator[tuple[str, int]]:
         for entry in entries:
             if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
                 yield entry.name, entry.stat(follow_symlinks=False).st_mtime_ns
+
+
+def _within(name: str, folders: tuple[Path, ...]) -> bool:
+    """Whether the absolute path ``name`` lies in one of ``folders``, by its parts: a
+    stored plan never makes assetpipe read a file outside the project."""
+    path = Path(os.path.normpath(name))
+    return path.is_absolute() and any(path.is_relative_to(folder) for folder in folders)

@@ -7,6 +7,7 @@ formats (DESIGN section 9) are read in one place.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,17 @@ from pipeline.api.workspace import Workspace
 from pipeline.errors import PipelineError, SpecError, SpecErrors, UsageError
 from pipeline.jobs import Job, Plan
 from pipeline.runner.freshness import JobState
+
+_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+"""What ``json.dumps(..., ensure_ascii=False)`` leaves raw that a terminal acts on: DEL and
+the C1 controls (it escapes the C0 ones itself)."""
+
+
+def _escape_controls(text: str) -> str:
+    """JSON text with DEL and the C1 controls written as ``\\u`` escapes: the same value
+    for a JSON reader, and inert on a terminal. Outside strings JSON is ASCII, so every
+    such character found is inside a string."""
+    return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str, Any]:
@@ -69,7 +81,8 @@ def plan_document(ws: Workspace, states: Mapping[str, JobState], factor: float =
     """``plan --json`` as text (estimates at ``factor`` of the model table's prices).
 
     One job per line, each written by the C encoder: indenting the whole document makes
-    ``json`` fall back to its pure-Python encoder, seconds for 10,000 jobs."""
+    ``json`` fall back to its pure-Python encoder, seconds for 10,000 jobs. Text stays
+    readable (non-ASCII as it is) but no control character is printed raw."""
     totals = plan_totals(ws.plan, states, factor)
     jobs = ",\n".join(
         json.dumps(job_json(j, states.get(j.id), factor), ensure_ascii=False) for j in ws.plan.jobs
@@ -81,7 +94,8 @@ def plan_document(ws: Workspace, states: Mapping[str, JobState], factor: float =
     tail = ",\n".join(
         f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in rest.items()
     )
-    return f'{{"jobs": [\n{jobs}\n],\n{tail}\n}}' if jobs else f'{{"jobs": [],\n{tail}\n}}'
+    document = f'{{"jobs": [\n{jobs}\n],\n{tail}\n}}' if jobs else f'{{"jobs": [],\n{tail}\n}}'
+    return _escape_controls(document)
 
 
 def graph_text(plan_: Plan, fmt: str) -> str:

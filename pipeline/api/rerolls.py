@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from pipeline.api.approval import add_reroll
 from pipeline.api.review import variants_of
 from pipeline.api.routes import price_factor
 from pipeline.api.status import job_states
@@ -24,7 +25,7 @@ from pipeline.api.workspace import Request, open_workspace
 from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob
 from pipeline.settings import resolve_settings
-from pipeline.spec.lock import MAX_REROLLS, read_lock, write_lock
+from pipeline.spec.lock import MAX_REROLLS, read_lock
 
 Action = Literal["reroll", "build"]
 ACTIONS: tuple[Action, ...] = ("reroll", "build")
@@ -120,9 +121,7 @@ def confirm(req: Request, action: str, asset: str, digest: str) -> tuple[Quote, 
     # that cannot be built would only confuse.
     settings = resolve_settings(req.project, dict(req.flags or {}))
     if action == "reroll":
-        lock = read_lock(settings.root)
-        entry = lock.entry(asset)
-        write_lock(settings.root, lock.with_entry(asset, replace(entry, rerolls=entry.rerolls + 1)))
+        add_reroll(settings.root, asset)
         return shown, tuple(_glob(j) for j in shown.jobs)
     return shown, (_glob(asset), _glob(asset) + "#*")
 

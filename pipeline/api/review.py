@@ -12,13 +12,14 @@ import datetime as dt
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from pipeline.api.approval import drop_pick, record_pick, set_rejected
 from pipeline.api.status import job_states
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob
-from pipeline.spec.lock import Pick, picked, read_lock, write_lock
+from pipeline.spec.lock import Pick
 
 _REF = re.compile(r"(?P<asset>.+/[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d{1,3}))?")
 
@@ -50,21 +51,14 @@ def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResul
         by=_who(ws),
         at=when,
     )
-    root = ws.settings.root
-    write_lock(root, picked(read_lock(root), asset, chosen))
+    record_pick(ws.settings.root, asset, chosen)
     return PickResult(asset=asset, pick=chosen, job=job.id)
 
 
 def unpick(req: Request, ref: str) -> str:
     """Forget ``collection/asset``'s pick (its rerolls and rejections stay)."""
     asset, _ = parse_ref(ref)
-    root = req.project
-    lock = read_lock(root)
-    entry = lock.entry(asset)
-    if entry.pick is None:
-        listed = ", ".join(sorted(lock.picks)) or "none"
-        raise UsageError(f"{asset} has no pick to remove; picked assets: {listed}")
-    write_lock(root, lock.with_entry(asset, replace(entry, pick=None)))
+    drop_pick(req.project, asset)
     return asset
 
 
@@ -76,16 +70,7 @@ def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
     variant cannot be rejected: pick another one first, or unpick.
     """
     ws, asset, k, job = _variant(req, ref)
-    root = ws.settings.root
-    lock = read_lock(root)
-    entry = lock.entry(asset)
-    if rejected and entry.pick is not None and entry.pick.variant == k:
-        raise UsageError(
-            f"{asset}#{k} is the picked variant; pick another one (or unpick) before rejecting it"
-        )
-    kept = set(entry.rejected) - {k}
-    marked = tuple(sorted(kept | {k} if rejected else kept))
-    write_lock(root, lock.with_entry(asset, replace(entry, rejected=marked)))
+    set_rejected(ws.settings.root, asset, k, rejected)
     return job.id
 
 

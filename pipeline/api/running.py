@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.api import stamps
 from pipeline.api.building import BuildOptions, BuildResult, exit_code, project_lock
 from pipeline.api.routes import batch_route, direct_route
+from pipeline.api.sealing import user_sealer
 from pipeline.api.stores import build_store
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
@@ -165,7 +166,9 @@ def run_build(
             for c in e.failed_checks()
         ]
         if plan_digest and _changed_nothing(report, pruned) and not failed_checks:
-            stamps.record(settings.cache_dir, plan_digest, tree, _owned(entries, report))
+            stamps.record(
+                settings.cache_dir, plan_digest, tree, _owned(entries, report), user_sealer()
+            )
     code = exit_code(report)
     if code == EXIT_OK and options.strict_checks and failed_checks:
         code = EXIT_FAILED

@@ -14,8 +14,12 @@ the same plan and the same manifest over the same files, so the build says so wi
 them. Any difference, or any doubt, and the build runs as always (and a build that runs
 removes the stamp before it writes anything).
 
-The stamp is under ``.assetpipe/`` and untrusted like the rest: read without following a
-link, bounded, validated; its paths are checked as output paths; a bad one is no stamp.
+The stamp is under ``.assetpipe/`` and untrusted like the rest: it counts only when it
+carries the MAC of this user's key (:mod:`pipeline.api.sealing`), so nobody who can
+write ``.assetpipe/`` can make a build skip its checks (a planted stamp listing no files
+would otherwise say "up to date" over a missing file forever). It is read without
+following a link, bounded, validated; its paths are checked as output paths; a bad one
+is no stamp.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.api.sealing import Sealer
 from pipeline.fsutil import read_regular, write_atomic
 from pipeline.hashing import sha256_bytes
 from pipeline.output import GALLERY_INDEX, MANIFEST, OutputTree
@@ -38,6 +43,7 @@ log = logging.getLogger("assetpipe.stamps")
 STAMP_FILE = "last-build.json"
 MAX_STAMP_BYTES = 256 * 1000 * 1000
 _VERSION = 1
+_PURPOSE = "last build"
 
 
 def _status(info: os.stat_result) -> list[int]:
@@ -52,7 +58,9 @@ def forget(cache_dir: Path) -> None:
         (cache_dir / STAMP_FILE).unlink()
 
 
-def record(cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str]) -> None:
+def record(
+    cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str], sealer: Sealer
+) -> None:
     """Stamp the end of a build that found every job of plan ``digest`` up to date;
     ``paths`` are the output files those jobs own (their companions included)."""
     manifest = read_manifest_bytes(tree.root / MANIFEST)
@@ -70,20 +78,28 @@ def record(cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str])
         "manifest": sha256_bytes(manifest),
         "files": files,
     }
+    sealed = sealer.seal(_PURPOSE, json.dumps(doc, separators=(",", ":")).encode())
+    if sealed is None:
+        return  # no per-user key: a stamp nobody could tell from a planted one
     try:
-        write_atomic(
-            cache_dir / STAMP_FILE, json.dumps(doc, separators=(",", ":")).encode(), fsync=False
-        )
+        write_atomic(cache_dir / STAMP_FILE, sealed, fsync=False)
     except OSError as exc:
         log.debug("no stamp of this build: %s", exc)
 
 
-def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree) -> int | None:
-    """The number of files the last build of plan ``digest`` left, when every one of them,
-    the manifest and the gallery page are exactly as it left them; else None."""
+def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree, sealer: Sealer) -> int | None:
+    """The number of files the last build of plan ``digest`` left, when this user's
+    assetpipe stamped it and every one of them, the manifest and the gallery page are
+    exactly as it left them; else None."""
     try:
         data = read_regular(cache_dir / STAMP_FILE, MAX_STAMP_BYTES)
-        doc = json.loads(data) if data is not None else None
+        opened = sealer.open(_PURPOSE, data) if data is not None else None
+        if data is not None and opened is None:
+            log.warning(
+                "ignoring %s: it was not written by this user's assetpipe; checking every job",
+                cache_dir / STAMP_FILE,
+            )
+        doc = json.loads(opened) if opened is not None else None
     except (OSError, ValueError, RecursionError):
         return None
     if not (

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.api.plancache import KnownPlan, plan_context, reuse_or_plan
+from pipeline.api.sealing import user_sealer
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import UsageError
 from pipeline.hashing import sha256_bytes
@@ -176,12 +177,14 @@ def open_workspace(
         known = reuse_or_plan(
             settings.cache_dir,
             _plan_context(settings, today, picks=req.picks),
+            (settings.root, settings.specs_dir, settings.templates_dir),
             lambda: [
                 *find_spec_files(settings.specs_dir),
                 *folder_links_leaving(settings.specs_dir),
             ],
             make,
             store=store_plan,
+            sealer=user_sealer(),
         )
         full = known.plan
     else:

@@ -19,8 +19,8 @@ import click
 from rich.markup import escape
 
 from pipeline.cli.commands import cli
-from pipeline.cli.render import err
-from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecErrors
+from pipeline.cli.render import err, shown
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecError, SpecErrors
 
 __all__ = ["cli", "main", "run"]
 
@@ -32,9 +32,18 @@ def _report(exc: BaseException) -> int:
         err.print(f"{len(exc.errors)} errors")
         return exc.exit_code
     if isinstance(exc, PipelineError):
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {_message(exc)}")
         return exc.exit_code
     raise exc
+
+
+def _message(exc: PipelineError) -> str:
+    """An error's message as markup. A spec error renders itself, every field escaped and
+    its hint on a line of its own; any other message is escaped whole, since it may quote
+    a server, a cache record or the lock file, and one error is one line."""
+    if isinstance(exc, SpecError):
+        return escape(exc.render())
+    return shown(exc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from pipeline import api
 from pipeline.cli.options import cache_options, setup_logging
-from pipeline.cli.render import out
+from pipeline.cli.render import out, shown
+from pipeline.errors import printable
+
+if TYPE_CHECKING:
+    from pipeline.providers.batch_types import BatchError
 
 
 def _request(kw: dict[str, Any]) -> api.Request:
@@ -56,9 +59,9 @@ def batch_list(**kw: Any) -> None:
     for item in found:
         info = item.info
         table.add_row(
-            escape(item.batch_id),
-            escape(info.status if info else f"unknown: {item.problem or 'not found'}"),
-            item.entry.endpoint,
+            shown(item.batch_id),
+            shown(info.status if info else f"unknown: {item.problem or 'not found'}"),
+            shown(item.entry.endpoint),
             str(len(item.entry.lines)),
             str(info.counts.completed) if info else "-",
             str(info.counts.failed) if info else "-",
@@ -75,26 +78,32 @@ def batch_status(**kw: Any) -> None:
     """What the API says of each open batch (all, or the ones named)."""
     found = api.open_batches(_request(kw))
     wanted = set(kw["batch_ids"])
-    shown = [b for b in found if not wanted or b.batch_id in wanted]
-    missing = wanted - {b.batch_id for b in shown}
+    listed = [b for b in found if not wanted or b.batch_id in wanted]
+    missing = wanted - {b.batch_id for b in listed}
     if missing:
-        raise click.UsageError(f"no open batch {sorted(missing)[0]} in this project")
-    for item in shown:
+        raise click.UsageError(f"no open batch {printable(sorted(missing)[0])} in this project")
+    for item in listed:
         info = item.info
-        out.print(f"[bold]{escape(item.batch_id)}[/bold]  journal {item.entry.id}")
-        out.print(f"  {len(item.entry.lines)} {item.entry.endpoint} requests")
+        out.print(f"[bold]{shown(item.batch_id)}[/bold]  journal {shown(item.entry.id)}")
+        out.print(f"  {len(item.entry.lines)} {shown(item.entry.endpoint)} requests")
         if info is None:
-            out.print(f"  status unknown: {escape(item.problem or 'the API does not know it')}")
+            out.print(f"  status unknown: {shown(item.problem or 'the API does not know it')}")
             continue
         out.print(
-            f"  {info.status}: {info.counts.completed} done, {info.counts.failed} failed "
+            f"  {shown(info.status)}: {info.counts.completed} done, {info.counts.failed} failed "
             f"of {info.counts.total}"
         )
         for error in info.errors[:10]:
-            line = f" (line {error.line})" if error.line else ""
-            out.print(f"  error{line}: {escape(error.code or '')} {escape(error.message)}")
-    if not shown:
+            out.print(error_line(error))
+    if not listed:
         out.print("no open batches")
+
+
+def error_line(error: BatchError) -> str:
+    """One error the API gives for a batch, as markup: its code and message are the
+    server's, so both are escaped whole (an ESC or a line break in them prints as text)."""
+    line = f" (line {error.line})" if error.line else ""
+    return f"  error{line}: {shown(error.code or '')} {shown(error.message)}"
 
 
 @batch.command("cancel")
@@ -114,4 +123,4 @@ def batch_cancel(**kw: Any) -> None:
             sys.exit(1)
     for item in api.cancel_batches(req, names):
         state = item.info.status if item.info else f"not cancelled: {item.problem}"
-        out.print(f"{escape(item.batch_id)}: {escape(state)}")
+        out.print(f"{shown(item.batch_id)}: {shown(state)}")

@@ -12,11 +12,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline import api
 from pipeline.cli.options import cache_options, cache_request, remote_options
-from pipeline.cli.render import out
+from pipeline.cli.render import out, shown
 
 if TYPE_CHECKING:
     from pipeline.store import TierStats
@@ -41,11 +40,11 @@ def cache_stats(**kw: Any) -> None:
     """Entries, image blobs and bytes in the cache (and in the shared cache, if any)."""
     tiers = api.cache_tiers(cache_request(kw))
     if len(tiers) == 1:
-        out.print(_counts(tiers[0]))
+        out.print(shown(_counts(tiers[0])))
         return
     for tier in tiers:
         mode = f" ({tier.mode})" if tier.tier == "shared" else ""
-        out.print(f"{tier.tier:<7}{escape(tier.where)}{mode}: {escape(_counts(tier))}")
+        out.print(f"{tier.tier:<7}{shown(tier.where)}{mode}: {shown(_counts(tier))}")
 
 
 def _counts(tier: TierStats) -> str:

@@ -13,13 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline import __version__, api
 from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
-from pipeline.cli.render import err, out, print_build, print_plan, warn_plan
+from pipeline.cli.render import err, out, print_build, print_plan, shown, warn_plan
 from pipeline.cli.review import pick, review_page, unpick, watch
 from pipeline.errors import PipelineError
 
@@ -204,7 +203,7 @@ def check(**kw: Any) -> None:
     result = api.check(project_request(kw))
     if kw["stale"] and result.stale:
         for path in result.stale:
-            out.print(f"stale     {escape(path)}")
+            out.print(f"stale     {shown(path)}")
         out.print(
             f"{len(result.stale)} file(s) of removed assets remain; "
             "assetpipe build --prune removes them"
@@ -212,7 +211,7 @@ def check(**kw: Any) -> None:
         sys.exit(1)
     if kw["require_review"] and result.review:
         for problem in result.review:
-            out.print(f"review    {escape(problem.asset)}: {escape(problem.problem)}")
+            out.print(f"review    {shown(problem.asset)}: {shown(problem.problem)}")
         out.print(f"{len(result.review)} asset(s) need review: `assetpipe pick COLLECTION/ASSET#K`")
         sys.exit(1)
     _empty_shard(kw, result.total)
@@ -221,6 +220,6 @@ def check(**kw: Any) -> None:
         sys.exit(0)
     if not kw["quiet"]:
         for job_id, status in result.pending.items():
-            out.print(f"{status:<9} {escape(job_id)}")
+            out.print(f"{status:<9} {shown(job_id)}")
     out.print(f"{len(result.pending)} of {result.total} jobs would change; run assetpipe build")
     sys.exit(1)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from pipeline import api
+from pipeline.errors import printable
 from pipeline.providers.registry import BUILTIN as BUILTIN_PROVIDERS
 
 if TYPE_CHECKING:
@@ -161,13 +162,26 @@ def cache_request(kw: dict[str, Any]) -> api.Request:
     return api.Request(project=kw["project"], flags=flags)
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines whose message has its control characters escaped.
+
+    Warnings quote what assetpipe did not write: paths from a hand-edited manifest, a
+    shared cache's error, a library's message about a server's answer. One record is one
+    line, whatever those hold; a traceback, which is assetpipe's own, is left as it is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(verbose: bool, quiet: bool) -> None:
     """assetpipe's own loggers follow -v/-q; libraries (the SDK, HTTP) stay at warnings,
     so -v never prints request internals such as headers."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s: %(message)s"))
     logging.basicConfig(
         level=logging.ERROR if quiet else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
         force=True,
     )
     logging.getLogger("assetpipe").setLevel(

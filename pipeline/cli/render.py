@@ -1,8 +1,9 @@
 """What the commands print: the two consoles, the plan table and the build summary.
 
 Results go to ``out`` (stdout, for pipes and logs), everything addressed to the person
-at the terminal (warnings, progress, errors) to ``err``. Every value that comes from a
-spec or a server is escaped before it reaches rich markup.
+at the terminal (warnings, progress, errors) to ``err``. Every value assetpipe did not
+write itself (from a spec, a server, the cache, the lock file or a manifest) goes through
+:func:`shown` before it reaches rich markup.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import api
+from pipeline.errors import printable
 
 if TYPE_CHECKING:
     from pipeline.api import BuildResult
@@ -42,6 +44,13 @@ PLAN_COLUMNS = (
 BUILD_ORDER = ("generated", "cached", "up-to-date", "pending", "failed", "blocked", "skipped")
 
 
+def shown(value: object) -> str:
+    """``value`` as rich markup that prints it literally: its control characters escaped
+    (an ESC or a line break from a server or a planted file cannot drive the terminal or
+    forge a line) and its brackets too (it cannot restyle the output)."""
+    return escape(printable(str(value)))
+
+
 def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> None:
     """The plan's warnings, and a note when the free preview provider was chosen for the
     user rather than by them."""
@@ -53,7 +62,7 @@ def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> Non
             "--provider openai for real images)[/dim]"
         )
     for warning in ws.plan.warnings:
-        err.print(f"[yellow]{escape(str(warning))}[/yellow]")
+        err.print(f"[yellow]{shown(warning)}[/yellow]")
 
 
 def print_plan(
@@ -72,7 +81,7 @@ def print_plan(
             w, h = job.size
             rw, rh = job.requested_size
             table.add_row(
-                escape(job.id),
+                shown(job.id),
                 job.kind,
                 f"{w}x{h}" if job.kind != "sheet" else "packed",
                 f"{rw}x{rh}" if job.is_api else "-",
@@ -80,7 +89,7 @@ def print_plan(
                 str(job.params.get("quality", "-")) if job.is_api else "-",
                 _status_style(state.status)
                 + (" [yellow]changed since approval[/]" if state.approval == "changed" else ""),
-                "" if state.status == "up-to-date" else escape(state.reason),
+                "" if state.status == "up-to-date" else shown(state.reason),
                 _checks_cell(state.checks),
                 # Only what this build would pay for has a price; the total sums these.
                 f"{job.estimated_cost_usd * factor:.3f}" if state.status == "generate" else "",
@@ -124,22 +133,22 @@ def print_build(result: BuildResult, quiet: bool, total_s: float | None = None) 
     counts = result.counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in BUILD_ORDER if counts.get(s))
     if report.stop_reason and not report.interrupted:
-        err.print(f"[yellow]{escape(report.stop_reason)}[/yellow]")
+        err.print(f"[yellow]{shown(report.stop_reason)}[/yellow]")
     if report.budget_hit:
         err.print("[yellow]stopped by the budget (--max-cost); raise it to build the rest[/yellow]")
     for path in result.pruned:
-        out.print(f"pruned {escape(path)}")
+        out.print(f"pruned {shown(path)}")
     if not quiet:
         for outcome in report.outcomes.values():
             if outcome.status == "blocked":
                 err.print(
-                    f"[red]blocked[/red] {escape(outcome.job.id)}: "
-                    f"{escape(str((outcome.error or {}).get('message')))}"
+                    f"[red]blocked[/red] {shown(outcome.job.id)}: "
+                    f"{shown((outcome.error or {}).get('message'))}"
                 )
     out.print(
         f"{summary}; spent ${report.spent_usd:.2f} in "
         f"{report.elapsed_s if total_s is None else total_s:.1f}s; "
-        f"manifest: {result.manifest_path}"
+        f"manifest: {shown(result.manifest_path)}"
     )
     fresh = [(j, c) for j, status, c in result.failed_checks if status in ("generated", "cached")]
     if fresh and not quiet:
@@ -149,8 +158,7 @@ def print_build(result: BuildResult, quiet: bool, total_s: float | None = None) 
         )
         for job_id, check in fresh[:SHOWN_CHECKS]:
             err.print(
-                f"  {escape(job_id)}: {escape(str(check.get('name')))}: "
-                f"{escape(str(check.get('detail')))}"
+                f"  {shown(job_id)}: {shown(check.get('name'))}: {shown(check.get('detail'))}"
             )
         if len(fresh) > SHOWN_CHECKS:
             err.print(f"  ... and {len(fresh) - SHOWN_CHECKS} more")

@@ -53,7 +53,7 @@ def unpick(**kw: Any) -> None:
     "--port",
     type=click.IntRange(0, 65535),
     default=0,
-    help="Port on 127.0.0.1 (default: a free one).",
+    help="Port on 127.0.0.1; 0 (the default) takes a free one.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 def review_page(**kw: Any) -> None:

@@ -22,13 +22,18 @@ from pipeline.jobs.job import (
 from pipeline.jobs.keys import (
     EXTENSIONS,
     api_cache_key,
+    api_request,
     delivery_cache_key,
+    delivery_request,
     frame_name,
     job_id,
     output_path,
     pick_cache_key,
+    pick_request,
     rendition_cache_key,
+    rendition_request,
     sheet_cache_key,
+    sheet_request,
 )
 from pipeline.jobs.plan import Plan, PlanWarning, select, topological
 from pipeline.jobs.provider import (
@@ -74,13 +79,18 @@ __all__ = [
     "SheetJob",
     "Usage",
     "api_cache_key",
+    "api_request",
     "delivery_cache_key",
+    "delivery_request",
     "frame_name",
     "job_id",
     "output_path",
     "pick_cache_key",
+    "pick_request",
     "rendition_cache_key",
+    "rendition_request",
     "select",
     "sheet_cache_key",
+    "sheet_request",
     "topological",
 ]

@@ -4,7 +4,9 @@ project files it was made from are unchanged (``.assetpipe/plans/``).
 The stored text is untrusted like everything under ``.assetpipe/``: it is read with
 pydantic against the job types themselves (strict: a string where a number belongs is
 refused, not coerced), never unpickled, and a record that does not validate is no plan
-at all. Paths in it are still contained where they are used (``OutputTree``).
+at all. Paths in it are still contained where they are used (``OutputTree``). The cache
+keys it carries are never used to find or file a result: the runner and ``plan`` compute
+every key again from the request it names.
 """
 
 from __future__ import annotations

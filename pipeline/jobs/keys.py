@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pipeline.hashing import content_key
+from pipeline.hashing import CacheRequest
 from pipeline.jobs.job import ApiJob, JobBase, RenditionOp
 from pipeline.jobs.provider import ParamValue
 
@@ -32,7 +32,7 @@ def output_path(
     *,
     numbered: bool = False,
 ) -> str:
-    """``collection/asset[.vK][@WxH].ext`` (DESIGN section 8); ``.v1`` too when ``numbered``
+    """``collection/asset[.vK][@WxH].ext``; ``.v1`` too when ``numbered``
     (a picked asset's own path holds its approved image)."""
     name = asset + (f".v{variant}" if variant > 1 or numbered else "")
     if rendition is not None:
@@ -40,8 +40,10 @@ def output_path(
     return f"{collection}/{name}.{EXTENSIONS[fmt]}"
 
 
-def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> str:
-    """The cache key of an API job once its input images are known (DESIGN section 5)."""
+def api_request(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> CacheRequest:
+    """What an API job's result is made from once its input images are known: everything
+    that shapes the image (provider, endpoint, model, prompt, every parameter, the sha256
+    of each input and of the mask, the variant), and nothing else (no paths, no ids)."""
     payload: dict[str, object] = {
         "provider": job.provider,
         "endpoint": "images/edits" if job.kind == "edit" else "images/generations",
@@ -52,32 +54,61 @@ def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) 
         "mask": mask_sha,
         "variant": job.variant,
     }
-    return content_key(payload)
+    return CacheRequest(payload)
+
+
+def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> str:
+    """The cache key of an API job once its input images are known."""
+    return api_request(job, input_shas, mask_sha).key
+
+
+def rendition_request(source_sha: str, op: RenditionOp) -> CacheRequest:
+    """A rendition: its source image's sha256 plus its operations."""
+    return CacheRequest({"rendition": op.as_dict(), "source": source_sha})
 
 
 def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
-    """The cache key of a rendition: its source image's sha256 plus its operations."""
-    return content_key({"rendition": op.as_dict(), "source": source_sha})
+    """The cache key of a rendition."""
+    return rendition_request(source_sha, op).key
+
+
+def sheet_request(
+    params: Mapping[str, ParamValue], frames: Sequence[tuple[str, str]]
+) -> CacheRequest:
+    """A sheet: its options and each frame's (name, sha256), in order."""
+    return CacheRequest({"sheet": dict(params), "frames": [list(f) for f in frames]})
 
 
 def sheet_cache_key(params: Mapping[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
-    """The cache key of a sheet: its options and each frame's (name, sha256), in order."""
-    return content_key({"sheet": dict(params), "frames": [list(f) for f in frames]})
+    """The cache key of a sheet."""
+    return sheet_request(params, frames).key
+
+
+def delivery_request(
+    source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
+) -> CacheRequest:
+    """An API image delivered at a size its request's record does not hold (two jobs
+    asking the same request for different sizes): the sha256 of the API's bytes plus the
+    delivery, of which the file is a pure function."""
+    delivery = {"width": size[0], "height": size[1], "format": fmt, "compression": compression}
+    return CacheRequest({"delivery": delivery, "source": source_sha})
 
 
 def delivery_cache_key(
     source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
 ) -> str:
-    """The key of an API image delivered at a size its request's record does not hold
-    (two jobs asking the same request for different sizes): the sha256 of the API's bytes
-    plus the delivery, of which the file is a pure function."""
-    delivery = {"width": size[0], "height": size[1], "format": fmt, "compression": compression}
-    return content_key({"delivery": delivery, "source": source_sha})
+    """The cache key of a delivery at another size."""
+    return delivery_request(source_sha, size, fmt, compression).key
+
+
+def pick_request(sha256: str) -> CacheRequest:
+    """An asset's approved image: only its bytes decide it."""
+    return CacheRequest({"pick": sha256})
 
 
 def pick_cache_key(sha256: str) -> str:
-    """The key of an asset's approved image: only its bytes decide it."""
-    return content_key({"pick": sha256})
+    """The key of an asset's approved image."""
+    return pick_request(sha256).key
 
 
 def frame_name(job: JobBase) -> str:

@@ -114,6 +114,30 @@ class BatchInfo:
         return self.status in TERMINAL_STATUSES
 
 
+class BatchNotFound(ProviderFailure):
+    """The backend answered that it has no batch of this id (HTTP 404): the batch was never
+    created there (or not for this account), so none of its requests ran or were billed.
+
+    Only that answer says so: a 5xx, a refused connection or a timeout while polling says
+    nothing about the batch and stays a plain :class:`~pipeline.jobs.ProviderFailure`."""
+
+    def __init__(self, batch_id: str, failure: ProviderFailure):
+        super().__init__(
+            "not_found",
+            failure.message,
+            code=failure.code,
+            status=failure.status,
+            request_id=failure.request_id,
+        )
+        self.batch_id = batch_id
+
+
+READ_DEADLINE_CODE = "batch_read_deadline"
+"""The code of a failure to read a result file within its total deadline. Unlike a dropped
+connection it is not tried again in the same build: another try would hold the build as
+long again, and the batch's journal entry lets the next build collect it."""
+
+
 class BatchLineTooLarge(ValueError):
     """A single request is larger than a whole batch file may be."""
 
@@ -169,7 +193,8 @@ class BatchBackend(Protocol):
         ...
 
     async def retrieve(self, batch_id: str) -> BatchInfo:
-        """The batch's current state (one poll)."""
+        """The batch's current state (one poll); raises :class:`BatchNotFound` when the
+        backend has no such batch."""
         ...
 
     async def find_by_metadata(
@@ -191,7 +216,9 @@ class BatchBackend(Protocol):
     ) -> AsyncIterator[BatchResult]:
         """One result per answered line, read as a stream, in the order the backend wrote
         them; with ``expected`` (the custom_ids in file order) every expected line of a
-        terminal batch gets exactly one result, and no other line any."""
+        terminal batch gets exactly one result, and no other line any. A file that does
+        not arrive within its total deadline raises a failure coded
+        :data:`READ_DEADLINE_CODE`."""
         ...
 
     async def aclose(self) -> None:

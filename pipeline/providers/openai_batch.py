@@ -9,7 +9,10 @@ output and error files (``files.with_streaming_response.content``) line by line,
 holding a whole file in memory.
 
 Like the synchronous provider, the SDK's retries are off and every management call has a
-total deadline; the caller owns the policy (polling backoff, resubmitting retryable lines).
+total deadline; so has the download of a result file, scaled to the requests it answers
+(:meth:`OpenAIBatchClient.file_deadline`), since the SDK's timeout bounds each network read
+and a server trickling bytes would never trip it. The caller owns the policy (polling
+backoff, resubmitting retryable lines).
 Every answer is untrusted: ids are checked before they go into a URL, metadata and error
 text are redacted and bounded, and output lines are capped in length.
 """
@@ -17,6 +20,7 @@ text are redacted and bounded, and output lines are capped in length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Literal, TypeVar
@@ -27,7 +31,14 @@ from openai import AsyncOpenAI, omit
 
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Endpoint, ImageInput, ImageRequest, ProviderFailure
-from pipeline.providers.batch_types import BatchInfo, BatchLimits, BatchLine, BatchResult
+from pipeline.providers.batch_types import (
+    READ_DEADLINE_CODE,
+    BatchInfo,
+    BatchLimits,
+    BatchLine,
+    BatchNotFound,
+    BatchResult,
+)
 from pipeline.providers.openai_batch_info import batch_info, checked_id, unanswered
 from pipeline.providers.openai_batch_io import (
     ENDPOINT_URLS,
@@ -206,10 +217,18 @@ class OpenAIBatchClient:
     # watching ------------------------------------------------------------------------------
 
     async def retrieve(self, batch_id: str) -> BatchInfo:
-        """The batch's current state (one poll; backing off between polls is the caller's)."""
-        batch = await self._call(
-            "polling the batch", self.client.batches.retrieve(checked_id(batch_id, "batch"))
-        )
+        """The batch's current state (one poll; backing off between polls is the caller's).
+
+        Raises :class:`BatchNotFound` when the API answers 404 (``openai.NotFoundError``):
+        that answer alone means the batch does not exist, so its requests were never paid
+        for; every other failure is a plain ProviderFailure, the batch's fate unknown."""
+        checked = checked_id(batch_id, "batch")
+        try:
+            batch = await self._call("polling the batch", self.client.batches.retrieve(checked))
+        except ProviderFailure as failure:
+            if failure.kind == "not_found" and failure.status == 404:
+                raise BatchNotFound(checked, failure) from None
+            raise
         return batch_info(batch, self.redact)
 
     async def cancel(self, batch_id: str) -> BatchInfo:
@@ -286,13 +305,17 @@ class OpenAIBatchClient:
         other ids are ignored and, once the batch is terminal, every expected id that got
         no line gets a failure saying why (expired, cancelled, the batch failed, or the
         batch lost it). ``formats`` gives each custom_id's requested output format, used
-        when an answer does not echo one."""
+        when an answer does not echo one. Each file is read within
+        :meth:`file_deadline` of the batch's requests."""
         wanted = set(expected) if expected is not None else None
         seen: set[str] = set()
+        deadline_s = self.file_deadline(
+            len(expected) if expected is not None else batch.counts.total
+        )
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id is None:
                 continue
-            async for custom_id, result in self._read_file(file_id, formats):
+            async for custom_id, result in self._read_file(file_id, formats, deadline_s):
                 if custom_id in seen or (wanted is not None and custom_id not in wanted):
                     continue
                 seen.add(custom_id)
@@ -303,37 +326,73 @@ class OpenAIBatchClient:
 
     iter_results = results
 
+    def file_deadline(self, requests: int) -> float | None:
+        """The total deadline for downloading one result file of a batch of ``requests``.
+
+        A synchronous request gets :data:`DEADLINE_FACTOR` x the timeout setting for its
+        one image; a file answers every request of the batch, so it gets that once per
+        request: one request's file ends as soon as a synchronous answer would, and a
+        thousand images on a slow link still arrive in time. None: no deadline (a client
+        built without a timeout)."""
+        if self.deadline_s is None:
+            return None
+        return self.deadline_s * max(1, min(requests, self.limits.max_lines))
+
     async def _read_file(
-        self, file_id: str, formats: Mapping[str, str] | None
+        self, file_id: str, formats: Mapping[str, str] | None, deadline_s: float | None
     ) -> AsyncIterator[BatchResult]:
         count = 0
+        loop = asyncio.get_running_loop()
+        when = None if deadline_s is None else loop.time() + deadline_s
         try:
-            async with self.client.files.with_streaming_response.content(
-                checked_id(file_id, "file")
-            ) as response:
-                chunks = response.iter_bytes(self.read_chunk_bytes)
-                async for line in split_lines(chunks, self.max_line_bytes):
-                    count += 1
-                    if count > self.limits.max_lines:
-                        return  # more lines than a batch holds: the rest is not read
-                    parsed: BatchResult | None
-                    if isinstance(line, LongLine):
-                        parsed = long_line_result(line, self.max_line_bytes)
-                    else:
-                        parsed = parse_line(
-                            line,
-                            redact=self.redact,
-                            formats=formats,
-                            max_image_bytes=self.max_image_bytes,
-                        )
-                    if parsed is not None:
-                        yield parsed
+            async for line in split_lines(self._download(file_id, when), self.max_line_bytes):
+                count += 1
+                if count > self.limits.max_lines:
+                    return  # more lines than a batch holds: the rest is not read
+                parsed: BatchResult | None
+                if isinstance(line, LongLine):
+                    parsed = long_line_result(line, self.max_line_bytes)
+                else:
+                    parsed = parse_line(
+                        line,
+                        redact=self.redact,
+                        formats=formats,
+                        max_image_bytes=self.max_image_bytes,
+                    )
+                if parsed is not None:
+                    yield parsed
+        except TimeoutError:
+            if when is None or loop.time() < when:  # not the deadline: some read timed out
+                message = f"reading batch file {file_id} timed out"
+                raise ProviderFailure("timeout", message) from None
+            raise ProviderFailure(
+                "timeout",
+                f"batch file {file_id} did not arrive within {deadline_s:g} s, its total "
+                f"deadline (one request's {self.deadline_s:g} s for each request it answers)",
+                code=READ_DEADLINE_CODE,
+            ) from None
         except openai.APIStatusError as exc:
             raise status_failure(exc, self.redact) from None
         except (openai.APIConnectionError, httpx2.HTTPError, OSError) as exc:
             raise ProviderFailure(
                 "connection", self.redact.text(f"reading batch file {file_id} failed: {exc}")
             ) from None
+
+    async def _download(self, file_id: str, when: float | None) -> AsyncIterator[bytes]:
+        """The file's bytes as they arrive. Every wait for the server (for the answer's head,
+        then for each chunk) ends at the event loop time ``when`` with a TimeoutError;
+        time spent by the reader between chunks is not interrupted, only counted."""
+        content = self.client.files.with_streaming_response.content(checked_id(file_id, "file"))
+        async with contextlib.AsyncExitStack() as stack:
+            async with asyncio.timeout_at(when):
+                response = await stack.enter_async_context(content)
+            chunks = response.iter_bytes(self.read_chunk_bytes)
+            while True:
+                async with asyncio.timeout_at(when):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
 
     async def _call(self, what: str, call: Awaitable[T]) -> T:
         """Await one SDK call under the total deadline, as a ProviderFailure if it fails."""

@@ -15,31 +15,43 @@ same person has open, so:
   preflight this server never grants (CSRF);
 - files are served only from inside the output tree and the previews' tree, through
   :class:`~pipeline.output.OutputTree` (no ``..``, no absolute paths, no symbolic links),
-  and only images;
+  and only images: regular files (a FIFO or a device is never opened for a read that
+  could block), up to :data:`MAX_FILE` bytes, streamed from the descriptor that was
+  checked;
+- a POST body is read only up to :data:`MAX_BODY` bytes, whatever its headers claim;
 - the page escapes everything it shows and its Content-Security-Policy allows only its
   own script (by hash) and same-origin requests.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import logging
+import os
 import secrets
 import socket
+import stat
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from pipeline import api
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, UsageError
 from pipeline.fsutil import UnsafePathError
 from pipeline.gallery import LIVE_CSP
 from pipeline.output import OutputTree
@@ -50,6 +62,17 @@ log = logging.getLogger("assetpipe.review")
 
 HOST: Final = "127.0.0.1"
 MAX_BODY: Final = 16 * 1024
+"""The largest POST body read: the page sends a few short fields (a variant, an action,
+a 64-hex quote), so anything near this is not the page talking."""
+MAX_FILE: Final = 64 * 1024 * 1024
+"""The largest file served. assetpipe accepts no image over 40 MiB from a provider (an
+uncompressed RGBA PNG at the largest native size, 3840x2160, is about 33 MB), and the
+renditions and thumbnails made from one are smaller; 64 MiB leaves room for that and
+turns away what assetpipe did not write (a sparse file of gigabytes, say) before a byte
+of it is sent. A sheet packed past it is refused too, with a message saying to open it
+from the output folder: no browser tab needs it whole to review it."""
+CHUNK: Final = 256 * 1024
+"""Bytes read from a served file at a time: about what one response holds in memory."""
 IMAGE_TYPES: Final = {
     "png": "image/png",
     "webp": "image/webp",
@@ -63,6 +86,10 @@ _SECURITY_HEADERS: Final = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
+
+_UNREAD: Final = {"Connection": "close"}
+"""On a response sent before the request's body was read: the connection closes rather
+than the server taking in (and dropping) whatever body the client still sends."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,7 +118,8 @@ class Guard:
         if refusal is not None:
             status, text = refusal
             log.warning("refused %s %s: %s", scope["method"], scope["path"], text)
-            await PlainTextResponse(text, status_code=status)(scope, receive, send)
+            refused = PlainTextResponse(text, status_code=status, headers=_UNREAD)
+            await refused(scope, receive, send)
             return
 
         async def secured(message: Message) -> None:
@@ -118,6 +146,28 @@ class Guard:
         return None
 
 
+def _listen(port: int) -> socket.socket:
+    """A socket listening on ``127.0.0.1:port``; a port that cannot be had is a
+    :class:`UsageError` (exit 2) saying which port and what to do, not a traceback."""
+    try:
+        return socket.create_server((HOST, port))
+    except OSError as exc:
+        raise UsageError(_unavailable(port, exc)) from None
+
+
+def _unavailable(port: int, exc: OSError) -> str:
+    """Why ``port`` cannot be listened on, in one line that ends with the way out."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "is already in use by another program"
+    elif exc.errno == errno.EACCES:
+        why = "needs privileges this user does not have"
+    else:
+        why = f"cannot be listened on ({exc.strerror or exc})"
+    return (
+        f"port {port} on {HOST} {why}; choose another with --port N, or --port 0 to take a free one"
+    )
+
+
 class ReviewServer:
     """The review page of one project on a local port (0: a free one, chosen at bind)."""
 
@@ -127,7 +177,7 @@ class ReviewServer:
         self.source = PageSource(req, self.token, poll_ms)
         self.tasks = Tasks(req)
         self._writes = threading.Lock()  # one change to assetpipe.lock at a time
-        self.socket = socket.create_server((HOST, port))
+        self.socket = _listen(port)
         self.port = int(self.socket.getsockname()[1])
         self.app = Guard(self._starlette(), self.port, self.token)
         config = uvicorn.Config(
@@ -198,10 +248,10 @@ class ReviewServer:
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def file(self, request: Request) -> Response:
-        return await run_in_threadpool(_image, self.source.output, request.path_params["path"])
+        return await _image(self.source.output, request)
 
     async def preview(self, request: Request) -> Response:
-        return await run_in_threadpool(_image, self.source.previews, request.path_params["path"])
+        return await _image(self.source.previews, request)
 
     async def pick(self, request: Request) -> Response:
         return await _answer(request, {"ref": str}, self._pick)
@@ -255,10 +305,30 @@ class BadRequest(Exception):
     """A POST body that is not what the page sends."""
 
 
+class TooLarge(Exception):
+    """A POST body over :data:`MAX_BODY` bytes, declared or sent."""
+
+
+async def _body(request: Request) -> bytes:
+    """The POST body, never more than :data:`MAX_BODY` bytes of it.
+
+    A ``Content-Length`` over the cap is refused before a byte is read; a chunked body,
+    or one longer than it claimed, is refused by the chunk that would cross the cap,
+    which is dropped rather than kept.
+    """
+    declared = request.headers.get("content-length", "0")
+    if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
+        raise TooLarge
+    data = bytearray()
+    async for chunk in request.stream():
+        if len(data) + len(chunk) > MAX_BODY:
+            raise TooLarge
+        data += chunk
+    return bytes(data)
+
+
 def _fields(raw: bytes, fields: dict[str, type]) -> dict[str, Any]:
     """The POST body: a small JSON object with these typed fields (others ignored)."""
-    if len(raw) > MAX_BODY:
-        raise BadRequest("request body too large")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -279,8 +349,11 @@ async def _answer(
     """Parse the body, run the api call off the event loop, and turn its user-facing
     errors into JSON errors the page shows."""
     try:
-        body = _fields(await request.body(), fields)
+        body = _fields(await _body(request), fields)
         return JSONResponse(await run_in_threadpool(do, body))
+    except TooLarge:
+        error = {"error": f"request body too large (the limit is {MAX_BODY // 1024} KiB)"}
+        return JSONResponse(error, status_code=413, headers=_UNREAD)
     except BadRequest as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except (api.QuoteChanged, Busy) as exc:
@@ -294,13 +367,91 @@ async def _no_icon(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _image(tree: OutputTree, rel: str) -> Response:
-    """An image file of ``tree`` (404 for anything else: other types, escapes, links)."""
+async def _image(tree: OutputTree, request: Request) -> Response:
+    """An image file of ``tree``, streamed; 404 for anything else: other types, escapes,
+    links, FIFOs and devices, and files over :data:`MAX_FILE`."""
+    rel = request.path_params["path"]
     media = IMAGE_TYPES.get(rel.rpartition(".")[2].lower())
     if media is None:
-        return PlainTextResponse("not an image of the output tree", status_code=404)
+        return _not_served()
     try:
-        data = tree.read(rel)
-    except (OSError, ValueError, UnsafePathError):
-        return PlainTextResponse("not an image of the output tree", status_code=404)
-    return Response(data, media_type=media, headers={"Cache-Control": "no-cache"})
+        fd, size = await run_in_threadpool(_open_image, tree, rel)
+    except OSError as exc:
+        return _not_served(_TOO_LARGE if exc.errno == errno.EFBIG else _NOT_AN_IMAGE)
+    except (ValueError, UnsafePathError):
+        return _not_served()
+    return OpenFileResponse(fd, size, media, head=request.method == "HEAD")
+
+
+_NOT_AN_IMAGE: Final = "not an image of the output tree"
+_TOO_LARGE: Final = (
+    f"larger than the {MAX_FILE // 2**20} MiB this page serves; open it from the output folder"
+)
+
+
+def _not_served(why: str = _NOT_AN_IMAGE) -> Response:
+    return PlainTextResponse(why, status_code=404)
+
+
+def _open_image(tree: OutputTree, rel: str) -> tuple[int, int]:
+    """``rel`` of ``tree`` open for reading, and its size.
+
+    Opened without following a link and without waiting (``O_NONBLOCK``: opening a FIFO
+    to read otherwise waits for a writer, holding a worker thread for good), then checked
+    on the descriptor itself, so the file checked is the file sent.
+    """
+    fd = os.open(tree.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return fd, _regular_size(fd, MAX_FILE, rel)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _regular_size(fd: int, limit: int, name: str) -> int:
+    """The size of the file open as ``fd``, refused as :func:`pipeline.fsutil.read_open`
+    refuses one (``OSError``: ``EINVAL`` when not a regular file, ``EFBIG`` over
+    ``limit``) but without reading it, so that it can be streamed."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", name)
+    if info.st_size > limit:
+        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
+    return info.st_size
+
+
+class OpenFileResponse(StreamingResponse):
+    """A regular file already open as ``fd``, sent :data:`CHUNK` bytes at a time and
+    closed when the response ends, however it ends (sent, client gone, server stopping).
+
+    Not Starlette's ``FileResponse``: that opens the path again, following a link or
+    waiting on a FIFO put in place of the checked file, so what was checked would not
+    be what is sent. A HEAD gets the headers and no read at all.
+    """
+
+    def __init__(self, fd: int, size: int, media_type: str, *, head: bool = False):
+        self.fd = fd
+        super().__init__(
+            _chunks(fd, 0 if head else size),
+            media_type=media_type,
+            headers={"Cache-Control": "no-cache", "Content-Length": str(size)},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self.fd)
+
+
+async def _chunks(fd: int, size: int) -> AsyncIterator[bytes]:
+    """The first ``size`` bytes of ``fd``, read off the event loop. A file cut short in
+    place while it is sent ends the stream early: the client sees a transfer shorter
+    than its ``Content-Length``, never another file's bytes."""
+    sent = 0
+    while sent < size:
+        chunk = await run_in_threadpool(os.pread, fd, min(CHUNK, size - sent), sent)
+        if not chunk:
+            return
+        sent += len(chunk)
+        yield chunk

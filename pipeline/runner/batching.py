@@ -13,7 +13,9 @@ the job's failure.
 Whatever happens, a paid line is never paid twice: a batch the journal names is collected,
 never resubmitted, by this build or the next; a line no job of this plan asks for any more
 is still kept in the cache; and when the results cannot be read (or ``--no-wait``), the
-waiting jobs end ``pending`` rather than being sent again.
+waiting jobs end ``pending`` rather than being sent again. The one exception is a batch of
+an earlier build that the API answers 404 for: it does not exist, so nothing of it was
+paid, and its journal entry is forgotten (with a warning) and its lines sent again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pipeline.errors import printable
+from pipeline.hashing import CacheRequest
 from pipeline.jobs import ApiJob, ImageRequest, ImageResult, Job, ProviderFailure
-from pipeline.providers.batch_types import BatchBackend, BatchInfo, BatchLine, chunk_lines
+from pipeline.providers.batch_types import (
+    READ_DEADLINE_CODE,
+    BatchBackend,
+    BatchInfo,
+    BatchLine,
+    BatchNotFound,
+    chunk_lines,
+)
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import NotStarted, OnResult, Pending, T
 from pipeline.runner.journal import METADATA_KEY, Journal, JournalEntry, JournalLine
@@ -36,7 +47,14 @@ from pipeline.store import ResultStore
 
 __all__ = ["BatchDispatcher", "BatchOptions"]
 
-Answer = ImageResult | ProviderFailure | Pending | NotStarted
+
+class _Resend:
+    """The answer for a line of an earlier build's batch that the API does not know: the
+    request was never paid for, so its job sends it again (not counted as an attempt)."""
+
+
+_RESEND = _Resend()
+Answer = ImageResult | ProviderFailure | Pending | NotStarted | _Resend
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +78,7 @@ class _Slot:
     """One request waiting for its line's answer."""
 
     custom_id: str
-    key: str
+    asked: CacheRequest
     job: ApiJob | None
     request: ImageRequest | None
     answer: asyncio.Future[Answer]
@@ -68,6 +86,11 @@ class _Slot:
     """Set once the waiting job has committed the answer, given up on it, or was cancelled."""
     committed: bool = False
     """Whether the waiting job committed the image (else the collector keeps it)."""
+
+    @property
+    def key(self) -> str:
+        """The cache key of the request the line answers."""
+        return self.asked.key
 
 
 class BatchDispatcher:
@@ -113,7 +136,9 @@ class BatchDispatcher:
 
     # -- the Dispatcher interface -------------------------------------------------------------
 
-    async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
+    async def call(
+        self, job: Job, asked: CacheRequest, request: ImageRequest, on_result: OnResult[T]
+    ) -> T:
         """See :meth:`~pipeline.runner.dispatch.Dispatcher.call`."""
         if not isinstance(job, ApiJob):  # pragma: no cover - the scheduler sends API jobs only
             raise TypeError(f"{job.id} is not an API job")
@@ -121,13 +146,16 @@ class BatchDispatcher:
         attempt = 0
         while True:
             attempt += 1
-            slot = self._recovered.pop(key, None)
+            slot = self._recovered.pop(asked.key, None)
             if slot is None:
                 if self.stopped():
                     raise NotStarted
-                slot = self._enqueue(job, key, request)
+                slot = self._enqueue(job, asked, request)
             try:
                 answer = await asyncio.shield(slot.answer)
+                if isinstance(answer, _Resend):
+                    attempt -= 1
+                    continue
                 if isinstance(answer, ImageResult):
                     committed = await on_result(answer, attempt)
                     slot.committed = True
@@ -158,9 +186,9 @@ class BatchDispatcher:
 
     # -- waves ----------------------------------------------------------------------------------
 
-    def _enqueue(self, job: ApiJob, key: str, request: ImageRequest) -> _Slot:
+    def _enqueue(self, job: ApiJob, asked: CacheRequest, request: ImageRequest) -> _Slot:
         suffix = hashlib.sha256(job.id.encode()).hexdigest()[:12]
-        slot = _Slot(f"{key[:40]}.{suffix}", key, job, request, _future())
+        slot = _Slot(f"{asked.key[:40]}.{suffix}", asked, job, request, _future())
         self._queue.append(slot)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_when_settled())
@@ -206,7 +234,7 @@ class BatchDispatcher:
     async def _submit(self, chunk: list[BatchLine], slots: dict[str, _Slot]) -> None:
         """Journal, create and start watching one batch."""
         journaled = tuple(
-            _journal_line(s.custom_id, s.key, s.job) for s in slots.values() if s.job is not None
+            _journal_line(s.custom_id, s.asked, s.job) for s in slots.values() if s.job is not None
         )
         entry = self.journal.new_entry(self.backend.name, chunk[0].endpoint, journaled)
         try:
@@ -269,11 +297,13 @@ class BatchDispatcher:
             batch_id = entry.batch_id or ""
             slots = {}
             for line in entry.lines:
-                slot = _Slot(line.custom_id, line.key, None, None, _future())
+                slot = _Slot(line.custom_id, line.request, None, None, _future())
                 slots[line.custom_id] = slot
                 self._recovered.setdefault(line.key, slot)
-            self.note(f"batch {batch_id}: collecting the {len(slots)} requests sent earlier")
-            self._watch(entry, BatchInfo(id=batch_id, status="in_progress"), slots)
+            self.note(
+                f"batch {printable(batch_id)}: collecting the {len(slots)} requests sent earlier"
+            )
+            self._watch(entry, BatchInfo(id=batch_id, status="in_progress"), slots, earlier=True)
 
     async def _find(self, entry: JournalEntry) -> BatchInfo | None:
         """The batch created for ``entry``, looked up by its metadata (None: never made)."""
@@ -287,14 +317,29 @@ class BatchDispatcher:
 
     # -- watching and collecting ------------------------------------------------------------------
 
-    def _watch(self, entry: JournalEntry, info: BatchInfo, slots: dict[str, _Slot]) -> None:
-        task = asyncio.create_task(self._collect(entry, info, slots))
+    def _watch(
+        self,
+        entry: JournalEntry,
+        info: BatchInfo,
+        slots: dict[str, _Slot],
+        *,
+        earlier: bool = False,
+    ) -> None:
+        """Collect the batch in the background; ``earlier``: an earlier build created it."""
+        task = asyncio.create_task(self._collect(entry, info, slots, earlier=earlier))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _collect(self, entry: JournalEntry, info: BatchInfo, slots: dict[str, _Slot]) -> None:
+    async def _collect(
+        self, entry: JournalEntry, info: BatchInfo, slots: dict[str, _Slot], *, earlier: bool
+    ) -> None:
         try:
-            info = await self._until_done(info)
+            try:
+                info = await self._until_done(info)
+            except BatchNotFound:
+                if earlier:
+                    await self._forget(entry, info.id, slots)
+                return
             if info.is_terminal:
                 task = asyncio.current_task()
                 if task is not None:
@@ -311,13 +356,31 @@ class BatchDispatcher:
             for slot in slots.values():
                 _answer(slot, Pending(info.id))
 
+    async def _forget(self, entry: JournalEntry, batch_id: str, slots: dict[str, _Slot]) -> None:
+        """Drop the journal entry of an earlier build's batch the API answered 404 for, and
+        have its lines sent again: it does not exist, so none of them was paid for.
+
+        Only an earlier build's batch: one this build just created cannot be unknown, and
+        resending it on a wrong 404 could pay for it over and over within one build."""
+        await asyncio.to_thread(self.journal.remove, entry.id)
+        self.note(
+            f"warning: batch {printable(batch_id)} is unknown to the Batch API (404); its "
+            f"journal entry is forgotten and its {len(slots)} requests will be sent again"
+        )
+        for slot in slots.values():
+            if self._recovered.get(slot.key) is slot:
+                del self._recovered[slot.key]  # a job that comes later sends it at once
+            _answer(slot, _RESEND)
+
     async def _until_done(self, info: BatchInfo) -> BatchInfo:
         """Poll with backoff until the batch is over (once, without waiting, for
-        ``--no-wait``)."""
+        ``--no-wait``); raises :class:`BatchNotFound` when the API has no such batch."""
         delay = self.options.poll_s
         while True:
             try:
                 info = await self.backend.retrieve(info.id)
+            except BatchNotFound:
+                raise
             except ProviderFailure as failure:
                 if not failure.retryable or not self.options.wait:
                     return info
@@ -347,8 +410,15 @@ class BatchDispatcher:
                             await asyncio.to_thread(self._keep, lines[custom_id], answer)
                     _answer(slot, answer)
             except ProviderFailure as failure:
-                if not failure.retryable or attempt == self.options.read_attempts:
-                    self.note(f"batch {info.id}: results could not be read ({failure.message})")
+                if (
+                    not failure.retryable
+                    or attempt == self.options.read_attempts
+                    or failure.code == READ_DEADLINE_CODE  # another try would take as long
+                ):
+                    self.note(
+                        f"batch {info.id}: results could not be read ({failure.message}); "
+                        "the next build --batch tries again"
+                    )
                     return False
                 await self.sleep(self.retry.delay(failure, attempt, self.rng) or 1.0)
             else:
@@ -379,11 +449,11 @@ def _answer(slot: _Slot, answer: Answer) -> None:
         slot.answer.set_result(answer)
 
 
-def _journal_line(custom_id: str, key: str, job: ApiJob) -> JournalLine:
+def _journal_line(custom_id: str, asked: CacheRequest, job: ApiJob) -> JournalLine:
     compression = job.params.get("output_compression")
     return JournalLine(
         custom_id=custom_id,
-        key=key,
+        request=asked,
         job=job.id,
         model=job.model,
         size=job.size,

@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from pipeline.hashing import CacheRequest
 from pipeline.jobs import ImageRequest, ImageResult, Job, Provider, ProviderFailure
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import RetryPolicy
@@ -42,8 +43,10 @@ class Pending(Exception):
 class Dispatcher(Protocol):
     """Sends paid requests; one call per API job."""
 
-    async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
-        """Send ``request`` (the job's request, whose cache key is ``key``) until it
+    async def call(
+        self, job: Job, asked: CacheRequest, request: ImageRequest, on_result: OnResult[T]
+    ) -> T:
+        """Send ``request`` (the job's request, whose cache key is ``asked.key``) until it
         succeeds or fails for good; return ``on_result``'s value.
 
         Raises :class:`ProviderFailure` when it gave up, :class:`NotStarted` when the
@@ -84,7 +87,9 @@ class DirectDispatcher:
         self.sleep = sleep
         self.rng = rng or random.Random()
 
-    async def call(self, job: Job, key: str, request: ImageRequest, on_result: OnResult[T]) -> T:
+    async def call(
+        self, job: Job, asked: CacheRequest, request: ImageRequest, on_result: OnResult[T]
+    ) -> T:
         """See :meth:`Dispatcher.call` (the key plays no part in a direct call)."""
         if self.ready is not None:
             await self.ready()

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
     Job,
     Plan,
-    api_cache_key,
-    pick_cache_key,
-    rendition_cache_key,
-    sheet_cache_key,
+    api_request,
+    pick_request,
+    rendition_request,
+    sheet_request,
 )
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.store import ResultStore
@@ -43,20 +44,20 @@ class JobState:
     one the spec asks for (``current``) or the spec changed since (``changed``)."""
 
 
-def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
-    """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
-    if job.cache_key is not None:
-        return job.cache_key
+def job_request(job: Job, shas: Mapping[str, str | None]) -> CacheRequest | None:
+    """What ``job``'s result is made from, given its inputs' delivered sha256 (None while
+    one is unknown). Always computed from the job's own fields, never taken from a key a
+    stored plan carries: the key a result is filed under is the hash of what is sent."""
     if job.kind == "pick":
-        return pick_cache_key(job.approved)
+        return pick_request(job.approved)
     if job.kind == "rendition":
         src = shas.get(job.parent)
-        return rendition_cache_key(src, job.op) if src else None
+        return rendition_request(src, job.op) if src else None
     if job.kind == "sheet":
         frame_shas = [shas.get(d) for d in job.depends_on]
         if not all(frame_shas):
             return None
-        return sheet_cache_key(job.params, list(zip(job.frames, map(str, frame_shas), strict=True)))
+        return sheet_request(job.params, list(zip(job.frames, map(str, frame_shas), strict=True)))
     inputs: list[str] = []
     for ref in job.inputs:
         sha = ref.sha256 if ref.job is None else shas.get(ref.job)
@@ -68,7 +69,13 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
         mask_sha = job.mask.sha256 if job.mask.job is None else shas.get(job.mask.job)
         if not mask_sha:
             return None
-    return api_cache_key(job, inputs, mask_sha)
+    return api_request(job, inputs, mask_sha)
+
+
+def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
+    """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
+    request = job_request(job, shas)
+    return request.key if request is not None else None
 
 
 def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None]) -> str:
@@ -120,7 +127,8 @@ def assess(
     states: dict[str, JobState] = {}
     shas: dict[str, str | None] = {}
     for job in plan.jobs:
-        key = job_key(job, shas)
+        request = job_request(job, shas)
+        key = request.key if request is not None else None
         entry: ManifestEntry | None = manifest.entries.get(job.output_path)
         make: Status = "generate" if job.is_api else "render"
         if key is None:
@@ -128,7 +136,7 @@ def assess(
         elif entry and entry.cache_key == key and tree.matches(entry):
             state = JobState("up-to-date", key, entry.sha256, "unchanged", entry.checks)
         else:
-            record = cache.lookup(key) if cache is not None else None
+            record = cache.lookup(request) if cache is not None and request else None
             if record is not None:
                 state = JobState("cached", key, record.blob, "in the cache")
             elif key in pending and job.is_api:

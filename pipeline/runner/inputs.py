@@ -8,11 +8,14 @@ send time: a file edited after planning must not be sent under the old key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import postprocess
+from pipeline.errors import printable
+from pipeline.fsutil import read_open
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import (
     ApiJob,
@@ -28,6 +31,8 @@ from pipeline.runner.outcome import Outcome
 from pipeline.store import ResultStore
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+MAX_INPUT_BYTES = 50 * 1000 * 1000
+"""The largest image the API takes as an edit input."""
 
 
 class ApprovedImageMissing(Exception):
@@ -104,7 +109,7 @@ class InputReader:
             fmt = parent.job.format
             name = f"input{index}.{'jpg' if fmt == 'jpeg' else fmt}"
         else:
-            data = (self.project_root / str(ref.path)).read_bytes()
+            data = read_project_image(self.project_root, str(ref.path))
             if sha256_bytes(data) != ref.sha256:
                 raise ProviderFailure(
                     "invalid_request", f"{ref.path} changed since the plan was made; build again"
@@ -112,3 +117,30 @@ class InputReader:
             fmt = postprocess.probe(data).format
             name = Path(str(ref.path)).name
         return ImageInput(filename=name, data=data, mime=MIME.get(fmt, "image/png"))
+
+
+def read_project_image(root: Path, relative: str) -> bytes:
+    """The bytes of the project file ``relative``, read only as a planner would have read
+    it: a relative path without ``..`` that stays inside ``root`` once links are resolved,
+    a regular file (never a FIFO or a device, whose read never ends), at most the API's
+    50 MB. Whatever named the file (a spec, or a stored plan someone planted), nothing
+    outside the project is ever sent to the provider. Anything else fails the job before
+    a request is made."""
+    parts = Path(relative).parts
+    path = root / relative
+    try:
+        if not parts or Path(relative).is_absolute() or ".." in parts:
+            raise OSError("not a path inside the project")
+        real_root = root.resolve()
+        if not path.resolve().is_relative_to(real_root):
+            raise OSError("it leads outside the project")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return read_open(fd, MAX_INPUT_BYTES, relative)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ProviderFailure(
+            "invalid_request", f"the edit input {printable(relative)!r} cannot be read: {why}"
+        ) from None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.fsutil import read_regular, refuse_link, write_atomic
+from pipeline.hashing import CacheRequest
 
 log = logging.getLogger("assetpipe.batch")
 
@@ -36,17 +37,17 @@ METADATA_KEY = "assetpipe_journal"
 MAX_JOURNAL_BYTES = 64 * 1024 * 1024
 _ID = re.compile(r"[0-9a-f]{32}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _CUSTOM_ID = re.compile(r"[A-Za-z0-9_.:=+-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
 class JournalLine:
-    """One request of a batch: the cache key it answers and how to deliver its image
-    (enough to keep a paid result even if no job of the current plan asks for it)."""
+    """One request of a batch: what it asked for (its cache key is computed from that,
+    never read from the file) and how to deliver its image (enough to keep a paid result
+    even if no job of the current plan asks for it)."""
 
     custom_id: str
-    key: str
+    request: CacheRequest
     job: str
     model: str
     size: tuple[int, int]
@@ -55,11 +56,16 @@ class JournalLine:
     compression: int | None = None
     estimate: float = 0.0
 
+    @property
+    def key(self) -> str:
+        """The cache key of the line's request."""
+        return self.request.key
+
     def as_json(self) -> dict[str, Any]:
         """The line as the journal file keeps it."""
         return {
             "custom_id": self.custom_id,
-            "key": self.key,
+            "request": dict(self.request.payload),
             "job": self.job,
             "model": self.model,
             "size": list(self.size),
@@ -77,7 +83,7 @@ class JournalLine:
         try:
             line = cls(
                 custom_id=_text(raw["custom_id"], _CUSTOM_ID),
-                key=_text(raw["key"], _HEX64),
+                request=_request(raw["request"]),
                 job=_plain(raw["job"]),
                 model=_plain(raw["model"]),
                 size=_pair(raw["size"]),
@@ -86,7 +92,7 @@ class JournalLine:
                 compression=_optional_int(raw.get("compression")),
                 estimate=_number(raw.get("estimate", 0.0)),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, RecursionError):
             return None
         return line
 
@@ -229,6 +235,13 @@ def _read_regular(path: Path) -> object:
         return None if data is None else json.loads(data)
     except (OSError, ValueError, RecursionError):
         return None
+
+
+def _request(value: object) -> CacheRequest:
+    """A line's request: a JSON object, whose key is computed here."""
+    if not isinstance(value, dict):
+        raise TypeError("a request is an object")
+    return CacheRequest(value)
 
 
 def _text(value: object, pattern: re.Pattern[str]) -> str:

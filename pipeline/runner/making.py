@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import postprocess
+from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
     ApiJob,
     ImageResult,
@@ -31,7 +32,7 @@ from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import RunConfig, RunDeps
 from pipeline.runner.dispatch import NotStarted, Pending
-from pipeline.runner.freshness import JobState, job_key
+from pipeline.runner.freshness import JobState, job_request
 from pipeline.runner.guards import (
     MAX_NOTES,
     LocalWriteError,
@@ -44,7 +45,7 @@ from pipeline.runner.guards import (
 from pipeline.runner.inputs import InputReader, input_shas
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
-from pipeline.runner.restoring import Restored, cached_delivery
+from pipeline.runner.restoring import SMALLER_NOTE, Restored, cached_delivery
 from pipeline.runner.writers import Writers
 
 
@@ -110,9 +111,10 @@ class Maker:
         """Make ``job`` (its inputs finished and ok): up to date, from the cache, the
         approved image, a local render, or a paid call."""
         shas = {d: self.outcomes[d].sha256 for d in job.depends_on if d in self.outcomes}
-        key = job_key(job, shas)
-        if key is None:  # pragma: no cover - every input is finished and ok by now
+        asked = job_request(job, shas)
+        if asked is None:  # pragma: no cover - every input is finished and ok by now
             raise RuntimeError(f"{job.id}: inputs have no content hash")
+        key = asked.key
         inputs = input_shas(job, shas)
         if not self.config.force or not job.is_api:
             entry = self.manifest.entries.get(job.output_path)
@@ -124,7 +126,7 @@ class Maker:
                 return self.up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
             async with self.writers.permits:
                 inherited = self._inherited(job)
-                restored = await self.writers.copy(self._restore, job, key, inputs, inherited)
+                restored = await self.writers.copy(self._restore, job, asked, inputs, inherited)
                 if isinstance(restored, Outcome):
                     return restored
                 if restored is not None:  # the memo does not know it all: inspect it
@@ -140,29 +142,34 @@ class Maker:
             return Outcome.pending(job, key, batch)
         if job.kind == "rendition":
             async with self.writers.permits:
-                return await self._render(job, key, shas)
+                return await self._render(job, asked, shas)
         if job.kind == "sheet":
             async with self.writers.permits:
-                return await self._sheet(job, key, inputs)
-        return await self._call(job, key, inputs)
+                return await self._sheet(job, asked, inputs)
+        return await self._call(job, asked, inputs)
 
     def _restore(
-        self, job: Job, key: str, inputs: list[str], inherited: list[Mapping[str, Any]]
+        self, job: Job, asked: CacheRequest, inputs: list[str], inherited: list[Mapping[str, Any]]
     ) -> Outcome | Callable[[], Outcome] | None:
         """Copy a cached result into the output tree (no call, no cost this build): the
         verified bytes are written and their inspection is read from the memo. None when
         the key is not cached; the work still to do when the memo does not know all of the
         inspection (decoding is for the pool sized to the cores, not the copying thread)."""
-        hit = self.cache.get(key)
+        hit = self.cache.get(asked)
         if hit is None:
             return None
         record, data = hit
+        key = asked.key
         meta = record.meta or {}
         notes = cached_notes(meta.get("notes"))
         if isinstance(job, ApiJob):
-            restored = cached_delivery(
+            found = cached_delivery(
                 job, record, data, notes, self.cache, self.delivery.memo, self._keep_delivery
             )
+            if found is None:
+                self.reporter.note(f"warning: {job.id}: {SMALLER_NOTE}")
+                return None
+            restored = found
         else:
             restored = Restored(None, data, record.blob, self.delivery.memo.inspection(record.blob))
         atlas = meta.get("atlas")
@@ -183,29 +190,32 @@ class Maker:
         )
         return store() if self.delivery.knows(job, restored.known) else store
 
-    async def _sheet(self, job: SheetJob, key: str, inputs: list[str]) -> Outcome:
+    async def _sheet(self, job: SheetJob, asked: CacheRequest, inputs: list[str]) -> Outcome:
         sheet, atlas = await self.writers.local(make_sheet, self.inputs, job, self._inputs_of(job))
         made = await asyncio.to_thread(
-            self._cache_commit, key, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
+            self._cache_commit, asked, sheet, None, {"kind": "sheet", "atlas": atlas.decode()}
         )
         if made.adopted and isinstance(made.meta.get("atlas"), str):
             atlas = str(made.meta["atlas"]).encode()
         return await self.writers.deliver(
-            job, "generated", key, made.data, None, inputs, atlas=atlas
+            job, "generated", asked.key, made.data, None, inputs, atlas=atlas
         )
 
-    async def _render(self, job: RenditionJob, key: str, shas: Mapping[str, str | None]) -> Outcome:
+    async def _render(
+        self, job: RenditionJob, asked: CacheRequest, shas: Mapping[str, str | None]
+    ) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
         data = await self.writers.local(postprocess.render_rendition, source, job.op)
-        made = await asyncio.to_thread(self._cache_commit, key, data, None, {"kind": "rendition"})
+        made = await asyncio.to_thread(self._cache_commit, asked, data, None, {"kind": "rendition"})
         inputs = [shas[job.parent] or ""]
         inherited = self._inherited(job)
         return await self.writers.deliver(
-            job, "generated", key, made.data, None, inputs, inherited=inherited
+            job, "generated", asked.key, made.data, None, inputs, inherited=inherited
         )
 
-    async def _call(self, job: ApiJob, key: str, inputs: list[str]) -> Outcome:
+    async def _call(self, job: ApiJob, asked: CacheRequest, inputs: list[str]) -> Outcome:
+        key = asked.key
         reservation = self.budget.reserve(self.deps.pricing.estimate(job))
         if reservation is None:
             error = {"type": "budget", "message": self.budget.refusal()}
@@ -217,24 +227,29 @@ class Maker:
             # the requests in flight; the place is free as soon as the image is committed.
             cost = self.deps.pricing.actual(job, result.usage)
             reservation.settle(cost)
-            return await self._commit(job, key, result, attempt, cost)
+            return await self._commit(job, asked, result, attempt, cost)
 
         try:
             request = await asyncio.to_thread(self.inputs.request, job, self._inputs_of(job))
-            arrived, fields, notes = await self.deps.dispatcher.call(job, key, request, paid)
+            arrived, fields, notes = await self.deps.dispatcher.call(job, asked, request, paid)
         except NotStarted:
             return self._not_started(job, key, inputs)
         except Pending as pending:
             return Outcome.pending(job, key, pending.batch_id)
         finally:
             reservation.release()
-        outcome = await self._deliver_paid(job, key, inputs, arrived, fields)
+        outcome = await self._deliver_paid(job, asked, inputs, arrived, fields)
         for note in notes:
             self.reporter.note(f"warning: {job.id}: {note}")
         return with_notes(outcome, notes)
 
     async def _deliver_paid(
-        self, job: ApiJob, key: str, inputs: list[str], arrived: Arrived, fields: dict[str, Any]
+        self,
+        job: ApiJob,
+        asked: CacheRequest,
+        inputs: list[str],
+        arrived: Arrived,
+        fields: dict[str, Any],
     ) -> Outcome:
         """Write and inspect a committed paid image once a writer is free.
 
@@ -244,12 +259,13 @@ class Maker:
         writers' images, not a queue of them. An image committed undecoded (see
         ``RunDeps.forget``) that cannot be decoded fails as a ``bad_response`` and is taken
         back out of the cache, as if it had never been committed."""
+        key = asked.key
         undecoded = fields.pop("undecoded")
         if self.writers.permits.locked():
             arrived.let_go()
         async with self.writers.permits:
             if arrived.data is None:
-                data, original = await asyncio.to_thread(self._read_back, key, fields["sha256"])
+                data, original = await asyncio.to_thread(self._read_back, asked, fields["sha256"])
             else:
                 data, original = arrived.data, arrived.original
             try:
@@ -264,11 +280,11 @@ class Maker:
                     job, exc, fields["request_id"], fields["attempts"], fields["cost_usd"]
                 ) from None
 
-    def _read_back(self, key: str, sha: str) -> tuple[bytes, bytes | None]:
+    def _read_back(self, asked: CacheRequest, sha: str) -> tuple[bytes, bytes | None]:
         """A committed result's delivered bytes and the API's own, from the cache."""
-        hit = self.cache.get(key)
+        hit = self.cache.get(asked)
         if hit is None or hit[0].blob != sha:
-            raise OSError(f"the cache lost the image of {key[:12]} before its file was written")
+            raise OSError(f"the cache lost the image of {asked} before its file was written")
         record, data = hit
         return data, self.cache.read_blob(record.original) if record.original else data
 
@@ -286,7 +302,7 @@ class Maker:
         return failure
 
     async def _commit(
-        self, job: ApiJob, key: str, result: ImageResult, attempt: int, cost: float
+        self, job: ApiJob, asked: CacheRequest, result: ImageResult, attempt: int, cost: float
     ) -> Paid:
         """Count the spend, check the image, crop to the exact size and commit to the cache;
         returns the delivered bytes, the outcome fields that describe the call, and the
@@ -301,7 +317,7 @@ class Maker:
 
         def deliver_and_commit() -> tuple[Kept, Sample | None]:
             delivered, sample = deliverable(job, result.data, notes, decode=decode)
-            made = self._cache_commit(key, delivered, result.data, meta)
+            made = self._cache_commit(asked, delivered, result.data, meta)
             return made, None if made.adopted else sample
 
         try:
@@ -328,17 +344,17 @@ class Maker:
         }
         return Arrived(made.data, made.original), fields, notes
 
-    def _keep_delivery(self, key: str, delivered: bytes) -> bytes:
+    def _keep_delivery(self, asked: CacheRequest, delivered: bytes) -> bytes:
         """Commit a cached request's delivery at another size; returns what to deliver."""
-        return self._cache_commit(key, delivered, None, {"kind": "delivery"}).data
+        return self._cache_commit(asked, delivered, None, {"kind": "delivery"}).data
 
     def _cache_commit(
-        self, key: str, delivered: bytes, original: bytes | None, meta: Mapping[str, Any]
+        self, asked: CacheRequest, delivered: bytes, original: bytes | None, meta: Mapping[str, Any]
     ) -> Kept:
-        """Commit a result; returns what to deliver: ours, or the result another machine
-        shared first under ``key`` (see :func:`~pipeline.runner.paid.kept`)."""
+        """Commit a result of ``asked``; returns what to deliver: ours, or the result
+        another machine shared first under its key (see :func:`~pipeline.runner.paid.kept`)."""
         with writing("the cache"):
-            record = self.cache.commit(key, delivered, original, meta)
+            record = self.cache.commit(asked, delivered, original, meta)
         return kept(self.cache, record, delivered, original, meta)
 
     def close(self) -> None:

@@ -188,7 +188,7 @@ def keep_paid_line(
     """Commit a paid batch line no job of this build has asked for (the spec may have
     changed since it was sent): it is in the cache, under its request's key, if the spec
     comes back. Nothing paid for is thrown away."""
-    if store.lookup(line.key) is not None:
+    if store.lookup(line.request) is not None:
         return
     notes: list[str] = []
     try:
@@ -206,4 +206,4 @@ def keep_paid_line(
         "notes": notes,
         "batch_id": result.batch_id,
     }
-    store.commit(line.key, delivered, result.data, meta)
+    store.commit(line.request, delivered, result.data, meta)

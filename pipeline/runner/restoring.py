@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pipeline import postprocess
-from pipeline.jobs import ApiJob, delivery_cache_key
+from pipeline.hashing import CacheRequest
+from pipeline.jobs import ApiJob, delivery_request
 from pipeline.runner.delivery import OriginalFacts
 from pipeline.runner.paid import deliver_paid, delivery_compression
 from pipeline.store import CacheRecord, Inspection, InspectionMemo, ResultStore
@@ -29,8 +30,13 @@ MISSING_ORIGINAL_NOTE = (
     "size's file; `assetpipe build --force` asks again"
 )
 
-Keep = Callable[[str, bytes], bytes]
-"""Commits a delivery under its key; returns the bytes to deliver (the store's)."""
+SMALLER_NOTE = (
+    "the cached image is smaller than this job asks for (it would have to be scaled up); "
+    "it is not used, and the image is made again"
+)
+
+Keep = Callable[[CacheRequest, bytes], bytes]
+"""Commits a delivery of a request; returns the bytes to deliver (the store's)."""
 
 
 class Restored(NamedTuple):
@@ -54,8 +60,11 @@ def cached_delivery(
     store: ResultStore,
     memo: InspectionMemo,
     keep: Keep,
-) -> Restored:
-    """What the cached ``record`` (whose delivered bytes are ``data``) delivers for ``job``."""
+) -> Restored | None:
+    """What the cached ``record`` (whose delivered bytes are ``data``) delivers for
+    ``job``; None (a miss) when its bytes are smaller than the job asks for: they could
+    only be scaled up, blurrier than what the request pays for, so the record is not
+    what that request returned."""
     known = memo.inspection(record.blob)
     if known is not None and known.width is not None and known.height is not None:
         size = (known.width, known.height)
@@ -64,6 +73,8 @@ def cached_delivery(
     if record.original is None:  # the API's bytes, delivered as they are
         if size == job.size:
             return Restored(data, data, record.blob, known)
+        if _smaller(size, job.requested_size):
+            return None
         return Restored(data, redeliver(job, record.blob, data, notes, store, keep))
     facts = memo.inspection(record.original)
     if size == job.size and not job.keep_original and facts and facts.c2pa is not None:
@@ -72,11 +83,20 @@ def cached_delivery(
     if original is None:  # the record's own bytes still deliver its own size
         if size == job.size:
             return Restored(None, data, record.blob, known)
+        if _smaller(size, job.size):
+            return None
         notes.append(MISSING_ORIGINAL_NOTE)
         return Restored(None, redeliver(job, record.blob, data, notes, store, keep))
+    if _smaller(postprocess.measure(original, postprocess.MAX_PIXELS), job.requested_size):
+        return None
     if size == job.size:
         return Restored(original, data, record.blob, known)
     return Restored(original, redeliver(job, record.original, original, notes, store, keep))
+
+
+def _smaller(have: tuple[int, int], want: tuple[int, int]) -> bool:
+    """Whether an image of ``have`` pixels is smaller than ``want`` on either side."""
+    return have[0] < want[0] or have[1] < want[1]
 
 
 def redeliver(
@@ -84,8 +104,8 @@ def redeliver(
 ) -> bytes:
     """``job``'s file from the API's bytes ``source``: from the cache, or made and kept."""
     compression = delivery_compression(job)
-    key = delivery_cache_key(source_sha, job.size, job.format, compression)
-    hit = store.get(key)
+    asked = delivery_request(source_sha, job.size, job.format, compression)
+    hit = store.get(asked)
     if hit is not None:
         return hit[1]
-    return keep(key, deliver_paid(source, job.size, (0, 0), job.format, compression, notes))
+    return keep(asked, deliver_paid(source, job.size, (0, 0), job.format, compression, notes))

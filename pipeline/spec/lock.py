@@ -10,6 +10,9 @@ reviewed in diffs: one table per asset, sorted, written atomically.
 Like every file in a project, it is untrusted: it is read only as a regular file of
 bounded size, every value is checked, and an entry that does not check out is an error at
 its line (a pin silently dropped would let approved art be regenerated).
+
+Several processes may change it at once (two ``pick``s, the review page beside the command
+line): :func:`update_lock` makes each change one read, change and write under a lock.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.errors import Location, SpecError
-from pipeline.fsutil import write_atomic
+from pipeline.fsutil import waited_lock, write_atomic
 from pipeline.reads import note_read
 
 LOCK_FILE = "assetpipe.lock"
+LOCK_GUARD = ".assetpipe.lock.lock"
+"""The side file :func:`update_lock` holds a ``flock`` on, next to the lock file."""
 LOCK_VERSION = 1
 MAX_LOCK_BYTES = 16 * 1024 * 1024
 _ASSET = re.compile(r"[^\s/#@]+(?:/[^\s/#@]+)*/[a-z0-9][a-z0-9._-]*")
@@ -119,15 +124,30 @@ def read_lock(root: Path) -> Lock:
             )
         data = handle.read(MAX_LOCK_BYTES + 1)
     note_read(path, data)
+    return parse_lock(_toml(data))
+
+
+def _toml(data: bytes) -> dict[str, object]:
+    """The TOML document in ``data``, or a SpecError at the file.
+
+    ``tomllib`` parses nested arrays and tables by recursion, so ``a = [[[[...]]]]`` a
+    hundred thousand deep ends in a RecursionError; the lock assetpipe writes is three
+    levels deep, so such a file is refused as what it is, a file no assetpipe wrote.
+    """
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(
             f"{LOCK_FILE} is not valid TOML: {exc}",
             Location(LOCK_FILE),
             "restore it from version control, or remove it and pick again",
         ) from None
-    return parse_lock(raw)
+    except RecursionError:
+        raise SpecError(
+            f"{LOCK_FILE} nests arrays or tables too deeply to be a lock assetpipe wrote",
+            Location(LOCK_FILE),
+            "restore it from version control, or remove it and pick again",
+        ) from None
 
 
 def parse_lock(raw: Mapping[str, object]) -> Lock:
@@ -141,14 +161,14 @@ def parse_lock(raw: Mapping[str, object]) -> Lock:
         )
     assets = raw.get("assets", {})
     if not isinstance(assets, dict):
-        raise SpecError(f"{LOCK_FILE}: 'assets' is not a table", Location(LOCK_FILE))
+        raise SpecError("'assets' is not a table", Location(LOCK_FILE))
     entries: dict[str, LockEntry] = {}
     for name, value in assets.items():
         try:
             entries[_asset_name(name)] = _entry(value)
         except (TypeError, ValueError) as exc:
             raise SpecError(
-                f"{LOCK_FILE}: the entry of {json.dumps(name)[:MAX_TEXT]} is malformed ({exc})",
+                f"the entry of {json.dumps(name)[:MAX_TEXT]} is malformed ({exc})",
                 Location(LOCK_FILE),
                 "restore it from version control, or `assetpipe unpick` it and pick again",
             ) from None
@@ -183,6 +203,40 @@ def write_lock(root: Path, lock: Lock) -> Path:
     return path
 
 
+def update_lock(root: Path, change: Callable[[Lock], Lock]) -> Lock:
+    """Apply ``change`` to the lock as it is now and write the result, as one step.
+
+    Every change is a read, a change and a write; two picks at once would each write back
+    what they read plus their own asset, and the later write would drop the earlier pick,
+    both having said it was recorded. So the three happen under an exclusive ``flock``
+    that waits its turn, and the lock is read inside it: ``change`` sees every change
+    made before, and what it checks (is there a pick to remove?) still holds when its
+    result is written.
+
+    The ``flock`` is on :data:`LOCK_GUARD`, a side file, because the lock file itself is
+    replaced by each write (a rename, so readers never see half of it) and a lock on a
+    replaced file excludes no one. The side file sits next to the lock file, in the
+    project folder, because every process that writes the lock agrees on that folder,
+    while the cache folder may differ per run (``--cache-dir``). It is opened without
+    following a link, so a planted link cannot make assetpipe truncate another file, and
+    it is removed on release: a project holds it only while a change is written.
+    Returns the lock as written.
+    """
+    with waited_lock(
+        root / LOCK_GUARD,
+        f"the guard of {LOCK_FILE}",
+        lambda holder: (
+            f"another assetpipe (pid {holder}) has been changing {LOCK_FILE} for a minute; "
+            f"if no assetpipe is running, remove {root / LOCK_GUARD}"
+        ),
+    ):
+        before = read_lock(root)
+        after = change(before)
+        if after != before:
+            write_lock(root, after)
+        return after
+
+
 def picked(lock: Lock, asset: str, pick: Pick) -> Lock:
     """``lock`` with ``pick`` as ``asset``'s approved variant (rejections of it lifted)."""
     entry = lock.entry(asset)
@@ -196,7 +250,13 @@ def _quote(text: str) -> str:
 
 
 def _asset_name(name: object) -> str:
-    if not isinstance(name, str) or len(name) > MAX_TEXT or not _ASSET.fullmatch(name):
+    """``name`` when it is a ``collection/asset`` name; a control character (an ESC that
+    would recolour or clear a terminal line where the name is printed) never is."""
+    if not isinstance(name, str) or len(name) > MAX_TEXT:
+        raise ValueError("not a collection/asset name")
+    if not name.isprintable():
+        raise ValueError("a collection/asset name holds no control characters")
+    if not _ASSET.fullmatch(name):
         raise ValueError("not a collection/asset name")
     return name
 

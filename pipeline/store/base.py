@@ -10,8 +10,14 @@ maintenance and its tests).
 
 A store's contents are untrusted input wherever they come from (a shared drive, a CI
 artifact, a bucket): every store builds its records through :func:`parse_record`, so a
-blob name is always a sha256 and never a path, and metadata has the types the runner
-reads back.
+blob name is always a sha256 and never a path, metadata has the types the runner reads
+back, and the request a record was made from hashes to the key it is stored under.
+
+No store takes a bare key. It is given the request (:class:`~pipeline.hashing.CacheRequest`)
+and files the result under the key computed from it, keeping the request in the record:
+a key that came from a file (a stored plan, a journal line, another machine) can never
+put a result under a request it was not made from, and a record planted under another
+request's key is a miss.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pipeline.errors import EXIT_USAGE, PipelineError
+from pipeline.hashing import CacheRequest, content_key
 
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 MAX_META_CHARS = 16 * 1024 * 1024
@@ -36,6 +43,7 @@ _META_TYPES: Mapping[str, tuple[type, ...]] = {
     "model": (str,),
     "kind": (str,),
     "atlas": (str,),
+    "request": (dict,),
 }
 """The metadata the runner reads back, and the types it relies on."""
 
@@ -87,18 +95,34 @@ def meta_ok(meta: object) -> bool:
     return True
 
 
+def with_request(request: CacheRequest, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metadata a store keeps for a result of ``request``: the caller's, plus the
+    request itself (which the key is computed from, on every read)."""
+    return {**(meta or {}), "request": dict(request.payload)}
+
+
 def encode_meta(key: str, meta: Mapping[str, Any]) -> str:
     """The JSON text a store keeps for ``meta``; ValueError for metadata that
     :func:`parse_record` would refuse (what a store writes, it must read back)."""
     text = json.dumps(meta, ensure_ascii=False, sort_keys=True)
-    if not meta_ok(meta) or len(text) > MAX_META_CHARS:
+    if not meta_ok(meta) or len(text) > MAX_META_CHARS or not _made_from(meta, key):
         raise ValueError(f"cache metadata of {key[:12]} is not what a record may hold")
     return text
 
 
-def parse_record(blob: object, original: object, meta: object) -> CacheRecord | None:
+def _made_from(meta: Mapping[str, Any], key: str) -> bool:
+    """Whether the request kept in ``meta`` hashes to ``key``."""
+    request = meta.get("request")
+    try:
+        return isinstance(request, dict) and content_key(request) == key
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+def parse_record(key: str, blob: object, original: object, meta: object) -> CacheRecord | None:
     """A record from its three stored fields (two blob names and the metadata's JSON
-    text), or None when any of them is malformed."""
+    text), or None when any of them is malformed or the request it keeps does not hash
+    to ``key`` (a record copied or planted under another request's key)."""
     if not is_blob_name(blob) or not (original is None or is_blob_name(original)):
         return None
     if not isinstance(meta, str) or len(meta) > MAX_META_CHARS:
@@ -107,7 +131,7 @@ def parse_record(blob: object, original: object, meta: object) -> CacheRecord | 
         parsed = json.loads(meta)
     except (ValueError, RecursionError):
         return None
-    if not meta_ok(parsed):
+    if not meta_ok(parsed) or not _made_from(parsed, key):
         return None
     return CacheRecord(
         blob=str(blob), original=None if original is None else str(original), meta=parsed
@@ -124,12 +148,13 @@ class ResultStore(Protocol):
     returned bytes always hash to the name they were asked for.
     """
 
-    def lookup(self, key: str) -> CacheRecord | None:
-        """The record for ``key`` when it is well-formed and its delivered bytes are there."""
+    def lookup(self, request: CacheRequest) -> CacheRecord | None:
+        """The record for ``request`` when it is well-formed, was made from that request,
+        and its delivered bytes are there."""
         ...
 
-    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
-        """The record and the delivered bytes for ``key``, verified; None on a miss."""
+    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
+        """The record and the delivered bytes for ``request``, verified; None on a miss."""
         ...
 
     def read_blob(self, sha: str) -> bytes | None:
@@ -139,16 +164,17 @@ class ResultStore(Protocol):
 
     def commit(
         self,
-        key: str,
+        request: CacheRequest,
         delivered: bytes,
         original: bytes | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> CacheRecord:
-        """Keep a result under ``key``: the bytes first, then the record, so no record
-        ever names missing bytes. ``original`` is the API's bytes when delivery changed
+        """Keep a result of ``request`` under the key computed from it, with the request
+        in the record: the bytes first, then the record, so no record ever names missing
+        bytes. ``original`` is the API's bytes when delivery changed
         them. Metadata a record may not hold is a ValueError.
 
-        Returns the record now stored under ``key``, which may be another writer's: a
+        Returns the record now stored under the key, which may be another writer's: a
         shared store keeps the first result committed under a key, so when two machines
         paid for one key at once, the one that lost the race gets the winner's record. The
         caller must deliver the returned record's blob (read it back by its sha256), not

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pipeline.errors import PipelineError
+from pipeline.hashing import CacheRequest
 from pipeline.store.base import (
     REMOTE_MODES,
     CacheRecord,
@@ -39,6 +40,7 @@ from pipeline.store.local import LocalStore
 
 log = logging.getLogger("assetpipe.cache")
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ class LayeredStore:
             self._warned.add(message)
         log.warning("%s", message)
 
-    def _ask(self, call: Callable[[str], T], arg: str) -> T | None:
+    def _ask(self, call: Callable[[A], T], arg: A) -> T | None:
         """A shared-store read; a failure is a miss with a warning."""
         try:
             return call(arg)
@@ -107,17 +109,19 @@ class LayeredStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def lookup(self, key: str) -> CacheRecord | None:
-        """The local record for ``key``, else the shared one (its bytes not downloaded)."""
-        return self.local.lookup(key) or self._ask(self.remote.lookup, key)
+    def lookup(self, request: CacheRequest) -> CacheRecord | None:
+        """The local record for ``request``, else the shared one (its bytes not
+        downloaded)."""
+        return self.local.lookup(request) or self._ask(self.remote.lookup, request)
 
-    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
-        """The record and verified bytes for ``key``, local first; a shared hit is copied
-        into the local store (when the API's original bytes can be read too)."""
-        hit = self.local.get(key)
+    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
+        """The record and verified bytes for ``request``, local first; a shared hit is
+        copied into the local store (when the API's original bytes can be read too)."""
+        key = request.key
+        hit = self.local.get(request)
         if hit is not None:
             return hit
-        shared = self._ask(self.remote.get, key)
+        shared = self._ask(self.remote.get, request)
         if shared is None:
             return None
         record, data = shared
@@ -129,7 +133,7 @@ class LayeredStore:
             )
             return shared
         try:
-            return self.local.commit(key, data, original, record.meta), data
+            return self.local.commit(request, data, original, record.meta), data
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return shared
@@ -151,20 +155,21 @@ class LayeredStore:
 
     def commit(
         self,
-        key: str,
+        request: CacheRequest,
         delivered: bytes,
         original: bytes | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> CacheRecord:
         """Keep a result locally, then share it (read-write mode). Returns the record now
-        stored under ``key``: another machine's when it shared one first, then adopted
-        locally with its bytes. A shared-store failure is a warning: the local result is
-        kept and returned."""
-        record = self.local.commit(key, delivered, original, meta)
+        stored under the request's key: another machine's when it shared one first, then
+        adopted locally with its bytes. A shared-store failure is a warning: the local
+        result is kept and returned."""
+        key = request.key
+        record = self.local.commit(request, delivered, original, meta)
         if self.mode != "read-write":
             return record
         try:
-            shared = self.remote.commit(key, delivered, original, meta)
+            shared = self.remote.commit(request, delivered, original, meta)
         except RemoteUnavailable as exc:
             if not exc.logged:
                 self._warn_once(str(exc))
@@ -178,13 +183,14 @@ class LayeredStore:
         if shared == record:
             return record
         if (shared.blob, shared.original) == (record.blob, record.original):
-            return self.local.commit(key, delivered, original, shared.meta)
-        return self._adopt(key, record)
+            return self.local.commit(request, delivered, original, shared.meta)
+        return self._adopt(request, record)
 
-    def _adopt(self, key: str, ours: CacheRecord) -> CacheRecord:
-        """Replace our local result for ``key`` by the one the shared store kept; ours
+    def _adopt(self, request: CacheRequest, ours: CacheRecord) -> CacheRecord:
+        """Replace our local result for ``request`` by the one the shared store kept; ours
         stays when the winner's bytes cannot be read back (with a warning)."""
-        hit = self._ask(self.remote.get, key)
+        key = request.key
+        hit = self._ask(self.remote.get, request)
         winner = hit[0] if hit is not None else None
         original = None
         if winner is not None and winner.original is not None:
@@ -196,7 +202,7 @@ class LayeredStore:
             )
             return ours
         log.info("cache entry %s: adopted the result another machine shared first", key[:12])
-        return self.local.commit(key, hit[1], original, winner.meta)
+        return self.local.commit(request, hit[1], original, winner.meta)
 
     # -- maintenance ------------------------------------------------------------------------
 

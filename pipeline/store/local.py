@@ -32,8 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.fsutil import LinkRefused, probe_writable, refuse_link, write_atomic
-from pipeline.hashing import sha256_bytes
-from pipeline.store.base import CacheRecord, CacheStats, encode_meta, is_blob_name, parse_record
+from pipeline.hashing import CacheRequest, sha256_bytes
+from pipeline.store.base import (
+    CacheRecord,
+    CacheStats,
+    encode_meta,
+    is_blob_name,
+    parse_record,
+    with_request,
+)
 from pipeline.store.memo import LocalMemo
 from pipeline.store.sqlite_index import (
     INDEX_FILE,
@@ -162,20 +169,20 @@ class LocalStore:
 
     def commit(
         self,
-        key: str,
+        request: CacheRequest,
         delivered: bytes,
         original: bytes | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> CacheRecord:
-        """Store a result under ``key``: blobs first, then the index row."""
+        """Store a result of ``request`` under its key: blobs first, then the index row."""
+        key = request.key
+        kept = with_request(request, meta)
+        text = encode_meta(key, kept)
         original_sha = self.put_blob(original) if original is not None else None
         blob = self.put_blob(delivered)
         record = CacheRecord(
-            blob=blob,
-            original=original_sha if original_sha != blob else None,
-            meta=dict(meta or {}),
+            blob=blob, original=original_sha if original_sha != blob else None, meta=kept
         )
-        text = encode_meta(key, record.meta or {})
         self._index.put(key, record.blob, record.original, text)
         return record
 
@@ -185,8 +192,10 @@ class LocalStore:
         again, as it would had it never been committed."""
         self._index.delete([key])
 
-    def lookup(self, key: str) -> CacheRecord | None:
-        """The record for ``key`` if it is well-formed and its blob is there; else a miss."""
+    def lookup(self, request: CacheRequest) -> CacheRecord | None:
+        """The record for ``request`` if it is well-formed, was made from that request,
+        and its blob is there; else a miss."""
+        key = request.key
         try:
             row = self._index.row(key)
         except EntryUnreadable as exc:
@@ -194,23 +203,26 @@ class LocalStore:
             return None
         if row is None:
             return None
-        record = parse_record(*row)
+        record = parse_record(key, *row)
         if record is None:
-            self._warn_once(f"cache entry {key[:12]} is unreadable; it will be made again")
+            self._warn_once(
+                f"cache entry {key[:12]} is unreadable or was not made from its request; "
+                "it will be made again"
+            )
             return None
         if not self._has_blob(record.blob):
             self._warn_once(f"cache entry {key[:12]} lost its image; it will be made again")
             return None
         return record
 
-    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
-        """The record and delivered bytes for ``key``, verified; None on a miss."""
-        record = self.lookup(key)
+    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
+        """The record and delivered bytes for ``request``, verified; None on a miss."""
+        record = self.lookup(request)
         if record is None:
             return None
         data = self.read_blob(record.blob)
         if data is None:
-            log.warning("cache entry %s has a corrupt image; it will be made again", key[:12])
+            log.warning("cache entry %s has a corrupt image; it will be made again", request)
             return None
         return record, data
 
@@ -259,7 +271,7 @@ class LocalStore:
             self._check_links()
             broken: list[object] = []
             for key, row in self._index.entries():
-                record = parse_record(*row)
+                record = parse_record(str(key), *row)
                 if record is None or not self._has_blob(record.blob):
                     broken.append(key)
                     continue

@@ -13,7 +13,8 @@ A record is plain JSON: two blob names and the metadata the runner reads back (u
 cost, request id), never a credential or a host name, since a shared bucket may be
 readable by every laptop of a team. Read back, it is untrusted input: size-capped before
 it is parsed, built through :func:`~pipeline.store.base.parse_record`, and it must name
-the key it is stored under (a record copied under another key is refused).
+the key it is stored under and keep the request that key is computed from (a record
+copied or planted under another request's key is refused).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def decode_record(key: str, data: bytes) -> CacheRecord | None:
         meta = json.dumps(obj["meta"], ensure_ascii=False)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return parse_record(obj.get("blob"), obj.get("original"), meta)
+    return parse_record(key, obj.get("blob"), obj.get("original"), meta)
 
 
 def aws_settings(environ: Mapping[str, str]) -> tuple[S3Config, ClientConfig, RetryConfig]:

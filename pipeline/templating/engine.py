@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from pipeline.colors import color_name, rgb_text
+from pipeline.colors import color_name, nearest_color, rgb_text
 from pipeline.errors import Location, SpecError, did_you_mean
 from pipeline.templating.failures import (
     SYNTAX_HINT,
@@ -30,6 +30,7 @@ from pipeline.templating.limits import MAX_RENDER_SECONDS, MAX_RENDERED_CHARS, T
 from pipeline.templating.loader import ContainedLoader, TemplateFileRefused
 from pipeline.templating.meter import Meter, RenderClock, end_render, start_render
 from pipeline.templating.sandbox import Sandbox
+from pipeline.templating.unset import Unset
 
 INLINE = "<inline>"
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -41,17 +42,22 @@ def is_template(text: str) -> bool:
 
 
 def palette(value: Any) -> str:
-    """A brand's colors (or a name->hex mapping) as prose: ``primary #E4572E (tomato), ...``."""
+    """A brand's colors (or a name->hex mapping) as prose: ``primary #E4572E (orange red),
+    ...``. The hex is there already, so a far name goes without ``color_name``'s hex."""
     colors = value.get("colors", value) if isinstance(value, Mapping) else value
     if not isinstance(colors, Mapping):
         raise TypeError("palette expects a brand or a mapping of color names to hex values")
-    return ", ".join(f"{name} {hx} ({color_name(hx)})" for name, hx in colors.items())
+    return ", ".join(f"{name} {hx} ({nearest_color(hx)[0]})" for name, hx in colors.items())
 
 
 class Prompt:
-    """A compiled template plus where it came from, so render errors can say where."""
+    """A compiled template plus where it came from, so render errors can say where.
 
-    __slots__ = ("display", "origin", "render_clock", "template")
+    ``used_at`` is the spec value that named a template file: an error at a line of the
+    file also says which asset, of which spec, was rendering it (one file serves many
+    assets, and only some of them may leave a value unset)."""
+
+    __slots__ = ("display", "origin", "render_clock", "template", "used_at")
 
     def __init__(
         self,
@@ -59,11 +65,17 @@ class Prompt:
         origin: Location,
         display: str,
         render_clock: RenderClock,
+        used_at: Location | None = None,
     ):
         self.template = template
         self.origin = origin
         self.display = display
         self.render_clock = render_clock
+        self.used_at = used_at
+
+    def used_by(self, used_at: Location) -> Prompt:
+        """This compiled template, rendered for the spec value at ``used_at``."""
+        return Prompt(self.template, self.origin, self.display, self.render_clock, used_at)
 
     def render(self, context: Mapping[str, Any]) -> str:
         """Render; any failure becomes a SpecError at the template line that failed."""
@@ -74,7 +86,7 @@ class Prompt:
             meter.check_time()  # once the load's rendering time is spent, nothing renders
             return self._bounded(context)
         except Exception as exc:  # whatever a template raises is the spec's error
-            raise render_failure(exc, context, self.origin, self.display) from None
+            raise render_failure(exc, context, self.origin, self.display, self.used_at) from None
         finally:
             end_render(token)
             self.render_clock.seconds_left -= self.render_clock.clock() - started
@@ -123,7 +135,7 @@ class TemplateEngine:
         loader = ContainedLoader(templates_dir) if templates_dir else None
         self.env = Sandbox(
             loader=loader,
-            undefined=jinja2.StrictUndefined,
+            undefined=Unset,
             autoescape=False,
             keep_trailing_newline=False,
             auto_reload=False,
@@ -171,7 +183,7 @@ class TemplateEngine:
         """Load ``templates/<name>``; ``origin`` is the spec value that named it."""
         prompt = self._files.get(name)
         if prompt is not None:
-            return prompt
+            return prompt.used_by(origin)
         display = f"{self.display_dir}/{name}"
         if self.env.loader is None:
             raise SpecError(
@@ -203,7 +215,7 @@ class TemplateEngine:
         filename = template.filename or display
         prompt = Prompt(template, Location(display, 0, None), filename, self.render_clock)
         self._files[name] = prompt
-        return prompt
+        return prompt.used_by(origin)
 
 
 def _listed(names: list[str], most: int = 20) -> str:

@@ -28,9 +28,38 @@ RENDER_HINT = "check the values the template uses and the arguments it passes"
 
 
 def render_failure(
+    exc: Exception,
+    context: Mapping[str, Any],
+    origin: Location,
+    display: str,
+    used_at: Location | None = None,
+) -> SpecError:
+    """The spec error for what a render raised, at the template line it came from.
+
+    A value a template file does not find depends on who renders it (the asset's brand,
+    vars, size or aspect), so that error also names the asset and the spec value that
+    used the file (``used_at``): the file's line alone does not say which of the assets
+    sharing it to fix. Other failures are the file's own, and are said once."""
+    error = _render_error(exc, context, origin, display)
+    if used_at is None or not isinstance(exc, jinja2.UndefinedError):
+        return error
+    return SpecError(f"{error.message} ({_user(context, used_at)})", error.location, error.hint)
+
+
+def _user(context: Mapping[str, Any], used_at: Location) -> str:
+    """``asset 'hero' at specs/a.yaml:4:15``: who rendered a template file, so an error
+    in a file many assets share says which one to look at."""
+    asset = context.get("asset")
+    asset_id = asset.get("id") if isinstance(asset, Mapping) else None
+    if isinstance(asset_id, str):
+        return f"asset '{asset_id}' at {used_at}"
+    return f"used at {used_at}"
+
+
+def _render_error(
     exc: Exception, context: Mapping[str, Any], origin: Location, display: str
 ) -> SpecError:
-    """The spec error for what a render raised, at the template line it came from."""
+    """What went wrong, at the template line, with the hint that fits the failure."""
     where = shift(origin, _template_line(exc.__traceback__, display))
     message = f"the template raised {describe(exc)}"
     hint: str | None = RENDER_HINT
@@ -47,7 +76,7 @@ def render_failure(
         message = str(exc)
         undefined = UNDEFINED_NAME.match(message)
         close = did_you_mean(undefined[1], context) if undefined else None
-        hint = close or "define it under 'vars:', in the matrix, or check its spelling"
+        hint = close or _undefined_hint(undefined[1] if undefined else None)
         unset = _unset_field(message, context)
         if unset is not None:
             message, hint = unset
@@ -61,6 +90,15 @@ def render_failure(
     elif isinstance(exc, jinja2.TemplateError):
         message, hint = str(exc), None
     return SpecError(f"template error: {message}", where, hint)
+
+
+def _undefined_hint(name: str | None) -> str:
+    """For a name nothing defines: where to define it, and how to test for it when it is
+    optional (a bare ``{% if name %}`` on a name nothing defines is taken as a typo)."""
+    hint = "define it under 'vars:', in the matrix, or check its spelling"
+    if name is None:
+        return hint
+    return f"{hint}; to test for an optional value: {{% if {name} is defined %}}"
 
 
 UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jinja2.filters import make_attrgetter
+from jinja2.runtime import Undefined
 
 from pipeline.templating.limits import (
     MAX_ITEMS,
@@ -172,6 +173,8 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             meter.step()
         value = args[skip] if len(args) > skip else None
         if stringify and not isinstance(value, str):
+            if isinstance(value, Undefined):
+                str(value)  # an unset value made text: the undefined error, not the filter's
             check_text(value, f"the {name} filter on")
         if check is not None and signature is not None:
             try:

@@ -97,7 +97,8 @@ class _BoundedEscapeFormatter(_BoundedFormatter, EscapeFormatter):
 class _CodeGenerator(CodeGenerator):
     """Jinja's code generator, with every ``{% for %}`` stepping the render's meter (a
     filter around what it loops over: Jinja allows no new kinds of node), ``~`` and
-    slices (compiled to plain Python, out of the sandbox's reach) bounded."""
+    slices (compiled to plain Python, out of the sandbox's reach) bounded, and an
+    if-expression without ``else`` giving the empty string."""
 
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:  # noqa: N802
         for loop in node.find_all(nodes.For):
@@ -105,6 +106,8 @@ class _CodeGenerator(CodeGenerator):
             guard.set_lineno(loop.iter.lineno or loop.lineno)
             guard.set_environment(self.environment)
             loop.iter = guard
+        for cond in node.find_all(nodes.CondExpr):
+            _else_empty(cond, self.environment)
         super().visit_Template(node, frame)
 
     @optimizeconst
@@ -230,6 +233,19 @@ class Sandbox(SandboxedEnvironment):
         parts = pieces if isinstance(pieces, list) else list(pieces)
         too_big("the text of a macro or block", sum(map(len, parts)))
         return "".join(parts)
+
+
+def _else_empty(cond: nodes.CondExpr, environment: jinja2.Environment) -> None:
+    """``{{ ", " ~ brand.style if brand.style }}`` prints nothing when the test fails.
+
+    Jinja makes the missing ``else`` an undefined value, which strict undefined values
+    turn into an error when printed: yet the template said exactly what to print, and
+    nothing unset would reach the prompt."""
+    if cond.expr2 is None:
+        empty = nodes.Const("")
+        empty.set_lineno(cond.lineno)
+        empty.set_environment(environment)
+        cond.expr2 = empty
 
 
 LOOP_GUARD = "_loop_guard"
