@@ -14,8 +14,8 @@ from typing import IO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
-from pipeline.cli.render import shown
 from pipeline.errors import printable
 from pipeline.jobs import Job, ProviderFailure
 from pipeline.runner.outcome import Outcome
@@ -137,7 +137,8 @@ def _eta(reporter: PlainReporter) -> str:
 
 
 class RichReporter(QuietReporter):
-    """A live progress bar on a terminal."""
+    """A live progress bar on a terminal; its lines are plain text (never markup), so
+    brackets in a server's message print as they are."""
 
     def __init__(self, console: Console):
         super().__init__(console.file)
@@ -166,9 +167,7 @@ class RichReporter(QuietReporter):
     def finished_job(self, outcome: Outcome) -> None:
         self.counts.add(outcome)
         if outcome.status == "failed" and outcome.error:
-            self.console.print(
-                f"[red]failed[/red] {shown(outcome.job.id)}: {shown(outcome.error.get('message'))}"
-            )
+            self.console.print(Text.assemble(("failed", "red"), f" {_failure(outcome)}"))
         if self.task is not None:
             self.progress.update(
                 self.task,
@@ -181,13 +180,11 @@ class RichReporter(QuietReporter):
 
     def retrying(self, job: Job, failure: ProviderFailure, delay: float, attempt: int) -> None:
         if failure.kind != "rate_limit":
-            self.console.print(
-                f"[yellow]retry[/yellow] {shown(job.id)} in {delay:.1f}s "
-                f"after {failure.kind}: {shown(failure.message)}"
-            )
+            said = f" {printable(job.id)} in {delay:.1f}s after {failure.kind}: "
+            self.console.print(Text.assemble(("retry", "yellow"), said, printable(failure.message)))
 
     def note(self, message: str) -> None:
-        self.console.print(f"[bold red]{shown(message)}[/bold red]")
+        self.console.print(Text(printable(message), style="bold red"))
 
     def close(self) -> None:
         """Stop the live display."""

@@ -26,7 +26,7 @@ from runner_kit import direct_runner
 from s3servers import S3Server, closed_endpoint, run_moto
 
 from pipeline import api as assetpipe_api
-from pipeline.hashing import sha256_bytes
+from pipeline.hashing import CacheRequest, sha256_bytes
 from pipeline.jobs import ImageRequest, ImageResult
 from pipeline.providers.preview import PreviewProvider
 from pipeline.runner.paid import ADOPTED_NOTE
@@ -445,20 +445,27 @@ class LostEveryRace:
         self.local = local
         self.theirs: dict[str, bytes] = {}
 
-    def lookup(self, key: str) -> CacheRecord | None:
-        return self.local.lookup(key)
+    def lookup(self, request: CacheRequest) -> CacheRecord | None:
+        return self.local.lookup(request)
 
-    def get(self, key: str) -> tuple[CacheRecord, bytes] | None:
-        return self.local.get(key)
+    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
+        return self.local.get(request)
 
     def read_blob(self, sha: str) -> bytes | None:
         return self.local.read_blob(sha)
 
-    def commit(self, key: str, delivered: bytes, original: bytes | None = None, meta: Any = None):
+    def commit(
+        self,
+        request: CacheRequest,
+        delivered: bytes,
+        original: bytes | None = None,
+        meta: Any = None,
+    ):
         if (meta or {}).get("kind") in ("rendition", "sheet"):
-            return self.local.commit(key, delivered, original, meta)
+            return self.local.commit(request, delivered, original, meta)
+        key = request.key
         self.theirs[key] = inverted(delivered)
-        return self.local.commit(key, self.theirs[key], None, {**meta, "request_id": "req_b"})
+        return self.local.commit(request, self.theirs[key], None, {**meta, "request_id": "req_b"})
 
     def close(self) -> None:
         self.local.close()

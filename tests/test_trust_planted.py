@@ -19,6 +19,9 @@ from PIL import Image
 
 from pipeline.api.plancache import MAX_PLAN_BYTES, PLANS_DIR
 from pipeline.api.sealing import user_sealer
+from pipeline.hashing import CacheRequest
+from pipeline.runner.restoring import SMALLER_NOTE
+from pipeline.store import LocalStore
 
 SPEC = """
     defaults: {quality: low, format: png}
@@ -253,3 +256,26 @@ def test_a_plan_stored_with_another_key_is_planned_afresh(
     assert NOT_OURS not in second.err
     key = tmp_path / "runner-state" / "state-key"
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_cached_image_smaller_than_the_job_asks_is_a_miss(project, run) -> None:
+    """A record under a job's key whose image is smaller than the job's request (planted
+    in the local index or the bucket) is never scaled up and delivered as asked: it is a
+    miss with a warning, and the image is made again at its size."""
+    project.gen({"specs/set.yaml": SPEC})
+    assert run("build", "--provider", "preview").code == 0
+    entry = manifest(project.root)["set/tile-2"]
+    with LocalStore(project.root / ".assetpipe/cache") as cache:
+        row = cache._index.row(entry["cache_key"])  # the job's own record
+        assert row is not None
+        request = CacheRequest(json.loads(row[2])["request"])
+        assert request.key == entry["cache_key"]
+        cache.commit(request, png((200, 0, 0)))  # 64x64 under a 1024x1024 job's key
+    (project.root / "output" / entry["path"]).unlink()
+
+    result = run("build", "--provider", "preview")
+    assert result.code == 0, result.err
+    assert f"set/tile-2: {SMALLER_NOTE}" in result.err
+    again = manifest(project.root)["set/tile-2"]
+    assert again["status"] == "generated"
+    assert (again["width"], again["height"]) == (1024, 1024)

@@ -39,6 +39,11 @@ _ASSET = re.compile(r"[^\s/#@]+(?:/[^\s/#@]+)*/[a-z0-9][a-z0-9._-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FORMATS = ("png", "webp", "jpeg")
 MAX_TEXT = 200
+MAX_LINE_DOTS = 2 * MAX_TEXT
+"""More dots than a line assetpipe writes can hold (one name or text of at most
+:data:`MAX_TEXT` characters). ``tomllib``'s time grows with the square of a dotted key's
+parts: a header ``[a.a.a...]`` 100,000 parts deep takes a minute to parse."""
+_DOTTY_LINE = re.compile(rb"^(?:[^\n.]*\.){%d}" % (MAX_LINE_DOTS + 1), re.MULTILINE)
 MAX_REROLLS = 16
 HEADER = (
     "# assetpipe.lock: the approved variant of each asset (assetpipe pick / unpick).\n"
@@ -131,9 +136,18 @@ def _toml(data: bytes) -> dict[str, object]:
     """The TOML document in ``data``, or a SpecError at the file.
 
     ``tomllib`` parses nested arrays and tables by recursion, so ``a = [[[[...]]]]`` a
-    hundred thousand deep ends in a RecursionError; the lock assetpipe writes is three
-    levels deep, so such a file is refused as what it is, a file no assetpipe wrote.
+    hundred thousand deep ends in a RecursionError, and a dotted key of as many parts
+    takes a minute. The lock assetpipe writes is three levels deep, so such a file is
+    refused as what it is, a file no assetpipe wrote.
     """
+    dotty = _DOTTY_LINE.search(data)
+    if dotty is not None:
+        raise SpecError(
+            f"more than {MAX_LINE_DOTS} dots in one line: keys nested too deeply to be "
+            "a lock assetpipe wrote",
+            Location(LOCK_FILE, data.count(b"\n", 0, dotty.start()) + 1),
+            "restore it from version control, or remove it and pick again",
+        )
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -144,7 +158,7 @@ def _toml(data: bytes) -> dict[str, object]:
         ) from None
     except RecursionError:
         raise SpecError(
-            f"{LOCK_FILE} nests arrays or tables too deeply to be a lock assetpipe wrote",
+            "arrays or tables nested too deeply to be a lock assetpipe wrote",
             Location(LOCK_FILE),
             "restore it from version control, or remove it and pick again",
         ) from None
