@@ -2,17 +2,24 @@
 
 Precedence is CLI flags > environment > ``assetpipe.yaml`` > built-in defaults. Only this
 module and the composition root read settings; everything below gets plain values.
+
+Every number has a range, wherever it comes from: a pace of ``1e-9`` images a minute
+waits for millennia, ``inf`` or ``nan`` breaks the arithmetic of pacing and budgets, and
+neither should get as far as a build. A value out of range is an error that names the
+setting, where it came from (the flag, the variable, or its line in ``assetpipe.yaml``)
+and the range; a value a user gave is echoed cut short (:func:`echo`), never whole.
 """
 
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean
@@ -44,6 +51,15 @@ REMOTE_ENV = ("ASSETPIPE_REMOTE_CACHE", "ASSETPIPE_REMOTE_CACHE_MODE")
 """The shared cache's URL and mode (``remote_cache: {url, mode}`` in assetpipe.yaml)."""
 
 
+MAX_PRICE = 1_000_000
+"""USD per 1M tokens; far above any price, and finite (``inf`` would make every job's
+estimate, and so the budget check, meaningless)."""
+MAX_TOKENS = 1_000_000
+"""Tokens of one image; far above any model's."""
+MAX_PER_MINUTE = 1_000_000
+"""Above any account's limits; a pace is a finite number (``inf`` is not a pace)."""
+
+
 class PriceOverride(Strict):
     """One model's price fields a project may override (USD per 1M tokens; token counts).
 
@@ -51,11 +67,11 @@ class PriceOverride(Strict):
     line with a did-you-mean, like every other unknown key.
     """
 
-    text_input: Annotated[float, Field(ge=0)] | None = None
-    image_input: Annotated[float, Field(ge=0)] | None = None
-    image_output: Annotated[float, Field(ge=0)] | None = None
-    output_tokens: dict[str, Annotated[int, Field(ge=0)]] | None = None
-    input_image_tokens: Annotated[int, Field(ge=0)] | None = None
+    text_input: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
+    image_input: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
+    image_output: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
+    output_tokens: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] | None = None
+    input_image_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None = None
 
 
 class RemoteCacheFile(Strict):
@@ -76,15 +92,18 @@ class SettingsFile(Strict):
     provider: str | None = None
     model: str | None = None
     concurrency: Annotated[int, Field(ge=1, le=512)] = 8
-    images_per_minute: Annotated[float, Field(gt=0)] | None = None
-    requests_per_minute: Annotated[float, Field(gt=0)] | None = None
-    max_cost: Annotated[float, Field(ge=0)] | None = None
-    timeout: Annotated[float, Field(gt=0)] = 600.0
+    images_per_minute: Annotated[float, Field(ge=0.1, le=MAX_PER_MINUTE)] | None = None
+    """At least one image every ten minutes: slower is a build that never ends."""
+    requests_per_minute: Annotated[float, Field(ge=0.1, le=MAX_PER_MINUTE)] | None = None
+    max_cost: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    timeout: Annotated[float, Field(ge=0.1, le=3600)] = 600.0
+    """Seconds; the longest image takes minutes, and a timeout of an hour already means
+    a request that hangs holds its slot for an hour."""
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
-    max_jobs: Annotated[int, Field(ge=1)] = 10_000
+    max_jobs: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     embed_metadata: bool = False
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
-    batch_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    batch_poll_seconds: Annotated[float, Field(ge=0.01, le=3600)] = 30.0
     batch_max_lines: Annotated[int, Field(ge=1, le=50_000)] = 1000
     remote_cache: RemoteCacheFile | None = None
 
@@ -163,19 +182,20 @@ def resolve_settings(
     file, tree = read_settings_file(root)
     remote_cache, remote_mode = _remote_cache(file, tree, env, flags)
     merged: dict[str, Any] = file.model_dump()
-    operator: set[str] = set()  # settings given by a flag or the environment
+    origin: dict[str, str] = {}  # settings given by a flag or the environment: by which
     for name, var in ENV.items():
         if env.get(var):
             merged[name] = env[var]
-            operator.add(name)
+            origin[name] = f"{var}="
     for name, value in flags.items():
         if value is not None and name not in REMOTE_FLAGS:
             merged[name] = value
-            operator.add(name)
+            origin[name] = f"--{name.replace('_', '-')} "
+    operator = set(origin)
     try:
         checked = SettingsFile.model_validate(merged)
-    except Exception as exc:
-        raise UsageError(f"invalid setting: {_first_error(exc)}") from None
+    except ValidationError as exc:
+        raise UsageError(_operator_error(exc, origin)) from None
     _check_folders(root, checked, operator, tree)
     if catalog is not None:
         for model in checked.prices:
@@ -241,7 +261,7 @@ def _remote_cache(
     if not mode and env.get(mode_var):
         mode, mode_from = env[mode_var], mode_var
     if mode and mode not in REMOTE_MODES:
-        raise UsageError(f"{mode_from} {mode!r}: use one of {', '.join(REMOTE_MODES)}")
+        raise UsageError(f"{mode_from} {echo(mode)}: use one of {', '.join(REMOTE_MODES)}")
     url, url_from = flags.get("remote_cache"), "--remote-cache"
     if not url and env.get(url_var):
         url, url_from = env[url_var], url_var
@@ -285,13 +305,13 @@ def _check_folders(
         if tree is not None and name in tree.value_locations:
             flag = {"output": "--output", "cache_dir": "--cache-dir"}.get(name)
             raise SpecError(
-                f"'{name}: {value}' leads outside the project folder",
+                f"'{name}: {cut(value)}' leads outside the project folder",
                 tree.value_locations[name],
                 "folders named in assetpipe.yaml stay inside the project"
                 + (f"; to use one elsewhere, pass {flag}" if flag else ""),
             )
         raise SpecError(
-            f"the {value} folder is a symbolic link that leads outside the project folder",
+            f"the {cut(value)} folder is a symbolic link that leads outside the project folder",
             Location(value),
             "replace the link with the folder itself",
         )
@@ -317,7 +337,7 @@ def _provider(
         return (auto.name, True) if auto else ("preview", True)
     entry = known.get(chosen)
     if entry is None:
-        message = f"unknown provider '{chosen}'"
+        message = f"unknown provider {echo(chosen)}"
         hint = did_you_mean(chosen, known) or f"use one of {', '.join(known)}"
         if where is not None:
             raise SpecError(message, where, hint)
@@ -332,10 +352,68 @@ def _provider(
     return chosen, False
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        name = ".".join(str(p) for p in first["loc"])
-        return f"{name}: {first['msg']} (got {first.get('input')!r})"
-    return str(exc)
+MAX_ECHO = 60
+"""Characters of a user's value shown in an error: enough to recognise it, and a value of
+100,000 characters (or one full of escapes) does not fill the terminal."""
+
+UNITS = {
+    "concurrency": "requests in flight",
+    "images_per_minute": "images a minute",
+    "requests_per_minute": "requests a minute",
+    "max_cost": "USD",
+    "timeout": "seconds",
+    "max_attempts": "tries of a request",
+    "max_jobs": "jobs",
+    "batch_poll_seconds": "seconds",
+    "batch_max_lines": "requests a batch",
+}
+"""What each number setting counts, said with its range."""
+
+
+def cut(text: str) -> str:
+    """``text`` cut to :data:`MAX_ECHO` characters, with an ellipsis when it was cut."""
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "…"
+
+
+def echo(value: object) -> str:
+    """``value`` as an error shows what a user gave: text quoted with its control
+    characters escaped (as Python writes it), anything else as Python writes it; either
+    cut to :data:`MAX_ECHO` characters."""
+    return repr(cut(value)) if isinstance(value, str) else cut(repr(value))
+
+
+def _operator_error(exc: ValidationError, origin: Mapping[str, str]) -> str:
+    """The first error of settings merged from flags and the environment, naming the flag
+    or variable that gave the value and, for a number, the range it must be in.
+
+    Values from ``assetpipe.yaml`` were checked on their own before the merge (errors at
+    their line), so a value that fails here came from a flag or a variable."""
+    first = exc.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    given = f"{origin.get(name, name + ' ')}{echo(first.get('input'))}"
+    span = _range(name)
+    if span is not None:
+        return f"{given}: {name} must be {span}"
+    return f"{given}: {name}: {first['msg']}"
+
+
+def _range(name: str) -> str | None:
+    """``a number from LOW to HIGH (UNIT)`` of a number setting; None for any other.
+
+    Read from the model's own bounds, so the message and the check cannot disagree."""
+    info = SettingsFile.model_fields.get(name)
+    if info is None:
+        return None
+    kind, metadata = info.annotation, list(info.metadata)
+    for arg in typing.get_args(info.annotation):  # an optional number: Annotated inside
+        if typing.get_origin(arg) is typing.Annotated:
+            kind, *extras = typing.get_args(arg)
+            for extra in extras:
+                metadata.extend(getattr(extra, "metadata", [extra]))
+    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in metadata if hasattr(m, "le")), None)
+    if low is None or high is None:
+        return None
+    words = "a whole number" if kind is int else "a number"
+    unit = f" ({UNITS[name]})" if name in UNITS else ""
+    return f"{words} from {low} to {high}{unit}"

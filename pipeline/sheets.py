@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -27,12 +26,10 @@ from pipeline.postprocess import (
     normalize_format,
     render_rendition,
 )
+from pipeline.spec.models import SheetBin, oversized_frames, sheet_layout
 
 SHEET_FORMATS: Final = ("png", "webp")
 """Sheet formats: both keep alpha and both are written losslessly (see :func:`render_sheet`)."""
-
-_MAX_WIDTHS: Final = 64
-"""How many sheet widths the packer tries, spread evenly over the useful range."""
 
 _TRANSPARENT: Final = (0, 0, 0, 0)
 
@@ -58,6 +55,11 @@ class SheetOptions:
     format: str = "png"
     frame_size: tuple[int, int] | None = None
 
+    @property
+    def bin(self) -> SheetBin:
+        """The sheet the frames must fit (what the packer needs of these options)."""
+        return SheetBin(self.padding, self.power_of_two, self.max_size)
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -75,50 +77,33 @@ def pack(
 ) -> tuple[int, int, list[Frame]]:
     """Place frames ``(name, w, h)`` on the smallest sheet found; ``(width, height, frames)``.
 
-    Each frame reserves ``padding`` extra pixels to its right and below, inside an area
-    inset by ``padding`` at the top and left, so frames are at least ``padding`` apart
-    and from every edge. Frames go in order of height, width (both descending) and name,
-    each where its top edge ends lowest on the skyline (then leftmost). That is run for
-    up to 64 sheet widths (powers of two with ``power_of_two``) and the sheet with the
-    smallest area wins (then the squarest, then the narrowest). No randomness and no
-    dict or set order is involved, so the same input always gives the same layout.
+    Frames are at least ``padding`` apart and from every edge; the layout is
+    :func:`pipeline.spec.models.sheet_layout`'s (a deterministic skyline packer tried on
+    up to 64 sheet widths), the packer the planner asks before any frame is paid for.
     Frames come back in input order.
     """
     options = options or SheetOptions()
     _check_options(options)
     _check_sizes(sizes)
-    pad = options.padding
-    cap = 1 << (options.max_size.bit_length() - 1) if options.power_of_two else options.max_size
-    limit = cap - pad
-    rects = [(name, w + pad, h + pad) for name, w, h in sizes]
-    too_big = [f"{n} ({w}x{h})" for n, w, h in sizes if max(w, h) + pad > limit]
+    sheet = options.bin
+    too_big = oversized_frames(sizes, sheet)
     if too_big:
         raise SheetError(
-            f"frames too big for a {cap}x{cap} sheet with padding {pad}: "
-            f"{', '.join(too_big)}; raise max_size, lower padding or set a smaller frame_size"
+            f"frames too big for a {sheet.side}x{sheet.side} sheet with padding "
+            f"{sheet.padding}: {', '.join(too_big)}; raise max_size, lower padding or set a "
+            "smaller frame_size"
         )
-    order = sorted(range(len(rects)), key=lambda i: (-rects[i][2], -rects[i][1], rects[i][0]))
-    best: tuple[tuple[int, int, int], int, int, list[tuple[int, int]]] | None = None
-    for inner_w in _widths(rects, limit, pad, options.power_of_two):
-        placed = _skyline(rects, order, inner_w, limit)
-        if placed is None:
-            continue
-        width = pad + max(x + r[1] for (x, _), r in zip(placed, rects, strict=True))
-        height = pad + max(y + r[2] for (_, y), r in zip(placed, rects, strict=True))
-        if options.power_of_two:
-            width, height = 1 << (width - 1).bit_length(), 1 << (height - 1).bit_length()
-        key = (width * height, max(width, height), width)
-        if best is None or key < best[0]:
-            best = (key, width, height, placed)
-    if best is None:
-        area = sum(w * h for _, w, h in rects)
+    layout = sheet_layout(sizes, sheet)
+    if layout is None:
+        area = sum((w + sheet.padding) * (h + sheet.padding) for _, w, h in sizes)
         raise SheetError(
-            f"cannot pack {len(rects)} frames ({area} px with padding {pad}) into a "
-            f"{cap}x{cap} sheet; raise max_size, lower padding or split them over sheets"
+            f"cannot pack {len(sizes)} frames ({area} px with padding {sheet.padding}) into "
+            f"a {sheet.side}x{sheet.side} sheet; raise max_size, lower padding or split them "
+            "over sheets"
         )
-    _, width, height, placed = best
+    width, height, placed = layout
     frames = [
-        Frame(name, pad + x, pad + y, w, h)
+        Frame(name, sheet.padding + x, sheet.padding + y, w, h)
         for (name, w, h), (x, y) in zip(sizes, placed, strict=True)
     ]
     return width, height, frames
@@ -191,56 +176,6 @@ def _load(name: str, data: bytes, frame_size: tuple[int, int] | None) -> Image.I
     except Exception as exc:  # Pillow reports corrupt input through many exception types
         raise SheetError(f"frame {name!r}: cannot decode image ({len(data)} bytes): {exc}") from exc
     return image.convert("RGBA")
-
-
-def _skyline(
-    rects: Sequence[tuple[str, int, int]], order: Sequence[int], width: int, height: int
-) -> list[tuple[int, int]] | None:
-    """Bottom-left skyline packing in a ``width`` x ``height`` bin, or None if one misses.
-
-    The skyline is the ``(x, y, length)`` top edges of what is placed so far; a rectangle
-    starts at a segment's left end and rests on the highest segment under it, so nothing
-    overlaps. Space under an overhang is given up: the price of a packer fast enough to
-    run for every candidate width (a MaxRects packer fills more but costs O(n^3)).
-    """
-    sky = [(0, 0, width)]
-    placed = [(0, 0)] * len(rects)
-    for i in order:
-        _, w, h = rects[i]
-        best: tuple[int, int, int, int] | None = None  # (top, x, segment, y)
-        for s, (x, _, _) in enumerate(sky):
-            if x + w > width:
-                break
-            y = max(sy for sx, sy, _ in sky[s:] if sx < x + w)
-            if y + h <= height and (best is None or (y + h, x) < best[:2]):
-                best = (y + h, x, s, y)
-        if best is None:
-            return None
-        top, x, s, y = best
-        placed[i] = (x, y)
-        rest = []
-        for sx, sy, sl in sky[s:]:
-            if sx + sl > x + w:
-                rest.append((max(sx, x + w), sy, sx + sl - max(sx, x + w)))
-        merged: list[tuple[int, int, int]] = []
-        for seg in [*sky[:s], (x, top, w), *rest]:
-            if merged and merged[-1][1] == seg[1]:
-                merged[-1] = (merged[-1][0], seg[1], merged[-1][2] + seg[2])
-            else:
-                merged.append(seg)
-        sky = merged
-    return placed
-
-
-def _widths(rects: Sequence[tuple[str, int, int]], limit: int, pad: int, pow2: bool) -> list[int]:
-    """Inner widths to try: whole power-of-two sheets, or an even spread from widest to all."""
-    widest = max(w for _, w, _ in rects)
-    if pow2:
-        sides = (1 << k for k in range(limit.bit_length() + 1))
-        return [side - pad for side in sides if widest <= side - pad <= limit]
-    high = min(limit, sum(w for _, w, _ in rects))
-    step = max(1, math.ceil((high - widest) / (_MAX_WIDTHS - 1)))
-    return sorted({*range(widest, high + 1, step), high})
 
 
 def _check_options(options: SheetOptions) -> str:

@@ -30,6 +30,7 @@ def clean_env(
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("CI", raising=False)  # CI sets it; tests that mean it set it
     monkeypatch.setenv("ASSETPIPE_TODAY", PINNED_TODAY)
     monkeypatch.setenv("ASSETPIPE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     yield

@@ -126,7 +126,8 @@ def test_page_counts_cards_and_statuses(tree):
     assert 'data-failed="1"' in body.group()
     assert 'data-blocked="1"' in body.group()
     assert 'data-thumbnails="5"' in body.group()
-    assert html.count("<article") == 7
+    assert html.count("<article") == 6  # the rendition is a chip on its source's card
+    assert html.count('class="chip rendition"') == 1
     assert html.count('data-status="failed"') == 1
     assert sorted(re.findall(r'data-job="([^"]+)"', html)) == sorted(e["job"] for e in entries)
     # Collections then assets in order; in an asset, each variant then its renditions.
@@ -161,13 +162,15 @@ def test_thumbnails_are_small_webp_files_referenced_relatively(tree):
     out, entries = tree
     html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
     srcs = thumbs(html)
-    assert len(srcs) == 5
+    assert len(srcs) == 4  # a rendition is a chip (its size, a link), not a picture
     for src in srcs:
         with Image.open(out / src) as image:
             assert image.format == "WEBP"
             assert max(image.size) <= THUMB_EDGE
     names = {Path(s).name for s in srcs}
-    assert {f"{e['sha256']}.webp" for e in entries if "sha256" in e} == names
+    shown = [e for e in entries if "sha256" in e and e["kind"] != "rendition"]
+    assert {f"{e['sha256']}.webp" for e in shown} == names
+    assert (out / THUMB_DIR / f"{entries[2]['sha256']}.webp").is_file()  # its file is still read
     with Image.open(out / THUMB_DIR / f"{entries[0]['sha256']}.webp") as sword:
         assert sword.size == (256, 256)
         assert sword.mode == "RGBA"  # transparency kept
@@ -280,9 +283,9 @@ def test_every_thumbnail_loads_in_headless_chromium(tree, tmp_path):
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
     assert attrs["images-broken"] == "0", attrs
     assert attrs["images-pending"] == "0", attrs
-    assert attrs["images-loaded"] == str(len(thumbs(html))) == "5"
+    assert attrs["images-loaded"] == str(len(thumbs(html))) == "4"
     assert attrs["entries"] == str(len(entries))
     assert attrs["failed"] == str(sum(e["status"] == "failed" for e in entries))
-    assert result.stdout.count("<article") == len(entries)
+    assert result.stdout.count("<article") == len(entries) - 1  # and one rendition chip
     assert result.stdout.count("<script") == 1
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in result.stdout

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from processes import ASSETPIPE
+from review_kit import post, serving
 
 SPEC = """
     assets:
@@ -222,3 +228,129 @@ def test_picking_needs_no_api_key(project, run, api, monkeypatch):
     picked = run("pick", "chars/hero#2")
     assert picked.code == 0, picked.err
     assert run("unpick", "chars/hero").code == 0
+
+
+EIGHT = """
+    assets:
+      - id: "a{{ i }}"
+        prompt: "Asset number {{ i }}"
+        matrix: {i: [1, 2, 3, 4, 5, 6, 7, 8]}
+        size: 64x64
+        variants: 2
+"""
+GATED = "import os, sys\nsys.stdin.buffer.read(1)\nos.execv(sys.argv[1], sys.argv[1:])\n"
+"""Run argv[1:] once a byte arrives on stdin: every process is started, and waiting, before
+any of them begins, so their picks overlap as much as processes can."""
+
+
+def gated_picks(root: Path, refs: list[str]) -> list[subprocess.Popen[bytes]]:
+    """An ``assetpipe pick REF`` process per ref, each held at the gate (:data:`GATED`)."""
+    gate = [sys.executable, "-c", GATED, *ASSETPIPE]
+    where = ["--provider", "preview", "--project", str(root)]
+    return [
+        subprocess.Popen(
+            [*gate, "pick", ref, *where],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for ref in refs
+    ]
+
+
+def open_gate(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Let every gated process go."""
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"g")
+        proc.stdin.flush()  # the byte goes now; communicate() closes the pipe later
+
+
+def finished(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    """A process's exit code, stdout and stderr, once it ends."""
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_eight_picks_at_once_all_land_in_the_lock(project, run):
+    """Eight `assetpipe pick` processes of eight assets, released at once, all exit 0 and
+    all eight picks are in assetpipe.lock: each process reads, changes and writes the
+    lock under the flock of its side file, so none writes back a lock without another's
+    pick (unlocked, two of eight were lost). The side file is gone once they are done."""
+    project.gen({"specs/c.yaml": EIGHT})
+    build(run)
+    refs = [f"c/a{i}#2" for i in range(1, 9)]
+    procs = gated_picks(project.root, refs)
+    open_gate(procs)
+    for ref, proc in zip(refs, procs, strict=True):
+        code, out, err = finished(proc)
+        assert code == 0, err
+        assert f"picked {ref}" in out
+    picks = lock(project)["assets"]
+    assert {name: entry["variant"] for name, entry in picks.items()} == {
+        f"c/a{i}": 2 for i in range(1, 9)
+    }
+    assert not (project / ".assetpipe.lock.lock").exists()
+
+
+def test_picks_from_the_review_page_and_the_command_line_at_once_all_land(project, run):
+    """Four `assetpipe pick` processes are released while the review page picks, over and
+    over, variants of four other assets until the last process has exited. Every pick
+    either side reported is in assetpipe.lock at the end: the page and the command line
+    take the same lock around each change (the page's own lock covers only its process,
+    and unlocked, a page write made while a process was between its read and its write
+    dropped that process's pick)."""
+    project.gen({"specs/c.yaml": EIGHT})
+    build(run)
+    cli_refs = [f"c/a{i}#2" for i in range(5, 9)]
+    procs = gated_picks(project.root, cli_refs)
+    go, done = threading.Event(), threading.Event()
+    last: dict[str, int] = {}
+    failures: list[tuple[int, dict[str, Any]]] = []
+
+    def keep_picking(server: Any, asset: str) -> None:
+        go.wait()
+        variant = 1
+        while not done.is_set() or asset not in last:
+            variant = 3 - variant
+            status, answer = post(server, "/api/pick", {"ref": f"{asset}#{variant}"})
+            if status != 200:
+                failures.append((status, answer))
+                return
+            last[asset] = variant
+
+    with serving(project.root) as server:
+        page_assets = [f"c/a{i}" for i in range(1, 5)]
+        threads = [threading.Thread(target=keep_picking, args=(server, a)) for a in page_assets]
+        for thread in threads:
+            thread.start()
+        go.set()
+        open_gate(procs)
+        results = [finished(proc) for proc in procs]
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert [code for code, _, _ in results] == [0] * 4, results
+    picks = {name: entry["variant"] for name, entry in lock(project)["assets"].items()}
+    assert picks == {**last, **{f"c/a{i}": 2 for i in range(5, 9)}}
+
+
+def test_a_link_in_place_of_the_locks_side_file_is_refused(project, run, tmp_path):
+    """A symbolic link planted where the lock's side file goes is not followed (it would
+    have the pick truncate the file it points to): exit 2 naming it, the target intact,
+    no pick recorded."""
+    project.gen({"specs/c.yaml": EIGHT})
+    build(run)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me", "utf-8")
+    (project / ".assetpipe.lock.lock").symlink_to(target)
+    result = run("pick", "c/a1#2", "--provider", "preview")
+    assert result.code == 2
+    guard = project / ".assetpipe.lock.lock"
+    assert result.err == (
+        f"error: refusing to use the symbolic link {guard} (the guard of assetpipe.lock); "
+        "remove it\n"
+    )
+    assert target.read_text("utf-8") == "keep me"
+    assert not (project / "assetpipe.lock").exists()

@@ -10,6 +10,8 @@ Screenshots land in docs/images/ for docs/review.md.
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 from review_kit import (
@@ -59,6 +61,21 @@ def card(ref: str) -> str:
     return f'.card[data-ref="{ref}"]'
 
 
+def expect(target: Any) -> Any:
+    """Playwright's ``expect`` (it waits for what the page must show), imported as
+    review_kit imports Playwright: only once a browser test runs."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+def polled(page: Any, times: int = 3) -> None:
+    """Wait until the page has asked the server for its state ``times`` more times: long
+    enough for a message a poll could bring back to be back (the page counts its polls)."""
+    start = int(page.evaluate("document.body.dataset.polls || '0'"))
+    page.wait_for_function(f"Number(document.body.dataset.polls || '0') >= {start + times}")
+
+
 def test_clicking_a_variant_picks_it_the_lock_records_it_and_the_page_shows_it(page, built):
     with serving(built.root) as server:
         page.goto(server.url)
@@ -76,10 +93,15 @@ def test_clicking_a_variant_picks_it_the_lock_records_it_and_the_page_shows_it(p
         assert hero.locator("h3 .badge.picked").inner_text() == "picked v2"
         assert page.locator(".card.picked").count() == 1
         assert hero.get_attribute("data-needs-review") == "0"
-        assert page.locator("#live-status").inner_text() == "picked chars/hero#2"
-        # Renditions sit under their source; the edit shows its input beside it.
-        assert page.locator(f"{card('chars/hero')} ~ .renditions .card").count() == 0
-        assert page.locator('.stack:has([data-ref="chars/hero#1"]) .renditions .card').count() == 1
+        # The pick is in the lock; output/chars/hero.png changes on the next build.
+        expect(page.locator("#live-status")).to_have_text(
+            "picked chars/hero#2; delivered on next build"
+        )
+        expect(hero.locator("h3 .badge.pending")).to_have_text("delivered on next build")
+        expect(page.locator(f"{card('chars/hero#2')} .status")).to_have_text("approved")
+        # Renditions are chips on their source's card; the edit shows its input beside it.
+        assert page.locator("article.rendition").count() == 0
+        expect(page.locator(f"{card('chars/hero#1')} .renditions a.chip")).to_have_text(["64x64"])
         winter = page.locator('.card[data-job="chars/hero-winter"] .inputs img')
         assert winter.get_attribute("title") == "chars/hero"
         assert page.evaluate("document.body.dataset.imagesBroken") == "0"
@@ -159,8 +181,7 @@ def test_reroll_shows_its_cost_and_builds_one_variant_only_after_confirm(page, b
         assert lock(built.root)["assets"]["chars/hero"]["rerolls"] == 1
         assert (built / "output/chars/hero.v4.png").is_file()
         wait_until(lambda: server.tasks.current and server.tasks.current.state == "done", "done")
-        status = page.locator("#live-status")
-        status.filter(has_text="reroll of chars/hero done").wait_for()
+        expect(page.locator("#task-status")).to_contain_text("reroll of chars/hero done")
 
 
 def test_reroll_against_the_api_bills_exactly_one_image_after_the_cost_was_shown(
@@ -240,3 +261,143 @@ def test_the_static_page_is_the_same_page_read_only(page, built):
     assert page.evaluate("document.body.dataset.imagesBroken") == "0"
     page.click(f"{card('chars/hero#3')} a.thumb")  # static: a thumbnail opens the file
     page.wait_for_url("**/chars/hero.v3.png")
+
+
+def test_an_error_stays_until_dismissed_and_an_older_builds_message_never_replaces_it(page, built):
+    """The server keeps reporting its last build's outcome on every poll: that repeat
+    must neither replace a newer error nor show on a page opened after the build."""
+    with serving(built.root) as server:
+        page.goto(server.url)
+        page.click('.group[data-name="chars/hero"] button.reroll')
+        page.locator("#confirm").wait_for(state="visible")
+        page.click("#confirm-yes")
+        task = page.locator("#task-status")
+        expect(task).to_contain_text("reroll of chars/hero done")
+        page.wait_for_selector(card("chars/hero#4"))
+
+        page.click(f"{card('chars/hero#2')} button.pick")
+        page.wait_for_selector(f"{card('chars/hero#2')}.picked")
+        status = page.locator("#live-status")
+        action = page.locator('.message[data-line="action"]')
+        page.focus(card("chars/hero#2"))
+        page.keyboard.press("x")  # the picked variant cannot be rejected
+        expect(status).to_contain_text("chars/hero#2 is the picked variant")
+        expect(action).to_have_class(re.compile(r"\bbad\b"))
+        polled(page)
+        expect(status).to_contain_text("chars/hero#2 is the picked variant")
+        expect(task).to_contain_text("reroll of chars/hero done")  # on its own line
+
+        action.locator("button.dismiss").click()
+        expect(action).to_be_hidden()
+        polled(page)
+        expect(action).to_be_hidden()  # dismissed stays dismissed
+
+        page.focus(card("chars/hero#2"))
+        page.keyboard.press("x")
+        expect(status).to_contain_text("chars/hero#2 is the picked variant")
+        page.focus(card("chars/hero#3"))
+        page.keyboard.press("p")  # acting again replaces the error
+        expect(status).to_have_text("picked chars/hero#3; delivered on next build")
+        expect(action).not_to_have_class(re.compile(r"\bbad\b"))
+
+        page.reload()  # a fresh page: the last build's outcome is old news
+        polled(page)
+        expect(task).to_have_text("")
+        expect(status).to_have_text("")
+
+
+def test_a_slow_answer_never_replaces_the_message_of_a_newer_action(page, built):
+    """The cost of a reroll is asked for, then the user rejects a variant before it comes:
+    the late quote opens no dialog and leaves the newer message alone."""
+    with serving(built.root) as server:
+        page.goto(server.url)
+        held: list[Any] = []
+
+        def hold(route: Any) -> None:
+            held.append(route)  # answered below, after a newer action
+
+        page.route("**/api/quote", hold)
+        page.click('.group[data-name="chars/hero"] button.reroll')
+        status = page.locator("#live-status")
+        expect(status).to_have_text("asking what it costs…")
+        page.focus(card("chars/hero#3"))
+        page.keyboard.press("x")
+        expect(status).to_have_text("rejected chars/hero#3")
+        assert len(held) == 1
+        answers = int(page.evaluate("document.body.dataset.answers"))
+        held[0].continue_()
+        page.wait_for_function(f"Number(document.body.dataset.answers) > {answers}")
+        expect(status).to_have_text("rejected chars/hero#3")
+        expect(page.locator("#confirm")).to_be_hidden()
+
+
+def hero_statuses(page: Any) -> Any:
+    """The status of each card of chars/hero: the delivered pick first, then #1 to #3."""
+    return page.locator('.group[data-name="chars/hero"] article.card .status')
+
+
+def test_one_card_shows_one_status_and_an_approved_image_of_an_older_spec_says_so(page, built):
+    """After the spec moves on, a card says ``older spec`` alone (no ``up-to-date`` beside
+    it), and the pinned image ``approved (older spec)``, on its variant and delivered."""
+    assert cli(built.root, "pick", "chars/hero#2", "--provider", "preview").returncode == 0
+    assert cli(built.root, "build", "--provider", "preview", "-q").returncode == 0
+    with serving(built.root) as server:
+        page.goto(server.url)
+        hero = page.locator('.group[data-name="chars/hero"]')
+        expect(hero.locator("article.card")).to_have_count(4)
+        expect(hero.locator(f"{card('chars/hero#2')} .status")).to_have_text("approved")
+        expect(hero.locator('.card[data-job="chars/hero"] .status')).to_have_text("approved")
+
+        spec = built / "specs/chars.yaml"
+        spec.write_text(spec.read_text("utf-8").replace("a brave knight", "a tired knight"))
+        expect(hero_statuses(page)).to_have_text(
+            ["approved (older spec)", "older spec", "approved (older spec)", "older spec"]
+        )
+        counts = page.eval_on_selector_all(
+            "article.card", "cs => cs.map(c => c.querySelectorAll('.status').length)"
+        )
+        assert set(counts) == {1}
+        assert hero.locator(".badge.stale").count() == 0
+        expect(hero.locator("h3 .badge.changed")).to_have_text("changed since approval")
+
+
+def test_a_variant_made_again_is_not_picked_until_its_new_image_is(page, built):
+    """The lock pins an image (its sha256), not a variant number: once #2 is made again
+    from a new spec, its card is not "picked"; one click picks the new image, and the
+    page says it is delivered on the next build, which then delivers it."""
+    assert cli(built.root, "pick", "chars/hero#2", "--provider", "preview").returncode == 0
+    assert cli(built.root, "build", "--provider", "preview", "-q").returncode == 0
+    spec = built / "specs/chars.yaml"
+    spec.write_text(spec.read_text("utf-8").replace("a brave knight", "a tired knight"))
+    assert cli(built.root, "build", "--provider", "preview", "-q").returncode == 0
+    old = lock(built.root)["assets"]["chars/hero"]["sha256"]
+    assert sha(built / "output/chars/hero.png") == old != sha(built / "output/chars/hero.v2.png")
+    with serving(built.root) as server:
+        page.goto(server.url)
+        v2 = page.locator(card("chars/hero#2"))
+        expect(v2.locator(".badge.differs")).to_have_text("picked image differs (older)")
+        expect(v2.locator(".status")).to_have_text("generated")
+        assert page.locator(".card.picked").count() == 0
+        delivered = page.locator('.card[data-job="chars/hero"] .status')
+        expect(delivered).to_have_text("approved (older spec)")
+
+        v2.locator("button.repick").click()  # "pick this image"
+        expect(v2).to_have_class(re.compile(r"\bpicked\b"))
+        assert lock(built.root)["assets"]["chars/hero"]["sha256"] == sha(
+            built / "output/chars/hero.v2.png"
+        )
+        expect(v2.locator(".status")).to_have_text("approved")
+        expect(v2.locator(".badge.differs")).to_have_count(0)
+        expect(page.locator("#live-status")).to_have_text(
+            "picked chars/hero#2; delivered on next build"
+        )
+        pending = page.locator('.group[data-name="chars/hero"] h3 .badge.pending')
+        expect(pending).to_have_text("delivered on next build")
+        expect(delivered).to_have_text("previous pick")
+        assert sha(built / "output/chars/hero.png") == old  # only the lock changed
+
+        done = cli(built.root, "build", "--provider", "preview", "-q")  # another process
+        assert done.returncode == 0, done.stderr
+        expect(pending).to_have_count(0)
+        expect(delivered).to_have_text("approved")
+    assert sha(built / "output/chars/hero.png") == sha(built / "output/chars/hero.v2.png")

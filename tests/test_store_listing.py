@@ -24,8 +24,9 @@ from processes import PINNED_TODAY
 from s3servers import HostileS3, S3Server, bucket_client, closed_endpoint, run_hostile_s3
 
 from pipeline.store import CacheStats, RemoteUnavailable
-from pipeline.store import remote as remote_module
-from pipeline.store.remote import LIST_PAGE_BYTES, S3Store
+from pipeline.store import s3_listing as remote_module
+from pipeline.store.remote import S3Store
+from pipeline.store.s3_listing import LIST_PAGE_BYTES
 
 ADDRESS_SPACE = 2 * 1024**3
 PEAK_RSS_BOUND = 1024**3

@@ -21,6 +21,8 @@ from pathlib import Path
 import obstore
 import pytest
 from s3servers import S3Server, closed_endpoint, run_moto
+from store_kit import kept as stored_meta
+from store_kit import req
 
 from pipeline.errors import EXIT_USAGE, PipelineError, UsageError
 from pipeline.hashing import sha256_bytes
@@ -44,8 +46,11 @@ from pipeline.store.shared_format import (
     record_path,
 )
 
-KEY = "a" * 64
+REQ = req("a")
+KEY = REQ.key
 META = {"request_id": "req_a", "cost_usd": 0.02, "model": "gpt-image-1"}
+STORED = stored_meta(REQ, **META)
+"""The metadata a store keeps for a result of ``REQ`` committed with ``META``."""
 
 
 @pytest.fixture(autouse=True)
@@ -109,8 +114,8 @@ def test_machine_b_gets_machine_a_result_with_no_writes(team: Team) -> None:
     """A result machine A committed comes to machine B byte for byte, with the same
     record; B reads without writing a single object, and keeps a local copy."""
     a = team.machine("a")
-    record = a.commit(KEY, b"delivered", b"as returned", META)
-    assert record == CacheRecord(sha256_bytes(b"delivered"), sha256_bytes(b"as returned"), META)
+    record = a.commit(REQ, b"delivered", b"as returned", META)
+    assert record == CacheRecord(sha256_bytes(b"delivered"), sha256_bytes(b"as returned"), STORED)
     before = team.objects()
     assert set(before) == {
         f"{team.root}/{record_path(KEY)}",
@@ -118,12 +123,12 @@ def test_machine_b_gets_machine_a_result_with_no_writes(team: Team) -> None:
         f"{team.root}/{blob_path(str(record.original))}",
     }
     b = team.machine("b")
-    assert b.lookup(KEY) == record
-    assert b.local.lookup(KEY) is None, "a lookup (plan) downloads nothing"
-    assert b.get(KEY) == (record, b"delivered")
+    assert b.lookup(REQ) == record
+    assert b.local.lookup(REQ) is None, "a lookup (plan) downloads nothing"
+    assert b.get(REQ) == (record, b"delivered")
     assert b.read_blob(str(record.original)) == b"as returned"
     assert team.objects() == before
-    assert b.local.get(KEY) == (record, b"delivered")
+    assert b.local.get(REQ) == (record, b"delivered")
     assert b.local.read_blob(str(record.original)) == b"as returned"
 
 
@@ -132,8 +137,8 @@ def test_stores_meet_the_protocol_and_count_both_tiers(team: Team) -> None:
     a = team.machine("a")
     assert isinstance(a, ResultStore)
     assert isinstance(a.remote, ResultStore)
-    a.commit(KEY, b"one", None, META)
-    a.commit("b" * 64, b"two!")
+    a.commit(REQ, b"one", None, META)
+    a.commit(req("b"), b"two!")
     local, shared = a.tiers()
     assert (local.tier, local.stats) == ("local", shared.stats)
     assert (shared.tier, shared.where, shared.mode) == ("shared", team.url, "read-write")
@@ -144,11 +149,11 @@ def test_stores_meet_the_protocol_and_count_both_tiers(team: Team) -> None:
 def test_the_first_writer_wins_and_the_loser_adopts_its_bytes(team: Team) -> None:
     """Two machines paid for one key: the second gets the first one's record, replaces
     its own local result by the first one's bytes, and uploads nothing of its own."""
-    first = team.machine("first").commit(KEY, b"first image", None, META)
+    first = team.machine("first").commit(REQ, b"first image", None, META)
     second = team.machine("second")
-    kept = second.commit(KEY, b"second image", None, {"request_id": "req_b"})
+    kept = second.commit(REQ, b"second image", None, {"request_id": "req_b"})
     assert kept == first
-    assert second.local.get(KEY) == (first, b"first image")
+    assert second.local.get(REQ) == (first, b"first image")
     blobs = {name.rpartition("/")[2] for name in team.objects() if "/blobs/" in name}
     assert blobs == {first.blob}
 
@@ -156,16 +161,16 @@ def test_the_first_writer_wins_and_the_loser_adopts_its_bytes(team: Team) -> Non
 def test_read_only_mode_writes_no_object(team: Team) -> None:
     """A read-only machine keeps what it pays for locally and writes nothing shared, but
     reads what others shared."""
-    shared = team.machine("ci").commit(KEY, b"from ci")
+    shared = team.machine("ci").commit(REQ, b"from ci")
     before = team.objects()
     laptop = team.machine("laptop", "read-only")
-    record = laptop.commit("c" * 64, b"laptop's own", b"laptop original", META)
-    assert laptop.local.get("c" * 64) == (record, b"laptop's own")
+    record = laptop.commit(req("c"), b"laptop's own", b"laptop original", META)
+    assert laptop.local.get(req("c")) == (record, b"laptop's own")
     assert team.objects() == before
-    assert laptop.get(KEY) == (shared, b"from ci")
+    assert laptop.get(REQ) == (shared, b"from ci")
     assert team.objects() == before
     with pytest.raises(RemoteUnavailable, match="read-only"):
-        laptop.remote.commit("d" * 64, b"x")
+        laptop.remote.commit(req("d"), b"x")
 
 
 def test_the_layered_store_keeps_the_store_contract(team: Team) -> None:
@@ -173,15 +178,17 @@ def test_the_layered_store_keeps_the_store_contract(team: Team) -> None:
     original equal to the delivered bytes is not named, misses are None, metadata no
     record may hold is a ValueError that leaves nothing behind, anywhere."""
     a = team.machine("a")
-    assert a.commit(KEY, b"same", b"same") == CacheRecord(sha256_bytes(b"same"), None, {})
-    assert a.lookup("b" * 64) is None
-    assert a.get("b" * 64) is None
+    assert a.commit(REQ, b"same", b"same") == CacheRecord(
+        sha256_bytes(b"same"), None, stored_meta(REQ)
+    )
+    assert a.lookup(req("b")) is None
+    assert a.get(req("b")) is None
     assert a.read_blob(sha256_bytes(b"absent")) is None
     assert a.read_blob("../../etc/passwd") is None
     before = team.objects()
     with pytest.raises(ValueError, match="is not what a record may hold"):
-        a.commit("c" * 64, b"x", None, {"cost_usd": "1.00"})
-    assert a.lookup("c" * 64) is None
+        a.commit(req("c"), b"x", None, {"cost_usd": "1.00"})
+    assert a.lookup(req("c")) is None
     assert team.objects() == before
 
 
@@ -193,23 +200,29 @@ def test_a_tampered_blob_is_a_miss_with_a_warning(
 ) -> None:
     """Bytes that do not hash to their name are refused: B misses (and would pay
     again), never delivers them, and copies nothing locally."""
-    record = team.machine("a").commit(KEY, b"the real image")
+    record = team.machine("a").commit(REQ, b"the real image")
     team.put(blob_path(record.blob), b"something else")
     b = team.machine("b")
-    assert b.get(KEY) is None
+    assert b.get(REQ) is None
     assert b.read_blob(record.blob) is None
-    assert b.local.lookup(KEY) is None
+    assert b.local.lookup(REQ) is None
     assert f"shared cache image {record.blob[:12]} is corrupt" in " ".join(warnings_of(caplog))
+
+
+X = sha256_bytes(b"x")
+WELL = stored_meta(REQ)
+"""The metadata of a well-formed record of ``REQ``: planted records keep it unless their
+metadata is what they test."""
 
 
 @pytest.mark.parametrize(
     "planted",
     [
-        {"format": 1, "key": KEY, "blob": "../../victim", "original": None, "meta": {}},
-        {"format": 1, "key": KEY, "blob": sha256_bytes(b"x"), "original": "/etc/pw", "meta": {}},
-        {"format": 1, "key": "b" * 64, "blob": sha256_bytes(b"x"), "original": None, "meta": {}},
-        {"format": 2, "key": KEY, "blob": sha256_bytes(b"x"), "original": None, "meta": {}},
-        {"format": 1, "key": KEY, "blob": sha256_bytes(b"x"), "meta": {"cost_usd": "free"}},
+        {"format": 1, "key": KEY, "blob": "../../victim", "original": None, "meta": WELL},
+        {"format": 1, "key": KEY, "blob": X, "original": "/etc/pw", "meta": WELL},
+        {"format": 1, "key": req("b").key, "blob": X, "original": None, "meta": WELL},
+        {"format": 2, "key": KEY, "blob": X, "original": None, "meta": WELL},
+        {"format": 1, "key": KEY, "blob": X, "meta": stored_meta(REQ, cost_usd="free")},
         "[" * 100_000,
     ],
     ids=["blob-path", "original-path", "other-key", "other-format", "bad-meta", "deep"],
@@ -220,26 +233,53 @@ def test_a_planted_record_is_refused(
     """A record naming a path, stored under another key, of another format, with
     metadata of the wrong types or nested to exhaust the parser, is a miss with a
     warning, even though the bytes it names are there."""
-    team.machine("a").commit("other", b"x")
+    team.machine("a").commit(req("other"), b"x")
     body = planted if isinstance(planted, str) else json.dumps(planted)
     team.put(record_path(KEY), body.encode())
     b = team.machine("b")
-    assert b.lookup(KEY) is None
-    assert b.get(KEY) is None
+    assert b.lookup(REQ) is None
+    assert b.get(REQ) is None
     assert f"shared cache entry {KEY[:12]} is unreadable" in warnings_of(caplog)[0]
+
+
+@pytest.mark.parametrize("request_kept", ["another-request", "no-request"])
+def test_a_record_not_made_from_its_request_is_refused(
+    team: Team, caplog: pytest.LogCaptureFixture, request_kept: str
+) -> None:
+    """A shared record under ``KEY`` that names ``KEY`` and a blob that is there, but whose
+    stored request does not hash to ``KEY`` (another request's record copied under it, or
+    one keeping no request at all), is a miss with a warning: B never delivers it nor
+    copies it locally, and the record it was copied from still reads back."""
+    theirs = req("theirs")
+    record = team.machine("a").commit(theirs, b"their image", None, META)
+    copied = json.loads(encode_record(theirs.key, record))
+    copied["key"] = KEY
+    if request_kept == "no-request":
+        del copied["meta"]["request"]
+    else:
+        assert copied["meta"]["request"] == dict(theirs.payload)
+    team.put(record_path(KEY), json.dumps(copied).encode())
+    b = team.machine("b")
+    assert b.lookup(REQ) is None
+    assert b.get(REQ) is None
+    assert b.local.lookup(REQ) is None
+    assert warnings_of(caplog) == [
+        f"shared cache entry {KEY[:12]} is unreadable or was not made from its request; ignoring it"
+    ]
+    assert b.get(theirs) == (record, b"their image")
 
 
 def test_records_are_capped_before_parsing_and_carry_no_secrets() -> None:
     """A record larger than the cap is not parsed; a stored record holds blob names and
     metadata only."""
-    record = CacheRecord(sha256_bytes(b"x"), None, META)
+    record = CacheRecord(sha256_bytes(b"x"), None, STORED)
     body = encode_record(KEY, record)
     assert json.loads(body) == {
         "format": 1,
         "key": KEY,
         "blob": record.blob,
         "original": None,
-        "meta": META,
+        "meta": STORED,
     }
     assert decode_record(KEY, body) == record
     padded = body[:-1] + b" " * MAX_RECORD_BYTES + b"}"
@@ -251,10 +291,10 @@ def test_an_oversized_blob_is_not_downloaded(
     team: Team, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A blob over the size cap is a miss with a warning."""
-    record = team.machine("a").commit(KEY, b"twenty bytes of data")
+    record = team.machine("a").commit(REQ, b"twenty bytes of data")
     monkeypatch.setattr("pipeline.store.remote.MAX_BLOB_BYTES", 10)
     b = team.machine("b")
-    assert b.get(KEY) is None
+    assert b.get(REQ) is None
     assert warnings_of(caplog) == [
         f"image {record.blob[:12]} in the shared cache is over 10 bytes; ignoring it",
         f"shared cache entry {KEY[:12]} has no usable image; ignoring it",
@@ -267,9 +307,9 @@ def test_a_damaged_record_is_replaced_by_the_next_writer(
     """A record that cannot be read is replaced (conditionally on its ETag) by the next
     writer, whose result then reaches everyone."""
     team.put(record_path(KEY), b"not json")
-    record = team.machine("a").commit(KEY, b"repaired", None, META)
+    record = team.machine("a").commit(REQ, b"repaired", None, META)
     assert f"replacing the damaged shared cache entry {KEY[:12]}" in warnings_of(caplog)
-    assert team.machine("b").get(KEY) == (record, b"repaired")
+    assert team.machine("b").get(REQ) == (record, b"repaired")
 
 
 # -- a remote that fails ----------------------------------------------------------------------
@@ -283,11 +323,13 @@ def test_a_down_remote_is_one_warning_and_misses(
     environ = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
     environ["AWS_ENDPOINT_URL"] = closed_endpoint()
     store = open_layered(LocalStore(tmp_path / "cache"), "s3://shared/team", environ=environ)
-    assert store.lookup(KEY) is None
-    assert store.get(KEY) is None
-    record = store.commit(KEY, b"paid for", None, META)
-    assert store.commit("b" * 64, b"also paid") == CacheRecord(sha256_bytes(b"also paid"), None, {})
-    assert store.get(KEY) == (record, b"paid for")
+    assert store.lookup(REQ) is None
+    assert store.get(REQ) is None
+    record = store.commit(REQ, b"paid for", None, META)
+    assert store.commit(req("b"), b"also paid") == CacheRecord(
+        sha256_bytes(b"also paid"), None, stored_meta(req("b"))
+    )
+    assert store.get(REQ) == (record, b"paid for")
     warnings = warnings_of(caplog)
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("the shared cache s3://shared/team cannot be used (")
@@ -302,11 +344,11 @@ def test_a_remote_that_goes_down_mid_build(
     with run_moto() as server:
         url = server.url()
         store = open_layered(LocalStore(tmp_path / "cache"), url, environ=server.environ())
-        before = store.commit(KEY, b"before")
-    assert store.get(KEY) == (before, b"before")
-    assert store.get("b" * 64) is None
-    after = store.commit("c" * 64, b"after")
-    assert store.local.get("c" * 64) == (after, b"after")
+        before = store.commit(REQ, b"before")
+    assert store.get(REQ) == (before, b"before")
+    assert store.get(req("b")) is None
+    after = store.commit(req("c"), b"after")
+    assert store.local.get(req("c")) == (after, b"after")
     assert any("cannot be used" in w for w in warnings_of(caplog))
 
 
@@ -316,16 +358,16 @@ def test_a_remote_that_refuses_writes(
     """Credentials that may only read: commits stay local with one warning, reads
     still come from the shared cache."""
     team = Team(seaweedfs_s3, tmp_path)
-    shared = team.machine("ci").commit(KEY, b"from ci")
+    shared = team.machine("ci").commit(REQ, b"from ci")
     assert seaweedfs_s3.reader is not None
     key, secret = seaweedfs_s3.reader
     reader = team.machine("reader", AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
     before = team.objects()
     for n in range(3):
-        record = reader.commit(f"{n}" * 64, b"mine %d" % n)
-        assert reader.local.get(f"{n}" * 64) == (record, b"mine %d" % n)
+        record = reader.commit(req(str(n)), b"mine %d" % n)
+        assert reader.local.get(req(str(n))) == (record, b"mine %d" % n)
     assert team.objects() == before
-    assert reader.get(KEY) == (shared, b"from ci")
+    assert reader.get(REQ) == (shared, b"from ci")
     warnings = warnings_of(caplog)
     assert len(warnings) == 1, warnings
     assert "refused a write (HTTP 403 AccessDenied)" in warnings[0]
@@ -337,11 +379,11 @@ def test_wrong_credentials_are_a_warning_and_misses(
 ) -> None:
     """A secret the server does not know: reads miss and commits stay local."""
     team = Team(seaweedfs_s3, tmp_path)
-    team.machine("ci").commit(KEY, b"from ci")
+    team.machine("ci").commit(REQ, b"from ci")
     wrong = team.machine("wrong", AWS_SECRET_ACCESS_KEY="not-the-secret")
-    assert wrong.get(KEY) is None
-    record = wrong.commit("b" * 64, b"paid")
-    assert wrong.local.get("b" * 64) == (record, b"paid")
+    assert wrong.get(REQ) is None
+    record = wrong.commit(req("b"), b"paid")
+    assert wrong.local.get(req("b")) == (record, b"paid")
     assert warnings_of(caplog) == [
         f"the shared cache {team.url} cannot be used "
         "(HTTP 403 SignatureDoesNotMatch); going on without it"
@@ -359,9 +401,9 @@ def test_credentials_that_may_not_list_still_share(
     key, secret = seaweedfs_s3.unlisted
     team = Team(seaweedfs_s3, tmp_path, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
     a = team.machine("a")
-    assert a.get(KEY) is None
-    record = a.commit(KEY, b"shared without listing", None, META)
-    assert team.machine("b").get(KEY) == (record, b"shared without listing")
+    assert a.get(REQ) is None
+    record = a.commit(REQ, b"shared without listing", None, META)
+    assert team.machine("b").get(REQ) == (record, b"shared without listing")
     assert warnings_of(caplog) == []
     assert "HTTP 403 AccessDenied" in str(a.tiers()[1].problem)
     team.close()
@@ -387,7 +429,7 @@ def test_twenty_concurrent_writers_agree_on_one_image(
 
     def write(i: int) -> None:
         start.wait()
-        results[i] = machines[i].commit(KEY, images[i], None, {"request_id": f"req_{i}"})
+        results[i] = machines[i].commit(REQ, images[i], None, {"request_id": f"req_{i}"})
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(20)]
     for thread in threads:
@@ -402,8 +444,8 @@ def test_twenty_concurrent_writers_agree_on_one_image(
     records = [n for n in team.objects() if "/records/" in n]
     assert records == [f"{team.root}/{record_path(KEY)}"]
     for machine in machines:
-        assert machine.local.get(KEY) == (winner, winning_bytes)
-    assert team.machine("late").get(KEY) == (winner, winning_bytes)
+        assert machine.local.get(REQ) == (winner, winning_bytes)
+    assert team.machine("late").get(REQ) == (winner, winning_bytes)
     team.close()
 
 

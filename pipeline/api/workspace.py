@@ -24,7 +24,7 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
 from pipeline.reads import note_read
-from pipeline.settings import Settings, resolve_settings
+from pipeline.settings import Settings, echo, resolve_settings
 from pipeline.spec.loader import (
     Project,
     collection_name,
@@ -139,7 +139,7 @@ def lifecycle_date(environ: Mapping[str, str] | None = None) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"{TODAY_VARIABLE}={text!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-12-01)"
+            f"{TODAY_VARIABLE}={echo(text)} is not a date; write it as YYYY-MM-DD (e.g. 2026-12-01)"
         ) from None
 
 

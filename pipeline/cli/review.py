@@ -12,11 +12,10 @@ import webbrowser
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline import api
 from pipeline.cli.options import project_options, project_request, setup_logging
-from pipeline.cli.render import err, out
+from pipeline.cli.render import err, out, shown
 from pipeline.spec.lock import LOCK_FILE
 
 if TYPE_CHECKING:
@@ -30,10 +29,10 @@ def pick(**kw: Any) -> None:
     """Approve variant K of an asset (it must be built): recorded in assetpipe.lock."""
     setup_logging(kw["verbose"], kw["quiet"])
     result = api.pick(project_request(kw), kw["variant"])
-    who = f" by {escape(result.pick.by)}" if result.pick.by else ""
+    who = f" by {shown(result.pick.by)}" if result.pick.by else ""
     out.print(
-        f"picked {escape(result.job)}{who} (sha256 {result.pick.sha256[:12]}) in {LOCK_FILE}; "
-        f"the next build delivers it as {escape(result.asset)}"
+        f"picked {shown(result.job)}{who} (sha256 {result.pick.sha256[:12]}) in {LOCK_FILE}; "
+        f"the next build delivers it as {shown(result.asset)}"
     )
 
 
@@ -44,7 +43,7 @@ def unpick(**kw: Any) -> None:
     """Forget an asset's approved variant (the next build delivers variant 1 again)."""
     setup_logging(kw["verbose"], kw["quiet"])
     asset = api.unpick(project_request(kw), kw["asset"])
-    out.print(f"unpicked {escape(asset)} in {LOCK_FILE}")
+    out.print(f"unpicked {shown(asset)} in {LOCK_FILE}")
 
 
 @click.command("review")
@@ -88,16 +87,16 @@ def watch(**kw: Any) -> None:
 
     def report(event: WatchEvent) -> None:
         for error in event.errors:
-            err.print(f"[red]error:[/red] {escape(error)}")
+            err.print(f"[red]error:[/red] {shown(error)}")
         if event.errors:
             err.print(f"{len(event.errors)} error(s); watching for the next save")
             return
         for line in event.failed:
-            err.print(f"[red]{escape(line)}[/red]")
-        where = escape(str(event.output))
+            err.print(f"[red]{shown(line)}[/red]")
+        where = shown(str(event.output))
         if event.rendered:
             names = ", ".join(event.rendered[:8]) + (" …" if len(event.rendered) > 8 else "")
-            out.print(f"previews: {len(event.rendered)} rendered ({escape(names)}) in {where}")
+            out.print(f"previews: {len(event.rendered)} rendered ({shown(names)}) in {where}")
         else:
             out.print(f"previews: up to date in {where}")
 

@@ -6,10 +6,23 @@ then each variant with its renditions under it, an edit's inputs beside it, and,
 ``assetpipe watch`` rendered the current spec with ``preview``, those previews after the
 built images they would replace. Everything from the manifest stays text here; the
 template escapes it.
+
+Each card shows one status, so that a card never says two things at once (``up-to-date``
+beside ``older spec``). The first that holds wins:
+
+1. ``failed``, ``blocked``, ``skipped``, ``pending``: no file of this build, whatever else;
+2. ``approved`` or ``approved (older spec)``: the card shows the image the lock pins (the
+   delivered pick, or the picked variant while its image is still the pinned one), made
+   from the current spec or an older one;
+3. ``previous pick``: the delivered pick, which the lock no longer pins (picked again or
+   unpicked since the last build: the next build replaces it);
+4. ``older spec``: built from a request the spec no longer asks for;
+5. what the build did: ``generated``, ``cached``, ``up-to-date``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -22,6 +35,9 @@ from pipeline.output import THUMB_DIR, ManifestEntry, OutputTree
 NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped", "pending"})
 """Statuses whose file, if one exists, is not this build's: a placeholder is shown instead."""
 _API_KINDS: Final = frozenset({"generate", "edit"})
+_DIGITS: Final = re.compile(r"(\d+)")
+_UNMADE: Final = frozenset({"failed", "blocked"})
+"""Statuses of a delivered file the next build may not make either: no promise of it."""
 
 
 @dataclass(slots=True)
@@ -43,7 +59,16 @@ class Card:
     problem: str = ""
     ref: str = ""
     """``collection/asset#K`` for a variant a person can pick or reject."""
+    sha256: str = ""
     picked: bool = False
+    """The lock's pick is this variant and pins the image it shows now."""
+    pick_differs: bool = False
+    """The lock's pick is this variant, but pins an older image than the one it shows (the
+    variant was made again since): approving this one takes another pick."""
+    approved: bool = False
+    """The card shows the very image the lock pins (the delivered pick or its variant)."""
+    superseded: bool = False
+    """The delivered pick, but the lock now pins another image, or none."""
     rejected: bool = False
     stale: bool = False
     """Built from an older spec: the spec now asks for another request."""
@@ -51,6 +76,24 @@ class Card:
     inputs: list[tuple[str, str]] = field(default_factory=list)
     """An edit's input images: (label, thumbnail src or "" when not in the tree)."""
     renditions: list[Card] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The one status the card shows (the precedence is in the module's docstring)."""
+        if self.status in NOT_DELIVERED:
+            return self.status
+        if self.approved:
+            return "approved (older spec)" if self.stale else "approved"
+        if self.superseded:
+            return "previous pick"
+        if self.stale:
+            return "older spec"
+        return self.status
+
+    @property
+    def tone(self) -> str:
+        """:attr:`label` as a CSS class name."""
+        return self.label.replace(" (", "-").replace(")", "").replace(" ", "-")
 
 
 @dataclass(slots=True)
@@ -62,6 +105,9 @@ class Group:
     cards: list[Card] = field(default_factory=list)
     previews: list[Card] = field(default_factory=list)
     review: AssetReview | None = None
+    pending_delivery: bool = False
+    """The lock pins an image the asset's own file is not yet: a pick changes only
+    ``assetpipe.lock``, and the next build writes the file."""
 
     @property
     def name(self) -> str:
@@ -122,7 +168,8 @@ def page_model(
             entry.kind != "pick",
             entry.variant,
             entry.kind == "rendition",
-            entry.path + "\0" + entry.job,
+            _natural(entry.path),
+            entry.job,
         )
         cards.append((key, card))
     cards.sort(key=lambda item: item[0])
@@ -152,7 +199,7 @@ def page_model(
     for card in ordered:
         count[card.status] = count.get(card.status, 0) + 1
     collections: dict[str, list[Group]] = {}
-    for where in sorted(groups):
+    for where in sorted(groups, key=lambda w: (_natural(w[0]), _natural(w[1]), w)):
         collections.setdefault(where[0], []).append(groups[where])
     tags = sorted({t for g in groups.values() if g.review for t in g.review.tags})
     return PageModel(
@@ -182,6 +229,7 @@ def _card(entry: ManifestEntry, tree: OutputTree, base: str, used: set[str]) -> 
         format=entry.format,
         prompt=entry.prompt,
         cost=f"${entry.cost_usd:.4f}",
+        sha256=entry.sha256 or "",
         checks=[
             {
                 "name": _text(c.get("name")),
@@ -217,18 +265,60 @@ def _mark(
         if entry is None:
             continue
         if entry.inputs and card.kind in _API_KINDS:
-            labels = review.inputs.get(card.job, ())
-            for i, sha in enumerate(entry.inputs):
-                job, src = thumbs.get(sha, ("", ""))
-                label = labels[i] if i < len(labels) else job or sha[:12]
-                card.inputs.append((label, src))
-        if facts is None or card.kind not in _API_KINDS:
+            _add_inputs(card, entry, review.inputs.get(card.job, ()), thumbs)
+        if facts is None:
             continue
-        card.ref = f"{group.name}#{card.variant}"
-        card.picked = facts.picked == card.variant
-        card.rejected = card.variant in facts.rejected
-        current = facts.requests.get(card.variant)
-        card.stale = current is not None and current != request_text(entry.prompt, entry.params)
+        if card.kind in _API_KINDS:
+            _mark_variant(card, entry, facts, group.name)
+        elif card.kind == "pick":
+            card.approved = _shows_pin(card, facts)
+            card.superseded = not card.approved
+            card.stale = card.approved and facts.changed
+    if facts is not None:
+        group.pending_delivery = _pending_delivery(group, facts)
+
+
+def _add_inputs(
+    card: Card,
+    entry: ManifestEntry,
+    labels: Sequence[str],
+    thumbs: Mapping[str, tuple[str, str]],
+) -> None:
+    """An edit's input images beside it: thumbnails where the tree has them."""
+    for i, sha in enumerate(entry.inputs):
+        job, src = thumbs.get(sha, ("", ""))
+        label = labels[i] if i < len(labels) else job or sha[:12]
+        card.inputs.append((label, src))
+
+
+def _mark_variant(card: Card, entry: ManifestEntry, facts: AssetReview, name: str) -> None:
+    """A variant's review state. The lock pins an image by its sha256: a variant made
+    again since its pick is not "picked", though the lock still names its number."""
+    card.ref = f"{name}#{card.variant}"
+    chosen = facts.picked == card.variant
+    card.picked = chosen and _shows_pin(card, facts)
+    card.pick_differs = chosen and not card.picked
+    card.approved = card.picked
+    card.rejected = card.variant in facts.rejected
+    current = facts.requests.get(card.variant)
+    card.stale = current is not None and current != request_text(entry.prompt, entry.params)
+
+
+def _shows_pin(card: Card, facts: AssetReview) -> bool:
+    """Whether the card's file is the image the lock pins."""
+    return bool(facts.pinned) and card.sha256 == facts.pinned and card.status not in NOT_DELIVERED
+
+
+def _pending_delivery(group: Group, facts: AssetReview) -> bool:
+    """Whether the asset's own file (job ``collection/asset``: the delivered pick, or
+    variant 1 before any pick) is not yet the pinned image, and the next build will
+    write it (not when that file failed: the card says why instead)."""
+    if not facts.pinned:
+        return False
+    delivered = next((c for c in group.cards if c.job == group.name), None)
+    if delivered is None:
+        return True
+    return delivered.sha256 != facts.pinned and delivered.status not in _UNMADE
 
 
 def _add_previews(
@@ -254,6 +344,13 @@ def _add_previews(
         group.previews.append(card)
     for group in groups.values():
         group.previews.sort(key=lambda c: c.variant)
+
+
+def _natural(name: str) -> tuple[str | int, ...]:
+    """``name`` ordered as a person counts: ``icon-2`` before ``icon-10``, ``64x64``
+    before ``128x128``. Split on digit runs, text and numbers alternate, so two keys
+    always compare text with text and numbers with numbers."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
 
 
 def _text(value: Any) -> str:

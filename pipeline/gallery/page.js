@@ -4,7 +4,41 @@
   // filters; the page served by `assetpipe review` (data-mode="live") also picks,
   // rejects, rerolls and follows builds. Nothing here builds HTML from data: text goes
   // in through textContent, and fresh markup comes from the server's own escaped page.
+  //
+  // Messages are tied to what produced them, each on its own line: the user's latest
+  // action (pick, reject, a quote), the build this page follows, the server's silence.
+  // A newer message replaces an older one on its line, never the reverse; an error stays
+  // until the user dismisses it or acts again.
   var live = false, token = "", hovered = null, busy = false, pending = null;
+  var acted = 0, followed = null;
+  var COMPACT = "assetpipe.compact";
+
+  // Before the first paint (this script runs in <head>): no flash of the sparse layout.
+  setCompact(compactWanted());
+
+  function compactWanted() {
+    var asked = new URLSearchParams(location.search).get("compact");
+    if (asked === "1" || asked === "0") { return asked === "1"; }
+    try { return localStorage.getItem(COMPACT) === "1"; }
+    catch (e) { return false; }  // storage refused (a locked-down file:// page)
+  }
+
+  function setCompact(on) { document.documentElement.classList.toggle("compact", on); }
+
+  function toggleCompact(box) {
+    setCompact(box.checked);
+    try { localStorage.setItem(COMPACT, box.checked ? "1" : "0"); }
+    catch (e) { /* not remembered; the toggle still applies */ }
+    var params = new URLSearchParams(location.search);
+    if (!params.has("compact")) { return; }
+    params.set("compact", box.checked ? "1" : "0");  // the address must not contradict the page
+    try { history.replaceState(null, "", location.pathname + "?" + params.toString() + location.hash); }
+    catch (e) { /* a file:// page may refuse */ }
+  }
+
+  function count(name) {
+    document.body.dataset[name] = String(Number(document.body.dataset[name] || "0") + 1);
+  }
 
   function countImages() {
     var loaded = 0, broken = 0, waiting = 0;
@@ -64,9 +98,47 @@
     ["failed", "review", "rejected"].forEach(function (n) { f.elements[n].checked = state.get(n) === "1"; });
   }
 
-  function say(text, bad) {
-    var el = document.getElementById("live-status");
-    if (el) { el.textContent = text; el.classList.toggle("bad", !!bad); }
+  function show(line, text, bad) {
+    var el = document.querySelector('.message[data-line="' + line + '"]');
+    if (!el) { return; }
+    el.querySelector(".text").textContent = text;
+    el.classList.toggle("bad", !!bad);
+    el.hidden = !text;
+  }
+
+  // Each action gets the next number and clears the action line (an error included);
+  // its answer shows only while it is still the latest, so a slow answer to an older
+  // action never replaces a newer message.
+  function begin() {
+    acted += 1;
+    show("action", "", false);
+    return acted;
+  }
+
+  function answer(n, text, bad) {
+    if (n === acted) { show("action", text, bad); }
+    count("answers");
+  }
+
+  function taskKey(t) { return [t.action, t.asset, (t.jobs || []).join(" ")].join("\n"); }
+
+  // The build line follows one build: the one this page confirmed, or one found running
+  // (the newest, as one runs at a time). A state is shown once, when it changes: the
+  // server keeps reporting the last build's outcome, and that repeat is not news, so it
+  // never brings back a dismissed message nor shows an old build's outcome on a fresh page.
+  function follow(t) {
+    var key = taskKey(t);
+    if (followed && followed.key === key) { return; }
+    followed = { key: key, text: "", state: "" };
+    report(t);
+  }
+
+  function report(t) {
+    if (!followed || taskKey(t) !== followed.key) { return; }
+    if (t.message === followed.text && t.state === followed.state) { return; }
+    followed.text = t.message;
+    followed.state = t.state;
+    show("task", t.message, t.state === "failed");
   }
 
   function post(path, body) {
@@ -83,13 +155,24 @@
     });
   }
 
-  function act(promise, done) {
+  function act(send, done) {
+    var n = begin();
     busy = true;
-    return promise.then(function (data) {
-      if (done) { say(done(data)); }
+    return send().then(function (data) {
+      answer(n, done(data));
       return refresh();
-    }).catch(function (e) { say(e.message, true); }).then(function () { busy = false; });
+    }).catch(function (e) { answer(n, e.message, true); }).then(function () { busy = false; });
   }
+
+  function said(d) { return d.message; }
+
+  // A pick or an unpick changes assetpipe.lock only; the delivered file follows on the
+  // next build, and the message says so rather than let the output folder look stale.
+  function pickSaid(d) { return d.message + "; delivered on next build"; }
+
+  function unpickSaid(d) { return d.message + "; variant 1 delivered on next build"; }
+
+  function pick(ref) { act(function () { return post("/api/pick", { ref: ref }); }, pickSaid); }
 
   function refresh() {
     var focused = document.activeElement && document.activeElement.closest
@@ -125,13 +208,15 @@
   }
 
   function ask(action, asset) {
-    say("asking what it costs…");
+    var n = begin();
+    answer(n, "asking what it costs…");
     post("/api/quote", { action: action, asset: asset }).then(function (q) {
+      if (n !== acted) { count("answers"); return; }  // the user moved on: no dialog now
       pending = { action: action, asset: asset, quote: q.quote };
       document.getElementById("confirm-text").textContent = q.summary;
       document.getElementById("confirm").showModal();
-      say("");
-    }).catch(function (e) { say(e.message, true); });
+      answer(n, "");
+    }).catch(function (e) { answer(n, e.message, true); });
   }
 
   function confirmed() {
@@ -139,7 +224,10 @@
     pending = null;
     document.getElementById("confirm").close();
     if (!p) { return; }
-    post("/api/run", p).then(function (t) { say(t.message); }).catch(function (e) { say(e.message, true); });
+    var n = begin();
+    followed = null;  // a new build: whatever the server says next is about it
+    post("/api/run", p).then(function (t) { follow(t); count("answers"); })
+      .catch(function (e) { answer(n, e.message, true); });
   }
 
   function target() {
@@ -167,9 +255,9 @@
     var ref = card.dataset.ref, asset = card.closest(".group").dataset.name;
     if (ev.key === "x") {
       var rejecting = !card.classList.contains("rejected");
-      act(post("/api/reject", { ref: ref, rejected: rejecting }), function (d) { return d.message; });
+      act(function () { return post("/api/reject", { ref: ref, rejected: rejecting }); }, said);
     } else if (ev.key === "p") {
-      act(post("/api/pick", { ref: ref }), function (d) { return d.message; });
+      pick(ref);
     } else if (ev.key === "r") {
       ask("reroll", asset);
     }
@@ -177,11 +265,12 @@
 
   function onClick(ev) {
     var b = ev.target.closest ? ev.target.closest("button") : null;
+    if (b && b.classList.contains("dismiss")) { show(b.dataset.line, "", false); return; }
     if (!b || busy) { return; }
     if (b.classList.contains("pick")) {
-      act(post("/api/pick", { ref: b.dataset.ref }), function (d) { return d.message; });
+      pick(b.dataset.ref);
     } else if (b.classList.contains("unpick")) {
-      act(post("/api/unpick", { asset: b.dataset.asset }), function (d) { return d.message; });
+      act(function () { return post("/api/unpick", { asset: b.dataset.asset }); }, unpickSaid);
     } else if (b.classList.contains("reroll")) {
       ask("reroll", b.dataset.asset);
     } else if (b.classList.contains("build")) {
@@ -191,24 +280,33 @@
     } else if (b.id === "confirm-no") {
       pending = null;
       document.getElementById("confirm").close();
-      say("nothing was built");
+      answer(begin(), "nothing was built");
     }
   }
 
   function poll() {
     fetch("/api/state", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
-      if (s.task && s.task.message) { say(s.task.message, s.task.state === "failed"); }
+      show("server", "", false);
+      if (s.task && s.task.state === "running") { follow(s.task); }
+      if (s.task) { report(s.task); }
       if (s.version !== document.body.dataset.version && !busy) { return refresh(); }
       return null;
-    }).catch(function () { say("the review server is not answering", true); })
-      .then(function () { setTimeout(poll, Number(document.body.dataset.pollMs) || 1000); });
+    }).catch(function () { show("server", "the review server is not answering", true); })
+      .then(function () {
+        count("polls");
+        setTimeout(poll, Number(document.body.dataset.pollMs) || 1000);
+      });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     restoreFilters();
     applyFilters();
     var f = form();
-    if (f) { f.addEventListener("change", applyFilters); }
+    if (f) {
+      f.addEventListener("change", applyFilters);
+      f.elements.compact.checked = document.documentElement.classList.contains("compact");
+      f.elements.compact.addEventListener("change", function () { toggleCompact(f.elements.compact); });
+    }
     live = document.body.dataset.mode === "live";
     if (!live) { return; }
     token = document.querySelector('meta[name="assetpipe-token"]').content;

@@ -30,7 +30,18 @@ from pipeline.output import GALLERY_INDEX, ManifestEntry, OutputTree
 
 INDEX: Final = GALLERY_INDEX
 LONG_PROMPT: Final = 160
-_STATUS_CLASSES: Final = frozenset({"generated", "cached", "up-to-date", *NOT_DELIVERED})
+_STATUS_CLASSES: Final = frozenset(
+    {
+        "generated",
+        "cached",
+        "up-to-date",
+        "approved",
+        "approved-older-spec",
+        "previous-pick",
+        "older-spec",
+        *NOT_DELIVERED,
+    }
+)
 _FILES = resources.files("pipeline.gallery")
 SCRIPT: Final = _FILES.joinpath("page.js").read_text("utf-8")
 SCRIPT_HASH: Final = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()

@@ -26,6 +26,10 @@ class AssetReview:
     """API variants the plan has (the spec's ``variants`` plus rerolls)."""
     tags: tuple[str, ...] = ()
     picked: int | None = None
+    pinned: str = ""
+    """The sha256 of the image the lock approved ("" without a pick). A pick is of an
+    image, not of a variant number: once the variant is made again, its card shows
+    another image than the one the build delivers."""
     rejected: tuple[int, ...] = ()
     changed: bool = False
     """Picked, but the picked variant's request is no longer what the spec asks for."""
@@ -103,6 +107,7 @@ def review_data(
             variants=len(jobs_of),
             tags=tuple(dict.fromkeys(t for j in jobs_of for t in j.tags)),
             picked=picked,
+            pinned=pin.approved if pin is not None else "",
             rejected=entry.rejected,
             changed=changed,
             problem=problem,

@@ -10,10 +10,14 @@ The manifest is untrusted input (anyone can edit it): it is read only when it is
 file under :data:`MAX_MANIFEST_BYTES` (never through a link, never from a FIFO or a
 device), and every path in it goes through :func:`~pipeline.fsutil.contained` before a
 file is looked at or deleted.
+
+A manifest that cannot be written (a full disk) is :class:`ManifestUnwritable`, a message
+rather than a traceback; the manifest from before stays whole, as every write is atomic.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.errors import PipelineError
 from pipeline.fsutil import write_atomic
 from pipeline.output.entry import ManifestEntry
 
@@ -33,6 +38,11 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 """10,000 entries take a few MB; a manifest this large was not written by assetpipe."""
+
+
+class ManifestUnwritable(PipelineError):
+    """``manifest.json`` could not be written (exit 1): the build made what it made, but
+    cannot record it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +156,39 @@ def write_manifest(
     path = output_dir / MANIFEST
     if _same_bytes(path, data):
         return False
-    write_atomic(path, data)
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise ManifestUnwritable(unwritable_message(path, exc)) from None
     return True
+
+
+REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file would be larger than this process may write",
+}
+"""Plain words for the errors a full disk (or a size limit) gives."""
+
+
+def unwritable_message(path: Path, exc: OSError) -> str:
+    """What to tell a user whose manifest could not be written.
+
+    Says which file and why, that it is untouched (so no later build reads half of one),
+    and what is not lost: every image made so far sits in the cache, so the next build
+    delivers it without paying for it again.
+    """
+    reason = REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    left = (
+        "the manifest of the build before is kept as it was"
+        if os.path.lexists(path)
+        else "no part of it was left"
+    )
+    return (
+        f"could not write {path} ({reason}); {left}. The images this build made are kept "
+        "in the cache: free some space and build again, and the next build will not pay "
+        "for them again"
+    )
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:

@@ -20,6 +20,7 @@ from pipeline.jobs import (
     Job,
     ParamValue,
     PinnedJob,
+    PlanWarning,
     RenditionJob,
     RenditionOp,
     api_cache_key,
@@ -120,7 +121,36 @@ def asset_jobs(
         pinned = _pinned(asset, pick, variants, size.delivered)
         jobs.append(pinned)
         jobs.extend(_renditions(asset, pinned, eff))
+    inputs.warnings.extend(_crop_warnings(asset, size.delivered))
     return jobs
+
+
+MAX_RENDITION_CROP = 0.5
+"""A rendition (``fit: cover``) that crops away more of its asset is a warning: a social
+size cut from the other orientation keeps a strip of the picture, and says nothing."""
+
+
+def _crop_warnings(asset: ResolvedAsset, delivered: tuple[int, int]) -> list[PlanWarning]:
+    """A warning for each ``cover`` rendition that keeps less than half of the asset's
+    delivered image, naming the rendition and the share it keeps (like the warning for an
+    asset's own size), once per asset rather than once per variant."""
+    out = []
+    dw, dh = delivered
+    for i, r in enumerate(asset.spec.renditions):
+        wh = parsed(parse_size, r.size)
+        if r.fit != "cover" or wh is None:
+            continue
+        kept = min((dw / dh) / (wh[0] / wh[1]), (wh[0] / wh[1]) / (dw / dh))
+        if kept < 1 - MAX_RENDITION_CROP:
+            out.append(
+                PlanWarning(
+                    f"rendition {wh[0]}x{wh[1]} keeps {kept:.0%} of the {dw}x{dh} image "
+                    f"({1 - kept:.0%} is cropped away): fit: contain keeps all of it, or "
+                    "give the asset a shape closer to the rendition's",
+                    asset.where("renditions", i, "size"),
+                )
+            )
+    return out
 
 
 def _pinned(

@@ -18,8 +18,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from pipeline.catalog import Catalog, ModelPolicy
-from pipeline.errors import Location, SpecError, SpecErrors, raise_collected
-from pipeline.jobs import Job, Plan, PlanWarning, topological
+from pipeline.errors import Location, SpecError, SpecErrors, printable, raise_collected
+from pipeline.jobs import ApiJob, Job, Plan, PlanWarning, topological
 from pipeline.planner.asset_jobs import asset_jobs
 from pipeline.planner.assets import AssetKey, resolve_assets
 from pipeline.planner.inputs import AlreadyReported, FileFacts, FileReader, InputResolver
@@ -29,13 +29,21 @@ from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective, effective_settings
 from pipeline.planner.sheets import sheet_jobs
 from pipeline.spec.loader import Project
-from pipeline.spec.lock import Lock
+from pipeline.spec.lock import LOCK_FILE, Lock, Pick
 from pipeline.templating import TemplateEngine
 
-__all__ = ["DEFAULT_MAX_JOBS", "FileFacts", "FileReader", "PlanOptions", "plan"]
+__all__ = ["DEFAULT_MAX_JOBS", "PALETTE_SKIPPED", "FileFacts", "FileReader", "PlanOptions", "plan"]
 
 DEFAULT_MAX_JOBS = 10_000
 MAX_ERRORS = 50
+PREVIEW_PROVIDER = "preview"
+"""The built-in provider that draws placeholders instead of calling an API."""
+PALETTE_SKIPPED = (
+    "the palette check is skipped for preview images: they are placeholders, so their "
+    "colors say nothing of the brand palette"
+)
+"""The plan's note when the build will skip the palette check: one text, whatever the
+free provider is called, so a command can tell it from the spec's own warnings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,16 @@ class PlanOptions:
     max_jobs: int = DEFAULT_MAX_JOBS
     lock: Lock = field(default_factory=Lock)
     """``assetpipe.lock``: approved variants (delivered at the asset's own path) and rerolls."""
+    placeholders: bool | None = None
+    """From the provider's registry entry (``free``): whether it draws placeholders, on
+    which the build skips the palette check; None: only ``preview`` does."""
+
+    @property
+    def draws_placeholders(self) -> bool:
+        """Whether the provider's images are placeholders (the build checks no palette)."""
+        if self.placeholders is None:
+            return self.provider == PREVIEW_PROVIDER
+        return self.placeholders
 
 
 def plan(
@@ -86,6 +104,9 @@ class _Planner:
         options = self.options
         # Every stage runs on what the stages before it could make sense of, so one run
         # reports every mistake of every spec; only a plan over --max-jobs stops at once.
+        # Files that did not load at all (a YAML error) are reported first, with the rest.
+        for error in self.project.errors:
+            self._collect(error)
         resolved = resolve_assets(self.project, self.engine, options.max_jobs, self._collect)
         if resolved.over_limit:
             raise_collected(self.errors)
@@ -113,14 +134,14 @@ class _Planner:
             self.read_file,
             options.lock,
             self.warnings,
-            unknown_ok=failed | {c for c, _ in unusable},
+            unknown_ok=failed | self.project.unloaded | {c for c, _ in unusable},
         )
         jobs: list[Job] = []
         for key, asset in self.assets.items():
             if key in inputs.broken:
                 continue
             try:
-                pick = options.lock.picks.get("/".join(key))
+                pick = self._pick(key, inputs.variants(key))
                 jobs.extend(asset_jobs(asset, self.effective[key], inputs, options.provider, pick))
             except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
@@ -138,9 +159,29 @@ class _Planner:
             self._collect(error)
         raise_collected(self.errors)
         check_cycles(jobs, self.assets)
+        self._palette_note(jobs)
         # One warning per place: a deprecated model in `defaults:` is said once, not per asset.
         warnings = tuple(dict.fromkeys(self.warnings))
         return Plan(jobs=tuple(topological(jobs)), warnings=warnings)
+
+    def _palette_note(self, jobs: list[Job]) -> None:
+        """On a provider that draws placeholders (``preview``) the build skips the brand
+        palette check, since a placeholder's colors say nothing of the brand; said once, so
+        a clean preview build is not read as a palette that passed."""
+        if not self.options.draws_placeholders:
+            return
+        if any(isinstance(job, ApiJob) and job.palette for job in jobs):
+            self.warnings.append(PlanWarning(PALETTE_SKIPPED, None))
+
+    def _pick(self, key: AssetKey, variants: int) -> Pick | None:
+        """The asset's pick in the lock. One naming a variant the spec does not have (a
+        hand-edited lock, or fewer variants since) still delivers the image the lock names,
+        as every pick does until someone picks again; a warning says what to run."""
+        name = "/".join(key)
+        pick = self.options.lock.picks.get(name)
+        if pick is not None and pick.variant > variants:
+            self.warnings.append(_pick_beyond_variants(printable(name), pick.variant, variants))
+        return pick
 
     def _job_location(self, job: Job) -> Location:
         """Where a job comes from: its asset (with the column), or its sheet's line."""
@@ -149,3 +190,16 @@ class _Planner:
             return asset.location
         file, _, line = job.source.rpartition(":")
         return Location(file, int(line)) if line.isdigit() else Location(job.source)
+
+
+def _pick_beyond_variants(name: str, picked: int, variants: int) -> PlanWarning:
+    """The lock picks variant ``picked`` of ``name``, which has only ``variants``: say so,
+    and what to run (the pick stays valid, so planning and ``pick`` itself go on)."""
+    have = f"{variants} variant{'s' if variants > 1 else ''}"
+    choose = f"{name}#1`" if variants == 1 else f"{name}#K` (K from 1 to {variants})"
+    return PlanWarning(
+        f"{name}: the lock names variant {picked}, but the spec has only {have}; approve "
+        f"one of them with `assetpipe pick {choose} or drop the pick with `assetpipe "
+        f"unpick {name}` (until then builds deliver the image the lock names)",
+        Location(LOCK_FILE),
+    )

@@ -1,7 +1,9 @@
 """Sprite-sheet jobs: a local job that packs a group of a collection's delivered images.
 
 A sheet depends on every frame it packs, so it is rebuilt exactly when one of them
-changes; its cache key is its options plus each frame's name and content hash.
+changes; its cache key is its options plus each frame's name and content hash. Whether
+its frames fit its ``max_size`` is known from their sizes alone, so that is checked
+here, with the build's own packer, before any frame is paid for.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pipeline.errors import SpecError
 from pipeline.jobs import Job, ParamValue, SheetJob, frame_name
 from pipeline.sizes import parse_size
 from pipeline.spec.loader import Collection
-from pipeline.spec.yamlsource import locate
+from pipeline.spec.models import FrameSize, SheetCapacity, SheetSpec, sheet_capacity
+from pipeline.spec.yamlsource import YMap, locate
 
 EXTENSIONS = {"png": "png", "webp": "webp"}
 
@@ -57,18 +60,10 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
             "max_size": sheet.max_size,
             "format": sheet.format,
         }
+        frame = _frame_size(sheet, tree)
         if sheet.frame_size is not None:
-            try:
-                frame = parse_size(sheet.frame_size)
-            except ValueError:  # "²x²" passes str.isdigit() but not int()
-                frame = None
-            if frame is None:
-                raise SpecError(
-                    f"frame_size '{sheet.frame_size}' is not a pixel size",
-                    locate(tree, ["frame_size"]) or tree.location,
-                    "write WxH, e.g. 64x64",
-                )
             params["frame_size"] = sheet.frame_size
+        _check_capacity(sheet, tree, chosen, frame)
         base = f"{coll.name}/{sheet.id}"
         out.append(
             SheetJob(
@@ -87,3 +82,65 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
             )
         )
     return out
+
+
+def _frame_size(sheet: SheetSpec, tree: YMap) -> tuple[int, int] | None:
+    """The sheet's ``frame_size`` in pixels; None when each frame keeps its own size."""
+    if sheet.frame_size is None:
+        return None
+    try:
+        frame = parse_size(sheet.frame_size)
+    except ValueError:  # "²x²" passes str.isdigit() but not int()
+        frame = None
+    if frame is None:
+        raise SpecError(
+            f"frame_size '{sheet.frame_size}' is not a pixel size",
+            locate(tree, ["frame_size"]) or tree.location,
+            "write WxH, e.g. 64x64",
+        )
+    return frame
+
+
+def _check_capacity(
+    sheet: SheetSpec, tree: YMap, chosen: Sequence[Job], frame: tuple[int, int] | None
+) -> None:
+    """Refuse a sheet whose frames cannot all fit its ``max_size``, saying how many do
+    and what would make them all fit. The build packs the frames at their delivered size
+    (or ``frame_size``) with this same packer, so it answers now, before the frames are
+    paid for, what the build would find after."""
+    sizes: list[FrameSize] = [(frame_name(job), *(frame or job.size)) for job in chosen]
+    room = sheet_capacity(sizes, sheet.bin)
+    if room is None:
+        return
+    side = sheet.bin.side
+    power = ", power_of_two" if sheet.power_of_two else ""
+    fitting = f"only {room.fitting} of them" if room.fitting else "none of them"
+    raise SpecError(
+        f"sheet '{sheet.id}' cannot hold its {len(sizes)} frames of {_frames_shape(sizes)} "
+        f"(padding {sheet.padding}): a {side}x{side} sheet (max_size {sheet.max_size}{power}) "
+        f"fits {fitting}",
+        tree.location,
+        _capacity_hint(room, len(sizes)),
+    )
+
+
+def _capacity_hint(room: SheetCapacity, frames: int) -> str:
+    """The changes that would fit every frame: each found by packing, so each works."""
+    ways = []
+    if room.max_size is not None:
+        ways.append(f"raise max_size ({room.max_size} holds all {frames})")
+    if room.frame_size is not None:
+        w, h = room.frame_size
+        ways.append(f"set a smaller frame_size ({w}x{h} holds all {frames})")
+    if room.fitting:
+        ways.append(f"select at most {room.fitting} frame{'s' if room.fitting > 1 else ''}")
+    else:
+        ways.append("split the frames over several sheets")
+    return ", ".join(ways[:-1]) + f", or {ways[-1]}" if len(ways) > 1 else ways[0]
+
+
+def _frames_shape(sizes: Sequence[FrameSize]) -> str:
+    """``512x512`` when every frame has that size, else ``up to WxH``."""
+    shapes = {(w, h) for _, w, h in sizes}
+    width, height = max(w for w, _ in shapes), max(h for _, h in shapes)
+    return f"{width}x{height}" if len(shapes) == 1 else f"up to {width}x{height}"

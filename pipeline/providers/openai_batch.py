@@ -51,7 +51,7 @@ from pipeline.providers.openai_batch_io import (
     request_line,
     split_lines,
 )
-from pipeline.providers.openai_http import ResponseTooLarge
+from pipeline.providers.openai_http import ResponseTooLarge, check_base_url
 from pipeline.providers.openai_provider import DEADLINE_FACTOR, deadline_for
 from pipeline.providers.openai_wire import MAX_IMAGE_BYTES, sdk_client, status_failure
 from pipeline.providers.redaction import Redactor
@@ -107,6 +107,7 @@ class OpenAIBatchClient:
         cls, timeout: float, api_key: str | None = None, base_url: str | None = None
     ) -> OpenAIBatchClient:
         """A client reading OPENAI_API_KEY / OPENAI_BASE_URL / org / project as the SDK does."""
+        check_base_url(base_url, "OPENAI_BASE_URL")
         client = sdk_client(timeout, api_key, base_url)
         return cls(client, "openai", deadline_s=DEADLINE_FACTOR * timeout)
 

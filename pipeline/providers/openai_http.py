@@ -7,15 +7,22 @@ reads each body as a stream of decoded pieces (httpx2 inflates in pieces of at m
 and gives up as soon as the decoded total passes the cap, so memory stays near the cap
 whatever arrives. It raises :class:`ResponseTooLarge`, an ``OpenAIError``, which the SDK
 passes through unchanged and the provider reports as a ``bad_response``.
+
+The address requests go to (``OPENAI_BASE_URL``, ``AZURE_OPENAI_ENDPOINT``) is checked
+here too, by :func:`check_base_url`, before the SDK parses it.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
+
+from pipeline.errors import UsageError, printable
 
 if TYPE_CHECKING:
     _SdkClient = openai.DefaultAsyncHttpxClient
@@ -38,6 +45,47 @@ at most about 33 MB as an uncompressed PNG, 44 MB in base64, and every request a
 one image, so a real answer fits with room to spare."""
 
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+MAX_ECHO = 60
+"""Characters of a parser's complaint about a URL shown in an error."""
+
+
+OPENAI_EXAMPLE = "https://api.openai.com/v1"
+
+
+def check_base_url(
+    value: str | None,
+    variable: str,
+    environ: Mapping[str, str] | None = None,
+    example: str = OPENAI_EXAMPLE,
+) -> None:
+    """Raise a UsageError naming ``variable`` unless the base URL is a URL.
+
+    ``value`` is the address given in code; None means the SDK reads ``variable`` from
+    the environment, and that is what is checked. The SDK parses it when the client is
+    made, and a CR or LF in it (a value pasted with its line ending, or one planted to
+    smuggle a header into every request) ends there in an ``InvalidURL`` traceback. The
+    value is not echoed: its control characters would garble the terminal, and a URL
+    may carry credentials.
+    """
+    if value is None:
+        value = (os.environ if environ is None else environ).get(variable)
+    if value is None:
+        return
+    if not value.isprintable():
+        raise UsageError(
+            f"{variable} holds a control character (a line break?); set it to the API's "
+            f"address alone, e.g. {example}"
+        )
+    try:
+        httpx2.URL(value)
+    except httpx2.InvalidURL as exc:
+        why = printable(str(exc))
+        why = why if len(why) <= MAX_ECHO else why[:MAX_ECHO] + "…"
+        raise UsageError(
+            f"{variable} is not a URL ({why}); set it to the API's address, e.g. {example}"
+        ) from None
 
 
 class ResponseTooLarge(openai.OpenAIError):

@@ -28,7 +28,12 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from pipeline.jobs import ImageInput, ImageRequest, ImageResult, ProviderFailure
-from pipeline.providers.openai_http import MAX_RESPONSE_BYTES, CappedAsyncClient, ResponseTooLarge
+from pipeline.providers.openai_http import (
+    MAX_RESPONSE_BYTES,
+    CappedAsyncClient,
+    ResponseTooLarge,
+    check_base_url,
+)
 from pipeline.providers.openai_wire import (
     EDIT_PARAMS,
     GENERATE_PARAMS,
@@ -86,13 +91,16 @@ class OpenAIProvider:
     def openai(
         cls, timeout: float, api_key: str | None = None, base_url: str | None = None
     ) -> OpenAIProvider:
-        """A provider reading OPENAI_API_KEY / OPENAI_BASE_URL / org / project as the SDK does."""
+        """A provider reading OPENAI_API_KEY / OPENAI_BASE_URL / org / project as the SDK does
+        (a base URL that is not a URL is a UsageError, before the SDK sees it)."""
+        check_base_url(base_url, "OPENAI_BASE_URL")
         client = sdk_client(timeout, api_key, base_url)
         return cls(client, "openai", deadline_s=DEADLINE_FACTOR * timeout)
 
     @classmethod
     def azure(cls, timeout: float) -> OpenAIProvider:
         """A provider reading AZURE_OPENAI_ENDPOINT / _API_KEY and OPENAI_API_VERSION."""
+        check_base_url(None, "AZURE_OPENAI_ENDPOINT", example="https://NAME.openai.azure.com")
         client = AsyncAzureOpenAI(
             max_retries=0,
             timeout=timeout,

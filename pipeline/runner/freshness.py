@@ -9,10 +9,12 @@ can tell, before any call, exactly which jobs a build will pay for.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pipeline.errors import printable
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
     Job,
@@ -80,36 +82,113 @@ def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
 
 def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None]) -> str:
     """Why a job whose file the manifest records must be made again, in the words a user
-    thinks in: the prompt, a parameter, an input image, the model or the provider."""
+    thinks in and short enough for a column of ``plan``: the words of the prompt that
+    changed, each parameter (and the model or provider) with its old and new value, or an
+    input image."""
     if job.kind in ("generate", "edit"):
         changes = []
         if entry.prompt != job.prompt:
-            changes.append("prompt")
-        params = sorted(
-            name
-            for name in {*entry.params, *job.params}
-            if entry.params.get(name) != job.params.get(name)
+            changes.append(_prompt_change(str(entry.prompt), job.prompt))
+        changes.extend(
+            _value_change(name, entry.params.get(name), job.params.get(name))
+            for name in sorted(
+                str(name)
+                for name in {*entry.params, *job.params}
+                if entry.params.get(name) != job.params.get(name)
+            )
         )
-        if params:
-            changes.append("parameter " + ", ".join(params))
-        if entry.model != job.model:
-            changes.append("model")
-        if entry.provider != job.provider:
-            changes.append("provider")
+        for name, old, new in (
+            ("model", entry.model, job.model),
+            ("provider", entry.provider, job.provider),
+        ):
+            if old != new:
+                changes.append(_value_change(name, old, new))
         now = [
             (ref.sha256 if ref.job is None else shas.get(ref.job)) or ""
             for ref in (*job.inputs, *((job.mask,) if job.mask is not None else ()))
         ]
         if job.kind == "edit" and list(entry.inputs) != now:
-            changes.append("input image")
+            changes.append("input image changed")
         if changes:
-            return " and ".join(changes) + " changed"
+            return "; ".join(changes)
         return "the request changed (variant or endpoint)"
     if job.kind == "rendition":
         return "its source image or settings changed"
     if job.kind == "sheet":
         return "a frame or its settings changed"
     return "the approved image changed"
+
+
+PROMPT_CHANGE_CHARS = 80
+"""The longest ``prompt changed: ...`` reason: it is one cell of the plan's table."""
+CONTEXT_WORDS = 2
+"""Unchanged words shown on each side of a change, so a reader can tell where it is."""
+RUN_CHARS = 28
+"""The longest run of removed or added words shown whole; a longer one ends in '…'."""
+VALUE_CHARS = 24
+"""The longest parameter value shown whole; a longer one ends in '…'."""
+
+
+def _prompt_change(old: str, new: str) -> str:
+    """``prompt changed:`` and a word diff of the two prompts (``a -"red" +"blue" ball``):
+    with a few unchanged words around each change, or none when that is too long, cut at
+    :data:`PROMPT_CHANGE_CHARS`. Control characters are escaped: the old prompt comes
+    from the manifest, a file anyone could have edited."""
+    before, after = old.split(), new.split()
+    if before == after:
+        return "prompt changed: spaces or line breaks only"
+    text = ""
+    for context in (CONTEXT_WORDS, 0):
+        text = "prompt changed: " + _word_diff(before, after, context)
+        if len(text) <= PROMPT_CHANGE_CHARS:
+            return text
+    return _cut(text, PROMPT_CHANGE_CHARS)
+
+
+def _word_diff(old: list[str], new: list[str], context: int) -> str:
+    """Removed words as ``-"..."``, added ones as ``+"..."``, with ``context`` unchanged
+    words on each side of a change and '…' for the unchanged words left out."""
+    ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    parts: list[str] = []
+    for i, (tag, i1, i2, j1, j2) in enumerate(ops):
+        if tag == "equal":
+            parts.extend(_context(old[i1:i2], context, first=i == 0, last=i == len(ops) - 1))
+            continue
+        if i2 > i1:
+            parts.append("-" + _quoted(old[i1:i2]))
+        if j2 > j1:
+            parts.append("+" + _quoted(new[j1:j2]))
+    return " ".join(parts)
+
+
+def _context(words: list[str], context: int, *, first: bool, last: bool) -> list[str]:
+    """The unchanged ``words`` between two changes (or before the first, or after the
+    last) as shown: ``context`` next to each change, '…' for the rest (with no context,
+    only between two changes)."""
+    shown = [printable(w) for w in words]
+    lead = [] if first else shown[:context]  # just after the change before them
+    tail = [] if last or not context else shown[-context:]  # just before the next change
+    if len(shown) <= len(lead) + len(tail):
+        return shown
+    gap = ["…"] if context or not (first or last) else []
+    return [*lead, *gap, *tail]
+
+
+def _quoted(words: list[str]) -> str:
+    return '"' + _cut(printable(" ".join(words)), RUN_CHARS) + '"'
+
+
+def _value_change(name: str, old: object, new: object) -> str:
+    """``name: old -> new`` (``unset`` for a value that is not there)."""
+    return f"{printable(name)}: {_value(old)} -> {_value(new)}"
+
+
+def _value(value: object) -> str:
+    return "unset" if value is None else _cut(printable(str(value)), VALUE_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def assess(

@@ -76,10 +76,18 @@ class Collection:
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """Every collection of a project, in a stable order."""
+    """Every collection of a project that loaded, in a stable order, and the errors of the
+    spec files that did not."""
 
     root: Path
     collections: tuple[Collection, ...]
+    errors: tuple[SpecError, ...] = ()
+    """Mistakes that kept a spec file from loading (a YAML error, an unknown top-level
+    key). The planner reports them with the mistakes it finds in the files that did load,
+    so a broken file does not hide every other file's errors."""
+    unloaded: frozenset[str] = frozenset()
+    """The collections of the files that did not load: a reference into one of them may
+    name an asset whose file is already reported, and is not reported again."""
 
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -129,12 +137,14 @@ def collection_name(path: Path, specs_dir: Path) -> str:
 def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = None) -> Project:
     """Load the spec files of a project (all under ``specs_dir`` unless ``files`` is given).
 
-    Errors from every file are collected so one run shows them all. Nothing is read
-    through a link that leaves the specs folder.
+    Errors from every file are collected in :attr:`Project.errors` rather than raised, so
+    the planner can still check the files that loaded and one run shows every mistake of
+    every file. Nothing is read through a link that leaves the specs folder.
     """
     paths = list(files) if files is not None else find_spec_files(specs_dir)
     collections: list[Collection] = []
     errors: list[SpecError] = []
+    unloaded: set[str] = set()
     for link in folder_links_leaving(specs_dir) if files is None else []:
         errors.append(
             SpecError(
@@ -156,17 +166,31 @@ def load_project(root: Path, specs_dir: Path, files: Iterable[Path] | None = Non
                 )
             )
             continue
-        try:
-            collections.append(load_collection(path, root, specs_dir))
-        except SpecError as exc:
-            errors.append(exc)
-        except SpecErrors as exc:  # several mistakes in one file: report each
-            errors.extend(exc.errors)
-        except Exception as exc:  # pragma: no cover - defensive: report, never crash
-            where = Location(display_path(path, root))
-            errors.append(SpecError(f"cannot load this spec: {exc}", where))
-    raise_collected(errors)
-    return Project(root=root, collections=tuple(collections))
+        found = _load_one(path, root, specs_dir)
+        if isinstance(found, Collection):
+            collections.append(found)
+        else:
+            errors.extend(found)
+            unloaded.add(collection_name(path, specs_dir))
+    return Project(
+        root=root,
+        collections=tuple(collections),
+        errors=tuple(errors),
+        unloaded=frozenset(unloaded),
+    )
+
+
+def _load_one(path: Path, root: Path, specs_dir: Path) -> Collection | list[SpecError]:
+    """One spec file's collection, or every error that kept it from loading."""
+    try:
+        return load_collection(path, root, specs_dir)
+    except SpecError as exc:
+        return [exc]
+    except SpecErrors as exc:  # several mistakes in one file: report each
+        return list(exc.errors)
+    except Exception as exc:  # pragma: no cover - defensive: report, never crash
+        where = Location(display_path(path, root))
+        return [SpecError(f"cannot load this spec: {exc}", where)]
 
 
 def load_collection(path: Path, root: Path, specs_dir: Path) -> Collection:
