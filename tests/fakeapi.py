@@ -32,16 +32,16 @@ A "slow" fault stalls ``slow_seconds`` (woken early by ``stop()``) and then answ
 Only gpt-image-2 and gpt-image-2.5* (with snapshots) accept arbitrary WxH sizes; 2.6 and
 older models take the three fixed sizes, since the SDK does not say that 2.6 supports more.
 
-Hostile answers, for the client's trust boundary (DESIGN section 11): "trickle" sends a
-successful (billed) answer one byte every ``trickle_seconds``, so no single read ever times
-out (after ``slow_seconds`` it hangs up midway); "gzip_bomb" answers 200 (billed) with
-``Content-Encoding: gzip`` and a body of about ``bomb_bytes / 1000`` bytes that inflates to
-``bomb_bytes`` zeros; "echo_key" is a 401 and "echo_key_moderation" a 400
-``moderation_blocked`` whose message, details and headers echo the caller's full API key.
-``image_bytes`` / ``image_size`` replace the image of every success (any bytes at all, or
-the drawn image at another size), ``usage_patch`` overrides fields of its ``usage`` (NaN
-included), and ``reply_headers`` are set on every Images reply, over the fake's own
-(``retry-after-ms: inf``, ``x-ratelimit-reset-images: 999999s``).
+Hostile answers, for the client's trust boundary (see the threat model in
+docs/reliability.md): "trickle" sends a successful (billed) answer one byte every
+``trickle_seconds``, so no single read ever times out (after ``slow_seconds`` it hangs up
+midway); "gzip_bomb" answers 200 (billed) with ``Content-Encoding: gzip`` and a body of
+about ``bomb_bytes / 1000`` bytes that inflates to ``bomb_bytes`` zeros; "echo_key" is a 401
+and "echo_key_moderation" a 400 ``moderation_blocked`` whose message, details and headers
+echo the caller's full API key. ``image_bytes`` / ``image_size`` replace the image of every
+success (any bytes at all, or the drawn image at another size), ``usage_patch`` overrides
+fields of its ``usage`` (NaN included), and ``reply_headers`` are set on every Images reply,
+over the fake's own (``retry-after-ms: inf``, ``x-ratelimit-reset-images: 999999s``).
 """
 
 from __future__ import annotations

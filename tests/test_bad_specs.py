@@ -1,6 +1,6 @@
 """Bad specs, templates, brand kits and settings, through the CLI.
 
-Every case pins the contract of DESIGN section 3: the command exits 2 without a
+Every case pins the spec-error contract of docs/spec.md: the command exits 2 without a
 traceback, and the error names the exact ``file:line:col`` of the offending YAML node
 (or ``templates/x.j2:LINE`` for a template file), says what is wrong, and a hint says
 what would be right. Spec texts are dedented by ``project.gen`` and start at line 1.

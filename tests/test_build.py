@@ -49,7 +49,8 @@ def sha(path) -> str:
 
 
 def test_first_build_writes_every_file_and_manifest(project, run, api):
-    """Every job's file exists at its DESIGN path with the exact size, listed in the manifest."""
+    """Every job's file exists at its documented path with the exact size, listed in the
+    manifest."""
     project.gen({"specs/icons.yaml": ICONS})
     result = run("build", "--provider", "openai")
     assert result.code == 0, result.err

@@ -1,8 +1,8 @@
 """Builds under failure: API faults, budget, fail-fast, the project lock, Ctrl-C and kill -9.
 
 Every test drives the real CLI and the real ``openai`` SDK against the local fake Images API
-(in-process, or as a separate process for the signal tests), and pins what DESIGN sections
-6, 8 and 9 promise: which failures are retried and which are final, what the manifest says
+(in-process, or as a separate process for the signal tests), and pins what docs/reliability.md
+and docs/cli.md promise: which failures are retried and which are final, what the manifest says
 about every job, which exit code the build ends with, and that a stopped build never pays
 twice for what it already received.
 """

@@ -372,8 +372,8 @@ ops = st.builds(
 @PROPERTY
 @given(source=SHA, op=ops)
 def test_rendition_key_is_its_source_and_operations(source: str, op: RenditionOp):
-    """A rendition's key is content_key of exactly {source sha, operation} (DESIGN
-    section 5): no path, id or job in it, and the same inputs give the same key."""
+    """A rendition's key is content_key of exactly {source sha, operation}
+    (docs/caching.md): no path, id or job in it, and the same inputs give the same key."""
     key = rendition_cache_key(source, op)
     assert key == content_key({"rendition": op.as_dict(), "source": source})
     assert key == rendition_cache_key(source, RenditionOp(**vars_of(op)))

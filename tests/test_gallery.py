@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
+from processes import ASSETPIPE, PINNED_TODAY
+from review_kit import SCREENSHOTS, WAIT_MS, launched
 
 from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
 from pipeline.hashing import sha256_file
@@ -289,3 +293,152 @@ def test_every_thumbnail_loads_in_headless_chromium(tree, tmp_path):
     assert result.stdout.count("<article") == len(entries) - 1  # and one rendition chip
     assert result.stdout.count("<script") == 1
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in result.stdout
+
+
+ICONS = """
+assets:
+  - id: "icon-{{ i }}"
+    prompt: "game icon number {{ i }}, flat style"
+    matrix: {i: NUMBERS}
+    size: 256x256
+    tags: [icons]
+    renditions:
+      - {size: 64x64}
+      - {size: 32x32}
+""".replace("NUMBERS", str(list(range(1, 57))))
+"""A real set: 56 icons, two renditions each (168 files)."""
+NORMAL_MAX = 8_000
+"""Scroll height (px, at 1280x800) of the 56 icons: 6,650 measured; 19,092 when each
+rendition was a full card of its own."""
+COMPACT_MAX = 1_500
+"""The same in compact mode: 988 measured, about a screen and a quarter."""
+
+
+def expect(target: Any) -> Any:
+    """Playwright's ``expect``, waiting as long as the browser tests do; imported only
+    once a browser test runs, as review_kit imports Playwright."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=WAIT_MS)
+    return playwright_expect(target)
+
+
+@pytest.fixture(scope="module")
+def icons56(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 56 icons built once as a person builds them (``assetpipe build --provider
+    preview``, its own process); returns output/index.html. The environment is cleaned
+    here as the autouse clean_env fixture would: a module fixture starts before it."""
+    root = tmp_path_factory.mktemp("gallery") / "icons56"
+    (root / "specs").mkdir(parents=True)
+    (root / "templates").mkdir()
+    (root / "specs/icons.yaml").write_text(ICONS.lstrip(), "utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")) and k != "CI"
+    }
+    env["ASSETPIPE_TODAY"] = PINNED_TODAY
+    env["ASSETPIPE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    done = subprocess.run(
+        [*ASSETPIPE, "build", "--provider", "preview", "-q", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return root / "output" / INDEX
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A tab at 1280x800 in a fresh context (its own localStorage)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert errors == []  # no script error on the page, whatever the test did
+
+
+def scroll_height(page: Any, url: str) -> int:
+    """The page's full height once every thumbnail has loaded (or failed to)."""
+    page.goto(url)
+    page.wait_for_function("() => document.body.dataset.imagesPending === '0'")
+    return int(page.evaluate("document.documentElement.scrollHeight"))
+
+
+def doc_screenshot(page: Any, name: str) -> Path:
+    """The whole page as docs/images/NAME.png, 1280 px wide, in 256 colours: a third of
+    the bytes of Chromium's own PNG, so the docs stay small."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    with Image.open(io.BytesIO(page.screenshot(full_page=True))) as shot:
+        palette = shot.convert("RGB").quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+        palette.save(path, optimize=True)
+    return path
+
+
+def test_renditions_are_chips_on_their_card_and_a_chip_opens_the_image(page, icons56):
+    page.goto(icons56.as_uri())
+    assert page.locator("article.card").count() == 56  # one card per icon
+    assert page.locator(".renditions a.chip").count() == 112
+    first = page.locator('.card[data-job="icons/icon-1"]')
+    expect(first.locator(".renditions a.chip")).to_have_text(["32x32", "64x64"])
+    groups = page.eval_on_selector_all(".group", "gs => gs.map(g => g.dataset.asset)")
+    assert groups[:3] == ["icon-1", "icon-2", "icon-3"]  # counted, not icon-1, icon-10
+    assert groups[-1] == "icon-56"
+    first.locator("a.chip", has_text="64x64").click()
+    page.wait_for_url("**/icons/icon-1@64x64.png")
+
+
+def test_compact_mode_shows_56_icons_in_little_more_than_a_screen(page, icons56):
+    """Image and id only, in a dense grid a lead can scan; measured at 1280x800."""
+    normal = scroll_height(page, icons56.as_uri())
+    compact = scroll_height(page, icons56.as_uri() + "?compact=1")
+    assert normal <= NORMAL_MAX, normal
+    assert compact <= COMPACT_MAX, compact
+    expect(page.locator('#filters input[name="compact"]')).to_be_checked()
+    icon = page.locator('.card[data-job="icons/icon-1"]')
+    expect(icon.locator("img")).to_be_visible()
+    expect(icon.locator(".job")).to_have_text("icons/icon-1")
+    for detail in (".meta", ".renditions", ".prompt", ".checks"):
+        expect(icon.locator(detail)).to_be_hidden()
+    expect(page.locator(".group h3").first).to_be_hidden()
+    assert page.evaluate("document.body.dataset.imagesBroken") == "0"
+    shot = doc_screenshot(page, "gallery-compact")
+    with Image.open(shot) as image:
+        assert image.width == 1280
+    assert shot.stat().st_size < 400_000
+
+
+def test_the_compact_toggle_is_remembered_and_the_address_can_ask_for_either(page, icons56):
+    compact = re.compile(r"\bcompact\b")
+    html = page.locator("html")
+    toggle = page.locator('#filters input[name="compact"]')
+    page.goto(icons56.as_uri())
+    expect(html).not_to_have_class(compact)
+    toggle.check()
+    expect(html).to_have_class(compact)
+    page.reload()  # remembered (localStorage)
+    expect(html).to_have_class(compact)
+    expect(toggle).to_be_checked()
+    page.goto(icons56.as_uri() + "?compact=0")  # the address wins over what was remembered
+    expect(html).not_to_have_class(compact)
+    expect(toggle).not_to_be_checked()
+    page.goto(icons56.as_uri())
+    expect(html).to_have_class(compact)
+    toggle.uncheck()
+    page.reload()
+    expect(html).not_to_have_class(compact)

@@ -34,7 +34,7 @@ API_JOB_KEYS = {
     "cache_key",
     "estimated_cost_usd",
 }
-"""The job keys of ``plan --json`` named in DESIGN section 9."""
+"""The job keys of ``plan --json`` named in docs/cli.md."""
 
 
 def workspace(project: Any, **request: Any) -> api.Workspace:
@@ -641,8 +641,8 @@ def test_cache_key_ignores_where_a_setting_comes_from(project):
 
 
 def test_plan_json_has_the_design_keys(project, run):
-    """plan --json prints {"jobs": [...], "totals": {...}} with every job key of DESIGN
-    section 9, a key for generate jobs, and the edit's dependency."""
+    """plan --json prints {"jobs": [...], "totals": {...}} with every job key
+    docs/cli.md names, a key for generate jobs, and the edit's dependency."""
     project.gen(
         {
             "specs/a.yaml": """

@@ -1,4 +1,5 @@
-"""The shared cache through the CLI (DESIGN section 11): a team's machines on one bucket.
+"""The shared cache through the CLI (see the threat model in docs/reliability.md): a team's
+machines on one bucket.
 
 Every machine is a copy of the project with its own ``.assetpipe/`` and ``output/``; the
 builds run the real CLI and the real SDK against the fake Images API, and the shared

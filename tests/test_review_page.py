@@ -62,10 +62,12 @@ def card(ref: str) -> str:
 
 
 def expect(target: Any) -> Any:
-    """Playwright's ``expect`` (it waits for what the page must show), imported as
-    review_kit imports Playwright: only once a browser test runs."""
+    """Playwright's ``expect`` (it waits for what the page must show, as long as every
+    wait here: :data:`WAIT_MS`), imported as review_kit imports Playwright: only once a
+    browser test runs."""
     from playwright.sync_api import expect as playwright_expect
 
+    playwright_expect.set_options(timeout=WAIT_MS)
     return playwright_expect(target)
 
 
@@ -73,7 +75,9 @@ def polled(page: Any, times: int = 3) -> None:
     """Wait until the page has asked the server for its state ``times`` more times: long
     enough for a message a poll could bring back to be back (the page counts its polls)."""
     start = int(page.evaluate("document.body.dataset.polls || '0'"))
-    page.wait_for_function(f"Number(document.body.dataset.polls || '0') >= {start + times}")
+    page.wait_for_function(
+        "n => Number(document.body.dataset.polls || '0') >= n", arg=start + times
+    )
 
 
 def test_clicking_a_variant_picks_it_the_lock_records_it_and_the_page_shows_it(page, built):
@@ -326,7 +330,7 @@ def test_a_slow_answer_never_replaces_the_message_of_a_newer_action(page, built)
         assert len(held) == 1
         answers = int(page.evaluate("document.body.dataset.answers"))
         held[0].continue_()
-        page.wait_for_function(f"Number(document.body.dataset.answers) > {answers}")
+        page.wait_for_function("n => Number(document.body.dataset.answers) > n", arg=answers)
         expect(status).to_have_text("rejected chars/hero#3")
         expect(page.locator("#confirm")).to_be_hidden()
 

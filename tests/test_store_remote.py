@@ -1,4 +1,5 @@
-"""The shared cache (DESIGN section 11) against real S3 servers: moto and SeaweedFS.
+"""The shared cache (see the threat model in docs/reliability.md) against real S3 servers:
+moto and SeaweedFS.
 
 Each test is a small team: machines are LocalStores in their own folders, each layered
 over its own connection to one bucket prefix. No mocks: every request goes to a server

@@ -1,8 +1,8 @@
 """The wire is untrusted: what a hostile or broken server can and cannot do to a build.
 
-DESIGN section 11 ("every API response is untrusted input ... the key redacted wherever text
-from the server goes, server-controlled waits and sizes capped") and section 6 (a failure
-that would lose paid images stops new starts). Builds run the real CLI and the real
+Every API response is untrusted input: the key is redacted wherever text from the server
+goes, server-controlled waits and sizes are capped, and a failure that would lose paid
+images stops new starts (docs/reliability.md). Builds run the real CLI and the real
 ``openai`` SDK against the fake Images API; waits are checked on the fake clock.
 """
 

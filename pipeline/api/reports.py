@@ -1,7 +1,7 @@
 """What ``plan``, ``plan --json``, ``plan --graph`` and ``build --json`` print.
 
 Documents built from a plan and a build's result, kept apart from the wiring so the
-formats (DESIGN section 9) are read in one place.
+formats (docs/cli.md) are read in one place.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _escape_controls(text: str) -> str:
 
 
 def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str, Any]:
-    """One job as ``plan --json`` prints it (DESIGN section 9)."""
+    """One job as ``plan --json`` prints it (docs/cli.md)."""
     return {
         "id": job.id,
         "kind": job.kind,

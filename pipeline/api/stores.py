@@ -1,8 +1,7 @@
 """Which result store a command uses: this machine's cache, or it over the team's.
 
-The one place that picks a concrete :class:`~pipeline.store.ResultStore` (DESIGN section
-11). Without ``remote_cache`` every command uses the local store
-(``.assetpipe/cache``). With one:
+The one place that picks a concrete :class:`~pipeline.store.ResultStore`. Without
+``remote_cache`` every command uses the local store (``.assetpipe/cache``). With one:
 
 - ``build`` reads local, then shared, and in ``read-write`` mode shares what it pays for
   (:class:`~pipeline.store.LayeredStore`);

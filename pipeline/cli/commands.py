@@ -57,7 +57,7 @@ def validate(**kw: Any) -> None:
 
 @cli.command()
 @project_options
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (DESIGN section 9).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/cli.md).")
 @click.option("--batch", is_flag=True, help="Estimate at Batch API prices (half).")
 @shard_option
 def plan(**kw: Any) -> None:

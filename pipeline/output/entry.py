@@ -74,7 +74,7 @@ class Companion:
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
-    """A delivered (or failed) job's file and how it was made (DESIGN section 8)."""
+    """A delivered (or failed) job's file and how it was made (the format is in docs/cli.md)."""
 
     job: str
     path: str

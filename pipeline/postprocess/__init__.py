@@ -7,11 +7,12 @@ determinism is what lets a rendition be cached by its source's sha256 plus its o
 Outputs are always RGB or RGBA (JPEG: RGB), carry no metadata but the source's colour
 profile, and are written in one of :data:`FORMATS`.
 
-Decoding is the risky half: API answers and the cache are untrusted (DESIGN section 11).
-Only PNG, WebP and JPEG are ever opened (:data:`DECODE_FORMATS`; an EPS would make Pillow
-run Ghostscript), and the pixel count a header claims is checked before any pixel is
-decoded: :data:`MAX_API_PIXELS` for what the API returned, :data:`MAX_PIXELS` for the rest.
-Pillow's own ``DecompressionBombWarning`` is treated as the error it warns about.
+Decoding is the risky half: API answers and the cache are untrusted (see the threat model in
+docs/reliability.md). Only PNG, WebP and JPEG are ever opened (:data:`DECODE_FORMATS`; an
+EPS would make Pillow run Ghostscript), and the pixel count a header claims is checked
+before any pixel is decoded: :data:`MAX_API_PIXELS` for what the API returned,
+:data:`MAX_PIXELS` for the rest. Pillow's own ``DecompressionBombWarning`` is treated as the
+error it warns about.
 
 The package's public API is what it exports here; the modules behind it:
 

@@ -1,12 +1,13 @@
 """Opening image bytes nobody vouches for, and saying what the image is.
 
-API answers and the cache are untrusted (DESIGN section 11), and decoding is where an
-image can hurt: a container Pillow hands to an outside program, or a header that claims
-billions of pixels. Only PNG, WebP and JPEG are ever opened (:data:`DECODE_FORMATS`; an
-EPS would make Pillow run Ghostscript), and the pixel count a header claims is checked
-before any pixel is decoded: :data:`MAX_API_PIXELS` for what the API returned,
-:data:`MAX_PIXELS` for the rest. Pillow's own ``DecompressionBombWarning`` is treated as
-the error it warns about, and every decoder failure becomes one :class:`ImageDecodeError`.
+API answers and the cache are untrusted (see the threat model in docs/reliability.md), and
+decoding is where an image can hurt: a container Pillow hands to an outside program, or a
+header that claims billions of pixels. Only PNG, WebP and JPEG are ever opened
+(:data:`DECODE_FORMATS`; an EPS would make Pillow run Ghostscript), and the pixel count a
+header claims is checked before any pixel is decoded: :data:`MAX_API_PIXELS` for what the
+API returned, :data:`MAX_PIXELS` for the rest. Pillow's own ``DecompressionBombWarning`` is
+treated as the error it warns about, and every decoder failure becomes one
+:class:`ImageDecodeError`.
 """
 
 from __future__ import annotations

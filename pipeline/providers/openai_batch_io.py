@@ -9,9 +9,10 @@ Answers come back as lines of an output file and an error file, in any order, ma
 ``custom_id``. A success is ``{"response": {"status_code": 200, "body": ImagesResponse}}``;
 a failure is either ``{"error": {"code", "message"}, "response": null}`` (not an HTTP
 failure: expired, cancelled) or ``{"error": null, "response": {"status_code": 4xx/5xx,
-"body": {"error": {...}}}}``. Every byte of those files is untrusted (DESIGN section 11):
-lines are split from the stream with a cap on their length, custom_ids are checked, and the
-answer is read by the same code as a synchronous one (:mod:`openai_wire`).
+"body": {"error": {...}}}}``. Every byte of those files is untrusted (see the threat model
+in docs/reliability.md): lines are split from the stream with a cap on their length,
+custom_ids are checked, and the answer is read by the same code as a synchronous one
+(:mod:`openai_wire`).
 """
 
 from __future__ import annotations

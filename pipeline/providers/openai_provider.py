@@ -6,7 +6,8 @@ policy that also paces the whole build. The timeout is generous because high-qua
 images take minutes, and a client that gives up first pays for images it never receives.
 Images go to edits as ``(filename, bytes, mime)`` tuples, which the SDK can replay.
 
-Everything the server sends is untrusted (DESIGN section 11). This module is the boundary:
+Everything the server sends is untrusted (see the threat model in docs/reliability.md). This
+module is the boundary:
 
 - text that leaves it (failure messages, error details, request ids, echoed fields) is
   redacted (:mod:`pipeline.providers.redaction`) and bounded in size;

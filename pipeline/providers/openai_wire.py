@@ -2,10 +2,10 @@
 
 Both routes send the same request settings and get the same ``ImagesResponse`` and error
 envelope back (the batch route inside JSONL lines), so reading an answer, its usage and its
-errors lives here once. Everything the server sends is untrusted (DESIGN section 11): text
-that leaves this module is redacted and bounded, the base64 image is measured before it is
-decoded, and usage figures that are not whole numbers from 0 to :data:`MAX_TOKENS` are
-dropped with a note (the runner then counts the estimate).
+errors lives here once. Everything the server sends is untrusted (see the threat model in
+docs/reliability.md): text that leaves this module is redacted and bounded, the base64 image
+is measured before it is decoded, and usage figures that are not whole numbers from 0 to
+:data:`MAX_TOKENS` are dropped with a note (the runner then counts the estimate).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Reading OpenAI's rate-limit and retry headers (provider-neutral, so it is unit-testable).
 
-Every value here comes from the server and is untrusted (DESIGN section 11): a number that
-is not finite (``inf``, ``nan``, ``1e999``) or is negative is unreadable and reads as None,
-never as a wait. Capping long but finite waits is the runner's job (``MAX_RETRY_AFTER_S``).
+Every value here comes from the server and is untrusted (see the threat model in
+docs/reliability.md): a number that is not finite (``inf``, ``nan``, ``1e999``) or is
+negative is unreadable and reads as None, never as a wait. Capping long but finite waits is
+the runner's job (``MAX_RETRY_AFTER_S``).
 """
 
 from __future__ import annotations

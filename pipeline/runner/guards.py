@@ -1,9 +1,10 @@
 """What the runner checks before it trusts an API image, a cache entry or a write.
 
-An API answer and ``.assetpipe/`` are untrusted input (DESIGN section 11), and a disk can
-fill up mid-build. These helpers keep those judgements out of the scheduler's flow:
-whether a returned image may be delivered, what a cache entry's recorded notes and cost
-are worth, and how a failed write is told apart from any other local error.
+An API answer and ``.assetpipe/`` are untrusted input (see the threat model in
+docs/reliability.md), and a disk can fill up mid-build. These helpers keep those judgements
+out of the scheduler's flow: whether a returned image may be delivered, what a cache entry's
+recorded notes and cost are worth, and how a failed write is told apart from any other local
+error.
 """
 
 from __future__ import annotations

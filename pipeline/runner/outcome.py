@@ -122,7 +122,7 @@ class Outcome:
         return self.status in OK_STATUSES
 
     def entry(self) -> ManifestEntry:
-        """The manifest entry (DESIGN section 8)."""
+        """The manifest entry (the format is in docs/cli.md)."""
         job = self.job
         return ManifestEntry(
             job=job.id,

@@ -2,7 +2,7 @@
 
 The runner, freshness and the input reader depend on :class:`ResultStore` alone, never on
 a concrete store: the local disk store is one implementation, the layered store (local
-over the shared S3 cache, DESIGN section 11; :mod:`pipeline.store.layered`) another,
+over the shared S3 cache, :mod:`pipeline.store.layered`) another,
 behind the same protocol. So the protocol speaks only in keys, sha256 names and bytes. A
 remote store has no file paths, and nothing outside a store may need one
 (``LocalStore.blob_path`` and ``put_blob`` stay on the local store, for its own

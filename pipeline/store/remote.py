@@ -1,7 +1,8 @@
 """The shared tier of the result cache: an S3-compatible bucket, through ``obstore``.
 
 What is stored there, and why it is trusted no further than plain data, is in
-:mod:`pipeline.store.shared_format`; this module writes and reads it (DESIGN section 11):
+:mod:`pipeline.store.shared_format`; this module writes and reads it (see the threat model
+in docs/reliability.md):
 
 - Records are created with a conditional create (``If-None-Match: *``): the first result
   committed under a key stays, and a writer that lost the race gets the winner's record
