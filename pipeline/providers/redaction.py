@@ -1,8 +1,8 @@
 """Scrubbing secrets and junk out of text a server sent, before assetpipe keeps any of it.
 
 Error messages, error details, request ids and echoed fields flow into stderr, the manifest,
-the gallery and the cache (the API key never appears in any of
-them). A provider passes every such string through :class:`Redactor`, which replaces
+the gallery and the cache (the API key never appears in any of them). A provider passes
+every such string through :class:`Redactor`, which replaces
 
 - the exact key the client was configured with (whatever it looks like),
 - any ``sk-...``-looking token (another key, or one the server echoed), and
