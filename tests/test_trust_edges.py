@@ -189,10 +189,10 @@ def test_a_full_disk_at_the_manifest_keeps_the_old_one_and_the_paid_images(proje
 
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == (
-        f"error: could not write {manifest} (the file would be larger than this process may "
-        "write); the manifest of the build before is kept as it was. The images this build "
-        "made are kept in the cache: free some space and build again, and the next build "
-        "will not pay for them again"
+        f"error: could not write {manifest} (File too large: past the largest file this "
+        "process may write (ulimit -f)); the manifest of the build before is kept as it was. "
+        "The images this build made are kept in the cache: free some space and build again, "
+        "and the next build will not pay for them again"
     )
     assert "Traceback" not in result.stderr
     assert api.billed_images == 2

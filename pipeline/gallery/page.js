@@ -203,7 +203,7 @@
           if (again) { again.focus(); }
         }
         countImages();
-        document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || "0") + 1);
+        count("refreshes");
       });
   }
 

@@ -1,4 +1,4 @@
-"""The manifest of the output tree (DESIGN section 8): typed entries, read and written.
+"""The manifest of the output tree: typed entries, read and written.
 
 ``output/manifest.json`` records every delivered file with the key of the request that
 made it, so a later build knows what is up to date without hashing everything: a file
@@ -163,12 +163,8 @@ def write_manifest(
     return True
 
 
-REASONS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EFBIG: "the file would be larger than this process may write",
-}
-"""Plain words for the errors a full disk (or a size limit) gives."""
+GLOSSES = {errno.EFBIG: "past the largest file this process may write (ulimit -f)"}
+"""What the system's words for an error mean, where they do not say it themselves."""
 
 
 def unwritable_message(path: Path, exc: OSError) -> str:
@@ -178,7 +174,9 @@ def unwritable_message(path: Path, exc: OSError) -> str:
     and what is not lost: every image made so far sits in the cache, so the next build
     delivers it without paying for it again.
     """
-    reason = REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    reason = exc.strerror or str(exc)
+    if exc.errno in GLOSSES:
+        reason = f"{reason}: {GLOSSES[exc.errno]}"
     left = (
         "the manifest of the build before is kept as it was"
         if os.path.lexists(path)

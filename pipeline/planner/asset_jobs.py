@@ -34,6 +34,10 @@ from pipeline.planner.settings import Effective
 from pipeline.sizes import SizePlan, parse_size
 from pipeline.spec.lock import Pick
 
+MAX_RENDITION_CROP = 0.5
+"""A ``cover`` rendition that crops away more of its asset is a warning: a social size cut
+from the other orientation keeps only a strip of the picture."""
+
 
 def asset_jobs(
     asset: ResolvedAsset,
@@ -123,11 +127,6 @@ def asset_jobs(
         jobs.extend(_renditions(asset, pinned, eff))
     inputs.warnings.extend(_crop_warnings(asset, size.delivered))
     return jobs
-
-
-MAX_RENDITION_CROP = 0.5
-"""A rendition (``fit: cover``) that crops away more of its asset is a warning: a social
-size cut from the other orientation keeps a strip of the picture, and says nothing."""
 
 
 def _crop_warnings(asset: ResolvedAsset, delivered: tuple[int, int]) -> list[PlanWarning]:

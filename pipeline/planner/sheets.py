@@ -136,7 +136,9 @@ def _capacity_hint(room: SheetCapacity, frames: int) -> str:
         ways.append(f"select at most {room.fitting} frame{'s' if room.fitting > 1 else ''}")
     else:
         ways.append("split the frames over several sheets")
-    return ", ".join(ways[:-1]) + f", or {ways[-1]}" if len(ways) > 1 else ways[0]
+    if len(ways) < 3:
+        return " or ".join(ways)
+    return ", ".join(ways[:-1]) + f", or {ways[-1]}"
 
 
 def _frames_shape(sizes: Sequence[FrameSize]) -> str:

@@ -92,7 +92,7 @@ def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None])
         changes.extend(
             _value_change(name, entry.params.get(name), job.params.get(name))
             for name in sorted(
-                str(name)
+                name
                 for name in {*entry.params, *job.params}
                 if entry.params.get(name) != job.params.get(name)
             )

@@ -3,7 +3,8 @@
 Assets are validated *after* their strings are rendered (every string value may be a
 template over the matrix values), so these models see final values. Unknown keys are
 rejected everywhere; the loader turns pydantic's errors into ``file:line:col`` messages
-with a did-you-mean.
+with a did-you-mean. The geometry of a sprite sheet (where its frames go) is here too,
+below both the planner, which checks that a sheet's frames fit, and the sheet builder.
 """
 
 from __future__ import annotations
