@@ -18,6 +18,7 @@ from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.jobs import RenditionOp
+from pipeline.packing import SheetBin, oversized_frames, sheet_layout
 from pipeline.postprocess import (
     DECODE_FORMATS,
     MAX_EDGE,
@@ -26,7 +27,6 @@ from pipeline.postprocess import (
     normalize_format,
     render_rendition,
 )
-from pipeline.spec.models import SheetBin, oversized_frames, sheet_layout
 
 SHEET_FORMATS: Final = ("png", "webp")
 """Sheet formats: both keep alpha and both are written losslessly (see :func:`render_sheet`)."""

@@ -52,8 +52,8 @@ def test_plan_says_what_changed_and_prices_only_what_it_would_pay_for(project, r
     )
     plan = json.loads(run("plan", "--json", "--provider", "preview").out)
     reasons = {j["id"]: j["reason"] for j in plan["jobs"]}
-    assert reasons["set/a"] == "prompt and parameter quality changed"
-    assert reasons["set/b"] == "parameter quality changed"
+    assert reasons["set/a"] == 'prompt changed: a +"black" cat; quality: low -> high'
+    assert reasons["set/b"] == "quality: low -> high"
 
     table = run("plan", "--provider", "preview").out.splitlines()
     header, rows, total = table[0], table[1:-1], table[-1]

@@ -96,7 +96,13 @@ def review_problems(root: Path, plan: Plan, states: Mapping[str, JobState]) -> l
     for name, count in assets.items():
         state = states.get(name)
         if name in picks:
-            if state is not None and state.approval == "changed":
+            if picks[name].variant > count:
+                why = (
+                    f"the lock names variant {picks[name].variant}, but the spec has only "
+                    f"{count} variants; assetpipe pick {name}#K or assetpipe unpick {name}"
+                )
+                problems.append(ReviewProblem(name, why))
+            elif state is not None and state.approval == "changed":
                 why = "changed since approval: the spec now asks for another image"
                 problems.append(ReviewProblem(name, why))
         elif count > 1:

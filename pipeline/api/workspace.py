@@ -237,6 +237,7 @@ def _plan_project(
         today=today,
         max_jobs=settings.max_jobs,
         lock=lock if picks else lock.without_picks(),
+        placeholders=settings.provider_entry.free,
     )
     return plan(project, engine, options, read_image_facts)
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pipeline import api
 from pipeline.errors import printable
+from pipeline.jobs.plan import PALETTE_SKIPPED
 
 if TYPE_CHECKING:
     from pipeline.api import BuildResult
@@ -62,6 +63,8 @@ def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> Non
             "--provider openai for real images)[/dim]"
         )
     for warning in ws.plan.warnings:
+        if not provider_note and warning.location is None and warning.message == PALETTE_SKIPPED:
+            continue  # validation reads the same on every provider
         err.print(f"[yellow]{shown(warning)}[/yellow]")
 
 

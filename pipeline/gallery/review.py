@@ -96,7 +96,12 @@ def review_data(
                 key = built[variant.output_path].cache_key
             changed = key != pin.approved_key
         picked = pin.picked if pin is not None else None  # as planned: watch plans none
-        if picked is not None and changed:
+        if picked is not None and picked > len(jobs_of):
+            problem = (
+                f"the lock names variant {picked}, but the spec has only {len(jobs_of)} "
+                f"variants; assetpipe pick {name}#K or assetpipe unpick {name}"
+            )
+        elif picked is not None and changed:
             problem = "changed since approval: the spec now asks for another image"
         elif picked is None and len(jobs_of) > 1:
             problem = f"{len(jobs_of)} variants and none picked"

@@ -35,7 +35,7 @@ from pipeline.jobs.keys import (
     sheet_cache_key,
     sheet_request,
 )
-from pipeline.jobs.plan import Plan, PlanWarning, select, topological
+from pipeline.jobs.plan import PALETTE_SKIPPED, Plan, PlanWarning, select, topological
 from pipeline.jobs.provider import (
     ACCOUNT_KINDS,
     RETRYABLE_KINDS,
@@ -54,6 +54,7 @@ from pipeline.jobs.provider import (
 __all__ = [
     "ACCOUNT_KINDS",
     "EXTENSIONS",
+    "PALETTE_SKIPPED",
     "RETRYABLE_KINDS",
     "ApiJob",
     "Endpoint",

@@ -14,6 +14,13 @@ from dataclasses import dataclass, replace
 from pipeline.errors import Location
 from pipeline.jobs.job import Job
 
+PALETTE_SKIPPED = (
+    "the palette check is skipped for preview images: they are placeholders, so their "
+    "colors say nothing of the brand palette"
+)
+"""The plan's note when the build will skip the palette check: one text, whatever the
+free provider is called, so a command can tell it from the spec's own warnings."""
+
 
 @dataclass(frozen=True, slots=True)
 class PlanWarning:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pipeline.catalog import Catalog, ModelPolicy
 from pipeline.errors import Location, SpecError, SpecErrors, printable, raise_collected
-from pipeline.jobs import ApiJob, Job, Plan, PlanWarning, topological
+from pipeline.jobs import PALETTE_SKIPPED, ApiJob, Job, Plan, PlanWarning, topological
 from pipeline.planner.asset_jobs import asset_jobs
 from pipeline.planner.assets import AssetKey, resolve_assets
 from pipeline.planner.inputs import AlreadyReported, FileFacts, FileReader, InputResolver
@@ -38,12 +38,6 @@ DEFAULT_MAX_JOBS = 10_000
 MAX_ERRORS = 50
 PREVIEW_PROVIDER = "preview"
 """The built-in provider that draws placeholders instead of calling an API."""
-PALETTE_SKIPPED = (
-    "the palette check is skipped for preview images: they are placeholders, so their "
-    "colors say nothing of the brand palette"
-)
-"""The plan's note when the build will skip the palette check: one text, whatever the
-free provider is called, so a command can tell it from the spec's own warnings."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from pipeline.errors import SpecError
 from pipeline.jobs import Job, ParamValue, SheetJob, frame_name
+from pipeline.packing import FrameSize, SheetCapacity, sheet_capacity
 from pipeline.sizes import parse_size
 from pipeline.spec.loader import Collection
-from pipeline.spec.models import FrameSize, SheetCapacity, SheetSpec, sheet_capacity
+from pipeline.spec.models import SheetSpec
 from pipeline.spec.yamlsource import YMap, locate
 
 EXTENSIONS = {"png": "png", "webp": "webp"}
