@@ -49,6 +49,8 @@ ENV = {
 """Environment variables, one per setting that makes sense to set per machine or CI job."""
 REMOTE_ENV = ("ASSETPIPE_REMOTE_CACHE", "ASSETPIPE_REMOTE_CACHE_MODE")
 """The shared cache's URL and mode (``remote_cache: {url, mode}`` in assetpipe.yaml)."""
+REQUIRED_ENV = "ASSETPIPE_REMOTE_CACHE_REQUIRED"
+"""``1``: a shared cache that cannot be read stops every command before anything is paid."""
 
 
 MAX_PRICE = 1_000_000
@@ -80,6 +82,9 @@ class RemoteCacheFile(Strict):
     url: str
     """``s3://bucket/prefix``; credentials and endpoint come from the ``AWS_*`` variables."""
     mode: RemoteMode = "read-write"
+    required: bool = False
+    """Whether a shared cache that cannot be read stops a command (exit 2) rather than
+    being a warning: a CI shard that would pay again for what the bucket holds."""
 
 
 class SettingsFile(Strict):
@@ -136,6 +141,8 @@ class Settings:
     remote_cache: str | None = None
     """The shared cache's ``s3://bucket/prefix`` (None: this machine's cache only)."""
     remote_cache_mode: RemoteMode = "read-write"
+    remote_cache_required: bool = False
+    """A shared cache that cannot be read is exit 2 before anything is paid."""
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -242,6 +249,7 @@ def resolve_settings(
         batch_max_lines=checked.batch_max_lines,
         remote_cache=remote_cache,
         remote_cache_mode=remote_mode,
+        remote_cache_required=_required(file, env),
     )
 
 
@@ -334,7 +342,17 @@ def _provider(
     known = registry.providers()
     if chosen is None:
         auto = next((e for e in known.values() if e.auto and not e.missing_credentials(env)), None)
-        return (auto.name, True) if auto else ("preview", True)
+        if auto is not None:
+            return auto.name, True
+        if in_ci(env):
+            raise UsageError(
+                "no provider is named and no API key is set, and CI is set: in CI assetpipe "
+                "never falls back to the free preview provider on its own. If this job should "
+                "call the API, its OPENAI_API_KEY secret did not arrive (set it, or "
+                "AZURE_OPENAI_API_KEY for --provider azure); to draw placeholders on purpose, "
+                "pass --provider preview (or set provider: preview in assetpipe.yaml)"
+            )
+        return "preview", True
     entry = known.get(chosen)
     if entry is None:
         message = f"unknown provider {echo(chosen)}"
@@ -417,3 +435,22 @@ def _range(name: str) -> str | None:
     words = "a whole number" if kind is int else "a number"
     unit = f" ({UNITS[name]})" if name in UNITS else ""
     return f"{words} from {low} to {high}{unit}"
+
+
+def in_ci(env: Mapping[str, str]) -> bool:
+    """Whether the environment says this is a CI job (``CI`` set, as every CI service
+    does, to anything but ``false`` or ``0``)."""
+    return env.get("CI", "").strip().lower() not in ("", "false", "0", "no")
+
+
+def _required(file: SettingsFile, env: Mapping[str, str]) -> bool:
+    """``ASSETPIPE_REMOTE_CACHE_REQUIRED`` (``1``/``true``/``yes``, or ``0``/``false``/``no``),
+    else ``remote_cache: {required: ...}``."""
+    value = env.get(REQUIRED_ENV, "").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    if value:
+        raise UsageError(f"{REQUIRED_ENV}={echo(value)}: use 1 or 0")
+    return file.remote_cache is not None and file.remote_cache.required

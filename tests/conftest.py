@@ -31,6 +31,8 @@ def clean_env(
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.delenv("CI", raising=False)  # CI sets it; tests that mean it set it
+    # Without credentials obstore asks the instance metadata service: keep it on loopback.
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("ASSETPIPE_TODAY", PINNED_TODAY)
     monkeypatch.setenv("ASSETPIPE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     yield

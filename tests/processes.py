@@ -92,4 +92,5 @@ def build_env(fake: FakeProcess) -> dict[str, str]:
         "OPENAI_API_KEY": "sk-test-key",
         "OPENAI_BASE_URL": fake.base_url,
         "ASSETPIPE_TODAY": PINNED_TODAY,
+        "ASSETPIPE_STATE_DIR": os.environ.get("ASSETPIPE_STATE_DIR", ""),
     }

@@ -151,6 +151,7 @@ class Recipe:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "OPENAI_BASE_URL": fake.base_url,  # the fake stands in for api.openai.com
             "ASSETPIPE_TODAY": PINNED_TODAY,
+            "ASSETPIPE_STATE_DIR": os.environ.get("ASSETPIPE_STATE_DIR", ""),
         }
 
     def checkout(self, name: str) -> Path:
@@ -253,3 +254,29 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
+
+
+def test_a_shard_whose_cache_key_is_refused_stops_before_paying(
+    project, tmp_path, api, seaweedfs_s3
+):
+    """The recipe requires the shared cache on the shards: a shard whose cache secret is
+    wrong (or did not arrive) exits 2 with why, before a single image is paid for, instead
+    of paying again for what the bucket holds."""
+    project.gen({"specs/set.yaml": SPEC, "assetpipe.yaml": "provider: openai\n"})
+    recipe = Recipe(project, tmp_path, seaweedfs_s3, api)
+    for job in ("build", "assemble"):
+        assert job_env(recipe.flow, job, recipe.context)["ASSETPIPE_REMOTE_CACHE_REQUIRED"] == "1"
+    root, proc = recipe.start(
+        "build",
+        "shard-1",
+        **{
+            "matrix.shard": "1",
+            "strategy.job-total": "1",
+            "secrets.CACHE_WRITER_SECRET": "not-the-secret",
+        },
+    )
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, f"{out}\n{err}"
+    assert "The shared cache is required here" in err
+    assert api.count() == 0
+    assert not (root / "output").exists()

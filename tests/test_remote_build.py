@@ -231,6 +231,7 @@ def test_the_loser_of_a_race_delivers_the_winners_pixels(project, api, seaweedfs
         **{k: v for k, v in os.environ.items() if not k.startswith(("ASSETPIPE_", "AWS_"))},
         **seaweedfs_s3.environ(),
         "ASSETPIPE_TODAY": PINNED_TODAY,
+        "ASSETPIPE_STATE_DIR": os.environ.get("ASSETPIPE_STATE_DIR", ""),
     }
     procs = [
         subprocess.Popen(

@@ -84,7 +84,11 @@ def test_the_wheel_installed_in_a_clean_venv_builds_the_example_project(tmp_path
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ASSETPIPE_", "PYTHON"))
     }
-    env |= {"ASSETPIPE_PROVIDER": "preview", "ASSETPIPE_TODAY": PINNED_TODAY}
+    env |= {
+        "ASSETPIPE_PROVIDER": "preview",
+        "ASSETPIPE_TODAY": PINNED_TODAY,
+        "ASSETPIPE_STATE_DIR": os.environ.get("ASSETPIPE_STATE_DIR", ""),
+    }
     where = _run([str(python), "-c", "import pipeline; print(pipeline.__file__)"], project, env)
     assert Path(where.strip()).is_relative_to(venv)
 

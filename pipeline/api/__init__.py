@@ -14,7 +14,8 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 - :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print;
 - :mod:`~pipeline.api.review`, :mod:`~pipeline.api.rerolls`, :mod:`~pipeline.api.pages`:
   picks, rejections, quoted rerolls and what the review page shows;
-- :mod:`~pipeline.api.previews`: ``assetpipe watch``'s preview builds.
+- :mod:`~pipeline.api.previews`: ``assetpipe watch``'s preview builds;
+- :mod:`~pipeline.api.scaffold`: ``assetpipe init``'s starter project.
 
 Names not in ``__all__`` are internal and may change.
 """
@@ -25,7 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use below
-    from pipeline.api.approval import ReviewProblem, review_problems
+    from pipeline.api.approval import ReviewProblem, VariantRequired, pick, review_problems
     from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
     from pipeline.api.building import (
         BuildOptions,
@@ -57,11 +58,13 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         graph_text,
         job_json,
         plan_document,
+        plan_error_document,
         plan_totals,
     )
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
-    from pipeline.api.review import PickResult, pick, reject, unpick
+    from pipeline.api.review import PickResult, reject, unpick
     from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
+    from pipeline.api.scaffold import InitResult, init_project
     from pipeline.api.status import CheckResult, check, job_states
     from pipeline.api.workspace import (
         TODAY_VARIABLE,
@@ -78,6 +81,7 @@ _WHERE: dict[str, str] = {
     "BuildOptions": "pipeline.api.building",
     "BuildResult": "pipeline.api.building",
     "CheckResult": "pipeline.api.status",
+    "InitResult": "pipeline.api.scaffold",
     "OpenBatch": "pipeline.api.batches",
     "PickResult": "pipeline.api.review",
     "PreviewResult": "pipeline.api.previews",
@@ -87,6 +91,7 @@ _WHERE: dict[str, str] = {
     "ReviewProblem": "pipeline.api.approval",
     "ReviewView": "pipeline.api.pages",
     "TODAY_VARIABLE": "pipeline.api.workspace",
+    "VariantRequired": "pipeline.api.approval",
     "Workspace": "pipeline.api.workspace",
     "build": "pipeline.api.building",
     "build_summary": "pipeline.api.reports",
@@ -102,6 +107,7 @@ _WHERE: dict[str, str] = {
     "exit_code": "pipeline.api.building",
     "fingerprint": "pipeline.api.previews",
     "graph_text": "pipeline.api.reports",
+    "init_project": "pipeline.api.scaffold",
     "job_json": "pipeline.api.reports",
     "job_states": "pipeline.api.status",
     "lifecycle_date": "pipeline.api.workspace",
@@ -110,8 +116,9 @@ _WHERE: dict[str, str] = {
     "open_workspace": "pipeline.api.workspace",
     "page_paths": "pipeline.api.previews",
     "page_title": "pipeline.api.pages",
-    "pick": "pipeline.api.review",
+    "pick": "pipeline.api.approval",
     "plan_document": "pipeline.api.reports",
+    "plan_error_document": "pipeline.api.reports",
     "plan_totals": "pipeline.api.reports",
     "preview_build": "pipeline.api.previews",
     "price_factor": "pipeline.api.routes",
@@ -147,6 +154,7 @@ __all__ = [
     "BuildOptions",
     "BuildResult",
     "CheckResult",
+    "InitResult",
     "OpenBatch",
     "PickResult",
     "PreviewResult",
@@ -155,6 +163,7 @@ __all__ = [
     "Request",
     "ReviewProblem",
     "ReviewView",
+    "VariantRequired",
     "Workspace",
     "build",
     "build_summary",
@@ -170,6 +179,7 @@ __all__ = [
     "exit_code",
     "fingerprint",
     "graph_text",
+    "init_project",
     "job_json",
     "job_states",
     "lifecycle_date",
@@ -180,6 +190,7 @@ __all__ = [
     "page_title",
     "pick",
     "plan_document",
+    "plan_error_document",
     "plan_totals",
     "preview_build",
     "price_factor",

@@ -26,10 +26,13 @@ from pipeline.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PENDING,
+    UsageError,
+    printable,
 )
 from pipeline.fsutil import check_folder, held_lock
 from pipeline.jobs import Provider
-from pipeline.output import MANIFEST, OutputTree
+from pipeline.output import MANIFEST, OutputTree, load_manifest
+from pipeline.providers import registry
 from pipeline.runner.outcome import Outcome, RunReport
 
 if TYPE_CHECKING:
@@ -64,6 +67,10 @@ class BuildResult:
     exit_code: int
     failed_checks: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()
     """(job id, status, check) of every failed check of the built jobs."""
+    shared_cache: str | None = None
+    """The shared cache's URL, when one is configured."""
+    shared_cache_problem: str | None = None
+    """Why it could not be relied on to be read (said at the start, as a warning)."""
 
     def counts(self) -> dict[str, int]:
         """Jobs by final status."""
@@ -116,6 +123,8 @@ def run_workspace(
 ) -> BuildResult:
     """Run an already planned workspace; when the last build of this very plan left every
     file as it still is (:mod:`~pipeline.api.stamps`), say so without running anything."""
+    if ws.settings.provider_is_default and ws.settings.provider_entry.free:
+        _refuse_placeholders_over_real_images(ws)
     plain = not (options.force or options.prune or options.batch)
     if ws.plan_digest and plain:
         unchanged = _unchanged(ws, ws.plan_digest, reporter)
@@ -134,6 +143,34 @@ def run_workspace(
         plan_digest=ws.plan_digest,
         keep_plan=ws.stored_plan.keep if ws.stored_plan else None,
     )
+
+
+def _refuse_placeholders_over_real_images(ws: Workspace) -> None:
+    """Stop a build that fell back to placeholders (no provider named, no key found) when
+    ``output/`` holds real images this plan would replace: a CI secret that did not
+    arrive must not ship a tree of placeholders. Naming ``preview`` builds them anyway."""
+    paths = {job.output_path for job in ws.plan.jobs}
+    manifest = load_manifest(ws.settings.output_dir)
+    real = sorted(
+        (entry.path, entry.provider)
+        for entry in manifest.entries.values()
+        if entry.path in paths and entry.provider and not _draws_placeholders(entry.provider)
+    )
+    if not real:
+        return
+    path, made_by = real[0]
+    raise UsageError(
+        f"output/ holds {len(real)} image(s) made by {printable(made_by)} (e.g. "
+        f"{printable(path)}), and with no API key set this build would replace them with "
+        "preview placeholders; nothing was written. Set OPENAI_API_KEY (or name the "
+        "provider whose key is set), or pass --provider preview to draw placeholders on "
+        "purpose"
+    )
+
+
+def _draws_placeholders(name: str) -> bool:
+    entry = registry.get(name)
+    return entry is not None and entry.free
 
 
 def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | None:

@@ -1,4 +1,4 @@
-"""What ``plan``, ``plan --json``, ``plan --graph`` and ``build --json`` print.
+"""What ``plan``, ``plan --json``, ``graph`` and ``build --json`` print.
 
 Documents built from a plan and a build's result, kept apart from the wiring so the
 formats (docs/cli.md) are read in one place.
@@ -122,6 +122,18 @@ def graph_text(plan_: Plan, fmt: str) -> str:
 def error_summary(exc: PipelineError) -> dict[str, Any]:
     """``build --json`` when the build could not start (a bad spec, bad settings): the
     exit code and each error with its place, so a CI step still gets JSON to read."""
+    return {"exit_code": exc.exit_code, "counts": {}, "spent_usd": 0.0, "errors": _errors(exc)}
+
+
+def plan_error_document(exc: PipelineError) -> dict[str, Any]:
+    """``plan --json`` when there is no plan (a bad spec, bad settings): no jobs, the exit
+    code and the errors as ``build --json`` lists them, so a script that reads the plan
+    reads why there is none instead of an empty stdout."""
+    return {"jobs": [], "exit_code": exc.exit_code, "errors": _errors(exc)}
+
+
+def _errors(exc: PipelineError) -> list[dict[str, Any]]:
+    """Each error of ``exc`` with its place and hint (None where it has none)."""
     errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
     listed = []
     for error in errors:
@@ -135,7 +147,7 @@ def error_summary(exc: PipelineError) -> dict[str, Any]:
                 "hint": error.hint if isinstance(error, SpecError) else None,
             }
         )
-    return {"exit_code": exc.exit_code, "counts": {}, "spent_usd": 0.0, "errors": listed}
+    return listed
 
 
 def build_summary(result: BuildResult, total_s: float | None = None) -> dict[str, Any]:

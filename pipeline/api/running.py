@@ -23,7 +23,7 @@ from pipeline.api import stamps
 from pipeline.api.building import BuildOptions, BuildResult, exit_code, project_lock
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
-from pipeline.api.stores import build_store
+from pipeline.api.stores import build_store, shared_cache_problem
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
 from pipeline.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -102,6 +102,7 @@ def run_build(
         build_folders(settings, cache, tree),
     ):
         stamps.forget(settings.cache_dir)
+        shared_problem = shared_cache_problem(store)
         if keep_plan is not None:
             keep_plan()
         manifest = load_manifest(tree.root)
@@ -178,6 +179,8 @@ def run_build(
         manifest_path=tree.root / MANIFEST,
         exit_code=code,
         failed_checks=tuple(failed_checks),
+        shared_cache=settings.remote_cache,
+        shared_cache_problem=shared_problem,
     )
 
 

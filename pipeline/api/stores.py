@@ -24,9 +24,11 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from pipeline.errors import UsageError
 from pipeline.settings import Settings
 from pipeline.store import (
     CacheStats,
+    LayeredStore,
     LocalStore,
     RemoteMode,
     ResultStore,
@@ -44,7 +46,11 @@ def local_store(settings: Settings) -> LocalStore:
 
 
 def _layered(settings: Settings, local: LocalStore, mode: RemoteMode) -> ResultStore:
-    """``local`` over the shared cache the settings name, or ``local`` alone."""
+    """``local`` over the shared cache the settings name, or ``local`` alone.
+
+    The shared cache is asked at once whether it can be read: one that cannot (no
+    credentials, refused, unreachable) is one loud warning now, before anything is planned
+    or paid for, not a silent miss per job; with ``required`` it is exit 2."""
     if settings.remote_cache is None:
         return local
     if settings.provider_entry.free:
@@ -54,7 +60,23 @@ def _layered(settings: Settings, local: LocalStore, mode: RemoteMode) -> ResultS
             settings.provider,
         )
         return local
-    return open_layered(local, settings.remote_cache, mode)
+    layered = open_layered(local, settings.remote_cache, mode)
+    problem = layered.health()
+    if problem is not None and settings.remote_cache_required:
+        layered.close()
+        raise UsageError(
+            f"{problem}. The shared cache is required here (remote_cache: {{required: true}} "
+            "or ASSETPIPE_REMOTE_CACHE_REQUIRED=1), so nothing was planned or paid for: fix "
+            "its credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or endpoint "
+            "(AWS_ENDPOINT_URL), then run again"
+        )
+    return layered
+
+
+def shared_cache_problem(store: ResultStore | None) -> str | None:
+    """Why the shared tier of ``store`` cannot be relied on (None: it can, or there is
+    none), for the ``--json`` documents."""
+    return store.health() if isinstance(store, LayeredStore) else None
 
 
 @contextlib.contextmanager

@@ -18,8 +18,18 @@ from pipeline import __version__, api
 from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
-from pipeline.cli.render import err, out, print_build, print_plan, shown, warn_plan
+from pipeline.cli.render import (
+    counted,
+    err,
+    out,
+    print_build,
+    print_plan,
+    shown,
+    waiting_in_batches,
+    warn_plan,
+)
 from pipeline.cli.review import pick, review_page, unpick, watch
+from pipeline.cli.scaffold import init
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -38,6 +48,7 @@ cli.add_command(pick)
 cli.add_command(unpick)
 cli.add_command(review_page)
 cli.add_command(watch)
+cli.add_command(init)
 
 
 @cli.command()
@@ -50,8 +61,8 @@ def validate(**kw: Any) -> None:
     collections = len(ws.specs().collections)
     api_jobs = sum(1 for j in ws.plan.jobs if j.is_api)
     out.print(
-        f"ok: {collections} spec file(s), {api_jobs} API job(s), "
-        f"{len(ws.plan.jobs) - api_jobs} rendition(s)"
+        f"ok: {counted(collections, 'spec file')}, {counted(api_jobs, 'API job')}, "
+        f"{counted(len(ws.plan.jobs) - api_jobs, 'rendition')}"
     )
 
 
@@ -63,7 +74,12 @@ def validate(**kw: Any) -> None:
 def plan(**kw: Any) -> None:
     """Show the job graph: what is up to date, cached or to generate, and what it costs."""
     setup_logging(kw["verbose"], kw["quiet"])
-    ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
+    try:
+        ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
+    except PipelineError as exc:
+        if kw["as_json"]:  # a script reading stdout gets JSON saying why there is no plan
+            sys.stdout.write(json.dumps(api.plan_error_document(exc), indent=1) + "\n")
+        raise
     if not kw["as_json"]:
         _empty_shard(kw, len(ws.plan.jobs))
     states = api.job_states(ws)
@@ -143,7 +159,7 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
         raise click.UsageError("--no-wait goes with --batch")
     ws = api.open_workspace(req, reuse=True, store_plan=True)
     _empty_shard(kw, len(ws.plan.jobs))
-    warn_plan(ws, kw["quiet"] or kw["as_json"])
+    warn_plan(ws, kw["quiet"])  # stderr: with --json, stdout stays the summary alone
     reporter = _reporter(kw)
     try:
         result = api.run_workspace(
@@ -174,12 +190,14 @@ def _empty_shard(kw: dict[str, Any], jobs: int) -> None:
 
 
 def _reporter(kw: dict[str, Any]) -> Reporter:
+    """Live progress on a terminal; plain lines in a log, with -v, or with --json (whose
+    reader is a script, and whose log is stderr: no live display redrawing a CI log);
+    nothing but failures with -q."""
     from pipeline.progress import PlainReporter, QuietReporter, RichReporter  # noqa: PLC0415
 
-    """Live progress on a terminal, plain lines in a log or with -v, nothing with -q/--json."""
-    if kw["quiet"] or kw["as_json"]:
+    if kw["quiet"]:
         return QuietReporter()
-    if err.is_terminal and not kw["verbose"]:
+    if err.is_terminal and not kw["verbose"] and not kw["as_json"]:
         return RichReporter(err)
     return PlainReporter(verbose=kw["verbose"])
 
@@ -204,22 +222,37 @@ def check(**kw: Any) -> None:
     if kw["stale"] and result.stale:
         for path in result.stale:
             out.print(f"stale     {shown(path)}")
+        remain = "remains" if len(result.stale) == 1 else "remain"
         out.print(
-            f"{len(result.stale)} file(s) of removed assets remain; "
+            f"{counted(len(result.stale), 'file')} of removed assets {remain}; "
             "assetpipe build --prune removes them"
         )
         sys.exit(1)
     if kw["require_review"] and result.review:
         for problem in result.review:
             out.print(f"review    {shown(problem.asset)}: {shown(problem.problem)}")
-        out.print(f"{len(result.review)} asset(s) need review: `assetpipe pick COLLECTION/ASSET#K`")
+        need = "needs" if len(result.review) == 1 else "need"
+        out.print(
+            f"{counted(len(result.review), 'asset')} {need} review: "
+            "`assetpipe pick COLLECTION/ASSET#K`"
+        )
         sys.exit(1)
     _empty_shard(kw, result.total)
     if not result.pending:
-        out.print(f"up to date: {result.total} jobs")
+        out.print(f"up to date: {counted(result.total, 'job')}")
         sys.exit(0)
     if not kw["quiet"]:
         for job_id, status in result.pending.items():
             out.print(f"{status:<9} {shown(job_id)}")
-    out.print(f"{len(result.pending)} of {result.total} jobs would change; run assetpipe build")
+    out.print(f"{len(result.pending)} of {counted(result.total, 'job')} would change; {_to_run(result)}")
     sys.exit(1)
+
+
+def _to_run(result: api.CheckResult) -> str:
+    """The build to run: a plain ``build`` pays for nothing an open batch holds (it
+    exits 4 for those jobs), so when some wait there it is ``build --batch``, which
+    collects them and builds the rest."""
+    waiting = sum(1 for status in result.pending.values() if status == "pending")
+    if not waiting:
+        return "run assetpipe build"
+    return f"run assetpipe build --batch ({waiting_in_batches(waiting)})"

@@ -52,6 +52,12 @@ def shown(value: object) -> str:
     return escape(printable(str(value)))
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: a count with its noun agreeing (``plural`` where adding an
+    s is wrong: ``entry``/``entries``), so no message reads "1 jobs" or "job(s)"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> None:
     """The plan's warnings, and a note when the free preview provider was chosen for the
     user rather than by them."""
@@ -104,7 +110,7 @@ def print_plan(
     free = f" ({provider} images are free)" if ws.settings.provider_entry.free else ""
     route = " at Batch API prices" if factor != 1 else ""
     out.print(
-        f"{totals['jobs']} jobs ({counts}); estimated API cost of this build "
+        f"{counted(totals['jobs'], 'job')} ({counts}); estimated API cost of this build "
         f"${totals['estimated_cost_usd']:.2f}{route}{free}"
     )
 
@@ -156,7 +162,7 @@ def print_build(result: BuildResult, quiet: bool, total_s: float | None = None) 
     fresh = [(j, c) for j, status, c in result.failed_checks if status in ("generated", "cached")]
     if fresh and not quiet:
         err.print(
-            f"[yellow]{len(fresh)} quality check(s) failed[/yellow]"
+            f"[yellow]{counted(len(fresh), 'quality check')} failed[/yellow]"
             " (see `checks` in the manifest and output/index.html):"
         )
         for job_id, check in fresh[:SHOWN_CHECKS]:
@@ -167,13 +173,20 @@ def print_build(result: BuildResult, quiet: bool, total_s: float | None = None) 
             err.print(f"  ... and {len(fresh) - SHOWN_CHECKS} more")
     older = len(result.failed_checks) - len(fresh)
     if older and not quiet:
-        err.print(f"{older} failed quality check(s) on unchanged files (see the manifest)")
+        err.print(f"{counted(older, 'failed quality check')} on unchanged files (see the manifest)")
     waiting = counts.get("pending", 0)
     if waiting and not quiet:
         err.print(
-            f"[magenta]{waiting} job(s) wait in open batches[/magenta]: "
+            f"[magenta]{waiting_in_batches(waiting)}[/magenta]: "
             "`assetpipe build --batch` collects them (nothing is paid twice); "
             "`assetpipe batch list` shows how far they are"
         )
     if report.interrupted:
         err.print("interrupted: finished images are kept; build again to continue")
+
+
+def waiting_in_batches(n: int) -> str:
+    """``1 job waits in an open batch`` / ``3 jobs wait in open batches``."""
+    if n == 1:
+        return "1 job waits in an open batch"
+    return f"{n} jobs wait in open batches"

@@ -107,6 +107,18 @@ class LayeredStore:
             self._warn_once(f"the shared cache failed ({type(exc).__name__}: {exc}); ignoring it")
             return None
 
+    def health(self) -> str | None:
+        """Why the shared tier cannot be relied on to be read (None: it can, or it cannot
+        say); see :meth:`pipeline.store.remote.S3Store.health`."""
+        check = getattr(self.remote, "health", None)
+        if not callable(check):
+            return None
+        try:
+            problem = check()
+        except Exception as exc:
+            return f"the shared cache failed ({type(exc).__name__}: {exc})"
+        return problem if isinstance(problem, str) else None
+
     # -- reads ------------------------------------------------------------------------------
 
     def lookup(self, request: CacheRequest) -> CacheRecord | None:

@@ -50,6 +50,7 @@ from pipeline.store.shared_format import (
     blob_path,
     decode_record,
     encode_record,
+    has_credentials,
     http_failure,
     is_key,
     parse_url,
@@ -94,7 +95,10 @@ class S3Store:
         self.root = f"{prefix}/{LAYOUT}" if prefix else LAYOUT
         """Where this store's objects live in the bucket."""
         self.writable = writable
-        config, client, retry = aws_settings(os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        config, client, retry = aws_settings(env)
+        self._anonymous = not has_credentials(env)
+        """No credentials in the environment: a refusal then means exactly that."""
         try:
             self._bucket = _Bucket(
                 bucket, prefix=self.root, config=config, client_options=client, retry_config=retry
@@ -107,8 +111,8 @@ class S3Store:
         self._probe_lock = threading.Lock()
         self._warned: set[str] = set()
         self._probed = False
-        self._unlisted = False
-        """Listing is forbidden: then S3 answers 403, not 404, for a missing object."""
+        self._unlisted: str | None = None
+        """Why listing is forbidden (then S3 answers 403, not 404, for a missing object)."""
         self._down: str | None = None
         """The warning said when the remote proved unusable; then it is asked no more."""
         self._refused: str | None = None
@@ -143,17 +147,41 @@ class S3Store:
         try:
             self._list_top()
         except Exception as exc:
-            if refused(exc) and not bad_credentials(exc):
-                self._unlisted = True  # a policy may allow objects but not listing
+            if self._anonymous:
+                self._fail(
+                    "no AWS credentials are set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    f"(or a role's variables), and the bucket said: {reason(exc)}"
+                )
+            elif refused(exc) and not bad_credentials(exc):
+                self._unlisted = reason(exc)  # a policy may allow objects but not listing
+                self._warn_once(
+                    f"the shared cache {self.url} refused to list its prefix ({reason(exc)}); "
+                    "lookups go on, but a missing image and a forbidden one look alike: if "
+                    "these credentials cannot read objects either, every lookup is a miss "
+                    "and images the bucket holds are paid for again"
+                )
             else:
                 self._fail(
                     f"no bucket {self.bucket!r}" if http_failure(exc)[0] == 404 else reason(exc)
                 )
 
+    def health(self) -> str | None:
+        """Why this shared cache cannot be relied on to be read, None when it can: asked
+        at the start of a command (the probe a first read would make anyway), so that a
+        cache that cannot be read is said before anything is planned or paid for."""
+        if not self._usable():
+            return self._down
+        if self._unlisted is not None:
+            return (
+                f"the shared cache {self.url} refused to list its prefix ({self._unlisted}), "
+                "so a missing image cannot be told from a forbidden one"
+            )
+        return None
+
     def _missing(self, exc: Exception) -> bool:
         """Whether a failed read means "no such object": where listing is forbidden, S3
         answers a missing object with 403, which then says nothing about access."""
-        return self._unlisted and refused(exc) and not bad_credentials(exc)
+        return self._unlisted is not None and refused(exc) and not bad_credentials(exc)
 
     def _fail(self, why: str) -> RemoteUnavailable:
         """Stop asking the remote, with a warning (once); returns the error a write raises."""

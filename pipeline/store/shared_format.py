@@ -20,6 +20,7 @@ copied or planted under another request's key is refused).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -151,6 +152,21 @@ def aws_settings(environ: Mapping[str, str]) -> tuple[S3Config, ClientConfig, Re
         config["endpoint"] = endpoint.rstrip("/")
         client["allow_http"] = endpoint.lower().startswith("http://")
     return config, client, {"max_retries": 2, "retry_timeout": timedelta(seconds=15)}
+
+
+CREDENTIAL_SOURCES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+"""The variables that give obstore credentials (static keys, web identity, a container
+role); without any of them it can only try the instance's metadata service."""
+
+
+def has_credentials(environ: Mapping[str, str]) -> bool:
+    """Whether the environment names any source of AWS credentials."""
+    return any(environ.get(name) or os.environ.get(name) for name in CREDENTIAL_SOURCES)
 
 
 def http_failure(exc: BaseException) -> tuple[int | None, str]:
