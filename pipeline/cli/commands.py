@@ -76,13 +76,13 @@ def plan(**kw: Any) -> None:
     setup_logging(kw["verbose"], kw["quiet"])
     try:
         ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
+        if not kw["as_json"]:
+            _empty_shard(kw, len(ws.plan.jobs))
+        states = api.job_states(ws)
     except PipelineError as exc:
         if kw["as_json"]:  # a script reading stdout gets JSON saying why there is no plan
             sys.stdout.write(json.dumps(api.plan_error_document(exc), indent=1) + "\n")
         raise
-    if not kw["as_json"]:
-        _empty_shard(kw, len(ws.plan.jobs))
-    states = api.job_states(ws)
     factor = api.BATCH_PRICE_FACTOR if kw["batch"] else 1.0
     if kw["as_json"]:
         sys.stdout.write(api.plan_document(ws, states, factor) + "\n")
