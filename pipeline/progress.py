@@ -95,7 +95,8 @@ class PlainReporter(QuietReporter):
 
     def started(self, total: int, done: int) -> None:
         super().started(total, done)
-        self.stream.write(f"building {total} jobs ({done} up to date)\n")
+        jobs = "job" if total == 1 else "jobs"
+        self.stream.write(f"building {total} {jobs} ({done} up to date)\n")
 
     def finished_job(self, outcome: Outcome) -> None:
         self.counts.add(outcome)

@@ -260,7 +260,7 @@ def test_batch_list_status_and_cancel(project, run, batch_env):
     listed = run("batch", "list")
     assert listed.code == 0, listed.err
     assert batch_id in listed.out
-    assert "1 open batch(es)" in listed.out
+    assert "1 open batch;" in listed.out
     status = run("batch", "status", batch_id)
     assert status.code == 0, status.err
     assert "4 generate requests" in status.out

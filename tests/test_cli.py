@@ -63,7 +63,7 @@ def test_python_dash_m_pipeline_is_the_same_command(project):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok: 1 spec file(s), 2 API job(s), 1 rendition(s)"
+    assert done.stdout.strip() == "ok: 1 spec file, 2 API jobs, 1 rendition"
 
 
 def test_settings_precedence_flags_over_environment_over_file(project):

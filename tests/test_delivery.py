@@ -112,7 +112,7 @@ def test_strict_checks_turns_a_failed_check_into_exit_1(project, run, api):
     project.gen({"specs/shop.yaml": far})
     result = run("build", "--provider", "openai")
     assert result.code == 0
-    assert "quality check(s) failed" in result.err
+    assert "quality checks failed" in result.err
     assert run("build", "--provider", "openai", "--strict-checks").code == 1
 
 

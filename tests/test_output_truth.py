@@ -91,7 +91,7 @@ def test_validate_does_not_name_a_provider(project, run):
     result = run("validate")
     assert result.code == 0
     assert "provider" not in result.err
-    assert result.out == "ok: 1 spec file(s), 2 API job(s), 1 rendition(s)\n"
+    assert result.out == "ok: 1 spec file, 2 API jobs, 1 rendition\n"
 
 
 def test_build_json_reports_a_bad_spec_as_json(project, run):
@@ -128,7 +128,7 @@ def test_a_cut_list_of_failed_checks_says_how_many_more(capsys):
     result = BuildResult(report, (), Path("output/manifest.json"), 0, failed)
     render.print_build(result, quiet=False)
     err = capsys.readouterr().err
-    assert "25 quality check(s) failed" in err
+    assert "25 quality checks failed" in err
     assert err.count("set/a") == 20
     assert "  ... and 5 more" in err
     assert job.id  # (the helper job is a valid ApiJob)
@@ -161,7 +161,7 @@ def test_check_stale_fails_while_files_of_removed_assets_remain(project, run):
     assert result.code == 1
     assert result.out.splitlines() == [
         "stale     set/b.png",
-        "1 file(s) of removed assets remain; assetpipe build --prune removes them",
+        "1 file of removed assets remains; assetpipe build --prune removes them",
     ]
     assert run("build", "--prune", "--provider", "preview").code == 0
     assert run("check", "--stale", "--provider", "preview").code == 0

@@ -587,7 +587,7 @@ def test_max_jobs_allows_exactly_the_limit(project, run):
     project.gen({SPEC: SHEETS_SPEC})
     result = run("validate", "--max-jobs", "4")
     assert result.code == 0, result.err
-    assert result.out.startswith("ok: 1 spec file(s), 1 API job(s), 3 rendition(s)")
+    assert result.out.startswith("ok: 1 spec file, 1 API job, 3 renditions")
 
 
 # -- 5. control characters are never echoed raw --------------------------------------------
@@ -834,4 +834,4 @@ def test_names_that_only_look_alike_are_fine(project, run):
     )
     result = run("validate")
     assert result.code == 0, result.err
-    assert result.out.startswith("ok: 1 spec file(s), 5 API job(s)")
+    assert result.out.startswith("ok: 1 spec file, 5 API jobs")

@@ -199,7 +199,7 @@ def test_rows_naming_files_outside_never_touch_them(project, run, victim):
     ]
     plant_row(index, "planted", escape, None, "{}")
     gc = run("cache", "gc")
-    assert (gc.code, gc.out) == (0, "removed 1 broken entries and 0 unused blobs\n")
+    assert (gc.code, gc.out) == (0, "removed 1 broken entry and 0 unused blobs\n")
     assert untouched(victim)
     assert run("cache", "clear", "--yes").code == 0
     assert not (project / ".assetpipe/cache").exists()
@@ -252,7 +252,7 @@ def test_gc_skips_a_linked_folder_under_blobs(project, run, tmp_path):
     link = project / ".assetpipe/cache/blobs/ee"
     link.symlink_to(elsewhere)
     stats = run("cache", "stats")
-    assert stats.out.startswith("1 entries, 1 blobs, ")
+    assert stats.out.startswith("1 entry, 1 blob, ")
     gc = run("cache", "gc")
     assert (gc.code, gc.out) == (0, "removed 0 broken entries and 0 unused blobs\n")
     assert (elsewhere / name).read_text() == VICTIM_TEXT

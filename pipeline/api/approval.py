@@ -57,17 +57,24 @@ class VariantRequired(UsageError):
 
 def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
     """Approve the variant ``ref`` names: ``collection/asset#K``, or ``collection/asset``
-    alone when the asset has just one variant (:class:`VariantRequired` otherwise)."""
+    alone when the asset has just one variant (:class:`VariantRequired` otherwise).
+
+    A bare name is counted against the plan first (the stored one when nothing changed,
+    so the look costs little) before the approval plans and checks the variant itself."""
     from pipeline.api import review  # noqa: PLC0415 - review builds on this module
 
     if "#" not in ref:
         asset, _ = review.parse_ref(ref)
         ws = open_workspace(
-            Request(project=req.project, flags=req.flags, today=req.today), credentials=False
+            Request(project=req.project, flags=req.flags, today=req.today),
+            credentials=False,
+            reuse=True,
         )
         variants = review.variants_of(ws, asset)
         if len(variants) > 1:
-            raise VariantRequired(asset, [(f"{asset}#{j.variant}", _shown_path(ws, j)) for j in variants])
+            raise VariantRequired(
+                asset, [(f"{asset}#{j.variant}", _shown_path(ws, j)) for j in variants]
+            )
     return review.pick(req, ref, now=now)
 
 

@@ -90,14 +90,17 @@ class InitResult:
 
 def init_project(root: Path) -> InitResult:
     """Write :data:`FILES` into ``root`` (created if missing), or nothing at all when any
-    of them is already there (a :class:`UsageError` naming each)."""
+    of them is already there (a :class:`UsageError` naming each). ``root`` is made
+    absolute so that messages, and the ``cd`` the CLI suggests, name a real place."""
+    root = root.absolute()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file, not a folder; init a folder")
     taken = sorted({name for rel in FILES if (name := _in_the_way(root, rel))})
     if taken:
+        them = "it" if len(taken) == 1 else "them"
         raise UsageError(
             f"{root} already has {', '.join(taken)}; assetpipe init never overwrites "
-            "anything, so it wrote nothing (move them away, or init another folder)"
+            f"anything, so it wrote nothing (move {them} away, or init another folder)"
         )
     _write_all(root)
     return InitResult(root=root, written=tuple(FILES))
@@ -108,8 +111,13 @@ def _in_the_way(root: Path, rel: str) -> str | None:
     dangling link), or a folder on its way that is a file or a link (writing through a
     link would put the project elsewhere); None when nothing does."""
     for parent in reversed(Path(rel).parents[:-1]):
-        if os.path.lexists(root / parent) and not stat.S_ISDIR((root / parent).lstat().st_mode):
-            return parent.as_posix()
+        if not os.path.lexists(root / parent):
+            break
+        mode = (root / parent).lstat().st_mode
+        if stat.S_ISLNK(mode):
+            return f"{parent.as_posix()} (a symbolic link)"
+        if not stat.S_ISDIR(mode):
+            return f"{parent.as_posix()} (a file)"
     return rel if os.path.lexists(root / rel) else None
 
 
@@ -125,14 +133,11 @@ def _write_all(root: Path) -> None:
             with path.open("x", encoding="utf-8") as handle:
                 made.append(path)
                 handle.write(text)
-    except FileExistsError as exc:
+    except OSError as exc:  # a file that appeared meanwhile, a full disk, a read-only folder
         _take_back(made, folders)
         raise UsageError(
-            f"{exc.filename} appeared while assetpipe init was writing; it wrote nothing"
+            f"cannot write {exc.filename}: {exc.strerror}; assetpipe init wrote nothing"
         ) from None
-    except OSError as exc:
-        _take_back(made, folders)
-        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}; nothing was written") from None
 
 
 def _take_back(made: list[Path], folders: list[Path]) -> None:

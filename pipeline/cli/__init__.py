@@ -19,7 +19,7 @@ import click
 from rich.markup import escape
 
 from pipeline.cli.commands import cli
-from pipeline.cli.render import err, shown
+from pipeline.cli.render import counted, err, shown
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecError, SpecErrors
 
 __all__ = ["cli", "main", "run"]
@@ -29,7 +29,7 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, SpecErrors):
         for e in exc.errors:
             err.print(f"[red]error:[/red] {escape(e.render())}")
-        err.print(f"{len(exc.errors)} errors")
+        err.print(counted(len(exc.errors), "error"))
         return exc.exit_code
     if isinstance(exc, PipelineError):
         err.print(f"[red]error:[/red] {_message(exc)}")

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pipeline import api
 from pipeline.cli.options import cache_options, setup_logging
-from pipeline.cli.render import out, shown
+from pipeline.cli.render import counted, out, shown
 from pipeline.errors import printable
 
 if TYPE_CHECKING:
@@ -68,7 +68,10 @@ def batch_list(**kw: Any) -> None:
             dt.datetime.fromtimestamp(item.entry.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
-    out.print(f"{len(found)} open batch(es); `assetpipe build --batch` collects them")
+    out.print(
+        f"{counted(len(found), 'open batch', 'open batches')}; "
+        "`assetpipe build --batch` collects them"
+    )
 
 
 @batch.command("status")
@@ -85,7 +88,7 @@ def batch_status(**kw: Any) -> None:
     for item in listed:
         info = item.info
         out.print(f"[bold]{shown(item.batch_id)}[/bold]  journal {shown(item.entry.id)}")
-        out.print(f"  {len(item.entry.lines)} {shown(item.entry.endpoint)} requests")
+        out.print(f"  {len(item.entry.lines)} {shown(item.entry.endpoint)} {_requests(item)}")
         if info is None:
             out.print(f"  status unknown: {shown(item.problem or 'the API does not know it')}")
             continue
@@ -97,6 +100,11 @@ def batch_status(**kw: Any) -> None:
             out.print(error_line(error))
     if not listed:
         out.print("no open batches")
+
+
+def _requests(item: api.OpenBatch) -> str:
+    """``request`` or ``requests``, agreeing with the batch's line count."""
+    return "request" if len(item.entry.lines) == 1 else "requests"
 
 
 def error_line(error: BatchError) -> str:

@@ -15,7 +15,7 @@ import click
 
 from pipeline import api
 from pipeline.cli.options import cache_options, cache_request, remote_options
-from pipeline.cli.render import out, shown
+from pipeline.cli.render import counted, out, shown
 
 if TYPE_CHECKING:
     from pipeline.store import TierStats
@@ -51,7 +51,10 @@ def _counts(tier: TierStats) -> str:
     if tier.stats is None:
         return f"cannot be counted ({tier.problem})"
     stats = tier.stats
-    return f"{stats.entries} entries, {stats.blobs} blobs, {stats.bytes / 1e6:.1f} MB"
+    return (
+        f"{counted(stats.entries, 'entry', 'entries')}, {counted(stats.blobs, 'blob')}, "
+        f"{stats.bytes / 1e6:.1f} MB"
+    )
 
 
 @cache.command("gc")
@@ -59,7 +62,10 @@ def _counts(tier: TierStats) -> str:
 def cache_gc(**kw: Any) -> None:
     """Drop broken entries and blobs no entry uses (this machine's cache only)."""
     dropped, removed = api.cache_gc(cache_request(kw))
-    out.print(f"removed {dropped} broken entries and {removed} unused blobs")
+    out.print(
+        f"removed {counted(dropped, 'broken entry', 'broken entries')} and "
+        f"{counted(removed, 'unused blob')}"
+    )
 
 
 @cache.command("clear")

@@ -244,7 +244,9 @@ def check(**kw: Any) -> None:
     if not kw["quiet"]:
         for job_id, status in result.pending.items():
             out.print(f"{status:<9} {shown(job_id)}")
-    out.print(f"{len(result.pending)} of {counted(result.total, 'job')} would change; {_to_run(result)}")
+    out.print(
+        f"{len(result.pending)} of {counted(result.total, 'job')} would change; {_to_run(result)}"
+    )
     sys.exit(1)
 
 

@@ -8,6 +8,7 @@ image at the asset's own path, and renditions, sheets and edits of the asset use
 
 from __future__ import annotations
 
+import sys
 import webbrowser
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ import click
 
 from pipeline import api
 from pipeline.cli.options import project_options, project_request, setup_logging
-from pipeline.cli.render import err, out, shown
+from pipeline.cli.render import counted, err, out, shown
+from pipeline.errors import EXIT_USAGE
 from pipeline.spec.lock import LOCK_FILE
 
 if TYPE_CHECKING:
@@ -26,14 +28,29 @@ if TYPE_CHECKING:
 @project_options
 @click.argument("variant", metavar="COLLECTION/ASSET#K")
 def pick(**kw: Any) -> None:
-    """Approve variant K of an asset (it must be built): recorded in assetpipe.lock."""
+    """Approve variant K of an asset (it must be built): recorded in assetpipe.lock.
+
+    An asset with one variant may be named without #K."""
     setup_logging(kw["verbose"], kw["quiet"])
-    result = api.pick(project_request(kw), kw["variant"])
+    try:
+        result = api.pick(project_request(kw), kw["variant"])
+    except api.VariantRequired as exc:
+        _list_variants(exc)
+        sys.exit(EXIT_USAGE)
     who = f" by {shown(result.pick.by)}" if result.pick.by else ""
     out.print(
         f"picked {shown(result.job)}{who} (sha256 {result.pick.sha256[:12]}) in {LOCK_FILE}; "
         f"the next build delivers it as {shown(result.asset)}"
     )
+
+
+def _list_variants(exc: api.VariantRequired) -> None:
+    """The error, then one line per variant with the file to look at, so the person can
+    choose and type the ``#K`` the command needs."""
+    err.print(f"[red]error:[/red] {shown(exc)}")
+    width = max(len(ref) for ref, _ in exc.choices)
+    for ref, path in exc.choices:
+        err.print(f"  {shown(ref.ljust(width))}  {shown(path)}")
 
 
 @click.command()
@@ -89,7 +106,7 @@ def watch(**kw: Any) -> None:
         for error in event.errors:
             err.print(f"[red]error:[/red] {shown(error)}")
         if event.errors:
-            err.print(f"{len(event.errors)} error(s); watching for the next save")
+            err.print(f"{counted(len(event.errors), 'error')}; watching for the next save")
             return
         for line in event.failed:
             err.print(f"[red]{shown(line)}[/red]")

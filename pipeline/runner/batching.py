@@ -266,7 +266,7 @@ class BatchDispatcher:
             return
         self.batches[info.id] = info
         self.note(
-            f"batch {info.id}: {len(chunk)} {chunk[0].endpoint} requests sent "
+            f"batch {info.id}: {len(chunk)} {chunk[0].endpoint} {_requests(len(chunk))} sent "
             f"({chunk[0].model}); results usually arrive within hours, at most 24 h"
         )
         self._watch(entry, info, slots)
@@ -301,7 +301,8 @@ class BatchDispatcher:
                 slots[line.custom_id] = slot
                 self._recovered.setdefault(line.key, slot)
             self.note(
-                f"batch {printable(batch_id)}: collecting the {len(slots)} requests sent earlier"
+                f"batch {printable(batch_id)}: collecting the {len(slots)} "
+                f"{_requests(len(slots))} sent earlier"
             )
             self._watch(entry, BatchInfo(id=batch_id, status="in_progress"), slots, earlier=True)
 
@@ -462,3 +463,8 @@ def _journal_line(custom_id: str, asked: CacheRequest, job: ApiJob) -> JournalLi
         compression=int(compression) if compression else None,
         estimate=job.estimated_cost_usd,
     )
+
+
+def _requests(n: int) -> str:
+    """``request`` or ``requests``, agreeing with ``n`` in the notes a build prints."""
+    return "request" if n == 1 else "requests"
