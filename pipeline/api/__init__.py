@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
     from pipeline.api.review import PickResult, reject, unpick
     from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
     from pipeline.api.scaffold import InitResult, init_project
-    from pipeline.api.status import CheckResult, check, job_states
+    from pipeline.api.status import Assessed, CheckResult, assess_workspace, check, job_states
     from pipeline.api.workspace import (
         TODAY_VARIABLE,
         Request,
@@ -110,6 +110,8 @@ _WHERE: dict[str, str] = {
     "init_project": "pipeline.api.scaffold",
     "job_json": "pipeline.api.reports",
     "job_states": "pipeline.api.status",
+    "assess_workspace": "pipeline.api.status",
+    "Assessed": "pipeline.api.status",
     "lifecycle_date": "pipeline.api.workspace",
     "make_provider": "pipeline.api.routes",
     "open_batches": "pipeline.api.batches",
@@ -151,6 +153,7 @@ __all__ = [
     "ACTIONS",
     "BATCH_PRICE_FACTOR",
     "TODAY_VARIABLE",
+    "Assessed",
     "BuildOptions",
     "BuildResult",
     "CheckResult",
@@ -165,6 +168,7 @@ __all__ = [
     "ReviewView",
     "VariantRequired",
     "Workspace",
+    "assess_workspace",
     "build",
     "build_summary",
     "cache_clear",

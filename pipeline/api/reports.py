@@ -77,7 +77,12 @@ def plan_totals(plan_: Plan, states: Mapping[str, JobState], factor: float = 1.0
     }
 
 
-def plan_document(ws: Workspace, states: Mapping[str, JobState], factor: float = 1.0) -> str:
+def plan_document(
+    ws: Workspace,
+    states: Mapping[str, JobState],
+    factor: float = 1.0,
+    shared: tuple[str, str | None] | None = None,
+) -> str:
     """``plan --json`` as text (estimates at ``factor`` of the model table's prices).
 
     One job per line, each written by the C encoder: indenting the whole document makes
@@ -87,10 +92,12 @@ def plan_document(ws: Workspace, states: Mapping[str, JobState], factor: float =
     jobs = ",\n".join(
         json.dumps(job_json(j, states.get(j.id), factor), ensure_ascii=False) for j in ws.plan.jobs
     )
-    rest = {
+    rest: dict[str, Any] = {
         "totals": {**totals, "provider": ws.settings.provider, "price_factor": factor},
         "warnings": [str(w) for w in ws.plan.warnings],
     }
+    if shared is not None:
+        rest["shared_cache"] = {"url": shared[0], "problem": shared[1]}
     tail = ",\n".join(
         f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in rest.items()
     )
@@ -174,4 +181,9 @@ def build_summary(result: BuildResult, total_s: float | None = None) -> dict[str
         ],
         "pruned": list(result.pruned),
         "manifest": str(result.manifest_path),
+        **(
+            {"shared_cache": {"url": result.shared_cache, "problem": result.shared_cache_problem}}
+            if result.shared_cache
+            else {}
+        ),
     }

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.api.approval import ReviewProblem, review_problems
-from pipeline.api.stores import lookup_store
+from pipeline.api.stores import lookup_store, shared_cache_problem
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.output import Manifest, OutputTree, load_manifest
 from pipeline.runner.freshness import JobState, assess
@@ -20,12 +20,30 @@ from pipeline.runner.journal import Journal
 def job_states(ws: Workspace, manifest: Manifest | None = None) -> dict[str, JobState]:
     """Each selected job's state against the output manifest (read here unless given)
     and the cache."""
+    return assess_workspace(ws, manifest).states
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """Each selected job's state, and whether the shared cache could be read for it."""
+
+    states: dict[str, JobState]
+    shared_cache: str | None = None
+    """The shared cache's URL, when one is configured."""
+    shared_cache_problem: str | None = None
+    """Why it could not be relied on (then ``cached`` may be missing from the states)."""
+
+
+def assess_workspace(ws: Workspace, manifest: Manifest | None = None) -> Assessed:
+    """:func:`job_states`, with what ``plan --json`` says of the shared cache."""
     tree = OutputTree(ws.settings.output_dir)
     if manifest is None:
         manifest = load_manifest(tree.root)
     pending = Journal(ws.settings.cache_dir).pending_keys()
     with lookup_store(ws.settings) as cache:
-        return assess(ws.plan, manifest, cache, tree, pending)
+        states = assess(ws.plan, manifest, cache, tree, pending)
+        problem = shared_cache_problem(cache)
+    return Assessed(states, ws.settings.remote_cache, problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,14 +78,17 @@ def plan(**kw: Any) -> None:
         ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
         if not kw["as_json"]:
             _empty_shard(kw, len(ws.plan.jobs))
-        states = api.job_states(ws)
+        assessed = api.assess_workspace(ws)
+        states = assessed.states
     except PipelineError as exc:
         if kw["as_json"]:  # a script reading stdout gets JSON saying why there is no plan
             sys.stdout.write(json.dumps(api.plan_error_document(exc), indent=1) + "\n")
         raise
     factor = api.BATCH_PRICE_FACTOR if kw["batch"] else 1.0
     if kw["as_json"]:
-        sys.stdout.write(api.plan_document(ws, states, factor) + "\n")
+        shared = assessed.shared_cache
+        shared_state = (shared, assessed.shared_cache_problem) if shared else None
+        sys.stdout.write(api.plan_document(ws, states, factor, shared_state) + "\n")
         return
     warn_plan(ws, kw["quiet"])
     print_plan(ws, states, kw["quiet"], factor)
