@@ -363,7 +363,8 @@ def test_flags_beat_the_environment_which_beats_the_file(project, monkeypatch):
         ),
         (
             "remote_cache:\n  url: s3://bucket/x\n  bucket: other\n",
-            "error: assetpipe.yaml:3:3: unknown key 'bucket'\n  hint: allowed keys: mode, required, url",
+            "error: assetpipe.yaml:3:3: unknown key 'bucket'\n"
+            "  hint: allowed keys: mode, required, url",
         ),
         (
             "remote_cache: s3://bucket/x\n",

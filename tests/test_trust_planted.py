@@ -279,3 +279,29 @@ def test_a_cached_image_smaller_than_the_job_asks_is_a_miss(project, run) -> Non
     again = manifest(project.root)["set/tile-2"]
     assert again["status"] == "generated"
     assert (again["width"], again["height"]) == (1024, 1024)
+
+
+def test_a_key_others_can_read_is_not_used(
+    project, run, api, stored: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A per-user key readable by others (or a link) could let them forge a plan: it is
+    refused with a warning saying how to fix it, and every build plans afresh and
+    stores nothing until it is."""
+    state = tmp_path / "shared-state"
+    state.mkdir()
+    key = state / "state-key"
+    key.write_text("ab" * 32)
+    key.chmod(0o644)
+    monkeypatch.setenv("ASSETPIPE_STATE_DIR", str(state))
+    result = run("build", "--provider", "openai", "--max-cost", "0")
+    assert result.code == 3, result.err
+    assert "it must belong to this user and be readable by no one else" in result.err
+    assert "chmod 600" in result.err
+    assert NOT_OURS not in result.err  # nothing could be opened, so nothing is judged
+    linked_state = tmp_path / "linked-state"  # another folder: a process reads its key once
+    linked_state.mkdir()
+    (linked_state / "state-key").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setenv("ASSETPIPE_STATE_DIR", str(linked_state))
+    linked = run("build", "--provider", "openai", "--max-cost", "0")
+    assert "it is a symbolic link" in linked.err
+    assert not (tmp_path / "elsewhere").exists()

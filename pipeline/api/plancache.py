@@ -160,7 +160,7 @@ def _load(
     except OSError as exc:
         log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc.strerror)
         return None
-    if data is None:
+    if data is None or not sealer.usable:
         return None
     opened = sealer.open(_PURPOSE, data)
     if opened is None:

@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,21 +36,32 @@ KEY_FILE = "state-key"
 _KEY_BYTES = 32
 _MAGIC = b"assetpipe-sealed-v1 "
 _MAC_HEX = 64
-_SEALERS: dict[Path, Sealer] = {}
+_SEALERS: dict[Path | None, Sealer] = {}
 
 
-def state_dir(environ: Mapping[str, str]) -> Path:
-    """Where per-user state lives: ``ASSETPIPE_STATE_DIR``, else the XDG state folder."""
+def state_dir(environ: Mapping[str, str]) -> Path | None:
+    """Where per-user state lives: ``ASSETPIPE_STATE_DIR``, else the XDG state folder;
+    None when there is no home folder to put it in."""
     if chosen := environ.get("ASSETPIPE_STATE_DIR"):
         return Path(chosen)
     if xdg := environ.get("XDG_STATE_HOME"):
         return Path(xdg) / "assetpipe"
-    return Path(environ.get("HOME") or Path.home()) / ".local" / "state" / "assetpipe"
+    try:
+        home = Path(environ.get("HOME") or Path.home())
+    except RuntimeError:
+        return None
+    return home / ".local" / "state" / "assetpipe"
+
+
+class KeyRefused(OSError):
+    """A key file that is there but must not be used (a link, another user's, readable
+    by others): said as a warning, since it is a mistake to fix, not a missing home."""
 
 
 def user_sealer() -> Sealer:
     """The sealer of this process's user (one per state folder: the key is read once)."""
-    folder = state_dir(os.environ).absolute()
+    found = state_dir(os.environ)
+    folder = found.absolute() if found is not None else None
     sealer = _SEALERS.get(folder)
     if sealer is None:
         sealer = _SEALERS.setdefault(folder, Sealer(folder))
@@ -59,7 +71,7 @@ def user_sealer() -> Sealer:
 class Sealer:
     """Seals and opens files with the per-user key (loaded, or made, on first use)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path | None):
         self.folder = folder
         self._key: bytes | None = None
         self._tried = False
@@ -67,8 +79,19 @@ class Sealer:
     def _secret(self) -> bytes | None:
         if not self._tried:
             self._tried = True
+            if self.folder is None:
+                log.info("no home folder: stored plans and stamps are not used")
+                return None
+            path = self.folder / KEY_FILE
             try:
-                self._key = _load_or_make(self.folder / KEY_FILE)
+                self._key = _load_or_make(path)
+            except KeyRefused as exc:
+                log.warning(
+                    "not using the per-user key %s (%s): stored plans and stamps are ignored "
+                    "until it is fixed (chmod 600, owned by you) or removed",
+                    path,
+                    exc.strerror,
+                )
             except OSError as exc:
                 log.info(
                     "no per-user key in %s (%s): stored plans and stamps are not used",
@@ -76,6 +99,12 @@ class Sealer:
                     exc.strerror or exc,
                 )
         return self._key
+
+    @property
+    def usable(self) -> bool:
+        """Whether there is a key (without one, nothing sealed can be told from planted,
+        and that was said once already)."""
+        return self._secret() is not None
 
     def seal(self, purpose: str, body: bytes) -> bytes | None:
         """``body`` with a MAC line in front; None when there is no key (store nothing)."""
@@ -102,42 +131,47 @@ def _mac(key: bytes, purpose: str, body: bytes) -> str:
 
 
 def _load_or_make(path: Path) -> bytes:
-    """The key in ``path``, made first when there is none (two processes racing to make
-    it agree on the one that landed). A key that is a link, not a regular file, not
-    owned by this user, or readable by others is refused: anyone who can read it can
-    forge what it seals."""
+    """The key in ``path``, made first when there is none. It is written whole to a
+    temporary file and linked into place, so a process racing to make it never reads a
+    half-written key, and both agree on the one that landed. A key that is a link, not a
+    regular file, not owned by this user, or readable by others is refused: anyone who can
+    read it can forge what it seals."""
     try:
         return _load(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = None
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return _load(path)
+    fd, tmp = tempfile.mkstemp(prefix=".state-key.", dir=path.parent)  # mode 0600
     try:
         os.write(fd, secrets.token_hex(_KEY_BYTES).encode())
         os.fsync(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
-    finally:
         os.close(fd)
+        fd = -1
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(tmp, path)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
     return _load(path)
 
 
 def _load(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyRefused(errno.ELOOP, "it is a symbolic link") from None
+        raise
     try:
         info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyRefused(errno.EINVAL, "it is not a regular file")
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise OSError(
-                errno.EPERM, "the key must belong to this user and be readable by no one else"
+            raise KeyRefused(
+                errno.EPERM, "it must belong to this user and be readable by no one else"
             )
-        if not stat.S_ISREG(info.st_mode):  # read_open says so too; before reading
-            raise OSError(errno.EINVAL, "not a regular file")
         text = read_open(fd, _KEY_BYTES * 2, str(path))
     finally:
         os.close(fd)
@@ -146,5 +180,5 @@ def _load(path: Path) -> bytes:
     except ValueError:
         key = b""
     if len(key) != _KEY_BYTES:
-        raise OSError(errno.EINVAL, "not a key assetpipe made")
+        raise KeyRefused(errno.EINVAL, "it is not a key assetpipe made")
     return key

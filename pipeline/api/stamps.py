@@ -93,8 +93,10 @@ def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree, sealer: Seal
     exactly as it left them; else None."""
     try:
         data = read_regular(cache_dir / STAMP_FILE, MAX_STAMP_BYTES)
-        opened = sealer.open(_PURPOSE, data) if data is not None else None
-        if data is not None and opened is None:
+        if data is None or not sealer.usable:
+            return None
+        opened = sealer.open(_PURPOSE, data)
+        if opened is None:
             log.warning(
                 "ignoring %s: it was not written by this user's assetpipe; checking every job",
                 cache_dir / STAMP_FILE,
