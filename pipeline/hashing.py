@@ -46,7 +46,7 @@ def content_key(payload: Mapping[str, Any]) -> str:
     return sha256_bytes((KEY_PREFIX + canonical_json(payload)).encode("utf-8"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class CacheRequest:
     """What a cached result was made from, and the key that follows from it.
 
@@ -65,3 +65,10 @@ class CacheRequest:
 
     def __str__(self) -> str:
         return self.key[:12]
+
+    def __eq__(self, other: object) -> bool:
+        """Two requests are the same when their keys are: the key is the request."""
+        return isinstance(other, CacheRequest) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)

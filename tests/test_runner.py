@@ -13,6 +13,7 @@ from runner_kit import direct_runner
 from pipeline import api
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure
 from pipeline.providers.preview import PreviewProvider
+from pipeline.runner.freshness import job_request
 from pipeline.store import LocalStore
 
 SPEC = """
@@ -188,9 +189,9 @@ def test_a_paid_image_frees_its_slot_before_a_writer_is_free(project, monkeypatc
     read_back: list[str] = []
     real_read_back = making.Maker._read_back
 
-    def counted_read_back(self, key, sha):
-        read_back.append(key)
-        return real_read_back(self, key, sha)
+    def counted_read_back(self, asked, sha):
+        read_back.append(asked.key)
+        return real_read_back(self, asked, sha)
 
     monkeypatch.setattr(delivery.Delivery, "store", held_store)
     monkeypatch.setattr(making.Maker, "_commit", counted_commit)
@@ -205,5 +206,7 @@ def test_a_paid_image_frees_its_slot_before_a_writer_is_free(project, monkeypatc
     with LocalStore(project.root / ".assetpipe/cache") as cache:
         for outcome in outcomes:
             written = (project.root / "output" / outcome.job.output_path).read_bytes()
-            hit = cache.get(outcome.cache_key or "")
+            asked = job_request(outcome.job, {})
+            assert asked is not None and asked.key == outcome.cache_key
+            hit = cache.get(asked)
             assert hit is not None and hit[1] == written
