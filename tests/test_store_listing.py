@@ -238,8 +238,9 @@ def test_a_signature_seaweedfs_refuses_is_the_same_warning(
 def test_credentials_that_may_not_list_still_read_and_say_why_they_cannot_count(
     seaweedfs_s3: S3Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A key that may read but not list: the first listing's 403 says nothing about the
-    objects (no warning, reads go on), and the count says it was refused."""
+    """A key that may read but not list: reads go on (the 403 says nothing about the
+    objects), one warning says that a missing image and a forbidden one now look alike,
+    and the count says it was refused."""
     assert seaweedfs_s3.unlisted is not None
     key, secret = seaweedfs_s3.unlisted
     url = seaweedfs_s3.url()
@@ -251,7 +252,13 @@ def test_credentials_that_may_not_list_still_read_and_say_why_they_cannot_count(
     assert store.read_blob(sha) == data
     with pytest.raises(RemoteUnavailable, match=r"cannot be listed \(HTTP 403 AccessDenied\)"):
         store.stats()
-    assert warnings_of(caplog) == []
+    assert warnings_of(caplog) == [
+        f"the shared cache {url} refused to list its prefix (HTTP 403 AccessDenied); lookups "
+        "go on, but a missing image and a forbidden one look alike: if these credentials "
+        "cannot read objects either, every lookup is a miss and images the bucket holds are "
+        "paid for again"
+    ]
+    assert store.health() is not None and "refused to list its prefix" in store.health()
 
 
 def test_a_missing_bucket_and_a_closed_port_are_said_plainly(
