@@ -222,15 +222,8 @@ def held_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[Non
         os.close(fd)  # the holder removed it while we opened it: lock the new one
     else:  # pragma: no cover - a hundred releases in a row while we open
         raise ProjectLocked(busy("unknown"))
-    try:
-        with contextlib.suppress(OSError):  # the pid only informs whoever waits
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+    with _holding(path, fd):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -256,6 +249,14 @@ def waited_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[N
         if _still_at(path, fd):
             break
         os.close(fd)  # the holder removed it while we waited: lock the new one
+    with _holding(path, fd):
+        yield
+
+
+@contextlib.contextmanager
+def _holding(path: Path, fd: int) -> Iterator[None]:
+    """While a lock on ``path`` (open as ``fd``) is held: its file names the holder's pid,
+    and on release it is removed and closed."""
     try:
         with contextlib.suppress(OSError):  # the pid only informs whoever waits
             os.ftruncate(fd, 0)
@@ -335,15 +336,23 @@ def read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+def regular_size(fd: int, limit: int, name: str) -> int:
+    """The size of the file open as ``fd``, before a byte of it is read: ``OSError``
+    (``EINVAL``) when it is not a regular file, (``EFBIG``) when it is over ``limit``
+    bytes, so a sparse file of gigabytes costs nothing to refuse."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", name)
+    if info.st_size > limit:
+        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
+    return info.st_size
+
+
 def read_open(fd: int, limit: int, name: str) -> bytes:
     """The bytes of the file open as ``fd`` (named ``name`` in errors), checked as
     :func:`read_regular` checks a path's: not a regular file, or over ``limit`` bytes,
     raises ``OSError``. The caller keeps ``fd`` open (to link that very file, say)."""
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file", name)
-    if info.st_size > limit:  # said before a byte is read (a sparse file costs nothing)
-        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
+    regular_size(fd, limit, name)
     data = b""
     while chunk := os.read(fd, limit + 1 - len(data)):
         data += chunk

@@ -243,3 +243,17 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@contextlib.contextmanager
+def watched_tab(browser: Any, height: int) -> Iterator[Any]:
+    """A tab 1280 wide in a fresh context (its own localStorage) that fails the test on
+    any script error the page raised, whatever the test did."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert errors == []  # no script error on the page

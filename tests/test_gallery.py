@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 from processes import ASSETPIPE, PINNED_TODAY
-from review_kit import SCREENSHOTS, WAIT_MS, launched
+from review_kit import SCREENSHOTS, WAIT_MS, launched, watched_tab
 
 from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
 from pipeline.hashing import sha256_file
@@ -360,14 +360,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A tab at 1280x800 in a fresh context (its own localStorage)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert errors == []  # no script error on the page, whatever the test did
+    with watched_tab(browser, 800) as tab:
+        yield tab
 
 
 def scroll_height(page: Any, url: str) -> int:

@@ -26,6 +26,7 @@ from review_kit import (
     serving,
     sha,
     wait_until,
+    watched_tab,
 )
 
 
@@ -38,14 +39,8 @@ def browser():
 @pytest.fixture
 def page(browser):
     need_browser()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert errors == []  # no script error on the page, whatever the test did
+    with watched_tab(browser, 900) as tab:
+        yield tab
 
 
 @pytest.fixture

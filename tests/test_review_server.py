@@ -28,7 +28,8 @@ from review_kit import (
 )
 
 from pipeline.gallery import SCRIPT_HASH
-from pipeline.review.server import MAX_BODY, MAX_FILE
+from pipeline.review.files import MAX_FILE
+from pipeline.review.server import MAX_BODY
 
 
 @pytest.fixture

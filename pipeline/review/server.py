@@ -16,8 +16,8 @@ same person has open, so:
 - files are served only from inside the output tree and the previews' tree, through
   :class:`~pipeline.output.OutputTree` (no ``..``, no absolute paths, no symbolic links),
   and only images: regular files (a FIFO or a device is never opened for a read that
-  could block), up to :data:`MAX_FILE` bytes, streamed from the descriptor that was
-  checked;
+  could block), up to :data:`~pipeline.review.files.MAX_FILE` bytes, streamed from the
+  descriptor that was checked (:mod:`pipeline.review.files`);
 - a POST body is read only up to :data:`MAX_BODY` bytes, whatever its headers claim;
 - the page escapes everything it shows and its Content-Security-Policy allows only its
   own script (by hash) and same-origin requests.
@@ -29,12 +29,10 @@ import errno
 import hmac
 import json
 import logging
-import os
 import secrets
 import socket
-import stat
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import uvicorn
@@ -46,15 +44,13 @@ from starlette.responses import (
     JSONResponse,
     PlainTextResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import Route
 
 from pipeline import api
 from pipeline.errors import PipelineError, UsageError
-from pipeline.fsutil import UnsafePathError
 from pipeline.gallery import LIVE_CSP
-from pipeline.output import OutputTree
+from pipeline.review.files import image
 from pipeline.review.source import PageSource
 from pipeline.review.tasks import Busy, Tasks
 
@@ -64,21 +60,6 @@ HOST: Final = "127.0.0.1"
 MAX_BODY: Final = 16 * 1024
 """The largest POST body read: the page sends a few short fields (a variant, an action,
 a 64-hex quote), so anything near this is not the page talking."""
-MAX_FILE: Final = 64 * 1024 * 1024
-"""The largest file served. assetpipe accepts no image over 40 MiB from a provider (an
-uncompressed RGBA PNG at the largest native size, 3840x2160, is about 33 MB), and the
-renditions and thumbnails made from one are smaller; 64 MiB leaves room for that and
-turns away what assetpipe did not write (a sparse file of gigabytes, say) before a byte
-of it is sent. A sheet packed past it is refused too, with a message saying to open it
-from the output folder: no browser tab needs it whole to review it."""
-CHUNK: Final = 256 * 1024
-"""Bytes read from a served file at a time: about what one response holds in memory."""
-IMAGE_TYPES: Final = {
-    "png": "image/png",
-    "webp": "image/webp",
-    "jpeg": "image/jpeg",
-    "jpg": "image/jpeg",
-}
 _SECURITY_HEADERS: Final = [
     (b"content-security-policy", f"{LIVE_CSP}; frame-ancestors 'none'".encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -248,10 +229,10 @@ class ReviewServer:
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def file(self, request: Request) -> Response:
-        return await _image(self.source.output, request)
+        return await image(self.source.output, request)
 
     async def preview(self, request: Request) -> Response:
-        return await _image(self.source.previews, request)
+        return await image(self.source.previews, request)
 
     async def pick(self, request: Request) -> Response:
         return await _answer(request, {"ref": str}, self._pick)
@@ -365,93 +346,3 @@ async def _answer(
 async def _no_icon(request: Request) -> Response:
     """No favicon (and no 404 in the browser's console)."""
     return Response(status_code=204)
-
-
-async def _image(tree: OutputTree, request: Request) -> Response:
-    """An image file of ``tree``, streamed; 404 for anything else: other types, escapes,
-    links, FIFOs and devices, and files over :data:`MAX_FILE`."""
-    rel = request.path_params["path"]
-    media = IMAGE_TYPES.get(rel.rpartition(".")[2].lower())
-    if media is None:
-        return _not_served()
-    try:
-        fd, size = await run_in_threadpool(_open_image, tree, rel)
-    except OSError as exc:
-        return _not_served(_TOO_LARGE if exc.errno == errno.EFBIG else _NOT_AN_IMAGE)
-    except (ValueError, UnsafePathError):
-        return _not_served()
-    return OpenFileResponse(fd, size, media, head=request.method == "HEAD")
-
-
-_NOT_AN_IMAGE: Final = "not an image of the output tree"
-_TOO_LARGE: Final = (
-    f"larger than the {MAX_FILE // 2**20} MiB this page serves; open it from the output folder"
-)
-
-
-def _not_served(why: str = _NOT_AN_IMAGE) -> Response:
-    return PlainTextResponse(why, status_code=404)
-
-
-def _open_image(tree: OutputTree, rel: str) -> tuple[int, int]:
-    """``rel`` of ``tree`` open for reading, and its size.
-
-    Opened without following a link and without waiting (``O_NONBLOCK``: opening a FIFO
-    to read otherwise waits for a writer, holding a worker thread for good), then checked
-    on the descriptor itself, so the file checked is the file sent.
-    """
-    fd = os.open(tree.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        return fd, _regular_size(fd, MAX_FILE, rel)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _regular_size(fd: int, limit: int, name: str) -> int:
-    """The size of the file open as ``fd``, refused as :func:`pipeline.fsutil.read_open`
-    refuses one (``OSError``: ``EINVAL`` when not a regular file, ``EFBIG`` over
-    ``limit``) but without reading it, so that it can be streamed."""
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file", name)
-    if info.st_size > limit:
-        raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
-    return info.st_size
-
-
-class OpenFileResponse(StreamingResponse):
-    """A regular file already open as ``fd``, sent :data:`CHUNK` bytes at a time and
-    closed when the response ends, however it ends (sent, client gone, server stopping).
-
-    Not Starlette's ``FileResponse``: that opens the path again, following a link or
-    waiting on a FIFO put in place of the checked file, so what was checked would not
-    be what is sent. A HEAD gets the headers and no read at all.
-    """
-
-    def __init__(self, fd: int, size: int, media_type: str, *, head: bool = False):
-        self.fd = fd
-        super().__init__(
-            _chunks(fd, 0 if head else size),
-            media_type=media_type,
-            headers={"Cache-Control": "no-cache", "Content-Length": str(size)},
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            os.close(self.fd)
-
-
-async def _chunks(fd: int, size: int) -> AsyncIterator[bytes]:
-    """The first ``size`` bytes of ``fd``, read off the event loop. A file cut short in
-    place while it is sent ends the stream early: the client sees a transfer shorter
-    than its ``Content-Length``, never another file's bytes."""
-    sent = 0
-    while sent < size:
-        chunk = await run_in_threadpool(os.pread, fd, min(CHUNK, size - sent), sent)
-        if not chunk:
-            return
-        sent += len(chunk)
-        yield chunk
