@@ -20,6 +20,8 @@ from PIL import Image
 from pipeline.api.plancache import MAX_PLAN_BYTES, PLANS_DIR
 from pipeline.api.sealing import user_sealer
 from pipeline.hashing import CacheRequest
+from pipeline.output import OutputTree
+from pipeline.output.tree import MAX_READ_BYTES
 from pipeline.runner.restoring import SMALLER_NOTE
 from pipeline.store import LocalStore
 
@@ -305,3 +307,20 @@ def test_a_key_others_can_read_is_not_used(
     linked = run("build", "--provider", "openai", "--max-cost", "0")
     assert "it is a symbolic link" in linked.err
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_an_output_file_read_back_is_never_a_fifo_or_a_huge_sparse_file(tmp_path: Path) -> None:
+    """What the runner reads back from ``output/`` (an edit's input, a sheet's frame, an
+    approved image) is read without waiting on a FIFO put in its place and without
+    reading a planted sparse file past the cap: each is an error at once."""
+    tree = OutputTree(tmp_path / "output")
+    (tmp_path / "output/set").mkdir(parents=True)
+    os.mkfifo(tmp_path / "output/set/a.png")
+    with pytest.raises(OSError, match="not a regular file"):
+        tree.read("set/a.png")
+    with (tmp_path / "output/set/b.png").open("wb") as handle:
+        handle.truncate(MAX_READ_BYTES + 1)
+    with pytest.raises(OSError, match="more than"):
+        tree.read("set/b.png")
+    (tmp_path / "output/set/c.png").write_bytes(b"fine")
+    assert tree.read("set/c.png") == b"fine"

@@ -17,10 +17,13 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.fsutil import UnsafePathError, contained, held_lock, write_contained
+from pipeline.fsutil import UnsafePathError, contained, held_lock, read_open, write_contained
 from pipeline.hashing import sha256_file
 from pipeline.output.entry import Companion, ManifestEntry
 
+MAX_READ_BYTES = 1 << 30
+"""The largest output file read back (an edit's input, a sheet's frame): far above any
+image assetpipe writes, and a bound on what a planted sparse file can make it read."""
 OUTPUT_LOCK = ".assetpipe.lock"
 """Held by a build while it writes the output tree; not an asset, never in the manifest."""
 GALLERY_INDEX = "index.html"
@@ -51,12 +54,14 @@ class OutputTree:
         return write_contained(self.root, rel, data, fsync=fsync)
 
     def read(self, rel: str) -> bytes:
-        """The bytes of the regular file ``rel`` (never through a link)."""
-        fd = os.open(self.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(f"{rel} is not a regular file")
-            return handle.read()
+        """The bytes of the regular file ``rel``: never through a link, never waiting on a
+        FIFO put in its place (opened without blocking, checked on the descriptor), and at
+        most :data:`MAX_READ_BYTES`; anything else is an ``OSError``."""
+        fd = os.open(self.path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return read_open(fd, MAX_READ_BYTES, rel)
+        finally:
+            os.close(fd)
 
     def stat(self, rel: str) -> os.stat_result | None:
         """The file's own status (not a link's target); None when missing or unsafe."""
