@@ -6,9 +6,9 @@ none) and a ``Retry-After`` of the rest of the window. The client is the dispatc
 in miniature: at most ``concurrency`` requests in flight, each started through
 :meth:`RateLimiter.acquire`, its answer fed back through ``observe`` / ``throttle`` with the
 start stamp, and a refused request retried after :class:`RetryPolicy`'s delay. One
-coroutine does all of it on a :class:`~clock.FakeClock`, so time moves only when something
-waits and a run of minutes takes milliseconds; answers that fall due while the limiter
-sleeps are delivered at their own time, as the event loop would run them.
+coroutine does all of it on a :class:`~pipeline.testing.FakeClock`, so time moves only when
+something waits and a run of minutes takes milliseconds; answers that fall due while the
+limiter sleeps are delivered at their own time, as the event loop would run them.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from clock import FakeClock
-
 from pipeline.jobs import ProviderFailure, RateLimitInfo
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import RetryPolicy
+from pipeline.testing import FakeClock
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ from pipeline.review.server import ReviewServer
 SKIP_BROWSER = os.environ.get("ASSETPIPE_SKIP_BROWSER") == "1"
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "docs" / "images"
+DOCS_SCREENSHOTS = os.environ.get("ASSETPIPE_DOCS_SCREENSHOTS") == "1"
+"""Whether the screenshot tests rewrite docs/images/ (scripts/screenshots.sh sets it).
+Off by default: the PNGs are tracked, and a plain test run must leave the tree clean."""
 WAIT_MS = 60_000
 """How long the browser waits for something the page must show (generous: a slow CI
 machine only makes the test slower, never wrong)."""
@@ -237,8 +240,20 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) 
         time.sleep(0.05)
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save a screenshot of the page for docs/review.md (docs/images/NAME.png)."""
+def docs_image(name: str, scratch: Path) -> Path:
+    """Where a screenshot named ``name`` goes: docs/images/NAME.png when
+    :data:`DOCS_SCREENSHOTS` asks for the docs' pictures, else ``scratch``/NAME.png, so a
+    test that measures its screenshot measures it on every run without touching the tree."""
+    folder = SCREENSHOTS if DOCS_SCREENSHOTS else scratch
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.png"
+
+
+def screenshot(page: Any, name: str) -> Path | None:
+    """Save a screenshot of the page for docs/review.md (docs/images/NAME.png), only when
+    :data:`DOCS_SCREENSHOTS` asks for it; otherwise take none and return None."""
+    if not DOCS_SCREENSHOTS:
+        return None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))

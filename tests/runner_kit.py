@@ -16,13 +16,14 @@ from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import RetryPolicy
+from pipeline.testing import FakeClock
 
 
 def direct_runner(
     ws: Any,
     store: Any,
     provider: Provider,
-    clock: Any,
+    clock: FakeClock,
     *,
     root: Path,
     concurrency: int = 1,

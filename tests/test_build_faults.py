@@ -24,7 +24,7 @@ from fakeapi import DROPPED, FakeImagesAPI
 from PIL import Image
 from processes import ASSETPIPE, FakeProcess, build_env, many, start_fake
 
-from pipeline.api.building import project_lock
+from pipeline.api.buildlock import project_lock
 
 MODERATED = """
     assets:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 from processes import ASSETPIPE, PINNED_TODAY
-from review_kit import SCREENSHOTS, WAIT_MS, launched, watched_tab
+from review_kit import WAIT_MS, docs_image, launched, watched_tab
 
 from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
 from pipeline.hashing import sha256_file
@@ -371,11 +371,12 @@ def scroll_height(page: Any, url: str) -> int:
     return int(page.evaluate("document.documentElement.scrollHeight"))
 
 
-def doc_screenshot(page: Any, name: str) -> Path:
-    """The whole page as docs/images/NAME.png, 1280 px wide, in 256 colours: a third of
-    the bytes of Chromium's own PNG, so the docs stay small."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def doc_screenshot(page: Any, name: str, scratch: Path) -> Path:
+    """The whole page as NAME.png, 1280 px wide, in 256 colours: a third of the bytes of
+    Chromium's own PNG, so the docs stay small. Written to docs/images/ only when
+    scripts/screenshots.sh asks (:func:`review_kit.docs_image`), else under ``scratch``:
+    the test measures the same picture either way."""
+    path = docs_image(name, scratch)
     with Image.open(io.BytesIO(page.screenshot(full_page=True))) as shot:
         palette = shot.convert("RGB").quantize(
             256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
@@ -397,7 +398,8 @@ def test_renditions_are_chips_on_their_card_and_a_chip_opens_the_image(page, ico
     page.wait_for_url(re.compile(r"/icons/icon-1%4064x64\.png$"))  # "@", quoted in the link
 
 
-def test_compact_mode_shows_56_icons_in_little_more_than_a_screen(page, icons56):
+@pytest.mark.docs_screenshots
+def test_compact_mode_shows_56_icons_in_little_more_than_a_screen(page, icons56, tmp_path):
     """Image and id only, in a dense grid a lead can scan; measured at 1280x800."""
     normal = scroll_height(page, icons56.as_uri())
     compact = scroll_height(page, icons56.as_uri() + "?compact=1")
@@ -411,7 +413,7 @@ def test_compact_mode_shows_56_icons_in_little_more_than_a_screen(page, icons56)
         expect(icon.locator(detail)).to_be_hidden()
     expect(page.locator(".group h3").first).to_be_hidden()
     assert page.evaluate("document.body.dataset.imagesBroken") == "0"
-    shot = doc_screenshot(page, "gallery-compact")
+    shot = doc_screenshot(page, "gallery-compact", tmp_path)
     with Image.open(shot) as image:
         assert image.width == 1280
     assert shot.stat().st_size < 400_000

@@ -23,7 +23,7 @@ from openai import AsyncOpenAI
 from PIL import Image
 
 from pipeline.jobs import ImageInput, ImageRequest, ImageResult, ProviderFailure
-from pipeline.providers.batch_types import (
+from pipeline.jobs.batch import (
     READ_DEADLINE_CODE,
     BatchInfo,
     BatchLimits,

@@ -11,7 +11,6 @@ from collections import Counter
 from types import SimpleNamespace
 
 import pytest
-from clock import FakeClock
 from pacing_sim import WindowServer, simulate
 
 from pipeline.jobs import ImageResult, ProviderFailure, RateLimitInfo
@@ -20,6 +19,7 @@ from pipeline.runner.dispatch import DirectDispatcher
 from pipeline.runner.limiter import BACKOFF, PACE, WINDOW_S, RateLimiter
 from pipeline.runner.pace import CATCH_UP
 from pipeline.runner.retry import RetryPolicy
+from pipeline.testing import FakeClock
 
 
 def starts(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:

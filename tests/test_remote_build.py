@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clock import FakeClock
 from PIL import Image, ImageOps
 from processes import ASSETPIPE, PINNED_TODAY
 from runner_kit import direct_runner
@@ -28,11 +27,10 @@ from s3servers import S3Server, closed_endpoint, run_moto
 
 from pipeline import api as assetpipe_api
 from pipeline.hashing import CacheRequest, sha256_bytes
-from pipeline.jobs import ImageRequest, ImageResult
-from pipeline.providers.preview import PreviewProvider
 from pipeline.runner.paid import ADOPTED_NOTE
 from pipeline.settings import resolve_settings
 from pipeline.store import CacheRecord, LocalStore
+from pipeline.testing import FakeClock, ScriptedProvider
 
 SPEC = """
     assets:
@@ -474,23 +472,6 @@ class LostEveryRace:
         self.local.close()
 
 
-class Recording:
-    """The preview provider, keeping every request it was sent."""
-
-    name = "preview"
-
-    def __init__(self) -> None:
-        self.inner = PreviewProvider()
-        self.requests: list[ImageRequest] = []
-
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        self.requests.append(request)
-        return await self.inner.generate(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def test_the_runner_delivers_and_builds_on_the_result_the_store_kept(project, capsys):
     """When the store kept another machine's result, that image is the delivered file,
     the edit is sent its bytes, the rendition is made from it, and the job says why."""
@@ -499,7 +480,7 @@ def test_the_runner_delivers_and_builds_on_the_result_the_store_kept(project, ca
         assetpipe_api.Request(project=project.root, flags={"provider": "preview"})
     )
     store = LostEveryRace(LocalStore(project.root / ".assetpipe/cache"))
-    provider = Recording()
+    provider = ScriptedProvider()
     with store.local:
         runner = direct_runner(ws, store, provider, FakeClock(), root=project.root)
         report = asyncio.run(runner.run())

@@ -4,7 +4,8 @@ filters, live updates from a build in another process, and the static page read-
 Debian's chromium driven by Playwright (``executable_path``, nothing downloaded). The
 server runs on a real local port against a project built with the preview provider, or
 with the fake Images API (``api`` fixture) where a reroll must bill exactly one image.
-Screenshots land in docs/images/ for docs/review.md.
+The tests marked ``docs_screenshots`` take the pictures in docs/review.md; they write
+docs/images/ only under scripts/screenshots.sh (``ASSETPIPE_DOCS_SCREENSHOTS=1``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def polled(page: Any, times: int = 3) -> None:
     )
 
 
+@pytest.mark.docs_screenshots
 def test_clicking_a_variant_picks_it_the_lock_records_it_and_the_page_shows_it(page, built):
     with serving(built.root) as server:
         page.goto(server.url)
@@ -183,6 +185,7 @@ def test_reroll_shows_its_cost_and_builds_one_variant_only_after_confirm(page, b
         expect(page.locator("#task-status")).to_contain_text("reroll of chars/hero done")
 
 
+@pytest.mark.docs_screenshots
 def test_reroll_against_the_api_bills_exactly_one_image_after_the_cost_was_shown(
     page, project, api
 ):
@@ -219,6 +222,7 @@ def test_reroll_against_the_api_bills_exactly_one_image_after_the_cost_was_shown
     assert new["cost_usd"] > 0
 
 
+@pytest.mark.docs_screenshots
 def test_a_build_in_another_process_updates_the_open_page(page, built):
     """No reload: the page polls the manifest's stat and swaps in the new cards."""
     with serving(built.root) as server:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 import pytest
-from clock import FakeClock
 from processes import many
 from runner_kit import direct_runner
 
 from pipeline import api
-from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure
-from pipeline.providers.preview import PreviewProvider
+from pipeline.jobs import ProviderFailure
 from pipeline.runner.freshness import job_request
 from pipeline.store import LocalStore
+from pipeline.testing import FakeClock, ScriptedProvider
 
 SPEC = """
     assets:
@@ -29,25 +27,9 @@ SPEC = """
 """
 
 
-class ScriptedProvider:
-    """The preview provider behind scripted failures for one prompt, counting every call."""
-
-    name = "preview"
-
-    def __init__(self, failures: list[ProviderFailure], prompt: str = "picture 1"):
-        self.inner = PreviewProvider()
-        self.failures = deque(failures)
-        self.prompt = prompt
-        self.calls: list[str] = []
-
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        self.calls.append(request.prompt)
-        if request.prompt == self.prompt and self.failures:
-            raise self.failures.popleft()
-        return await self.inner.generate(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+def failing(failures: list[ProviderFailure]) -> ScriptedProvider:
+    """The preview provider behind ``failures`` for the prompt "picture 1"."""
+    return ScriptedProvider(failures, prompt="picture 1")
 
 
 def run_plan(project, provider, *, max_attempts=6, concurrency=1):
@@ -73,21 +55,19 @@ def test_long_retry_after_is_honoured_even_beyond_the_sdks_120s(project, retry_a
     """A 429 storm asking for 120 s and more is waited out, not given up on (the SDK stops)."""
     project.gen({"specs/s.yaml": SPEC})
     storm = [ProviderFailure("rate_limit", "slow down", retry_after_s=retry_after)] * 3
-    provider = ScriptedProvider(storm)
+    provider = failing(storm)
     report, fake = run_plan(project, provider)
     assert {o.status for o in report.outcomes.values()} == {"generated"}
     long_waits = [s for s in fake.sleeps if s >= retry_after]
     assert len(long_waits) >= 3
     assert all(retry_after <= s < retry_after + 0.25 for s in long_waits)
-    assert len(provider.calls) == 4 + 3
+    assert len(provider.requests) == 4 + 3
 
 
 def test_retry_after_beyond_the_limit_fails_the_job_clearly(project):
     """An hour-long Retry-After fails that job (reported, not retried) and the rest builds."""
     project.gen({"specs/s.yaml": SPEC})
-    provider = ScriptedProvider(
-        [ProviderFailure("rate_limit", "come back later", retry_after_s=3600)]
-    )
+    provider = failing([ProviderFailure("rate_limit", "come back later", retry_after_s=3600)])
     report, _ = run_plan(project, provider)
     statuses = sorted(o.status for o in report.outcomes.values())
     assert statuses == ["blocked", "failed", "generated", "generated"]
@@ -99,21 +79,21 @@ def test_retry_after_beyond_the_limit_fails_the_job_clearly(project):
 def test_retries_stop_at_max_attempts(project):
     """A server that keeps failing gets max_attempts tries, then the job fails."""
     project.gen({"specs/s.yaml": SPEC})
-    provider = ScriptedProvider([ProviderFailure("server", "boom")] * 10)
+    provider = failing([ProviderFailure("server", "boom")] * 10)
     report, _ = run_plan(project, provider, max_attempts=3)
     failed = report.outcomes["s/a1"]
     assert failed.status == "failed"
     assert failed.attempts == 3
-    assert provider.calls.count("picture 1") == 3
+    assert provider.prompts.count("picture 1") == 3
 
 
 def test_edit_starts_only_after_its_input_and_every_job_is_called_once(project):
     """Each prompt is requested once; the edit after a1."""
     project.gen({"specs/s.yaml": SPEC})
-    provider = ScriptedProvider([])
+    provider = ScriptedProvider()
     report, _ = run_plan(project, provider, concurrency=4)
-    assert sorted(provider.calls) == ["edit of a1", "picture 1", "picture 2", "picture 3"]
-    assert provider.calls.index("edit of a1") > provider.calls.index("picture 1")
+    assert sorted(provider.prompts) == ["edit of a1", "picture 1", "picture 2", "picture 3"]
+    assert provider.prompts.index("edit of a1") > provider.prompts.index("picture 1")
     assert report.outcomes["s/edit"].inputs == [report.outcomes["s/a1"].sha256]
 
 
@@ -142,7 +122,7 @@ def test_a_checkpoint_being_written_ends_before_the_run_does(project):
     ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "preview"}))
     fake = FakeClock()
     with LocalStore(project.root / ".assetpipe/cache") as cache:
-        runner = direct_runner(ws, cache, LastWaits([]), fake, root=project.root)
+        runner = direct_runner(ws, cache, LastWaits(), fake, root=project.root)
         runner.deps = dataclasses.replace(runner.deps, on_checkpoint=slow_checkpoint)
 
         async def run_and_look():  # asyncio.run's own shutdown would wait for the thread
@@ -196,9 +176,9 @@ def test_a_paid_image_frees_its_slot_before_a_writer_is_free(project, monkeypatc
     monkeypatch.setattr(delivery.Delivery, "store", held_store)
     monkeypatch.setattr(making.Maker, "_commit", counted_commit)
     monkeypatch.setattr(making.Maker, "_read_back", counted_read_back)
-    provider = ScriptedProvider([])
+    provider = ScriptedProvider()
     report, _ = run_plan(project, provider, concurrency=writers)
-    assert len(provider.calls) == jobs
+    assert len(provider.requests) == jobs
     outcomes = list(report.outcomes.values())
     assert {o.status for o in outcomes} == {"generated"}
     # The first `writers` images hold the writers; every later one found them busy.

@@ -1,9 +1,9 @@
 """The ``ResultStore`` seam: what the runner's side needs from a store, and nothing more.
 
-An in-memory store written here from the protocol alone (no files, no paths) stands in
-for the local disk store: freshness and the input reader work with it unchanged, and one
-contract is checked against both stores, so the layered local-over-remote store can be
-held to the same tests when it arrives.
+The kit's in-memory store (:class:`pipeline.testing.MemoryStore`, written from the
+protocol alone: no files, no paths) stands in for the local disk store: freshness and the
+input reader work with it unchanged, and one contract is checked against both stores, so
+plugin authors' tests use a store held to the same promises as the real one.
 """
 
 from __future__ import annotations
@@ -22,15 +22,8 @@ from pipeline.jobs import RenditionOp, rendition_cache_key
 from pipeline.output import Manifest, OutputTree
 from pipeline.runner.freshness import JobState, assess, job_request
 from pipeline.runner.inputs import InputReader
-from pipeline.store import (
-    CacheRecord,
-    LocalStore,
-    ResultStore,
-    encode_meta,
-    is_blob_name,
-    parse_record,
-)
-from pipeline.store.base import with_request
+from pipeline.store import CacheRecord, LocalStore, ResultStore
+from pipeline.testing import MemoryStore
 
 SPEC = """
     assets:
@@ -47,64 +40,6 @@ A_KEY = "e67be8130abf1eb173e1647ac7d00b26c5037c2c17a34ddd1f3fb288f4bff104"
 GOOD = sha256_bytes(b"good")
 
 
-class MemoryStore:
-    """A ResultStore kept in two dicts: records as their stored fields, bytes by sha256.
-
-    Written from the protocol and the shared record helpers only; it counts which
-    operations its callers used.
-    """
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[object, object, object]] = {}
-        self.blobs: dict[str, bytes] = {}
-        self.calls: list[str] = []
-        self.closed = False
-
-    def lookup(self, request: CacheRequest) -> CacheRecord | None:
-        self.calls.append("lookup")
-        row = self.rows.get(request.key)
-        record = parse_record(request.key, *row) if row is not None else None
-        if record is None or record.blob not in self.blobs:
-            return None
-        return record
-
-    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
-        self.calls.append("get")
-        record = self.lookup(request)
-        data = self.read_blob(record.blob) if record is not None else None
-        return None if record is None or data is None else (record, data)
-
-    def read_blob(self, sha: str) -> bytes | None:
-        self.calls.append("read_blob")
-        data = self.blobs.get(sha) if is_blob_name(sha) else None
-        return data if data is not None and sha256_bytes(data) == sha else None
-
-    def commit(
-        self,
-        request: CacheRequest,
-        delivered: bytes,
-        original: bytes | None = None,
-        meta: Mapping[str, Any] | None = None,
-    ) -> CacheRecord:
-        self.calls.append("commit")
-        blob = sha256_bytes(delivered)
-        original_sha = sha256_bytes(original) if original is not None else None
-        record = CacheRecord(
-            blob=blob,
-            original=original_sha if original_sha != blob else None,
-            meta=with_request(request, meta),
-        )
-        text = encode_meta(request.key, record.meta or {})
-        self.blobs[blob] = delivered
-        if original is not None and record.original is not None:
-            self.blobs[record.original] = original
-        self.rows[request.key] = (record.blob, record.original, text)
-        return record
-
-    def close(self) -> None:
-        self.closed = True
-
-
 Plant = Callable[[str, object, object, object], None]
 """Write a record's raw fields under a key, bypassing commit (as a damaged store would)."""
 
@@ -114,11 +49,7 @@ def store_and_plant(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     """Each store under contract, with a way to plant a raw record in it."""
     if request.param == "memory":
         memory = MemoryStore()
-
-        def plant_memory(key: str, blob: object, original: object, meta: object) -> None:
-            memory.rows[key] = (blob, original, meta)
-
-        yield memory, plant_memory
+        yield memory, memory.plant
         return
     with LocalStore(tmp_path / "cache") as local:
         local.prepare()

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from pipeline.cli import commands
 from pipeline.cli.batch import error_line
-from pipeline.providers.batch_types import BatchError
+from pipeline.jobs.batch import BatchError
 
 HOSTILE = "refused \x1b]0;pwned\x07 and \x9b2J\r\nFAKE LINE: set/a1 generated"
 """A server's text: an OSC title change, a C1 CSI (clear screen) and a forged log line."""

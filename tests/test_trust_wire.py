@@ -24,7 +24,6 @@ from typing import Any
 
 import openai
 import pytest
-from clock import FakeClock
 from fakeapi import FakeImagesAPI, RequestRecord
 from PIL import Image
 from processes import many
@@ -34,7 +33,6 @@ from pipeline import api as pipeline_api
 from pipeline.jobs import ImageRequest, ImageResult, ProviderFailure, RateLimitInfo
 from pipeline.providers.openai_http import CappedAsyncClient
 from pipeline.providers.openai_provider import OpenAIProvider
-from pipeline.providers.preview import PreviewProvider
 from pipeline.providers.ratelimit_headers import parse_duration, rate_limit_info, retry_after
 from pipeline.providers.redaction import BEARER_MARKER, KEY_MARKER, Redactor
 from pipeline.runner import delivery, engine
@@ -42,6 +40,7 @@ from pipeline.runner.deps import RunConfig
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy, give_up_note
 from pipeline.store import LocalStore
+from pipeline.testing import FakeClock, ScriptedProvider
 
 SECRET_KEY = "sk-proj-Zq7SECRETkey0123456789abcdefXYZ"
 SECRET_PART = b"SECRETkey0123456789abcdef"
@@ -311,25 +310,6 @@ def test_bad_responses_are_retried_once_only():
     assert policy.delay(failure, 2, random.Random(0)) is None
 
 
-class HostileProvider:
-    """The preview provider, except that one prompt gets a 429 asking for 999999 s."""
-
-    name = "preview"
-
-    def __init__(self) -> None:
-        self.inner = PreviewProvider()
-        self.calls: list[str] = []
-
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        self.calls.append(request.prompt)
-        if request.prompt == "Asset number 1":
-            raise ProviderFailure("rate_limit", "Rate limit exceeded", retry_after_s=999_999)
-        return await self.inner.generate(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def test_a_huge_retry_after_fails_that_job_and_the_build_goes_on_within_the_cap(project):
     """On the fake clock: the job told to wait 999999 s fails at once with a message saying
     so, the limiter holds the others for 900 s at most, and they all build."""
@@ -338,7 +318,9 @@ def test_a_huge_retry_after_fails_that_job_and_the_build_goes_on_within_the_cap(
         pipeline_api.Request(project=project.root, flags={"provider": "preview"})
     )
     clock = FakeClock()
-    provider = HostileProvider()
+    # The one prompt gets a 429 asking for 999999 s on every attempt it may make.
+    huge_wait = ProviderFailure("rate_limit", "Rate limit exceeded", retry_after_s=999_999)
+    provider = ScriptedProvider([huge_wait] * RetryPolicy().max_attempts, prompt="Asset number 1")
     with LocalStore(project.root / ".assetpipe/cache") as cache:
         runner = direct_runner(ws, cache, provider, clock, root=project.root)
         report = asyncio.run(runner.run())
@@ -350,7 +332,7 @@ def test_a_huge_retry_after_fails_that_job_and_the_build_goes_on_within_the_cap(
         "Rate limit exceeded (the server asked to wait 999999 s before retrying, longer than "
         "the 900 s assetpipe waits; build again later)"
     )
-    assert provider.calls.count("Asset number 1") == 1
+    assert provider.prompts.count("Asset number 1") == 1
     assert max(clock.sleeps) <= MAX_RETRY_AFTER_S
     assert clock.now <= MAX_RETRY_AFTER_S + 2 * RunConfig().checkpoint_s
 

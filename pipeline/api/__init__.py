@@ -8,9 +8,10 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
   each job's state and ``check``; :mod:`~pipeline.api.caches`: ``cache stats|gc|clear``;
 - :mod:`~pipeline.api.stores`: which result store (local, or local over the shared one);
 - :mod:`~pipeline.api.workspace` also reuses a stored plan (:mod:`~pipeline.api.plancache`);
-- :mod:`~pipeline.api.building`: a build's options, result and exit code, and the answer
-  "nothing to do" (:mod:`~pipeline.api.stamps`) before :mod:`~pipeline.api.running` wires
-  and runs the build, writing its manifest and gallery;
+- :mod:`~pipeline.api.building`: a build's entry points and the answer "nothing to do"
+  (:mod:`~pipeline.api.stamps`) before :mod:`~pipeline.api.running` wires and runs the
+  build, writing its manifest and gallery; both share :mod:`~pipeline.api.results` (a
+  build's options, result and exit code) and :mod:`~pipeline.api.buildlock`;
 - :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print;
 - :mod:`~pipeline.api.review`, :mod:`~pipeline.api.rerolls`, :mod:`~pipeline.api.pages`:
   picks, rejections, quoted rerolls and what the review page shows;
@@ -28,13 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use below
     from pipeline.api.approval import ReviewProblem, VariantRequired, pick, review_problems
     from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
-    from pipeline.api.building import (
-        BuildOptions,
-        BuildResult,
-        build,
-        exit_code,
-        run_workspace,
-    )
+    from pipeline.api.building import build, run_workspace
     from pipeline.api.caches import (
         cache_clear,
         cache_folder,
@@ -62,6 +57,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         plan_totals,
     )
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
+    from pipeline.api.results import BuildOptions, BuildResult, exit_code
     from pipeline.api.review import PickResult, reject, unpick
     from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
     from pipeline.api.scaffold import InitResult, init_project
@@ -78,8 +74,8 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
 _WHERE: dict[str, str] = {
     "ACTIONS": "pipeline.api.rerolls",
     "BATCH_PRICE_FACTOR": "pipeline.api.routes",
-    "BuildOptions": "pipeline.api.building",
-    "BuildResult": "pipeline.api.building",
+    "BuildOptions": "pipeline.api.results",
+    "BuildResult": "pipeline.api.results",
     "CheckResult": "pipeline.api.status",
     "InitResult": "pipeline.api.scaffold",
     "OpenBatch": "pipeline.api.batches",
@@ -104,7 +100,7 @@ _WHERE: dict[str, str] = {
     "check": "pipeline.api.status",
     "confirm": "pipeline.api.rerolls",
     "error_summary": "pipeline.api.reports",
-    "exit_code": "pipeline.api.building",
+    "exit_code": "pipeline.api.results",
     "fingerprint": "pipeline.api.previews",
     "graph_text": "pipeline.api.reports",
     "init_project": "pipeline.api.scaffold",

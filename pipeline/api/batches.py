@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pipeline.api.workspace import Request
 from pipeline.errors import UsageError
 from pipeline.jobs import ProviderFailure
-from pipeline.providers.batch_types import BatchBackend, BatchInfo
+from pipeline.jobs.batch import BatchBackend, BatchInfo
 from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.journal import METADATA_KEY, Journal, JournalEntry
 from pipeline.settings import Settings, resolve_settings

@@ -1,35 +1,26 @@
-"""A build's entry points, its options, its result and its exit code.
+"""A build's entry points, and the answer "nothing to do".
 
 A build first asks whether there is anything to do: when the last build of this very
 plan left every file as it still is (:mod:`~pipeline.api.stamps`), it says so at once.
 Otherwise :mod:`~pipeline.api.running` (the runner, the gallery, a provider: most of
 assetpipe) is loaded and runs the plan. An up-to-date build of 10,000 jobs then costs
-little more than starting Python.
+little more than starting Python. The options, the result and the exit code both halves
+share are in :mod:`~pipeline.api.results`; only this module imports the other half.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.api import stamps
+from pipeline.api.buildlock import project_lock
+from pipeline.api.results import BuildOptions, BuildResult
 from pipeline.api.sealing import user_sealer
 from pipeline.api.workspace import Request, Workspace, open_workspace
-from pipeline.errors import (
-    EXIT_BUDGET,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_PENDING,
-    UsageError,
-    printable,
-)
-from pipeline.fsutil import check_folder, held_lock
+from pipeline.errors import EXIT_OK, UsageError, printable
+from pipeline.fsutil import check_folder
 from pipeline.jobs import Provider
 from pipeline.output import MANIFEST, OutputTree, load_manifest
 from pipeline.providers import registry
@@ -39,75 +30,6 @@ if TYPE_CHECKING:
     from pipeline.runner.deps import Reporter
 
 log = logging.getLogger("assetpipe.build")
-
-LOCK_FILE = "build.lock"
-
-
-@dataclass(frozen=True, slots=True)
-class BuildOptions:
-    """Switches of ``assetpipe build``."""
-
-    force: bool = False
-    fail_fast: bool = False
-    prune: bool = False
-    strict_checks: bool = False
-    batch: bool = False
-    """Send paid requests through the Batch API (half price, results within 24 h)."""
-    wait: bool = True
-    """With ``batch``: wait for the batches (False: submit, exit 4, collect next time)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BuildResult:
-    """What a build did and the exit code it deserves."""
-
-    report: RunReport
-    pruned: tuple[str, ...]
-    manifest_path: Path
-    exit_code: int
-    failed_checks: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()
-    """(job id, status, check) of every failed check of the built jobs."""
-    shared_cache: str | None = None
-    """The shared cache's URL, when one is configured."""
-    shared_cache_problem: str | None = None
-    """Why it could not be relied on to be read (said at the start, as a warning)."""
-
-    def counts(self) -> dict[str, int]:
-        """Jobs by final status."""
-        out: dict[str, int] = {}
-        for outcome in self.report.outcomes.values():
-            out[outcome.status] = out.get(outcome.status, 0) + 1
-        return out
-
-
-@contextlib.contextmanager
-def project_lock(cache_dir: Path) -> Iterator[None]:
-    """Hold the project's build lock, or fail at once with a clear message."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with held_lock(
-        cache_dir / LOCK_FILE,
-        "the build lock",
-        lambda holder: (
-            f"another assetpipe build is running in this project (pid {holder}); "
-            "wait for it to finish, then build again"
-        ),
-    ):
-        yield
-
-
-def exit_code(report: RunReport) -> int:
-    """130 interrupted, 3 stopped by the budget, 1 anything failed, 4 some requests wait
-    in open batches, 0 all done."""
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    if report.budget_hit:
-        return EXIT_BUDGET
-    statuses = {o.status for o in report.outcomes.values()}
-    if statuses - {"generated", "cached", "up-to-date", "pending"}:
-        return EXIT_FAILED
-    if "pending" in statuses:
-        return EXIT_PENDING
-    return EXIT_OK
 
 
 def build(

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.api.building import BuildOptions, BuildResult, run_workspace
+from pipeline.api.building import run_workspace
+from pipeline.api.results import BuildOptions, BuildResult
 from pipeline.api.workspace import Request, open_workspace
 from pipeline.errors import PipelineError
 from pipeline.jobs import ApiJob

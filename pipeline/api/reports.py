@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.api.building import BuildResult
+from pipeline.api.results import BuildResult
 from pipeline.api.workspace import Workspace
 from pipeline.errors import PipelineError, SpecError, SpecErrors, UsageError
 from pipeline.jobs import Job, Plan

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.api import stamps
-from pipeline.api.building import BuildOptions, BuildResult, exit_code, project_lock
+from pipeline.api.buildlock import project_lock
+from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
 from pipeline.api.stores import build_store, shared_cache_problem

@@ -21,7 +21,7 @@ from pipeline.cli.render import counted, out, shown
 from pipeline.errors import printable
 
 if TYPE_CHECKING:
-    from pipeline.providers.batch_types import BatchError
+    from pipeline.jobs.batch import BatchError
 
 
 def _request(kw: dict[str, Any]) -> api.Request:

@@ -2,7 +2,8 @@
 and the provider contract.
 
 The planner builds these, the runner and the dispatchers read them, providers implement
-:class:`Provider`. Nothing here imports an SDK, a store or the planner, so each of those
+:class:`Provider` (and a batch backend :class:`pipeline.jobs.batch.BatchBackend`, imported
+from its module). Nothing here imports an SDK, a store or the planner, so each of those
 can be replaced or tested with plain data.
 """
 

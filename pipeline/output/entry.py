@@ -118,13 +118,6 @@ class ManifestEntry:
         """Whether a paid call made this file."""
         return self.kind in ("generate", "edit")
 
-    @property
-    def kept_original(self) -> str | None:
-        """Where the API's own bytes were kept beside the file (``keep_original``), if
-        the manifest says so with a string."""
-        kept = (self.provenance or {}).get("original_path")
-        return kept if isinstance(kept, str) else None
-
     @classmethod
     def from_json(cls, raw: object) -> ManifestEntry | None:
         """The entry in ``raw`` (one item of the manifest's ``entries``), or None when a

@@ -56,10 +56,6 @@ class Manifest:
         """A manifest with no entries (no earlier build)."""
         return cls(entries={})
 
-    def by_job(self) -> dict[str, ManifestEntry]:
-        """Entries by job id."""
-        return {e.job: e for e in self.entries.values()}
-
 
 def read_manifest_bytes(path: Path) -> bytes | None:
     """The bytes of a manifest file; None (with a warning unless it is missing) when it is

@@ -1,6 +1,6 @@
 """OpenAI's Batch API through the official SDK: the same images at half the price, later.
 
-:class:`OpenAIBatchClient` is the OpenAI :class:`~pipeline.providers.batch_types.BatchBackend`:
+:class:`OpenAIBatchClient` is the OpenAI :class:`~pipeline.jobs.batch.BatchBackend`:
 it turns requests into JSONL lines (:mod:`openai_batch_io`), uploads them as one input file
 (``files.create``, ``purpose="batch"``) and creates the batch (``batches.create``), polls it
 (``batches.retrieve``), finds a batch by the journal id in its metadata (``batches.list``,
@@ -31,7 +31,7 @@ from openai import AsyncOpenAI, omit
 
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Endpoint, ImageInput, ImageRequest, ProviderFailure
-from pipeline.providers.batch_types import (
+from pipeline.jobs.batch import (
     READ_DEADLINE_CODE,
     BatchInfo,
     BatchLimits,

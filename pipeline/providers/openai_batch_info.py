@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import get_args
 
 from pipeline.jobs import FailureKind, ProviderFailure
-from pipeline.providers.batch_types import (
+from pipeline.jobs.batch import (
     BatchCounts,
     BatchError,
     BatchInfo,

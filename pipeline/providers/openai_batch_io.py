@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Endpoint, FailureKind, ImageInput, ImageRequest, ImageResult
 from pipeline.jobs import ProviderFailure as Failure
-from pipeline.providers.batch_types import BatchLine
+from pipeline.jobs.batch import BatchLine
 from pipeline.providers.openai_wire import (
     EDIT_JSON_PARAMS,
     GENERATE_PARAMS,

@@ -22,7 +22,7 @@ from pipeline.catalog import ModelPolicy
 
 if TYPE_CHECKING:  # types only: `assetpipe --help` lists the names without loading these
     from pipeline.jobs import Provider
-    from pipeline.providers.batch_types import BatchBackend
+    from pipeline.jobs.batch import BatchBackend
 
 log = logging.getLogger("assetpipe.providers")
 

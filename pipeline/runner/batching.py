@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pipeline.errors import printable
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import ApiJob, ImageRequest, ImageResult, Job, ProviderFailure
-from pipeline.providers.batch_types import (
+from pipeline.jobs.batch import (
     READ_DEADLINE_CODE,
     BatchBackend,
     BatchInfo,

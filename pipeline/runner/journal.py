@@ -21,7 +21,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -278,12 +278,3 @@ def _number(value: object) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(value)
     return float(value)
-
-
-def lines_by_key(entries: list[JournalEntry]) -> Mapping[str, tuple[JournalEntry, JournalLine]]:
-    """Each cache key of an open batch, with its entry and line (the first, if several)."""
-    out: dict[str, tuple[JournalEntry, JournalLine]] = {}
-    for entry in entries:
-        for line in entry.lines:
-            out.setdefault(line.key, (entry, line))
-    return out
