@@ -12,13 +12,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pipeline.errors import printable
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
+    ApiJob,
     Job,
+    PinnedJob,
     Plan,
+    RenditionJob,
+    SheetJob,
     api_request,
     pick_request,
     rendition_request,
@@ -50,16 +54,25 @@ def job_request(job: Job, shas: Mapping[str, str | None]) -> CacheRequest | None
     """What ``job``'s result is made from, given its inputs' delivered sha256 (None while
     one is unknown). Always computed from the job's own fields, never taken from a key a
     stored plan carries: the key a result is filed under is the hash of what is sent."""
-    if job.kind == "pick":
-        return pick_request(job.approved)
-    if job.kind == "rendition":
-        src = shas.get(job.parent)
-        return rendition_request(src, job.op) if src else None
-    if job.kind == "sheet":
-        frame_shas = [shas.get(d) for d in job.depends_on]
-        if not all(frame_shas):
-            return None
-        return sheet_request(job.params, list(zip(job.frames, map(str, frame_shas), strict=True)))
+    match job:
+        case PinnedJob():
+            return pick_request(job.approved)
+        case RenditionJob():
+            src = shas.get(job.parent)
+            return rendition_request(src, job.op) if src else None
+        case SheetJob():
+            frames = [shas.get(d) for d in job.depends_on]
+            if not all(frames):
+                return None
+            return sheet_request(job.params, list(zip(job.frames, map(str, frames), strict=True)))
+        case ApiJob():
+            return _api_request(job, shas)
+        case _:  # pragma: no cover - mypy proves every kind is handled
+            assert_never(job)
+
+
+def _api_request(job: ApiJob, shas: Mapping[str, str | None]) -> CacheRequest | None:
+    """An API job's request once every input image (and the mask) is known."""
     inputs: list[str] = []
     for ref in job.inputs:
         sha = ref.sha256 if ref.job is None else shas.get(ref.job)

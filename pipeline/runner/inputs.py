@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import assert_never
 
 from pipeline import postprocess
 from pipeline.errors import printable
@@ -25,6 +26,8 @@ from pipeline.jobs import (
     Job,
     PinnedJob,
     ProviderFailure,
+    RenditionJob,
+    SheetJob,
 )
 from pipeline.output import OutputTree
 from pipeline.runner.outcome import Outcome
@@ -42,14 +45,18 @@ class ApprovedImageMissing(Exception):
 
 def input_shas(job: Job, shas: Mapping[str, str | None]) -> list[str]:
     """The sha256 of each input image (and the mask), as recorded in the manifest."""
-    if job.kind == "rendition":
-        return [s for s in (shas.get(job.parent),) if s]
-    if job.kind == "sheet":
-        return []  # its frames are named in the atlas, and hashed into its key
-    if job.kind == "pick":
-        return [job.approved]
-    refs = [*job.inputs, *((job.mask,) if job.mask is not None else ())]
-    return [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in refs]
+    match job:
+        case RenditionJob():
+            return [s for s in (shas.get(job.parent),) if s]
+        case SheetJob():
+            return []  # its frames are named in the atlas, and hashed into its key
+        case PinnedJob():
+            return [job.approved]
+        case ApiJob():
+            refs = [*job.inputs, *((job.mask,) if job.mask is not None else ())]
+            return [(r.sha256 if r.job is None else shas.get(r.job)) or "" for r in refs]
+        case _:  # pragma: no cover - mypy proves every kind is handled
+            assert_never(job)
 
 
 @dataclass(frozen=True, slots=True)
