@@ -114,3 +114,14 @@ def raise_collected(errors: Sequence[SpecError]) -> None:
         raise errors[0]
     if errors:
         raise SpecErrors(errors)
+
+
+ECHO_CHARS = 60
+"""Characters of a user's value shown in an error: enough to recognise it, and a value of
+100,000 characters (or one full of escapes) does not fill the terminal."""
+
+
+def shortened(text: str, limit: int = ECHO_CHARS + 1) -> str:
+    """``text`` in at most ``limit`` characters, ending in an ellipsis when it was cut (by
+    default the first :data:`ECHO_CHARS` of it and the ellipsis)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -204,25 +204,7 @@ def held_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[Non
     only while the file held is still the one at ``path``: whoever locked a file just
     removed tries again.
     """
-    for _ in range(100):
-        fd = _open_lock(path, what)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("utf-8", "replace").strip()
-            os.close(fd)
-            raise ProjectLocked(busy(holder or "unknown")) from None
-        held = os.fstat(fd)
-        try:
-            now = path.lstat()
-        except FileNotFoundError:
-            now = None
-        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
-            break
-        os.close(fd)  # the holder removed it while we opened it: lock the new one
-    else:  # pragma: no cover - a hundred releases in a row while we open
-        raise ProjectLocked(busy("unknown"))
-    with _holding(path, fd):
+    with _holding(path, _acquire(path, what, busy, time.monotonic())):
         yield
 
 
@@ -237,8 +219,15 @@ def waited_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[N
     release, and held only while it is still the file at ``path``. A holder that never
     lets go (a stopped process) ends the wait with ``busy(pid)`` instead of a hang.
     """
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
+    with _holding(path, _acquire(path, what, busy, time.monotonic() + LOCK_WAIT_S)):
+        yield
+
+
+def _acquire(path: Path, what: str, busy: Callable[[str], str], deadline: float) -> int:
+    """The lock file at ``path``, open and locked by us once it is still the file there
+    (a holder may remove it while we open or wait: then the new one is locked);
+    ``ProjectLocked`` naming the holder's pid when ``deadline`` passes first."""
+    for _ in range(100):
         fd = _open_lock(path, what)
         try:
             _wait_flock(fd, deadline)
@@ -247,10 +236,9 @@ def waited_lock(path: Path, what: str, busy: Callable[[str], str]) -> Iterator[N
             os.close(fd)
             raise ProjectLocked(busy(holder or "unknown")) from None
         if _still_at(path, fd):
-            break
-        os.close(fd)  # the holder removed it while we waited: lock the new one
-    with _holding(path, fd):
-        yield
+            return fd
+        os.close(fd)  # the holder removed it meanwhile: lock the new one
+    raise ProjectLocked(busy("unknown"))  # pragma: no cover - a hundred releases in a row
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from pipeline.catalog import Catalog
-from pipeline.errors import Location, SpecError, UsageError, did_you_mean
+from pipeline.errors import Location, SpecError, UsageError, did_you_mean, shortened
 from pipeline.providers import registry
 from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
@@ -313,13 +313,14 @@ def _check_folders(
         if tree is not None and name in tree.value_locations:
             flag = {"output": "--output", "cache_dir": "--cache-dir"}.get(name)
             raise SpecError(
-                f"'{name}: {cut(value)}' leads outside the project folder",
+                f"'{name}: {shortened(value)}' leads outside the project folder",
                 tree.value_locations[name],
                 "folders named in assetpipe.yaml stay inside the project"
                 + (f"; to use one elsewhere, pass {flag}" if flag else ""),
             )
         raise SpecError(
-            f"the {cut(value)} folder is a symbolic link that leads outside the project folder",
+            f"the {shortened(value)} folder is a symbolic link that leads outside the "
+            "project folder",
             Location(value),
             "replace the link with the folder itself",
         )
@@ -370,10 +371,6 @@ def _provider(
     return chosen, False
 
 
-MAX_ECHO = 60
-"""Characters of a user's value shown in an error: enough to recognise it, and a value of
-100,000 characters (or one full of escapes) does not fill the terminal."""
-
 UNITS = {
     "concurrency": "requests in flight",
     "images_per_minute": "images a minute",
@@ -388,16 +385,11 @@ UNITS = {
 """What each number setting counts, said with its range."""
 
 
-def cut(text: str) -> str:
-    """``text`` cut to :data:`MAX_ECHO` characters, with an ellipsis when it was cut."""
-    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "…"
-
-
 def echo(value: object) -> str:
     """``value`` as an error shows what a user gave: text quoted with its control
     characters escaped (as Python writes it), anything else as Python writes it; either
-    cut to :data:`MAX_ECHO` characters."""
-    return repr(cut(value)) if isinstance(value, str) else cut(repr(value))
+    cut to :data:`~pipeline.errors.ECHO_CHARS` characters."""
+    return repr(shortened(value)) if isinstance(value, str) else shortened(repr(value))
 
 
 def _operator_error(exc: ValidationError, origin: Mapping[str, str]) -> str:

@@ -24,7 +24,6 @@ from pipeline.jobs.keys import (
     EXTENSIONS,
     api_cache_key,
     api_request,
-    delivery_cache_key,
     delivery_request,
     frame_name,
     job_id,
@@ -33,7 +32,6 @@ from pipeline.jobs.keys import (
     pick_request,
     rendition_cache_key,
     rendition_request,
-    sheet_cache_key,
     sheet_request,
 )
 from pipeline.jobs.plan import PALETTE_SKIPPED, Plan, PlanWarning, select, topological
@@ -82,7 +80,6 @@ __all__ = [
     "Usage",
     "api_cache_key",
     "api_request",
-    "delivery_cache_key",
     "delivery_request",
     "frame_name",
     "job_id",
@@ -92,7 +89,6 @@ __all__ = [
     "rendition_cache_key",
     "rendition_request",
     "select",
-    "sheet_cache_key",
     "sheet_request",
     "topological",
 ]

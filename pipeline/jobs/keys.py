@@ -79,11 +79,6 @@ def sheet_request(
     return CacheRequest({"sheet": dict(params), "frames": [list(f) for f in frames]})
 
 
-def sheet_cache_key(params: Mapping[str, ParamValue], frames: Sequence[tuple[str, str]]) -> str:
-    """The cache key of a sheet."""
-    return sheet_request(params, frames).key
-
-
 def delivery_request(
     source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
 ) -> CacheRequest:
@@ -92,13 +87,6 @@ def delivery_request(
     delivery, of which the file is a pure function."""
     delivery = {"width": size[0], "height": size[1], "format": fmt, "compression": compression}
     return CacheRequest({"delivery": delivery, "source": source_sha})
-
-
-def delivery_cache_key(
-    source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
-) -> str:
-    """The cache key of a delivery at another size."""
-    return delivery_request(source_sha, size, fmt, compression).key
 
 
 def pick_request(sha256: str) -> CacheRequest:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
-from pipeline.errors import UsageError, printable
+from pipeline.errors import UsageError, printable, shortened
 
 if TYPE_CHECKING:
     _SdkClient = openai.DefaultAsyncHttpxClient
@@ -45,10 +45,6 @@ at most about 33 MB as an uncompressed PNG, 44 MB in base64, and every request a
 one image, so a real answer fits with room to spare."""
 
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-
-
-MAX_ECHO = 60
-"""Characters of a parser's complaint about a URL shown in an error."""
 
 
 OPENAI_EXAMPLE = "https://api.openai.com/v1"
@@ -81,8 +77,7 @@ def check_base_url(
     try:
         httpx2.URL(value)
     except httpx2.InvalidURL as exc:
-        why = printable(str(exc))
-        why = why if len(why) <= MAX_ECHO else why[:MAX_ECHO] + "…"
+        why = shortened(printable(str(exc)))
         raise UsageError(
             f"{variable} is not a URL ({why}); set it to the API's address, e.g. {example}"
         ) from None

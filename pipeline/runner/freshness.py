@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
-from pipeline.errors import printable
+from pipeline.errors import printable, shortened
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
     ApiJob,
@@ -87,12 +87,6 @@ def _api_request(job: ApiJob, shas: Mapping[str, str | None]) -> CacheRequest | 
     return api_request(job, inputs, mask_sha)
 
 
-def job_key(job: Job, shas: Mapping[str, str | None]) -> str | None:
-    """The cache key of ``job`` given its inputs' delivered sha256 (None if one is unknown)."""
-    request = job_request(job, shas)
-    return request.key if request is not None else None
-
-
 def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None]) -> str:
     """Why a job whose file the manifest records must be made again, in the words a user
     thinks in and short enough for a column of ``plan``: the words of the prompt that
@@ -155,7 +149,7 @@ def _prompt_change(old: str, new: str) -> str:
         text = "prompt changed: " + _word_diff(before, after, context)
         if len(text) <= PROMPT_CHANGE_CHARS:
             return text
-    return _cut(text, PROMPT_CHANGE_CHARS)
+    return shortened(text, PROMPT_CHANGE_CHARS)
 
 
 def _word_diff(old: list[str], new: list[str], context: int) -> str:
@@ -188,7 +182,7 @@ def _context(words: list[str], context: int, *, first: bool, last: bool) -> list
 
 
 def _quoted(words: list[str]) -> str:
-    return '"' + _cut(printable(" ".join(words)), RUN_CHARS) + '"'
+    return '"' + shortened(printable(" ".join(words)), RUN_CHARS) + '"'
 
 
 def _value_change(name: str, old: object, new: object) -> str:
@@ -197,11 +191,7 @@ def _value_change(name: str, old: object, new: object) -> str:
 
 
 def _value(value: object) -> str:
-    return "unset" if value is None else _cut(printable(str(value)), VALUE_CHARS)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return "unset" if value is None else shortened(printable(str(value)), VALUE_CHARS)
 
 
 def assess(

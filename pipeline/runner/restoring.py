@@ -9,7 +9,7 @@ not know it.
 A record's delivered bytes are at the size of the job that paid for it; another job with
 the same request (so the same key) may deliver another size. Its file is delivered from
 the API's bytes, a pure function of them and the job's size, format and compression,
-kept in the cache under that delivery's own key (:func:`~pipeline.jobs.delivery_cache_key`),
+kept in the cache under that delivery's own key (:func:`~pipeline.jobs.delivery_request`),
 so it is made once.
 """
 
