@@ -27,7 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use below
-    from pipeline.api.approval import ReviewProblem, VariantRequired, pick, review_problems
+    from pipeline.api.approval import ReviewProblem, VariantRequired, review_problems
     from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
     from pipeline.api.building import build, run_workspace
     from pipeline.api.caches import (
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
     )
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
     from pipeline.api.results import BuildOptions, BuildResult, exit_code
-    from pipeline.api.review import PickResult, reject, unpick
+    from pipeline.api.review import PickResult, pick, reject, unpick
     from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
     from pipeline.api.scaffold import InitResult, init_project
     from pipeline.api.status import Assessed, CheckResult, assess_workspace, check, job_states
@@ -114,7 +114,7 @@ _WHERE: dict[str, str] = {
     "open_workspace": "pipeline.api.workspace",
     "page_paths": "pipeline.api.previews",
     "page_title": "pipeline.api.pages",
-    "pick": "pipeline.api.approval",
+    "pick": "pipeline.api.review",
     "plan_document": "pipeline.api.reports",
     "plan_error_document": "pipeline.api.reports",
     "plan_totals": "pipeline.api.reports",

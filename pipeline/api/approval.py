@@ -5,9 +5,6 @@ the lock through the functions here, so each change is one locked step
 (:func:`~pipeline.spec.lock.update_lock`) whichever of them makes it, and a check such as
 "is there a pick to remove?" is made on the lock as it is when the change is written.
 
-:func:`pick` is where both ask for an approval: it refuses to guess which variant a
-bare ``collection/asset`` means when the asset has several.
-
 ``check --require-review`` asks :func:`review_problems` which assets still need a
 person's eye; it reads the lock once, without loading anything twice.
 """
@@ -19,16 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import UsageError
 from pipeline.jobs import ApiJob, Plan
 from pipeline.runner.freshness import JobState
 from pipeline.spec.lock import MAX_REROLLS, Lock, Pick, picked, read_lock, update_lock
 
 if TYPE_CHECKING:
-    import datetime as dt
-
-    from pipeline.api.review import PickResult
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,39 +47,6 @@ class VariantRequired(UsageError):
             f"{asset} has {len(self.choices)} variants; name the one to approve: "
             f"assetpipe pick {asset}#K"
         )
-
-
-def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
-    """Approve the variant ``ref`` names: ``collection/asset#K``, or ``collection/asset``
-    alone when the asset has just one variant (:class:`VariantRequired` otherwise).
-
-    A bare name is counted against the plan first (the stored one when nothing changed,
-    so the look costs little) before the approval plans and checks the variant itself."""
-    from pipeline.api import review  # noqa: PLC0415 - review builds on this module
-
-    if "#" not in ref:
-        asset, _ = review.parse_ref(ref)
-        ws = open_workspace(
-            Request(project=req.project, flags=req.flags, today=req.today),
-            credentials=False,
-            reuse=True,
-        )
-        variants = review.variants_of(ws, asset)
-        if len(variants) > 1:
-            raise VariantRequired(
-                asset, [(f"{asset}#{j.variant}", _shown_path(ws, j)) for j in variants]
-            )
-    return review.pick(req, ref, now=now)
-
-
-def _shown_path(ws: Workspace, job: ApiJob) -> str:
-    """Where ``job``'s file is (or will be), relative to the project when it is inside:
-    the path a person opens to look at the variant before picking it."""
-    path = ws.settings.output_dir / job.output_path
-    try:
-        return str(path.relative_to(ws.settings.root))
-    except ValueError:
-        return str(path)
 
 
 def record_pick(root: Path, asset: str, pick: Pick) -> None:

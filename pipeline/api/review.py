@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from pipeline.api.approval import drop_pick, record_pick, set_rejected
+from pipeline.api.approval import VariantRequired, drop_pick, record_pick, set_rejected
 from pipeline.api.status import job_states
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import UsageError
@@ -34,8 +34,11 @@ class PickResult:
 
 
 def pick(req: Request, ref: str, *, now: dt.datetime | None = None) -> PickResult:
-    """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image."""
-    ws, asset, k, job = _variant(req, ref)
+    """Record variant ``K`` of ``collection/asset#K`` as the asset's approved image;
+    ``collection/asset`` alone only when the asset has just one variant (approving
+    variant 1 of several because nobody said otherwise would ship an image no one chose:
+    :class:`VariantRequired` lists the choices)."""
+    ws, asset, k, job = _variant(req, ref, choose=False)
     state = job_states(ws).get(job.id)
     if state is None or state.sha256 is None or state.cache_key is None:
         raise UsageError(
@@ -74,14 +77,21 @@ def reject(req: Request, ref: str, *, rejected: bool = True) -> str:
     return job.id
 
 
-def _variant(req: Request, ref: str) -> tuple[Workspace, str, int, ApiJob]:
+def _variant(req: Request, ref: str, *, choose: bool = True) -> tuple[Workspace, str, int, ApiJob]:
     """The planned project and variant ``K`` of ``collection/asset#K`` (UsageError when
-    there is no such variant). Planning needs no API key: nothing here calls a provider."""
-    asset, k = parse_ref(ref)
+    there is no such variant). A bare ``collection/asset`` is variant 1 when ``choose``,
+    else only when the asset has one variant. Planning needs no API key: nothing here
+    calls a provider."""
+    asset, named = _parse(ref)
     ws = open_workspace(
         Request(project=req.project, flags=req.flags, today=req.today), credentials=False
     )
     variants = variants_of(ws, asset)
+    if named is None and not choose and len(variants) > 1:
+        raise VariantRequired(
+            asset, [(f"{asset}#{j.variant}", _shown_path(ws, j)) for j in variants]
+        )
+    k = named or 1
     job = next((j for j in variants if j.variant == k), None)
     if job is None:
         raise UsageError(
@@ -92,12 +102,28 @@ def _variant(req: Request, ref: str) -> tuple[Workspace, str, int, ApiJob]:
 
 def parse_ref(ref: str) -> tuple[str, int]:
     """``(collection/asset, K)`` of ``collection/asset#K`` (K is 1 when left out)."""
+    asset, k = _parse(ref)
+    return asset, k or 1
+
+
+def _parse(ref: str) -> tuple[str, int | None]:
+    """``(collection/asset, K)`` of ``collection/asset#K``; K is None when left out."""
     m = _REF.fullmatch(ref.strip())
     if m is None:
         raise UsageError(
             f"'{ref}' is not a variant; write collection/asset#K, e.g. characters/hero#2"
         )
-    return m["asset"], int(m["k"] or 1)
+    return m["asset"], int(m["k"]) if m["k"] else None
+
+
+def _shown_path(ws: Workspace, job: ApiJob) -> str:
+    """Where ``job``'s file is (or will be), relative to the project when it is inside:
+    the path a person opens to look at the variant before picking it."""
+    path = ws.settings.output_dir / job.output_path
+    try:
+        return str(path.relative_to(ws.settings.root))
+    except ValueError:
+        return str(path)
 
 
 def variants_of(ws: Workspace, asset: str) -> list[ApiJob]:
