@@ -168,3 +168,29 @@ def test_a_required_shared_cache_that_cannot_be_read_stops_before_paying(
     assert "Traceback" not in result.err
     assert api.count() == 0
     assert not (project.root / "output" / "set").exists()
+
+
+@pytest.mark.parametrize(("value", "required"), [("1", True), ("yes", True), ("0", False)])
+def test_the_environment_decides_whether_the_shared_cache_is_required(
+    project, value: str, required: bool
+) -> None:
+    """``ASSETPIPE_REMOTE_CACHE_REQUIRED`` beats ``remote_cache: {required: ...}`` in
+    assetpipe.yaml either way; without it the file decides."""
+    project.gen({"assetpipe.yaml": "remote_cache:\n  url: s3://bucket/team\n  required: true\n"})
+    from pipeline.settings import resolve_settings
+
+    environ = {"ASSETPIPE_REMOTE_CACHE_REQUIRED": value}
+    assert resolve_settings(project.root, {}, environ).remote_cache_required is required
+    assert resolve_settings(project.root, {}, {}).remote_cache_required is True
+
+
+def test_a_required_setting_that_is_not_a_switch_is_exit_2(
+    project, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value of ``ASSETPIPE_REMOTE_CACHE_REQUIRED`` that is neither 1 nor 0 (nor
+    true/false, yes/no) is a usage error naming the variable."""
+    project.gen({"specs/set.yaml": SPEC})
+    monkeypatch.setenv("ASSETPIPE_REMOTE_CACHE_REQUIRED", "maybe")
+    result = run("plan", "--provider", "preview")
+    assert result.code == 2
+    assert "ASSETPIPE_REMOTE_CACHE_REQUIRED='maybe': use 1 or 0" in result.err

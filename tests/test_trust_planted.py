@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from pipeline.api.plancache import MAX_PLAN_BYTES, PLANS_DIR
-from pipeline.api.sealing import user_sealer
+from pipeline.api.sealing import state_dir, user_sealer
 from pipeline.hashing import CacheRequest
 from pipeline.output import OutputTree
 from pipeline.output.tree import MAX_READ_BYTES
@@ -324,3 +324,12 @@ def test_an_output_file_read_back_is_never_a_fifo_or_a_huge_sparse_file(tmp_path
         tree.read("set/b.png")
     (tmp_path / "output/set/c.png").write_bytes(b"fine")
     assert tree.read("set/c.png") == b"fine"
+
+
+def test_the_state_folder_is_the_operators_choice_else_the_xdg_one(tmp_path: Path) -> None:
+    """Where the key lives: ``ASSETPIPE_STATE_DIR``, else ``$XDG_STATE_HOME/assetpipe``,
+    else ``~/.local/state/assetpipe`` under ``HOME``."""
+    chosen, xdg, home = tmp_path / "chosen", tmp_path / "xdg", tmp_path / "home"
+    assert state_dir({"ASSETPIPE_STATE_DIR": str(chosen), "XDG_STATE_HOME": str(xdg)}) == chosen
+    assert state_dir({"XDG_STATE_HOME": str(xdg), "HOME": str(home)}) == xdg / "assetpipe"
+    assert state_dir({"HOME": str(home)}) == home / ".local/state/assetpipe"
