@@ -1,9 +1,11 @@
-"""The image model table: lifecycle, size rules, capabilities and prices.
+"""Image model tables: lifecycle, size rules, capabilities and prices.
 
-The table itself is data (``pipeline/data/models.toml``) so a price or a shutdown date
-changes without touching code; users override prices in ``assetpipe.yaml``. Lifecycle is
-judged against a date passed in, so a deprecated model turns into an error on its
-shutdown day without a release, and tests can pin the day.
+Each provider owns the table of its models (OpenAI's is the TOML file beside its
+provider, parsed by :func:`parse_catalog`), so a price or a shutdown date changes without
+touching code, and a plugin's models plan and price like the built-in ones; users
+override prices in ``assetpipe.yaml``. Lifecycle is judged against a date passed in, so a
+deprecated model turns into an error on its shutdown day without a release, and tests can
+pin the day.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import datetime as dt
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 Transparency = Literal["yes", "preview", "no"]
@@ -76,6 +76,9 @@ class Prices:
     output_tokens: Mapping[str, int]
     input_image_tokens: int
     estimate: bool
+    per_image: float = 0.0
+    """USD per image on top of the tokens: how a backend that bills by the image (or by
+    the GPU second, averaged) is priced; 0 for token-billed models."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +120,14 @@ class ModelInfo:
             + input_images * p.input_image_tokens * p.image_input
             + output_tokens * p.image_output
         )
-        return usd / 1_000_000
+        return usd / 1_000_000 + p.per_image
 
     def actual_cost(self, input_text: int, input_image: int, output: int) -> float:
         """USD from a response's reported usage."""
         p = self.prices
         return (
             input_text * p.text_input + input_image * p.image_input + output * p.image_output
-        ) / 1_000_000
+        ) / 1_000_000 + p.per_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,14 @@ class Catalog:
         return replace(self, models=models)
 
 
-PRICE_FIELDS = ("text_input", "image_input", "image_output", "output_tokens", "input_image_tokens")
+PRICE_FIELDS = (
+    "text_input",
+    "image_input",
+    "image_output",
+    "output_tokens",
+    "input_image_tokens",
+    "per_image",
+)
 """Price fields a user may override in ``assetpipe.yaml``."""
 
 
@@ -166,6 +176,7 @@ def _prices_dict(p: Prices) -> dict[str, Any]:
         "output_tokens": dict(p.output_tokens),
         "input_image_tokens": p.input_image_tokens,
         "estimate": p.estimate,
+        "per_image": p.per_image,
     }
 
 
@@ -178,6 +189,7 @@ def _prices_from(raw: Mapping[str, Any]) -> Prices:
         output_tokens={str(k): int(v) for k, v in raw["output_tokens"].items()},
         input_image_tokens=int(raw["input_image_tokens"]),
         estimate=bool(raw.get("estimate", False)),
+        per_image=float(raw.get("per_image", 0.0)),
     )
 
 
@@ -201,10 +213,9 @@ def _parse_wxh(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-@cache
-def load_catalog() -> Catalog:
-    """The built-in model table, parsed once per process."""
-    text = resources.files("pipeline").joinpath("data/models.toml").read_text("utf-8")
+def parse_catalog(text: str) -> Catalog:
+    """A model table from its TOML text (``meta``, ``size_rules``, ``prices``, ``models``;
+    OpenAI's table beside its provider is the worked example)."""
     raw = tomllib.loads(text)
     rules = {name: _size_rule(r) for name, r in raw["size_rules"].items()}
     prices = {name: _prices_from(p) for name, p in raw["prices"].items()}

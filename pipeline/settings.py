@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean, shortened
+from pipeline.exports import ConfiguredExport, configured_exports
 from pipeline.providers import registry
 from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
@@ -74,13 +75,16 @@ class PriceOverride(Strict):
     image_output: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
     output_tokens: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] | None = None
     input_image_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None = None
+    per_image: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
+    """USD per image on top of the tokens (a provider that bills by the image)."""
 
 
 class RemoteCacheFile(Strict):
     """``remote_cache:`` in assetpipe.yaml: the team's shared cache (docs/caching.md)."""
 
     url: str
-    """``s3://bucket/prefix``; credentials and endpoint come from the ``AWS_*`` variables."""
+    """``s3://``, ``gs://``, ``az://`` or ``file:///`` (docs/caching.md); credentials come
+    from each cloud's standard variables."""
     mode: RemoteMode = "read-write"
     required: bool = False
     """Whether a shared cache that cannot be read stops a command (exit 2) rather than
@@ -111,6 +115,8 @@ class SettingsFile(Strict):
     batch_poll_seconds: Annotated[float, Field(ge=0.01, le=3600)] = 30.0
     batch_max_lines: Annotated[int, Field(ge=1, le=50_000)] = 1000
     remote_cache: RemoteCacheFile | None = None
+    exports: list[dict[str, Any]] | None = None
+    """``{format: NAME, ...options}`` entries (:mod:`pipeline.exports`); None: the defaults."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +145,12 @@ class Settings:
     batch_max_lines: int = 1000
     """Requests per batch: smaller batches finish, and start paying off, sooner."""
     remote_cache: str | None = None
-    """The shared cache's ``s3://bucket/prefix`` (None: this machine's cache only)."""
+    """The shared cache's URL, e.g. ``s3://bucket/prefix`` (None: this machine's cache only)."""
     remote_cache_mode: RemoteMode = "read-write"
     remote_cache_required: bool = False
     """A shared cache that cannot be read is exit 2 before anything is paid."""
+    exports: tuple[ConfiguredExport, ...] = ()
+    """The exporters a build runs, validated (``exports:``; the gallery by default)."""
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -152,8 +160,9 @@ class Settings:
             raise UsageError(f"unknown provider '{self.provider}'")
         return entry
 
-    def catalog(self, base: Catalog) -> Catalog:
-        """The model table with this project's price overrides."""
+    def catalog(self) -> Catalog:
+        """The chosen provider's model table with this project's price overrides."""
+        base = self.provider_entry.models()
         return base.with_prices(self.prices) if self.prices else base
 
 
@@ -174,7 +183,6 @@ def resolve_settings(
     root: Path,
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-    catalog: Catalog | None = None,
     *,
     credentials: bool = True,
 ) -> Settings:
@@ -204,21 +212,13 @@ def resolve_settings(
     except ValidationError as exc:
         raise UsageError(_operator_error(exc, origin)) from None
     _check_folders(root, checked, operator, tree)
-    if catalog is not None:
-        for model in checked.prices:
-            if catalog.get(model) is None:
-                raise SpecError(
-                    f"prices: unknown model '{model}'",
-                    _price_key_location(tree, model),
-                    did_you_mean(model, catalog.models)
-                    or "price overrides name a model assetpipe knows, e.g. gpt-image-2.5-flare",
-                )
     where = (
         tree.value_locations.get("provider")
         if tree is not None and "provider" not in operator
         else None
     )
     provider, is_default = _provider(checked.provider, env, where, credentials)
+    _check_price_models(checked, registry.providers()[provider], tree)
 
     # A folder the operator names (flag or environment) is relative to where they are, as
     # with every command-line tool; one in assetpipe.yaml, to the project.
@@ -250,6 +250,7 @@ def resolve_settings(
         remote_cache=remote_cache,
         remote_cache_mode=remote_mode,
         remote_cache_required=_required(file, env),
+        exports=configured_exports(file.exports, tree),
     )
 
 
@@ -324,6 +325,23 @@ def _check_folders(
             Location(value),
             "replace the link with the folder itself",
         )
+
+
+def _check_price_models(
+    checked: SettingsFile, provider: registry.ProviderEntry, tree: YMap | None
+) -> None:
+    """Price overrides name models of the chosen provider's table."""
+    if not checked.prices:
+        return
+    catalog = provider.models()
+    for model in checked.prices:
+        if catalog.get(model) is None:
+            raise SpecError(
+                f"prices: unknown model '{model}' (provider {provider.name})",
+                _price_key_location(tree, model),
+                did_you_mean(model, catalog.models)
+                or f"price overrides name a model of the provider, e.g. {catalog.default_model}",
+            )
 
 
 def _price_key_location(tree: YMap | None, model: str) -> Location | None:

@@ -16,14 +16,15 @@ from pipeline.cli import main
 
 pytest_plugins = ["s3servers"]  # S3 servers for the shared-cache tests (started on demand)
 
-ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")
+ENV_PREFIXES = ("OPENAI_", "AZURE_", "GOOGLE_", "ASSETPIPE_")
+"""The API keys and settings of assetpipe and of every cloud a shared cache may be in."""
 
 
 @pytest.fixture(autouse=True)
 def clean_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """No test sees the developer's API keys or assetpipe settings, every test judges
+    """No test sees the developer's API or cloud keys or assetpipe settings, every test judges
     model lifecycles on one pinned date, never the machine's clock, and every test has
     its own per-user state folder (the key that seals stored plans and stamps), never the
     developer's."""
@@ -99,3 +100,12 @@ def run(capsys: pytest.CaptureFixture[str], project: ProjectTree):
         return Result(code=code if isinstance(code, int) else 1, out=captured.out, err=captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin packages of ``tests/plugins/``, pip-installed once per session into a
+    folder of their own; give it to a process with :func:`plugin_kit.with_plugins`."""
+    from plugin_kit import install_plugins
+
+    return install_plugins(tmp_path_factory.mktemp("plugins"))

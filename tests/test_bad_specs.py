@@ -522,7 +522,7 @@ CASES = [
     # -- settings against the model -------------------------------------------------------
     case(
         "quality-not-in-enum",
-        pins="a quality outside the enum lists the choices",
+        pins="a quality the model does not have lists the model's qualities",
         files={
             SPEC: """
             assets:
@@ -532,7 +532,7 @@ CASES = [
             """
         },
         location="specs/a.yaml:4:14",
-        message="'quality' cannot be 'ultra'",
+        message="gpt-image-2.5-flare does not take quality 'ultra'",
         hint="use one of low, medium, high, xhigh, max, auto",
     ),
     case(
@@ -548,7 +548,7 @@ CASES = [
             """
         },
         location="specs/a.yaml:2:12",
-        message="'quality' cannot be 'hihg'",
+        message="gpt-image-2.5-flare does not take quality 'hihg'",
         hint="did you mean 'high'?",
     ),
     case(
@@ -1282,7 +1282,7 @@ def test_several_errors_in_one_asset_do_not_hide_the_next_asset(project, run):
             assets:
               - id: a
                 prompt: x
-                quality: ultra
+                background: clear
                 variants: 0
               - id: B
                 prompt: y
@@ -1292,7 +1292,7 @@ def test_several_errors_in_one_asset_do_not_hide_the_next_asset(project, run):
     result = run("validate")
     assert result.code == 2
     assert "Traceback" not in result.err
-    error_line(result.err, "specs/a.yaml:4:14")
+    error_line(result.err, "specs/a.yaml:4:17")
     error_line(result.err, "specs/a.yaml:5:15")
     error_line(result.err, "specs/a.yaml:6:9")
     assert "3 errors" in result.err

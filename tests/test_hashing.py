@@ -109,6 +109,7 @@ BASE_JOB = ApiJob(
     model="gpt-image-2.5-flare",
     provider="preview",
     prompt="a sword",
+    endpoint="images/generations",
     params={"size": "1024x1024", "quality": "medium", "background": "auto", "n": 1},
     size=(1024, 1024),
     requested_size=(1024, 1024),
@@ -123,7 +124,7 @@ job_changes = st.one_of(
     st.sampled_from(["gpt-image-2", "gpt-image-2.5-sunburst"]).map(lambda m: {"model": m}),
     st.sampled_from(["openai", "azure"]).map(lambda p: {"provider": p}),
     st.integers(min_value=2, max_value=16).map(lambda v: {"variant": v}),
-    st.sampled_from(["edit"]).map(lambda k: {"kind": k}),
+    st.sampled_from(["images/edits"]).map(lambda e: {"endpoint": e}),
     st.sampled_from(["low", "high", "auto"]).map(
         lambda q: {"params": {**BASE_JOB.params, "quality": q}}
     ),

@@ -193,6 +193,7 @@ def _job() -> ApiJob:
         model="gpt-image-2.5-flare",
         provider="preview",
         prompt="a cat",
+        endpoint="images/generations",
         params={},
         requested_size=(64, 64),
     )

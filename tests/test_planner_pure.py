@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.catalog import load_catalog
 from pipeline.errors import SpecError, SpecErrors
 from pipeline.jobs import ApiJob, Plan, RenditionJob, SheetJob, api_cache_key, select
 from pipeline.planner import FileFacts, PlanOptions, plan
+from pipeline.providers.openai_catalog import openai_catalog
+from pipeline.providers.openai_request import OPENAI_FORMAT
 from pipeline.spec.loader import Project, collection_from_text
 from pipeline.templating import TemplateEngine
 
@@ -39,7 +40,9 @@ def plan_of(specs: dict[str, str]) -> Plan:
             collection_from_text(text, SPECS / name, ROOT, SPECS) for name, text in specs.items()
         ),
     )
-    opts = PlanOptions(catalog=load_catalog(), provider="openai", today=TODAY)
+    opts = PlanOptions(
+        catalog=openai_catalog(), request_format=OPENAI_FORMAT, provider="openai", today=TODAY
+    )
     return plan(project, TemplateEngine(None), opts, read_file)
 
 

@@ -34,6 +34,7 @@ def job(name: str, deps: Sequence[str] = ()) -> ApiJob:
         model="gpt-image-1",
         provider="openai",
         prompt=name,
+        endpoint="images/edits" if deps else "images/generations",
         params={},
         requested_size=(1024, 1024),
     )

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.catalog import SizeRule, load_catalog
+from pipeline.catalog import SizeRule
+from pipeline.providers.openai_catalog import openai_catalog
 from pipeline.sizes import (
     compile_aspect,
     compile_exact,
@@ -19,7 +20,7 @@ from pipeline.sizes import (
 )
 
 RULE_LIST = sorted(
-    {info.size_rule for info in load_catalog().models.values()}, key=lambda r: (r.kind, r.sizes)
+    {info.size_rule for info in openai_catalog().models.values()}, key=lambda r: (r.kind, r.sizes)
 )
 """The distinct size rules of the catalog ("fixed" sorts before "free")."""
 

@@ -66,7 +66,8 @@ def test_the_wheel_installed_in_a_clean_venv_builds_the_example_project(tmp_path
         for p in (REPO / "pipeline").rglob("__init__.py")
     }
     assert {f"{pkg}/__init__.py" for pkg in packages} <= names
-    assert "pipeline/data/models.toml" in names
+    assert "pipeline/providers/openai_models.toml" in names
+    assert "pipeline/data/color_names.toml" in names
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)

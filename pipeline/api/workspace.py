@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.api.plancache import KnownPlan, plan_context, reuse_or_plan
 from pipeline.api.sealing import user_sealer
-from pipeline.catalog import Catalog, load_catalog
-from pipeline.errors import UsageError
+from pipeline.catalog import Catalog
+from pipeline.errors import UsageError, raise_collected
+from pipeline.exports import reserved_paths
+from pipeline.exports.collisions import reserved_path_errors
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
+from pipeline.providers import registry
 from pipeline.reads import note_read
 from pipeline.settings import Settings, echo, resolve_settings
 from pipeline.spec.loader import (
@@ -153,11 +156,8 @@ def open_workspace(
     when no file it was made from changed (:mod:`~pipeline.api.plancache`); the project
     is then not parsed at all, and ``Workspace.project`` is None. ``store_plan`` (a build)
     stores a fresh plan for the next run; without it nothing is written."""
-    base = load_catalog()
-    settings = resolve_settings(
-        req.project, dict(req.flags or {}), catalog=base, credentials=credentials
-    )
-    catalog = settings.catalog(base)
+    settings = resolve_settings(req.project, dict(req.flags or {}), credentials=credentials)
+    catalog = settings.catalog()
     if not settings.specs_dir.is_dir():
         raise UsageError(
             f"no specs folder at {settings.specs_dir}; create it with a spec, or point "
@@ -189,6 +189,8 @@ def open_workspace(
         full = known.plan
     else:
         full = make()
+    # Exporters' paths come from assetpipe.yaml, not the specs: checked on every run.
+    raise_collected(reserved_path_errors(full.jobs, reserved_paths(settings.exports)))
     collections = (
         {collection_name(f, settings.specs_dir) for f in files} if files is not None else None
     )
@@ -231,6 +233,7 @@ def _plan_project(
     lock = read_lock(settings.root)
     options = PlanOptions(
         catalog=catalog,
+        request_format=settings.provider_entry.request_format,
         provider=settings.provider,
         model_policy=settings.provider_entry.model_policy,
         model=settings.model,
@@ -254,6 +257,7 @@ def _plan_context(settings: Settings, today: dt.date, *, picks: bool) -> str:
             "model_policy": settings.provider_entry.model_policy,
             "model": settings.model,
             "prices": settings.prices,
+            "provider_rules": registry.fingerprint(settings.provider_entry),
             "today": today.isoformat(),
             "max_jobs": settings.max_jobs,
             "picks": picks,

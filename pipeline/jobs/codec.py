@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pipeline.jobs.job import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
 from pipeline.jobs.plan import Plan, PlanWarning
 
-CODEC_VERSION = 1
+CODEC_VERSION = 3
 """Bump when a job type changes shape: older stored plans then fail to validate anyway,
 but a new version says so without trying."""
 

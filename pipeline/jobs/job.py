@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.jobs.provider import ParamValue
 
@@ -34,14 +34,33 @@ class InputRef:
 
 
 @dataclass(frozen=True, slots=True)
+class OpCall:
+    """One image operation as a plan carries it (``ops:`` of an asset or a rendition):
+    the registered name, the parameters as its model validated them (every default
+    filled in, plain JSON values) and the operation's version.
+
+    All three enter the cache key of what the operation touches, so new parameters, or
+    a new version of the operation's code, make that file again (never a paid image)."""
+
+    name: str
+    params: Mapping[str, Any]
+    version: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The call as hashed into a key and recorded in the manifest."""
+        return {"op": self.name, "params": dict(self.params), "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
 class RenditionOp:
-    """How a rendition derives from its source image."""
+    """How a rendition derives from its source image: fitted to its size, then ``ops``."""
 
     width: int
     height: int
     fit: Fit
     format: str
     compression: int | None
+    ops: tuple[OpCall, ...] = ()
 
     def as_dict(self) -> dict[str, ParamValue]:
         """The operation as hashed into the rendition's cache key."""
@@ -88,6 +107,9 @@ class ApiJob(JobBase):
     model: str
     provider: str
     prompt: str
+    endpoint: str
+    """The provider's name for the call (``images/generations``), as its request format
+    words it; hashed into the cache key with the parameters."""
     params: Mapping[str, ParamValue]
     """The request parameters exactly as they go on the wire (and into the cache key)."""
     requested_size: tuple[int, int]
@@ -96,6 +118,9 @@ class ApiJob(JobBase):
     palette: tuple[str, ...] = ()
     """The brand's colors, for the palette check and the preview provider's drawing."""
     keep_original: bool = False
+    ops: tuple[OpCall, ...] = ()
+    """Operations applied to the delivered image after it is fitted to ``size`` (and
+    before renditions); the API's image and its key do not depend on them."""
 
     @property
     def is_api(self) -> bool:
@@ -156,15 +181,16 @@ class RenditionJob(LocalJob):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SheetJob(LocalJob):
-    """A sprite sheet: the delivered images of ``depends_on`` packed into one image plus a
-    TexturePacker-style atlas (JSON) beside it."""
+    """A sprite sheet: the delivered images of ``depends_on`` packed into one image plus
+    its atlases beside it (TexturePacker "hash" JSON unless the spec names others)."""
 
     kind: Literal["sheet"] = "sheet"
     provider: str
     """The provider of the frames: a sheet of preview images is a preview sheet."""
     params: Mapping[str, ParamValue]
     """The packing options (padding, power_of_two, max_size, format, frame_size)."""
-    atlas_path: str
+    atlases: tuple[tuple[str, str], ...]
+    """Each atlas format the sheet writes and its file: ``(name, path)``."""
     frames: tuple[str, ...]
     """The atlas name of each frame, in the order of ``depends_on``."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pipeline.hashing import CacheRequest
-from pipeline.jobs.job import ApiJob, JobBase, RenditionOp
+from pipeline.jobs.job import ApiJob, JobBase, OpCall, RenditionOp
 from pipeline.jobs.provider import ParamValue
 
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
@@ -42,11 +42,12 @@ def output_path(
 
 def api_request(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> CacheRequest:
     """What an API job's result is made from once its input images are known: everything
-    that shapes the image (provider, endpoint, model, prompt, every parameter, the sha256
-    of each input and of the mask, the variant), and nothing else (no paths, no ids)."""
+    that shapes the image (provider, the provider's call and every parameter as it words
+    them, model, prompt, the sha256 of each input and of the mask, the variant), and
+    nothing else (no paths, no ids)."""
     payload: dict[str, object] = {
         "provider": job.provider,
-        "endpoint": "images/edits" if job.kind == "edit" else "images/generations",
+        "endpoint": job.endpoint,
         "model": job.model,
         "prompt": job.prompt,
         "params": dict(job.params),
@@ -63,8 +64,12 @@ def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) 
 
 
 def rendition_request(source_sha: str, op: RenditionOp) -> CacheRequest:
-    """A rendition: its source image's sha256 plus its operations."""
-    return CacheRequest({"rendition": op.as_dict(), "source": source_sha})
+    """A rendition: its source image's sha256 plus its operations (the ``ops`` key only
+    when it has some, so the keys of renditions without them never changed)."""
+    payload: dict[str, object] = {"rendition": op.as_dict(), "source": source_sha}
+    if op.ops:
+        payload["ops"] = _ops(op.ops)
+    return CacheRequest(payload)
 
 
 def rendition_cache_key(source_sha: str, op: RenditionOp) -> str:
@@ -80,13 +85,35 @@ def sheet_request(
 
 
 def delivery_request(
-    source_sha: str, size: tuple[int, int], fmt: str, compression: int | None
+    source_sha: str,
+    size: tuple[int, int],
+    fmt: str,
+    compression: int | None,
+    ops: Sequence[OpCall] = (),
 ) -> CacheRequest:
     """An API image delivered at a size its request's record does not hold (two jobs
-    asking the same request for different sizes): the sha256 of the API's bytes plus the
-    delivery, of which the file is a pure function."""
+    asking the same request for different sizes), or through an asset's ``ops``: the
+    sha256 of the API's bytes plus the delivery, of which the file is a pure function."""
     delivery = {"width": size[0], "height": size[1], "format": fmt, "compression": compression}
-    return CacheRequest({"delivery": delivery, "source": source_sha})
+    payload: dict[str, object] = {"delivery": delivery, "source": source_sha}
+    if ops:
+        payload["ops"] = _ops(ops)
+    return CacheRequest(payload)
+
+
+def operated_request(request: CacheRequest, job: ApiJob) -> CacheRequest:
+    """What the manifest records for an API job whose file goes through ``ops``: its
+    request's key plus the delivery and the operations. Known without the cache (a
+    manifest entry stays up to date after ``cache clear``) and never a key of the store:
+    the paid image stays filed under ``request``, so changing an operation pays nothing."""
+    size, fmt = job.size, job.format
+    delivery = {"width": size[0], "height": size[1], "format": fmt}
+    return CacheRequest({"request": request.key, "delivery": delivery, "ops": _ops(job.ops)})
+
+
+def _ops(ops: Sequence[OpCall]) -> list[dict[str, object]]:
+    """Operations as keys hash them: in order, each with its parameters and version."""
+    return [call.as_dict() for call in ops]
 
 
 def pick_request(sha256: str) -> CacheRequest:

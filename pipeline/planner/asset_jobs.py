@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from pipeline.catalog import ModelInfo
 from pipeline.errors import Location, SpecError
@@ -18,7 +19,6 @@ from pipeline.jobs import (
     ApiJob,
     InputRef,
     Job,
-    ParamValue,
     PinnedJob,
     PlanWarning,
     RenditionJob,
@@ -28,9 +28,12 @@ from pipeline.jobs import (
     output_path,
     pick_cache_key,
 )
+from pipeline.jobs.job import OpCall
+from pipeline.jobs.wire import CannotWord, RequestSettings
+from pipeline.ops import plan_ops
 from pipeline.planner.inputs import MAX_DELIVERED_SIDE, InputResolver, parsed
 from pipeline.planner.resolve import ResolvedAsset
-from pipeline.planner.settings import Effective
+from pipeline.planner.settings import Effective, ProviderRules
 from pipeline.sizes import SizePlan, parse_size
 from pipeline.spec.lock import Pick
 
@@ -43,7 +46,7 @@ def asset_jobs(
     asset: ResolvedAsset,
     eff: Effective,
     inputs: InputResolver,
-    provider: str,
+    provider: ProviderRules,
     pick: Pick | None = None,
 ) -> list[Job]:
     """Each variant's API job (generate or edit) followed by its renditions; for a picked
@@ -80,8 +83,13 @@ def asset_jobs(
                     "a mask must have the same size as the first input image",
                 )
             _check_mask(mask, model, asset.where("edit", "mask"))
-    params = _params(eff, size, spec.is_edit)
     rw, rh = size.requested
+    try:
+        wire = provider.request_format.wire(_request_settings(eff, size, spec.is_edit))
+    except CannotWord as exc:
+        raise SpecError(
+            f"provider {provider.name} cannot make this: {exc.message}", asset.location, exc.hint
+        ) from None
     # The API price even on the preview provider: a dry run should show what the real
     # build would cost. The runner charges preview jobs nothing.
     estimate = model.estimate_cost(eff.quality, rw, rh, len(asset.prompt), len(images))
@@ -89,6 +97,7 @@ def asset_jobs(
     depends = tuple(
         dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
     )
+    asset_ops, operated = _ops(asset, spec.ops, size.delivered, "ops")
     jobs: list[Job] = []
     numbered = pick is not None
     variants: list[ApiJob] = []
@@ -100,9 +109,10 @@ def asset_jobs(
             asset=spec.id,
             variant=k,
             model=model.name,
-            provider=provider,
+            provider=provider.name,
             prompt=asset.prompt,
-            params=params,
+            endpoint=wire.endpoint,
+            params=wire.params,
             size=size.delivered,
             requested_size=size.requested,
             output_path=output_path(coll.name, spec.id, k, None, eff.format, numbered=numbered),
@@ -114,6 +124,7 @@ def asset_jobs(
             palette=palette,
             tags=tuple(spec.tags),
             keep_original=spec.keep_original,
+            ops=asset_ops,
         )
         if not depends:
             job = _with_key(job, [i.sha256 or "" for i in images], mask.sha256 if mask else None)
@@ -125,8 +136,24 @@ def asset_jobs(
         pinned = _pinned(asset, pick, variants, size.delivered)
         jobs.append(pinned)
         jobs.extend(_renditions(asset, pinned, eff))
-    inputs.warnings.extend(_crop_warnings(asset, size.delivered))
+    inputs.warnings.extend(_crop_warnings(asset, operated))
     return jobs
+
+
+def _ops(
+    asset: ResolvedAsset,
+    entries: Sequence[Mapping[str, Any]],
+    size: tuple[int, int],
+    *path: str | int,
+) -> tuple[tuple[OpCall, ...], tuple[int, int]]:
+    """The image operations of an ``ops:`` list at ``path`` (the asset's, or its spec's
+    ``defaults:``) for an image of ``size``, and the size they make."""
+    if not entries:
+        return (), size
+    if isinstance(path[0], str) and path[0] in asset.tree:
+        return plan_ops(entries, size, asset.tree, path, asset.where(*path))
+    where = asset.collection.defaults_locations.get(str(path[0]), asset.location)
+    return plan_ops(entries, size, None, path, where)
 
 
 def _crop_warnings(asset: ResolvedAsset, delivered: tuple[int, int]) -> list[PlanWarning]:
@@ -197,8 +224,9 @@ def _renditions(
                 "write WxH, e.g. 256x256",
             )
         fmt = r.format or eff.format
+        calls, made = _ops(asset, r.ops, wh, "renditions", i, "ops")
         op = RenditionOp(
-            width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression
+            width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression, ops=calls
         )
         variant = 1 if source.kind == "pick" else source.variant  # the asset's own renditions
         path = output_path(source.collection, source.asset, variant, wh, fmt)
@@ -218,7 +246,7 @@ def _renditions(
                 model=source.model,
                 provider=source.provider,
                 prompt=source.prompt,
-                size=wh,
+                size=made,
                 output_path=path,
                 source=source.source,
                 depends_on=(source.id,),
@@ -230,22 +258,21 @@ def _renditions(
     return out
 
 
-def _params(eff: Effective, size: SizePlan, is_edit: bool) -> Mapping[str, ParamValue]:
+def _request_settings(eff: Effective, size: SizePlan, is_edit: bool) -> RequestSettings:
+    """The asset's settings in assetpipe's terms, for the provider to word."""
     w, h = size.requested
-    params: dict[str, ParamValue] = {
-        "size": f"{w}x{h}",
-        "quality": eff.quality,
-        "background": eff.background,
-        "output_format": eff.format,
-        "n": 1,
-    }
-    if eff.compression is not None:
-        params["output_compression"] = eff.compression
-    if eff.moderation is not None:
-        params["moderation"] = eff.moderation
-    if is_edit and eff.input_fidelity is not None:
-        params["input_fidelity"] = eff.input_fidelity
-    return params
+    return RequestSettings(
+        kind="edit" if is_edit else "generate",
+        width=w,
+        height=h,
+        quality=eff.quality,
+        background=eff.background,
+        format=eff.format,
+        compression=eff.compression,
+        moderation=eff.moderation,
+        input_fidelity=eff.input_fidelity,
+        options=eff.options,
+    )
 
 
 def _with_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> ApiJob:

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pipeline.catalog import Catalog, ModelPolicy
 from pipeline.errors import Location, SpecError, SpecErrors, printable, raise_collected
 from pipeline.jobs import PALETTE_SKIPPED, ApiJob, Job, Plan, PlanWarning, topological
+from pipeline.jobs.wire import RequestFormat
 from pipeline.planner.asset_jobs import asset_jobs
 from pipeline.planner.assets import AssetKey, resolve_assets
 from pipeline.planner.inputs import AlreadyReported, FileFacts, FileReader, InputResolver
 from pipeline.planner.order import check_cycles
 from pipeline.planner.paths import output_path_errors
 from pipeline.planner.resolve import ResolvedAsset
-from pipeline.planner.settings import Effective, effective_settings
+from pipeline.planner.settings import Effective, ProviderRules, effective_settings
 from pipeline.planner.sheets import sheet_jobs
 from pipeline.spec.loader import Project
 from pipeline.spec.lock import LOCK_FILE, Lock, Pick
@@ -45,6 +46,9 @@ class PlanOptions:
     """What a plan depends on besides the specs."""
 
     catalog: Catalog
+    """The provider's model table (with the project's price overrides)."""
+    request_format: RequestFormat
+    """From the provider's registry entry: how it words a request, which options it takes."""
     provider: str = "preview"
     model_policy: ModelPolicy = "catalog"
     """From the provider's registry entry: how a spec's model name is read."""
@@ -107,15 +111,13 @@ class _Planner:
         failed = resolved.failed
         self.assets = resolved.assets
         unusable: set[AssetKey] = set()
+        rules = ProviderRules(
+            options.provider, options.catalog, options.model_policy, options.request_format
+        )
         for key, asset in self.assets.items():
             try:
                 self.effective[key] = effective_settings(
-                    asset,
-                    options.catalog,
-                    options.model,
-                    options.model_policy,
-                    options.today,
-                    self.warnings,
+                    asset, rules, options.model, options.today, self.warnings
                 )
             except (SpecError, SpecErrors) as exc:
                 unusable.add(key)
@@ -136,7 +138,7 @@ class _Planner:
                 continue
             try:
                 pick = self._pick(key, inputs.variants(key))
-                jobs.extend(asset_jobs(asset, self.effective[key], inputs, options.provider, pick))
+                jobs.extend(asset_jobs(asset, self.effective[key], inputs, rules, pick))
             except (SpecError, SpecErrors) as exc:
                 self._collect(exc)
             except AlreadyReported:

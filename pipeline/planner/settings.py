@@ -8,12 +8,18 @@ built-in. Each check says which model rule failed and what would be right, becau
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from pipeline.catalog import Catalog, ModelInfo, ModelPolicy
-from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean
 from pipeline.jobs import PlanWarning
+from pipeline.jobs.wire import RequestFormat
 from pipeline.planner.resolve import ResolvedAsset
+from pipeline.spec.yamlsource import locate
 
 BUILTIN_QUALITY = "medium"
 BUILTIN_BACKGROUND = "auto"
@@ -31,17 +37,30 @@ class Effective:
     compression: int | None
     moderation: str | None
     input_fidelity: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The provider's options, validated by its options model (unset fields absent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRules:
+    """What the chosen provider says about planning: its name (for messages), its model
+    table, how a spec's model name is read, and its request wording and options."""
+
+    name: str
+    catalog: Catalog
+    model_policy: ModelPolicy
+    request_format: RequestFormat
 
 
 def effective_settings(
     asset: ResolvedAsset,
-    catalog: Catalog,
+    provider: ProviderRules,
     project_model: str | None,
-    model_policy: ModelPolicy,
     today: dt.date,
     warnings: list[PlanWarning],
 ) -> Effective:
     """Merge and check the settings of one asset."""
+    catalog, model_policy = provider.catalog, provider.model_policy
     spec, defaults = asset.spec, asset.collection.defaults
 
     def pick(name: str) -> object:
@@ -67,7 +86,7 @@ def effective_settings(
     # location (the message names the origin), so they are reported once, not per asset.
     model_where = None if origin else where("model")
     model = _model(str(model_name), catalog, model_policy, today, model_where, warnings, origin)
-    quality = str(pick("quality") or BUILTIN_QUALITY)
+    quality = str(pick("quality") or _default_quality(model))
     background = str(pick("background") or BUILTIN_BACKGROUND)
     fmt = str(pick("format") or BUILTIN_FORMAT)
     compression = pick("compression")
@@ -78,7 +97,7 @@ def effective_settings(
         raise SpecError(
             f"{model.name} does not take quality '{quality}'",
             where("quality"),
-            "use one of " + ", ".join(model.qualities),
+            _quality_hint(quality, model, catalog),
         )
     if background == "transparent":
         if model.transparency == "no":
@@ -135,6 +154,73 @@ def effective_settings(
         compression=int(compression) if isinstance(compression, int) else None,
         moderation=str(moderation) if moderation else None,
         input_fidelity=str(fidelity) if fidelity else None,
+        options=provider_options(asset, provider),
+    )
+
+
+def _quality_hint(quality: str, model: ModelInfo, catalog: Catalog) -> str:
+    """The model's qualities, after a did-you-mean when the word is no model's quality at
+    all (a typo); ``xhigh`` on a model without it is not a misspelt ``high``."""
+    listed = "use one of " + ", ".join(model.qualities)
+    anywhere = {q for m in catalog.models.values() for q in m.qualities}
+    guess = None if quality in anywhere else did_you_mean(quality, model.qualities)
+    return f"{guess} {listed}" if guess else listed
+
+
+def _default_quality(model: ModelInfo) -> str:
+    """``medium`` where the model has it, else the first quality its table lists (a
+    provider's model may name its qualities its own way)."""
+    if not model.qualities or BUILTIN_QUALITY in model.qualities:
+        return BUILTIN_QUALITY
+    return model.qualities[0]
+
+
+def provider_options(asset: ResolvedAsset, provider: ProviderRules) -> dict[str, Any]:
+    """The asset's ``options:`` (over those of ``defaults:``), checked by the provider's
+    options model; every mistake is reported at its key, with what the provider takes."""
+    given = {**(asset.collection.defaults.options or {}), **(asset.spec.options or {})}
+    if not given:
+        return {}
+    model = provider.request_format.options
+    if model is None:
+        raise SpecError(
+            f"provider {provider.name} takes no options",
+            asset.where("options"),
+            "remove 'options:', or choose a provider that takes these",
+        )
+    try:
+        checked = model.model_validate(given)
+    except ValidationError as exc:
+        raise SpecErrors(
+            [_option_error(asset, provider.name, model, error) for error in exc.errors()]
+        ) from None
+    return checked.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+
+
+def _option_error(
+    asset: ResolvedAsset, provider: str, model: type[BaseModel], error: Mapping[str, Any]
+) -> SpecError:
+    """One pydantic error of an option, at its key (or value) in the spec."""
+    loc = tuple(error.get("loc", ()))
+    name = str(loc[0]) if loc else ""
+    known = ", ".join(model.model_fields) or "none"
+    unknown = error.get("type") == "extra_forbidden"
+    own = asset.spec.options or {}
+    defaults = asset.collection.defaults_tree
+    if name not in own and defaults is not None:  # the value comes from `defaults:`
+        where = locate(defaults, ("options", *loc), key=unknown) or asset.where("options")
+    else:
+        where = asset.where("options", *loc, key=unknown)
+    if unknown:
+        return SpecError(
+            f"unknown option '{name}' for provider {provider}",
+            where,
+            did_you_mean(name, model.model_fields) or f"{provider} takes: {known}",
+        )
+    return SpecError(
+        f"option '{name}': {error.get('msg', 'is not valid')}",
+        where,
+        f"see the {provider} provider's options ({known})",
     )
 
 

@@ -28,9 +28,8 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Endpoint, FailureKind, ImageInput, ImageRequest, ImageResult
 from pipeline.jobs import ProviderFailure as Failure
 from pipeline.jobs.batch import BatchLine
+from pipeline.providers.openai_request import EDIT_JSON_PARAMS, GENERATE_PARAMS
 from pipeline.providers.openai_wire import (
-    EDIT_JSON_PARAMS,
-    GENERATE_PARAMS,
     ID_CHARS,
     MAX_IMAGE_BYTES,
     MODERATION_CODES,

@@ -35,9 +35,8 @@ from pipeline.providers.openai_http import (
     ResponseTooLarge,
     check_base_url,
 )
+from pipeline.providers.openai_request import EDIT_PARAMS, GENERATE_PARAMS
 from pipeline.providers.openai_wire import (
-    EDIT_PARAMS,
-    GENERATE_PARAMS,
     ID_CHARS,
     MAX_IMAGE_BYTES,
     image_result,

@@ -23,27 +23,6 @@ from pipeline.providers.openai_http import MAX_RESPONSE_BYTES, CappedAsyncClient
 from pipeline.providers.ratelimit_headers import rate_limit_info, retry_after
 from pipeline.providers.redaction import Redactor
 
-GENERATE_PARAMS = (
-    "size",
-    "quality",
-    "background",
-    "output_format",
-    "output_compression",
-    "moderation",
-    "n",
-)
-EDIT_PARAMS = (
-    "size",
-    "quality",
-    "background",
-    "output_format",
-    "output_compression",
-    "input_fidelity",
-    "n",
-)
-EDIT_JSON_PARAMS = (*EDIT_PARAMS, "moderation")
-"""The JSON edit body (``EditImageBodyJsonParam``) takes ``moderation``; multipart may not."""
-
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 """Largest decoded image accepted from a response: an uncompressed RGBA PNG of the largest
 native size (3840x2160) is about 33 MB."""

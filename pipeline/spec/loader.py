@@ -70,6 +70,8 @@ class Collection:
     location: Location
     defaults_locations: Mapping[str, Location] = field(default_factory=dict)
     """Where each key of ``defaults:`` is written, so a rule broken by a default points there."""
+    defaults_tree: YMap | None = None
+    """``defaults:`` as written, for values deeper than one key (a default's options)."""
     sheets: tuple[tuple[SheetSpec, YMap], ...] = ()
     """Sprite sheets, each with its YAML tree for error locations."""
 
@@ -266,6 +268,9 @@ def collection_from_tree(
         assets=assets,
         location=tree.location,
         defaults_locations=_defaults_locations(tree),
+        defaults_tree=raw_defaults
+        if isinstance(raw_defaults := tree.get("defaults"), YMap)
+        else None,
         sheets=sheets,
     )
 

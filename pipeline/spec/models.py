@@ -31,7 +31,21 @@ ASSET_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_ID_LENGTH = 128
 MAX_VARIANTS = 16
 
-Quality = Literal["low", "medium", "high", "xhigh", "max", "auto"]
+QUALITY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _quality_word(value: str) -> str:
+    """A quality is a word; which words a model takes is its provider's table's to say
+    (checked when the asset is planned), so a plugin's model may have qualities of its own."""
+    if not QUALITY.fullmatch(value):
+        raise spec_error(
+            f"quality {value!r} is not a quality name",
+            hint="write a word such as low, medium or high (the model's table lists its own)",
+        )
+    return value
+
+
+Quality = Annotated[str, AfterValidator(_quality_word)]
 Background = Literal["transparent", "opaque", "auto"]
 
 
@@ -122,6 +136,9 @@ class GenerationSettings(Strict):
     compression: Annotated[int, Field(ge=0, le=100)] | None = None
     moderation: Moderation | None = None
     input_fidelity: Fidelity | None = None
+    options: dict[str, Any] | None = None
+    """Settings the provider declares (its options model checks them when the asset is
+    planned); an asset's own keys win over those in ``defaults:``."""
 
 
 class FileInput(Strict):
@@ -146,6 +163,25 @@ class EditSpec(Strict):
     mask: EditInput | None = None
 
 
+MAX_OPS = 32
+"""Image operations in one ``ops:`` list."""
+
+
+def _op_entry(value: object) -> object:
+    """One ``ops:`` item is ``{op: NAME, ...parameters}``; the operation's own model checks
+    the parameters when the asset is planned (operations may come from plugins)."""
+    if not isinstance(value, dict) or not isinstance(value.get("op"), str):
+        raise spec_error(
+            "an operation is a mapping with 'op: NAME' and its parameters",
+            hint="e.g. - {op: flip, direction: horizontal}",
+        )
+    return value
+
+
+OpEntry = Annotated[dict[str, Any], BeforeValidator(_op_entry)]
+Ops = Annotated[list[OpEntry], Field(max_length=MAX_OPS)]
+
+
 class RenditionSpec(Strict):
     """A file derived locally from each delivered variant."""
 
@@ -153,6 +189,8 @@ class RenditionSpec(Strict):
     fit: Literal["cover", "contain", "stretch"] = "cover"
     format: OutputFormat | None = None
     compression: Annotated[int, Field(ge=0, le=100)] | None = None
+    ops: Ops = Field(default_factory=list)
+    """Image operations applied after the fit, in order."""
 
 
 class AssetSpec(GenerationSettings):
@@ -172,6 +210,9 @@ class AssetSpec(GenerationSettings):
     """Assets whose approved (picked, else first) image goes with the request as a
     reference, so a character stays the same across a set: an edit without writing one."""
     renditions: list[RenditionSpec] = Field(default_factory=list)
+    ops: Ops = Field(default_factory=list)
+    """Image operations applied to each delivered variant (after it is cut to ``size``,
+    before its renditions), in order."""
     tags: list[str] = Field(default_factory=list)
     keep_original: bool = False
 
@@ -241,6 +282,7 @@ class AssetDefaults(GenerationSettings):
     aspect: str | None = None
     variants: Annotated[int, Field(ge=1, le=MAX_VARIANTS)] | None = None
     renditions: list[RenditionSpec] | None = None
+    ops: Ops | None = None
     tags: list[str] | None = None
     keep_original: bool | None = None
 
@@ -262,7 +304,7 @@ class AssetDefaults(GenerationSettings):
                 out["size"] = self.size
             elif self.aspect is not None:
                 out["aspect"] = self.aspect
-        for name in ("variants", "tags", "keep_original"):
+        for name in ("variants", "tags", "keep_original", "ops"):
             value = getattr(self, name)
             if name not in out and value is not None:
                 out[name] = value
@@ -301,6 +343,8 @@ class SheetSpec(Strict):
     power_of_two: bool = False
     max_size: Annotated[int, Field(ge=16, le=16383)] = 4096
     format: Literal["png", "webp"] = "png"
+    atlas: list[str] = Field(default_factory=lambda: ["texturepacker-hash"])
+    """The atlas formats written beside the sheet (the planner checks the names)."""
 
     @field_validator("id")
     @classmethod
