@@ -3,14 +3,17 @@ never a bare key, and keeps the request in each record's metadata (``meta["reque
 
 ``req("k1")`` is a request of its own for each name; :func:`meta_text` is the metadata
 JSON a well-formed record of a request holds, for tests that plant raw records.
+:func:`shared_store` and :func:`layered` open a shared cache as a build does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.hashing import CacheRequest
+from pipeline.store import LayeredStore, LocalStore, RemoteMode
 
 
 def req(name: str) -> CacheRequest:
@@ -26,3 +29,21 @@ def kept(request: CacheRequest, **fields: Any) -> dict[str, Any]:
 def meta_text(request: CacheRequest, **fields: Any) -> str:
     """The stored metadata JSON of a well-formed record of ``request``."""
     return json.dumps(kept(request, **fields))
+
+
+def shared_store(url: str, environ: Mapping[str, str], mode: RemoteMode = "read-write") -> Any:
+    """The shared cache at ``url`` as a build opens it (its scheme's row of the table in
+    ``pipeline.api.stores``), configured from ``environ`` alone."""
+    from pipeline.api.stores import open_remote
+    from pipeline.store.remote import ObjectStore
+
+    store = open_remote(url, mode, environ)
+    assert isinstance(store, ObjectStore), store
+    return store
+
+
+def layered(
+    local: LocalStore, url: str, mode: RemoteMode = "read-write", environ: Mapping[str, str] = {}
+) -> LayeredStore:
+    """``local`` over the shared cache at ``url``, as a build layers them."""
+    return LayeredStore(local, shared_store(url, environ, mode), mode)

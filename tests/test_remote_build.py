@@ -351,8 +351,9 @@ def test_flags_beat_the_environment_which_beats_the_file(project, monkeypatch):
     [
         (
             "remote_cache:\n  url: https://bucket/x\n",
-            "error: assetpipe.yaml:2:8: remote_cache: the shared cache must be an "
-            "s3://bucket/prefix URL, not 'https://bucket/x'",
+            "error: assetpipe.yaml:2:8: remote_cache: the shared cache must be one of "
+            "s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, "
+            "file:///absolute/folder; not 'https://bucket/x'",
         ),
         (
             "remote_cache:\n  url: s3://bucket/x\n  mode: read-wrte\n",

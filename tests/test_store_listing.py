@@ -22,10 +22,10 @@ import obstore
 import pytest
 from processes import PINNED_TODAY
 from s3servers import HostileS3, S3Server, bucket_client, closed_endpoint, run_hostile_s3
+from store_kit import shared_store
 
 from pipeline.store import CacheStats, RemoteUnavailable
 from pipeline.store import s3_listing as remote_module
-from pipeline.store.remote import S3Store
 from pipeline.store.s3_listing import LIST_PAGE_BYTES
 
 ADDRESS_SPACE = 2 * 1024**3
@@ -111,7 +111,7 @@ def test_an_endless_first_listing_is_one_warning_and_the_store_goes_unused(
     """A build's store lists once before its first read: an endless answer there is one
     warning, and the store is asked nothing more (reads miss)."""
     with run_hostile_s3("endless") as hostile:
-        store = S3Store(hostile.url(), environ=hostile.environ())
+        store = shared_store(hostile.url(), hostile.environ())
         assert store.read_blob(hashlib.sha256(b"x").hexdigest()) is None
         assert store.read_blob(hashlib.sha256(b"y").hexdigest()) is None
     assert warnings_of(caplog) == [
@@ -130,7 +130,7 @@ def test_a_listing_that_pages_forever_stops_at_the_page_cap(
     monkeypatch.setattr(remote_module, "LIST_PAGES", 5)
     monkeypatch.setattr(remote_module, "LIST_PAGE_KEYS", 10)
     with run_hostile_s3("pages", probe_ok=True) as hostile:
-        store = S3Store(hostile.url(), environ=hostile.environ())
+        store = shared_store(hostile.url(), hostile.environ())
         with pytest.raises(RemoteUnavailable) as info:
             store.stats()
     assert str(info.value) == (
@@ -153,7 +153,7 @@ def test_a_trickled_listing_is_cut_off_at_its_deadline(
     already in its headers, is cut off when the page's time is up."""
     monkeypatch.setattr(remote_module, "LIST_PAGE_SECONDS", 1.0)
     with run_hostile_s3(mode, probe_ok=True) as hostile:
-        store = S3Store(hostile.url(), environ=hostile.environ())
+        store = shared_store(hostile.url(), hostile.environ())
         started = time.monotonic()
         with pytest.raises(RemoteUnavailable, match=r"a listing answer took over 1 s"):
             store.stats()
@@ -184,7 +184,7 @@ def test_counting_pages_through_a_real_server(
     (signed as it wants them) and finds what was planted, as obstore lists it."""
     monkeypatch.setattr(remote_module, "LIST_PAGE_KEYS", 2)
     url = s3_server.url()
-    store = S3Store(url, environ=s3_server.environ())
+    store = shared_store(url, s3_server.environ())
     planted = plant(s3_server, store.root)
     assert len(s3_server.objects(store.root)) == 7
     assert store.stats() == planted
@@ -192,7 +192,8 @@ def test_counting_pages_through_a_real_server(
 
 def test_a_prefix_with_signs_is_signed_as_the_server_wants(s3_server: S3Server) -> None:
     """A prefix with characters that the signature must encode is listed whole."""
-    store = S3Store(s3_server.url(f"t-{os.urandom(4).hex()}=a+b~c"), environ=s3_server.environ())
+    url = s3_server.url(f"t-{os.urandom(4).hex()}=a+b~c")
+    store = shared_store(url, s3_server.environ())
     planted = plant(s3_server, store.root)
     assert store.stats() == planted
 
@@ -204,7 +205,7 @@ def test_a_session_token_goes_with_the_listing(
     such session, refuses it as it refuses obstore's own requests with that token."""
     environ = {**seaweedfs_s3.environ(), "AWS_SESSION_TOKEN": "a-session-token"}
     url = seaweedfs_s3.url()
-    store = S3Store(url, environ=environ)
+    store = shared_store(url, environ)
     with pytest.raises(RemoteUnavailable) as info:
         store.stats()
     assert "(HTTP 403 InvalidAccessKeyId)" in str(info.value)
@@ -226,7 +227,7 @@ def test_a_signature_seaweedfs_refuses_is_the_same_warning(
     """A secret the server does not know: the first listing is refused with the same
     warning as before assetpipe signed it, and the secret is in no message."""
     url = seaweedfs_s3.url()
-    wrong = S3Store(url, environ=seaweedfs_s3.environ(secret="not-the-secret"))
+    wrong = shared_store(url, seaweedfs_s3.environ(secret="not-the-secret"))
     assert wrong.read_blob(hashlib.sha256(b"x").hexdigest()) is None
     assert warnings_of(caplog) == [
         f"the shared cache {url} cannot be used "
@@ -244,11 +245,11 @@ def test_credentials_that_may_not_list_still_read_and_say_why_they_cannot_count(
     assert seaweedfs_s3.unlisted is not None
     key, secret = seaweedfs_s3.unlisted
     url = seaweedfs_s3.url()
-    admin = S3Store(url, environ=seaweedfs_s3.environ())
+    admin = shared_store(url, seaweedfs_s3.environ())
     data = b"shared without listing"
     sha = hashlib.sha256(data).hexdigest()
     obstore.put(seaweedfs_s3.raw(), f"{admin.root}/blobs/{sha}", data)
-    store = S3Store(url, environ=seaweedfs_s3.environ(key, secret))
+    store = shared_store(url, seaweedfs_s3.environ(key, secret))
     assert store.read_blob(sha) == data
     with pytest.raises(RemoteUnavailable, match=r"cannot be listed \(HTTP 403 AccessDenied\)"):
         store.stats()
@@ -266,9 +267,9 @@ def test_a_missing_bucket_and_a_closed_port_are_said_plainly(
 ) -> None:
     """No such bucket, and nothing listening: one warning each, in plain words."""
     environ = seaweedfs_s3.environ()
-    absent = S3Store("s3://no-such-bucket/team", environ=environ)
+    absent = shared_store("s3://no-such-bucket/team", environ)
     assert absent.read_blob(hashlib.sha256(b"x").hexdigest()) is None
-    down = S3Store("s3://shared/team", environ={**environ, "AWS_ENDPOINT_URL": closed_endpoint()})
+    down = shared_store("s3://shared/team", {**environ, "AWS_ENDPOINT_URL": closed_endpoint()})
     assert down.read_blob(hashlib.sha256(b"x").hexdigest()) is None
     assert warnings_of(caplog) == [
         "the shared cache s3://no-such-bucket/team cannot be used (no bucket "

@@ -2,19 +2,23 @@
 
 The kit's in-memory store (:class:`pipeline.testing.MemoryStore`, written from the
 protocol alone: no files, no paths) stands in for the local disk store: freshness and the
-input reader work with it unchanged, and one contract is checked against both stores, so
-plugin authors' tests use a store held to the same promises as the real one.
+input reader work with it unchanged, and one contract is checked against every store (the
+local one, the kit's, a shared folder through ``file://``, and the layered store over a
+real S3 server), so plugin authors' tests use a store held to the same promises as the
+real ones.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import obstore
 import pytest
-from store_kit import kept, meta_text, req
+from store_kit import kept, layered, meta_text, req, shared_store
 
 from pipeline import api
 from pipeline.hashing import CacheRequest, sha256_bytes
@@ -44,12 +48,42 @@ Plant = Callable[[str, object, object, object], None]
 """Write a record's raw fields under a key, bypassing commit (as a damaged store would)."""
 
 
-@pytest.fixture(params=["local", "memory"])
+def record_json(key: str, blob: object, original: object, meta: object) -> bytes:
+    """A shared record object holding the raw fields (``meta`` is JSON text)."""
+    fields = {"format": 1, "key": key, "blob": blob, "original": original}
+    return json.dumps({**fields, "meta": json.loads(str(meta))}).encode()
+
+
+@pytest.fixture(params=["local", "memory", "file", "layered-moto"])
 def store_and_plant(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Plant]]:
     """Each store under contract, with a way to plant a raw record in it."""
     if request.param == "memory":
         memory = MemoryStore()
         yield memory, memory.plant
+        return
+    if request.param == "file":
+        folder = tmp_path / "team-share"
+        folder.mkdir()
+        shared = shared_store(folder.as_uri(), {})
+
+        def plant_file(key: str, blob: object, original: object, meta: object) -> None:
+            path = folder / shared.root / "records" / f"{key}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(record_json(key, blob, original, meta))
+
+        yield shared, plant_file
+        return
+    if request.param == "layered-moto":
+        server = request.getfixturevalue("moto_s3")
+        url = server.url()
+        with layered(LocalStore(tmp_path / "cache"), url, environ=server.environ()) as store:
+            store.prepare()
+
+            def plant_s3(key: str, blob: object, original: object, meta: object) -> None:
+                path = f"{store.remote.root}/records/{key}.json"
+                obstore.put(server.raw(), path, record_json(key, blob, original, meta))
+
+            yield store, plant_s3
         return
     with LocalStore(tmp_path / "cache") as local:
         local.prepare()
@@ -76,7 +110,7 @@ def store(store_and_plant: tuple[Any, Plant]) -> Any:
 
 
 def test_store_has_the_protocols_operations(store: Any) -> None:
-    """Both stores have every ResultStore operation (the structural check; the tests
+    """Every store has every ResultStore operation (the structural check; the tests
     below check what the operations do)."""
     assert isinstance(store, ResultStore)
 

@@ -23,7 +23,7 @@ import obstore
 import pytest
 from s3servers import S3Server, closed_endpoint, run_moto
 from store_kit import kept as stored_meta
-from store_kit import req
+from store_kit import layered, req, shared_store
 
 from pipeline.errors import EXIT_USAGE, PipelineError, UsageError
 from pipeline.hashing import sha256_bytes
@@ -35,11 +35,10 @@ from pipeline.store import (
     RemoteUnavailable,
     ResultStore,
     S3SupportMissing,
-    open_layered,
 )
-from pipeline.store.remote import S3Store
 from pipeline.store.shared_format import (
     MAX_RECORD_BYTES,
+    SharedURL,
     blob_path,
     decode_record,
     encode_record,
@@ -75,13 +74,13 @@ class Team:
     def machine(self, name: str, mode: RemoteMode = "read-write", **environ: str) -> LayeredStore:
         """A machine with an empty local cache, layered over the shared prefix."""
         local = LocalStore(self.tmp_path / name / "cache")
-        store = open_layered(local, self.url, mode, {**self.environ, **environ})
+        store = layered(local, self.url, mode, {**self.environ, **environ})
         self.stores.append(store)
         return store
 
     @property
     def root(self) -> str:
-        return f"{parse_url(self.url)[1]}/assetpipe-v1"
+        return f"{parse_url(self.url).prefix}/assetpipe-v1"
 
     def objects(self) -> dict[str, tuple[int, str | None]]:
         """Every object this team's prefix holds."""
@@ -323,7 +322,7 @@ def test_a_down_remote_is_one_warning_and_misses(
     result, and the user is told once."""
     environ = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
     environ["AWS_ENDPOINT_URL"] = closed_endpoint()
-    store = open_layered(LocalStore(tmp_path / "cache"), "s3://shared/team", environ=environ)
+    store = layered(LocalStore(tmp_path / "cache"), "s3://shared/team", environ=environ)
     assert store.lookup(REQ) is None
     assert store.get(REQ) is None
     record = store.commit(REQ, b"paid for", None, META)
@@ -344,7 +343,7 @@ def test_a_remote_that_goes_down_mid_build(
     commits stay local, with a warning."""
     with run_moto() as server:
         url = server.url()
-        store = open_layered(LocalStore(tmp_path / "cache"), url, environ=server.environ())
+        store = layered(LocalStore(tmp_path / "cache"), url, environ=server.environ())
         before = store.commit(REQ, b"before")
     assert store.get(REQ) == (before, b"before")
     assert store.get(req("b")) is None
@@ -458,7 +457,7 @@ def test_twenty_concurrent_writers_agree_on_one_image(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("https://bucket/x", "must be an s3://bucket/prefix URL"),
+        ("https://bucket/x", "must be one of s3://bucket/prefix, gs://bucket/prefix"),
         ("s3://AKIA:secret@bucket/x", "must not hold credentials"),
         ("s3://b/x", "is not a bucket name"),
         ("s3://bucket/../x", "cannot be part of a prefix"),
@@ -469,16 +468,16 @@ def test_a_bad_url_is_a_usage_error(url: str, message: str) -> None:
     """A URL that is not s3://bucket/prefix is a usage error that echoes no secret and no
     control character."""
     with pytest.raises(UsageError, match=message) as info:
-        S3Store(url, environ={})
+        shared_store(url, {})
     assert "secret" not in str(info.value)
     assert "\x1b" not in str(info.value)
 
 
 def test_urls_name_a_bucket_and_a_prefix() -> None:
     """Prefixes are normalised (no empty segments); a bare bucket has none."""
-    assert parse_url("s3://team-cache/assets//v2/") == ("team-cache", "assets/v2")
-    assert parse_url("s3://team-cache") == ("team-cache", "")
-    assert S3Store("s3://team-cache/x/", environ={}).root == "x/assetpipe-v1"
+    assert parse_url("s3://team-cache/assets//v2/") == SharedURL("s3", "team-cache", "assets/v2")
+    assert parse_url("s3://team-cache") == SharedURL("s3", "team-cache", "")
+    assert shared_store("s3://team-cache/x/", {}).root == "x/assetpipe-v1"
 
 
 def test_without_obstore_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,13 +2,15 @@
 
 The runner and freshness take any :class:`ResultStore`; the composition root
 (``pipeline.api``) picks one: :class:`LocalStore`, the folder under ``.assetpipe/cache``,
-or, when a team shares a cache, a :class:`LayeredStore` of the local store over the shared
-S3 one (:func:`open_layered`). Maintenance (``stats``, ``gc``, ``clear``, ``prepare``) belongs
-to the concrete stores, not to the protocol.
+or, when a team shares a cache, a :class:`LayeredStore` of the local store over the
+shared one (:func:`open_layered`), an ``ObjectStore`` over S3, GCS, Azure or a shared
+folder that ``pipeline.api.stores`` builds from the ``remote_cache`` URL. Maintenance
+(``stats``, ``gc``, ``clear``, ``prepare``) belongs to the concrete stores, not to the
+protocol.
 
-``pipeline.store.remote`` (the S3 store) is not imported here: it needs ``obstore``, which
-only the ``s3`` extra installs. :func:`open_layered` imports it when a shared cache is
-configured, and raises :class:`S3SupportMissing` when the extra is missing.
+``pipeline.store.remote`` and ``pipeline.store.backends`` are not imported here: they
+need ``obstore``, which only the ``s3`` extra installs; building a shared store without
+it raises :class:`S3SupportMissing`.
 """
 
 from pipeline.store.base import (

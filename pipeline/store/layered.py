@@ -1,4 +1,4 @@
-"""The result store of a team: this machine's local store over the shared (S3) one.
+"""The result store of a team: this machine's local store over the shared one.
 
 Reads ask the local store first (no network, no cost), then the shared one; a shared hit
 is copied into the local store as it is read, so this machine never downloads it again.
@@ -60,9 +60,10 @@ class TierStats:
 class LayeredStore:
     """A :class:`ResultStore` reading local-then-shared and writing local-then-shared.
 
-    ``remote`` is any ResultStore (in a build, :class:`~pipeline.store.remote.S3Store`);
-    its failures are warnings, never exceptions. Safe to share between worker threads as
-    far as both tiers are.
+    ``remote`` is any ResultStore, built by the caller (in a build,
+    :class:`~pipeline.store.remote.ObjectStore`, chosen by its URL's scheme in
+    ``pipeline.api.stores``); its failures are warnings, never exceptions. Safe to share
+    between worker threads as far as both tiers are.
     """
 
     def __init__(self, local: LocalStore, remote: ResultStore, mode: RemoteMode = "read-write"):
@@ -109,7 +110,7 @@ class LayeredStore:
 
     def health(self) -> str | None:
         """Why the shared tier cannot be relied on to be read (None: it can, or it cannot
-        say); see :meth:`pipeline.store.remote.S3Store.health`."""
+        say); see :meth:`pipeline.store.remote.ObjectStore.health`."""
         check = getattr(self.remote, "health", None)
         if not callable(check):
             return None
@@ -232,15 +233,8 @@ class LayeredStore:
 
 
 def open_layered(
-    local: LocalStore,
-    url: str,
-    mode: RemoteMode = "read-write",
-    environ: Mapping[str, str] | None = None,
+    local: LocalStore, remote: ResultStore, mode: RemoteMode = "read-write"
 ) -> LayeredStore:
-    """The local store over the shared cache at ``url`` (``s3://bucket/prefix``),
-    configured from the ``AWS_*`` variables of ``environ`` (the process environment by
-    default). S3SupportMissing when the ``s3`` extra is not installed; UsageError for a
-    URL that is not an S3 one."""
-    from pipeline.store.remote import S3Store  # noqa: PLC0415 - obstore is an optional extra
-
-    return LayeredStore(local, S3Store(url, writable=mode == "read-write", environ=environ), mode)
+    """``local`` over the shared store ``remote`` in ``mode``; the remote is given, never
+    chosen here (which store serves a URL is decided in ``pipeline.api.stores``)."""
+    return LayeredStore(local, remote, mode)

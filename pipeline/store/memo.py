@@ -11,6 +11,8 @@ image again. The memo sits in the result cache's folder, so ``cache clear`` empt
                                                  "height": ..., "phash": ..., "method": ...,
                                                  "c2pa": ..., "checks": {<config digest>: [...]}}
 .assetpipe/cache/memo/<sha[:2]>/<sha256>.webp   the gallery thumbnail of those bytes
+.assetpipe/cache/memo/<dg[:2]>/<digest>.op.png  an expensive image operation's result, by
+                                                the digest of its input pixels and call
 ```
 
 It is untrusted input like the rest of ``.assetpipe/``: JSON only (nothing unpickled),
@@ -50,6 +52,8 @@ log = logging.getLogger("assetpipe.cache")
 MEMO_FORMAT: Final = 1
 MAX_RECORD_BYTES: Final = 256 * 1024
 MAX_THUMBNAIL_BYTES: Final = 4 * 1024 * 1024
+MAX_OP_RESULT_BYTES: Final = 128 * 1024 * 1024
+"""The largest operation result kept (an 8192x8192 RGBA PNG, barely compressed)."""
 MAX_CONFIGS: Final = 16
 """Check configurations kept per image (the newest win): one per place the bytes are used."""
 MAX_CHECKS: Final = 16
@@ -121,6 +125,15 @@ class InspectionMemo(Protocol):
         """Keep the WebP thumbnail of the bytes with this sha256."""
         ...
 
+    def op_result(self, digest: str) -> bytes | None:
+        """The PNG an expensive image operation made, kept under ``digest`` (a sha256 of
+        its input pixels and the call: see :mod:`pipeline.ops.chain`), or None."""
+        ...
+
+    def keep_op_result(self, digest: str, data: bytes) -> None:
+        """Keep an expensive operation's result (a PNG) under ``digest``."""
+        ...
+
 
 class NoMemo:
     """A memo that remembers nothing (a build without a local cache folder)."""
@@ -138,6 +151,13 @@ class NoMemo:
         yield None
 
     def keep_thumbnail(self, sha: str, data: bytes) -> None:
+        """Forgets at once."""
+
+    def op_result(self, digest: str) -> bytes | None:
+        """Always a miss."""
+        return None
+
+    def keep_op_result(self, digest: str, data: bytes) -> None:
         """Forgets at once."""
 
 
@@ -250,6 +270,17 @@ class LocalMemo:
         if is_webp(data) and len(data) <= MAX_THUMBNAIL_BYTES:
             self._write(sha, ".webp", data)
 
+    def op_result(self, digest: str) -> bytes | None:
+        """The kept result under ``digest`` when it is a PNG under the size cap (its
+        reader decodes it as untrusted, and a damaged one is made again)."""
+        data = self._read(digest, ".op.png", MAX_OP_RESULT_BYTES)
+        return data if data is not None and data.startswith(PNG_SIGNATURE) else None
+
+    def keep_op_result(self, digest: str, data: bytes) -> None:
+        """Keep a result (only a PNG under the size cap)."""
+        if data.startswith(PNG_SIGNATURE) and len(data) <= MAX_OP_RESULT_BYTES:
+            self._write(digest, ".op.png", data)
+
 
 @dataclass(frozen=True, slots=True)
 class KeptFile:
@@ -257,6 +288,9 @@ class KeptFile:
 
     fd: int
     data: bytes
+
+
+PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 
 
 def is_webp(data: bytes) -> bool:

@@ -1,4 +1,6 @@
-"""The shared tier of the result cache: an S3-compatible bucket, through ``obstore``.
+"""The shared tier of the result cache: an object store (an S3, GCS or Azure bucket, or a
+shared folder), through ``obstore``; one :class:`ObjectStore` for every kind, built on a
+:class:`~pipeline.store.backends.Backend`.
 
 What is stored there, and why it is trusted no further than plain data, is in
 :mod:`pipeline.store.shared_format`; this module writes and reads it (see the threat model
@@ -7,7 +9,8 @@ in docs/reliability.md):
 - Records are created with a conditional create (``If-None-Match: *``): the first result
   committed under a key stays, and a writer that lost the race gets the winner's record
   back, so every machine delivers the same pixels. A damaged record is replaced only
-  conditionally on its ETag (``If-Match``), so two writers repairing it still agree.
+  conditionally on its ETag (``If-Match``), so two writers repairing it still agree; a
+  store that cannot write conditionally on an ETag (a folder) leaves it, with a warning.
 - Blobs are content-addressed: they are overwritten rather than created-if-absent (the
   same bytes again, which repairs a damaged copy), size-capped while they download, and
   must hash to their name.
@@ -24,14 +27,13 @@ Importing this module without ``obstore`` raises
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import UsageError
 from pipeline.hashing import CacheRequest, sha256_bytes
 from pipeline.store import s3_listing
+from pipeline.store.backends import Backend
 from pipeline.store.base import (
     CacheRecord,
     CacheStats,
@@ -40,20 +42,16 @@ from pipeline.store.base import (
     is_blob_name,
     with_request,
 )
-from pipeline.store.s3_listing import ListingFailed, Signer, list_page, signed_pages
+from pipeline.store.s3_listing import ListingFailed
 from pipeline.store.shared_format import (
-    LAYOUT,
     MAX_BLOB_BYTES,
     MAX_RECORD_BYTES,
-    aws_settings,
     bad_credentials,
     blob_path,
     decode_record,
     encode_record,
-    has_credentials,
     http_failure,
     is_key,
-    parse_url,
     reason,
     record_path,
     refused,
@@ -62,14 +60,13 @@ from pipeline.store.shared_format import (
 try:
     import obstore
     from obstore.exceptions import AlreadyExistsError, PreconditionError
-    from obstore.store import S3Store as _Bucket
 except ImportError as exc:  # tested by hiding obstore (test_store_remote)
     raise S3SupportMissing(
         "a shared cache (remote_cache) needs the obstore package: pip install 'assetpipe[s3]'"
     ) from exc
 
 if TYPE_CHECKING:
-    from obstore import PutMode
+    from obstore import PutMode, UpdateVersion
 
 log = logging.getLogger("assetpipe.cache")
 
@@ -77,36 +74,26 @@ _CHUNK = 1024 * 1024
 _WRITE_ATTEMPTS = 4
 
 
-class S3Store:
-    """The shared cache in one bucket and prefix; a :class:`ResultStore` whose reads never
-    raise and whose writes raise only :class:`RemoteUnavailable` (or ValueError for
-    metadata no store may hold).
+class ObjectStore:
+    """The shared cache in one bucket, container or folder and prefix; a
+    :class:`ResultStore` whose reads never raise and whose writes raise only
+    :class:`RemoteUnavailable` (or ValueError for metadata no store may hold).
 
-    ``writable=False`` (read-only mode) refuses every write. ``environ`` stands in for the
-    process environment (tests give each server its own). Safe to share between threads.
+    ``writable=False`` (read-only mode) refuses every write. ``anonymous`` is what to say
+    when the remote cannot be read and no credentials were found in the environment (the
+    variables that would give some). Safe to share between threads.
     """
 
     def __init__(
-        self, url: str, *, writable: bool = True, environ: Mapping[str, str] | None = None
+        self, backend: Backend, *, writable: bool = True, anonymous: str | None = None
     ) -> None:
-        bucket, prefix = parse_url(url)
-        self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        self.bucket = bucket
-        self.root = f"{prefix}/{LAYOUT}" if prefix else LAYOUT
+        self.backend = backend
+        self.url = str(backend.url)
+        self.root = backend.root
         """Where this store's objects live in the bucket."""
         self.writable = writable
-        env = os.environ if environ is None else environ
-        config, client, retry = aws_settings(env)
-        self._anonymous = not has_credentials(env)
-        """No credentials in the environment: a refusal then means exactly that."""
-        try:
-            self._bucket = _Bucket(
-                bucket, prefix=self.root, config=config, client_options=client, retry_config=retry
-            )
-        except Exception as exc:
-            raise UsageError(
-                f"the shared cache {self.url} cannot be set up: {reason(exc)}"
-            ) from None
+        self._anonymous = anonymous
+        self._client = backend.client
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._warned: set[str] = set()
@@ -148,10 +135,7 @@ class S3Store:
             self._list_top()
         except Exception as exc:
             if self._anonymous:
-                self._fail(
-                    "no AWS credentials are set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                    f"(or a role's variables), and the bucket said: {reason(exc)}"
-                )
+                self._fail(f"{self._anonymous}, and the store said: {reason(exc)}")
             elif refused(exc) and not bad_credentials(exc):
                 self._unlisted = reason(exc)  # a policy may allow objects but not listing
                 self._warn_once(
@@ -161,9 +145,7 @@ class S3Store:
                     "and images the bucket holds are paid for again"
                 )
             else:
-                self._fail(
-                    f"no bucket {self.bucket!r}" if http_failure(exc)[0] == 404 else reason(exc)
-                )
+                self._fail(self.backend.absent if http_failure(exc)[0] == 404 else reason(exc))
 
     def health(self) -> str | None:
         """Why this shared cache cannot be relied on to be read, None when it can: asked
@@ -195,7 +177,7 @@ class S3Store:
     def _failed_write(self, exc: Exception) -> RemoteUnavailable:
         """What a failed write means: refused (the remote may still be read) or down."""
         if isinstance(exc, FileNotFoundError):
-            return self._fail(f"no bucket {self.bucket!r}")
+            return self._fail(self.backend.absent)
         if not refused(exc) or bad_credentials(exc):
             return self._fail(reason(exc))
         message = (
@@ -210,14 +192,29 @@ class S3Store:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _fetch(self, path: str, cap: int, what: str) -> tuple[bytes, str | None] | None:
-        """The bytes and ETag of an object; None when absent, larger than ``cap`` (with a
-        warning) or when the remote fails (then it is no longer asked)."""
-        if not self._usable():
+    def _path(self, name: str) -> str:
+        """The full object path of ``name`` (a record's or a blob's, below the layout)."""
+        return f"{self.root}/{name}"
+
+    def _forbidden(self, path: str, what: str) -> bool:
+        """Whether ``path`` must not be opened (a link planted in a shared folder): said
+        once, and then it is a miss."""
+        check = self.backend.check
+        why = check(path) if check is not None else None
+        if why is not None:
+            self._warn_once(f"{what} in the shared cache is {why}; ignoring it")
+        return why is not None
+
+    def _fetch(self, name: str, cap: int, what: str) -> tuple[bytes, UpdateVersion] | None:
+        """The bytes and version (ETag, generation) of an object; None when absent,
+        larger than ``cap`` (with a warning) or when the remote fails (then it is no
+        longer asked)."""
+        path = self._path(name)
+        if not self._usable() or self._forbidden(path, what):
             return None
         chunks: list[bytes] = []
         try:
-            result = obstore.get(self._bucket, path)
+            result = obstore.get(self._client, path)
             meta = result.meta
             total = int(meta["size"])
             if total <= cap:
@@ -236,29 +233,34 @@ class S3Store:
         if total > cap:
             self._warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
             return None
-        return b"".join(chunks), meta.get("e_tag")
+        version: UpdateVersion = {}
+        for field in ("e_tag", "version"):
+            if meta.get(field) is not None:
+                version[field] = meta[field]
+        return b"".join(chunks), version
 
-    def _record(self, key: str) -> tuple[CacheRecord | None, str | None] | None:
+    def _record(self, key: str) -> tuple[CacheRecord | None, UpdateVersion] | None:
         """The stored record for ``key`` (None when damaged, with a warning) and its
-        ETag; None when there is none or the remote failed."""
+        version; None when there is none or the remote failed."""
         fetched = self._fetch(record_path(key), MAX_RECORD_BYTES, f"cache entry {key[:12]}")
         if fetched is None:
             return None
-        data, etag = fetched
+        data, version = fetched
         record = decode_record(key, data)
         if record is None:
             self._warn_once(
                 f"shared cache entry {key[:12]} is unreadable or was not made from its "
                 "request; ignoring it"
             )
-        return record, etag
+        return record, version
 
     def _blob_size(self, sha: str) -> int | None:
         """The stored size of a blob; None when it is missing or the remote failed."""
-        if not self._usable():
+        path = self._path(blob_path(sha))
+        if not self._usable() or self._forbidden(path, f"image {sha[:12]}"):
             return None
         try:
-            return int(obstore.head(self._bucket, blob_path(sha))["size"])
+            return int(obstore.head(self._client, path)["size"])
         except FileNotFoundError:
             return None
         except Exception as exc:
@@ -312,10 +314,17 @@ class S3Store:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _put(self, path: str, data: bytes, mode: PutMode) -> None:
+    def _put(self, name: str, data: bytes, mode: PutMode) -> None:
         """Write one object; conflicts propagate, every other failure is RemoteUnavailable."""
+        path = self._path(name)
+        check = self.backend.check
+        why = check(path) if check is not None else None
+        if why is not None:
+            message = f"{self.url}: {name} is {why}; nothing is written through it"
+            self._warn_once(message)
+            raise RemoteUnavailable(message, logged=True)
         try:
-            obstore.put(self._bucket, path, data, mode=mode, use_multipart=False)
+            obstore.put(self._client, path, data, mode=mode, use_multipart=False)
         except (AlreadyExistsError, PreconditionError):
             raise
         except Exception as exc:
@@ -362,8 +371,9 @@ class S3Store:
                 return found[0]
             if self._down is not None:
                 raise RemoteUnavailable(self._down, logged=True)
-            exists, etag = found is not None, found[1] if found is not None else None
-            if exists and etag is None:
+            exists = found is not None
+            version: UpdateVersion = found[1] if found is not None else {}
+            if exists and not self._replaceable(key, version):
                 break  # a damaged record may be replaced only conditionally, on its ETag
             if not uploaded:
                 self._put(blob_path(blob), delivered, "overwrite")
@@ -373,13 +383,24 @@ class S3Store:
             if exists:
                 self._warn_once(f"replacing the damaged shared cache entry {key[:12]}")
             try:
-                self._put(record_path(key), body, {"e_tag": etag} if exists else "create")
+                self._put(record_path(key), body, version if exists else "create")
             except (AlreadyExistsError, PreconditionError):
                 continue  # another writer got there first: read what it stored
             return record
         raise RemoteUnavailable(
             f"shared cache entry {key[:12]} could not be settled; it is kept in the local cache"
         )
+
+    def _replaceable(self, key: str, version: UpdateVersion) -> bool:
+        """Whether the damaged record of ``key`` can be replaced conditionally on
+        ``version``; a store that cannot (a folder) says once what to remove instead."""
+        if not self.backend.updates:
+            self._warn_once(
+                f"shared cache entry {key[:12]} is damaged and cannot be replaced safely "
+                f"here; remove {self._path(record_path(key))} from {self.url}"
+            )
+            return False
+        return bool(version)
 
     # -- maintenance ------------------------------------------------------------------------
 
@@ -406,31 +427,16 @@ class S3Store:
     # -- listing ----------------------------------------------------------------------------
 
     def _list_top(self) -> None:
-        """List the top of this store's prefix: one page, of one name at most."""
-        signer = Signer.of(self.bucket, self._bucket.config)
-        if signer is None:
-            obstore.list_with_delimiter(self._bucket)
-            return
-        query = {"list-type": "2", "delimiter": "/", "prefix": f"{self.root}/", "max-keys": "1"}
-        list_page(signer, query)
+        """List the top of this store's prefix: one small request."""
+        self.backend.top()
 
     def _objects(self, folder: str) -> Iterator[tuple[str, int]]:
         """Every object (name, size) in ``folder`` of this store's prefix, page by page;
         ListingFailed past s3_listing.LIST_PAGES pages (a server that pages forever)."""
-        signer = Signer.of(self.bucket, self._bucket.config)
-        if signer is None:
-            pages = _obstore_pages(self._bucket, folder)
-        else:
-            pages = signed_pages(signer, f"{self.root}/{folder}/")
+        pages = self.backend.pages(f"{self.root}/{folder}/")
         for count, page in enumerate(pages, 1):
             if count > s3_listing.LIST_PAGES:
                 raise ListingFailed(
                     f"a listing is over {s3_listing.LIST_PAGES} pages; it was not read further"
                 )
             yield from page
-
-
-def _obstore_pages(bucket: _Bucket, folder: str) -> Iterator[list[tuple[str, int]]]:
-    """The objects (name, size) in ``folder``, as obstore lists them."""
-    for chunk in obstore.list(bucket, folder, chunk_size=1000):
-        yield [(item["path"], int(item["size"])) for item in chunk]

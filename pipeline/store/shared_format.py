@@ -1,10 +1,10 @@
-"""What the shared cache stores, apart from how it talks to a bucket: its URL, its object
-names, its record format, the ``AWS_*`` variables that configure it, and how a failed
-request is told to the user.
+"""What the shared cache stores, apart from how it talks to an object store: its URL, its
+object names, its record format, and how a failed request is told to the user.
 
 Kept free of ``obstore`` so that settings can check a ``remote_cache`` URL, and tests can
-check records, on an install without the ``s3`` extra. The layout, under the user's
-prefix and a format version (so a later layout can live beside this one)::
+check records, on an install without the ``s3`` extra. The URLs it takes are
+:data:`URL_FORMS`; the layout, under the user's prefix (or folder) and a format version
+(so a later layout can live beside this one)::
 
     <prefix>/assetpipe-v1/records/<key>.json   {"format": 1, "key", "blob", "original", "meta"}
     <prefix>/assetpipe-v1/blobs/<sha256>       the bytes
@@ -20,17 +20,13 @@ copied or planted under another request's key is refused).
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 import re
-from collections.abc import Mapping
-from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+import urllib.parse
+from typing import Final, NamedTuple
 
 from pipeline.errors import UsageError, printable
 from pipeline.store.base import MAX_META_CHARS, CacheRecord, encode_meta, parse_record
-
-if TYPE_CHECKING:
-    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 LAYOUT: Final = "assetpipe-v1"
 RECORD_FORMAT: Final = 1
@@ -43,10 +39,26 @@ _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,62}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~=+-]+")
 _STATUS = re.compile(r"status code: (\d{3})( [A-Za-z ]+)?")
 _CODE = re.compile(r"<Code>(\w{1,64})</Code>")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BAD_CREDENTIALS = frozenset(
-    {"SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "InvalidToken"}
+    {
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthenticationFailed",
+    }
 )
-"""S3 error codes that say the credentials are wrong, not that an action is forbidden."""
+"""Error codes (S3's, and Azure's ``AuthenticationFailed``) that say the credentials are
+wrong, not that an action is forbidden."""
+URL_FORMS: Final = {
+    "s3": "s3://bucket/prefix",
+    "gs": "gs://bucket/prefix",
+    "az": "az://container/prefix",
+    "file": "file:///absolute/folder",
+}
+"""The shared cache URLs assetpipe takes, by scheme (which store serves each, and what it
+reads from the environment, is chosen in ``pipeline.api.stores``)."""
 
 
 def is_key(key: object) -> bool:
@@ -64,22 +76,42 @@ def blob_path(sha: str) -> str:
     return f"blobs/{sha}"
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """Bucket and prefix of ``s3://bucket/prefix`` (UsageError for anything else). The
-    URL never carries credentials: they come from the ``AWS_*`` variables."""
+class SharedURL(NamedTuple):
+    """A checked shared cache URL."""
+
+    scheme: str
+    """One of :data:`URL_FORMS`."""
+    container: str
+    """The bucket or container; for ``file://``, the absolute folder."""
+    prefix: str
+    """Segments below the bucket or container joined by ``/`` (always empty for a folder)."""
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return f"file://{urllib.parse.quote(self.container)}"
+        tail = f"/{self.prefix}" if self.prefix else ""
+        return f"{self.scheme}://{self.container}{tail}"
+
+
+def parse_url(url: str) -> SharedURL:
+    """The parts of a shared cache URL (:data:`URL_FORMS`); UsageError for anything else.
+    The URL never carries credentials: they come from the environment."""
     scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme not in URL_FORMS or not sep:
+        forms = ", ".join(URL_FORMS.values())
+        raise UsageError(f"the shared cache must be one of {forms}; not {printable(url)!r}")
+    if scheme == "file":
+        return _parse_folder(url, rest)
     bucket, _, path = rest.partition("/")
     if "@" in bucket:
         raise UsageError(
-            "the shared cache URL must not hold credentials; "
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
-        )
-    if scheme != "s3" or not sep:
-        raise UsageError(
-            f"the shared cache must be an s3://bucket/prefix URL, not {printable(url)!r}"
+            "the shared cache URL must not hold credentials or an account; they come from "
+            "the environment (docs/caching.md says which variables)"
         )
     if not _BUCKET.fullmatch(bucket):
-        raise UsageError(f"{printable(bucket)!r} in {printable(url)!r} is not a bucket name")
+        kind = "container" if scheme == "az" else "bucket"
+        raise UsageError(f"{printable(bucket)!r} in {printable(url)!r} is not a {kind} name")
     segments = [s for s in path.split("/") if s]
     for segment in segments:
         if segment in {".", ".."} or not _SEGMENT.fullmatch(segment):
@@ -87,7 +119,28 @@ def parse_url(url: str) -> tuple[str, str]:
                 f"{printable(segment)!r} in {printable(url)!r} cannot be part of a prefix "
                 "(letters, digits and . _ ~ = + - only)"
             )
-    return bucket, "/".join(segments)
+    return SharedURL(scheme, bucket, "/".join(segments))
+
+
+def _parse_folder(url: str, rest: str) -> SharedURL:
+    """``file:///absolute/folder``: a folder of this machine (a network drive, a mount),
+    named in full; percent-escapes are decoded, ``.`` and ``..`` are refused."""
+    host, slash, path = rest.partition("/")
+    if host not in {"", "localhost"} or not slash:
+        raise UsageError(
+            f"{printable(url)!r} does not name a folder of this machine: write "
+            "file:///absolute/folder (three slashes)"
+        )
+    folder = urllib.parse.unquote("/" + path)
+    segments = [s for s in folder.split("/") if s]
+    if _CONTROL.search(folder) or any(s in {".", ".."} for s in segments):
+        raise UsageError(
+            f"{printable(url)!r} cannot name a shared folder (no . or .. segments, "
+            "no control characters)"
+        )
+    if not segments:
+        raise UsageError(f"{printable(url)!r} is the root folder; name a folder under it")
+    return SharedURL("file", posixpath.join("/", *segments), "")
 
 
 def encode_record(key: str, record: CacheRecord) -> bytes:
@@ -122,51 +175,6 @@ def decode_record(key: str, data: bytes) -> CacheRecord | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return parse_record(key, obj.get("blob"), obj.get("original"), meta)
-
-
-def aws_settings(environ: Mapping[str, str]) -> tuple[S3Config, ClientConfig, RetryConfig]:
-    """obstore's configuration from the standard ``AWS_*`` variables in ``environ``:
-    credentials, region, and ``AWS_ENDPOINT_URL`` for MinIO, SeaweedFS or R2 (a plain
-    ``http://`` endpoint is allowed as given). Timeouts are short, so that a remote that
-    does not answer costs a build seconds, not minutes, and retries are few. Other ways
-    to credentials (web identity, container roles) obstore reads from the process
-    environment itself."""
-    config: S3Config = {}
-    client: ClientConfig = {
-        "connect_timeout": timedelta(seconds=5),
-        "read_timeout": timedelta(seconds=20),
-        "timeout": timedelta(seconds=120),
-    }
-    for name, field in (
-        ("AWS_ACCESS_KEY_ID", "access_key_id"),
-        ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-        ("AWS_SESSION_TOKEN", "session_token"),
-    ):
-        if environ.get(name):
-            config[field] = environ[name]  # type: ignore[literal-required]
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if region:
-        config["region"] = region
-    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        config["endpoint"] = endpoint.rstrip("/")
-        client["allow_http"] = endpoint.lower().startswith("http://")
-    return config, client, {"max_retries": 2, "retry_timeout": timedelta(seconds=15)}
-
-
-CREDENTIAL_SOURCES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
-"""The variables that give obstore credentials (static keys, web identity, a container
-role); without any of them it can only try the instance's metadata service."""
-
-
-def has_credentials(environ: Mapping[str, str]) -> bool:
-    """Whether the environment names any source of AWS credentials."""
-    return any(environ.get(name) or os.environ.get(name) for name in CREDENTIAL_SOURCES)
 
 
 def http_failure(exc: BaseException) -> tuple[int | None, str]:
