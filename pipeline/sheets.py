@@ -9,7 +9,6 @@ is pure on bytes and deterministic, so a sheet can be cached by its inputs' hash
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -18,6 +17,8 @@ from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.jobs import RenditionOp
+from pipeline.jobs.atlases import AtlasFrame, AtlasLayout
+from pipeline.jobs.atlases.texturepacker import TEXTUREPACKER_HASH
 from pipeline.packing import SheetBin, oversized_frames, sheet_layout
 from pipeline.postprocess import (
     DECODE_FORMATS,
@@ -120,7 +121,9 @@ def render_sheet(
     PNG is encoded as :func:`pipeline.postprocess.encode` does; WebP is written *lossless*,
     because lossy blocks would bleed colour across frame edges and shift sprite pixels.
     The atlas names the sheet ``image_name``, keys frames by their names as given, and is
-    written with sorted keys, 1-space indent and a final newline, so it diffs cleanly.
+    written with sorted keys, 1-space indent and a final newline, so it diffs cleanly; it
+    is also the sheet's layout, from which every other atlas format is written
+    (:mod:`pipeline.jobs.atlases`).
     """
     options = options or SheetOptions()
     fmt = _check_options(options)
@@ -136,31 +139,8 @@ def render_sheet(
         buffer = io.BytesIO()
         canvas.save(buffer, format="WEBP", lossless=True, quality=100, method=4, exact=True)
         sheet = buffer.getvalue()
-    return sheet, _atlas(placed, width, height, image_name)
-
-
-def _atlas(frames: Sequence[Frame], width: int, height: int, image_name: str) -> bytes:
-    """The atlas JSON: frames are never rotated or trimmed, so source size is frame size."""
-    entries = {
-        f.name: {
-            "frame": {"x": f.x, "y": f.y, "w": f.w, "h": f.h},
-            "rotated": False,
-            "trimmed": False,
-            "spriteSourceSize": {"x": 0, "y": 0, "w": f.w, "h": f.h},
-            "sourceSize": {"w": f.w, "h": f.h},
-        }
-        for f in frames
-    }
-    meta = {
-        "app": "assetpipe",
-        "version": "1.0",
-        "image": image_name,
-        "format": "RGBA8888",
-        "size": {"w": width, "h": height},
-        "scale": "1",
-    }
-    text = json.dumps({"frames": entries, "meta": meta}, indent=1, sort_keys=True)
-    return (text + "\n").encode("utf-8")
+    frames_at = tuple(AtlasFrame(f.name, f.x, f.y, f.w, f.h) for f in placed)
+    return sheet, TEXTUREPACKER_HASH.render(AtlasLayout(frames_at, width, height, image_name))
 
 
 def _load(name: str, data: bytes, frame_size: tuple[int, int] | None) -> Image.Image:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         cache_stats,
         cache_tiers,
     )
+    from pipeline.api.exports import ExportReport, export_outputs
     from pipeline.api.pages import ReviewView, page_title, review_view
     from pipeline.api.previews import (
         PreviewResult,
@@ -86,6 +87,8 @@ _WHERE: dict[str, str] = {
     "Request": "pipeline.api.workspace",
     "ReviewProblem": "pipeline.api.approval",
     "ReviewView": "pipeline.api.pages",
+    "ExportReport": "pipeline.api.exports",
+    "export_outputs": "pipeline.api.exports",
     "TODAY_VARIABLE": "pipeline.api.workspace",
     "VariantRequired": "pipeline.api.approval",
     "Workspace": "pipeline.api.workspace",
@@ -153,6 +156,7 @@ __all__ = [
     "BuildOptions",
     "BuildResult",
     "CheckResult",
+    "ExportReport",
     "InitResult",
     "OpenBatch",
     "PickResult",
@@ -177,6 +181,7 @@ __all__ = [
     "confirm",
     "error_summary",
     "exit_code",
+    "export_outputs",
     "fingerprint",
     "graph_text",
     "init_project",

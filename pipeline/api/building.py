@@ -2,7 +2,7 @@
 
 A build first asks whether there is anything to do: when the last build of this very
 plan left every file as it still is (:mod:`~pipeline.api.stamps`), it says so at once.
-Otherwise :mod:`~pipeline.api.running` (the runner, the gallery, a provider: most of
+Otherwise :mod:`~pipeline.api.running` (the runner, the exporters, a provider: most of
 assetpipe) is loaded and runs the plan. An up-to-date build of 10,000 jobs then costs
 little more than starting Python. The options, the result and the exit code both halves
 share are in :mod:`~pipeline.api.results`; only this module imports the other half.
@@ -20,6 +20,7 @@ from pipeline.api.results import BuildOptions, BuildResult
 from pipeline.api.sealing import user_sealer
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import EXIT_OK, UsageError, printable
+from pipeline.exports import exports_digest
 from pipeline.fsutil import check_folder
 from pipeline.jobs import Provider
 from pipeline.output import MANIFEST, OutputTree, load_manifest
@@ -106,7 +107,11 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
     check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
-        if stamps.unchanged_since(settings.cache_dir, digest, tree, user_sealer()) is None:
+        exports = exports_digest(settings.exports)
+        if (
+            stamps.unchanged_since(settings.cache_dir, digest, tree, user_sealer(), exports=exports)
+            is None
+        ):
             return None
         if ws.stored_plan is not None:
             ws.stored_plan.keep()  # the most recently used plan is kept longest

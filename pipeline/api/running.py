@@ -1,4 +1,4 @@
-"""Running a plan: folders, locks, provider, store, dispatcher, runner, manifest, gallery.
+"""Running a plan: folders, locks, provider, store, dispatcher, runner, manifest, exports.
 
 The composition root of a build that has work to do: the one place that picks concrete
 implementations for the runner (the provider from the registry, the store from
@@ -8,7 +8,7 @@ output folders are checked (no links, writable) and locked: the project lock
 (``.assetpipe/build.lock``) and the output lock (``output/.assetpipe.lock``), so two
 builds sharing either folder never interleave their writes. It is imported only when a
 build runs (:func:`pipeline.api.building.run_workspace`): a build with nothing to do
-never loads the runner, the gallery or a provider.
+never loads the runner, the exporters' work (the gallery) or a provider.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
+from pipeline.api.exports import build_exports, owned_files
 from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
@@ -28,11 +29,10 @@ from pipeline.api.stores import build_store, shared_cache_problem
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
 from pipeline.errors import EXIT_FAILED, EXIT_OK, UsageError
+from pipeline.exports import exports_digest, reserved_paths
 from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
-from pipeline.gallery import review_data, write_gallery
 from pipeline.jobs import Plan, Provider
 from pipeline.output import (
-    GALLERY_INDEX,
     MANIFEST,
     ManifestEntry,
     OutputTree,
@@ -47,7 +47,6 @@ from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.outcome import Outcome, RunReport
 from pipeline.settings import Settings
-from pipeline.spec.lock import read_lock
 from pipeline.store import LocalStore
 
 
@@ -147,20 +146,12 @@ def run_build(
         runner = Runner(plan, states, deps, config)
         report = asyncio.run(_run(runner))
         built = [o.entry() for o in report.outcomes.values()]
-        entries, pruned = next_entries(produced, built, manifest, tree, options.prune)
+        keep = reserved_paths(settings.exports)
+        entries, pruned = next_entries(produced, built, manifest, tree, options.prune, keep)
         free = {name for name, entry in registry.providers().items() if entry.free}
         entries = flag_near_duplicates(entries, placeholders=free)
-        changed = write_manifest(tree.root, entries, totals(entries, report.spent_usd))
-        if changed or not tree.exists(GALLERY_INDEX):
-            review = review_data(
-                full_plan,
-                read_lock(settings.root),
-                entries,
-                provider=settings.provider,
-                free=settings.provider_entry.free,
-            )
-            title = f"assetpipe: {settings.root.resolve().name}"
-            write_gallery(tree, entries, title=title, review=review)
+        write_manifest(tree.root, entries, totals(entries, report.spent_usd))
+        exported = build_exports(settings, tree, entries, full_plan, plan_digest)
         failed_checks = [
             (e.job, e.status, c)
             for e in entries
@@ -169,7 +160,12 @@ def run_build(
         ]
         if plan_digest and _changed_nothing(report, pruned) and not failed_checks:
             stamps.record(
-                settings.cache_dir, plan_digest, tree, _owned(entries, report), user_sealer()
+                settings.cache_dir,
+                plan_digest,
+                tree,
+                [*_owned(entries, report), *owned_files(exported)],
+                user_sealer(),
+                exports=exports_digest(settings.exports),
             )
     code = exit_code(report)
     if code == EXIT_OK and options.strict_checks and failed_checks:

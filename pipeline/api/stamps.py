@@ -8,8 +8,9 @@ would write it again byte for byte), it records what it left
 (``.assetpipe/last-build.json``): which plan (the stored plan's sha256 and the selected
 job ids, :attr:`Workspace.plan_digest`), the sha256 of the manifest, and the ``lstat``
 of every file the selected jobs own (size, mtime, ctime, inode). The next build of the
-same plan compares: the manifest hashes the same, every file has the same status, the
-gallery page is there. Then the ordinary checks would find every job up to date, from
+same plan compares: the manifest hashes the same, every file has the same status (the
+exporters' files, such as the gallery page, included), and the exporters are configured
+as they were. Then the ordinary checks would find every job up to date, from
 the same plan and the same manifest over the same files, so the build says so without
 them. Any difference, or any doubt, and the build runs as always (and a build that runs
 removes the stamp before it writes anything).
@@ -35,14 +36,14 @@ from pathlib import Path
 from pipeline.api.sealing import Sealer
 from pipeline.fsutil import read_regular, write_atomic
 from pipeline.hashing import sha256_bytes
-from pipeline.output import GALLERY_INDEX, MANIFEST, OutputTree
+from pipeline.output import MANIFEST, OutputTree
 from pipeline.output.manifest import read_manifest_bytes
 
 log = logging.getLogger("assetpipe.stamps")
 
 STAMP_FILE = "last-build.json"
 MAX_STAMP_BYTES = 256 * 1000 * 1000
-_VERSION = 1
+_VERSION = 2
 _PURPOSE = "last build"
 
 
@@ -59,10 +60,17 @@ def forget(cache_dir: Path) -> None:
 
 
 def record(
-    cache_dir: Path, digest: str, tree: OutputTree, paths: Iterable[str], sealer: Sealer
+    cache_dir: Path,
+    digest: str,
+    tree: OutputTree,
+    paths: Iterable[str],
+    sealer: Sealer,
+    *,
+    exports: str = "",
 ) -> None:
     """Stamp the end of a build that found every job of plan ``digest`` up to date;
-    ``paths`` are the output files those jobs own (their companions included)."""
+    ``paths`` are the output files those jobs own (their companions included) and the
+    exporters' files, ``exports`` the digest of how the exporters are configured."""
     manifest = read_manifest_bytes(tree.root / MANIFEST)
     if manifest is None:
         return
@@ -76,6 +84,7 @@ def record(
         "version": _VERSION,
         "plan": digest,
         "manifest": sha256_bytes(manifest),
+        "exports": exports,
         "files": files,
     }
     sealed = sealer.seal(_PURPOSE, json.dumps(doc, separators=(",", ":")).encode())
@@ -87,10 +96,13 @@ def record(
         log.debug("no stamp of this build: %s", exc)
 
 
-def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree, sealer: Sealer) -> int | None:
+def unchanged_since(
+    cache_dir: Path, digest: str, tree: OutputTree, sealer: Sealer, *, exports: str = ""
+) -> int | None:
     """The number of files the last build of plan ``digest`` left, when this user's
-    assetpipe stamped it and every one of them, the manifest and the gallery page are
-    exactly as it left them; else None."""
+    assetpipe stamped it, the exporters are configured as then (``exports``), and every
+    one of those files (the exporters' included) and the manifest are exactly as it left
+    them; else None."""
     try:
         data = read_regular(cache_dir / STAMP_FILE, MAX_STAMP_BYTES)
         if data is None or not sealer.usable:
@@ -108,14 +120,13 @@ def unchanged_since(cache_dir: Path, digest: str, tree: OutputTree, sealer: Seal
         isinstance(doc, dict)
         and doc.get("version") == _VERSION
         and doc.get("plan") == digest
+        and doc.get("exports") == exports
         and isinstance(doc.get("manifest"), str)
         and isinstance(doc.get("files"), dict)
     ):
         return None
     manifest = read_manifest_bytes(tree.root / MANIFEST)
     if manifest is None or sha256_bytes(manifest) != doc["manifest"]:
-        return None
-    if not tree.exists(GALLERY_INDEX):
         return None
     files: dict[str, object] = doc["files"]
     if not _folders_are_real(tree.root, files):

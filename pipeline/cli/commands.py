@@ -17,6 +17,7 @@ import click
 from pipeline import __version__, api
 from pipeline.cli.batch import batch
 from pipeline.cli.cache import cache
+from pipeline.cli.export import export
 from pipeline.cli.options import project_options, project_request, setup_logging, shard_option
 from pipeline.cli.render import (
     counted,
@@ -49,6 +50,7 @@ cli.add_command(unpick)
 cli.add_command(review_page)
 cli.add_command(watch)
 cli.add_command(init)
+cli.add_command(export)
 
 
 @cli.command()

@@ -57,6 +57,7 @@ _FIELDS: Mapping[str, tuple[type, ...]] = {
     "companions": _OPT_LIST,
     "via": _OPT_STR,
     "batch_id": _OPT_STR,
+    "ops": _OPT_LIST,
 }
 """Each field the manifest writes, in the order it writes them, and the JSON types it may
 hold. ``job``, ``path``, ``kind`` and ``status`` are required; any other missing field
@@ -110,6 +111,9 @@ class ManifestEntry:
     via: str | None = None
     """``batch`` when the image came through the Batch API (absent: a direct call)."""
     batch_id: str | None = None
+    ops: tuple[Mapping[str, Any], ...] | None = None
+    """The image operations applied to the file (``op``, ``params``, ``version`` each), in
+    order; None when it had none."""
     stale: bool = False
     """An earlier build's file that no job makes any more (kept unless ``--prune``)."""
 
@@ -144,11 +148,15 @@ class ManifestEntry:
         stale = raw.get("stale", False)
         if not isinstance(stale, bool):
             return None
+        ops = raw.get("ops")
+        if ops is not None and not all(_op_ok(o) for o in ops):
+            return None
         fields = {name: raw[name] for name in _FIELDS if name in raw}
         fields.update(
             inputs=tuple(inputs),
             checks=tuple(checks) if checks is not None else None,
             companions=companions,
+            ops=tuple(ops) if ops is not None else None,
             cost_usd=float(raw.get("cost_usd") or 0.0),
             estimated_cost_usd=float(raw.get("estimated_cost_usd") or 0.0),
             stale=stale,
@@ -197,6 +205,8 @@ class ManifestEntry:
         if self.via is not None:  # only then: manifests of direct builds stay as they were
             out["via"] = self.via
             out["batch_id"] = self.batch_id
+        if self.ops is not None:  # only then: manifests without operations stay as they were
+            out["ops"] = [dict(o) for o in self.ops]
         if self.stale:
             out["stale"] = True
         return out
@@ -212,6 +222,17 @@ def _check_ok(check: object) -> bool:
         isinstance(check, dict)
         and isinstance(check.get("name"), str)
         and isinstance(check.get("ok"), bool)
+    )
+
+
+def _op_ok(op: object) -> bool:
+    """A recorded operation: its name, its parameters and its version."""
+    return (
+        isinstance(op, dict)
+        and isinstance(op.get("op"), str)
+        and isinstance(op.get("params"), dict)
+        and isinstance(op.get("version"), int)
+        and not isinstance(op.get("version"), bool)
     )
 
 

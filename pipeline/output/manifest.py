@@ -84,7 +84,10 @@ def read_manifest_bytes(path: Path) -> bytes | None:
             )
             return None
         try:
-            data = handle.read(MAX_MANIFEST_BYTES + 1)
+            # Sized by the file, not the cap: a read of n bytes sets n bytes aside first.
+            data = handle.read(info.st_size + 1)
+            if len(data) > info.st_size:  # it grew since fstat: read on, to the cap
+                data += handle.read(MAX_MANIFEST_BYTES + 1 - len(data))
         except OSError as exc:
             log.warning("ignoring unreadable %s (%s)", path, exc.strerror)
             return None

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Set
+from collections.abc import Collection, Iterable, Set
 from typing import Any
 
 from pipeline.fsutil import UnsafePathError
 from pipeline.output.entry import ManifestEntry
 from pipeline.output.manifest import MANIFEST, Manifest
-from pipeline.output.tree import GALLERY_INDEX, OUTPUT_LOCK, THUMB_DIR, OutputTree
+from pipeline.output.tree import OUTPUT_LOCK, OutputTree
 
 log = logging.getLogger("assetpipe.build")
 
@@ -28,11 +28,13 @@ def next_entries(
     previous: Manifest,
     tree: OutputTree,
     prune: bool,
+    keep: Collection[str] = (),
 ) -> tuple[list[ManifestEntry], list[str]]:
     """The entries of the next manifest and the files pruned.
 
     ``produced`` is every output path of the full plan, ``built`` the entries of the jobs
-    this build ran (they win over earlier ones).
+    this build ran (they win over earlier ones). ``keep`` are the paths the exporters
+    reserve (files, or folders): pruning never deletes there.
     """
     entries: dict[str, ManifestEntry] = {
         path: entry for path, entry in previous.entries.items() if path in produced
@@ -44,8 +46,8 @@ def next_entries(
         if path in produced:
             continue
         if prune and entry.sha256:
-            if _removable(tree, path) and tree.matches(entry):
-                pruned.extend(prune_entry(tree, entry))
+            if _removable(tree, path, keep) and tree.matches(entry):
+                pruned.extend(prune_entry(tree, entry, keep))
                 continue
             log.warning("not pruning %s: it changed since assetpipe wrote it", path)
         if not prune:
@@ -53,7 +55,7 @@ def next_entries(
     return list(entries.values()), pruned
 
 
-def prune_entry(tree: OutputTree, entry: ManifestEntry) -> list[str]:
+def prune_entry(tree: OutputTree, entry: ManifestEntry, keep: Collection[str] = ()) -> list[str]:
     """Delete the file of an entry that matches the tree, with its companions and kept
     original; returns what was deleted.
 
@@ -70,19 +72,23 @@ def prune_entry(tree: OutputTree, entry: ManifestEntry) -> list[str]:
         else:
             log.warning("not pruning %r: it is not the kept original of %s", kept, path)
     targets.append(path)
-    return [rel for rel in targets if _removable(tree, rel) and tree.unlink(rel)]
+    return [rel for rel in targets if _removable(tree, rel, keep) and tree.unlink(rel)]
 
 
-def _removable(tree: OutputTree, rel: str) -> bool:
+def _removable(tree: OutputTree, rel: str, keep: Collection[str]) -> bool:
     """Whether ``--prune`` may delete ``rel``: inside the tree, through no link, and not
-    one of assetpipe's own files there (manifest, gallery, lock)."""
+    one of assetpipe's own files there (the manifest, the lock, or a path an exporter
+    reserves, such as the gallery's page and thumbnails)."""
     try:
         tree.path(rel)
     except (UnsafePathError, ValueError):
         log.warning("not pruning %r: it is not a path inside %s", rel, tree.root)
         return False
-    top = rel.split("/", 1)[0]
-    if rel in (MANIFEST, GALLERY_INDEX, OUTPUT_LOCK) or top == THUMB_DIR:
+    folded = rel.casefold()
+    kept = (k.casefold() for k in keep)
+    if rel in (MANIFEST, OUTPUT_LOCK) or any(
+        folded == k or folded.startswith(k + "/") for k in kept
+    ):
         log.warning("not pruning %s: assetpipe keeps it", rel)
         return False
     return True

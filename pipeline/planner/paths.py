@@ -6,7 +6,9 @@ and so does an asset whose id is ``x.v2``; ``keep_original`` writes
 ``<id>.png`` and ``<id>.json``. On the case-insensitive file systems of macOS and
 Windows ``Icons/a.png`` and ``icons/a.png`` are one file, so paths are compared
 case-folded (and in one Unicode normal form). A file may not be a folder that another
-job writes into either, nor one of the files assetpipe itself keeps in ``output/``.
+job writes into either, nor one of the files assetpipe itself keeps in ``output/``, nor
+lie where an exporter writes (the gallery's ``index.html`` and ``.gallery/``: those come
+from the project's ``exports:`` and are checked by :mod:`pipeline.exports.collisions`).
 The second build would overwrite the first job's file and both manifest entries would
 claim it, so this is a spec error at plan time, naming both jobs and where each comes
 from.
@@ -25,17 +27,16 @@ KEPT_ORIGINAL_EXTENSIONS = ("png", "jpg", "webp")
 call: each of these is reserved."""
 RESERVED = {
     "manifest.json": "the manifest",
-    "index.html": "the gallery page",
-    ".gallery": "the gallery's thumbnails",
 }
-"""Names in the output root that assetpipe writes itself (a collection is a folder there)."""
+"""Names in the output root that assetpipe writes itself whatever the project's exporters
+(a collection is a folder there)."""
 
 
 def written_paths(job: Job) -> list[str]:
     """Every file ``job`` may write, relative to the output root."""
     paths = [job.output_path]
     if job.kind == "sheet":
-        paths.append(job.atlas_path)
+        paths.extend(path for _, path in job.atlases)
     if job.kind in ("generate", "edit") and job.keep_original:
         stem = job.output_path.rsplit(".", 1)[0]
         paths.extend(f"{stem}.original.{ext}" for ext in KEPT_ORIGINAL_EXTENSIONS)

@@ -1,7 +1,9 @@
 """Sprite-sheet jobs: a local job that packs a group of a collection's delivered images.
 
 A sheet depends on every frame it packs, so it is rebuilt exactly when one of them
-changes; its cache key is its options plus each frame's name and content hash. Whether
+changes; its cache key is its options plus each frame's name and content hash. Its
+atlases are written in the formats its spec names (``atlas:``); a list other than the
+default enters its options, so the default sheet's key is the one it always was. Whether
 its frames fit its ``max_size`` is known from their sizes alone, so that is checked
 here, with the build's own packer, before any frame is paid for.
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 
-from pipeline.errors import SpecError
+from pipeline.errors import SpecError, did_you_mean
 from pipeline.jobs import Job, ParamValue, SheetJob, frame_name
+from pipeline.jobs.atlases import ATLAS_FORMATS, DEFAULT_ATLAS, atlas_path
 from pipeline.packing import FrameSize, SheetCapacity, sheet_capacity
 from pipeline.sizes import parse_size
 from pipeline.spec.loader import Collection
@@ -64,6 +67,9 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
         frame = _frame_size(sheet, tree)
         if sheet.frame_size is not None:
             params["frame_size"] = sheet.frame_size
+        atlases = _atlas_formats(sheet, tree)
+        if atlases != (DEFAULT_ATLAS,):
+            params["atlas"] = ",".join(atlases)
         _check_capacity(sheet, tree, chosen, frame)
         base = f"{coll.name}/{sheet.id}"
         out.append(
@@ -78,11 +84,34 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
                 output_path=f"{base}.{EXTENSIONS[sheet.format]}",
                 source=f"{tree.location.file}:{tree.location.line}",
                 depends_on=tuple(job.id for job in chosen),
-                atlas_path=f"{base}.json",
+                atlases=tuple((name, atlas_path(base, name)) for name in atlases),
                 frames=tuple(frame_name(j) for j in chosen),
             )
         )
     return out
+
+
+def _atlas_formats(sheet: SheetSpec, tree: YMap) -> tuple[str, ...]:
+    """The sheet's atlas formats, each known and named once."""
+    if not sheet.atlas:
+        raise SpecError(
+            f"sheet '{sheet.id}' names no atlas format",
+            locate(tree, ["atlas"]) or tree.location,
+            f"e.g. atlas: [{DEFAULT_ATLAS}]",
+        )
+    seen: list[str] = []
+    for index, name in enumerate(sheet.atlas):
+        where = locate(tree, ["atlas", index]) or tree.location
+        if name not in ATLAS_FORMATS:
+            hint = did_you_mean(name, ATLAS_FORMATS)
+            known = f"known formats: {', '.join(sorted(ATLAS_FORMATS))}"
+            raise SpecError(
+                f"unknown atlas format {name[:60]!r}", where, f"{hint}; {known}" if hint else known
+            )
+        if name in seen:
+            raise SpecError(f"atlas format '{name}' is named twice", where, "name it once")
+        seen.append(name)
+    return tuple(seen)
 
 
 def _frame_size(sheet: SheetSpec, tree: YMap) -> tuple[int, int] | None:

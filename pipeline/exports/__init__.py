@@ -1,0 +1,48 @@
+"""Exporters: files made from the manifest, after a build or by ``assetpipe export``.
+
+- :mod:`~pipeline.exports.base`: the :class:`Exporter` protocol, its options' base and
+  what it is handed (:class:`ExportPlan`);
+- :mod:`~pipeline.exports.registry`: the built-in exporters and the plugins'
+  (entry point group ``assetpipe.exporters``);
+- :mod:`~pipeline.exports.config`: ``exports:`` in ``assetpipe.yaml``, validated;
+- :mod:`~pipeline.exports.writing`: running them, writing only files that changed;
+- :mod:`~pipeline.exports.gallery`: the gallery page, the first exporter.
+"""
+
+from pipeline.exports.base import (
+    Exporter,
+    ExportError,
+    ExportOptions,
+    ExportPlan,
+    Tidies,
+    covers,
+    path_problem,
+)
+from pipeline.exports.config import (
+    ConfiguredExport,
+    configured_exports,
+    exports_digest,
+    fold,
+    reserved_paths,
+)
+from pipeline.exports.registry import ENTRY_POINT_GROUP, exporters
+from pipeline.exports.writing import ExportResult, write_exports
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ConfiguredExport",
+    "ExportError",
+    "ExportOptions",
+    "ExportPlan",
+    "ExportResult",
+    "Exporter",
+    "Tidies",
+    "configured_exports",
+    "covers",
+    "exporters",
+    "exports_digest",
+    "fold",
+    "path_problem",
+    "reserved_paths",
+    "write_exports",
+]
