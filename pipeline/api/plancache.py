@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline import ops
 from pipeline.api.sealing import Sealer
 from pipeline.fsutil import LinkRefused, read_regular, refuse_link, write_atomic
 from pipeline.hashing import canonical_json, sha256_bytes
@@ -64,6 +65,7 @@ def plan_context(fields: Mapping[str, Any]) -> str:
         "format": CODEC_VERSION,
         "version": pipeline.__version__,
         "code": _code_fingerprint(),
+        "ops": ops.fingerprint(),
         **fields,
     }
     return sha256_bytes(canonical_json(payload).encode("utf-8"))

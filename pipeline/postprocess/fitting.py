@@ -1,23 +1,28 @@
 """An image at an exact target size: the delivered file, and each rendition of it.
 
 A target's ratio rarely matches what the API returned, so the ratio is reconciled
-locally: ``cover`` center-crops then resizes, ``contain`` resizes to fit and pads,
-``stretch`` ignores the ratio. The crop is computed on fractional pixels so no rounding
-shifts the center, and an API image already at its target comes back byte for byte
-(keeping the provenance the API embedded). Only the colour profile survives a re-encode.
+locally by the registered ``fit`` operation (:mod:`pipeline.ops.fit`): ``cover``
+center-crops then resizes, ``contain`` resizes to fit and pads, ``stretch`` ignores the
+ratio. An API image already at its target comes back byte for byte (keeping the
+provenance the API embedded). Only the colour profile survives a re-encode. A spec's
+``ops:`` run on the fitted pixels, before the one encode, so a lossy format loses
+quality once.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from typing import Final
 
 from PIL import Image
 
+from pipeline import ops
 from pipeline.jobs import RenditionOp
+from pipeline.jobs.job import Fit as FitMode
+from pipeline.jobs.job import OpCall
+from pipeline.ops.fit import FitParams
 from pipeline.postprocess.decoding import MAX_API_PIXELS, decode_within, source_format
 from pipeline.postprocess.encoding import (
-    WHITE,
     ImageOptionError,
     encode,
     encoder_quality,
@@ -30,8 +35,9 @@ MAX_EDGE: Final = 16383
 
 _ALPHA_FORMATS: Final = frozenset({"png", "webp"})
 _PROFILE_MODES: Final = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA"})
-_TRANSPARENT: Final = (0, 0, 0, 0)
-_LANCZOS: Final = Image.Resampling.LANCZOS
+_TRANSPARENT: Final = "#00000000"
+_WHITE: Final = "#FFFFFFFF"
+_FITS: Final = frozenset({"cover", "contain", "stretch"})
 
 
 def deliver(
@@ -60,34 +66,74 @@ def deliver_decoded(
     if image.size == (width, height) and source_format(image) == fmt:
         return data, image
     profile = _profile(image)
-    result = _cover(normalize_mode(image), width, height)
+    result = fit(normalize_mode(image), width, height, "cover")
     delivered = encode(_with_profile(result, profile), fmt, compression)
     return delivered, result if fmt == "png" else None
 
 
-def render_rendition(data: bytes, op: RenditionOp) -> bytes:
-    """A rendition of a delivered image: exactly ``op.width`` x ``op.height`` in ``op.format``.
+def deliver_operated(
+    data: bytes,
+    width: int,
+    height: int,
+    output_format: str,
+    compression: int | None,
+    calls: Sequence[OpCall],
+    memo: ops.OpMemo | None = None,
+) -> bytes:
+    """The delivered file of an asset with ``ops:``: the image ``data`` (the API's) cut
+    to exactly ``width`` x ``height`` as :func:`deliver` does, then ``calls`` applied,
+    then encoded once in ``output_format``. Always re-encoded (the operations changed it).
+    """
+    fmt = normalize_format(output_format)
+    _check_size(width, height)
+    encoder_quality(compression)
+    image = decode_within(data)
+    profile = _profile(image)
+    result = ops.apply_ops(fit(normalize_mode(image), width, height, "cover"), calls, memo)
+    return encode(_with_profile(result, profile), fmt, compression)
+
+
+def render_rendition(data: bytes, op: RenditionOp, memo: ops.OpMemo | None = None) -> bytes:
+    """A rendition of a delivered image: ``op.width`` x ``op.height`` in ``op.format``,
+    then ``op.ops`` (which may change the size).
 
     ``op.fit`` chooses how the ratio is reconciled: ``cover`` center-crops to the target
     ratio then resizes (nothing is distorted, edges may be lost); ``contain`` resizes to
     fit inside and pads the rest (transparent for png/webp, white for jpeg); ``stretch``
-    resizes to the exact size, ignoring the ratio.
+    resizes to the exact size, ignoring the ratio. ``memo`` keeps the results of
+    expensive operations.
     """
     fmt = normalize_format(op.format)
     _check_size(op.width, op.height)
     encoder_quality(op.compression)
+    if op.fit not in _FITS:
+        raise ImageOptionError(f"unknown fit {op.fit!r}: expected cover, contain or stretch")
     image = decode_within(data)
     profile = _profile(image)
     source = normalize_mode(image)
-    if op.fit == "cover":
-        result = _cover(source, op.width, op.height)
-    elif op.fit == "contain":
-        result = _contain(source, op.width, op.height, fmt)
-    elif op.fit == "stretch":
-        result = source.resize((op.width, op.height), _LANCZOS)
-    else:
-        raise ImageOptionError(f"unknown fit {op.fit!r}: expected cover, contain or stretch")
+    # Padding is transparent where the file can carry it (or the source has alpha: a jpeg
+    # then flattens it on white), and white otherwise.
+    clear = source.mode == "RGBA" or fmt in _ALPHA_FORMATS
+    result = fit(source, op.width, op.height, op.fit, _TRANSPARENT if clear else _WHITE)
+    if op.ops:
+        result = ops.apply_ops(result, op.ops, memo)
     return encode(_with_profile(result, profile), fmt, op.compression)
+
+
+def fit(
+    image: Image.Image, width: int, height: int, mode: FitMode, color: str = _TRANSPARENT
+) -> Image.Image:
+    """``image`` at exactly ``width`` x ``height`` by the registered ``fit`` operation.
+
+    Its parameters are not validated again: the size is checked here against
+    :data:`MAX_EDGE` (a sheet's frames may be larger than a spec's ``ops:`` may ask for),
+    ``mode`` against the three fits, and ``color`` is one of this module's two."""
+    operation = ops.get("fit")
+    if operation is None:  # pragma: no cover - a built-in, which no plugin can replace
+        raise ImageOptionError("the fit operation is not registered")
+    params = FitParams.model_construct(size=(width, height), mode=mode, color=color)
+    result: Image.Image = operation.apply(image, params)
+    return result
 
 
 def _profile(image: Image.Image) -> bytes | None:
@@ -111,45 +157,3 @@ def _check_size(width: int, height: int) -> None:
             raise ImageOptionError(f"target {name} must be an integer, got {value!r}")
         if not 1 <= value <= MAX_EDGE:
             raise ImageOptionError(f"target {name} must be between 1 and {MAX_EDGE}, got {value}")
-
-
-def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Center-crop ``image`` to the target ratio and resize it to exactly that size.
-
-    The image is first cut to the whole pixels the crop touches, so the resampler never
-    blends in pixels from outside it; the exact (fractional) crop box is then handed to
-    the resampler, so no rounding shifts the center. An image already at the target size
-    comes back as an exact copy.
-    """
-    source_w, source_h = image.size
-    if source_w * height > source_h * width:  # wider than the target: trim the sides
-        crop_w = source_h * width / height
-        left = (source_w - crop_w) / 2
-        box = (left, 0.0, left + crop_w, float(source_h))
-    else:  # taller (or the same ratio): trim top and bottom
-        crop_h = source_w * height / width
-        top = (source_h - crop_h) / 2
-        box = (0.0, top, float(source_w), top + crop_h)
-    left, top, right, bottom = box
-    whole = (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
-    inner = (left - whole[0], top - whole[1], right - whole[0], bottom - whole[1])
-    return image.crop(whole).resize((width, height), _LANCZOS, box=inner)
-
-
-def _contain(image: Image.Image, width: int, height: int, fmt: str) -> Image.Image:
-    """Resize ``image`` to fit inside the target and pad it, centered, to the exact size.
-
-    The padding is transparent when the output can carry alpha (png, webp) or the source
-    has it (a jpeg then flattens it on white), and white otherwise.
-    """
-    source_w, source_h = image.size
-    scale = min(width / source_w, height / source_h)
-    fitted_w = min(width, max(1, round(source_w * scale)))
-    fitted_h = min(height, max(1, round(source_h * scale)))
-    fitted = image.resize((fitted_w, fitted_h), _LANCZOS)
-    if image.mode == "RGBA" or fmt in _ALPHA_FORMATS:
-        canvas = Image.new("RGBA", (width, height), _TRANSPARENT)
-    else:
-        canvas = Image.new("RGB", (width, height), WHITE)
-    canvas.paste(fitted, ((width - fitted_w) // 2, (height - fitted_h) // 2))
-    return canvas

@@ -18,15 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import checks, postprocess
+from pipeline import checks, ops, postprocess
 from pipeline.gallery import encode_thumbnail, has_thumbnail, keep_thumbnail, link_thumbnail
 from pipeline.hashing import canonical_json, sha256_bytes
 from pipeline.jobs import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
+from pipeline.jobs.atlases import AtlasLayoutError, render_atlases
 from pipeline.output import Companion, OutputTree
 from pipeline.postprocess import Sample
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome, Status
-from pipeline.sheets import SheetOptions, render_sheet
+from pipeline.sheets import SheetError, SheetOptions, render_sheet
 from pipeline.sizes import parse_size
 from pipeline.store import Inspection, InspectionMemo, NoMemo
 
@@ -131,8 +132,7 @@ class Delivery:
         mtime, size = path.stat().st_mtime_ns, len(written)
         companions = None
         if atlas is not None and job.kind == "sheet":
-            self.output.write(job.atlas_path, atlas, fsync=False)
-            companions = (Companion(job.atlas_path, sha256_bytes(atlas)),)
+            companions = self._atlases(job, atlas)
         if job.kind == "sheet":
             width, height = look.size()
             self._thumbnail(look)
@@ -155,6 +155,7 @@ class Delivery:
         provenance = self._provenance(job, data, original)
         self._thumbnail(look)  # last: it shrinks the sample
         look.remember()
+        operated = operated_size(job)
         return Stored(
             mtime_ns=mtime,
             sha256=sha,
@@ -162,7 +163,22 @@ class Delivery:
             checks=found,
             phash=phash,
             provenance=provenance,
+            width=operated[0] if operated else None,
+            height=operated[1] if operated else None,
         )
+
+    def _atlases(self, job: SheetJob, layout: bytes) -> tuple[Companion, ...]:
+        """Write each of the sheet's atlases, made from its layout (the default format's
+        JSON, as packed or as the cache kept it)."""
+        try:
+            made = render_atlases(layout, [name for name, _ in job.atlases])
+        except AtlasLayoutError as exc:
+            raise SheetError(f"{job.id}: the cached atlas is damaged ({exc})") from None
+        companions = []
+        for name, path in job.atlases:
+            self.output.write(path, made[name], fsync=False)
+            companions.append(Companion(path, sha256_bytes(made[name])))
+        return tuple(companions)
 
     def knows(self, job: Job, known: Inspection | None) -> bool:
         """Whether ``known`` (the memo's record of ``job``'s delivered bytes) holds all that
@@ -189,10 +205,11 @@ class Delivery:
         source = self.jobs.get(job.parent) if job.kind == "rendition" else job
         transparent = source is not None and source.params.get("background") == "transparent"
         own_palette = not self.placeholders and job.kind != "rendition"
+        width, height = operated_size(job) or job.size
         return {
             "version": checks.CHECKS_VERSION,
-            "width": job.size[0],
-            "height": job.size[1],
+            "width": width,
+            "height": height,
             "expect_alpha": transparent and job.format != "jpeg",
             "palette": list(job.palette) if own_palette else [],
             "tolerance": checks.PALETTE_DEFAULT_TOLERANCE,
@@ -330,6 +347,14 @@ class _Look:
         found = self.found
         if found != Inspection():
             self.memo.remember(self.sha, found)
+
+
+def operated_size(job: Job) -> tuple[int, int] | None:
+    """The size of an API job's file when its ``ops:`` make it (None without them): its
+    ``size`` is what the API's image is cut to before they run."""
+    if isinstance(job, ApiJob) and job.ops:
+        return ops.chain_size(job.size, job.ops)
+    return None
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

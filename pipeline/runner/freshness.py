@@ -24,12 +24,15 @@ from pipeline.jobs import (
     RenditionJob,
     SheetJob,
     api_request,
+    delivery_request,
     pick_request,
     rendition_request,
     sheet_request,
 )
+from pipeline.jobs.keys import operated_request
 from pipeline.output import Manifest, ManifestEntry, OutputTree
-from pipeline.store import ResultStore
+from pipeline.runner.paid import delivery_compression
+from pipeline.store import CacheRecord, ResultStore
 
 Status = Literal["up-to-date", "cached", "generate", "render", "pending"]
 Approval = Literal["current", "changed"]
@@ -69,6 +72,22 @@ def job_request(job: Job, shas: Mapping[str, str | None]) -> CacheRequest | None
             return _api_request(job, shas)
         case _:  # pragma: no cover - mypy proves every kind is handled
             assert_never(job)
+
+
+def recorded_key(job: Job, request: CacheRequest) -> str:
+    """The key the manifest records for ``job``'s file, given its request: the request's
+    own, except for an API job with ``ops:``, whose file also depends on them (its paid
+    image stays filed under the request's key: see :func:`operated_delivery`)."""
+    if isinstance(job, ApiJob) and job.ops:
+        return operated_request(request, job).key
+    return request.key
+
+
+def operated_delivery(job: ApiJob, source_sha: str) -> CacheRequest:
+    """Where the file of an API job with ``ops:`` is kept: under the sha256 of the API's
+    image plus the delivery and the operations, so it is made once per image, and a
+    change to an operation makes it again from the same (cached) image."""
+    return delivery_request(source_sha, job.size, job.format, delivery_compression(job), job.ops)
 
 
 def _api_request(job: ApiJob, shas: Mapping[str, str | None]) -> CacheRequest | None:
@@ -116,10 +135,14 @@ def what_changed(job: Job, entry: ManifestEntry, shas: Mapping[str, str | None])
         ]
         if job.kind == "edit" and list(entry.inputs) != now:
             changes.append("input image changed")
+        if [c.as_dict() for c in job.ops] != list(entry.ops or ()):
+            changes.append("ops changed")
         if changes:
             return "; ".join(changes)
         return "the request changed (variant or endpoint)"
     if job.kind == "rendition":
+        if [c.as_dict() for c in job.op.ops] != list(entry.ops or ()):
+            return "its ops changed"
         return "its source image or settings changed"
     if job.kind == "sheet":
         return "a frame or its settings changed"
@@ -194,6 +217,17 @@ def _value(value: object) -> str:
     return "unset" if value is None else shortened(printable(str(value)), VALUE_CHARS)
 
 
+def _cached_sha(job: Job, record: CacheRecord, cache: ResultStore | None) -> str | None:
+    """The sha256 a cached job's file will have: its record's, or for an API job with
+    ``ops:`` the operated file's when that is cached too (None: made during the build)."""
+    if not (isinstance(job, ApiJob) and job.ops):
+        return record.blob
+    if cache is None:  # pragma: no cover - a record comes from a cache
+        return None
+    made = cache.lookup(operated_delivery(job, record.original or record.blob))
+    return made.blob if made is not None else None
+
+
 def assess(
     plan: Plan,
     manifest: Manifest,
@@ -210,7 +244,7 @@ def assess(
     shas: dict[str, str | None] = {}
     for job in plan.jobs:
         request = job_request(job, shas)
-        key = request.key if request is not None else None
+        key = recorded_key(job, request) if request is not None else None
         entry: ManifestEntry | None = manifest.entries.get(job.output_path)
         make: Status = "generate" if job.is_api else "render"
         if key is None:
@@ -220,9 +254,9 @@ def assess(
         else:
             record = cache.lookup(request) if cache is not None and request else None
             if record is not None:
-                state = JobState("cached", key, record.blob, "in the cache")
-            elif key in pending and job.is_api:
-                state = JobState("pending", key, None, f"in the open batch {pending[key]}")
+                state = JobState("cached", key, _cached_sha(job, record, cache), "in the cache")
+            elif request is not None and request.key in pending and job.is_api:
+                state = JobState("pending", key, None, f"in the open batch {pending[request.key]}")
             elif entry and entry.cache_key == key:
                 state = JobState(make, key, None, "file changed or missing; not cached")
             elif entry:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import postprocess
+from pipeline import ops, postprocess
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
     ApiJob,
@@ -32,7 +32,7 @@ from pipeline.runner.budget import Budget
 from pipeline.runner.delivery import Delivery, make_sheet
 from pipeline.runner.deps import RunConfig, RunDeps
 from pipeline.runner.dispatch import NotStarted, Pending
-from pipeline.runner.freshness import JobState, job_request
+from pipeline.runner.freshness import JobState, job_request, recorded_key
 from pipeline.runner.guards import (
     MAX_NOTES,
     LocalWriteError,
@@ -43,6 +43,7 @@ from pipeline.runner.guards import (
     writing,
 )
 from pipeline.runner.inputs import InputReader, input_shas
+from pipeline.runner.operating import Operating, operated_file, restore_operated
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
 from pipeline.runner.restoring import SMALLER_NOTE, Restored, cached_delivery
@@ -114,7 +115,7 @@ class Maker:
         asked = job_request(job, shas)
         if asked is None:  # pragma: no cover - every input is finished and ok by now
             raise RuntimeError(f"{job.id}: inputs have no content hash")
-        key = asked.key
+        key = recorded_key(job, asked)
         inputs = input_shas(job, shas)
         if not self.config.force or not job.is_api:
             entry = self.manifest.entries.get(job.output_path)
@@ -137,7 +138,7 @@ class Maker:
                 return await self.writers.deliver(job, "cached", key, data, None, inputs)
         if self.stop_reason is not None:
             return self._not_started(job, key, inputs)
-        batch = self.deps.pending.get(key) if job.is_api and not self.config.force else None
+        batch = self.deps.pending.get(asked.key) if job.is_api and not self.config.force else None
         if batch is not None:  # paid for in an open batch: collect it, do not pay again
             return Outcome.pending(job, key, batch)
         if job.kind == "rendition":
@@ -159,7 +160,7 @@ class Maker:
         if hit is None:
             return None
         record, data = hit
-        key = asked.key
+        key = recorded_key(job, asked)
         meta = record.meta or {}
         notes = cached_notes(meta.get("notes"))
         if isinstance(job, ApiJob):
@@ -170,6 +171,8 @@ class Maker:
                 self.reporter.note(f"warning: {job.id}: {SMALLER_NOTE}")
                 return None
             restored = found
+            if job.ops:
+                restored = restore_operated(job, record, found, self._operating)
         else:
             restored = Restored(None, data, record.blob, self.delivery.memo.inspection(record.blob))
         atlas = meta.get("atlas")
@@ -206,7 +209,9 @@ class Maker:
     ) -> Outcome:
         parent = self.outcomes[job.parent]
         source = await asyncio.to_thread(self.inputs.delivered, parent.job, parent.sha256)
-        data = await self.writers.local(postprocess.render_rendition, source, job.op)
+        data = await self.writers.local(
+            postprocess.render_rendition, source, job.op, self.delivery.memo
+        )
         made = await asyncio.to_thread(self._cache_commit, asked, data, None, {"kind": "rendition"})
         inputs = [shas[job.parent] or ""]
         inherited = self._inherited(job)
@@ -259,7 +264,7 @@ class Maker:
         writers' images, not a queue of them. An image committed undecoded (see
         ``RunDeps.forget``) that cannot be decoded fails as a ``bad_response`` and is taken
         back out of the cache, as if it had never been committed."""
-        key = asked.key
+        key = recorded_key(job, asked)
         undecoded = fields.pop("undecoded")
         if self.writers.permits.locked():
             arrived.let_go()
@@ -269,9 +274,17 @@ class Maker:
             else:
                 data, original = arrived.data, arrived.original
             try:
+                if job.ops:
+                    data, fields["sha256"] = await self.writers.local(
+                        operated_file, job, original or data, None, self._operating
+                    )
+                    fields["sample"] = None
                 return await self.writers.deliver(
                     job, "generated", key, data, original, inputs, **fields
                 )
+            except ops.OpError:  # the image is paid for: its cost stays counted
+                self.sunk[job.id] = fields["cost_usd"]
+                raise
             except postprocess.ImageDecodeError as exc:
                 if not undecoded or self.deps.forget is None:
                     raise
@@ -343,6 +356,10 @@ class Maker:
             "batch_id": result.batch_id,
         }
         return Arrived(made.data, made.original), fields, notes
+
+    @property
+    def _operating(self) -> Operating:
+        return Operating(self.cache, self.delivery.memo, self._keep_delivery)
 
     def _keep_delivery(self, asked: CacheRequest, delivered: bytes) -> bytes:
         """Commit a cached request's delivery at another size; returns what to deliver."""

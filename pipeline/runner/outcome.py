@@ -158,7 +158,20 @@ class Outcome:
             companions=self.companions or None,
             via="batch" if self.batch_id else None,
             batch_id=self.batch_id,
+            ops=applied_ops(job),
         )
+
+
+def applied_ops(job: Job) -> tuple[dict[str, Any], ...] | None:
+    """The image operations a job's file went through, as the manifest records them."""
+    calls = (
+        job.ops
+        if job.kind in ("generate", "edit")
+        else job.op.ops
+        if job.kind == "rendition"
+        else ()
+    )
+    return tuple(c.as_dict() for c in calls) or None
 
 
 @dataclass(frozen=True, slots=True)
