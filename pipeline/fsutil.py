@@ -324,6 +324,10 @@ def read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+READ_CHUNK = 1 << 20
+"""How much more is read at a time from a file that grew after its size was taken."""
+
+
 def regular_size(fd: int, limit: int, name: str) -> int:
     """The size of the file open as ``fd``, before a byte of it is read: ``OSError``
     (``EINVAL``) when it is not a regular file, (``EFBIG``) when it is over ``limit``
@@ -340,10 +344,14 @@ def read_open(fd: int, limit: int, name: str) -> bytes:
     """The bytes of the file open as ``fd`` (named ``name`` in errors), checked as
     :func:`read_regular` checks a path's: not a regular file, or over ``limit`` bytes,
     raises ``OSError``. The caller keeps ``fd`` open (to link that very file, say)."""
-    regular_size(fd, limit, name)
+    # Reads are sized by what the file holds, not by the cap: a read of n bytes sets n
+    # bytes aside first. One byte past the size shows a file that grew while it was read.
+    want = min(limit, regular_size(fd, limit, name)) + 1
     data = b""
-    while chunk := os.read(fd, limit + 1 - len(data)):
+    while chunk := os.read(fd, want - len(data)):
         data += chunk
         if len(data) > limit:
             raise OSError(errno.EFBIG, f"more than {limit:,} bytes", name)
+        if len(data) == want:  # it grew: read on, a chunk at a time, up to the cap
+            want = min(limit + 1, want + READ_CHUNK)
     return data
