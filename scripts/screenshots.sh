@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
-bash scripts/install-browser.sh
+bash scripts/install-tools.sh
 unset ASSETPIPE_SKIP_BROWSER   # a skipped test would leave an old picture in place
 export ASSETPIPE_DOCS_SCREENSHOTS=1
 .venv/bin/python -m pytest -m docs_screenshots "$@" tests/test_review_page.py tests/test_gallery.py

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
-bash scripts/install-browser.sh || true   # Debian chromium for the gallery test (root only)
+bash scripts/install-tools.sh   # chromium, mono-mcs, tesseract-ocr and the npm engines (apt needs root)
 echo "== ruff"; .venv/bin/ruff check pipeline tests benchmarks
 echo "== ruff format"; .venv/bin/ruff format --check pipeline tests benchmarks
 echo "== mypy --strict"; .venv/bin/mypy
