@@ -1,6 +1,6 @@
 """Helpers for the review page's tests: a served project, raw HTTP, and a real Chromium.
 
-The browser is Debian's ``chromium`` (scripts/install-browser.sh) driven by Playwright
+The browser is Debian's ``chromium`` (scripts/install-tools.sh) driven by Playwright
 through ``executable_path``; Playwright never downloads a browser here. Without Chromium
 the browser tests fail with what to do, unless ``ASSETPIPE_SKIP_BROWSER=1``.
 """
@@ -91,7 +91,7 @@ def need_browser() -> str:
     browser = find_chromium()
     if browser is None:
         pytest.fail(
-            "chromium is not installed: run scripts/install-browser.sh "
+            "chromium is not installed: run scripts/install-tools.sh "
             "(apt-get install -y chromium), or set ASSETPIPE_SKIP_BROWSER=1 to skip this test"
         )
     return browser

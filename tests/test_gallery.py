@@ -254,7 +254,7 @@ def test_every_thumbnail_loads_in_headless_chromium(tree, tmp_path):
     browser = find_chromium()
     if browser is None:
         pytest.fail(
-            "chromium is not installed: run scripts/install-browser.sh "
+            "chromium is not installed: run scripts/install-tools.sh "
             "(apt-get install -y chromium), or set ASSETPIPE_SKIP_BROWSER=1 to skip this test"
         )
     out, entries = tree
