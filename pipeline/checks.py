@@ -318,8 +318,8 @@ def flag_near_duplicates(
 def run_checks(
     data: Inspectable,
     *,
-    width: int,
-    height: int,
+    width: int | None,
+    height: int | None,
     expect_alpha: bool,
     palette: Sequence[str] | Mapping[str, str],
     palette_tolerance: float = PALETTE_DEFAULT_TOLERANCE,
@@ -327,11 +327,16 @@ def run_checks(
     """All checks that apply to one delivered file (bytes, an image, or its sample).
 
     ``alpha`` runs only when transparency was asked for; ``palette`` only with a palette.
+    Without ``width`` and ``height`` (a ``trim`` decided them), ``size`` passes and says so.
     A file that cannot be decoded raises :class:`pipeline.postprocess.ImageDecodeError`,
     as delivery already does, rather than producing a misleading set of checks.
     """
     sample = sampled(data)
-    checks = [check_dimensions(sample.info, width, height)]
+    if width is None or height is None:
+        info = sample.info
+        checks = [Check("size", True, f"{info.width}x{info.height}, as its content made it")]
+    else:
+        checks = [check_dimensions(sample.info, width, height)]
     if expect_alpha:
         checks.append(_alpha(sample))
     palette_check = check_palette(sample, palette, palette_tolerance)

@@ -17,13 +17,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean, shortened
 from pipeline.exports import ConfiguredExport, configured_exports
+from pipeline.postprocess.c2pa_config import load_signing
+from pipeline.postprocess.c2pa_sign import Signing
 from pipeline.providers import registry
 from pipeline.spec.loader import inside
 from pipeline.spec.models import Strict
@@ -50,6 +52,8 @@ ENV = {
 """Environment variables, one per setting that makes sense to set per machine or CI job."""
 REMOTE_ENV = ("ASSETPIPE_REMOTE_CACHE", "ASSETPIPE_REMOTE_CACHE_MODE")
 """The shared cache's URL and mode (``remote_cache: {url, mode}`` in assetpipe.yaml)."""
+C2PA_KEY_ENV = "ASSETPIPE_C2PA_KEY"
+"""The C2PA signing key as PEM text (a CI secret), over ``provenance.sign.key``."""
 REQUIRED_ENV = "ASSETPIPE_REMOTE_CACHE_REQUIRED"
 """``1``: a shared cache that cannot be read stops every command before anything is paid."""
 
@@ -91,6 +95,24 @@ class RemoteCacheFile(Strict):
     being a warning: a CI shard that would pay again for what the bucket holds."""
 
 
+class SignFile(Strict):
+    """``provenance: {sign: ...}``: the team's C2PA credentials (docs/delivery.md)."""
+
+    cert: str
+    """A PEM file: the signing certificate, then its intermediates."""
+    key: str | None = None
+    """A PEM file holding the private key (or ``ASSETPIPE_C2PA_KEY`` holds the PEM text)."""
+    alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    tsa_url: str | None = None
+    """An RFC 3161 timestamp authority, asked for a timestamp with every signature."""
+
+
+class ProvenanceFile(Strict):
+    """``provenance:`` in assetpipe.yaml."""
+
+    sign: SignFile | None = None
+
+
 class SettingsFile(Strict):
     """The keys of ``assetpipe.yaml``."""
 
@@ -117,6 +139,7 @@ class SettingsFile(Strict):
     remote_cache: RemoteCacheFile | None = None
     exports: list[dict[str, Any]] | None = None
     """``{format: NAME, ...options}`` entries (:mod:`pipeline.exports`); None: the defaults."""
+    provenance: ProvenanceFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +174,8 @@ class Settings:
     """A shared cache that cannot be read is exit 2 before anything is paid."""
     exports: tuple[ConfiguredExport, ...] = ()
     """The exporters a build runs, validated (``exports:``; the gallery by default)."""
+    signing: Signing | None = None
+    """The C2PA credentials re-encoded files are signed with (None: they are not)."""
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -250,7 +275,18 @@ def resolve_settings(
         remote_cache=remote_cache,
         remote_cache_mode=remote_mode,
         remote_cache_required=_required(file, env),
-        exports=configured_exports(file.exports, tree),
+        signing=signing_settings(root, file, tree, env),
+        exports=configured_exports(
+            file.exports,
+            tree,
+            project=root,
+            keep_out={
+                "output folder": folder("output"),
+                "cache folder": folder("cache_dir"),
+                "specs folder": root / checked.specs,
+                "templates folder": root / checked.templates,
+            },
+        ),
     )
 
 
@@ -464,3 +500,20 @@ def _required(file: SettingsFile, env: Mapping[str, str]) -> bool:
     if value:
         raise UsageError(f"{REQUIRED_ENV}={echo(value)}: use 1 or 0")
     return file.remote_cache is not None and file.remote_cache.required
+
+
+def signing_settings(
+    root: Path, file: SettingsFile, tree: YMap | None, env: Mapping[str, str]
+) -> Signing | None:
+    """The C2PA credentials of ``provenance.sign`` (None when not configured)."""
+    sign = file.provenance.sign if file.provenance is not None else None
+    if sign is None:
+        return None
+    section = tree.get("provenance") if tree is not None else None
+    where = (
+        section.location
+        if isinstance(section, YMap)
+        else (tree.location if tree is not None else Location(SETTINGS_FILE, 1, 1))
+    )
+    key_env = (C2PA_KEY_ENV, env.get(C2PA_KEY_ENV))
+    return load_signing(root, sign.cert, sign.key, sign.alg, sign.tsa_url, key_env, where)

@@ -18,7 +18,7 @@ from PIL import Image
 from pipeline.errors import PipelineError
 from pipeline.jobs import RenditionOp
 from pipeline.jobs.atlases import AtlasFrame, AtlasLayout
-from pipeline.jobs.atlases.texturepacker import TEXTUREPACKER_HASH
+from pipeline.jobs.atlases.texturepacker import hash_json
 from pipeline.packing import SheetBin, oversized_frames, sheet_layout
 from pipeline.postprocess import (
     DECODE_FORMATS,
@@ -140,7 +140,7 @@ def render_sheet(
         canvas.save(buffer, format="WEBP", lossless=True, quality=100, method=4, exact=True)
         sheet = buffer.getvalue()
     frames_at = tuple(AtlasFrame(f.name, f.x, f.y, f.w, f.h) for f in placed)
-    return sheet, TEXTUREPACKER_HASH.render(AtlasLayout(frames_at, width, height, image_name))
+    return sheet, hash_json(AtlasLayout(frames_at, width, height, image_name))
 
 
 def _load(name: str, data: bytes, frame_size: tuple[int, int] | None) -> Image.Image:

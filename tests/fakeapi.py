@@ -154,10 +154,12 @@ CONFIG_KEYS = frozenset(
         "image_bytes",
         "image_size",
         "usage_patch",
+        "c2pa_sign",
+        "refuse_transparent",
     }
 )
 # Keys POST /_config accepts (callables such as clock, and bytes, cannot travel as JSON).
-JSON_CONFIG_KEYS = CONFIG_KEYS - {"clock", "image_bytes"}
+JSON_CONFIG_KEYS = CONFIG_KEYS - {"clock", "image_bytes", "c2pa_sign"}
 MIB = 1024 * 1024
 
 GENERATION_PARAMS = frozenset(
@@ -185,6 +187,27 @@ _SIZE_RE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _PALETTE = tuple(
     tuple(round(c * 255) for c in colorsys.hsv_to_rgb(i / 32, 0.65, 0.85)) for i in range(32)
 )
+
+
+_KEY_BACKGROUND = re.compile(r"flat solid #([0-9A-Fa-f]{6}) background")
+"""What a prompt says to ask for the subject on a flat key color (the chroma route)."""
+
+
+def _hex_rgb(digits: str) -> tuple[int, int, int]:
+    return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
+
+
+def _on_backdrop(
+    w: int, h: int, color: tuple[int, ...], marker: tuple[int, ...], backdrop: tuple[int, int, int]
+) -> Image.Image:
+    """A subject on a flat ``backdrop``, as a model asked for a key color draws it: an
+    ellipse drawn at twice the size and shrunk, so its edge pixels are blends of the
+    subject and the key (the cast a despill must take out)."""
+    big = Image.new("RGB", (2 * w, 2 * h), backdrop)
+    draw = ImageDraw.Draw(big)
+    draw.ellipse((w // 2, h // 3, 3 * w // 2, 5 * h // 3), fill=tuple(color[:3]))
+    draw.rectangle((w - w // 8, h - h // 8, w + w // 8, h + h // 8), fill=tuple(marker[:3]))
+    return big.resize((w, h), Image.Resampling.BOX)
 
 
 class ApiError(Exception):
@@ -347,7 +370,7 @@ def _normalize(name: str, value: Any) -> Any:
         if float(value) < 0:
             raise ValueError(f"{name} must be >= 0")
         return float(value)
-    if name == "drop_after_billing":
+    if name in {"drop_after_billing", "refuse_transparent"}:
         return bool(value)
     if name == "blocked_words":
         return frozenset([value] if isinstance(value, str) else value)
@@ -377,6 +400,10 @@ def _normalize(name: str, value: Any) -> Any:
         return None if value is None else str(value)
     if name == "usage_patch":
         return None if value is None else dict(value)
+    if name == "c2pa_sign":
+        if value is not None and not callable(value):
+            raise ValueError("c2pa_sign must be a callable (PNG bytes -> signed bytes) or None")
+        return value
     raise ValueError(f"unknown config attribute {name!r}")
 
 
@@ -393,7 +420,10 @@ class _ImageFactory:
     def render(self, params: _Params, prompt: str) -> bytes:
         color_index = hashlib.sha256(prompt.encode("utf-8")).digest()[0] % len(_PALETTE)
         transparent = params.background == "transparent"
+        keyed = _KEY_BACKGROUND.search(prompt) if not transparent else None
+        backdrop = _hex_rgb(keyed.group(1)) if keyed else None
         key = (
+            backdrop,
             params.width,
             params.height,
             params.output_format,
@@ -407,18 +437,29 @@ class _ImageFactory:
                 self._cache.move_to_end(key)
             uid = f"{next(self._counter):012d}{secrets.token_hex(10)}".encode("ascii")
         if base is None:
-            base = self._encode(params, _PALETTE[color_index], transparent=transparent)
+            base = self._encode(
+                params, _PALETTE[color_index], transparent=transparent, backdrop=backdrop
+            )
             with self._lock:
                 self._cache[key] = base
                 while len(self._cache) > 256:
                     self._cache.popitem(last=False)
         return self._stamp(base, params.output_format, uid)
 
-    def _encode(self, params: _Params, color: tuple[int, ...], *, transparent: bool) -> bytes:
+    def _encode(
+        self,
+        params: _Params,
+        color: tuple[int, ...],
+        *,
+        transparent: bool,
+        backdrop: tuple[int, int, int] | None = None,
+    ) -> bytes:
         w, h = params.width, params.height
         marker = tuple(255 - c for c in color)
         side = max(4, min(w, h) // 16)
-        if transparent:
+        if backdrop is not None:
+            image = _on_backdrop(w, h, color, marker, backdrop)
+        elif transparent:
             image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
             draw = ImageDraw.Draw(image)
             draw.rectangle((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(*color, 255))
@@ -438,23 +479,19 @@ class _ImageFactory:
 
     def _stamp(self, base: bytes, output_format: str, uid: bytes) -> bytes:
         if output_format == "png":
-            data = b"fakeapi-uid\x00" + uid
+            # A placeholder of the real API's C2PA manifest store (a JUMBF superbox labelled
+            # "c2pa"), so clients can tell whether its bytes survived their processing. It
+            # sits in the text chunk, not in a caBX chunk: a C2PA reader finds no manifest
+            # (rather than a broken one); ``c2pa_sign`` gives a real, signed one.
+            jumbf = b"\x00\x00\x00\x1ajumb\x00\x00\x00\x12jumdc2pa\x00" + uid[:4]
+            data = b"fakeapi-uid\x00" + uid + b" " + jumbf.hex().encode() + b" jumb c2pa"
             chunk = (
                 struct.pack(">I", len(data))
                 + b"tEXt"
                 + data
                 + struct.pack(">I", zlib.crc32(b"tEXt" + data))
             )
-            # Like the real API's C2PA manifest store: a JUMBF superbox labelled "c2pa" in a
-            # caBX chunk, so clients can tell whether provenance survived their processing.
-            jumbf = b"\x00\x00\x00\x1ajumb\x00\x00\x00\x12jumdc2pa\x00" + uid[:4]
-            cabx = (
-                struct.pack(">I", len(jumbf))
-                + b"caBX"
-                + jumbf
-                + struct.pack(">I", zlib.crc32(b"caBX" + jumbf))
-            )
-            return base[:33] + chunk + cabx + base[33:]  # right after the signature and IHDR
+            return base[:33] + chunk + base[33:]  # right after the signature and IHDR
         if output_format == "jpeg":
             data = b"fakeapi-uid:" + uid
             return base[:2] + b"\xff\xfe" + struct.pack(">H", len(data) + 2) + data + base[2:]
@@ -581,6 +618,7 @@ def _validate(
     endpoint: str,
     fields: dict[str, Any],
     models: frozenset[str] | None,
+    refuse_transparent: bool = False,
 ) -> _Params:
     allowed = EDIT_PARAMS if endpoint == "edits" else GENERATION_PARAMS
     for name in fields:
@@ -616,6 +654,12 @@ def _validate(
     quality = _choice(fields, "quality", qualities, "auto")
     background = _choice(fields, "background", ("transparent", "opaque", "auto"), "auto")
     output_format = _choice(fields, "output_format", ("png", "webp", "jpeg"), "png")
+    if background == "transparent" and refuse_transparent:
+        raise _invalid(
+            "background",
+            f"Invalid value: 'transparent'. Transparent backgrounds are not supported for "
+            f"model '{model}' in this organization.",
+        )
     if background == "transparent" and output_format == "jpeg":
         raise _invalid(
             "background",
@@ -716,6 +760,12 @@ class FakeImagesAPI:
     - ``image_bytes``: bytes returned as the image of every success (None: draw one).
     - ``image_size``: "WxH" to draw every success at instead of the requested size.
     - ``usage_patch``: fields that override those of every success's ``usage``.
+    - ``c2pa_sign``: a callable that signs each drawn PNG with a real C2PA manifest (as the
+      API does; see ``tests/c2pa_kit.py``), replacing the placeholder store. None (the
+      default): the unsigned placeholder.
+    - ``refuse_transparent``: ``background=transparent`` is refused with a 400
+      ``invalid_request_error`` / ``invalid_value`` naming ``param: background``, as some
+      organisations see on models that claim transparency.
 
     Records and counters: ``requests`` (list of RequestRecord), ``billed_images``,
     ``status_counts`` (Counter of HTTP status, or DROPPED), ``peak_in_flight``, ``in_flight``,
@@ -745,6 +795,8 @@ class FakeImagesAPI:
         image_bytes: bytes | None = None,
         image_size: str | None = None,
         usage_patch: dict[str, Any] | None = None,
+        c2pa_sign: Callable[[bytes], bytes] | None = None,
+        refuse_transparent: bool = False,
         port: int = 0,
     ) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
@@ -780,6 +832,8 @@ class FakeImagesAPI:
         self.image_bytes = image_bytes
         self.image_size = image_size
         self.usage_patch = usage_patch
+        self.c2pa_sign = c2pa_sign
+        self.refuse_transparent = refuse_transparent
         from fakebatch import FakeBatchAPI  # the Files and Batches endpoints
 
         self.batch = FakeBatchAPI(self)
@@ -1082,7 +1136,8 @@ class FakeImagesAPI:
                 return self._fault(record, str(scripted), None)
             with self._lock:
                 models, blocked = self.models, self.blocked_words
-            params = _validate(record.endpoint, record.fields, models)
+                refuse = self.refuse_transparent
+            params = _validate(record.endpoint, record.fields, models, refuse)
             record.n = params.n
             self._check_edit_inputs(record)
             if any(word in params.prompt for word in blocked):
@@ -1373,6 +1428,7 @@ class FakeImagesAPI:
     def _success(self, record: RequestRecord, params: _Params, limits: dict[str, str]) -> _Reply:
         with self._lock:
             forced, drawn_size, usage_patch = self.image_bytes, self.image_size, self.usage_patch
+            c2pa_sign = self.c2pa_sign
         drawn = params
         if drawn_size is not None:
             width, height = (int(v) for v in drawn_size.split("x"))
@@ -1381,6 +1437,8 @@ class FakeImagesAPI:
             forced if forced is not None else self._images.render(drawn, params.prompt)
             for _ in range(params.n)
         ]
+        if c2pa_sign is not None and forced is None and params.output_format == "png":
+            images = [c2pa_sign(image) for image in images]
         text_tokens = max(1, len(params.prompt) // 4)
         image_tokens = INPUT_IMAGE_TOKENS * len(record.image_sha256)
         per_image = round(

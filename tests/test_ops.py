@@ -71,7 +71,7 @@ def test_a_broken_plugin_a_non_operation_and_a_reused_name_are_skipped_with_a_wa
     ]
     with caplog.at_level(logging.WARNING, logger="assetpipe.ops"):
         found = with_plugins(BUILTIN, points)
-    assert sorted(found) == ["crop", "fit", "flip", "invert", "pad", "resize"]
+    assert sorted(found) == sorted([*(op.name for op in BUILTIN), "invert"])
     assert found["resize"] is next(op for op in BUILTIN if op.name == "resize")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3

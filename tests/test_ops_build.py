@@ -133,7 +133,8 @@ def test_an_unknown_operation_is_located_with_the_closest_name_and_the_known_one
     assert result.code == 2
     assert "error: specs/set.yaml:6:16: unknown operation 'flipp'" in result.err
     assert (
-        "hint: did you mean 'flip'? (known operations: crop, fit, flip, pad, resize)" in result.err
+        "hint: did you mean 'flip'? (known operations: canvas, chroma_key, crop, fit, flip, "
+        "pad, pixelate, quantize, resize, trim)" in result.err
     )
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
 from pipeline.api.results import BuildOptions, BuildResult
+from pipeline.api.running import stamp_inputs
 from pipeline.api.sealing import user_sealer
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import EXIT_OK, UsageError, printable
-from pipeline.exports import exports_digest
 from pipeline.fsutil import check_folder
 from pipeline.jobs import Provider
 from pipeline.output import MANIFEST, OutputTree, load_manifest
@@ -107,7 +107,7 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
     check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
-        exports = exports_digest(settings.exports)
+        exports = stamp_inputs(settings)
         if (
             stamps.unchanged_since(settings.cache_dir, digest, tree, user_sealer(), exports=exports)
             is None

@@ -24,6 +24,7 @@ from pipeline.api.workspace import Request, open_workspace
 from pipeline.errors import UsageError
 from pipeline.exports import ConfiguredExport, ExportPlan, ExportResult
 from pipeline.exports import write_exports as run_exporters
+from pipeline.exports.base import PROJECT
 from pipeline.fsutil import UnsafePathError, check_folder, read_regular, write_atomic
 from pipeline.hashing import canonical_json, sha256_bytes, sha256_file
 from pipeline.jobs import Plan
@@ -57,6 +58,7 @@ def export_plan(settings: Settings, tree: OutputTree, plan: Plan) -> ExportPlan:
         lock=read_lock(settings.root),
         provider=settings.provider,
         free=settings.provider_entry.free,
+        project=OutputTree(settings.root),
     )
 
 
@@ -76,12 +78,15 @@ def build_exports(
     inputs = _inputs(manifest, plan_digest)
     record = {} if always or inputs is None else _read_record(settings.cache_dir, sealer)
 
+    project = OutputTree(settings.root)
+
     def unchanged(export: ConfiguredExport) -> Mapping[str, str] | None:
         last = record.get(export.key)
         if last is None or last.get("inputs") != inputs:
             return None
         files = last.get("files")
-        return files if isinstance(files, dict) and _still(tree, files) else None
+        where = project if export.root == PROJECT else tree
+        return files if isinstance(files, dict) and _still(where, files) else None
 
     results = run_exporters(
         tree, settings.exports, entries, export_plan(settings, tree, plan), unchanged=unchanged
@@ -92,9 +97,11 @@ def build_exports(
 
 
 def owned_files(results: Sequence[ExportResult]) -> Iterator[str]:
-    """Every file the exporters own now."""
+    """Every file the exporters own now in the output folder (those in the project
+    folder enter the build's stamp through :func:`~pipeline.exports.exports_digest`)."""
     for result in results:
-        yield from result.files
+        if result.root != PROJECT:
+            yield from result.files
 
 
 def export_outputs(req: Request) -> ExportReport:

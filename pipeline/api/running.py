@@ -118,7 +118,8 @@ def run_build(
             if options.batch
             else direct_route(settings, catalog, stop, reporter, provider)
         )
-        states = assess(plan, manifest, store, tree, route.pending)
+        signing = settings.signing.fingerprint if settings.signing is not None else None
+        states = assess(plan, manifest, store, tree, route.pending, signing)
         if route.prepare is not None and any(s.status == "generate" for s in states.values()):
             route.prepare()  # this build pays: the SDK is loaded before its clock starts
         deps = RunDeps(
@@ -142,6 +143,7 @@ def run_build(
             force=options.force,
             embed_metadata=settings.embed_metadata,
             placeholders=settings.provider_entry.free,
+            signing=settings.signing,
         )
         runner = Runner(plan, states, deps, config)
         report = asyncio.run(_run(runner))
@@ -165,7 +167,7 @@ def run_build(
                 tree,
                 [*_owned(entries, report), *owned_files(exported)],
                 user_sealer(),
-                exports=exports_digest(settings.exports),
+                exports=stamp_inputs(settings),
             )
     code = exit_code(report)
     if code == EXIT_OK and options.strict_checks and failed_checks:
@@ -194,6 +196,14 @@ async def _run(runner: Runner) -> RunReport:
         for sig in handled:
             loop.remove_signal_handler(sig)
         await runner.deps.dispatcher.aclose()
+
+
+def stamp_inputs(settings: Settings) -> str:
+    """What a build with nothing to do must find as it was, besides its files: the
+    exporters' configuration and the C2PA credentials files are signed with (a new
+    certificate signs every re-encoded file again)."""
+    digest = exports_digest(settings.exports)
+    return digest if settings.signing is None else f"{digest}+{settings.signing.fingerprint}"
 
 
 def _changed_nothing(report: RunReport, pruned: Sequence[str]) -> bool:

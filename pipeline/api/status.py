@@ -41,7 +41,8 @@ def assess_workspace(ws: Workspace, manifest: Manifest | None = None) -> Assesse
         manifest = load_manifest(tree.root)
     pending = Journal(ws.settings.cache_dir).pending_keys()
     with lookup_store(ws.settings) as cache:
-        states = assess(ws.plan, manifest, cache, tree, pending)
+        signing = ws.settings.signing.fingerprint if ws.settings.signing is not None else None
+        states = assess(ws.plan, manifest, cache, tree, pending, signing)
         problem = shared_cache_problem(cache)
     return Assessed(states, ws.settings.remote_cache, problem)
 

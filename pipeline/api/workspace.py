@@ -21,7 +21,7 @@ from pipeline.api.sealing import user_sealer
 from pipeline.catalog import Catalog
 from pipeline.errors import UsageError, raise_collected
 from pipeline.exports import reserved_paths
-from pipeline.exports.collisions import reserved_path_errors
+from pipeline.exports.collisions import identifier_errors, reserved_path_errors
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
 from pipeline.jobs.shards import Shard, shard_plan
@@ -190,7 +190,12 @@ def open_workspace(
     else:
         full = make()
     # Exporters' paths come from assetpipe.yaml, not the specs: checked on every run.
-    raise_collected(reserved_path_errors(full.jobs, reserved_paths(settings.exports)))
+    raise_collected(
+        [
+            *reserved_path_errors(full.jobs, reserved_paths(settings.exports)),
+            *identifier_errors(full.jobs, settings.exports),
+        ]
+    )
     collections = (
         {collection_name(f, settings.specs_dir) for f in files} if files is not None else None
     )

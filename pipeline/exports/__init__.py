@@ -6,7 +6,11 @@
   (entry point group ``assetpipe.exporters``);
 - :mod:`~pipeline.exports.config`: ``exports:`` in ``assetpipe.yaml``, validated;
 - :mod:`~pipeline.exports.writing`: running them, writing only files that changed;
-- :mod:`~pipeline.exports.gallery`: the gallery page, the first exporter.
+- :mod:`~pipeline.exports.gallery`: the gallery page, the first exporter;
+- :mod:`~pipeline.exports.indexing` and :mod:`~pipeline.exports.identifiers`: what the
+  asset indexes list and how ids become names, shared by
+  :mod:`~pipeline.exports.typescript`, :mod:`~pipeline.exports.csharp`,
+  :mod:`~pipeline.exports.gdscript` and :mod:`~pipeline.exports.jsonindex`.
 """
 
 from pipeline.exports.base import (

@@ -1,7 +1,7 @@
 """What an exporter is: a name, an options model, the paths it keeps, and a pure render.
 
 An exporter turns the manifest's entries into files of its own (the gallery page today; a
-TypeScript or C# table of the assets tomorrow). Its ``render`` returns those files as
+TypeScript, C# or GDScript table of the assets). Its ``render`` returns those files as
 bytes and writes nothing itself, so the build can compare them with what is on disk and
 leave an unchanged file untouched, write each one atomically, and keep every path inside
 the output folder whatever a third-party exporter returns. The paths an exporter
@@ -25,6 +25,22 @@ from pipeline.output import ManifestEntry, OutputTree
 if TYPE_CHECKING:
     from pipeline.jobs import Plan
     from pipeline.spec.lock import Lock
+
+OUTPUT = "output"
+"""An exporter's paths are relative to the output folder (the default)."""
+PROJECT = "project"
+"""An exporter's paths are relative to the project folder (a game's source tree): set
+``root = PROJECT`` on the class. Such a path stays out of the output, cache, specs and
+templates folders and out of every hidden folder (``.git/``), and is written through no
+link, as output files are."""
+ROOTS = (OUTPUT, PROJECT)
+
+
+def root_of(exporter: object) -> str:
+    """Where an exporter's paths start: its ``root`` (:data:`OUTPUT` or :data:`PROJECT`),
+    the output folder when it names none."""
+    root = getattr(exporter, "root", OUTPUT)
+    return root if root in ROOTS else OUTPUT
 
 
 class ExportOptions(BaseModel):
@@ -55,6 +71,9 @@ class ExportPlan:
     provider: str
     free: bool
     """Whether the provider draws placeholders that cost nothing (``preview``)."""
+    project: OutputTree | None = None
+    """The project folder, for an exporter whose ``root`` is :data:`PROJECT` (written
+    by assetpipe, as ``tree`` is; an exporter only reads through it)."""
 
 
 @runtime_checkable
@@ -68,7 +87,8 @@ class Exporter(Protocol):
     """What its ``exports:`` entry may hold besides ``format``."""
 
     def reserved(self) -> Sequence[str]:
-        """Output-relative paths (files, or folders it alone writes in) it keeps."""
+        """Output-relative paths (files, or folders it alone writes in) it keeps;
+        project-relative for an exporter whose ``root`` is :data:`PROJECT`."""
         ...
 
     def render(self, entries: Sequence[ManifestEntry], plan: ExportPlan) -> Mapping[str, bytes]:
@@ -83,6 +103,17 @@ class Tidies(Protocol):
 
     def tidy(self, plan: ExportPlan) -> None:
         """Called after the files of :meth:`Exporter.render` were written."""
+        ...
+
+
+@runtime_checkable
+class Names(Protocol):
+    """An exporter that names each id in code (the asset indexes): two ids it would give
+    one name are an error of ``validate``, ``plan`` and ``build``, before anything is
+    paid for, naming both ids at their spec lines."""
+
+    def identifier(self, asset_id: str) -> str:
+        """The name of ``asset_id`` (a job's id, or a sheet frame's)."""
         ...
 
 

@@ -1,16 +1,20 @@
-"""No job writes where an exporter writes.
+"""No job writes where an exporter writes, and no two ids share a name in an index.
 
 The exporters' paths come from ``assetpipe.yaml``, not from the specs, so a plan reused
 from the plan cache is checked again against them on every run (a set lookup per file:
-10,000 jobs take milliseconds, and the planner is not loaded for it).
+10,000 jobs take milliseconds, and the planner is not loaded for it). So are the names
+the asset indexes give ids (:mod:`pipeline.exports.identifiers`): the rule is lossy, and
+two ids with one name would be one entry in game code, found only once paid for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from pipeline.errors import Location, SpecError
-from pipeline.exports.config import fold
+from pipeline.errors import Location, SpecError, shortened
+from pipeline.exports.base import Names
+from pipeline.exports.config import ConfiguredExport, fold
+from pipeline.exports.indexing import plan_ids
 from pipeline.jobs import Job
 
 KEPT_ORIGINAL_EXTENSIONS = ("png", "jpg", "webp")
@@ -50,6 +54,37 @@ def reserved_path_errors(jobs: Sequence[Job], reserved: Mapping[str, str]) -> li
                 )
                 break
     return errors
+
+
+def identifier_errors(jobs: Sequence[Job], exports: Sequence[ConfiguredExport]) -> list[SpecError]:
+    """A SpecError for each pair of ids an index exporter would give one name, naming
+    both at their spec lines and the name in each export where they meet."""
+    namers = [(e.format, e.make()) for e in exports]
+    ids = sorted(plan_ids(jobs), key=lambda found: found[0])
+    clashes: dict[tuple[str, str], list[str]] = {}
+    where: dict[str, tuple[str, Job]] = {}
+    for fmt, exporter in namers:
+        if not isinstance(exporter, Names):
+            continue
+        seen: dict[str, str] = {}
+        for asset_id, label, job in ids:
+            where.setdefault(label, (asset_id, job))
+            name = exporter.identifier(asset_id)
+            first = seen.setdefault(name, label)
+            if first != label:
+                said = f"'{shortened(name)}' ({fmt})"
+                clashes.setdefault((first, label), []).append(said)
+    return [
+        SpecError(
+            f"{first} (from {where[first][1].source}) and {second} (from "
+            f"{where[second][1].source}) would have one name in the asset index: "
+            + ", ".join(names),
+            _where(where[second][1]),
+            "rename one of them: names keep only the letters and digits of an id "
+            "(docs/exports.md, the naming rule)",
+        )
+        for (first, second), names in clashes.items()
+    ]
 
 
 def _folders(path: str) -> Iterable[str]:

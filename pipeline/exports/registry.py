@@ -16,7 +16,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from pipeline.exports.base import Exporter
+from pipeline.exports.csharp import CSharpIndex
 from pipeline.exports.gallery import GalleryExporter
+from pipeline.exports.gdscript import GdscriptIndex
+from pipeline.exports.jsonindex import JsonIndex
+from pipeline.exports.typescript import TypeScriptIndex
 from pipeline.plugins import add_plugins
 
 log = logging.getLogger("assetpipe.exports")
@@ -26,7 +30,13 @@ ENTRY_POINT_GROUP = "assetpipe.exporters"
 ExporterClass = type[Exporter]
 """What the registry holds: a class that takes its validated options."""
 
-BUILTIN: tuple[Any, ...] = (GalleryExporter,)
+BUILTIN: tuple[Any, ...] = (
+    GalleryExporter,
+    TypeScriptIndex,
+    CSharpIndex,
+    GdscriptIndex,
+    JsonIndex,
+)
 
 DEFAULT_ON: tuple[str, ...] = ("gallery",)
 """Exporters that run when ``exports:`` does not mention them (as the gallery always

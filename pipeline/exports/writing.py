@@ -4,7 +4,8 @@ An exporter's files are compared with the files on disk before anything is writt
 an export whose output did not change leaves its files exactly as they were (same bytes,
 same mtime, nothing for a file watcher or a game engine's importer to react to). Every
 path an exporter returns must lie in what it reserved, and is written through the
-output tree: atomically, inside the output folder, through no link.
+output tree (or, for an exporter whose root is the project, through the same contained
+writer over the project folder): atomically, inside that folder, through no link.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineError, shortened
-from pipeline.exports.base import ExportError, ExportPlan, Tidies, covers, path_problem
+from pipeline.exports.base import (
+    PROJECT,
+    ExportError,
+    ExportPlan,
+    Tidies,
+    covers,
+    path_problem,
+)
 from pipeline.exports.config import ConfiguredExport, fold
 from pipeline.fsutil import UnsafePathError
 from pipeline.hashing import sha256_bytes
@@ -33,6 +41,8 @@ class ExportResult:
     skipped: bool = False
     """Its inputs had not changed since it last wrote these very files: not run."""
     key: str = field(default="", compare=False)
+    root: str = "output"
+    """Whether ``files`` are relative to the output folder or to the project."""
 
 
 def write_exports(
@@ -49,16 +59,34 @@ def write_exports(
     for export in exports:
         kept = unchanged(export)
         if kept is not None:
-            results.append(ExportResult(export.format, dict(kept), skipped=True, key=export.key))
+            results.append(
+                ExportResult(
+                    export.format, dict(kept), skipped=True, key=export.key, root=export.root
+                )
+            )
             continue
         exporter = export.make()
+        target = _target(export, tree, plan)
         files = _checked(export, _render(export, exporter, entries, plan))
-        written = tuple(rel for rel, data in files.items() if _write_if_changed(tree, rel, data))
+        written = tuple(rel for rel, data in files.items() if _write_if_changed(target, rel, data))
         if isinstance(exporter, Tidies):
             exporter.tidy(plan)
         owned = {rel: sha256_bytes(data) for rel, data in files.items()}
-        results.append(ExportResult(export.format, owned, written, key=export.key))
+        results.append(
+            ExportResult(export.format, owned, written, key=export.key, root=export.root)
+        )
     return results
+
+
+def _target(export: ConfiguredExport, tree: OutputTree, plan: ExportPlan) -> OutputTree:
+    """The folder an exporter's paths are relative to."""
+    if export.root != PROJECT:
+        return tree
+    if plan.project is None:
+        raise ExportError(
+            f"the {export.format} export writes into the project folder, unknown here"
+        )
+    return plan.project
 
 
 def _render(

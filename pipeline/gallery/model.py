@@ -73,6 +73,10 @@ class Card:
     stale: bool = False
     """Built from an older spec: the spec now asks for another request."""
     failed_checks: bool = False
+    credentials: str = ""
+    """The "Content Credentials" line: the API's manifest, and who signed the file ("" when
+    nothing is known of either)."""
+    credentials_ok: bool = True
     inputs: list[tuple[str, str]] = field(default_factory=list)
     """An edit's input images: (label, thumbnail src or "" when not in the tree)."""
     renditions: list[Card] = field(default_factory=list)
@@ -241,6 +245,7 @@ def _card(entry: ManifestEntry, tree: OutputTree, base: str, used: set[str]) -> 
         problem=_text(message),
         failed_checks=bool(entry.failed_checks()),
     )
+    card.credentials, card.credentials_ok = credentials_line(entry.provenance)
     if card.status not in NOT_DELIVERED:
         name, card.problem = thumbnail_of(tree, entry)
         if name:
@@ -351,6 +356,36 @@ def _natural(name: str) -> tuple[str | int, ...]:
     before ``128x128``. Split on digit runs, text and numbers alternate, so two keys
     always compare text with text and numbers with numbers."""
     return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
+
+
+def credentials_line(provenance: Mapping[str, Any] | None) -> tuple[str, bool]:
+    """What a card says of a file's Content Credentials, and whether all is well: the
+    API's manifest (valid, invalid, not verified) and the delivered file (the API's own,
+    signed by whom, or not signed). The manifest is untrusted: anything else is ignored."""
+    if not isinstance(provenance, Mapping):
+        return "", True
+    original, signed = provenance.get("original"), provenance.get("signed")
+    parts, ok = [], True
+    if isinstance(original, Mapping):
+        valid = original.get("valid")
+        if valid is True:
+            parts.append(f"original valid (signed by {_text(original.get('signer')) or '?'})")
+        elif valid is False:
+            parts.append("original does not validate")
+            ok = False
+        else:
+            parts.append(_text(original.get("detail")) or "original not verified")
+    if isinstance(signed, Mapping):
+        if signed.get("valid") is True:
+            parts.append(f"delivered file signed by {_text(signed.get('signer')) or '?'}")
+        else:
+            parts.append("delivered file's signature does not validate")
+            ok = False
+    elif parts and provenance.get("reencoded") is True:
+        parts.append("delivered file not signed")
+    elif parts:
+        parts.append("delivered file is the API's own")
+    return "; ".join(parts), ok
 
 
 def _text(value: Any) -> str:

@@ -10,7 +10,7 @@ to invent a value (a sheet has no model) and a reader narrows by ``kind`` or
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pipeline.jobs.provider import ParamValue
@@ -49,6 +49,19 @@ class OpCall:
     def as_dict(self) -> dict[str, Any]:
         """The call as hashed into a key and recorded in the manifest."""
         return {"op": self.name, "params": dict(self.params), "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class ChromaRoute:
+    """A transparent background made here instead of by the API: the request asks for
+    the subject on the flat ``key`` color (``prompt`` says so, ``params`` ask for an
+    opaque background) and ``ops`` key it out (``chroma_key`` first, then the asset's)."""
+
+    key: str
+    """The key color, ``#RRGGBB``."""
+    prompt: str
+    params: Mapping[str, ParamValue]
+    ops: tuple[OpCall, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +134,38 @@ class ApiJob(JobBase):
     ops: tuple[OpCall, ...] = ()
     """Operations applied to the delivered image after it is fitted to ``size`` (and
     before renditions); the API's image and its key do not depend on them."""
+    chroma_key: str | None = None
+    """The key color when this request is the chroma route to a transparent background
+    (the manifest records it); None when the API makes the background itself."""
+    fallback: ChromaRoute | None = None
+    """The chroma route to take once if the API refuses ``background: transparent``
+    (``transparency: auto`` on a model that claims it); None: no fallback."""
 
     @property
     def is_api(self) -> bool:
         """Whether running this job is a paid provider call (always, for this kind)."""
         return True
+
+    @property
+    def transparent(self) -> bool:
+        """Whether the delivered file should have a transparent background."""
+        return self.chroma_key is not None or self.params.get("background") == "transparent"
+
+    def on_chroma(self) -> ApiJob:
+        """This job asking for its :attr:`fallback` request instead: a request of its
+        own, so its key is computed afresh from it (never borrowed from this one)."""
+        route = self.fallback
+        if route is None:
+            return self
+        return replace(
+            self,
+            prompt=route.prompt,
+            params=route.params,
+            ops=route.ops,
+            chroma_key=route.key,
+            fallback=None,
+            cache_key=None,
+        )
 
     @property
     def format(self) -> str:
@@ -188,9 +228,12 @@ class SheetJob(LocalJob):
     provider: str
     """The provider of the frames: a sheet of preview images is a preview sheet."""
     params: Mapping[str, ParamValue]
-    """The packing options (padding, power_of_two, max_size, format, frame_size)."""
+    """The packing options (padding, power_of_two, max_size, format, frame_size), and the
+    atlas options that change an atlas's bytes (formats, animation, Godot folder) when
+    they are not the default (:mod:`pipeline.jobs.atlases.options`)."""
     atlases: tuple[tuple[str, str], ...]
-    """Each atlas format the sheet writes and its file: ``(name, path)``."""
+    """Each file the sheet's atlas formats write: ``(format, path)``; a format may write
+    two (Phaser's atlas and its animation)."""
     frames: tuple[str, ...]
     """The atlas name of each frame, in the order of ``depends_on``."""
 

@@ -116,6 +116,22 @@ def _ops(ops: Sequence[OpCall]) -> list[dict[str, object]]:
     return [call.as_dict() for call in ops]
 
 
+def signed_request(request: CacheRequest, signing: str) -> CacheRequest:
+    """What the manifest records for a job whose re-encoded file is signed with C2PA
+    credentials: its request's key plus the fingerprint of the credentials (their
+    certificate chain and algorithm, never the key), so a new certificate makes the file
+    again and an unchanged one keeps it. Never used without signing: keys then stay as
+    they always were."""
+    return CacheRequest({"request": request.key, "signing": signing})
+
+
+def signature_request(unsigned_sha: str, parents: Sequence[str], signing: str) -> CacheRequest:
+    """A signed file in the cache: the sha256 of the bytes signed, of each ingredient
+    (in order) and the credentials' fingerprint decide it. Signing is not repeatable
+    (each manifest has its own id), so the first signature is kept and delivered again."""
+    return CacheRequest({"sign": unsigned_sha, "parents": list(parents), "signing": signing})
+
+
 def pick_request(sha256: str) -> CacheRequest:
     """An asset's approved image: only its bytes decide it."""
     return CacheRequest({"pick": sha256})

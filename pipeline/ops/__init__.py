@@ -4,7 +4,8 @@ Each operation is an :class:`Operation` with a typed parameters model (an
 :class:`OpParams`: unknown keys and out-of-range values are spec errors at their line),
 a ``version`` that enters the cache key of every file it touches, and optionally
 ``expensive`` (its result is memoised per input). The built-in ones (``fit``, ``resize``,
-``crop``, ``pad``, ``flip``) are registered in :mod:`pipeline.ops.registry`; third-party
+``crop``, ``pad``, ``flip``, ``trim``, ``canvas``, ``chroma_key``, ``pixelate``,
+``quantize``) are registered in :mod:`pipeline.ops.registry`; third-party
 ones through the ``assetpipe.ops`` entry point group. The delivered file of every asset
 and every rendition is fitted by the registered ``fit``.
 
@@ -22,6 +23,7 @@ from pipeline.ops.base import (
     MAX_SIDE,
     Anchor,
     Color,
+    OpContext,
     Operation,
     OpError,
     OpParams,
@@ -31,7 +33,14 @@ from pipeline.ops.base import (
     check_side,
     rgba,
 )
-from pipeline.ops.chain import OpMemo, apply_ops, chain_size, pixel_digest, plan_ops
+from pipeline.ops.chain import (
+    OpMemo,
+    apply_ops,
+    chain_exact,
+    chain_size,
+    pixel_digest,
+    plan_ops,
+)
 from pipeline.ops.registry import ENTRY_POINT_GROUP, fingerprint, get, names, operations
 
 __all__ = [
@@ -39,6 +48,7 @@ __all__ = [
     "MAX_SIDE",
     "Anchor",
     "Color",
+    "OpContext",
     "OpError",
     "OpMemo",
     "OpParams",
@@ -47,6 +57,7 @@ __all__ = [
     "anchored",
     "apply_ops",
     "canvas",
+    "chain_exact",
     "chain_size",
     "check_side",
     "fingerprint",

@@ -12,6 +12,7 @@ files are made again (from the cached API image, never a new paid call).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
 from PIL import Image
@@ -42,6 +43,17 @@ class OpParams(BaseModel):
 P = TypeVar("P", bound=OpParams)
 
 
+@dataclass(frozen=True, slots=True)
+class OpContext:
+    """What the plan knows about the image an operation will run on, offered to
+    :meth:`Operation.planned` so a parameter may name it (``palette: brand``) and the
+    plan still carries plain values: the colors, not a reference to them, enter the key,
+    so a new brand color makes the file again and the runner needs no context."""
+
+    palette: tuple[str, ...] = ()
+    """The brand's colors (``#RRGGBB``), in the brand kit's order; empty without a brand."""
+
+
 class Operation(ABC, Generic[P]):
     """One named, pure operation on an image.
 
@@ -60,6 +72,15 @@ class Operation(ABC, Generic[P]):
     expensive: ClassVar[bool] = False
     """Whether its result is worth memoising by (input pixels, name, parameters, version),
     so it runs once per input however often the file around it is made."""
+    sized_by_content: ClassVar[bool] = False
+    """Whether the result's size depends on the pixels (``trim``): :meth:`output_size`
+    then gives the largest it can be, and the result may be smaller on either side."""
+
+    def planned(self, params: P, context: OpContext) -> P:
+        """``params`` with what the plan knows filled in (``palette: brand`` becomes the
+        brand's colors), so the plan carries every value the operation uses; raises
+        ``ValueError`` when ``context`` lacks what they name. Unchanged unless overridden."""
+        return params
 
     @abstractmethod
     def apply(self, image: Image.Image, params: P) -> Image.Image:

@@ -26,6 +26,7 @@ from pipeline.jobs.job import OpCall
 from pipeline.ops import registry
 from pipeline.ops.base import (
     MAX_SIDE,
+    OpContext,
     Operation,
     OpError,
     OpParams,
@@ -60,11 +61,14 @@ def plan_ops(
     tree: Any,
     path: Sequence[str | int],
     fallback: Location,
+    context: OpContext | None = None,
 ) -> tuple[tuple[OpCall, ...], SizeTuple]:
     """The calls of a spec's ``ops:`` list for an image of ``size``, and the size they
-    make. ``tree`` is the YAML the list is written in (None when it comes from
-    ``defaults:``) with the list at ``path``; ``fallback`` is where an error goes when
-    the tree cannot tell. Every entry's mistakes are reported, each at its key."""
+    make (the largest it can be after an operation sized by the content). ``tree`` is
+    the YAML the list is written in (None when it comes from ``defaults:``) with the list
+    at ``path``; ``fallback`` is where an error goes when the tree cannot tell;
+    ``context`` is what the plan knows of the image (the brand's colors). Every entry's
+    mistakes are reported, each at its key."""
     if len(entries) > MAX_OPS:
         raise SpecError(
             f"{len(entries)} operations; a list takes at most {MAX_OPS}",
@@ -90,6 +94,11 @@ def plan_ops(
         except SpecErrors as exc:
             errors.extend(exc.errors)
             continue
+        try:
+            params = op.planned(params, context or OpContext())
+        except (ValueError, OpError) as exc:
+            errors.append(SpecError(str(exc), where))
+            continue
         if not errors:
             try:
                 size = check_side(f"after '{name}' the image", op.output_size(size, params))
@@ -110,6 +119,32 @@ def chain_size(
     return size
 
 
+def chain_exact(calls: Sequence[OpCall], known: Mapping[str, Operation[Any]] | None = None) -> bool:
+    """Whether the size ``calls`` make is known before they run: True unless an
+    operation sized by its content (``trim``) is followed by none whose result has one
+    size whatever it is given (``canvas``, ``fit``, ``resize``, ``pad``)."""
+    exact = True
+    for call in calls:
+        op, params = _resolved(call, known)
+        if op.sized_by_content:
+            exact = False
+        elif not exact:
+            exact = _fixed_size(op, params)
+    return exact
+
+
+def _fixed_size(op: Operation[Any], params: OpParams) -> bool:
+    """Whether ``op`` makes one size from every image it accepts (probed with a few
+    sizes; those it refuses, as ``pad`` refuses one larger than its canvas, say nothing)."""
+    made = set()
+    for probe in ((1, 1), (3, 2), (MAX_SIDE, MAX_SIDE)):
+        try:
+            made.add(op.output_size(probe, params))
+        except OpError:
+            continue
+    return len(made) == 1
+
+
 def apply_ops(
     image: Image.Image,
     calls: Sequence[OpCall],
@@ -123,16 +158,16 @@ def apply_ops(
         op, params = _resolved(call, known)
         expected = check_side(f"after '{call.name}' the image", op.output_size(image.size, params))
         if not (op.expensive and memo is not None and image.mode in _MEMO_MODES):
-            image = _checked(op.apply(image, params), call.name, expected)
+            image = _checked(op.apply(image, params), call.name, expected, op.sized_by_content)
             continue
         digest = sha256_bytes(
             canonical_json({"input": pixel_digest(image), **call.as_dict()}).encode()
         )
         kept = _read_png(memo.op_result(digest))
-        if kept is not None and kept.size == expected:
+        if kept is not None and _fits(kept.size, expected, op.sized_by_content):
             image = kept
             continue
-        image = _checked(op.apply(image, params), call.name, expected)
+        image = _checked(op.apply(image, params), call.name, expected, op.sized_by_content)
         if image.mode in _MEMO_MODES:
             memo.keep_op_result(digest, _png(image))
     return image
@@ -172,11 +207,19 @@ def _resolved(
         raise OpError(f"the parameters of '{call.name}' are not valid: {first['msg']}") from None
 
 
-def _checked(image: object, name: str, expected: SizeTuple) -> Image.Image:
-    """An operation's result, when it is an image of the size it said it would make."""
+def _fits(size: SizeTuple, expected: SizeTuple, bounded: bool) -> bool:
+    """Whether ``size`` is ``expected``, or within it when that is only a bound."""
+    if bounded:
+        return 1 <= size[0] <= expected[0] and 1 <= size[1] <= expected[1]
+    return size == expected
+
+
+def _checked(image: object, name: str, expected: SizeTuple, bounded: bool = False) -> Image.Image:
+    """An operation's result, when it is an image of the size it said it would make
+    (within it, for an operation sized by its content)."""
     if not isinstance(image, Image.Image):
         raise OpError(f"the operation '{name}' returned {type(image).__name__}, not an image")
-    if image.size != expected:
+    if not _fits(image.size, expected, bounded):
         raise OpError(
             f"the operation '{name}' made a {image.width}x{image.height} image; it said "
             f"{expected[0]}x{expected[1]}"

@@ -16,11 +16,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from pipeline.ops.base import Operation, OpParams
+from pipeline.ops.canvas_op import Canvas
+from pipeline.ops.chroma_key import ChromaKey
 from pipeline.ops.crop import Crop
 from pipeline.ops.fit import Fit
 from pipeline.ops.flip import Flip
 from pipeline.ops.pad import Pad
+from pipeline.ops.pixelate import Pixelate
+from pipeline.ops.quantize import Quantize
 from pipeline.ops.resize import Resize
+from pipeline.ops.trim import Trim
 from pipeline.plugins import add_plugins
 
 log = logging.getLogger("assetpipe.ops")
@@ -37,6 +42,11 @@ BUILTIN: tuple[AnyOperation, ...] = (
     Crop(),
     Pad(),
     Flip(),
+    Trim(),
+    Canvas(),
+    ChromaKey(),
+    Pixelate(),
+    Quantize(),
 )
 
 

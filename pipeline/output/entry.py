@@ -58,6 +58,7 @@ _FIELDS: Mapping[str, tuple[type, ...]] = {
     "via": _OPT_STR,
     "batch_id": _OPT_STR,
     "ops": _OPT_LIST,
+    "transparency": _OPT_DICT,
 }
 """Each field the manifest writes, in the order it writes them, and the JSON types it may
 hold. ``job``, ``path``, ``kind`` and ``status`` are required; any other missing field
@@ -114,6 +115,9 @@ class ManifestEntry:
     ops: tuple[Mapping[str, Any], ...] | None = None
     """The image operations applied to the file (``op``, ``params``, ``version`` each), in
     order; None when it had none."""
+    transparency: Mapping[str, Any] | None = None
+    """How a transparent background was made when not by the API: ``{"route": "chroma",
+    "key": "#FF00FF"}`` (a flat key color asked for and keyed out here); None otherwise."""
     stale: bool = False
     """An earlier build's file that no job makes any more (kept unless ``--prune``)."""
 
@@ -150,6 +154,11 @@ class ManifestEntry:
             return None
         ops = raw.get("ops")
         if ops is not None and not all(_op_ok(o) for o in ops):
+            return None
+        transparency = raw.get("transparency")
+        if transparency is not None and not all(
+            isinstance(transparency.get(k), str) for k in ("route", "key")
+        ):
             return None
         fields = {name: raw[name] for name in _FIELDS if name in raw}
         fields.update(
@@ -207,6 +216,8 @@ class ManifestEntry:
             out["batch_id"] = self.batch_id
         if self.ops is not None:  # only then: manifests without operations stay as they were
             out["ops"] = [dict(o) for o in self.ops]
+        if self.transparency is not None:  # only when the chroma route made the file
+            out["transparency"] = dict(self.transparency)
         if self.stale:
             out["stale"] = True
         return out

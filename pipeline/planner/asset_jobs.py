@@ -28,9 +28,10 @@ from pipeline.jobs import (
     output_path,
     pick_cache_key,
 )
-from pipeline.jobs.job import OpCall
+from pipeline.jobs.job import ChromaRoute, OpCall
 from pipeline.jobs.wire import CannotWord, RequestSettings
-from pipeline.ops import plan_ops
+from pipeline.ops import OpContext, plan_ops
+from pipeline.ops.chroma_key import chroma_call
 from pipeline.planner.inputs import MAX_DELIVERED_SIDE, InputResolver, parsed
 from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective, ProviderRules
@@ -55,9 +56,11 @@ def asset_jobs(
     spec, coll = asset.spec, asset.collection
     size = inputs.size((coll.name, spec.id))
     model = eff.model
-    if len(asset.prompt) > model.max_prompt_chars:
+    keyed_prompt = f"{asset.prompt} {eff.chroma.sentence}" if eff.chroma else asset.prompt
+    if len(keyed_prompt) > model.max_prompt_chars:
         raise SpecError(
-            f"the rendered prompt has {len(asset.prompt):,} characters; "
+            f"the rendered prompt has {len(keyed_prompt):,} characters"
+            f"{' with its key color sentence' if eff.chroma else ''}; "
             f"{model.name} takes at most {model.max_prompt_chars:,}",
             asset.where("template" if spec.template else "prompt"),
             "shorten the prompt or the values it includes",
@@ -86,6 +89,11 @@ def asset_jobs(
     rw, rh = size.requested
     try:
         wire = provider.request_format.wire(_request_settings(eff, size, spec.is_edit))
+        keyed = (
+            provider.request_format.wire(_request_settings(eff, size, spec.is_edit, "opaque"))
+            if eff.chroma
+            else None
+        )
     except CannotWord as exc:
         raise SpecError(
             f"provider {provider.name} cannot make this: {exc.message}", asset.location, exc.hint
@@ -98,6 +106,11 @@ def asset_jobs(
         dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
     )
     asset_ops, operated = _ops(asset, spec.ops, size.delivered, "ops")
+    fallback = None
+    if eff.chroma and keyed is not None:
+        fallback = ChromaRoute(
+            eff.chroma.key, keyed_prompt, keyed.params, (chroma_call(eff.chroma.key), *asset_ops)
+        )
     jobs: list[Job] = []
     numbered = pick is not None
     variants: list[ApiJob] = []
@@ -125,7 +138,10 @@ def asset_jobs(
             tags=tuple(spec.tags),
             keep_original=spec.keep_original,
             ops=asset_ops,
+            fallback=fallback,
         )
+        if fallback is not None and eff.chroma and eff.chroma.now:
+            job = job.on_chroma()
         if not depends:
             job = _with_key(job, [i.sha256 or "" for i in images], mask.sha256 if mask else None)
         variants.append(job)
@@ -150,10 +166,11 @@ def _ops(
     ``defaults:``) for an image of ``size``, and the size they make."""
     if not entries:
         return (), size
+    context = OpContext(tuple(asset.brand.colors.values()) if asset.brand else ())
     if isinstance(path[0], str) and path[0] in asset.tree:
-        return plan_ops(entries, size, asset.tree, path, asset.where(*path))
+        return plan_ops(entries, size, asset.tree, path, asset.where(*path), context)
     where = asset.collection.defaults_locations.get(str(path[0]), asset.location)
-    return plan_ops(entries, size, None, path, where)
+    return plan_ops(entries, size, None, path, where, context)
 
 
 def _crop_warnings(asset: ResolvedAsset, delivered: tuple[int, int]) -> list[PlanWarning]:
@@ -258,15 +275,18 @@ def _renditions(
     return out
 
 
-def _request_settings(eff: Effective, size: SizePlan, is_edit: bool) -> RequestSettings:
-    """The asset's settings in assetpipe's terms, for the provider to word."""
+def _request_settings(
+    eff: Effective, size: SizePlan, is_edit: bool, background: str | None = None
+) -> RequestSettings:
+    """The asset's settings in assetpipe's terms, for the provider to word (with another
+    ``background`` for the chroma route, which asks for an opaque one)."""
     w, h = size.requested
     return RequestSettings(
         kind="edit" if is_edit else "generate",
         width=w,
         height=h,
         quality=eff.quality,
-        background=eff.background,
+        background=background or eff.background,
         format=eff.format,
         compression=eff.compression,
         moderation=eff.moderation,

@@ -8,6 +8,7 @@ built-in. Each check says which model rule failed and what would be right, becau
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pipeline.catalog import Catalog, ModelInfo, ModelPolicy
+from pipeline.colors import delta_e_2000, hex_to_rgb, rgb_to_lab
 from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean
 from pipeline.jobs import PlanWarning
 from pipeline.jobs.wire import RequestFormat
@@ -39,6 +41,58 @@ class Effective:
     input_fidelity: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
     """The provider's options, validated by its options model (unset fields absent)."""
+    chroma: ChromaPlan | None = None
+    """How a transparent background is made when not (only) by the API; None: natively
+    or not asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChromaPlan:
+    """The chroma-key route of a transparent asset: its ``key`` color, and whether it is
+    the request (``now``: the model cannot, or the spec says ``transparency: chroma``) or
+    the fallback for when the API refuses ``background: transparent``."""
+
+    key: str
+    now: bool
+
+    @property
+    def sentence(self) -> str:
+        """What the prompt says so the model draws on the key color alone."""
+        return (
+            f"Isolated on a perfectly flat solid {self.key} background, no shadows, "
+            "no gradients, no other use of that color."
+        )
+
+
+KEY_COLORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("#FF00FF", ("magenta", "pink", "purple", "violet", "fuchsia")),
+    ("#00FF00", ("green", "lime", "emerald")),
+    ("#0000FF", ("blue", "azure", "navy", "cobalt")),
+)
+"""The key colors a chroma route may ask for, each with the words a prompt that uses it
+would say: saturated, so few subjects carry them."""
+
+
+def key_color(palette: tuple[str, ...], prompt: str) -> str:
+    """The key color for an asset: one its prompt does not name, and of those the
+    farthest (CIEDE2000) from the brand's colors, which the subject will carry."""
+    words = set(re.findall(r"[a-z]+", prompt.lower()))
+    unnamed = [c for c, names in KEY_COLORS if not words & set(names)]
+    candidates = unnamed or [c for c, _ in KEY_COLORS]
+    labs = []
+    for value in palette:
+        try:
+            labs.append(rgb_to_lab(hex_to_rgb(value)))
+        except ValueError:
+            continue
+    if not labs:
+        return candidates[0]
+
+    def distance(color: str) -> float:
+        lab = rgb_to_lab(hex_to_rgb(color))
+        return min(delta_e_2000(lab, other) for other in labs)
+
+    return max(candidates, key=distance)  # the first of equals: the list's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +153,28 @@ def effective_settings(
             where("quality"),
             _quality_hint(quality, model, catalog),
         )
+    route = str(pick("transparency") or "auto")
+    chroma: ChromaPlan | None = None
+    if background == "transparent" and route != "native":
+        palette = tuple(asset.brand.colors.values()) if asset.brand else ()
+        now = route == "chroma" or model.transparency == "no"
+        chroma = ChromaPlan(key_color(palette, asset.prompt), now)
+        if now and route == "auto":
+            warnings.append(
+                PlanWarning(
+                    f"{model.name} cannot make transparent backgrounds: each image is asked "
+                    "for on a flat key color, which is keyed out here (set transparency: "
+                    "chroma to say so, or native to refuse)",
+                    where("background"),
+                )
+            )
     if background == "transparent":
-        if model.transparency == "no":
+        if model.transparency == "no" and route == "native":
             raise SpecError(
                 f"{model.name} cannot make transparent backgrounds",
-                where("background"),
-                "use gpt-image-2.5-flare or -sunburst",
+                where("transparency"),
+                "use gpt-image-2.5-flare or -sunburst, or transparency: chroma (a flat key "
+                "color keyed out here)",
             )
         if fmt not in ("png", "webp"):
             # Point at whichever of the two the asset itself sets; else at the defaults.
@@ -118,7 +188,7 @@ def effective_settings(
                 where(at),
                 "set format: png (or webp), or background: opaque",
             )
-        if model.transparency == "preview":
+        if model.transparency == "preview" and not (chroma and chroma.now):
             warnings.append(
                 PlanWarning(
                     f"transparent backgrounds are in preview on {model.name}; the alpha channel "
@@ -155,6 +225,7 @@ def effective_settings(
         moderation=str(moderation) if moderation else None,
         input_fidelity=str(fidelity) if fidelity else None,
         options=provider_options(asset, provider),
+        chroma=chroma,
     )
 
 

@@ -2,8 +2,11 @@
 
 A sheet depends on every frame it packs, so it is rebuilt exactly when one of them
 changes; its cache key is its options plus each frame's name and content hash. Its
+frames are in the order the collection's jobs are: the spec's assets in the order it
+lists them, each asset's variants in turn (an animation plays them in that order). Its
 atlases are written in the formats its spec names (``atlas:``); a list other than the
-default enters its options, so the default sheet's key is the one it always was. Whether
+default, an ``animation`` and a ``godot_dir`` enter its options (each changes an
+atlas's bytes), so the default sheet's key is the one it always was. Whether
 its frames fit its ``max_size`` is known from their sizes alone, so that is checked
 here, with the build's own packer, before any frame is paid for.
 """
@@ -15,7 +18,13 @@ from collections.abc import Sequence
 
 from pipeline.errors import SpecError, did_you_mean
 from pipeline.jobs import Job, ParamValue, SheetJob, frame_name
-from pipeline.jobs.atlases import ATLAS_FORMATS, DEFAULT_ATLAS, atlas_path
+from pipeline.jobs.atlases import (
+    ATLAS_FORMATS,
+    DEFAULT_ATLAS,
+    AtlasAnimation,
+    atlas_files,
+    atlas_params,
+)
 from pipeline.packing import FrameSize, SheetCapacity, sheet_capacity
 from pipeline.sizes import parse_size
 from pipeline.spec.loader import Collection
@@ -70,6 +79,7 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
         atlases = _atlas_formats(sheet, tree)
         if atlases != (DEFAULT_ATLAS,):
             params["atlas"] = ",".join(atlases)
+        params |= _atlas_options(sheet, tree, atlases)
         _check_capacity(sheet, tree, chosen, frame)
         base = f"{coll.name}/{sheet.id}"
         out.append(
@@ -84,7 +94,7 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
                 output_path=f"{base}.{EXTENSIONS[sheet.format]}",
                 source=f"{tree.location.file}:{tree.location.line}",
                 depends_on=tuple(job.id for job in chosen),
-                atlases=tuple((name, atlas_path(base, name)) for name in atlases),
+                atlases=atlas_files(base, atlases, animated=sheet.animation is not None),
                 frames=tuple(frame_name(j) for j in chosen),
             )
         )
@@ -112,6 +122,20 @@ def _atlas_formats(sheet: SheetSpec, tree: YMap) -> tuple[str, ...]:
             raise SpecError(f"atlas format '{name}' is named twice", where, "name it once")
         seen.append(name)
     return tuple(seen)
+
+
+def _atlas_options(sheet: SheetSpec, tree: YMap, atlases: Sequence[str]) -> dict[str, ParamValue]:
+    """The sheet's animation and Godot folder, as parameters (in its key: they change
+    the atlases' bytes). An animation is named after the sheet unless it says otherwise."""
+    if sheet.godot_dir is not None and "godot" not in atlases:
+        raise SpecError(
+            f"sheet '{sheet.id}' sets godot_dir but writes no godot atlas",
+            locate(tree, ["godot_dir"]) or tree.location,
+            "add godot to atlas:, or drop godot_dir",
+        )
+    anim = sheet.animation
+    animation = AtlasAnimation(anim.name or sheet.id, anim.fps, anim.loop) if anim else None
+    return dict(atlas_params(animation, sheet.godot_dir))
 
 
 def _frame_size(sheet: SheetSpec, tree: YMap) -> tuple[int, int] | None:

@@ -22,9 +22,11 @@ from pipeline import checks, ops, postprocess
 from pipeline.gallery import encode_thumbnail, has_thumbnail, keep_thumbnail, link_thumbnail
 from pipeline.hashing import canonical_json, sha256_bytes
 from pipeline.jobs import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
-from pipeline.jobs.atlases import AtlasLayoutError, render_atlases
+from pipeline.jobs.atlases import AtlasLayoutError, atlas_options, render_atlases
 from pipeline.output import Companion, OutputTree
 from pipeline.postprocess import Sample
+from pipeline.postprocess.c2pa_sign import Signing
+from pipeline.runner.credentials import c2pa_check, c2pa_provenance, original_verdict
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome, Status
 from pipeline.sheets import SheetError, SheetOptions, render_sheet
@@ -87,7 +89,12 @@ class Delivery:
         embed_metadata: bool,
         placeholders: bool = False,
         memo: InspectionMemo | None = None,
+        *,
+        signing: Signing | None = None,
     ):
+        self.signing = signing
+        """Re-encoded files arrive signed with these C2PA credentials (see
+        :mod:`pipeline.runner.signing`); a PNG text stamp would break the signature."""
         self.output = output
         self.jobs = jobs
         self.embed_metadata = embed_metadata
@@ -121,7 +128,8 @@ class Delivery:
         written, so an :class:`~pipeline.postprocess.ImageDecodeError` leaves no file.
         """
         written = data
-        if self.embed_metadata and job.format == "png":
+        signed = self.signing is not None and postprocess.has_c2pa(data)
+        if self.embed_metadata and job.format == "png" and not signed:
             stamp = json.dumps({"job": job.id, "cache_key": key}, sort_keys=True)
             written = postprocess.with_png_text(data, "assetpipe", stamp)
         sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
@@ -143,7 +151,13 @@ class Delivery:
                 size,
                 [],
                 None,
-                {"reencoded": True, "c2pa": False},
+                c2pa_provenance(
+                    {"reencoded": True, "c2pa": postprocess.has_c2pa(written)},
+                    self.memo,
+                    sha,
+                    written,
+                    None,
+                ),
                 companions,
                 width,
                 height,
@@ -153,9 +167,17 @@ class Delivery:
             found += [dict(c) for c in inherited if c.get("name") == "palette"]
         phash = look.phash()
         provenance = self._provenance(job, data, original)
+        facts = original if isinstance(original, OriginalFacts) else None
+        api = original_verdict(
+            self.memo,
+            original if isinstance(original, bytes) else None,
+            facts.sha256 if facts is not None else None,
+        )
+        provenance = c2pa_provenance(provenance, self.memo, sha, written, api)
+        found += c2pa_check(provenance)
         self._thumbnail(look)  # last: it shrinks the sample
         look.remember()
-        operated = operated_size(job)
+        operated = look.size() if sized_by_content(job) else operated_size(job)
         return Stored(
             mtime_ns=mtime,
             sha256=sha,
@@ -169,15 +191,17 @@ class Delivery:
 
     def _atlases(self, job: SheetJob, layout: bytes) -> tuple[Companion, ...]:
         """Write each of the sheet's atlases, made from its layout (the default format's
-        JSON, as packed or as the cache kept it)."""
+        JSON, as packed or as the cache kept it) and its options (animation, Godot folder)."""
+        base = job.output_path.rsplit(".", 1)[0]
         try:
-            made = render_atlases(layout, [name for name, _ in job.atlases])
+            options = atlas_options(job.params, job.asset)
+            made = render_atlases(layout, job.atlases, base, options, job.frames)
         except AtlasLayoutError as exc:
             raise SheetError(f"{job.id}: the cached atlas is damaged ({exc})") from None
         companions = []
-        for name, path in job.atlases:
-            self.output.write(path, made[name], fsync=False)
-            companions.append(Companion(path, sha256_bytes(made[name])))
+        for _, path in job.atlases:
+            self.output.write(path, made[path], fsync=False)
+            companions.append(Companion(path, sha256_bytes(made[path])))
         return tuple(companions)
 
     def knows(self, job: Job, known: Inspection | None) -> bool:
@@ -203,13 +227,17 @@ class Delivery:
         """What the checks of ``job``'s file are asked: with the checks' version, the key
         of their memoised verdicts."""
         source = self.jobs.get(job.parent) if job.kind == "rendition" else job
-        transparent = source is not None and source.params.get("background") == "transparent"
+        transparent = source is not None and (
+            source.params.get("background") == "transparent"
+            or getattr(source, "chroma_key", None) is not None
+        )
         own_palette = not self.placeholders and job.kind != "rendition"
         width, height = operated_size(job) or job.size
+        content_sized = sized_by_content(job)
         return {
             "version": checks.CHECKS_VERSION,
-            "width": width,
-            "height": height,
+            "width": None if content_sized else width,
+            "height": None if content_sized else height,
             "expect_alpha": transparent and job.format != "jpeg",
             "palette": list(job.palette) if own_palette else [],
             "tolerance": checks.PALETTE_DEFAULT_TOLERANCE,
@@ -355,6 +383,18 @@ def operated_size(job: Job) -> tuple[int, int] | None:
     if isinstance(job, ApiJob) and job.ops:
         return ops.chain_size(job.size, job.ops)
     return None
+
+
+def sized_by_content(job: Job) -> bool:
+    """Whether the size of the job's file is decided by its pixels (a ``trim`` not
+    followed by an operation of one size): then the file's own size is recorded."""
+    if isinstance(job, ApiJob):
+        calls = job.ops
+    elif isinstance(job, RenditionJob):
+        calls = job.op.ops
+    else:
+        return False
+    return bool(calls) and not ops.chain_exact(calls)
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

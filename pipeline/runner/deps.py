@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pipeline.jobs import Job, ProviderFailure
 from pipeline.output import Manifest, OutputTree
+from pipeline.postprocess.c2pa_sign import Signing
 from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import Dispatcher
 from pipeline.store import InspectionMemo, ResultStore
@@ -71,6 +72,8 @@ class RunConfig:
     placeholders: bool = False
     """The provider draws placeholders (``preview``): no brand-palette checks on them."""
     checkpoint_s: float = 2.0
+    signing: Signing | None = None
+    """The C2PA credentials re-encoded files are signed with (None: they are not)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from pipeline.jobs import (
     rendition_request,
     sheet_request,
 )
-from pipeline.jobs.keys import operated_request
+from pipeline.jobs.keys import operated_request, signed_request
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.runner.paid import delivery_compression
 from pipeline.store import CacheRecord, ResultStore
@@ -74,12 +74,16 @@ def job_request(job: Job, shas: Mapping[str, str | None]) -> CacheRequest | None
             assert_never(job)
 
 
-def recorded_key(job: Job, request: CacheRequest) -> str:
+def recorded_key(job: Job, request: CacheRequest, signing: str | None = None) -> str:
     """The key the manifest records for ``job``'s file, given its request: the request's
     own, except for an API job with ``ops:``, whose file also depends on them (its paid
-    image stays filed under the request's key: see :func:`operated_delivery`)."""
+    image stays filed under the request's key: see :func:`operated_delivery`), and for
+    any file when re-encoded files are signed (``signing``: the credentials' fingerprint),
+    so a new certificate delivers again."""
     if isinstance(job, ApiJob) and job.ops:
-        return operated_request(request, job).key
+        request = operated_request(request, job)
+    if signing is not None and job.kind != "pick":
+        return signed_request(request, signing).key
     return request.key
 
 
@@ -234,17 +238,20 @@ def assess(
     cache: ResultStore | None,
     tree: OutputTree,
     pending: Mapping[str, str] | None = None,
+    signing: str | None = None,
 ) -> dict[str, JobState]:
     """The state of every job, in plan order (inputs are assessed before dependents).
 
     ``pending`` maps the cache keys of requests in open batches to their batch: such a
-    job is ``pending`` (paid or about to be; the next ``build --batch`` collects it)."""
+    job is ``pending`` (paid or about to be; the next ``build --batch`` collects it).
+    ``signing`` is the fingerprint of the C2PA credentials re-encoded files are signed
+    with (see :func:`recorded_key`)."""
     pending = pending or {}
     states: dict[str, JobState] = {}
     shas: dict[str, str | None] = {}
     for job in plan.jobs:
         request = job_request(job, shas)
-        key = recorded_key(job, request) if request is not None else None
+        key = recorded_key(job, request, signing) if request is not None else None
         entry: ManifestEntry | None = manifest.entries.get(job.output_path)
         make: Status = "generate" if job.is_api else "render"
         if key is None:

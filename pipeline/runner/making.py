@@ -47,7 +47,14 @@ from pipeline.runner.operating import Operating, operated_file, restore_operated
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.paid import ADOPTED_NOTE, Kept, deliverable, kept, paid_meta
 from pipeline.runner.restoring import SMALLER_NOTE, Restored, cached_delivery
+from pipeline.runner.signing import Signed
 from pipeline.runner.writers import Writers
+
+
+def refused_transparency(failure: ProviderFailure) -> bool:
+    """Whether ``failure`` is the API refusing ``background: transparent`` (a 400 that
+    names the parameter), which the chroma route answers once."""
+    return failure.kind == "invalid_request" and failure.details.get("param") == "background"
 
 
 @dataclass(slots=True)
@@ -98,9 +105,12 @@ class Maker:
             config.embed_metadata,
             config.placeholders,
             deps.memo,
+            signing=config.signing,
         )
         self.writers = Writers(self.delivery, config.concurrency)
         self.sunk: dict[str, float] = {}
+        self.signed = Signed(config.signing, deps.store, self.inputs, outcomes, self._cache_commit)
+        """Signs re-encoded files with the team's C2PA credentials (when configured)."""
         """What jobs that failed after their image arrived (and was paid for) cost."""
 
     @property
@@ -111,11 +121,13 @@ class Maker:
     async def make(self, job: Job) -> Outcome:
         """Make ``job`` (its inputs finished and ok): up to date, from the cache, the
         approved image, a local render, or a paid call."""
+        if isinstance(job, ApiJob) and job.fallback is not None and self._fell_back(job):
+            return await self.make(job.on_chroma())
         shas = {d: self.outcomes[d].sha256 for d in job.depends_on if d in self.outcomes}
         asked = job_request(job, shas)
         if asked is None:  # pragma: no cover - every input is finished and ok by now
             raise RuntimeError(f"{job.id}: inputs have no content hash")
-        key = recorded_key(job, asked)
+        key = recorded_key(job, asked, self.signed.fingerprint)
         inputs = input_shas(job, shas)
         if not self.config.force or not job.is_api:
             entry = self.manifest.entries.get(job.output_path)
@@ -147,7 +159,26 @@ class Maker:
         if job.kind == "sheet":
             async with self.writers.permits:
                 return await self._sheet(job, asked, inputs)
-        return await self._call(job, asked, inputs)
+        try:
+            return await self._call(job, asked, inputs)
+        except ProviderFailure as exc:
+            if job.fallback is None or not refused_transparency(exc):
+                raise
+        self.reporter.note(
+            f"warning: {job.id}: the API refused background: transparent; asking for a flat "
+            f"{job.fallback.key} background instead, keyed out here"
+        )
+        return await self.make(job.on_chroma())
+
+    def _fell_back(self, job: ApiJob) -> bool:
+        """Whether the job's file was made by its chroma fallback (the API refused its
+        transparent request before): then that request is asked for at once, instead of
+        a refusal per build."""
+        entry = self.manifest.entries.get(job.output_path)
+        route = entry.transparency if entry is not None else None
+        return (
+            route is not None and job.fallback is not None and route.get("key") == job.fallback.key
+        )
 
     def _restore(
         self, job: Job, asked: CacheRequest, inputs: list[str], inherited: list[Mapping[str, Any]]
@@ -160,7 +191,7 @@ class Maker:
         if hit is None:
             return None
         record, data = hit
-        key = recorded_key(job, asked)
+        key = recorded_key(job, asked, self.signed.fingerprint)
         meta = record.meta or {}
         notes = cached_notes(meta.get("notes"))
         if isinstance(job, ApiJob):
@@ -175,6 +206,7 @@ class Maker:
                 restored = restore_operated(job, record, found, self._operating)
         else:
             restored = Restored(None, data, record.blob, self.delivery.memo.inspection(record.blob))
+        restored = self.signed.restored(job, record, restored, self.delivery.memo)
         atlas = meta.get("atlas")
         store = functools.partial(
             self.writers.store,
@@ -200,9 +232,9 @@ class Maker:
         )
         if made.adopted and isinstance(made.meta.get("atlas"), str):
             atlas = str(made.meta["atlas"]).encode()
-        return await self.writers.deliver(
-            job, "generated", asked.key, made.data, None, inputs, atlas=atlas
-        )
+        data = await self.writers.local(self.signed.sheet, job, made.data)
+        key = recorded_key(job, asked, self.signed.fingerprint)
+        return await self.writers.deliver(job, "generated", key, data, None, inputs, atlas=atlas)
 
     async def _render(
         self, job: RenditionJob, asked: CacheRequest, shas: Mapping[str, str | None]
@@ -215,8 +247,10 @@ class Maker:
         made = await asyncio.to_thread(self._cache_commit, asked, data, None, {"kind": "rendition"})
         inputs = [shas[job.parent] or ""]
         inherited = self._inherited(job)
+        signed = await self.writers.local(self.signed.rendition, job, made.data, source)
+        key = recorded_key(job, asked, self.signed.fingerprint)
         return await self.writers.deliver(
-            job, "generated", asked.key, made.data, None, inputs, inherited=inherited
+            job, "generated", key, signed, None, inputs, inherited=inherited
         )
 
     async def _call(self, job: ApiJob, asked: CacheRequest, inputs: list[str]) -> Outcome:
@@ -264,7 +298,7 @@ class Maker:
         writers' images, not a queue of them. An image committed undecoded (see
         ``RunDeps.forget``) that cannot be decoded fails as a ``bad_response`` and is taken
         back out of the cache, as if it had never been committed."""
-        key = recorded_key(job, asked)
+        key = recorded_key(job, asked, self.signed.fingerprint)
         undecoded = fields.pop("undecoded")
         if self.writers.permits.locked():
             arrived.let_go()
@@ -279,6 +313,10 @@ class Maker:
                         operated_file, job, original or data, None, self._operating
                     )
                     fields["sample"] = None
+                if self.signed.fingerprint is not None:
+                    data, fields["sha256"] = await self.writers.local(
+                        self.signed.paid, job, data, original, fields["sha256"]
+                    )
                 return await self.writers.deliver(
                     job, "generated", key, data, original, inputs, **fields
                 )

@@ -159,6 +159,7 @@ class Outcome:
             via="batch" if self.batch_id else None,
             batch_id=self.batch_id,
             ops=applied_ops(job),
+            transparency=transparency_route(job),
         )
 
 
@@ -172,6 +173,12 @@ def applied_ops(job: Job) -> tuple[dict[str, Any], ...] | None:
         else ()
     )
     return tuple(c.as_dict() for c in calls) or None
+
+
+def transparency_route(job: Job) -> dict[str, str] | None:
+    """How the job's transparent background was made, when by the chroma route."""
+    key = getattr(job, "chroma_key", None) if job.kind in ("generate", "edit") else None
+    return {"route": "chroma", "key": key} if isinstance(key, str) else None
 
 
 @dataclass(frozen=True, slots=True)

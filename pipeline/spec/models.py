@@ -47,6 +47,10 @@ def _quality_word(value: str) -> str:
 
 Quality = Annotated[str, AfterValidator(_quality_word)]
 Background = Literal["transparent", "opaque", "auto"]
+Transparency = Literal["auto", "native", "chroma"]
+"""How ``background: transparent`` is made: by the API (``native``), by asking for a
+flat key color and keying it out locally (``chroma``), or natively where the model can
+and by chroma key where it cannot or the API refuses (``auto``, the default)."""
 
 
 def _jpg_alias(value: object) -> object:
@@ -132,6 +136,7 @@ class GenerationSettings(Strict):
     model: str | None = None
     quality: Quality | None = None
     background: Background | None = None
+    transparency: Transparency | None = None
     format: OutputFormat | None = None
     compression: Annotated[int, Field(ge=0, le=100)] | None = None
     moderation: Moderation | None = None
@@ -330,6 +335,44 @@ ASSET_KEYS = frozenset(AssetSpec.model_fields) | {"matrix", "vars"}
 MATRIX_KEYS = frozenset({"exclude", "include"})
 
 
+ANIMATION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+GODOT_DIR = re.compile(
+    r"res://(?:[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/?)?"
+)
+MAX_FPS = 240
+
+
+class SheetAnimation(Strict):
+    """A sheet played as one animation: every frame, in the sheet's frame order, at ``fps``
+    (each atlas format writes it the way its engine plays it)."""
+
+    fps: Annotated[int, Field(ge=1, le=MAX_FPS)]
+    loop: bool = True
+    name: str | None = None
+    """The animation's name in the atlases; the sheet's id when not given."""
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _whole_fps(cls, value: object) -> object:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_FPS:
+            raise spec_error(
+                f"fps must be a whole number of frames per second, 1-{MAX_FPS}; got {value!r}",
+                hint="e.g. fps: 12",
+            )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str | None) -> str | None:
+        if value is not None and not ANIMATION_NAME.fullmatch(value):
+            raise spec_error(
+                f"animation name {value[:80]!r} must be letters, digits, '.', '_' or '-' "
+                "(at most 64)",
+                hint="e.g. name: walk",
+            )
+        return value
+
+
 class SheetSpec(Strict):
     """A sprite sheet (texture atlas) packed from a group of this collection's assets."""
 
@@ -345,6 +388,20 @@ class SheetSpec(Strict):
     format: Literal["png", "webp"] = "png"
     atlas: list[str] = Field(default_factory=lambda: ["texturepacker-hash"])
     """The atlas formats written beside the sheet (the planner checks the names)."""
+    animation: SheetAnimation | None = None
+    godot_dir: str | None = None
+    """The ``res://`` folder of the sheet's image in a Godot project (the ``godot`` atlas);
+    without it, the resource names the image beside it."""
+
+    @field_validator("godot_dir")
+    @classmethod
+    def _godot_dir_shape(cls, value: str | None) -> str | None:
+        if value is not None and not GODOT_DIR.fullmatch(value):
+            raise spec_error(
+                f"godot_dir {value[:80]!r} must be a res:// folder of plain names",
+                hint="e.g. godot_dir: res://sprites/icons",
+            )
+        return value
 
     @field_validator("id")
     @classmethod

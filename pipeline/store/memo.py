@@ -9,7 +9,8 @@ image again. The memo sits in the result cache's folder, so ``cache clear`` empt
 ```
 .assetpipe/cache/memo/<sha[:2]>/<sha256>.json   {"format": 1, "sha256": ..., "width": ...,
                                                  "height": ..., "phash": ..., "method": ...,
-                                                 "c2pa": ..., "checks": {<config digest>: [...]}}
+                                                 "c2pa": ..., "c2pa_verdict": {...},
+                                                 "checks": {<config digest>: [...]}}
 .assetpipe/cache/memo/<sha[:2]>/<sha256>.webp   the gallery thumbnail of those bytes
 .assetpipe/cache/memo/<dg[:2]>/<digest>.op.png  an expensive image operation's result, by
                                                 the digest of its input pixels and call
@@ -80,6 +81,9 @@ class Inspection:
     it (the checks name theirs in their configuration's digest)."""
     c2pa: bool | None = None
     """Whether the bytes carry a C2PA manifest store."""
+    c2pa_verdict: Mapping[str, Any] | None = None
+    """What validating that manifest with the C2PA library found (``valid``, ``signer``,
+    ...: see :mod:`pipeline.postprocess.c2pa_read`); absent when nothing was said."""
     thumbnail: str | None = None
     """The sha256 of the kept thumbnail (what makes sharing it by a hard link safe)."""
     checks: Mapping[str, tuple[CheckRecord, ...]] = field(default_factory=dict)
@@ -97,6 +101,9 @@ class Inspection:
             phash=newer.phash if newer.phash is not None else self.phash,
             method=newer.method if newer.phash is not None else self.method,
             c2pa=newer.c2pa if newer.c2pa is not None else self.c2pa,
+            c2pa_verdict=(
+                newer.c2pa_verdict if newer.c2pa_verdict is not None else self.c2pa_verdict
+            ),
             thumbnail=newer.thumbnail if newer.thumbnail is not None else self.thumbnail,
             checks=kept,
         )
@@ -310,6 +317,8 @@ def encode_inspection(sha: str, inspection: Inspection) -> bytes:
         value = getattr(inspection, name)
         if value is not None:
             body[name] = value
+    if inspection.c2pa_verdict is not None:
+        body["c2pa_verdict"] = dict(inspection.c2pa_verdict)
     body["checks"] = {k: [dict(c) for c in v] for k, v in inspection.checks.items()}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
@@ -340,20 +349,57 @@ def parse_inspection(sha: str, data: bytes) -> Inspection | None:
     checks = _checks_by_config(body.get("checks", {}))
     if checks is None:
         return None
+    verdict = body.get("c2pa_verdict")
+    if verdict is not None and not _verdict_ok(verdict):
+        return None
     return Inspection(
         width=width,
         height=height,
         phash=phash,
         method=method,
         c2pa=c2pa,
+        c2pa_verdict=verdict,
         thumbnail=thumbnail,
         checks=checks,
     )
 
 
 _RECORD_KEYS: Final = frozenset(
-    {"format", "sha256", "width", "height", "phash", "method", "c2pa", "thumbnail", "checks"}
+    {
+        "format",
+        "sha256",
+        "width",
+        "height",
+        "phash",
+        "method",
+        "c2pa",
+        "c2pa_verdict",
+        "thumbnail",
+        "checks",
+    }
 )
+_VERDICT_TEXT: Final = frozenset({"signer", "issuer", "generator", "error", "detail"})
+_VERDICT_FLAGS: Final = frozenset({"valid", "trusted", "ai_generated"})
+
+
+def _verdict_ok(verdict: object) -> bool:
+    """Whether ``verdict`` is a C2PA verdict as the memo writes it: known keys, each of
+    its type (text short), and at most a few failure codes."""
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("valid", False), bool | None):
+        return False
+    for name, value in verdict.items():
+        if name in _VERDICT_FLAGS:
+            ok = value is None or isinstance(value, bool)
+        elif name in _VERDICT_TEXT:
+            ok = value is None or (isinstance(value, str) and len(value) <= MAX_TEXT)
+        elif name == "failures":
+            ok = isinstance(value, list) and len(value) <= MAX_CHECKS
+            ok = ok and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in value)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 def _edge(value: object) -> bool:
