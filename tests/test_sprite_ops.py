@@ -8,6 +8,7 @@ import json
 
 import pytest
 from PIL import Image, ImageDraw
+from review_kit import docs_image
 
 from pipeline import ops
 from pipeline.jobs.job import OpCall
@@ -237,7 +238,6 @@ def test_a_walk_cycle_of_four_directions_has_one_canvas_one_anchor_and_one_scale
             assert (entry["width"], entry["height"]) == (160, 128)
             boxes[entry["asset"]] = image.convert("RGBA").getchannel("A").getbbox()
     # on the bottom line (a diamond's tip may resample to a clear last row)
-    print(boxes)
     assert {b[3] for b in boxes.values()} <= {127, 128}
     heights = [b[3] - b[1] for b in boxes.values()]
     assert max(heights) - min(heights) <= 1
@@ -246,3 +246,27 @@ def test_a_walk_cycle_of_four_directions_has_one_canvas_one_anchor_and_one_scale
     narrow = boxes["walk-up-1"][2] - boxes["walk-up-1"][0]
     wide = boxes["walk-left-1"][2] - boxes["walk-left-1"][0]
     assert abs(wide / narrow - 320 / 256) < 0.05
+
+
+@pytest.mark.docs_screenshots
+def test_the_walk_cycle_packs_into_one_animated_contact_sheet(project, run, tmp_path) -> None:
+    """docs/images/walk-cycle-sheet.png: the 16 frames packed into one sheet, in the order
+    the spec lists them (four directions, four frames each), every cell 160x128, with the
+    sheet's animation naming all 16."""
+    sheet = (
+        "\nsheets:\n  - id: walk\n    assets: [\"walk-*\"]\n"
+        "    animation: {fps: 8, loop: true}\n"
+    )
+    project.gen({"specs/walk.yaml": WALK + sheet})
+    result = run("build", "--provider", "preview")
+    assert result.code == 0, result.err
+    atlas = json.loads((project / "output/walk/walk.json").read_text())
+    frames = atlas["frames"]
+    assert len(frames) == 16
+    assert {(f["frame"]["w"], f["frame"]["h"]) for f in frames.values()} == {(160, 128)}
+    order = [f"walk-{d}-{k}.png" for d in ("up", "down", "left", "right") for k in (1, 2, 3, 4)]
+    assert atlas["meta"]["animation"]["frames"] == order
+    target = docs_image("walk-cycle-sheet", tmp_path)
+    target.write_bytes((project / "output/walk/walk.png").read_bytes())
+    with Image.open(target) as image:
+        assert image.mode == "RGBA"
