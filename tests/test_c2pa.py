@@ -194,3 +194,48 @@ def test_signing_without_a_key_is_a_settings_error(project, run, team_chain):
     result = run("plan", "--provider", "preview")
     assert result.code == 2
     assert "provenance.sign has no key" in result.err
+
+
+SHEET_SPEC = """
+    assets:
+      - id: "gem-{{ c }}"
+        prompt: "A {{ c }} gem"
+        matrix: {c: [red, blue, green]}
+        size: 1024x1024
+        format: png
+        quality: low
+    sheets:
+      - id: gems
+        assets: ["gem-*"]
+        frame_size: 64x64
+"""
+
+
+def test_a_sheet_is_signed_naming_every_frame_as_an_ingredient(
+    project, run, api, monkeypatch, openai_chain, team_chain
+):
+    """A sheet packs three API images into one file: its manifest is the team's, every
+    frame is a ``componentOf`` ingredient carrying its own (OpenAI) manifest, and the
+    sheet is a composite of AI-made parts; the library's own Reader trusts it."""
+    api.c2pa_sign = api_signer(openai_chain)
+    project.gen({"specs/game.yaml": SHEET_SPEC, "assetpipe.yaml": SETTINGS})
+    (project / "team.pem").write_bytes(team_chain.certs)
+    monkeypatch.setenv("ASSETPIPE_C2PA_KEY", team_chain.key.decode())
+    result = run("build")
+    assert result.code == 0, result.err
+    data = (project / "output/game/gems.png").read_bytes()
+    context = trusting(openai_chain, team_chain)
+    with c2pa.Reader("image/png", io.BytesIO(data), None, context) as reader:
+        assert reader.get_validation_state() == "Trusted"
+        store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    assert active["signature_info"]["common_name"] == "Team Signer"
+    frames = active["ingredients"]
+    assert sorted(i["title"] for i in frames) == ["gem-blue.png", "gem-green.png", "gem-red.png"]
+    assert {i["relationship"] for i in frames} == {"componentOf"}
+    for ingredient in frames:
+        issuer = store["manifests"][ingredient["active_manifest"]]["signature_info"]["issuer"]
+        assert issuer == "OpenAI"
+    [actions] = [a for a in active["assertions"] if a["label"].startswith("c2pa.actions")]
+    source = actions["data"]["actions"][0]["digitalSourceType"]
+    assert source.endswith("/compositeWithTrainedAlgorithmicMedia")
