@@ -99,6 +99,17 @@ class ModelInfo:
     max_input_bytes: int = 50 * 1000 * 1000
     max_mask_bytes: int = 4 * 1000 * 1000
     max_prompt_chars: int = 32000
+    batch: bool = True
+    """Whether the Batch API takes this model's jobs; ``build --batch`` sends the others
+    directly at the full price."""
+    svg: bool = False
+    """Whether ``output_format: svg`` is offered (it also needs preview access)."""
+    gif: bool = False
+    """Whether ``output_format: gif`` is offered (it also needs preview access)."""
+    complexity: bool = False
+    """Whether the model takes ``complexity: low|medium|high``."""
+    markup: bool = False
+    """Whether edits take a ``markup`` image."""
 
     def lifecycle_on(self, today: dt.date) -> Lifecycle:
         """The status on ``today``: a deprecated model is shut down from its shutdown date."""
@@ -232,6 +243,12 @@ def parse_catalog(text: str) -> Catalog:
             shutdown=dt.date.fromisoformat(m["shutdown"]) if "shutdown" in m else None,
             replacement=m.get("replacement"),
             summary=m.get("summary", ""),
+            max_input_images=int(m.get("max_input_images", 16)),
+            batch=bool(m.get("batch", True)),
+            svg=bool(m.get("svg", False)),
+            gif=bool(m.get("gif", False)),
+            complexity=bool(m.get("complexity", False)),
+            markup=bool(m.get("markup", False)),
         )
     meta = raw["meta"]
     return Catalog(

@@ -60,6 +60,8 @@ class QuietReporter:
     def __init__(self, stream: IO[str] | None = None):
         self.counts = Counts()
         self.stream = stream or sys.stderr
+        self.pacing: str | None = None
+        """How this shard paces a limit it shares (said once, as the build starts)."""
 
     def started(self, total: int, done: int) -> None:
         self.counts.total = total
@@ -96,7 +98,8 @@ class PlainReporter(QuietReporter):
     def started(self, total: int, done: int) -> None:
         super().started(total, done)
         jobs = "job" if total == 1 else "jobs"
-        self.stream.write(f"building {total} {jobs} ({done} up to date)\n")
+        pacing = f"; {self.pacing}" if self.pacing else ""
+        self.stream.write(f"building {total} {jobs} ({done} up to date){pacing}\n")
 
     def finished_job(self, outcome: Outcome) -> None:
         self.counts.add(outcome)
@@ -160,6 +163,8 @@ class RichReporter(QuietReporter):
 
     def started(self, total: int, done: int) -> None:
         super().started(total, done)
+        if self.pacing:
+            self.console.print(Text(self.pacing))
         self.progress.start()
         self.task = self.progress.add_task(
             "build", total=total, completed=done, up_to_date=done, cached=0, failed=0, spent=0.0

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean, shortened
 from pipeline.exports import ConfiguredExport, configured_exports
+from pipeline.jobs.shards import PacingNote
 from pipeline.postprocess.c2pa_config import load_signing
 from pipeline.postprocess.c2pa_sign import Signing
 from pipeline.providers import registry
@@ -44,6 +45,7 @@ ENV = {
     "concurrency": "ASSETPIPE_CONCURRENCY",
     "images_per_minute": "ASSETPIPE_IMAGES_PER_MINUTE",
     "requests_per_minute": "ASSETPIPE_REQUESTS_PER_MINUTE",
+    "limit_scope": "ASSETPIPE_LIMIT_SCOPE",
     "max_cost": "ASSETPIPE_MAX_COST",
     "timeout": "ASSETPIPE_TIMEOUT",
     "max_attempts": "ASSETPIPE_MAX_ATTEMPTS",
@@ -113,6 +115,39 @@ class ProvenanceFile(Strict):
     sign: SignFile | None = None
 
 
+class QaFile(Strict):
+    """``qa:``: the quality gate's judge, how many rerolls a failing asset gets, and the
+    detail its image is sent at (docs/quality.md)."""
+
+    model: str | None = None
+    rerolls: Annotated[int, Field(ge=0, le=8)] = 0
+    detail: Literal["low", "high", "auto"] = "low"
+    enabled: bool = True
+    """Whether a build judges by default (``--qa/--no-qa`` and ``ASSETPIPE_QA`` win)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QaSettings:
+    """The quality gate of one run, when it is on."""
+
+    model: str
+    rerolls: int = 0
+    detail: Literal["low", "high", "auto"] = "low"
+
+
+QA_ENV = "ASSETPIPE_QA"
+"""``1``/``0``: judge delivered images or not (over ``qa.enabled``; ``--qa/--no-qa`` win)."""
+
+
+class ReviewFile(Strict):
+    """``review:``: the review page (``assetpipe review``)."""
+
+    partial_images: Annotated[int, Field(ge=0, le=3)] = 1
+    """Previews streamed while a reroll from the page is made (0: none). One by default:
+    it shows the image coming at the least extra cost (OpenAI has billed about 100 output
+    tokens per partial image)."""
+
+
 class SettingsFile(Strict):
     """The keys of ``assetpipe.yaml``."""
 
@@ -126,6 +161,9 @@ class SettingsFile(Strict):
     images_per_minute: Annotated[float, Field(ge=0.1, le=MAX_PER_MINUTE)] | None = None
     """At least one image every ten minutes: slower is a build that never ends."""
     requests_per_minute: Annotated[float, Field(ge=0.1, le=MAX_PER_MINUTE)] | None = None
+    limit_scope: Literal["organisation", "shard"] = "organisation"
+    """Whose rate limits these are: the organisation's, shared by the shards of a
+    ``--shard i/n`` build (each paces at 1/n to begin with), or each shard's own."""
     max_cost: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     timeout: Annotated[float, Field(ge=0.1, le=3600)] = 600.0
     """Seconds; the longest image takes minutes, and a timeout of an hour already means
@@ -140,6 +178,8 @@ class SettingsFile(Strict):
     exports: list[dict[str, Any]] | None = None
     """``{format: NAME, ...options}`` entries (:mod:`pipeline.exports`); None: the defaults."""
     provenance: ProvenanceFile | None = None
+    qa: QaFile | None = None
+    review: ReviewFile = Field(default_factory=ReviewFile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +216,27 @@ class Settings:
     """The exporters a build runs, validated (``exports:``; the gallery by default)."""
     signing: Signing | None = None
     """The C2PA credentials re-encoded files are signed with (None: they are not)."""
+    qa: QaSettings | None = None
+    """The quality gate (None: delivered images are not judged)."""
+    limit_scope: Literal["organisation", "shard"] = "organisation"
+    shards: int = 1
+    """``n`` of ``--shard i/n`` (1: not sharded)."""
+    shard_share: float | None = None
+    """This shard's part of the build's paid jobs: its part of a shared limit."""
+    review_partial_images: int = 1
+    """Previews streamed while a reroll from the review page is made (0: none)."""
+
+    @property
+    def limit_sharers(self) -> int:
+        """How many processes spend the rate limits together: the shards of one build
+        when the limits are the organisation's."""
+        return self.shards if self.limit_scope == "organisation" else 1
+
+    def pacing_note(self) -> PacingNote | None:
+        """What the progress line and ``build --json`` say about a shared limit."""
+        if self.shards == 1:
+            return None
+        return PacingNote(self.images_per_minute, self.limit_sharers, self.shard_share)
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:
@@ -228,7 +289,7 @@ def resolve_settings(
             merged[name] = env[var]
             origin[name] = f"{var}="
     for name, value in flags.items():
-        if value is not None and name not in REMOTE_FLAGS:
+        if value is not None and name not in REMOTE_FLAGS and name != "qa":
             merged[name] = value
             origin[name] = f"--{name.replace('_', '-')} "
     operator = set(origin)
@@ -262,6 +323,7 @@ def resolve_settings(
         concurrency=checked.concurrency,
         images_per_minute=checked.images_per_minute,
         requests_per_minute=checked.requests_per_minute,
+        limit_scope=checked.limit_scope,
         max_cost=checked.max_cost,
         timeout=checked.timeout,
         max_attempts=checked.max_attempts,
@@ -276,6 +338,8 @@ def resolve_settings(
         remote_cache_mode=remote_mode,
         remote_cache_required=_required(file, env),
         signing=signing_settings(root, file, tree, env),
+        qa=qa_settings(file, tree, env, flags.get("qa")),
+        review_partial_images=checked.review.partial_images,
         exports=configured_exports(
             file.exports,
             tree,
@@ -517,3 +581,38 @@ def signing_settings(
     )
     key_env = (C2PA_KEY_ENV, env.get(C2PA_KEY_ENV))
     return load_signing(root, sign.cert, sign.key, sign.alg, sign.tsa_url, key_env, where)
+
+
+def qa_settings(
+    file: SettingsFile, tree: YMap | None, env: Mapping[str, str], flag: object
+) -> QaSettings | None:
+    """The quality gate when it is on: ``--qa/--no-qa``, else ``ASSETPIPE_QA``, else
+    ``qa.enabled`` when ``assetpipe.yaml`` has ``qa:`` (off without one)."""
+    from pipeline.providers.openai_judge_catalog import (  # noqa: PLC0415 - only for qa
+        default_judge,
+        openai_judges,
+    )
+
+    qa = file.qa or QaFile()
+    if isinstance(flag, bool):
+        on = flag
+    elif env.get(QA_ENV):
+        value = env[QA_ENV].strip().lower()
+        if value not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise UsageError(f"{QA_ENV} is {echo(env[QA_ENV])}; set it to 1 (judge) or 0 (do not)")
+        on = value in ("1", "true", "yes", "on")
+    else:
+        on = file.qa is not None and qa.enabled
+    if not on:
+        return None
+    model = qa.model or default_judge()
+    judges = openai_judges()
+    if model not in judges:
+        qa_tree = tree.get("qa") if tree is not None else None
+        where = qa_tree.value_locations.get("model") if isinstance(qa_tree, YMap) else None
+        raise SpecError(
+            f"unknown judge model {echo(model)}",
+            where or Location(SETTINGS_FILE),
+            did_you_mean(model, judges) or f"use one of {', '.join(sorted(judges))}",
+        )
+    return QaSettings(model=model, rerolls=qa.rerolls, detail=qa.detail)

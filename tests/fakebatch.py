@@ -7,7 +7,8 @@ own routes do not take. It serves, over the same real HTTP server and for the re
   and at most ``max_file_bytes``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``
   (sent in ``content_chunk_bytes`` writes), ``DELETE /v1/files/{id}``;
 - ``POST /v1/batches`` (``input_file_id`` of a ``batch`` file, ``endpoint`` one of the two
-  image endpoints, ``completion_window: "24h"``, ``metadata`` of at most 16 string pairs),
+  image endpoints or ``/v1/responses``, ``completion_window: "24h"``, ``metadata`` of at
+  most 16 string pairs),
   ``GET /v1/batches/{id}``, ``GET /v1/batches`` (newest first, ``after``/``limit`` 1-100,
   default 20), ``POST /v1/batches/{id}/cancel``.
 
@@ -16,7 +17,8 @@ depends on the machine's speed): ``validating`` for ``validating_polls`` retriev
 input file is validated (a bad file makes the batch ``failed`` with ``errors.data`` naming
 the lines: ``invalid_json_line``, ``missing_required_parameter``, ``invalid_request``,
 ``invalid_url``, ``duplicate_custom_id``, ``mismatched_model``, ``model_not_found``,
-``streaming_unsupported``; too many enqueued tokens makes it ``failed`` with
+``streaming_unsupported``, ``model_not_supported`` for a model in ``unbatched_models``,
+the per-model Batch refusal; too many enqueued tokens makes it ``failed`` with
 ``token_limit_exceeded``), then ``in_progress`` for ``in_progress_polls`` retrieves while
 the lines run a share at a time, ``finalizing`` for ``finalizing_polls``, then
 ``completed``. Each line runs like a synchronous request (the same validation, moderation,
@@ -38,6 +40,11 @@ in the output, the rest ``batch_expired`` in the error file), "token_limit_excee
 ``cancel`` goes ``cancelling`` for ``cancelling_polls`` retrieves, then ``cancelled`` with
 the lines that ran. Lines an expired or cancelled batch never ran are ``batch_expired`` /
 ``batch_cancelled`` error lines, or absent when ``unrun_lines_in_error_file`` is False.
+
+``/v1/responses`` lines are judged by the fake's judge (``tests/fakejudge.py``,
+``api.judge.answer_line``: the same deterministic verdicts and ``judge_script`` modes as a
+direct call); a ``prompt:<words>`` fault matches the prompt the judged image was drawn
+for. They are counted in ``judge_lines_billed`` (not in ``images_billed``).
 
 Hostile delivery: ``retrieve_faults`` (a list of "server_error" or "ok", one used per
 ``GET /v1/batches/{id}``, before the batch is even looked up) answers a poll with a 500;
@@ -69,9 +76,13 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ENDPOINTS = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
+ENDPOINTS = {
+    "/v1/images/generations": "generations",
+    "/v1/images/edits": "edits",
+    "/v1/responses": "responses",
+}
 OTHER_ENDPOINTS = frozenset(
-    {"/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions"}
+    {"/v1/chat/completions", "/v1/embeddings", "/v1/completions"}
     | {"/v1/moderations", "/v1/videos"}
 )
 PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
@@ -100,6 +111,7 @@ DEFAULTS: dict[str, Any] = {
     "hold": None,
     "retrieve_faults": (),
     "trickle_content": False,
+    "unbatched_models": (),
 }
 RETRIEVE_FAULTS = frozenset({"ok", "server_error"})
 HOLDS = frozenset({"create_before", "create_after", "content"})
@@ -118,6 +130,7 @@ COUNTERS = (
     "lines_run",
     "lines_billed",
     "images_billed",
+    "judge_lines_billed",
 )
 _FILE_PATH = re.compile(r"^/v1/files/(?P<id>[^/]+)(?P<content>/content)?$")
 _BATCH_PATH = re.compile(r"^/v1/batches/(?P<id>[^/]+)(?P<cancel>/cancel)?$")
@@ -624,12 +637,21 @@ class FakeBatchAPI:
         if body.get("stream"):
             raise _Refused("streaming_unsupported", "Streaming is not supported.", "body.stream")
         model = body.get("model")
-        if (
-            not isinstance(model, str)
-            or model in self.fk.RETIRED_MODELS
-            or (self.api.models is not None and model not in self.api.models)
+        judging = ENDPOINTS[batch.endpoint] == "responses"  # a judge model, not an image one
+        if not isinstance(model, str) or (
+            not judging
+            and (
+                model in self.fk.RETIRED_MODELS
+                or (self.api.models is not None and model not in self.api.models)
+            )
         ):
             raise _Refused("model_not_found", f"The model '{model}' does not exist.", "body.model")
+        if model in self.unbatched_models:
+            raise _Refused(
+                "model_not_supported",
+                f"The model '{model}' is not supported by the Batch API.",
+                "body.model",
+            )
         batch.model = batch.model or model
         if model != batch.model:
             raise _Refused(
@@ -640,7 +662,9 @@ class FakeBatchAPI:
         return {"custom_id": custom_id, "body": body, "tokens": self._tokens(batch, body)}
 
     def _tokens(self, batch: FakeBatch, body: dict[str, Any]) -> int:
-        fields = {k: v for k, v in body.items() if k not in ("images", "mask")}
+        if ENDPOINTS[batch.endpoint] == "responses":
+            return 1000
+        fields = {k: v for k, v in body.items() if k not in ("images", "mask", "markup")}
         try:
             params = self.fk._validate(ENDPOINTS[batch.endpoint], fields, self.api.models)
         except self.fk.ApiError:
@@ -655,6 +679,8 @@ class FakeBatchAPI:
 
     def _fault(self, line: dict[str, Any]) -> str | None:
         prompt = str(line["body"].get("prompt", ""))
+        if "input" in line["body"]:  # a judge line: the prompt of the image it judges
+            prompt = self.api.judge.prompt_of(line["body"])
         for key, value in self.line_faults.items():
             matched = key == line["custom_id"] or (
                 key.startswith("prompt:") and key.removeprefix("prompt:") in prompt
@@ -687,13 +713,17 @@ class FakeBatchAPI:
                 batch.err.append(_line(custom_id, response, None))
             return
         batch.completed += 1
-        n = len(body["data"])
         self.counters["lines_billed"] += 1
-        self.counters["images_billed"] += n
-        self.billed_by_custom_id[custom_id] += n
+        if "output" in body:  # a verdict
+            self.counters["judge_lines_billed"] += 1
+            self.billed_by_custom_id[custom_id] += 1
+        else:
+            n = len(body["data"])
+            self.counters["images_billed"] += n
+            self.billed_by_custom_id[custom_id] += n
         response = {"status_code": 200, "request_id": _id("req_"), "body": body}
         text = _line(custom_id, response, None)
-        if fault == "huge_line":
+        if fault == "huge_line" and "data" in body:
             body["data"][0]["b64_json"] = "A" * self.huge_line_bytes
             text = _line(custom_id, response, None)
         elif fault == "garbage_line":
@@ -719,11 +749,21 @@ class FakeBatchAPI:
         raise self.fk.ApiError(status, message, code=code, type_=type_)
 
     def _serve_line(self, batch: FakeBatch, line: dict[str, Any]) -> dict[str, Any]:
-        """Run one line like a synchronous request; the ImagesResponse body, billed."""
+        """Run one line like a synchronous request; the ImagesResponse body (or, for a
+        judge line, the Response), billed."""
         body = dict(line["body"])
         endpoint = ENDPOINTS[batch.endpoint]
+        if endpoint == "responses":
+            status, answer = self.api.judge.answer_line(body)
+            if status != 200:
+                error = answer["error"]
+                raise self.fk.ApiError(
+                    status, error["message"], code=error.get("code"), type_=error["type"]
+                )
+            return answer
         images = body.pop("images", None) if endpoint == "edits" else None
         mask = body.pop("mask", None) if endpoint == "edits" else None
+        markup = body.pop("markup", None) if endpoint == "edits" else None
         params = self.fk._validate(endpoint, body, self.api.models)
         record = self.fk.RequestRecord(
             method="POST",
@@ -746,6 +786,10 @@ class FakeBatchAPI:
                 mask_size = self.fk._image_size(self._image_ref(mask, "mask"), "mask")
                 if mask_size != sizes[0]:
                     raise self.fk._invalid("mask", "The mask must match the first image's size.")
+            if markup is not None:
+                self._image_ref(markup, "markup")
+                if not str(params.model).startswith(self.fk.MARKUP_PREFIXES):
+                    raise self.fk._invalid("markup", "'markup' is not supported for this model.")
         if any(word in params.prompt for word in self.api.blocked_words):
             raise self.api._moderation_error()
         record.n = params.n

@@ -253,10 +253,7 @@ def test_the_walk_cycle_packs_into_one_animated_contact_sheet(project, run, tmp_
     """docs/images/walk-cycle-sheet.png: the 16 frames packed into one sheet, in the order
     the spec lists them (four directions, four frames each), every cell 160x128, with the
     sheet's animation naming all 16."""
-    sheet = (
-        "\nsheets:\n  - id: walk\n    assets: [\"walk-*\"]\n"
-        "    animation: {fps: 8, loop: true}\n"
-    )
+    sheet = '\nsheets:\n  - id: walk\n    assets: ["walk-*"]\n    animation: {fps: 8, loop: true}\n'
     project.gen({"specs/walk.yaml": WALK + sheet})
     result = run("build", "--provider", "preview")
     assert result.code == 0, result.err

@@ -15,6 +15,7 @@ dispatcher, the pricing) to hand to the runner. Its submodules:
 - :mod:`~pipeline.api.reports`: what ``plan`` and ``build --json`` print;
 - :mod:`~pipeline.api.review`, :mod:`~pipeline.api.rerolls`, :mod:`~pipeline.api.pages`:
   picks, rejections, quoted rerolls and what the review page shows;
+  :mod:`~pipeline.api.previewing`: the previews a reroll from the page streams back to it;
 - :mod:`~pipeline.api.previews`: ``assetpipe watch``'s preview builds;
 - :mod:`~pipeline.api.scaffold`: ``assetpipe init``'s starter project.
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
     )
     from pipeline.api.exports import ExportReport, export_outputs
     from pipeline.api.pages import ReviewView, page_title, review_view
+    from pipeline.api.previewing import previewing_provider
     from pipeline.api.previews import (
         PreviewResult,
         fingerprint,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         watch_folders,
         watched_paths,
     )
+    from pipeline.api.qa_status import JudgingEstimate, QaProblem, judging_estimate
     from pipeline.api.reports import (
         build_summary,
         error_summary,
@@ -56,11 +59,17 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         plan_document,
         plan_error_document,
         plan_totals,
+        route_factor,
     )
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
     from pipeline.api.results import BuildOptions, BuildResult, exit_code
     from pipeline.api.review import PickResult, pick, reject, unpick
-    from pipeline.api.routes import BATCH_PRICE_FACTOR, make_provider, price_factor
+    from pipeline.api.routes import (
+        BATCH_PRICE_FACTOR,
+        direct_models,
+        make_provider,
+        price_factor,
+    )
     from pipeline.api.scaffold import InitResult, init_project
     from pipeline.api.status import Assessed, CheckResult, assess_workspace, check, job_states
     from pipeline.api.workspace import (
@@ -79,6 +88,8 @@ _WHERE: dict[str, str] = {
     "BuildResult": "pipeline.api.results",
     "CheckResult": "pipeline.api.status",
     "InitResult": "pipeline.api.scaffold",
+    "JudgingEstimate": "pipeline.api.qa_status",
+    "QaProblem": "pipeline.api.qa_status",
     "OpenBatch": "pipeline.api.batches",
     "PickResult": "pipeline.api.review",
     "PreviewResult": "pipeline.api.previews",
@@ -109,6 +120,7 @@ _WHERE: dict[str, str] = {
     "init_project": "pipeline.api.scaffold",
     "job_json": "pipeline.api.reports",
     "job_states": "pipeline.api.status",
+    "judging_estimate": "pipeline.api.qa_status",
     "assess_workspace": "pipeline.api.status",
     "Assessed": "pipeline.api.status",
     "lifecycle_date": "pipeline.api.workspace",
@@ -122,7 +134,10 @@ _WHERE: dict[str, str] = {
     "plan_error_document": "pipeline.api.reports",
     "plan_totals": "pipeline.api.reports",
     "preview_build": "pipeline.api.previews",
+    "previewing_provider": "pipeline.api.previewing",
     "price_factor": "pipeline.api.routes",
+    "route_factor": "pipeline.api.reports",
+    "direct_models": "pipeline.api.routes",
     "quote": "pipeline.api.rerolls",
     "read_image_facts": "pipeline.api.workspace",
     "reject": "pipeline.api.review",
@@ -158,9 +173,11 @@ __all__ = [
     "CheckResult",
     "ExportReport",
     "InitResult",
+    "JudgingEstimate",
     "OpenBatch",
     "PickResult",
     "PreviewResult",
+    "QaProblem",
     "Quote",
     "QuoteChanged",
     "Request",
@@ -179,6 +196,7 @@ __all__ = [
     "cancel_batches",
     "check",
     "confirm",
+    "direct_models",
     "error_summary",
     "exit_code",
     "export_outputs",
@@ -187,6 +205,7 @@ __all__ = [
     "init_project",
     "job_json",
     "job_states",
+    "judging_estimate",
     "lifecycle_date",
     "make_provider",
     "open_batches",
@@ -198,12 +217,14 @@ __all__ = [
     "plan_error_document",
     "plan_totals",
     "preview_build",
+    "previewing_provider",
     "price_factor",
     "quote",
     "read_image_facts",
     "reject",
     "review_problems",
     "review_view",
+    "route_factor",
     "run_workspace",
     "source_paths",
     "unpick",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pipeline.api import stamps
@@ -23,6 +24,7 @@ from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.errors import EXIT_OK, UsageError, printable
 from pipeline.fsutil import check_folder
 from pipeline.jobs import Provider
+from pipeline.jobs.judging import Judge
 from pipeline.output import MANIFEST, OutputTree, load_manifest
 from pipeline.providers import registry
 from pipeline.runner.outcome import Outcome, RunReport
@@ -34,15 +36,24 @@ log = logging.getLogger("assetpipe.build")
 
 
 def build(
-    req: Request, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
+    req: Request,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None = None,
+    judge: Judge | None = None,
 ) -> BuildResult:
-    """Plan, then run the plan (``provider`` overrides the settings' one, for tests)."""
+    """Plan, then run the plan (``provider`` and ``judge`` override the settings' ones,
+    for tests)."""
     ws = open_workspace(req, reuse=True, store_plan=True)
-    return run_workspace(ws, options, reporter, provider)
+    return run_workspace(ws, options, reporter, provider, judge)
 
 
 def run_workspace(
-    ws: Workspace, options: BuildOptions, reporter: Reporter, provider: Provider | None = None
+    ws: Workspace,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None = None,
+    judge: Judge | None = None,
 ) -> BuildResult:
     """Run an already planned workspace; when the last build of this very plan left every
     file as it still is (:mod:`~pipeline.api.stamps`), say so without running anything."""
@@ -53,6 +64,27 @@ def run_workspace(
         unchanged = _unchanged(ws, ws.plan_digest, reporter)
         if unchanged is not None:
             return unchanged
+    result = _run_planned(ws, options, reporter, provider, judge)
+    qa = ws.settings.qa
+    if qa is None or not qa.rerolls or options.batch:
+        return result
+    from pipeline.api.rerolling_qa import reroll_failing  # noqa: PLC0415 - only with rerolls
+
+    again = replace(options, force=False)  # a reroll pays for its new variant, nothing else
+    return reroll_failing(
+        ws, result, lambda planned: _run_planned(planned, again, reporter, provider, judge)
+    )
+
+
+def _run_planned(
+    ws: Workspace,
+    options: BuildOptions,
+    reporter: Reporter,
+    provider: Provider | None,
+    judge: Judge | None,
+) -> BuildResult:
+    """Run the workspace's plan (the runner, then the quality gate and the exporters)."""
+    from pipeline.api.qa import expectations  # noqa: PLC0415 - only a build with work
     from pipeline.api.running import run_build  # noqa: PLC0415 - only a build with work
 
     return run_build(
@@ -65,6 +97,8 @@ def run_workspace(
         provider,
         plan_digest=ws.plan_digest,
         keep_plan=ws.stored_plan.keep if ws.stored_plan else None,
+        expected=expectations(ws) if ws.settings.qa is not None else None,
+        judge=judge,
     )
 
 

@@ -82,7 +82,7 @@ def preview_build(req: Request, reporter: Reporter) -> PreviewResult:
     sources = {c.brand_dir for c in ws.specs().collections}
     for job in ws.full_plan.jobs:
         if isinstance(job, ApiJob):
-            for ref in (*job.inputs, *((job.mask,) if job.mask is not None else ())):
+            for ref in (*job.inputs, *(r for r in (job.mask, job.markup) if r is not None)):
                 if ref.path is not None:
                     sources.add(ws.settings.root / ref.path)
     return PreviewResult(result, rendered, output, tuple(sorted(sources)))

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 from pipeline.api.results import BuildResult
 from pipeline.api.workspace import Workspace
 from pipeline.errors import PipelineError, SpecError, SpecErrors, UsageError
-from pipeline.jobs import Job, Plan
+from pipeline.jobs import ApiJob, Job, Plan
 from pipeline.runner.freshness import JobState
+
+if TYPE_CHECKING:
+    from pipeline.api.qa_status import JudgingEstimate
 
 _RAW_CONTROLS = re.compile("[\x7f-\x9f]")
 """What ``json.dumps(..., ensure_ascii=False)`` leaves raw that a terminal acts on: DEL and
@@ -29,7 +33,15 @@ def _escape_controls(text: str) -> str:
     return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str, Any]:
+def route_factor(job: Job, factor: float, direct: AbstractSet[str]) -> float:
+    """The share of the table's price ``job`` pays: ``factor``, except the jobs of
+    ``direct`` models, which a batch build sends directly at the full price."""
+    return 1.0 if factor != 1.0 and isinstance(job, ApiJob) and job.model in direct else factor
+
+
+def job_json(
+    job: Job, state: JobState | None, factor: float = 1.0, direct: AbstractSet[str] = frozenset()
+) -> dict[str, Any]:
     """One job as ``plan --json`` prints it (docs/cli.md)."""
     return {
         "id": job.id,
@@ -51,7 +63,7 @@ def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str,
         "status": state.status if state else None,
         "reason": state.reason if state else None,
         "cache_key": state.cache_key if state else job.cache_key,
-        "estimated_cost_usd": round(job.estimated_cost_usd * factor, 6),
+        "estimated_cost_usd": round(job.estimated_cost_usd * route_factor(job, factor, direct), 6),
         "output": job.output_path,
         "source": job.source,
         "checks": [dict(c) for c in state.checks] if state and state.checks else None,
@@ -59,23 +71,46 @@ def job_json(job: Job, state: JobState | None, factor: float = 1.0) -> dict[str,
     }
 
 
-def plan_totals(plan_: Plan, states: Mapping[str, JobState], factor: float = 1.0) -> dict[str, Any]:
+def plan_totals(
+    plan_: Plan,
+    states: Mapping[str, JobState],
+    factor: float = 1.0,
+    direct: AbstractSet[str] = frozenset(),
+    judging: JudgingEstimate | None = None,
+) -> dict[str, Any]:
     """Counts by status and kind, and the estimated cost of what a build would pay for
-    (``factor`` of the model table's prices: 0.5 at Batch API prices)."""
+    (``factor`` of the model table's prices: 0.5 at Batch API prices, except for the jobs
+    of ``direct`` models, which a batch build sends directly at the full price; those are
+    counted under ``direct`` when there are any). With the quality gate on, ``judging``
+    (the judge calls the build would make) is under ``judging`` and in the estimate."""
     by_status: dict[str, int] = {}
     for state in states.values():
         by_status[state.status] = by_status.get(state.status, 0) + 1
-    to_pay = sum(
-        j.estimated_cost_usd for j in plan_.jobs if j.is_api and states[j.id].status == "generate"
-    )
-    return {
+    api_jobs = [j for j in plan_.jobs if isinstance(j, ApiJob)]
+    to_pay = [j for j in api_jobs if states[j.id].status == "generate"]
+    totals: dict[str, Any] = {
         "jobs": len(plan_.jobs),
-        "api_jobs": sum(1 for j in plan_.jobs if j.is_api),
-        "renditions": sum(1 for j in plan_.jobs if not j.is_api),
+        "api_jobs": len(api_jobs),
+        "renditions": len(plan_.jobs) - len(api_jobs),
         "by_status": by_status,
-        "estimated_cost_usd": round(to_pay * factor, 6),
-        "estimated_cost_all_usd": round(plan_.estimated_cost_usd * factor, 6),
+        "estimated_cost_usd": round(_priced(to_pay, factor, direct), 6),
+        "estimated_cost_all_usd": round(_priced(api_jobs, factor, direct), 6),
     }
+    alone = [j for j in to_pay if route_factor(j, factor, direct) != factor]
+    if factor != 1.0 and any(route_factor(j, factor, direct) != factor for j in api_jobs):
+        totals["direct"] = {
+            "models": sorted({j.model for j in api_jobs if j.model in direct}),
+            "jobs": len(alone),
+            "estimated_cost_usd": round(_priced(alone, 1.0, frozenset()), 6),
+        }
+    if judging is not None:
+        totals["judging"] = judging.as_dict()
+        totals["estimated_cost_usd"] = round(_priced(to_pay, factor, direct) + judging.cost_usd, 6)
+    return totals
+
+
+def _priced(jobs: list[ApiJob], factor: float, direct: AbstractSet[str]) -> float:
+    return sum(j.estimated_cost_usd * route_factor(j, factor, direct) for j in jobs)
 
 
 def plan_document(
@@ -83,15 +118,18 @@ def plan_document(
     states: Mapping[str, JobState],
     factor: float = 1.0,
     shared: tuple[str, str | None] | None = None,
+    direct: AbstractSet[str] = frozenset(),
+    judging: JudgingEstimate | None = None,
 ) -> str:
     """``plan --json`` as text (estimates at ``factor`` of the model table's prices).
 
     One job per line, each written by the C encoder: indenting the whole document makes
     ``json`` fall back to its pure-Python encoder, seconds for 10,000 jobs. Text stays
     readable (non-ASCII as it is) but no control character is printed raw."""
-    totals = plan_totals(ws.plan, states, factor)
+    totals = plan_totals(ws.plan, states, factor, direct, judging)
     jobs = ",\n".join(
-        json.dumps(job_json(j, states.get(j.id), factor), ensure_ascii=False) for j in ws.plan.jobs
+        json.dumps(job_json(j, states.get(j.id), factor, direct), ensure_ascii=False)
+        for j in ws.plan.jobs
     )
     rest: dict[str, Any] = {
         "totals": {**totals, "provider": ws.settings.provider, "price_factor": factor},

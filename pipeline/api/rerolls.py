@@ -49,6 +49,8 @@ class Quote:
     """The estimate at the model table's prices, whatever the provider."""
     provider: str
     digest: str
+    previews: int = 0
+    """Previews the reroll's build streams to the page (``review.partial_images``)."""
 
     @property
     def summary(self) -> str:
@@ -66,6 +68,11 @@ class Quote:
             price = f"free on {self.provider} (${self.list_usd:.4f} at API prices)"
         else:
             price = f"estimated cost ${self.cost_usd:.4f} on {self.provider}"
+        if self.previews and self.cost_usd > 0:
+            price += (
+                f", with {self.previews} preview(s) shown while it is made "
+                "(each may add a few output tokens; review.partial_images: 0 turns them off)"
+            )
         return f"{what}.\n{price}.\nNothing is sent until you confirm."
 
 
@@ -99,9 +106,10 @@ def quote(req: Request, action: str, asset: str) -> Quote:
         requests = [_request(j) for j in made if isinstance(j, ApiJob)]
     cost = list_usd * price_factor(ws.settings, batch=False)
     provider = ws.settings.provider
-    payload = [action, asset, list(jobs), requests, round(cost, 6), provider]
+    previews = ws.settings.review_partial_images if action == "reroll" else 0
+    payload = [action, asset, list(jobs), requests, round(cost, 6), provider, previews]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-    return Quote(action, asset, jobs, cost, list_usd, provider, digest)
+    return Quote(action, asset, jobs, cost, list_usd, provider, digest, previews)
 
 
 def confirm(req: Request, action: str, asset: str, digest: str) -> tuple[Quote, tuple[str, ...]]:

@@ -20,7 +20,7 @@ from pipeline.providers.registry import ProviderOptions
 from pipeline.runner.batching import BatchDispatcher, BatchOptions
 from pipeline.runner.budget import CatalogPricing
 from pipeline.runner.deps import Reporter, StopSignal
-from pipeline.runner.dispatch import DirectDispatcher, Dispatcher
+from pipeline.runner.dispatch import DirectDispatcher, Dispatcher, SplitDispatcher
 from pipeline.runner.journal import Journal
 from pipeline.runner.limiter import RateLimiter
 from pipeline.runner.retry import RetryPolicy
@@ -49,6 +49,12 @@ def price_factor(settings: Settings, batch: bool) -> float:
     if settings.provider_entry.free:
         return 0.0
     return BATCH_PRICE_FACTOR if batch else 1.0
+
+
+def direct_models(catalog: Catalog) -> frozenset[str]:
+    """The models whose requests a batch build sends directly, at the full price: those
+    the model table says the Batch API does not take (``batch = false``)."""
+    return frozenset(name for name, info in catalog.models.items() if not info.batch)
 
 
 def make_provider(settings: Settings) -> Provider:
@@ -108,7 +114,12 @@ def direct_route(
         provider, ready, prepare = deferred, deferred.ready, deferred.make_now
     dispatcher = DirectDispatcher(
         provider,
-        RateLimiter(settings.images_per_minute, settings.requests_per_minute),
+        RateLimiter(
+            settings.images_per_minute,
+            settings.requests_per_minute,
+            sharers=settings.limit_sharers,
+            share=settings.shard_share,
+        ),
         RetryPolicy(max_attempts=settings.max_attempts),
         concurrency=settings.concurrency,
         stopped=stop.__bool__,
@@ -129,14 +140,16 @@ def batch_route(
     *,
     wait: bool,
 ) -> Route:
-    """Waves of requests through the provider's Batch API, at batch prices."""
+    """Waves of requests through the provider's Batch API, at batch prices; the requests
+    of models it does not take go directly, at the full price (``direct_models``)."""
     entry = settings.provider_entry
     if entry.batch is None:
         raise UsageError(
             f"the {entry.name} provider has no Batch API; build --batch needs --provider openai"
         )
-    pricing = CatalogPricing(catalog, price_factor(settings, True))
-    dispatcher = BatchDispatcher(
+    direct = direct_models(catalog)
+    pricing = CatalogPricing(catalog, price_factor(settings, True), direct)
+    dispatcher: Dispatcher = BatchDispatcher(
         entry.batch(ProviderOptions(timeout=settings.timeout)),
         Journal(settings.cache_dir),
         store,
@@ -152,4 +165,7 @@ def batch_route(
         on_retry=reporter.retrying,
         note=reporter.note,
     )
+    if direct:
+        alone = direct_route(settings, catalog, stop, reporter)
+        dispatcher = SplitDispatcher(dispatcher, alone.dispatcher, direct)
     return Route(dispatcher, pricing, {})

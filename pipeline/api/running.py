@@ -22,16 +22,18 @@ from pathlib import Path
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
 from pipeline.api.exports import build_exports, owned_files
+from pipeline.api.qa import qa_digest, run_qa
 from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
 from pipeline.api.stores import build_store, shared_cache_problem
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
-from pipeline.errors import EXIT_FAILED, EXIT_OK, UsageError
+from pipeline.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_PENDING, UsageError
 from pipeline.exports import exports_digest, reserved_paths
 from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
 from pipeline.jobs import Plan, Provider
+from pipeline.jobs.judging import Judge
 from pipeline.output import (
     MANIFEST,
     ManifestEntry,
@@ -47,6 +49,7 @@ from pipeline.runner.engine import Runner
 from pipeline.runner.freshness import assess
 from pipeline.runner.outcome import Outcome, RunReport
 from pipeline.settings import Settings
+from pipeline.spec.models import Expect
 from pipeline.store import LocalStore
 
 
@@ -91,10 +94,13 @@ def run_build(
     provider: Provider | None = None,
     plan_digest: str | None = None,
     keep_plan: Callable[[], None] | None = None,
+    expected: Mapping[tuple[str, str], Expect] | None = None,
+    judge: Judge | None = None,
 ) -> BuildResult:
     """Build ``plan`` (a selection of ``full_plan``) under the project lock; with
     ``plan_digest`` (a stored plan), stamp a build that finds every job up to date.
-    ``keep_plan`` stores the plan once the build holds its folders."""
+    ``keep_plan`` stores the plan once the build holds its folders; ``expected`` (each
+    asset's ``expect``) is what the quality gate checks when it is on."""
     tree = OutputTree(settings.output_dir)
     produced = {job.output_path for job in full_plan.jobs}
     with (
@@ -119,7 +125,9 @@ def run_build(
             else direct_route(settings, catalog, stop, reporter, provider)
         )
         signing = settings.signing.fingerprint if settings.signing is not None else None
-        states = assess(plan, manifest, store, tree, route.pending, signing)
+        states = assess(
+            plan, manifest, store, tree, route.pending, signing, fetch=not options.force
+        )
         if route.prepare is not None and any(s.status == "generate" for s in states.values()):
             route.prepare()  # this build pays: the SDK is loaded before its clock starts
         deps = RunDeps(
@@ -152,7 +160,21 @@ def run_build(
         entries, pruned = next_entries(produced, built, manifest, tree, options.prune, keep)
         free = {name for name, entry in registry.providers().items() if entry.free}
         entries = flag_near_duplicates(entries, placeholders=free)
-        write_manifest(tree.root, entries, totals(entries, report.spent_usd))
+        gate = run_qa(
+            settings,
+            cache.memo,
+            tree,
+            entries,
+            set(report.outcomes),
+            expected or {},
+            report.spent_usd,
+            judge,
+            batch=options.batch,
+            wait=options.wait,
+            note=reporter.note,
+        )
+        entries = gate.entries
+        write_manifest(tree.root, entries, totals(entries, report.spent_usd + gate.cost_usd))
         exported = build_exports(settings, tree, entries, full_plan, plan_digest)
         failed_checks = [
             (e.job, e.status, c)
@@ -170,6 +192,10 @@ def run_build(
                 exports=stamp_inputs(settings),
             )
     code = exit_code(report)
+    if code in (EXIT_OK, EXIT_FAILED) and gate.budget_hit:
+        code = EXIT_BUDGET
+    if code == EXIT_OK and gate.pending:
+        code = EXIT_PENDING  # verdicts wait in a judge batch: build --batch collects them
     if code == EXIT_OK and options.strict_checks and failed_checks:
         code = EXIT_FAILED
     return BuildResult(
@@ -203,6 +229,8 @@ def stamp_inputs(settings: Settings) -> str:
     exporters' configuration and the C2PA credentials files are signed with (a new
     certificate signs every re-encoded file again)."""
     digest = exports_digest(settings.exports)
+    if settings.qa is not None:  # only then: stamps of builds without the gate stay as they were
+        digest = f"{digest}+{qa_digest(settings.qa)}"
     return digest if settings.signing is None else f"{digest}+{settings.signing.fingerprint}"
 
 

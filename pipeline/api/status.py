@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.api.approval import ReviewProblem, review_problems
+from pipeline.api.qa_status import QaProblem, qa_problems
 from pipeline.api.stores import lookup_store, shared_cache_problem
 from pipeline.api.workspace import Request, Workspace, open_workspace
 from pipeline.output import Manifest, OutputTree, load_manifest
@@ -58,6 +59,8 @@ class CheckResult:
     stale: tuple[str, ...] = ()
     """Files in the output tree that the manifest records but no job makes any more
     (``--stale``; ``build --prune`` removes them)."""
+    qa: tuple[QaProblem, ...] = ()
+    """Assets whose delivered image fails its ``expect`` (with the quality gate on)."""
 
 
 def check(req: Request) -> CheckResult:
@@ -77,4 +80,5 @@ def check(req: Request) -> CheckResult:
             if path not in produced and entry.sha256 and tree.exists(path)
         )
     )
-    return CheckResult(pending=pending, total=len(states), review=review, stale=stale)
+    qa = qa_problems(ws, manifest) if ws.settings.qa is not None else ()
+    return CheckResult(pending=pending, total=len(states), review=review, stale=stale, qa=qa)

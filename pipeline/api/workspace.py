@@ -12,10 +12,11 @@ import os
 import stat
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.api.judged import read_judged, stale_records, with_judged
 from pipeline.api.plancache import KnownPlan, plan_context, reuse_or_plan
 from pipeline.api.sealing import user_sealer
 from pipeline.catalog import Catalog
@@ -24,7 +25,7 @@ from pipeline.exports import reserved_paths
 from pipeline.exports.collisions import identifier_errors, reserved_path_errors
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
-from pipeline.jobs.shards import Shard, shard_plan
+from pipeline.jobs.shards import Shard, paid_share, shard_plan
 from pipeline.providers import registry
 from pipeline.reads import note_read
 from pipeline.settings import Settings, echo, resolve_settings
@@ -74,6 +75,8 @@ class Workspace:
     """Names exactly this selection of a stored plan (None: the plan is not stored)."""
     stored_plan: KnownPlan | None = None
     """The plan as a build stores it (:meth:`KnownPlan.keep`, once it holds its folders)."""
+    request: Request | None = None
+    """What the workspace was opened for: the quality gate plans it again after a reroll."""
 
     def specs(self) -> Project:
         """The parsed specs: :attr:`project`, or parsed now when the plan was reused."""
@@ -177,7 +180,12 @@ def open_workspace(
         known = reuse_or_plan(
             settings.cache_dir,
             _plan_context(settings, today, picks=req.picks),
-            (settings.root, settings.specs_dir, settings.templates_dir),
+            (
+                settings.root,
+                settings.specs_dir,
+                settings.templates_dir,
+                *((settings.cache_dir,) if settings.qa is not None else ()),  # judged.json
+            ),
             lambda: [
                 *find_spec_files(settings.specs_dir),
                 *folder_links_leaving(settings.specs_dir),
@@ -205,7 +213,12 @@ def open_workspace(
             f"--only {' '.join(req.only)} matches no job; `assetpipe plan` lists the job ids"
         )
     if req.shard is not None:
+        whole = selected
         selected = shard_plan(selected, req.shard)
+        # The shards share the rate limits, each by its part of the paid jobs.
+        settings = replace(
+            settings, shards=req.shard.count, shard_share=paid_share(selected, whole)
+        )
     return Workspace(
         settings=settings,
         catalog=catalog,
@@ -214,6 +227,7 @@ def open_workspace(
         full_plan=full,
         plan_digest=_selection_digest(known.digest, selected) if known and known.digest else None,
         stored_plan=known if known and known.path else None,
+        request=req,
     )
 
 
@@ -236,6 +250,7 @@ def _plan_project(
         display_dir=settings.templates_dir.name,
     )
     lock = read_lock(settings.root)
+    lock = lock if picks else lock.without_picks()
     options = PlanOptions(
         catalog=catalog,
         request_format=settings.provider_entry.request_format,
@@ -244,10 +259,22 @@ def _plan_project(
         model=settings.model,
         today=today,
         max_jobs=settings.max_jobs,
-        lock=lock if picks else lock.without_picks(),
+        lock=lock,
         placeholders=settings.provider_entry.free,
     )
-    return plan(project, engine, options, read_image_facts)
+    if settings.qa is None:
+        return plan(project, engine, options, read_image_facts)
+    # The gate's rerolls and winners (.assetpipe/judged.json) count as the lock's, unless
+    # the spec changed under them: then the judge chose among images of an older request.
+    judged = read_judged(settings.cache_dir, user_sealer())
+    with_lock = replace(options, lock=with_judged(lock, judged, picks=picks))
+    planned = plan(project, engine, with_lock, read_image_facts)
+    stale = stale_records(planned, judged)
+    if not stale:
+        return planned
+    fresh = {name: record for name, record in judged.items() if name not in stale}
+    with_lock = replace(options, lock=with_judged(lock, fresh, picks=picks))
+    return plan(project, engine, with_lock, read_image_facts)
 
 
 def _plan_context(settings: Settings, today: dt.date, *, picks: bool) -> str:
@@ -266,5 +293,8 @@ def _plan_context(settings: Settings, today: dt.date, *, picks: bool) -> str:
             "today": today.isoformat(),
             "max_jobs": settings.max_jobs,
             "picks": picks,
+            # With the gate on, the plan reads its rerolls and winners too (judged.json);
+            # the key is left out without it, so other projects' stored plans stay valid.
+            **({"qa": True} if settings.qa is not None else {}),
         }
     )

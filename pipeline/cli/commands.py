@@ -34,6 +34,7 @@ from pipeline.cli.scaffold import init
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
+    from pipeline.jobs.shards import PacingNote
     from pipeline.runner.deps import Reporter
 
 
@@ -72,28 +73,36 @@ def validate(**kw: Any) -> None:
 @project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/cli.md).")
 @click.option("--batch", is_flag=True, help="Estimate at Batch API prices (half).")
+@click.option("--qa/--no-qa", "qa", default=None, help="Price judging too (over ASSETPIPE_QA).")
 @shard_option
 def plan(**kw: Any) -> None:
     """Show the job graph: what is up to date, cached or to generate, and what it costs."""
     setup_logging(kw["verbose"], kw["quiet"])
     try:
-        ws = api.open_workspace(project_request(kw), credentials=False, reuse=True)
+        ws = api.open_workspace(
+            project_request(kw, {"qa": kw["qa"]}), credentials=False, reuse=True
+        )
         if not kw["as_json"]:
             _empty_shard(kw, len(ws.plan.jobs))
         assessed = api.assess_workspace(ws)
         states = assessed.states
+        # Under --batch the judge lines go through the Batch API too, at its discount.
+        judging = api.judging_estimate(ws, states, api.BATCH_PRICE_FACTOR if kw["batch"] else 1.0)
     except PipelineError as exc:
         if kw["as_json"]:  # a script reading stdout gets JSON saying why there is no plan
             sys.stdout.write(json.dumps(api.plan_error_document(exc), indent=1) + "\n")
         raise
     factor = api.BATCH_PRICE_FACTOR if kw["batch"] else 1.0
+    # Jobs of models the Batch API does not take go directly, at the full price.
+    direct = api.direct_models(ws.catalog) if kw["batch"] else frozenset()
     if kw["as_json"]:
         shared = assessed.shared_cache
         shared_state = (shared, assessed.shared_cache_problem) if shared else None
-        sys.stdout.write(api.plan_document(ws, states, factor, shared_state) + "\n")
+        document = api.plan_document(ws, states, factor, shared_state, direct, judging)
+        sys.stdout.write(document + "\n")
         return
     warn_plan(ws, kw["quiet"])
-    print_plan(ws, states, kw["quiet"], factor)
+    print_plan(ws, states, kw["quiet"], factor, direct, judging)
 
 
 @cli.command()
@@ -119,6 +128,12 @@ def graph(**kw: Any) -> None:
 @click.option("--fail-fast", is_flag=True, help="Stop starting jobs after the first failure.")
 @click.option("--prune", is_flag=True, help="Delete files of earlier builds no job makes now.")
 @click.option("--strict-checks", is_flag=True, help="Exit 1 when a quality check fails.")
+@click.option(
+    "--qa/--no-qa",
+    "qa",
+    default=None,
+    help="Check delivered images against their expect: (docs/quality.md); over ASSETPIPE_QA.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option(
     "--batch", is_flag=True, help="Send requests through the Batch API: half price, within 24 h."
@@ -128,26 +143,30 @@ def graph(**kw: Any) -> None:
     is_flag=True,
     help="With --batch: submit, exit 4, and collect on the next build --batch.",
 )
+@click.option("--partials-fd", type=int, hidden=True, help="The review page's preview pipe.")
 @shard_option
 def build(**kw: Any) -> None:
     """Run the plan: generate what is missing, reuse what is cached, write output/."""
     started = time.monotonic()
     setup_logging(kw["verbose"], kw["quiet"])
     try:
-        result = _build(kw)
+        result, pacing = _build(kw)
     except PipelineError as exc:
         if kw["as_json"]:  # a CI step reading stdout still gets JSON, with the errors
             sys.stdout.write(json.dumps(api.error_summary(exc), indent=1) + "\n")
         raise
     total = time.monotonic() - started
     if kw["as_json"]:
-        sys.stdout.write(json.dumps(api.build_summary(result, total), indent=1) + "\n")
+        summary = api.build_summary(result, total)
+        if pacing is not None:
+            summary["pacing"] = pacing.summary()
+        sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     else:
         print_build(result, kw["quiet"], total)
     sys.exit(result.exit_code)
 
 
-def _build(kw: dict[str, Any]) -> api.BuildResult:
+def _build(kw: dict[str, Any]) -> tuple[api.BuildResult, PacingNote | None]:
     from pipeline import progress  # noqa: PLC0415 - rich's live display, for builds only
 
     req = project_request(
@@ -158,6 +177,7 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
             "requests_per_minute": kw["requests_per_minute"],
             "max_cost": kw["max_cost"],
             "timeout": kw["timeout"],
+            "qa": kw["qa"],
         },
     )
     if kw["no_wait"] and not kw["batch"]:
@@ -166,6 +186,9 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
     _empty_shard(kw, len(ws.plan.jobs))
     warn_plan(ws, kw["quiet"])  # stderr: with --json, stdout stays the summary alone
     reporter = _reporter(kw)
+    pacing = ws.settings.pacing_note()
+    if pacing is not None and isinstance(reporter, progress.QuietReporter):
+        reporter.pacing = pacing.line()
     try:
         result = api.run_workspace(
             ws,
@@ -178,11 +201,12 @@ def _build(kw: dict[str, Any]) -> api.BuildResult:
                 wait=not kw["no_wait"],
             ),
             reporter,
+            api.previewing_provider(ws.settings, kw["partials_fd"]),
         )
     finally:
         if isinstance(reporter, progress.RichReporter):
             reporter.close()
-    return result
+    return result, pacing
 
 
 def _empty_shard(kw: dict[str, Any], jobs: int) -> None:
@@ -219,11 +243,17 @@ def _reporter(kw: dict[str, Any]) -> Reporter:
     is_flag=True,
     help="Also exit 1 while files of removed assets remain in output/ (build --prune).",
 )
+@click.option(
+    "--qa/--no-qa",
+    "qa",
+    default=None,
+    help="Also exit 1 for assets whose image fails its expect: (over ASSETPIPE_QA).",
+)
 @shard_option
 def check(**kw: Any) -> None:
     """CI: exit 1 when a build would change anything (no network, no writes)."""
     setup_logging(kw["verbose"], kw["quiet"])
-    result = api.check(project_request(kw))
+    result = api.check(project_request(kw, {"qa": kw["qa"]}))
     if kw["stale"] and result.stale:
         for path in result.stale:
             out.print(f"stale     {shown(path)}")
@@ -241,6 +271,12 @@ def check(**kw: Any) -> None:
             f"{counted(len(result.review), 'asset')} {need} review: "
             "`assetpipe pick COLLECTION/ASSET#K`"
         )
+        sys.exit(1)
+    if result.qa:
+        for failure in result.qa:
+            out.print(f"qa failed {shown(failure.asset)}: {shown(failure.problem)}")
+        fail = "fails" if len(result.qa) == 1 else "fail"
+        out.print(f"{counted(len(result.qa), 'asset')} {fail} the quality gate (docs/quality.md)")
         sys.exit(1)
     _empty_shard(kw, result.total)
     if not result.pending:

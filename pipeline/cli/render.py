@@ -75,10 +75,16 @@ def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> Non
 
 
 def print_plan(
-    ws: api.Workspace, states: Mapping[str, JobState], quiet: bool, factor: float = 1.0
+    ws: api.Workspace,
+    states: Mapping[str, JobState],
+    quiet: bool,
+    factor: float = 1.0,
+    direct: frozenset[str] = frozenset(),
+    judging: api.JudgingEstimate | None = None,
 ) -> None:
     """One row per job (unless ``quiet``), then the counts by status and the estimate
-    (``factor`` of the model table's prices: 0.5 for the Batch API)."""
+    (``factor`` of the model table's prices: 0.5 for the Batch API, except for the jobs of
+    ``direct`` models, which a batch build sends directly at the full price)."""
     from pipeline.jobs import ApiJob  # noqa: PLC0415 - loaded with the plan anyway
 
     if not quiet:
@@ -101,10 +107,12 @@ def print_plan(
                 "" if state.status == "up-to-date" else shown(state.reason),
                 _checks_cell(state.checks),
                 # Only what this build would pay for has a price; the total sums these.
-                f"{job.estimated_cost_usd * factor:.3f}" if state.status == "generate" else "",
+                f"{job.estimated_cost_usd * api.route_factor(job, factor, direct):.3f}"
+                if state.status == "generate"
+                else "",
             )
         out.print(table)
-    totals = api.plan_totals(ws.plan, states, factor)
+    totals = api.plan_totals(ws.plan, states, factor, direct, judging)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(totals["by_status"].items()))
     provider = ws.settings.provider
     free = f" ({provider} images are free)" if ws.settings.provider_entry.free else ""
@@ -113,6 +121,18 @@ def print_plan(
         f"{counted(totals['jobs'], 'job')} ({counts}); estimated API cost of this build "
         f"${totals['estimated_cost_usd']:.2f}{route}{free}"
     )
+    if judging is not None:
+        kept = f"; {judging.judged} kept verdict(s) cost nothing" if judging.judged else ""
+        out.print(
+            f"judging with {judging.model}: {counted(judging.images, 'image')}, "
+            f"${judging.cost_usd:.4f} of that{kept}"
+        )
+    alone = totals.get("direct")
+    if alone:
+        out.print(
+            f"sent directly at the full price (no Batch API for {', '.join(alone['models'])}): "
+            f"{counted(alone['jobs'], 'job')}, ${alone['estimated_cost_usd']:.2f} of that"
+        )
 
 
 def _checks_cell(checks: Any) -> str:

@@ -14,7 +14,8 @@ beside ``older spec``). The first that holds wins:
 2. ``approved`` or ``approved (older spec)``: the card shows the image the lock pins (the
    delivered pick, or the picked variant while its image is still the pinned one), made
    from the current spec or an older one;
-3. ``previous pick``: the delivered pick, which the lock no longer pins (picked again or
+3. ``chosen by judge``: the quality gate's best variant, delivered where no person picked;
+   ``previous pick``: the delivered pick, which the lock no longer pins (picked again or
    unpicked since the last build: the next build replaces it);
 4. ``older spec``: built from a request the spec no longer asks for;
 5. what the build did: ``generated``, ``cached``, ``up-to-date``.
@@ -30,6 +31,7 @@ from urllib.parse import quote
 
 from pipeline.gallery.review import AssetReview, ReviewData, request_text
 from pipeline.gallery.thumbs import thumbnail_of
+from pipeline.gallery.verdicts import Verdict, check_detail, verdict_of
 from pipeline.output import THUMB_DIR, ManifestEntry, OutputTree
 
 NOT_DELIVERED: Final = frozenset({"failed", "blocked", "skipped", "pending"})
@@ -69,6 +71,9 @@ class Card:
     """The card shows the very image the lock pins (the delivered pick or its variant)."""
     superseded: bool = False
     """The delivered pick, but the lock now pins another image, or none."""
+    judged: bool = False
+    """The image the quality gate delivers at the asset's path (its best variant after
+    rerolls), where no person picked: the judge's choice, not an approval."""
     rejected: bool = False
     stale: bool = False
     """Built from an older spec: the spec now asks for another request."""
@@ -80,6 +85,10 @@ class Card:
     inputs: list[tuple[str, str]] = field(default_factory=list)
     """An edit's input images: (label, thumbnail src or "" when not in the tree)."""
     renditions: list[Card] = field(default_factory=list)
+    verdict: Verdict | None = None
+    """What the quality gate's judge said of this image (None: not judged)."""
+    fails_gate: bool = False
+    """The image failed its ``expect`` (the judge's verdict or the exact-text check)."""
 
     @property
     def label(self) -> str:
@@ -88,6 +97,8 @@ class Card:
             return self.status
         if self.approved:
             return "approved (older spec)" if self.stale else "approved"
+        if self.judged:
+            return "chosen by judge"
         if self.superseded:
             return "previous pick"
         if self.stale:
@@ -117,6 +128,13 @@ class Group:
     def name(self) -> str:
         """``collection/asset``."""
         return f"{self.collection}/{self.asset}"
+
+    @property
+    def fails_gate(self) -> bool:
+        """Whether the image delivered at the asset's own path fails its ``expect`` (a
+        variant that lost to a passing reroll does not count: it is not what ships)."""
+        delivered = next((c for c in self.cards if c.job == self.name), None)
+        return delivered is not None and delivered.fails_gate
 
     @property
     def failed_checks(self) -> bool:
@@ -238,12 +256,17 @@ def _card(entry: ManifestEntry, tree: OutputTree, base: str, used: set[str]) -> 
             {
                 "name": _text(c.get("name")),
                 "ok": c.get("ok") is True,
-                "detail": _text(c.get("detail")),
+                "detail": check_detail(c),
             }
             for c in entry.checks or ()
+            if c.get("name") != "qa"  # shown as the card's verdict
         ],
         problem=_text(message),
         failed_checks=bool(entry.failed_checks()),
+        verdict=verdict_of(entry),
+        fails_gate=any(
+            c.get("name") in ("qa", "text") and c.get("ok") is not True for c in entry.checks or ()
+        ),
     )
     card.credentials, card.credentials_ok = credentials_line(entry.provenance)
     if card.status not in NOT_DELIVERED:
@@ -277,7 +300,8 @@ def _mark(
             _mark_variant(card, entry, facts, group.name)
         elif card.kind == "pick":
             card.approved = _shows_pin(card, facts)
-            card.superseded = not card.approved
+            card.judged = not facts.pinned and facts.judged == card.variant
+            card.superseded = not card.approved and not card.judged
             card.stale = card.approved and facts.changed
     if facts is not None:
         group.pending_delivery = _pending_delivery(group, facts)

@@ -11,6 +11,7 @@
   // until the user dismisses it or acts again.
   var live = false, token = "", hovered = null, busy = false, pending = null;
   var acted = 0, followed = null;
+  var partial = null, partialSeq = 0;
   var COMPACT = "assetpipe.compact";
 
   // Before the first paint (this script runs in <head>): no flash of the sparse layout.
@@ -43,6 +44,7 @@
   function countImages() {
     var loaded = 0, broken = 0, waiting = 0;
     document.querySelectorAll("main img").forEach(function (img) {
+      if (img.closest(".card.partial")) { return; }  // a passing preview, not the page's
       if (!img.complete) { waiting++; }
       else if (img.naturalWidth > 0) { loaded++; }
       else { broken++; var c = img.closest(".card"); if (c) { c.classList.add("broken"); } }
@@ -59,6 +61,7 @@
     if (!f) { return; }
     var coll = f.elements.collection.value, tag = f.elements.tag.value;
     var failed = f.elements.failed.checked, review = f.elements.review.checked;
+    var gate = f.elements.gate.checked;
     document.querySelectorAll("section.collection").forEach(function (section) {
       var any = false;
       section.querySelectorAll(".group").forEach(function (g) {
@@ -66,6 +69,7 @@
         var show = (!coll || section.dataset.collection === coll) &&
           (!tag || tags.indexOf(" " + tag + " ") >= 0) &&
           (!failed || g.dataset.failedChecks === "1") &&
+          (!gate || g.dataset.failsGate === "1") &&
           (!review || g.dataset.needsReview === "1");
         g.hidden = !show;
         any = any || show;
@@ -76,7 +80,7 @@
     var state = new URLSearchParams();
     if (coll) { state.set("collection", coll); }
     if (tag) { state.set("tag", tag); }
-    ["failed", "review", "rejected"].forEach(function (n) {
+    ["failed", "gate", "review", "rejected"].forEach(function (n) {
       if (f.elements[n].checked) { state.set(n, "1"); }
     });
     var hash = state.toString();
@@ -95,7 +99,7 @@
       var ok = Array.prototype.some.call(f.elements[n].options, function (o) { return o.value === want; });
       f.elements[n].value = ok ? want : "";
     });
-    ["failed", "review", "rejected"].forEach(function (n) { f.elements[n].checked = state.get(n) === "1"; });
+    ["failed", "gate", "review", "rejected"].forEach(function (n) { f.elements[n].checked = state.get(n) === "1"; });
   }
 
   function show(line, text, bad) {
@@ -197,6 +201,7 @@
         });
         Object.keys(doc.body.dataset).forEach(function (k) { document.body.dataset[k] = doc.body.dataset[k]; });
         applyFilters();
+        placePartial();
         hovered = null;
         if (keep) {
           var again = document.querySelector('.card[data-ref="' + CSS.escape(keep) + '"]');
@@ -284,11 +289,58 @@
     }
   }
 
+  // A reroll's build streams previews of the image it is making: the latest shows as a
+  // card of its own (data-partial: its index) in the asset's group, until the card of
+  // the made image arrives. The server keeps the latest after the build ends, so a late
+  // poll still shows it once (partialSeq); data-partials-shown counts those loaded.
+  function madeCard(job) {
+    return Array.prototype.some.call(document.querySelectorAll(".card:not(.partial):not(.preview)"), function (c) {
+      return c.dataset.job === job && c.querySelector(".thumb img") !== null;
+    });
+  }
+
+  function groupOf(asset) {
+    var found = null;
+    document.querySelectorAll(".group").forEach(function (g) { if (g.dataset.name === asset) { found = g; } });
+    return found && found.querySelector(".asset");
+  }
+
+  function showPartial(t) {
+    var p = t.partial;
+    if (!p || typeof p.seq !== "number" || p.seq <= partialSeq) { return; }
+    partialSeq = p.seq;
+    if (madeCard(p.job)) { return; }  // the image itself is here already
+    var card = document.createElement("article"), thumb = document.createElement("div");
+    var img = document.createElement("img"), label = document.createElement("div");
+    card.className = "card partial";
+    card.dataset.partial = String(p.index);
+    card.dataset.for = p.job;
+    thumb.className = "thumb";
+    img.alt = "preview " + (p.index + 1) + " of " + p.job;
+    img.addEventListener("load", function () { count("partialsShown"); });
+    img.src = "/api/partial?seq=" + p.seq;
+    label.className = "job";
+    label.textContent = p.job + " · preview " + (p.index + 1) + ", being made";
+    thumb.appendChild(img);
+    card.append(thumb, label);
+    if (partial) { partial.card.remove(); }
+    partial = { job: p.job, asset: t.asset, card: card };
+    placePartial();
+  }
+
+  // After every refresh as well: fresh markup has no preview, and may have the image.
+  function placePartial() {
+    if (!partial) { return; }
+    var group = groupOf(partial.asset);
+    if (!group || madeCard(partial.job)) { partial.card.remove(); partial = null; return; }
+    if (partial.card.parentNode !== group) { group.appendChild(partial.card); }
+  }
+
   function poll() {
     fetch("/api/state", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
       show("server", "", false);
       if (s.task && s.task.state === "running") { follow(s.task); }
-      if (s.task) { report(s.task); }
+      if (s.task) { report(s.task); showPartial(s.task); }
       if (s.version !== document.body.dataset.version && !busy) { return refresh(); }
       return null;
     }).catch(function () { show("server", "the review server is not answering", true); })

@@ -40,6 +40,9 @@ class AssetReview:
     requests: Mapping[int, str] = field(default_factory=dict)
     """Each variant's request as the spec asks for it now (prompt and params), to tell a
     built image made from an older spec from a current one."""
+    judged: int | None = None
+    """The variant the quality gate delivers at the asset's path (its best after rerolls)
+    where no person picked: shown as the judge's choice, never as an approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,9 @@ def review_data(
     for name, jobs_of in variants.items():
         entry = lock.entry(name)
         pin = pins.get(name)
+        judged = None
+        if pin is not None and entry.pick is None:  # the judge's winner: no one approved it
+            judged, pin = pin.picked, None
         changed = False
         if pin is not None:
             variant = jobs.get(pin.picked_job)
@@ -118,5 +124,6 @@ def review_data(
             problem=problem,
             variant_cost=jobs_of[-1].estimated_cost_usd,
             requests={j.variant: request_text(j.prompt, j.params) for j in jobs_of},
+            judged=judged,
         )
     return ReviewData(assets=assets, inputs=inputs, free=free, provider=provider)

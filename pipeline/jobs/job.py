@@ -74,9 +74,12 @@ class RenditionOp:
     format: str
     compression: int | None
     ops: tuple[OpCall, ...] = ()
+    frame: int | None = None
+    """The frame (1-based) of an animated source this file is; None: the whole image."""
 
     def as_dict(self) -> dict[str, ParamValue]:
-        """The operation as hashed into the rendition's cache key."""
+        """The operation as hashed into the rendition's cache key (``frame`` only when
+        set, so the keys of other renditions stay what they were)."""
         out: dict[str, ParamValue] = {
             "width": self.width,
             "height": self.height,
@@ -85,6 +88,8 @@ class RenditionOp:
         }
         if self.compression is not None:
             out["compression"] = self.compression
+        if self.frame is not None:
+            out["frame"] = self.frame
         return out
 
 
@@ -128,6 +133,9 @@ class ApiJob(JobBase):
     requested_size: tuple[int, int]
     inputs: tuple[InputRef, ...] = ()
     mask: InputRef | None = None
+    markup: InputRef | None = None
+    """A drawn-over copy of the first image that guides an edit (always a project file,
+    so its sha256 is known when the plan is made)."""
     palette: tuple[str, ...] = ()
     """The brand's colors, for the palette check and the preview provider's drawing."""
     keep_original: bool = False

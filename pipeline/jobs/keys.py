@@ -14,7 +14,7 @@ from pipeline.hashing import CacheRequest
 from pipeline.jobs.job import ApiJob, JobBase, OpCall, RenditionOp
 from pipeline.jobs.provider import ParamValue
 
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg", "svg": "svg", "gif": "gif"}
 
 
 def job_id(collection: str, asset: str, variant: int, *, numbered: bool = False) -> str:
@@ -43,8 +43,9 @@ def output_path(
 def api_request(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> CacheRequest:
     """What an API job's result is made from once its input images are known: everything
     that shapes the image (provider, the provider's call and every parameter as it words
-    them, model, prompt, the sha256 of each input and of the mask, the variant), and
-    nothing else (no paths, no ids)."""
+    them, model, prompt, the sha256 of each input, of the mask and of the markup, the
+    variant), and nothing else (no paths, no ids). ``markup`` is in the payload only when
+    the job has one, so the keys of every other job stay as they were."""
     payload: dict[str, object] = {
         "provider": job.provider,
         "endpoint": job.endpoint,
@@ -55,6 +56,8 @@ def api_request(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) ->
         "mask": mask_sha,
         "variant": job.variant,
     }
+    if job.markup is not None:
+        payload["markup"] = job.markup.sha256
     return CacheRequest(payload)
 
 

@@ -43,6 +43,7 @@ class ImageRequest:
     params: Mapping[str, ParamValue]
     images: tuple[ImageInput, ...] = ()
     mask: ImageInput | None = None
+    markup: ImageInput | None = None
     label: str = ""
     palette: tuple[str, ...] = ()
 
@@ -66,14 +67,22 @@ class Usage:
     input_text_tokens: int = 0
     input_image_tokens: int = 0
     output_tokens: int = 0
+    svg_input_tokens: int = 0
+    """Tokens the SVG author read (an SVG's ``svg_usage``, reported apart from the image's)."""
+    svg_output_tokens: int = 0
+    """Tokens the SVG author wrote, its reasoning included."""
 
     def as_dict(self) -> dict[str, int]:
-        """The manifest's ``usage`` object."""
-        return {
+        """The manifest's ``usage`` object (the SVG author's figures only for an SVG)."""
+        out = {
             "input_text_tokens": self.input_text_tokens,
             "input_image_tokens": self.input_image_tokens,
             "output_tokens": self.output_tokens,
         }
+        if self.svg_input_tokens or self.svg_output_tokens:
+            out["svg_input_tokens"] = self.svg_input_tokens
+            out["svg_output_tokens"] = self.svg_output_tokens
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +141,7 @@ class ProviderFailure(PipelineError):
         retry_after_s: float | None = None,
         details: Mapping[str, object] | None = None,
         rate: RateLimitInfo | None = None,
+        too_large: bool = False,
     ):
         super().__init__(message)
         self.kind = kind
@@ -142,12 +152,16 @@ class ProviderFailure(PipelineError):
         self.retry_after_s = retry_after_s
         self.details = dict(details or {})
         self.rate = rate
+        self.too_large = too_large
+        """An answer over one of assetpipe's caps (the body, the image, the SVG): the model
+        that made it makes as much again, and the answer was probably billed, so it is
+        never retried."""
         self.attempts = 1
 
     @property
     def retryable(self) -> bool:
         """Whether trying the same request again can succeed."""
-        return self.kind in RETRYABLE_KINDS
+        return self.kind in RETRYABLE_KINDS and not self.too_large
 
 
 class Provider(Protocol):

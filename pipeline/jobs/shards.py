@@ -109,3 +109,74 @@ def shard_plan(plan: Plan, shard: Shard) -> Plan:
         for job in chain
     }
     return replace(plan, jobs=tuple(job for job in plan.jobs if job.id in owned))
+
+
+@dataclass(frozen=True, slots=True)
+class PacingNote:
+    """How a shard paces a limit it may share with the other shards of its build.
+
+    The limits of an API key are its organisation's: every shard of a CI matrix spends
+    them, so a limit given to each shard is split among them unless they have limits of
+    their own (``limit_scope: shard``).
+    """
+
+    images_per_minute: float | None
+    """The limit given (flag, environment or assetpipe.yaml); None: learned from answers."""
+    sharers: int
+    """How many shards spend it together (1: this shard's own)."""
+    share: float | None = None
+    """This shard's part of the build's paid jobs, which is its part of the limit (None:
+    an even ``1 / sharers``)."""
+
+    @property
+    def portion(self) -> float:
+        """The part of the limit this shard paces at to begin with."""
+        if self.sharers == 1:
+            return 1.0
+        return min(1.0, self.share) if self.share else 1 / self.sharers
+
+    @property
+    def paced_at(self) -> float | None:
+        """This shard's images a minute to begin with."""
+        if self.images_per_minute is None:
+            return None
+        return self.images_per_minute * self.portion
+
+    def line(self) -> str:
+        """``pacing at 40 images/min: 120 shared by 3 shards``, and the like."""
+        given, paced = self.images_per_minute, self.paced_at
+        if given is None or paced is None:
+            whose = f"shared by {self.sharers} shards" if self.sharers > 1 else "this shard's own"
+            return f"pacing at the limit the API's answers advertise, {whose}"
+        if self.sharers == 1:
+            return f"pacing at {_number(given)} images/min: this shard's own limit"
+        by = "" if not self.share else f", by its {self.portion:.0%} of the paid jobs"
+        return (
+            f"pacing at {_number(paced)} images/min: {_number(given)} shared by "
+            f"{self.sharers} shards{by}"
+        )
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        """The same for ``build --json``."""
+        return {
+            "images_per_minute": self.paced_at,
+            "limit": self.images_per_minute,
+            "shared_by": self.sharers,
+            "share": round(self.portion, 4),
+            "line": self.line(),
+        }
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def paid_share(selected: Plan, full: Plan) -> float | None:
+    """The part of ``full``'s paid jobs that ``selected`` (one shard) holds: the part of a
+    shared limit it should pace at, so that shards of unequal size finish together
+    instead of one running on alone at a fraction of the limit. None when the build has
+    no paid jobs."""
+    total = sum(1 for job in full.jobs if job.is_api)
+    if total == 0:
+        return None
+    return sum(1 for job in selected.jobs if job.is_api) / total

@@ -36,6 +36,13 @@ class RequestSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
     """The asset's ``options:`` after the provider's options model validated them (fields
     left unset are absent, so a new optional field never changes an existing key)."""
+    complexity: str | None = None
+    """How much the model plans the image (``low``, ``medium``, ``high``); None: unset,
+    and absent from the request so existing keys stay put."""
+    frames: int | None = None
+    """The frame count of an animated (``gif``) image; None for every other format."""
+    frame_ms: int | None = None
+    """How long each frame shows, in milliseconds; None: the provider's default."""
 
 
 @dataclass(frozen=True, slots=True)

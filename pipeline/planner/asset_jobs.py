@@ -37,6 +37,7 @@ from pipeline.planner.resolve import ResolvedAsset
 from pipeline.planner.settings import Effective, ProviderRules
 from pipeline.sizes import SizePlan, parse_size
 from pipeline.spec.lock import Pick
+from pipeline.spec.models import FileInput
 
 MAX_RENDITION_CROP = 0.5
 """A ``cover`` rendition that crops away more of its asset is a warning: a social size cut
@@ -65,27 +66,7 @@ def asset_jobs(
             asset.where("template" if spec.template else "prompt"),
             "shorten the prompt or the values it includes",
         )
-    images: tuple[InputRef, ...] = ()
-    mask: InputRef | None = None
-    if spec.is_edit:
-        images = tuple(inputs.input(asset, ref, path) for ref, path in spec.input_images())
-        if len(images) > model.max_input_images:
-            raise SpecError(
-                f"{len(images)} input images; {model.name} takes at most {model.max_input_images}",
-                asset.where("edit", "images"),
-                f"list at most {model.max_input_images} images (the mask is not one of them)",
-            )
-        if spec.edit is not None and spec.edit.mask is not None:
-            mask = inputs.input(asset, spec.edit.mask, ("edit", "mask"))
-            first = images[0]
-            if (mask.width, mask.height) != (first.width, first.height):
-                raise SpecError(
-                    f"the mask is {mask.width}x{mask.height} but the first image is "
-                    f"{first.width}x{first.height}",
-                    asset.where("edit", "mask"),
-                    "a mask must have the same size as the first input image",
-                )
-            _check_mask(mask, model, asset.where("edit", "mask"))
+    images, mask, markup = _edit_inputs(asset, inputs, model)
     rw, rh = size.requested
     try:
         wire = provider.request_format.wire(_request_settings(eff, size, spec.is_edit))
@@ -133,6 +114,7 @@ def asset_jobs(
             depends_on=depends,
             inputs=images,
             mask=mask,
+            markup=markup,
             estimated_cost_usd=estimate,
             palette=palette,
             tags=tuple(spec.tags),
@@ -148,10 +130,12 @@ def asset_jobs(
         jobs.append(job)
         if pick is None:
             jobs.extend(_renditions(asset, job, eff))
+            jobs.extend(frame_jobs(job, eff.frames))
     if pick is not None:
         pinned = _pinned(asset, pick, variants, size.delivered)
         jobs.append(pinned)
         jobs.extend(_renditions(asset, pinned, eff))
+        jobs.extend(frame_jobs(pinned, eff.frames if pinned.format == "gif" else None))
     inputs.warnings.extend(_crop_warnings(asset, operated))
     return jobs
 
@@ -241,6 +225,19 @@ def _renditions(
                 "write WxH, e.g. 256x256",
             )
         fmt = r.format or eff.format
+        if fmt == "gif" or (fmt == "svg" and eff.format != "svg"):
+            raise SpecError(
+                f"a rendition of a {eff.format} asset cannot be {fmt}",
+                asset.where("renditions", i, "format" if r.format else "size"),
+                "give the rendition format png, webp or jpeg"
+                + (" (a GIF's frames are delivered as PNGs already)" if fmt == "gif" else ""),
+            )
+        if fmt == "svg" and r.ops:
+            raise SpecError(
+                "image operations need a raster rendition, not svg",
+                asset.where("renditions", i, "ops"),
+                "remove ops:, or give the rendition format png",
+            )
         calls, made = _ops(asset, r.ops, wh, "renditions", i, "ops")
         op = RenditionOp(
             width=wh[0], height=wh[1], fit=r.fit, format=fmt, compression=r.compression, ops=calls
@@ -275,6 +272,34 @@ def _renditions(
     return out
 
 
+def frame_jobs(source: ApiJob | PinnedJob, frames: int | None) -> list[RenditionJob]:
+    """Each frame of a GIF asset's variant as a PNG of its own (``asset.fK.png``, job
+    ``id.fK``), checked like any delivered file and packed by sheets that select the
+    asset; none for an asset of another format (``frames`` None)."""
+    if not frames:
+        return []
+    stem = source.output_path.rsplit(".", 1)[0]
+    return [
+        RenditionJob(
+            id=f"{source.id}.f{k}",
+            collection=source.collection,
+            asset=source.asset,
+            variant=source.variant,
+            model=source.model,
+            provider=source.provider,
+            prompt=source.prompt,
+            size=source.size,
+            output_path=f"{stem}.f{k}.png",
+            source=source.source,
+            depends_on=(source.id,),
+            op=RenditionOp(*source.size, fit="cover", format="png", compression=None, frame=k),
+            palette=source.palette,
+            tags=source.tags,
+        )
+        for k in range(1, frames + 1)
+    ]
+
+
 def _request_settings(
     eff: Effective, size: SizePlan, is_edit: bool, background: str | None = None
 ) -> RequestSettings:
@@ -292,11 +317,75 @@ def _request_settings(
         moderation=eff.moderation,
         input_fidelity=eff.input_fidelity,
         options=eff.options,
+        complexity=eff.complexity,
+        frames=eff.frames,
+        frame_ms=eff.frame_ms,
     )
 
 
 def _with_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> ApiJob:
     return replace(job, cache_key=api_cache_key(job, input_shas, mask_sha))
+
+
+def _edit_inputs(
+    asset: ResolvedAsset, inputs: InputResolver, model: ModelInfo
+) -> tuple[tuple[InputRef, ...], InputRef | None, InputRef | None]:
+    """An edit's input images, mask and markup, each checked as the API would check it
+    (how many images a model takes, and whether it takes a markup, are checked with the
+    asset's settings, which name the models that can)."""
+    spec = asset.spec
+    if not spec.is_edit:
+        return (), None, None
+    images = tuple(inputs.input(asset, ref, path) for ref, path in spec.input_images())
+    mask = markup = None
+    if spec.edit is not None and spec.edit.mask is not None:
+        mask = inputs.input(asset, spec.edit.mask, ("edit", "mask"))
+        first = images[0]
+        if (mask.width, mask.height) != (first.width, first.height):
+            raise SpecError(
+                f"the mask is {mask.width}x{mask.height} but the first image is "
+                f"{first.width}x{first.height}",
+                asset.where("edit", "mask"),
+                "a mask must have the same size as the first input image",
+            )
+        _check_mask(mask, model, asset.where("edit", "mask"))
+    if spec.edit is not None and spec.edit.markup is not None:
+        markup = _markup(asset, inputs, spec.edit.markup, images[0], model)
+    return images, mask, markup
+
+
+def _markup(
+    asset: ResolvedAsset,
+    inputs: InputResolver,
+    ref: FileInput,
+    first: InputRef,
+    model: ModelInfo,
+) -> InputRef:
+    """The ``edit.markup`` file, checked as the API would: a PNG of the first image's
+    size, under the mask limit."""
+    where = asset.where("edit", "markup")
+    markup = inputs.input(asset, ref, ("edit", "markup"))
+    if (markup.width, markup.height) != (first.width, first.height):
+        raise SpecError(
+            f"the markup is {markup.width}x{markup.height} but the first image is "
+            f"{first.width}x{first.height}",
+            where,
+            "draw the markup over a copy of the first input image, at its size",
+        )
+    if markup.format != "png":
+        raise SpecError(
+            f"the markup is {markup.format or 'not a PNG'}; a markup image is a PNG",
+            where,
+            "save it as a PNG, transparent where it adds nothing",
+        )
+    if markup.bytes is not None and markup.bytes > model.max_mask_bytes:
+        raise SpecError(
+            f"the markup is {markup.bytes:,} bytes; {model.name} takes it under "
+            f"{model.max_mask_bytes:,}",
+            where,
+            "save it as a smaller PNG",
+        )
+    return markup
 
 
 def _check_mask(mask: InputRef, model: ModelInfo, where: Location) -> None:

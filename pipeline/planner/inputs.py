@@ -33,6 +33,9 @@ largest it can make would be paid for and still look soft."""
 MAX_CROPPED_SHARE = 0.2
 """A size or aspect that throws away more of each generated image is a warning."""
 INPUT_FORMATS = ("png", "webp", "jpeg")
+NON_RASTER = {".svg": "an SVG", ".svgz": "an SVG", ".gif": "a GIF"}
+"""Input files named as what the API cannot take (it edits raster images, and takes no
+animation): said plainly at plan time, rather than as a file Pillow cannot read."""
 REF = re.compile(r"(?:(?P<coll>.+)/)?(?P<id>[a-z0-9][a-z0-9._-]*)(?:#(?P<k>\d+))?")
 
 
@@ -205,6 +208,16 @@ class InputResolver:
                 chain = [*list(self._sizing)[list(self._sizing).index(target_key) :], target_key]
                 self.broken.update(chain)
                 raise cycle_error([f"{c}/{a}" for c, a in chain], where)
+            target_format = self.effective[target_key].format
+            if target_format in ("svg", "gif"):
+                what = "reference" if path[0] == "reference" else "edit input"
+                raise SpecError(
+                    f"{what} '{ref}' is a format: {target_format} asset; the API edits only "
+                    "raster images (png, webp or jpeg)",
+                    where,
+                    "give that asset a raster format, or name a PNG exported from it "
+                    "({file: path.png})",
+                )
             w, h = self.size(target_key).delivered
             pick = self.lock.picks.get(f"{cname}/{m['id']}")
             if pick is not None and m["k"] is None:  # the asset itself: its approved image
@@ -237,6 +250,14 @@ class InputResolver:
                 "input images must live inside the project",
             )
         display = path.resolve().relative_to(root.resolve()).as_posix()
+        kind = NON_RASTER.get(path.suffix.lower())
+        if kind is not None:
+            raise SpecError(
+                f"'{written}' is {kind}; the API edits only raster images (png, webp or jpeg)",
+                where,
+                "export it as PNG and name that file"
+                + (" (one frame of the animation)" if kind == "a GIF" else ""),
+            )
         try:
             facts = self.read_file(path)
         except FileNotFoundError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +21,7 @@ from pipeline.errors import Location, SpecError, SpecErrors, did_you_mean
 from pipeline.jobs import PlanWarning
 from pipeline.jobs.wire import RequestFormat
 from pipeline.planner.resolve import ResolvedAsset
+from pipeline.spec.models import MAX_GIF_FRAMES
 from pipeline.spec.yamlsource import locate
 
 BUILTIN_QUALITY = "medium"
@@ -41,6 +42,12 @@ class Effective:
     input_fidelity: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
     """The provider's options, validated by its options model (unset fields absent)."""
+    complexity: str | None = None
+    """``low``, ``medium`` or ``high`` where the spec sets it and the model takes it."""
+    frames: int | None = None
+    """The frame count of a ``format: gif`` asset (None for other formats)."""
+    frame_ms: int | None = None
+    """Each GIF frame's duration in ms, when the spec sets it."""
     chroma: ChromaPlan | None = None
     """How a transparent background is made when not (only) by the API; None: natively
     or not asked."""
@@ -146,6 +153,7 @@ def effective_settings(
     compression = pick("compression")
     moderation = pick("moderation")
     fidelity = pick("input_fidelity")
+    complexity = pick("complexity")
 
     if model.qualities and quality not in model.qualities:
         raise SpecError(
@@ -173,8 +181,8 @@ def effective_settings(
             raise SpecError(
                 f"{model.name} cannot make transparent backgrounds",
                 where("transparency"),
-                "use gpt-image-2.5-flare or -sunburst, or transparency: chroma (a flat key "
-                "color keyed out here)",
+                f"models that can: {capable(catalog, 'transparency', today)}; or "
+                "transparency: chroma (a flat key color keyed out here)",
             )
         if fmt not in ("png", "webp"):
             # Point at whichever of the two the asset itself sets; else at the defaults.
@@ -196,6 +204,8 @@ def effective_settings(
                     where("background"),
                 )
             )
+    _check_capabilities(asset, model, catalog, today, fmt, complexity is not None, where)
+    frames, frame_ms = _animation(asset, fmt, pick, where)
     if compression is not None and fmt == "png":
         raise SpecError(
             "'compression' applies to webp and jpeg only",
@@ -225,8 +235,128 @@ def effective_settings(
         moderation=str(moderation) if moderation else None,
         input_fidelity=str(fidelity) if fidelity else None,
         options=provider_options(asset, provider),
+        complexity=str(complexity) if complexity else None,
+        frames=frames,
+        frame_ms=frame_ms,
         chroma=chroma,
     )
+
+
+GIF_FRAMES = 9
+"""A GIF's frame count when the spec gives none: the API's own default, said explicitly
+so the plan knows how many frame files there are."""
+
+
+def _animation(
+    asset: ResolvedAsset,
+    fmt: str,
+    pick: Callable[[str], object],
+    where: Callable[[str], Location],
+) -> tuple[int | None, int | None]:
+    """``frames`` and ``frame_ms`` of a GIF asset; refused on any other format, and the
+    settings a GIF or an SVG cannot have (``compression``, ``ops:``, a GIF's mask) too."""
+    frames, frame_ms = pick("frames"), pick("frame_ms")
+    if fmt != "gif":
+        for name, value in (("frames", frames), ("frame_ms", frame_ms)):
+            if value is not None:
+                raise SpecError(
+                    f"'{name}' applies to format: gif only, not {fmt}",
+                    where(name),
+                    f"remove it, or set format: gif (an animation of 2-{MAX_GIF_FRAMES} frames)",
+                )
+    if fmt in ("svg", "gif"):
+        if pick("compression") is not None:
+            raise SpecError(
+                f"'compression' does not apply to format {fmt}",
+                where("compression"),
+                "remove it",
+            )
+        if asset.spec.ops:  # the spec's defaults are filled in already
+            raise SpecError(
+                f"image operations ('ops:') need a raster format, not {fmt}",
+                where("ops"),
+                "remove ops:, or use them on a png rendition",
+            )
+        edit = asset.spec.edit
+        if fmt == "gif" and edit is not None and edit.mask is not None:
+            raise SpecError(
+                "a GIF cannot be made with a mask",
+                asset.where("edit", "mask"),
+                "remove the mask, or choose format png",
+            )
+    if fmt != "gif":
+        return None, None
+    count = int(frames) if isinstance(frames, int) else GIF_FRAMES
+    return count, int(frame_ms) if isinstance(frame_ms, int) else None
+
+
+def _check_capabilities(
+    asset: ResolvedAsset,
+    model: ModelInfo,
+    catalog: Catalog,
+    today: dt.date,
+    fmt: str,
+    complexity: bool,
+    where: Callable[[str], Location],
+) -> None:
+    """The settings only some models take (an SVG or GIF format, ``complexity``, a
+    markup image, more input images than the model reads), each refused here with the
+    models that can, before anything is paid for. ``where`` locates a setting in effect
+    (the asset's, else its spec's ``defaults:``)."""
+    if fmt in ("svg", "gif") and not getattr(model, fmt):
+        raise SpecError(
+            f"{model.name} cannot make format {fmt}",
+            where("format"),
+            f"models that can: {capable(catalog, fmt, today)}",
+        )
+    if complexity and not model.complexity:
+        raise SpecError(
+            f"{model.name} does not take complexity",
+            where("complexity"),
+            f"models that can: {capable(catalog, 'complexity', today)}; or remove it",
+        )
+    spec = asset.spec
+    count = len(spec.input_images()) if spec.is_edit else 0
+    if count > model.max_input_images:
+        more = [
+            m.name
+            for m in catalog.models.values()
+            if m.lifecycle_on(today) != "shutdown" and m.max_input_images >= count
+        ]
+        raise SpecError(
+            f"{count} input images; {model.name} takes at most {model.max_input_images}",
+            asset.where("edit", "images") if spec.edit is not None else asset.where("reference"),
+            f"list at most {model.max_input_images} images (the mask is not one of them); "
+            f"models that take {count}: {', '.join(more) or 'none'}",
+        )
+    edit = spec.edit
+    if edit is None or edit.markup is None:
+        return
+    if not model.markup:
+        raise SpecError(
+            f"{model.name} does not take a markup image",
+            asset.where("edit", "markup"),
+            f"models that can: {capable(catalog, 'markup', today)}",
+        )
+    if edit.mask is not None:
+        raise SpecError(
+            "an edit takes a mask or a markup image, not both",
+            asset.where("edit", "markup"),
+            "remove 'mask:' or 'markup:'",
+        )
+
+
+def capable(catalog: Catalog, capability: str, today: dt.date) -> str:
+    """The models of ``catalog`` not shut down on ``today`` that have ``capability`` (a
+    ``ModelInfo`` field: true, or for ``transparency`` anything but ``no``), for the hint of
+    an error that says a model lacks it; a plan-time error names the way out."""
+    names = [
+        m.name
+        for m in catalog.models.values()
+        if m.lifecycle_on(today) != "shutdown"
+        and getattr(m, capability) not in (False, "no", 0, None)
+    ]
+    return ", ".join(names) if names else "none in this provider's table"
 
 
 def _quality_hint(quality: str, model: ModelInfo, catalog: Catalog) -> str:

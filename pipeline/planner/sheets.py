@@ -1,7 +1,8 @@
 """Sprite-sheet jobs: a local job that packs a group of a collection's delivered images.
 
 A sheet depends on every frame it packs, so it is rebuilt exactly when one of them
-changes; its cache key is its options plus each frame's name and content hash. Its
+changes (an animated GIF asset gives its frames, in order); its cache key is its
+options plus each frame's name and content hash. Its
 frames are in the order the collection's jobs are: the spec's assets in the order it
 lists them, each asset's variants in turn (an animation plays them in that order). Its
 atlases are written in the formats its spec names (``atlas:``); a list other than the
@@ -59,6 +60,7 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
                 or bool(set(sheet.tags) & set(job.tags))
             )
         ]
+        chosen = _gif_frames(chosen, jobs)
         if not chosen:
             where = locate(tree, ["assets" if sheet.assets else "tags"]) or tree.location
             known = ", ".join(sorted(asset_ids)[:8]) or "none"
@@ -98,6 +100,19 @@ def sheet_jobs(coll: Collection, jobs: Sequence[Job], provider: str) -> list[She
                 frames=tuple(frame_name(j) for j in chosen),
             )
         )
+    return out
+
+
+def _gif_frames(chosen: Sequence[Job], jobs: Sequence[Job]) -> list[Job]:
+    """``chosen`` with each animated (GIF) image replaced by its frames, in order: a sheet
+    that selects an animation packs the PNG of each frame, and plays them as it."""
+    frames: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.kind == "rendition" and job.op.frame is not None:
+            frames.setdefault(job.parent, []).append(job)
+    out: list[Job] = []
+    for job in chosen:
+        out.extend(frames.get(job.id, [job]) if job.format == "gif" else [job])
     return out
 
 

@@ -21,7 +21,9 @@ The package's public API is what it exports here; the modules behind it:
 - :mod:`~pipeline.postprocess.fitting`: an image at an exact target size (delivery, renditions);
 - :mod:`~pipeline.postprocess.provenance`: C2PA detection and the PNG text stamp;
 - :mod:`~pipeline.postprocess.sampling`: one decode shared by the checks, the perceptual
-  hash and the thumbnail.
+  hash and the thumbnail;
+- :mod:`~pipeline.postprocess.svg` and :mod:`~pipeline.postprocess.gif`: an API's SVG
+  (sanitized, drawn by resvg) and animated GIF (bounded, split into frames).
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from pipeline.postprocess.decoding import (
     DECODE_FORMATS,
     MAX_API_PIXELS,
     MAX_PIXELS,
+    NON_RASTER_FORMATS,
     ImageDecodeError,
     ImageInfo,
     decode,
+    deliver_non_raster,
     describe,
     measure,
     peek,
@@ -56,6 +60,7 @@ __all__ = [
     "MAX_API_PIXELS",
     "MAX_EDGE",
     "MAX_PIXELS",
+    "NON_RASTER_FORMATS",
     "SAMPLE_EDGE",
     "ImageDecodeError",
     "ImageInfo",
@@ -64,6 +69,7 @@ __all__ = [
     "decode",
     "deliver",
     "deliver_decoded",
+    "deliver_non_raster",
     "describe",
     "encode",
     "has_c2pa",

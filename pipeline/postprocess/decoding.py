@@ -8,6 +8,11 @@ header claims is checked before any pixel is decoded: :data:`MAX_API_PIXELS` for
 API returned, :data:`MAX_PIXELS` for the rest. Pillow's own ``DecompressionBombWarning`` is
 treated as the error it warns about, and every decoder failure becomes one
 :class:`ImageDecodeError`.
+
+An SVG or an animated GIF asked for with ``format: svg``/``gif`` is not a raster of
+those three: :func:`peek` reads its size from its markup or header, and
+:func:`decode_within` draws a (sanitized) SVG with resvg and takes a GIF's first frame,
+so the checks, the thumbnail and renditions see pixels (:mod:`.svg`, :mod:`.gif`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Final
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
+from pipeline.postprocess import gif, svg
 
 DECODE_FORMATS: Final = ("PNG", "WEBP", "JPEG")
 """The only containers decoded (Pillow's names); nothing else is even identified."""
@@ -67,7 +73,10 @@ def measure(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[int, int]:
 
 def peek(data: bytes, max_pixels: int = MAX_API_PIXELS) -> tuple[tuple[int, int], str]:
     """``((width, height), format)`` from the header alone, checked as :func:`measure`
-    checks it; the format is lower-case (``png``, ``webp``, ``jpeg``)."""
+    checks it; the format is lower-case (``png``, ``webp``, ``jpeg``, and ``svg``/``gif``)."""
+    vector = _vector_or_animated(data)
+    if vector is not None:
+        return vector
     image = open_within(data, max_pixels)
     try:
         return image.size, source_format(image)
@@ -102,7 +111,20 @@ def describe(image: Image.Image) -> ImageInfo:
 
 def decode_within(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open and fully decode ``data`` of at most ``max_pixels`` pixels, turning any decoder
-    failure into one clear error."""
+    failure into one clear error. An SVG is drawn at its own size, a GIF gives its first
+    frame (their ``format`` says which they came from)."""
+    if svg.is_svg(data):
+        try:
+            return svg.rasterize(data)
+        except svg.SvgError as exc:
+            raise ImageDecodeError(f"cannot draw the SVG: {exc}") from None
+    if gif.is_gif(data):
+        try:
+            first = gif.frame(data, 0)
+        except gif.GifError as exc:
+            raise ImageDecodeError(str(exc)) from None
+        first.format = "GIF"  # what the pixels were decoded from
+        return first
     image = open_within(data, max_pixels)
     try:
         image.load()
@@ -134,6 +156,38 @@ def open_within(data: bytes, max_pixels: int) -> Image.Image:
             f"{min(max_pixels, MAX_PIXELS):,} assetpipe decodes"
         )
     return image
+
+
+NON_RASTER_FORMATS: Final = frozenset({"svg", "gif"})
+"""Formats delivered as their own files (a sanitized SVG, the API's GIF), not re-encoded."""
+
+
+def deliver_non_raster(
+    data: bytes, size: tuple[int, int], fmt: str, notes: list[str]
+) -> tuple[bytes, Image.Image]:
+    """The delivered file of an API SVG or GIF and its (first) pixels; a file that must
+    not be delivered is one :class:`ImageDecodeError`. Notes say what was changed."""
+    if len(data) and fmt == "svg" and not svg.is_svg(data):
+        raise ImageDecodeError(f"asked for an SVG, got {len(data)} bytes starting {data[:12]!r}")
+    try:
+        if fmt == "svg":
+            return svg.deliver_svg(data, size, notes)
+        return gif.deliver_gif(data, size, notes)
+    except (svg.SvgError, gif.GifError) as exc:
+        raise ImageDecodeError(str(exc)) from None
+
+
+def _vector_or_animated(data: bytes) -> tuple[tuple[int, int], str] | None:
+    """The size and format of an SVG or a GIF, from its markup or header (None: neither)."""
+    try:
+        if svg.is_svg(data):
+            return svg.intrinsic_size(data), "svg"
+        if gif.is_gif(data):
+            info = gif.inspect(data)
+            return (info.width, info.height), "gif"
+    except (svg.SvgError, gif.GifError) as exc:
+        raise ImageDecodeError(str(exc)) from None
+    return None
 
 
 def undecodable(data: bytes, exc: Exception) -> ImageDecodeError:

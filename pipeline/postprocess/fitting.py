@@ -21,6 +21,7 @@ from pipeline.jobs import RenditionOp
 from pipeline.jobs.job import Fit as FitMode
 from pipeline.jobs.job import OpCall
 from pipeline.ops.fit import FitParams
+from pipeline.postprocess import gif, svg
 from pipeline.postprocess.decoding import MAX_API_PIXELS, decode_within, source_format
 from pipeline.postprocess.encoding import (
     ImageOptionError,
@@ -103,12 +104,19 @@ def render_rendition(data: bytes, op: RenditionOp, memo: ops.OpMemo | None = Non
     resizes to the exact size, ignoring the ratio. ``memo`` keeps the results of
     expensive operations.
     """
-    fmt = normalize_format(op.format)
     _check_size(op.width, op.height)
+    if op.format == "svg":  # the same sanitized drawing, its root at the rendition's size
+        if not svg.is_svg(data):
+            raise ImageOptionError("an svg rendition needs an svg asset")
+        try:
+            return svg.sanitize(data, (op.width, op.height)).data
+        except svg.SvgError as exc:
+            raise ImageOptionError(str(exc)) from None
+    fmt = normalize_format(op.format)
     encoder_quality(op.compression)
     if op.fit not in _FITS:
         raise ImageOptionError(f"unknown fit {op.fit!r}: expected cover, contain or stretch")
-    image = decode_within(data)
+    image = _source_pixels(data, op)
     profile = _profile(image)
     source = normalize_mode(image)
     # Padding is transparent where the file can carry it (or the source has alpha: a jpeg
@@ -118,6 +126,23 @@ def render_rendition(data: bytes, op: RenditionOp, memo: ops.OpMemo | None = Non
     if op.ops:
         result = ops.apply_ops(result, op.ops, memo)
     return encode(_with_profile(result, profile), fmt, op.compression)
+
+
+def _source_pixels(data: bytes, op: RenditionOp) -> Image.Image:
+    """A rendition's source as pixels: one frame of a GIF, an SVG drawn at the scale the
+    rendition needs (so a small icon is drawn small, not shrunk, and a large one stays
+    sharp), or a raster decoded."""
+    try:
+        if op.frame is not None:
+            return gif.frame(data, op.frame - 1)
+        if svg.is_svg(data):
+            iw, ih = svg.intrinsic_size(data)
+            scales = (op.width / iw, op.height / ih)
+            scale = min(scales) if op.fit == "contain" else max(scales)
+            return svg.rasterize(data, width=max(1, round(iw * scale)))
+    except (svg.SvgError, gif.GifError) as exc:
+        raise ImageOptionError(str(exc)) from None
+    return decode_within(data)
 
 
 def fit(

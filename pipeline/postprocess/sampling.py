@@ -20,9 +20,11 @@ from typing import Final
 
 from PIL import Image
 
+from pipeline.postprocess import gif, svg
 from pipeline.postprocess.decoding import (
     MAX_PIXELS,
     ImageInfo,
+    decode_within,
     has_alpha_band,
     open_within,
     source_format,
@@ -61,7 +63,11 @@ def sample_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Sample:
     :class:`~pipeline.postprocess.ImageDecodeError` when it cannot be decoded.
 
     A JPEG is decoded at the smallest DCT scale that still gives :data:`SAMPLE_EDGE` px.
+    An SVG is sampled as resvg draws it, a GIF by its first frame.
     """
+    if svg.is_svg(data) or gif.is_gif(data):
+        drawn = decode_within(data, max_pixels)
+        return _sample(drawn, drawn.size, drawn.mode)
     image = open_within(data, max_pixels)
     full, mode = image.size, image.mode
     try:

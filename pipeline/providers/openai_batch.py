@@ -121,7 +121,7 @@ class OpenAIBatchClient:
         """``request`` as a batch line; edit inputs whose data URL would be longer than
         ``inline_max_chars`` are uploaded first (once per content) and go by ``file_id``."""
         if request.endpoint == "edit":
-            inputs = [*request.images, *([request.mask] if request.mask else [])]
+            inputs = [*request.images, *(i for i in (request.mask, request.markup) if i)]
             for image in inputs:
                 if data_url_chars(image) > self.inline_max_chars:
                     await self.upload_input(image)

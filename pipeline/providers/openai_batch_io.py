@@ -28,7 +28,7 @@ from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Endpoint, FailureKind, ImageInput, ImageRequest, ImageResult
 from pipeline.jobs import ProviderFailure as Failure
 from pipeline.jobs.batch import BatchLine
-from pipeline.providers.openai_request import EDIT_JSON_PARAMS, GENERATE_PARAMS
+from pipeline.providers.openai_request import EDIT_JSON_PARAMS, GENERATE_PARAMS, svg_param
 from pipeline.providers.openai_wire import (
     ID_CHARS,
     MAX_IMAGE_BYTES,
@@ -89,11 +89,15 @@ def request_body(request: ImageRequest, file_ids: Mapping[str, str]) -> dict[str
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
     if request.endpoint == "generate":
         body.update({k: params[k] for k in GENERATE_PARAMS if k in params})
+        body.update(svg_param(params))
         return body
     body["images"] = [_image_ref(image, file_ids) for image in request.images]
     if request.mask is not None:
         body["mask"] = _image_ref(request.mask, file_ids)
+    if request.markup is not None:
+        body["markup"] = _image_ref(request.markup, file_ids)
     body.update({k: params[k] for k in EDIT_JSON_PARAMS if k in params})
+    body.update(svg_param(params))
     return body
 
 

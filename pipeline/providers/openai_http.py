@@ -23,6 +23,7 @@ import httpx2
 import openai
 
 from pipeline.errors import UsageError, printable, shortened
+from pipeline.providers.openai_sse import capped_events, is_event_stream
 
 if TYPE_CHECKING:
     _SdkClient = openai.DefaultAsyncHttpxClient
@@ -107,9 +108,13 @@ class CappedAsyncClient(_SdkClient):
         self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
     ) -> httpx2.Response:
         """Send ``request``; unless ``stream`` is asked for, return the response with its
-        (decoded) body read, or raise :class:`ResponseTooLarge`."""
+        (decoded) body read, or raise :class:`ResponseTooLarge`. A streamed answer is
+        passed on unread, each of its events capped (:mod:`.openai_sse`); a streamed
+        error is read whole, under the cap, like any other."""
         response = await super().send(request, stream=True, **kwargs)
-        if stream:
+        if stream and not response.is_error:
+            if is_event_stream(response):
+                return capped_events(response, self.max_body_bytes)
             return response
         try:
             body = await self._read_capped(response)

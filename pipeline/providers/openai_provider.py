@@ -21,7 +21,7 @@ module is the boundary:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -35,7 +35,9 @@ from pipeline.providers.openai_http import (
     ResponseTooLarge,
     check_base_url,
 )
-from pipeline.providers.openai_request import EDIT_PARAMS, GENERATE_PARAMS
+from pipeline.providers.openai_request import EDIT_PARAMS, GENERATE_PARAMS, svg_param
+from pipeline.providers.openai_sse import EventTooLarge
+from pipeline.providers.openai_stream import streamed_result
 from pipeline.providers.openai_wire import (
     ID_CHARS,
     MAX_IMAGE_BYTES,
@@ -150,6 +152,63 @@ class OpenAIProvider:
             rate=rate_limit_info(raw.headers),
         )
 
+    async def generate_streaming(
+        self,
+        request: ImageRequest,
+        partial_images: int,
+        on_partial: Callable[[int, bytes], None],
+    ) -> ImageResult:
+        """:meth:`generate`, streamed: ``on_partial(index, bytes)`` is called with each of
+        at most ``partial_images`` (1-3) previews while the image is made, and the final
+        image is returned as :meth:`generate` returns it. Partials are only shown: each is
+        measured before it is decoded, and nothing but the final image leaves as a result.
+        Only a generation in png, webp or jpeg streams (an SVG or a GIF cannot, and edits
+        are not streamed yet): anything else is sent as :meth:`generate` sends it."""
+        params = dict(request.params)
+        if request.endpoint != "generate" or params.get("output_format", "png") not in (
+            "png",
+            "webp",
+            "jpeg",
+        ):
+            return await self.generate(request)
+        kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
+        kwargs.update(stream=True, partial_images=max(1, min(3, partial_images)))
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                stream = await self.client.images.generate(**kwargs)
+                async with stream:  # closed however it ends: the final image comes first
+                    return await streamed_result(
+                        stream,
+                        partial_images=kwargs["partial_images"],
+                        on_partial=on_partial,
+                        default_format=str(params.get("output_format", "png")),
+                        redact=self.redact,
+                        max_image_bytes=self.max_image_bytes,
+                    )
+        except TimeoutError:
+            raise ProviderFailure(
+                "timeout", f"no complete answer within {self.deadline_s:g} s"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise status_failure(exc, self.redact) from None
+        except openai.APITimeoutError:
+            raise ProviderFailure("timeout", "the request timed out") from None
+        except openai.APIConnectionError as exc:
+            raise ProviderFailure(
+                "connection", self.redact.text(f"connection failed: {exc}")
+            ) from None
+        except (ResponseTooLarge, EventTooLarge) as exc:
+            raise ProviderFailure("bad_response", str(exc), too_large=True) from None
+        except openai.APIError as exc:  # an error event inside the stream
+            raise ProviderFailure(
+                "server", self.redact.text(f"the stream reported an error: {exc.message}")
+            ) from None
+        except ValueError:  # an event that is not JSON
+            raise ProviderFailure(
+                "bad_response", "the stream sent an event that is not JSON"
+            ) from None
+
     async def _send(self, request: ImageRequest, params: Mapping[str, Any]) -> Any:
         kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
         if request.endpoint == "edit":
@@ -157,9 +216,13 @@ class OpenAIProvider:
             kwargs["image"] = images if len(images) > 1 else images[0]
             if request.mask is not None:
                 kwargs["mask"] = _file(request.mask)
+            if request.markup is not None:
+                kwargs["markup"] = _file(request.markup)
             kwargs.update({k: params[k] for k in EDIT_PARAMS if k in params})
+            kwargs.update(svg_param(params))
             if "moderation" in params:  # not in the SDK's multipart signature
                 kwargs["extra_body"] = {"moderation": params["moderation"]}
             return await self.client.images.with_raw_response.edit(**kwargs)
         kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
+        kwargs.update(svg_param(params))
         return await self.client.images.with_raw_response.generate(**kwargs)

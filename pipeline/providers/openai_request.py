@@ -8,10 +8,11 @@ serves the same API). It imports no SDK, so planning never pays for loading one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pipeline.jobs import ParamValue
-from pipeline.jobs.wire import RequestSettings, WireRequest
+from pipeline.jobs.wire import CannotWord, RequestSettings, WireRequest
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -26,6 +27,9 @@ GENERATE_PARAMS = (
     "output_format",
     "output_compression",
     "moderation",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
     "user",
     "n",
 )
@@ -36,9 +40,16 @@ EDIT_PARAMS = (
     "output_format",
     "output_compression",
     "input_fidelity",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
     "user",
     "n",
 )
+SVG_MODEL = "svg[model]"
+SVG_EFFORT = "svg[reasoning][effort]"
+"""The ``svg`` object's fields as a request's parameters: flat, as the multipart form
+names them (a parameter is a string or a number), nested again by :func:`svg_param`."""
 EDIT_JSON_PARAMS = (*EDIT_PARAMS, "moderation")
 """The JSON edit body (``EditImageBodyJsonParam``) takes ``moderation``; multipart may not."""
 
@@ -70,10 +81,46 @@ class OpenAIRequestFormat:
             params["moderation"] = settings.moderation
         if settings.kind == "edit" and settings.input_fidelity is not None:
             params["input_fidelity"] = settings.input_fidelity
+        if settings.complexity is not None:
+            params["complexity"] = settings.complexity
         user = settings.options.get("user")
         if isinstance(user, str):
             params["user"] = user
+        params.update(_animated_or_vector(settings))
         return WireRequest(ENDPOINTS[settings.kind], params)
+
+
+def _animated_or_vector(settings: RequestSettings) -> dict[str, ParamValue]:
+    """The GIF's ``frame_count``/``frame_duration_ms`` and the SVG's ``svg`` object, as
+    the API names them; :class:`CannotWord` for ``svg`` options on another format."""
+    out: dict[str, ParamValue] = {}
+    if settings.format == "gif":
+        if settings.frames is not None:
+            out["frame_count"] = settings.frames
+        if settings.frame_ms is not None:
+            out["frame_duration_ms"] = settings.frame_ms
+    svg = settings.options.get("svg")
+    if isinstance(svg, Mapping):
+        if settings.format != "svg":
+            raise CannotWord(
+                f"options.svg applies to format: svg, not {settings.format}",
+                "remove options.svg, or set format: svg",
+            )
+        out[SVG_MODEL] = str(svg["model"])
+        if svg.get("effort") is not None:
+            out[SVG_EFFORT] = str(svg["effort"])
+    return out
+
+
+def svg_param(params: Mapping[str, ParamValue]) -> dict[str, Any]:
+    """The API's ``svg`` object from a request's flat parameters (``{}`` when it has none),
+    for the SDK and the Batch API's JSON bodies."""
+    if SVG_MODEL not in params:
+        return {}
+    author: dict[str, Any] = {"model": params[SVG_MODEL]}
+    if SVG_EFFORT in params:
+        author["reasoning"] = {"effort": params[SVG_EFFORT]}
+    return {"svg": author}
 
 
 OPENAI_FORMAT = OpenAIRequestFormat()

@@ -14,6 +14,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import openai
 from openai import AsyncOpenAI
@@ -34,6 +35,10 @@ ID_CHARS = 200
 """Request ids and similar echoes are cut to this many characters."""
 
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "contentFilter"})
+
+PREVIEW_ACCESS = re.compile(r"access to the (?:\w+ )?preview|preview access", re.IGNORECASE)
+"""How an answer says the organisation lacks a preview (SVG, GIF): a 403, sometimes a 400,
+with no code of its own; asking again gives the same answer."""
 
 _WORD = re.compile(r"[a-z0-9_.-]{1,32}")
 _SIZE = re.compile(r"\d{1,5}x\d{1,5}|auto")
@@ -77,6 +82,8 @@ def image_result(
     raises a ``bad_response`` :class:`ProviderFailure` when it carries no usable image."""
     data = first_image(response, max_image_bytes, request_id)
     usage, notes = parse_usage(field(response, "usage"), redact)
+    usage, svg_notes = with_svg_usage(usage, field(response, "svg_usage"), redact)
+    notes += svg_notes
     fmt = _word(field(response, "output_format"))
     return ImageResult(
         data=data,
@@ -108,6 +115,7 @@ def first_image(response: object, max_image_bytes: int, request_id: str | None) 
             f"the {limit:,} that {max_image_bytes // (1024 * 1024)} MiB take; "
             "it was not decoded",
             request_id=request_id,
+            too_large=True,
         )
     try:
         return base64.b64decode(b64, validate=True)
@@ -162,6 +170,30 @@ def parse_usage(usage: object, redact: Redactor) -> tuple[Usage | None, tuple[st
     )
 
 
+def with_svg_usage(
+    usage: Usage | None, svg_usage: object, redact: Redactor
+) -> tuple[Usage | None, tuple[str, ...]]:
+    """``usage`` with the SVG author's tokens (``svg_usage``, reported apart from the
+    image's) added, so an SVG is priced whole; figures that are not whole numbers are
+    dropped with a note, as for the image's usage. Without the image's usage the whole
+    call is counted at its estimate, so nothing is added."""
+    if svg_usage is None or usage is None:
+        return usage, ()
+    figures = {name: field(svg_usage, name) for name in ("input_tokens", "output_tokens")}
+    counts = {name: _count(value) for name, value in figures.items()}
+    if any(count is None for count in counts.values()):
+        shown = ", ".join(f"{n}={redact.text(repr(v), 40)}" for n, v in figures.items())
+        return usage, (f"the response reported unusable SVG token usage ({shown}); not priced",)
+    return (
+        replace(
+            usage,
+            svg_input_tokens=counts["input_tokens"] or 0,
+            svg_output_tokens=counts["output_tokens"] or 0,
+        ),
+        (),
+    )
+
+
 def classify(
     status: int,
     raw_code: str | None,
@@ -181,7 +213,10 @@ def classify(
     body = body or {}
     kind: FailureKind
     details: dict[str, object] = {}
-    if status == 429:
+    if status in (400, 403, 404) and PREVIEW_ACCESS.search(message):
+        kind = "permission"
+        details = {"access": "preview"}
+    elif status == 429:
         kind = "quota" if raw_code == "insufficient_quota" else "rate_limit"
     elif status == 401:
         kind = "auth"

@@ -19,6 +19,9 @@ same person has open, so:
   could block), up to :data:`~pipeline.review.files.MAX_FILE` bytes, streamed from the
   descriptor that was checked (:mod:`pipeline.review.files`);
 - a POST body is read only up to :data:`MAX_BODY` bytes, whatever its headers claim;
+- a reroll's previews come from its build through a pipe, each checked and capped
+  (:mod:`pipeline.review.partials`), and are served only as the PNG, WebP or JPEG their
+  bytes say they are;
 - the page escapes everything it shows and its Content-Security-Policy allows only its
   own script (by hash) and same-origin requests.
 """
@@ -51,6 +54,7 @@ from pipeline import api
 from pipeline.errors import PipelineError, UsageError
 from pipeline.gallery import LIVE_CSP
 from pipeline.review.files import image
+from pipeline.review.partials import image_type
 from pipeline.review.source import PageSource
 from pipeline.review.tasks import Busy, Tasks
 
@@ -208,6 +212,7 @@ class ReviewServer:
                 Route("/", self.page, methods=["GET"]),
                 Route("/favicon.ico", _no_icon, methods=["GET"]),
                 Route("/api/state", self.state, methods=["GET"]),
+                Route("/api/partial", self.partial, methods=["GET"]),
                 Route("/files/{path:path}", self.file, methods=["GET"]),
                 Route("/previews/{path:path}", self.preview, methods=["GET"]),
                 Route("/api/pick", self.pick, methods=["POST"]),
@@ -227,6 +232,17 @@ class ReviewServer:
         task = self.tasks.current
         body = {"version": version, "task": task.as_json() if task else None}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def partial(self, request: Request) -> Response:
+        """The latest preview of the reroll being made (``?seq=N`` from ``/api/state``):
+        404 once a newer one replaced it, so the page never shows an old one as new."""
+        seq = request.query_params.get("seq", "")
+        number = seq.isascii() and seq.isdigit() and len(seq) <= 18
+        preview = self.tasks.preview(int(seq)) if number else None
+        media = image_type(preview.data) if preview is not None else None
+        if preview is None or media is None:
+            return PlainTextResponse("no such preview", status_code=404)
+        return Response(preview.data, media_type=media, headers={"Cache-Control": "no-store"})
 
     async def file(self, request: Request) -> Response:
         return await image(self.source.output, request)

@@ -5,11 +5,16 @@ type, rather than inside the server: Ctrl-C on the server reaches the build as i
 in a terminal (it stops cleanly and keeps every image already paid for), a crash in it
 cannot take the page down, and the page learns of its images the way it learns of any
 other build's, from ``output/manifest.json``. One runs at a time.
+
+A reroll's build also streams previews of the image while it is made: it gets the write
+end of a pipe (``--partials-fd``), and the server keeps the latest preview it reads
+(:mod:`.partials`) on the task, for ``/api/state`` and ``/api/partial``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +24,7 @@ from typing import Any
 
 from pipeline import api
 from pipeline.errors import UsageError
+from pipeline.review.partials import Preview, read_previews
 
 FLAG_OPTIONS: Mapping[str, str] = {
     "provider": "--provider",
@@ -48,15 +54,20 @@ class Task:
     """``running``, ``done`` or ``failed``."""
     message: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    preview: Preview | None = None
+    """The latest preview its build streamed (kept after it ends: a page polling late
+    still shows it once)."""
 
     def as_json(self) -> dict[str, Any]:
         """What ``/api/state`` reports of it."""
+        preview = self.preview
         return {
             "action": self.action,
             "asset": self.asset,
             "jobs": list(self.jobs),
             "state": self.state,
             "message": self.message,
+            "partial": preview.as_json() if preview is not None else None,
         }
 
 
@@ -86,14 +97,52 @@ class Tasks:
             argv = [*self.command, "build", "--json", *self._flags()]
             for pattern in only:
                 argv += ["--only", pattern]
-            proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments as a list
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+            if action == "reroll" and len(jobs) == 1:
+                proc = self._with_previews(task, argv)
+            else:
+                proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments as a list
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
             self.current = task
             thread = threading.Thread(target=self._wait, args=(task, proc), daemon=True)
             thread.start()
             self._threads.append(thread)
             return task
+
+    def preview(self, seq: int) -> Preview | None:
+        """The current task's latest preview, if it is number ``seq``."""
+        task = self.current
+        preview = task.preview if task is not None else None
+        return preview if preview is not None and preview.seq == seq else None
+
+    def _with_previews(self, task: Task, argv: list[str]) -> subprocess.Popen[str]:
+        """Start a reroll's build with the write end of a pipe for its previews, and a
+        thread that reads them (until the build, the pipe's only writer, ends)."""
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments as a list
+                [*argv, "--partials-fd", str(write_end)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                pass_fds=(write_end,),
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+
+        def keep(preview: Preview) -> None:
+            with self._lock:
+                task.preview = preview
+
+        reader = threading.Thread(
+            target=read_previews, args=(read_end, task.jobs[0], keep), daemon=True
+        )
+        reader.start()
+        self._threads.append(reader)
+        return proc
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the started builds (the server does on shutdown)."""

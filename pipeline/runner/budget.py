@@ -38,14 +38,20 @@ class Pricing(Protocol):
 @dataclass(frozen=True, slots=True)
 class CatalogPricing:
     """Prices from the model table, times ``factor``: 1 for direct calls, 0 for a free
-    provider (estimates shown by ``plan`` stay the real price), 0.5 for the Batch API."""
+    provider (estimates shown by ``plan`` stay the real price), 0.5 for the Batch API;
+    the ``direct`` models of a batch build (the Batch API does not take them) pay all of it."""
 
     catalog: Catalog
     factor: float = 1.0
+    direct: frozenset[str] = frozenset()
+
+    def factor_for(self, model: str) -> float:
+        """The share of the table's price that ``model``'s requests pay on this route."""
+        return 1.0 if model in self.direct else self.factor
 
     def estimate(self, job: ApiJob) -> float:
         """The planner's estimate of the job, scaled by the route's factor."""
-        return job.estimated_cost_usd * self.factor
+        return job.estimated_cost_usd * self.factor_for(job.model)
 
     def actual(self, job: ApiJob, usage: Usage | None) -> float:
         """Token usage at the model's prices, or the estimate when there is none."""
@@ -54,12 +60,17 @@ class CatalogPricing:
     def actual_for(self, model: str, estimate: float, usage: Usage | None) -> float:
         """See :meth:`Pricing.actual_for`."""
         info = self.catalog.get(model)
+        factor = self.factor_for(model)
         if usage is None or info is None:
-            return estimate * self.factor
+            return estimate * factor
+        # The SVG author's tokens are priced at the image model's text-input and output
+        # rates: no table lists the author's own prices, and a budget must not undercount.
         cost = info.actual_cost(
-            usage.input_text_tokens, usage.input_image_tokens, usage.output_tokens
+            usage.input_text_tokens + usage.svg_input_tokens,
+            usage.input_image_tokens,
+            usage.output_tokens + usage.svg_output_tokens,
         )
-        return cost * self.factor if math.isfinite(cost) else estimate * self.factor
+        return cost * factor if math.isfinite(cost) else estimate * factor
 
 
 class Budget:

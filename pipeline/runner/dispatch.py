@@ -119,3 +119,28 @@ class DirectDispatcher:
     async def aclose(self) -> None:
         """Close the provider's connections."""
         await self.provider.aclose()
+
+
+class SplitDispatcher:
+    """A batch build's dispatcher when the Batch API does not take some models: their
+    requests go through ``direct`` (at once, at the full price), every other one through
+    ``batch``, so one build makes every image without the caller choosing per job."""
+
+    def __init__(self, batch: Dispatcher, direct: Dispatcher, direct_models: frozenset[str]):
+        self.batch = batch
+        self.direct = direct
+        self.direct_models = direct_models
+
+    async def call(
+        self, job: Job, asked: CacheRequest, request: ImageRequest, on_result: OnResult[T]
+    ) -> T:
+        """See :meth:`Dispatcher.call`: the request's model decides the route."""
+        chosen = self.direct if request.model in self.direct_models else self.batch
+        return await chosen.call(job, asked, request, on_result)
+
+    async def aclose(self) -> None:
+        """Close both routes (the direct one's provider only if it was made)."""
+        try:
+            await self.batch.aclose()
+        finally:
+            await self.direct.aclose()

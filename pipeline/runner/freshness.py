@@ -10,7 +10,7 @@ can tell, before any call, exactly which jobs a build will pay for.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
@@ -33,6 +33,7 @@ from pipeline.jobs.keys import operated_request, signed_request
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.runner.paid import delivery_compression
 from pipeline.store import CacheRecord, ResultStore
+from pipeline.store.base import Prefetching
 
 Status = Literal["up-to-date", "cached", "generate", "render", "pending"]
 Approval = Literal["current", "changed"]
@@ -232,6 +233,19 @@ def _cached_sha(job: Job, record: CacheRecord, cache: ResultStore | None) -> str
     return made.blob if made is not None else None
 
 
+def _maybe_stale(plan: Plan, manifest: Manifest, signing: str | None) -> Iterator[CacheRequest]:
+    """The requests of the jobs that need no other job's image and whose file the
+    manifest does not record with their key: the ones :func:`assess` will look up (a
+    dependent's request is known only once its inputs are assessed)."""
+    for job in plan.jobs:
+        request = job_request(job, {})
+        if request is None:
+            continue
+        entry = manifest.entries.get(job.output_path)
+        if entry is None or entry.cache_key != recorded_key(job, request, signing):
+            yield request
+
+
 def assess(
     plan: Plan,
     manifest: Manifest,
@@ -239,14 +253,21 @@ def assess(
     tree: OutputTree,
     pending: Mapping[str, str] | None = None,
     signing: str | None = None,
+    *,
+    fetch: bool = False,
 ) -> dict[str, JobState]:
     """The state of every job, in plan order (inputs are assessed before dependents).
 
     ``pending`` maps the cache keys of requests in open batches to their batch: such a
     job is ``pending`` (paid or about to be; the next ``build --batch`` collects it).
     ``signing`` is the fingerprint of the C2PA credentials re-encoded files are signed
-    with (see :func:`recorded_key`)."""
+    with (see :func:`recorded_key`). A store that can be asked about many requests at
+    once (a far shared cache) is asked about every job that may not be up to date first,
+    so that the lookups below cost no round trip each; ``fetch`` (a build that will
+    restore what is cached) downloads those results at the same time."""
     pending = pending or {}
+    if isinstance(cache, Prefetching):
+        cache.prefetch(_maybe_stale(plan, manifest, signing), fetch=fetch)
     states: dict[str, JobState] = {}
     shas: dict[str, str | None] = {}
     for job in plan.jobs:

@@ -98,6 +98,9 @@ class InputReader:
         """The provider request of an API job whose inputs have all finished."""
         images = tuple(self._image(ref, i, finished) for i, ref in enumerate(job.inputs))
         mask = self._image(job.mask, len(images), finished) if job.mask is not None else None
+        markup = (
+            self._image(job.markup, len(images) + 1, finished) if job.markup is not None else None
+        )
         return ImageRequest(
             endpoint="edit" if job.kind == "edit" else "generate",
             model=job.model,
@@ -105,6 +108,7 @@ class InputReader:
             params=job.params,
             images=images,
             mask=mask,
+            markup=markup,
             label=job.asset + (f" #{job.variant}" if job.variant > 1 else ""),
             palette=job.palette,
         )

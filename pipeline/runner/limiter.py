@@ -29,6 +29,18 @@ for the schedule itself). Every wait the server can steer (``Retry-After``,
 :data:`~pipeline.runner.retry.MAX_RETRY_AFTER_S`: a hold asking for more is clamped to it,
 a non-finite or negative one is ignored, and no single sleep of ``acquire`` is longer, so a
 hostile or broken server can slow a build but never freeze it.
+
+The limits are the organisation's, and the shards of a CI build spend them together. A
+limiter told it is one of ``sharers`` (``--shard i/n``) paces at its ``share`` of the
+limit, configured or advertised, to begin with: its part of the build's paid jobs, so
+shards of unequal size finish together (``1 / sharers`` when that is not known). The
+headers then say what is left: from each answer's ``remaining`` and ``reset``,
+:class:`~pipeline.runner.pace.Sharing` measures what the others spend, and every
+:data:`~pipeline.runner.pace.SHARE_EVERY_S` the portion moves halfway to what they leave
+(never below its share), so the shards still running take over the share of one that
+finished. An answer that comes back before its window resets also spaces this process's
+next start so that its part of what ``remaining`` says is left fits before the reset
+(with nothing left, starts wait for the reset, as above).
 """
 
 from __future__ import annotations
@@ -39,7 +51,17 @@ import time
 from collections.abc import Awaitable, Callable
 
 from pipeline.jobs import RateLimitInfo
-from pipeline.runner.pace import BACKOFF, PACE, SETTLE, STEP, WINDOW_S, Pace
+from pipeline.runner.pace import (
+    BACKOFF,
+    PACE,
+    SETTLE,
+    SHARE_EVERY_S,
+    SHARE_GAIN,
+    STEP,
+    WINDOW_S,
+    Pace,
+    Sharing,
+)
 from pipeline.runner.retry import MAX_RETRY_AFTER_S
 
 __all__ = ["BACKOFF", "PACE", "SETTLE", "STEP", "WINDOW_S", "RateLimiter"]
@@ -59,11 +81,20 @@ class RateLimiter:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        sharers: int = 1,
+        share: float | None = None,
     ):
         self.clock = clock
         self.sleep = sleep
-        self.images = Pace(images_per_minute)
-        self.requests = Pace(requests_per_minute)
+        self.sharers = max(1, sharers)
+        """How many processes spend the same limits (the shards of one organisation)."""
+        self.fair = min(1.0, share) if share and self.sharers > 1 else 1 / self.sharers
+        """This process's fair part of the limits: its part of the build's paid jobs when
+        known (so shards of unequal size finish together), else ``1 / sharers``."""
+        self.images = Pace(images_per_minute, self.fair)
+        self.requests = Pace(requests_per_minute, self.fair)
+        self.sharing = Sharing()
+        self._shared_at = -math.inf
         self.hold_until = 0.0
         self._lock = asyncio.Lock()
         self._paced_since = -math.inf if images_per_minute else math.inf
@@ -91,12 +122,15 @@ class RateLimiter:
                     await self.sleep(min(self.hold_until - now, MAX_RETRY_AFTER_S))
                     continue
                 wait = max(self.images.wait(now, images), self.requests.wait(now))
+                if self.sharers > 1 and self.images.rate is None:
+                    wait = max(wait, self.images.last_at + WINDOW_S - now)  # probe, unknown
                 if wait > 0 and not paced:
                     paced = True  # one sleep for the pace, however long it asks
                     await self.sleep(min(wait, MAX_RETRY_AFTER_S))
                     continue  # a 429 may have come meanwhile: look at the hold again
                 self.images.take(now, images)
                 self.requests.take(now)
+                self.sharing.started(now, images)
                 return now
 
     def observe(self, info: RateLimitInfo | None, started: float | None = None) -> None:
@@ -109,6 +143,9 @@ class RateLimiter:
                 self._hold_from(sent, info.reset_images_s)
             elif info.remaining_requests == 0 and info.reset_requests_s is not None:
                 self._hold_from(sent, info.reset_requests_s)
+            elif started is not None:
+                self._fit_what_is_left(info, started)
+            self._heard(info, started, admitted=True)
         if started is None or started > self._reacted_at:
             self.images.grow()
             self.requests.grow()
@@ -121,6 +158,7 @@ class RateLimiter:
         self.throttled += 1
         if info is not None:
             self._learn(info)
+            self._heard(info, started, admitted=False)
         self.hold(retry_after_s if retry_after_s is not None else _reset(info) or WINDOW_S)
         if started is not None and started <= self._reacted_at:
             return  # the same burst: already taken into account
@@ -129,6 +167,9 @@ class RateLimiter:
         self.signals += 1
         if started is not None and started < self._paced_since and self.images.limit:
             return  # sent unpaced; the limit it taught is the pace from now on
+        if self.sharers > 1 and self.images.limit:
+            self._apportion(self.fair)
+            return  # at its share, a 429 is a window the others filled first: hold, no cut
         self.images.cut(max(self.images.sent(now), 1) / WINDOW_S, now)
         self.requests.cut(None, now)
         self._mark_paced(now)
@@ -145,6 +186,52 @@ class RateLimiter:
         self.hold_until = max(self.hold_until, min(until, self.clock() + MAX_RETRY_AFTER_S))
         self.images.defer(self.hold_until)
         self.requests.defer(self.hold_until)
+
+    def _fit_what_is_left(self, info: RateLimitInfo, started: float) -> None:
+        """Space the next start so that this process's part of the images ``remaining``
+        until the window resets fits before the reset (the rest is the others')."""
+        remaining, reset = info.remaining_images, info.reset_images_s
+        if not remaining or reset is None or not math.isfinite(reset):
+            return
+        now = self.clock()
+        until = started + min(reset, MAX_RETRY_AFTER_S)
+        if until <= now:
+            return  # that window is over: what it had left says nothing now
+        since = self.sharing.mine(math.nextafter(started, math.inf), now)
+        mine = (remaining - since) * self.images.portion
+        if mine < 1:
+            self.images.defer(until)
+        else:
+            self.images.defer(now + (until - now) / (mine + 1))
+
+    def _heard(self, info: RateLimitInfo, started: float | None, *, admitted: bool) -> None:
+        """What the answer says the others spent; move this process's portion to what
+        they leave (only when the limit is shared, at most every ``SHARE_EVERY_S``)."""
+        if self.sharers == 1 or started is None or started < self._paced_since:
+            return  # an unpaced burst's answers mix this process's starts with the others'
+        now = self.clock()
+        self.sharing.heard(
+            now,
+            started,
+            1.0,
+            admitted,
+            info.limit_images,
+            info.remaining_images,
+            info.reset_images_s,
+        )
+        if self.images.whole is None or now - self._shared_at < SHARE_EVERY_S:
+            return
+        self._shared_at = now
+        fair = self.fair
+        portion = self.images.portion
+        if self.sharing.quiet(now):
+            self._apportion(min(1.0, portion + fair))
+        else:
+            self._apportion(max(fair, portion - SHARE_GAIN * (portion - fair)))
+
+    def _apportion(self, portion: float) -> None:
+        self.images.apportion(portion)
+        self.requests.apportion(portion)
 
     def _learn(self, info: RateLimitInfo) -> None:
         now = self.clock()

@@ -139,7 +139,13 @@ def deliver_paid_decoded(
 ) -> tuple[bytes, Image | None]:
     """:func:`deliver_paid`, plus the delivered pixels when they are known (see
     :func:`pipeline.postprocess.deliver_decoded`). With ``decode`` False, ``data`` comes
-    back undecoded (pixels None) when its header says it is ``size`` in ``fmt``."""
+    back undecoded (pixels None) when its header says it is ``size`` in ``fmt``. An SVG is
+    sanitized and a GIF kept as it came (:func:`pipeline.postprocess.deliver_non_raster`)."""
+    if fmt in postprocess.NON_RASTER_FORMATS:
+        try:
+            return postprocess.deliver_non_raster(data, size, fmt, notes)
+        except postprocess.ImageDecodeError as exc:
+            raise UnusableImage(str(exc)) from exc
     try:
         returned, found = postprocess.peek(data)
         warning = size_note(returned, requested)
@@ -166,6 +172,13 @@ def account_advice(failure: ProviderFailure) -> str:
         return (
             "the API key was rejected (401): check OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) "
             "and the organization/project it belongs to. No new jobs were started."
+        )
+    if failure.details.get("access") == "preview":
+        return (
+            f"the organization has no preview access: {failure.message} — SVG and GIF "
+            "output need access to the preview for the model: ask for it in the OpenAI "
+            "organization settings, or build those assets as png on another model. Not "
+            "retried; no new jobs were started, finished images are kept."
         )
     return (
         f"access denied (403): {failure.message} — GPT image models need a verified "

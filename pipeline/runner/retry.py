@@ -2,9 +2,11 @@
 
 Only failures that can go differently next time are retried (429 rate limits, 5xx,
 timeouts, dropped connections, and once a malformed answer); a moderation block, a bad
-parameter, an unverified organization or an empty quota gives the same answer every time,
-so it is reported once. The wait is the server's ``Retry-After`` when it gave one, else
-exponential backoff with full jitter so that many waiting jobs do not come back in one wave.
+parameter, an unverified organization, an empty quota or an answer over a size cap (an
+image or SVG larger than assetpipe reads: the model draws as much again) gives the same
+answer every time, so it is reported once. The wait is the server's ``Retry-After``
+when it gave one, else exponential backoff with full jitter so that many waiting jobs do
+not come back in one wave.
 
 Waits the server controls are capped at :data:`MAX_RETRY_AFTER_S`: a longer ``Retry-After``
 fails that job at once (with a message saying so) instead of holding the build for days.
@@ -23,8 +25,9 @@ MAX_RETRY_AFTER_S = 900.0
 the rate limiter never holds starts longer than this either."""
 
 BAD_RESPONSE_ATTEMPTS = 2
-"""A malformed answer (no image, not base64, too large) is tried once more, in case it was
-mangled in transit, and never again: a 200 answer may well have been billed."""
+"""A malformed answer (no image, not base64) is tried once more, in case it was mangled in
+transit, and never again: a 200 answer may well have been billed. One over a size cap is
+not retried at all (:attr:`~pipeline.jobs.ProviderFailure.too_large`)."""
 
 
 @dataclass(frozen=True, slots=True)

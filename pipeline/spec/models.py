@@ -58,9 +58,14 @@ def _jpg_alias(value: object) -> object:
     return "jpeg" if value == "jpg" else value
 
 
-OutputFormat = Annotated[Literal["png", "webp", "jpeg"], BeforeValidator(_jpg_alias)]
+OutputFormat = Annotated[Literal["png", "webp", "jpeg", "svg", "gif"], BeforeValidator(_jpg_alias)]
+"""``svg`` is a vector drawing (sanitized, drawn locally for checks and renditions);
+``gif`` an animation of ``frames`` images, each also delivered as a PNG."""
+MAX_GIF_FRAMES = 16
 Moderation = Literal["low", "auto"]
 Fidelity = Literal["high", "low"]
+Complexity = Literal["low", "medium", "high"]
+"""How much the model plans the image, apart from how finely it renders it (``quality``)."""
 
 
 class Strict(BaseModel):
@@ -141,6 +146,11 @@ class GenerationSettings(Strict):
     compression: Annotated[int, Field(ge=0, le=100)] | None = None
     moderation: Moderation | None = None
     input_fidelity: Fidelity | None = None
+    complexity: Complexity | None = None
+    frames: Annotated[int, Field(ge=2, le=MAX_GIF_FRAMES)] | None = None
+    """How many frames a ``format: gif`` animation has (2-16)."""
+    frame_ms: Annotated[int, Field(ge=10, le=655_350)] | None = None
+    """How long each frame of a ``format: gif`` animation shows, in milliseconds."""
     options: dict[str, Any] | None = None
     """Settings the provider declares (its options model checks them when the asset is
     planned); an asset's own keys win over those in ``defaults:``."""
@@ -162,10 +172,13 @@ EditInput = str | FileInput | BrandInput
 
 
 class EditSpec(Strict):
-    """Images to edit (asset ids, ``id#k``, files, the brand logo) and an optional mask."""
+    """Images to edit (asset ids, ``id#k``, files, the brand logo), an optional mask, and
+    an optional markup: a drawn-over copy of the first image (a project file) that guides
+    the edit."""
 
     images: Annotated[list[EditInput], Field(min_length=1)]
     mask: EditInput | None = None
+    markup: FileInput | None = None
 
 
 MAX_OPS = 32
@@ -198,6 +211,24 @@ class RenditionSpec(Strict):
     """Image operations applied after the fit, in order."""
 
 
+class Expect(Strict):
+    """What a delivered image must show (``shows``: a rubric a vision model scores) and the
+    exact copy it must carry (``text``: read offline by OCR), and the score to pass."""
+
+    shows: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    min_score: Annotated[float, Field(ge=0, le=1)] = 0.7
+
+    @model_validator(mode="after")
+    def _something(self) -> Expect:
+        if self.shows is None and self.text is None:
+            raise spec_error(
+                "expect says nothing to check",
+                hint='add shows: "what the image must show" or text: "EXACT COPY"',
+            )
+        return self
+
+
 class AssetSpec(GenerationSettings):
     """One asset after its matrix values are substituted: what to make and how."""
 
@@ -220,6 +251,8 @@ class AssetSpec(GenerationSettings):
     before its renditions), in order."""
     tags: list[str] = Field(default_factory=list)
     keep_original: bool = False
+    expect: Expect | None = None
+    """What the quality gate checks on each delivered variant (docs/quality.md)."""
 
     @field_validator("id")
     @classmethod
@@ -290,6 +323,7 @@ class AssetDefaults(GenerationSettings):
     ops: Ops | None = None
     tags: list[str] | None = None
     keep_original: bool | None = None
+    expect: Expect | None = None
 
     @model_validator(mode="after")
     def _one_size(self) -> AssetDefaults:
@@ -315,6 +349,8 @@ class AssetDefaults(GenerationSettings):
                 out[name] = value
         if "renditions" not in out and self.renditions is not None:
             out["renditions"] = [r.model_dump(exclude_none=True) for r in self.renditions]
+        if "expect" not in out and self.expect is not None:
+            out["expect"] = self.expect.model_dump(exclude_none=True)
         return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -210,6 +210,18 @@ class RemoteUnavailable(PipelineError):
     def __init__(self, message: str, *, logged: bool = False):
         super().__init__(message)
         self.logged = logged
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """A store whose lookups may each cost a round trip to a far server (a shared bucket),
+    and that can therefore be told about many requests at once, before they are asked
+    about one by one. Optional: a caller checks for it and asks a plain store as ever."""
+
+    def prefetch(self, requests: Iterable[CacheRequest], *, fetch: bool = False) -> None:
+        """Learn what the store holds for ``requests`` (with ``fetch``, bring the results
+        close too), so that the lookups and reads that follow are answered at once."""
+        ...
 
 
 @runtime_checkable

@@ -15,13 +15,20 @@ written to the shared store.
 
 Every shared-store failure is a warning, said once, and the local answer stands: a down or
 forbidding remote makes a build slower or dearer, never red.
+
+A shared store may be far away (a bucket in another region: tens of milliseconds a round
+trip), and a plan asks about hundreds of keys. Asked one at a time, that is seconds of
+waiting on the link and nothing else; so :meth:`LayeredStore.prefetch` asks about a plan's
+requests before they are looked up one by one, a bounded number at a time, and with
+``fetch`` (a build) downloads the hits into the local store as it goes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +48,15 @@ from pipeline.store.local import LocalStore
 log = logging.getLogger("assetpipe.cache")
 T = TypeVar("T")
 A = TypeVar("A")
+
+LOOKUPS_IN_FLIGHT = 64
+"""Shared lookups asked at once by :meth:`LayeredStore.prefetch`. A lookup is two small
+requests one after the other (the record, then the size of its image), bound by the
+round trip, not by bandwidth: a plan of 400 jobs costs 13 round trips instead of 800
+(measured at 100 ms each way: 32 at once left 5 s of waiting, 64 halve it)."""
+FETCHES_IN_FLIGHT = 32
+"""Shared results downloaded at once with ``fetch``: each worker holds at most one image
+(a real one is ~2.5 MB, so ~80 MB at most), which bounds the memory a download takes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,9 @@ class LayeredStore:
         self.mode: RemoteMode = mode
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._known: dict[str, CacheRecord | None] = {}
+        """What :meth:`prefetch` learnt of the shared tier, by key (None: a miss); a
+        shared hit it downloaded is in the local store instead."""
 
     def __enter__(self) -> LayeredStore:
         return self
@@ -124,15 +143,78 @@ class LayeredStore:
 
     def lookup(self, request: CacheRequest) -> CacheRecord | None:
         """The local record for ``request``, else the shared one (its bytes not
-        downloaded)."""
-        return self.local.lookup(request) or self._ask(self.remote.lookup, request)
+        downloaded), as :meth:`prefetch` found it when it asked."""
+        found = self.local.lookup(request)
+        if found is not None:
+            return found
+        key = request.key
+        if key in self._known:
+            return self._known[key]
+        return self._ask(self.remote.lookup, request)
+
+    def prefetch(self, requests: Iterable[CacheRequest], *, fetch: bool = False) -> None:
+        """Ask the shared tier about many requests at once, before they are looked up one
+        at a time: each request not in the local store is looked up (``fetch``: read and
+        copied into the local store) by :data:`LOOKUPS_IN_FLIGHT` workers
+        (:data:`FETCHES_IN_FLIGHT` with ``fetch``), so a far bucket costs a plan a few
+        round trips, not two a job. Every answer goes through the shared store's own
+        reads, so what they verify (the record made from its request, the bytes hashing
+        to their name) is verified here too.
+
+        What is learnt answers later lookups (and ``get`` of a miss) for the rest of this
+        store's life: a result shared meanwhile by another machine is seen by the next
+        command, and if this build pays for it too, the shared store keeps the first
+        result and this machine adopts it (see :meth:`commit`). Memory: one record per
+        shared hit not downloaded (none with ``fetch``), a key per miss, and at most
+        twice the workers' requests waiting at once."""
+        todo = self._unknown(requests)
+        if not todo:
+            return
+        ask = self._fetch_one if fetch else self._lookup_one
+        workers = FETCHES_IN_FLIGHT if fetch else LOOKUPS_IN_FLIGHT
+        with ThreadPoolExecutor(workers, thread_name_prefix="assetpipe-shared") as pool:
+            waiting: set[Future[None]] = set()
+            for request in todo:
+                if len(waiting) >= 2 * workers:
+                    done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                waiting.add(pool.submit(ask, request))
+            for future in waiting:
+                future.result()
+
+    def _unknown(self, requests: Iterable[CacheRequest]) -> list[CacheRequest]:
+        """The requests, once each, that neither tier has answered yet."""
+        todo: dict[str, CacheRequest] = {}
+        for request in requests:
+            key = request.key
+            if key in todo or key in self._known:
+                continue
+            if self.local.lookup(request) is None:
+                todo[key] = request
+        return list(todo.values())
+
+    def _lookup_one(self, request: CacheRequest) -> None:
+        found = self._ask(self.remote.lookup, request)
+        with self._lock:
+            self._known[request.key] = found
+
+    def _fetch_one(self, request: CacheRequest) -> None:
+        try:
+            hit = self.get(request)
+        except Exception as exc:  # left for the build to meet on this job alone
+            self._warn_once(f"cannot copy a shared cache entry ({type(exc).__name__}: {exc})")
+            return
+        if hit is None or self.local.lookup(request) is None:  # a miss, or not copied
+            with self._lock:
+                self._known[request.key] = None if hit is None else hit[0]
 
     def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
         """The record and verified bytes for ``request``, local first; a shared hit is
         copied into the local store (when the API's original bytes can be read too)."""
         key = request.key
         hit = self.local.get(request)
-        if hit is not None:
+        if hit is not None or (key in self._known and self._known[key] is None):
             return hit
         shared = self._ask(self.remote.get, request)
         if shared is None:

@@ -288,6 +288,25 @@ class LocalMemo:
         if data.startswith(PNG_SIGNATURE) and len(data) <= MAX_OP_RESULT_BYTES:
             self._write(digest, ".op.png", data)
 
+    def qa_record(self, digest: str) -> dict[str, Any] | None:
+        """A quality-gate result kept under ``digest`` (a JSON object under the record
+        cap; its reader checks every field, as it came from disk), or None."""
+        data = self._read(digest, ".qa.json", MAX_RECORD_BYTES)
+        if data is None:
+            return None
+        try:
+            record = json.loads(data)
+        except ValueError:
+            self._warn(f"memo entry {digest[:12]}.qa.json is malformed; judging again")
+            return None
+        return record if isinstance(record, dict) else None
+
+    def keep_qa_record(self, digest: str, record: Mapping[str, Any]) -> None:
+        """Keep a quality-gate result (a paid verdict: a rebuild must not pay for it again)."""
+        data = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
+        if len(data) <= MAX_RECORD_BYTES:
+            self._write(digest, ".qa.json", data)
+
 
 @dataclass(frozen=True, slots=True)
 class KeptFile:
