@@ -13,13 +13,11 @@ image (the runner records it as a warning).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
 from typing import Any
 
-import openai
 from openai import AsyncOpenAI
 
 from pipeline.jobs import ProviderFailure
@@ -33,9 +31,9 @@ from pipeline.jobs.judging import (
     Verdict,
 )
 from pipeline.jobs.provider import Usage
-from pipeline.providers.openai_http import ResponseTooLarge, check_base_url
+from pipeline.providers.openai_http import check_base_url
 from pipeline.providers.openai_provider import DEADLINE_FACTOR
-from pipeline.providers.openai_wire import ID_CHARS, sdk_client, status_failure
+from pipeline.providers.openai_wire import ID_CHARS, sdk_call, sdk_client
 from pipeline.providers.redaction import Redactor
 
 MAX_ANSWER_CHARS = 64 * 1024
@@ -95,21 +93,8 @@ class OpenAIJudge:
 
     async def judge(self, request: JudgeRequest) -> Verdict:
         """One verdict; ProviderFailure (classified for the retry policy) when none came."""
-        try:
-            async with asyncio.timeout(self.deadline_s):
-                raw = await self.client.responses.with_raw_response.create(**request_body(request))
-        except TimeoutError:
-            raise ProviderFailure("timeout", "the judge gave no answer in time") from None
-        except openai.APIStatusError as exc:
-            raise status_failure(exc, self.redact) from None
-        except openai.APITimeoutError:
-            raise ProviderFailure("timeout", "the judge request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderFailure(
-                "connection", self.redact.text(f"connection failed: {exc}")
-            ) from None
-        except ResponseTooLarge as exc:
-            raise ProviderFailure("bad_response", str(exc)) from None
+        async with sdk_call(self.deadline_s, self.redact, "the judge gave no answer in time"):
+            raw = await self.client.responses.with_raw_response.create(**request_body(request))
         request_id = self.redact.optional(raw.headers.get("x-request-id"), ID_CHARS)
         try:
             body = json.loads(raw.http_response.content)

@@ -20,7 +20,6 @@ module is the boundary:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +31,6 @@ from pipeline.jobs import ImageInput, ImageRequest, ImageResult, ProviderFailure
 from pipeline.providers.openai_http import (
     MAX_RESPONSE_BYTES,
     CappedAsyncClient,
-    ResponseTooLarge,
     check_base_url,
 )
 from pipeline.providers.openai_request import EDIT_PARAMS, GENERATE_PARAMS, svg_param
@@ -42,8 +40,8 @@ from pipeline.providers.openai_wire import (
     ID_CHARS,
     MAX_IMAGE_BYTES,
     image_result,
+    sdk_call,
     sdk_client,
-    status_failure,
 )
 from pipeline.providers.ratelimit_headers import rate_limit_info
 from pipeline.providers.redaction import Redactor
@@ -117,25 +115,8 @@ class OpenAIProvider:
     async def generate(self, request: ImageRequest) -> ImageResult:
         """One generation or edit; raises ProviderFailure classified for the retry policy."""
         params = dict(request.params)
-        try:
-            async with asyncio.timeout(self.deadline_s):
-                raw = await self._send(request, params)
-        except TimeoutError:
-            raise ProviderFailure(
-                "timeout",
-                f"no complete answer within {self.deadline_s:g} s "
-                f"({DEADLINE_FACTOR:g} x the timeout setting)",
-            ) from None
-        except openai.APIStatusError as exc:
-            raise status_failure(exc, self.redact) from None
-        except openai.APITimeoutError:
-            raise ProviderFailure("timeout", "the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderFailure(
-                "connection", self.redact.text(f"connection failed: {exc}")
-            ) from None
-        except ResponseTooLarge as exc:
-            raise ProviderFailure("bad_response", str(exc)) from None
+        async with sdk_call(self.deadline_s, self.redact, self._late()):
+            raw = await self._send(request, params)
         request_id = self.redact.optional(raw.headers.get("x-request-id"), ID_CHARS)
         try:
             response = raw.parse()
@@ -175,7 +156,7 @@ class OpenAIProvider:
         kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
         kwargs.update(stream=True, partial_images=max(1, min(3, partial_images)))
         try:
-            async with asyncio.timeout(self.deadline_s):
+            async with sdk_call(self.deadline_s, self.redact, self._late(), too_large=True):
                 stream = await self.client.images.generate(**kwargs)
                 async with stream:  # closed however it ends: the final image comes first
                     return await streamed_result(
@@ -186,19 +167,7 @@ class OpenAIProvider:
                         redact=self.redact,
                         max_image_bytes=self.max_image_bytes,
                     )
-        except TimeoutError:
-            raise ProviderFailure(
-                "timeout", f"no complete answer within {self.deadline_s:g} s"
-            ) from None
-        except openai.APIStatusError as exc:
-            raise status_failure(exc, self.redact) from None
-        except openai.APITimeoutError:
-            raise ProviderFailure("timeout", "the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderFailure(
-                "connection", self.redact.text(f"connection failed: {exc}")
-            ) from None
-        except (ResponseTooLarge, EventTooLarge) as exc:
+        except EventTooLarge as exc:
             raise ProviderFailure("bad_response", str(exc), too_large=True) from None
         except openai.APIError as exc:  # an error event inside the stream
             raise ProviderFailure(
@@ -208,6 +177,15 @@ class OpenAIProvider:
             raise ProviderFailure(
                 "bad_response", "the stream sent an event that is not JSON"
             ) from None
+
+    def _late(self) -> str:
+        """What a call that passed its deadline says."""
+        if self.deadline_s is None:
+            return "no complete answer in time"
+        return (
+            f"no complete answer within {self.deadline_s:g} s "
+            f"({DEADLINE_FACTOR:g} x the timeout setting)"
+        )
 
     async def _send(self, request: ImageRequest, params: Mapping[str, Any]) -> Any:
         kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}

@@ -10,17 +10,19 @@ is measured before it is decoded, and usage figures that are not whole numbers f
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 
 import openai
 from openai import AsyncOpenAI
 
 from pipeline.jobs import FailureKind, ImageResult, ProviderFailure, RateLimitInfo, Usage
-from pipeline.providers.openai_http import MAX_RESPONSE_BYTES, CappedAsyncClient
+from pipeline.providers.openai_http import MAX_RESPONSE_BYTES, CappedAsyncClient, ResponseTooLarge
 from pipeline.providers.ratelimit_headers import rate_limit_info, retry_after
 from pipeline.providers.redaction import Redactor
 
@@ -250,6 +252,31 @@ def classify(
         details=details,
         rate=rate_limit_info(headers) if headers is not None else None,
     )
+
+
+@contextlib.asynccontextmanager
+async def sdk_call(
+    deadline_s: float | None, redact: Redactor, late: str, *, too_large: bool = False
+) -> AsyncIterator[None]:
+    """One SDK call within ``deadline_s`` (None: only the client's own timeouts), every
+    way it can fail turned into a :class:`ProviderFailure` the retry policy can read:
+    ``late`` says the deadline passed, an HTTP error is classified by
+    :func:`status_failure`, a body over the client's cap is a ``bad_response``
+    (``too_large``: not worth asking again). One place, so the image, streaming and judge
+    calls fail alike."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            yield
+    except TimeoutError:
+        raise ProviderFailure("timeout", late) from None
+    except openai.APIStatusError as exc:
+        raise status_failure(exc, redact) from None
+    except openai.APITimeoutError:
+        raise ProviderFailure("timeout", "the request timed out") from None
+    except openai.APIConnectionError as exc:
+        raise ProviderFailure("connection", redact.text(f"connection failed: {exc}")) from None
+    except ResponseTooLarge as exc:
+        raise ProviderFailure("bad_response", str(exc), too_large=too_large) from None
 
 
 def status_failure(exc: openai.APIStatusError, redact: Redactor) -> ProviderFailure:
