@@ -333,6 +333,10 @@ def test_a_jpeg_is_sampled_from_a_shrunk_decode_with_its_full_size():
 
 
 def test_sampling_refuses_what_decoding_refuses():
-    """A sample decodes through the same gate as delivery: not an image, a clear error."""
+    """A sample decodes through the same gate as delivery: not an image, or a damaged
+    GIF, is a clear error that names no Python object."""
     with pytest.raises(postprocess.ImageDecodeError, match="not a png, webp or jpeg"):
+        postprocess.sample_bytes(b"BM" + b"\x00" * 64)
+    with pytest.raises(postprocess.ImageDecodeError) as damaged:
         postprocess.sample_bytes(b"GIF89a" + b"\x00" * 64)
+    assert str(damaged.value) == "cannot read the GIF (70 bytes): it starts as a GIF but is damaged"

@@ -101,7 +101,11 @@ def _open(data: bytes) -> Image.Image:
         raise GifError(f"not a GIF ({len(data)} bytes, starting {data[:12]!r})")
     try:
         image = Image.open(io.BytesIO(data), formats=["GIF"])
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # Pillow's message names a BytesIO object: say ours
+        raise GifError(
+            f"cannot read the GIF ({len(data)} bytes): it starts as a GIF but is damaged"
+        ) from None
+    except (OSError, Image.DecompressionBombError) as exc:
         raise GifError(f"cannot read the GIF: {exc}") from None
     if image.width * image.height > MAX_GIF_PIXELS:
         image.close()
