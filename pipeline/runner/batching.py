@@ -42,6 +42,7 @@ from pipeline.runner.budget import Pricing
 from pipeline.runner.dispatch import NotStarted, OnResult, Pending, T
 from pipeline.runner.journal import METADATA_KEY, Journal, JournalEntry, JournalLine
 from pipeline.runner.paid import keep_paid_line
+from pipeline.runner.polling import until_done
 from pipeline.runner.retry import RetryPolicy
 from pipeline.store import ResultStore
 
@@ -376,20 +377,15 @@ class BatchDispatcher:
     async def _until_done(self, info: BatchInfo) -> BatchInfo:
         """Poll with backoff until the batch is over (once, without waiting, for
         ``--no-wait``); raises :class:`BatchNotFound` when the API has no such batch."""
-        delay = self.options.poll_s
-        while True:
-            try:
-                info = await self.backend.retrieve(info.id)
-            except BatchNotFound:
-                raise
-            except ProviderFailure as failure:
-                if not failure.retryable or not self.options.wait:
-                    return info
-            self.batches[info.id] = info
-            if info.is_terminal or not self.options.wait:
-                return info
-            await self.sleep(delay)
-            delay = min(self.options.max_poll_s, delay * 1.5)
+        return await until_done(
+            info,
+            self.backend.retrieve,
+            self.sleep,
+            wait=self.options.wait,
+            poll_s=self.options.poll_s,
+            max_poll_s=self.options.max_poll_s,
+            seen=lambda seen: self.batches.__setitem__(seen.id, seen),
+        )
 
     async def _read(self, entry: JournalEntry, info: BatchInfo, slots: dict[str, _Slot]) -> bool:
         """Hand each answered line to its slot (or keep it in the cache when no job claimed

@@ -31,6 +31,7 @@ from pipeline.jobs.judging import Detail, JudgeModel, JudgeRequest, Verdict
 from pipeline.runner.budget import Budget, Reservation
 from pipeline.runner.judge_journal import METADATA_KEY, JudgeEntry, JudgeJournal, JudgeLine
 from pipeline.runner.judging import Judged
+from pipeline.runner.polling import until_done
 
 KeepVerdict = Callable[[str, Verdict, str, float, str], None]
 """``keep(digest, verdict, judge model, cost, batch id)``: store a paid verdict."""
@@ -284,19 +285,14 @@ class JudgeBatcher:
 
     async def _until_done(self, info: BatchInfo) -> BatchInfo:
         """Poll with backoff until the batch is over (once for ``--no-wait``)."""
-        delay = self.options.poll_s
-        while True:
-            try:
-                info = await self.backend.retrieve(info.id)
-            except BatchNotFound:
-                raise
-            except ProviderFailure as failure:
-                if not failure.retryable or not self.options.wait:
-                    return info
-            if info.is_terminal or not self.options.wait:
-                return info
-            await self.sleep(delay)
-            delay = min(self.options.max_poll_s, delay * 1.5)
+        return await until_done(
+            info,
+            self.backend.retrieve,
+            self.sleep,
+            wait=self.options.wait,
+            poll_s=self.options.poll_s,
+            max_poll_s=self.options.max_poll_s,
+        )
 
     async def _find(self, entry: JudgeEntry) -> BatchInfo | None:
         """The batch created for ``entry``, found by its metadata (None: never made)."""
