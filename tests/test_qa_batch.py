@@ -222,3 +222,42 @@ def test_a_journaled_judge_batch_the_api_does_not_know_is_forgotten(project, run
     assert "batch_nope is unknown to the Batch API" in result.err
     assert api.judge.batch_judge_calls == ICONS
     assert judge_journal(project) == []
+
+
+def test_batch_list_status_and_cancel_show_judge_batches(project, run, batch_env):
+    """A judge batch left open by --no-wait is listed beside image batches, saying it
+    holds verdicts; `batch cancel` stops it; the next build --batch --qa collects it (each
+    cancelled line a check with no verdict, as a cancelled image line is a failed image)
+    and the build after that judges those images again."""
+    api = batch_env
+    project.gen({"specs/icons.yaml": icons_spec()})
+    assert run("build", "--batch", "--provider", "openai").code == 0
+    api.batch.configure(in_progress_polls=50)
+    assert run("build", "--batch", "--no-wait", "--qa", "--provider", "openai").code == 4
+    (path,) = judge_journal(project)
+    batch_id = json.loads(path.read_text("utf-8"))["batch_id"]
+
+    listed = run("batch", "list")
+    assert listed.code == 0, listed.err
+    row = next(line for line in listed.out.splitlines() if batch_id in line)
+    assert row.split()[1:4] == ["in_progress", "verdicts", "responses"], row
+    assert "1 open batch;" in listed.out
+    status = run("batch", "status", batch_id)
+    assert status.code == 0, status.err
+    assert f"{ICONS} responses requests (collecting keeps verdicts)" in status.out
+
+    cancelled = run("batch", "cancel", "--yes", batch_id)
+    assert cancelled.code == 0, cancelled.err
+    assert f"{batch_id}: cancelling" in cancelled.out
+    api.batch.configure(in_progress_polls=0)
+    collected = run("build", "--batch", "--qa", "--provider", "openai")
+    assert collected.code == 0, collected.err
+    assert f"batch {batch_id} cancelled: 0 verdicts, {ICONS} failed" in collected.err
+    assert judge_journal(project) == []
+    assert all(c["verdict"] == "error" for c in qa_checks(project).values())
+    assert run("batch", "list").out.startswith("no open batches")
+
+    judged = run("build", "--batch", "--qa", "--provider", "openai")
+    assert judged.code == 0, judged.err
+    checks = qa_checks(project)
+    assert sorted(n for n, c in checks.items() if not c["ok"]) == [FAILING]

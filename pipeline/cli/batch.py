@@ -54,14 +54,15 @@ def batch_list(**kw: Any) -> None:
         out.print("no open batches")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("batch", "status", "endpoint", "requests", "done", "failed", "created"):
+    for column in ("batch", "status", "holds", "endpoint", "requests", "done", "failed", "created"):
         table.add_column(column)
     for item in found:
         info = item.info
         table.add_row(
             shown(item.batch_id),
             shown(info.status if info else f"unknown: {item.problem or 'not found'}"),
-            shown(item.entry.endpoint),
+            item.holds,
+            shown(item.endpoint),
             str(len(item.entry.lines)),
             str(info.counts.completed) if info else "-",
             str(info.counts.failed) if info else "-",
@@ -88,7 +89,10 @@ def batch_status(**kw: Any) -> None:
     for item in listed:
         info = item.info
         out.print(f"[bold]{shown(item.batch_id)}[/bold]  journal {shown(item.entry.id)}")
-        out.print(f"  {len(item.entry.lines)} {shown(item.entry.endpoint)} {_requests(item)}")
+        out.print(
+            f"  {len(item.entry.lines)} {shown(item.endpoint)} {_requests(item)} "
+            f"(collecting keeps {item.holds})"
+        )
         if info is None:
             out.print(f"  status unknown: {shown(item.problem or 'the API does not know it')}")
             continue

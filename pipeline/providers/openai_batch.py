@@ -133,7 +133,7 @@ class OpenAIBatchClient:
         known = self.uploaded.get(digest)
         if known is not None:
             return known
-        created = await self._call(
+        created = await self.within_deadline(
             "uploading an edit input",
             self.client.files.create(
                 file=(image.filename, image.data, image.mime),
@@ -154,7 +154,7 @@ class OpenAIBatchClient:
                 spool.write(line.data)
                 spool.write(b"\n")
             spool.seek(0)
-            created = await self._call(
+            created = await self.within_deadline(
                 "uploading the batch input file",
                 self.client.files.create(
                     file=("assetpipe-batch.jsonl", spool, "application/jsonl"), purpose="batch"
@@ -168,8 +168,8 @@ class OpenAIBatchClient:
         """Create a batch over an uploaded input file of ``endpoint`` lines, carrying
         ``metadata`` (record the input file id before calling this, to resume after a
         crash in between)."""
-        self._check_metadata(metadata)
-        batch = await self._call(
+        self.check_metadata(metadata)
+        batch = await self.within_deadline(
             "creating the batch",
             self.client.batches.create(
                 input_file_id=checked_id(input_file_id, "input file"),
@@ -183,7 +183,7 @@ class OpenAIBatchClient:
     async def submit(self, lines: Sequence[BatchLine], metadata: Mapping[str, str]) -> BatchInfo:
         """Upload ``lines`` and create a batch carrying ``metadata`` (put the journal id in
         it, so :meth:`find_by_metadata` finds a batch whose id was never recorded)."""
-        self._check_metadata(metadata)
+        self.check_metadata(metadata)
         file_id = await self.upload_lines(lines)
         return await self.create(file_id, lines[0].endpoint, metadata)
 
@@ -202,7 +202,9 @@ class OpenAIBatchClient:
             raise ValueError("custom_ids repeat within the batch")
 
     @staticmethod
-    def _check_metadata(metadata: Mapping[str, str]) -> None:
+    def check_metadata(metadata: Mapping[str, str]) -> None:
+        """Refuse metadata the Batch API would refuse, before anything is uploaded (the
+        judge batches' client checks its own the same way)."""
         if len(metadata) > MAX_METADATA_PAIRS or any(
             not isinstance(k, str)
             or not isinstance(v, str)
@@ -225,7 +227,9 @@ class OpenAIBatchClient:
         for; every other failure is a plain ProviderFailure, the batch's fate unknown."""
         checked = checked_id(batch_id, "batch")
         try:
-            batch = await self._call("polling the batch", self.client.batches.retrieve(checked))
+            batch = await self.within_deadline(
+                "polling the batch", self.client.batches.retrieve(checked)
+            )
         except ProviderFailure as failure:
             if failure.kind == "not_found" and failure.status == 404:
                 raise BatchNotFound(checked, failure) from None
@@ -235,7 +239,7 @@ class OpenAIBatchClient:
     async def cancel(self, batch_id: str) -> BatchInfo:
         """Ask for the batch to stop: it goes ``cancelling`` and, within minutes,
         ``cancelled``, with the requests that finished in its output file."""
-        batch = await self._call(
+        batch = await self.within_deadline(
             "cancelling the batch", self.client.batches.cancel(checked_id(batch_id, "batch"))
         )
         return batch_info(batch, self.redact)
@@ -254,7 +258,7 @@ class OpenAIBatchClient:
         seen = 0
         while seen < limit:
             size = max(1, min(page_size, 100, limit - seen))
-            page = await self._call(
+            page = await self.within_deadline(
                 "listing batches", self.client.batches.list(limit=size, after=after or omit)
             )
             items = list(page.data or [])[:size]
@@ -282,7 +286,7 @@ class OpenAIBatchClient:
     async def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded or generated file; False if it was already gone."""
         try:
-            await self._call(
+            await self.within_deadline(
                 "deleting a file", self.client.files.delete(checked_id(file_id, "file"))
             )
         except ProviderFailure as failure:
@@ -346,7 +350,7 @@ class OpenAIBatchClient:
         loop = asyncio.get_running_loop()
         when = None if deadline_s is None else loop.time() + deadline_s
         try:
-            async for line in split_lines(self._download(file_id, when), self.max_line_bytes):
+            async for line in split_lines(self.download(file_id, when), self.max_line_bytes):
                 count += 1
                 if count > self.limits.max_lines:
                     return  # more lines than a batch holds: the rest is not read
@@ -379,7 +383,7 @@ class OpenAIBatchClient:
                 "connection", self.redact.text(f"reading batch file {file_id} failed: {exc}")
             ) from None
 
-    async def _download(self, file_id: str, when: float | None) -> AsyncIterator[bytes]:
+    async def download(self, file_id: str, when: float | None) -> AsyncIterator[bytes]:
         """The file's bytes as they arrive. Every wait for the server (for the answer's head,
         then for each chunk) ends at the event loop time ``when`` with a TimeoutError;
         time spent by the reader between chunks is not interrupted, only counted."""
@@ -395,8 +399,9 @@ class OpenAIBatchClient:
                     return
                 yield chunk
 
-    async def _call(self, what: str, call: Awaitable[T]) -> T:
-        """Await one SDK call under the total deadline, as a ProviderFailure if it fails."""
+    async def within_deadline(self, what: str, call: Awaitable[T]) -> T:
+        """Await one SDK call under the total deadline, as a ProviderFailure if it fails
+        (every Batch and Files call goes through here, the judge batches' included)."""
         try:
             async with asyncio.timeout(self.deadline_s):
                 return await call

@@ -209,7 +209,7 @@ def parse_line(
     request_id = field(response, "request_id")
     body = field(response, "body")
     if isinstance(error, Mapping):
-        return custom_id, _line_error(error, redact, request_id)
+        return custom_id, line_error(error, redact, request_id)
     if isinstance(status, int) and not isinstance(status, bool) and 200 <= status < 300:
         shown_id = redact.optional(request_id, ID_CHARS)
         try:
@@ -250,7 +250,7 @@ def _unparsable(line: bytes) -> tuple[str, Failure] | None:
     )
 
 
-def _line_error(error: Mapping[str, Any], redact: Redactor, request_id: object) -> Failure:
+def line_error(error: Mapping[str, Any], redact: Redactor, request_id: object) -> Failure:
     """A failure that is not an HTTP answer: ``{"code", "message"}`` only."""
     raw_code = error.get("code")
     code = raw_code if isinstance(raw_code, str) else None

@@ -30,7 +30,7 @@ from pipeline.jobs.judge_batch import JudgeResult
 from pipeline.jobs.judging import JudgeRequest
 from pipeline.providers.openai_batch import OpenAIBatchClient
 from pipeline.providers.openai_batch_info import batch_info, checked_id, unanswered
-from pipeline.providers.openai_batch_io import CUSTOM_ID, LongLine, _line_error, split_lines
+from pipeline.providers.openai_batch_io import CUSTOM_ID, LongLine, line_error, split_lines
 from pipeline.providers.openai_http import check_base_url
 from pipeline.providers.openai_judge import MAX_ANSWER_CHARS, parse_verdict, request_body
 from pipeline.providers.openai_provider import DEADLINE_FACTOR
@@ -85,20 +85,20 @@ class OpenAIJudgeBatch:
         """Upload ``lines`` as one input file (spooled to disk) and create the batch."""
         if not lines or len(lines) > self.limits.max_lines:
             raise ValueError(f"a judge batch holds 1 to {self.limits.max_lines:,} lines")
-        self.batch._check_metadata(metadata)
+        self.batch.check_metadata(metadata)
         with tempfile.TemporaryFile() as spool:
             for data in lines:
                 spool.write(data)
                 spool.write(b"\n")
             spool.seek(0)
-            created = await self.batch._call(
+            created = await self.batch.within_deadline(
                 "uploading the judge batch input file",
                 self.client.files.create(
                     file=("assetpipe-judge.jsonl", spool, "application/jsonl"), purpose="batch"
                 ),
             )
         file_id = checked_id(created.id, "batch input file")
-        batch = await self.batch._call(
+        batch = await self.batch.within_deadline(
             "creating the judge batch",
             self.client.batches.create(
                 input_file_id=file_id,
@@ -133,7 +133,7 @@ class OpenAIJudgeBatch:
                 continue
             when = None if deadline_s is None else loop.time() + deadline_s
             try:
-                chunks = self.batch._download(file_id, when)
+                chunks = self.batch.download(file_id, when)
                 async for raw in split_lines(chunks, MAX_LINE_BYTES):
                     parsed = self._parse(raw, min_scores)
                     if parsed is None or parsed[0] in seen or parsed[0] not in wanted:
@@ -172,7 +172,7 @@ class OpenAIJudgeBatch:
         status, body = field(response, "status_code"), field(response, "body")
         request_id = self.redact.optional(field(response, "request_id"), 200)
         if isinstance(error, Mapping):
-            return custom_id, _line_error(error, self.redact, request_id)
+            return custom_id, line_error(error, self.redact, request_id)
         if not isinstance(status, int) or isinstance(status, bool):
             return custom_id, ProviderFailure(
                 "bad_response", "the judge batch answer holds neither a verdict nor an error"
