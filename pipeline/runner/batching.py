@@ -381,9 +381,7 @@ class BatchDispatcher:
             info,
             self.backend.retrieve,
             self.sleep,
-            wait=self.options.wait,
-            poll_s=self.options.poll_s,
-            max_poll_s=self.options.max_poll_s,
+            self.options,
             seen=lambda seen: self.batches.__setitem__(seen.id, seen),
         )
 

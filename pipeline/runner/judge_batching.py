@@ -289,9 +289,7 @@ class JudgeBatcher:
             info,
             self.backend.retrieve,
             self.sleep,
-            wait=self.options.wait,
-            poll_s=self.options.poll_s,
-            max_poll_s=self.options.max_poll_s,
+            self.options,
         )
 
     async def _find(self, entry: JudgeEntry) -> BatchInfo | None:

@@ -13,6 +13,7 @@ earlier build left in the journal.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from pipeline.jobs import ProviderFailure
 from pipeline.jobs.batch import BatchInfo, BatchNotFound
@@ -21,19 +22,33 @@ GROWTH = 1.5
 """Each wait is this many times the last, up to the ceiling."""
 
 
+class PollOptions(Protocol):
+    """How a batch is watched (both batchers' options have these)."""
+
+    @property
+    def wait(self) -> bool:
+        """False for ``--no-wait``: ask once, leave the batch to the next build."""
+
+    @property
+    def poll_s(self) -> float:
+        """The first wait between two polls."""
+
+    @property
+    def max_poll_s(self) -> float:
+        """The longest wait between two polls."""
+
+
 async def until_done(
     info: BatchInfo,
     retrieve: Callable[[str], Awaitable[BatchInfo]],
     sleep: Callable[[float], Awaitable[object]],
-    *,
-    wait: bool,
-    poll_s: float,
-    max_poll_s: float,
+    options: PollOptions,
     seen: Callable[[BatchInfo], None] | None = None,
 ) -> BatchInfo:
-    """Ask about ``info``'s batch until it is over (once when ``wait`` is False) and
+    """Ask about ``info``'s batch until it is over (once under ``--no-wait``) and
     return what was last heard; ``seen`` is told every answer."""
-    delay = poll_s
+    wait = options.wait
+    delay = options.poll_s
     while True:
         try:
             info = await retrieve(info.id)
@@ -47,4 +62,4 @@ async def until_done(
         if info.is_terminal or not wait:
             return info
         await sleep(delay)
-        delay = min(max_poll_s, delay * GROWTH)
+        delay = min(options.max_poll_s, delay * GROWTH)
