@@ -94,3 +94,33 @@ def build_env(fake: FakeProcess) -> dict[str, str]:
         "ASSETPIPE_TODAY": PINNED_TODAY,
         "ASSETPIPE_STATE_DIR": os.environ.get("ASSETPIPE_STATE_DIR", ""),
     }
+
+
+def preview_build(root: Path, specs: dict[str, str], state_dir: Path) -> Path:
+    """A project of ``specs`` (file name under specs/ -> text) built at ``root`` as a
+    person builds it (``assetpipe build --provider preview``, its own process, so that a
+    browser test's event loop is not disturbed); returns the output folder.
+
+    The environment is cleaned here as the autouse ``clean_env`` fixture would, since a
+    module fixture that calls this starts before it."""
+    (root / "specs").mkdir(parents=True)
+    (root / "templates").mkdir()
+    for name, text in specs.items():
+        (root / "specs" / name).write_text(text.lstrip(), "utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "AZURE_", "GOOGLE_", "ASSETPIPE_")) and k != "CI"
+    }
+    env["ASSETPIPE_TODAY"] = PINNED_TODAY
+    env["ASSETPIPE_STATE_DIR"] = str(state_dir)
+    done = subprocess.run(
+        [*ASSETPIPE, "build", "--provider", "preview", "-q", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return root / "output"

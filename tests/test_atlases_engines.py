@@ -14,8 +14,6 @@ import functools
 import http.server
 import io
 import json
-import os
-import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from processes import ASSETPIPE, PINNED_TODAY
+from processes import preview_build
 from pyparsing.warnings import PyparsingDeprecationWarning
 from review_kit import SKIP_BROWSER, docs_image, launched, watched_tab
 
@@ -162,30 +160,9 @@ def need_engines() -> None:
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The walker sheet built as a person builds it (``assetpipe build --provider preview``,
-    its own process, since Playwright's sync API keeps an event loop in this thread); the
-    environment is cleaned here as the autouse clean_env fixture would: a module fixture
-    starts before it."""
+    its own process, since Playwright's sync API keeps an event loop in this thread)."""
     root = tmp_path_factory.mktemp("engines") / "walker"
-    (root / "specs").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "specs/hero.yaml").write_text(SPEC.lstrip(), "utf-8")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_", "GOOGLE_", "ASSETPIPE_")) and k != "CI"
-    }
-    env["ASSETPIPE_TODAY"] = PINNED_TODAY
-    env["ASSETPIPE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    done = subprocess.run(
-        [*ASSETPIPE, "build", "--provider", "preview", "-q", "--project", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    return root / "output"
+    return preview_build(root, {"hero.yaml": SPEC}, tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
-from processes import ASSETPIPE, PINNED_TODAY
+from processes import preview_build
 from review_kit import WAIT_MS, docs_image, launched, watched_tab
 
 from pipeline.gallery import INDEX, THUMB_DIR, THUMB_EDGE, write_gallery
@@ -326,29 +326,10 @@ def expect(target: Any) -> Any:
 @pytest.fixture(scope="module")
 def icons56(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 56 icons built once as a person builds them (``assetpipe build --provider
-    preview``, its own process); returns output/index.html. The environment is cleaned
-    here as the autouse clean_env fixture would: a module fixture starts before it."""
+    preview``, its own process); returns output/index.html."""
     root = tmp_path_factory.mktemp("gallery") / "icons56"
-    (root / "specs").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "specs/icons.yaml").write_text(ICONS.lstrip(), "utf-8")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "ASSETPIPE_")) and k != "CI"
-    }
-    env["ASSETPIPE_TODAY"] = PINNED_TODAY
-    env["ASSETPIPE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    done = subprocess.run(
-        [*ASSETPIPE, "build", "--provider", "preview", "-q", "--project", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    return root / "output" / INDEX
+    output = preview_build(root, {"icons.yaml": ICONS}, tmp_path_factory.mktemp("state"))
+    return output / INDEX
 
 
 @pytest.fixture(scope="module")
