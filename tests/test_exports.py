@@ -93,7 +93,7 @@ def test_unknown_format_is_an_error_at_its_line_with_a_did_you_mean(project, run
     assert "assetpipe.yaml:3" in result.err
     assert "unknown export format 'galery'" in result.err
     assert "did you mean 'gallery'?" in result.err
-    assert "known formats: csharp, gallery, gdscript, json, typescript" in result.err
+    assert "known formats: contact-sheet, csharp, gallery, gdscript, json, typescript" in result.err
 
 
 def test_an_unknown_option_is_an_error_at_its_line(project, run):

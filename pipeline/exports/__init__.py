@@ -7,6 +7,8 @@
 - :mod:`~pipeline.exports.config`: ``exports:`` in ``assetpipe.yaml``, validated;
 - :mod:`~pipeline.exports.writing`: running them, writing only files that changed;
 - :mod:`~pipeline.exports.gallery`: the gallery page, the first exporter;
+- :mod:`~pipeline.exports.contact_sheet` (drawn by :mod:`~pipeline.exports.contact_drawing`):
+  every delivered image as one labelled PNG grid;
 - :mod:`~pipeline.exports.indexing` and :mod:`~pipeline.exports.identifiers`: what the
   asset indexes list and how ids become names, shared by
   :mod:`~pipeline.exports.typescript`, :mod:`~pipeline.exports.csharp`,

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pipeline.exports.base import Exporter
+from pipeline.exports.contact_sheet import ContactSheetExporter
 from pipeline.exports.csharp import CSharpIndex
 from pipeline.exports.gallery import GalleryExporter
 from pipeline.exports.gdscript import GdscriptIndex
@@ -36,6 +37,7 @@ BUILTIN: tuple[Any, ...] = (
     CSharpIndex,
     GdscriptIndex,
     JsonIndex,
+    ContactSheetExporter,
 )
 
 DEFAULT_ON: tuple[str, ...] = ("gallery",)
