@@ -187,3 +187,70 @@ def test_an_index_is_written_through_no_link(project, run, tmp_path: Path) -> No
     assert result.code != 0
     assert "symbolic link" in result.err
     assert list(outside.iterdir()) == []
+
+
+SHEET_SPEC = """\
+defaults: {size: 1024x1024, quality: low}
+assets:
+  - {id: sword, prompt: a sword}
+  - {id: shield, prompt: a shield}
+sheets:
+  - id: atlas
+    assets: ["*"]
+    frame_size: 32x32
+    atlas: [ATLAS]
+"""
+
+
+@pytest.mark.parametrize("atlas", ["phaser", "texturepacker-array", "pixi"])
+def test_a_sheet_frames_are_indexed_from_whichever_json_atlas_it_writes(
+    project, run, atlas: str
+) -> None:
+    """A sheet that writes no TexturePacker "hash" atlas still has its frames in the
+    index, at the rectangles of the atlas it does write."""
+    project.gen(
+        {
+            "specs/icons.yaml": SHEET_SPEC.replace("ATLAS", atlas),
+            "assetpipe.yaml": "exports:\n  - {format: json, path: assets.json}\n",
+        }
+    )
+    done = run("build", "--provider", "preview")
+    assert done.code == 0, done.err
+    assert "frames are not in the index" not in done.err
+    index = json.loads((project / "assets.json").read_text("utf-8"))
+    frames = {i["id"]: i for i in index["assets"].values() if i["kind"] == "frame"}
+    assert sorted(frames) == ["icons/atlas/shield", "icons/atlas/sword"]
+    written = sorted((project / "output/icons").glob("atlas*.json"))
+    (atlas_file,) = [p for p in written if "anims" not in p.name]
+    doc = json.loads(atlas_file.read_bytes())
+    listed = doc["textures"][0]["frames"] if "textures" in doc else doc["frames"]
+    rects = (
+        {name: f["frame"] for name, f in listed.items()}
+        if isinstance(listed, dict)
+        else {f["filename"]: f["frame"] for f in listed}
+    )
+    for name, rect in rects.items():
+        item = frames[f"icons/atlas/{name.rsplit('.', 1)[0]}"]
+        assert (item["x"], item["y"], item["width"], item["height"]) == (
+            rect["x"],
+            rect["y"],
+            rect["w"],
+            rect["h"],
+        )
+
+
+def test_a_sheet_with_only_a_godot_atlas_is_indexed_without_frames(project, run) -> None:
+    """A ``.tres`` is not read for frames: the sheet is listed, its frames are not, and
+    the build says so once."""
+    project.gen(
+        {
+            "specs/icons.yaml": SHEET_SPEC.replace("ATLAS", "godot"),
+            "assetpipe.yaml": "exports:\n  - {format: json, path: assets.json}\n",
+        }
+    )
+    done = run("build", "--provider", "preview")
+    assert done.code == 0, done.err
+    assert done.err.count("writes no JSON atlas") == 1, done.err
+    index = json.loads((project / "assets.json").read_text("utf-8"))
+    kinds = sorted(i["kind"] for i in index["assets"].values())
+    assert "frame" not in kinds and "sheet" in kinds

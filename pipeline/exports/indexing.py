@@ -3,9 +3,9 @@
 An index lists every delivered file of the manifest (asset, variant, rendition, pick,
 sheet) and every frame of every sheet, each under its id, with its path, size, format,
 tags and sha256. Tags are not in the manifest: they come from the plan's job of the same
-id. A frame's rectangle comes from the sheet's TexturePacker "hash" atlas, read through
-the output tree and checked against the sha256 the manifest recorded for it, since both
-the atlas and the manifest are untrusted.
+id. A frame's rectangle comes from the sheet's JSON atlas (whichever JSON format the sheet
+writes), read through the output tree and checked against the sha256 the manifest
+recorded for it, since both the atlas and the manifest are untrusted.
 
 Each language module says only how its file is spelt (:meth:`IndexExporter.text`); the
 items, their order and their names are decided here, once, so the four files list the
@@ -100,11 +100,13 @@ def items(entries: Sequence[ManifestEntry], plan: ExportPlan) -> list[Item]:
 def _frames(
     sheet: Item, entry: ManifestEntry, job: Job | None, jobs: Mapping[str, Job], plan: ExportPlan
 ) -> Iterator[Item]:
-    """The frames of a delivered sheet, from its TexturePacker "hash" atlas."""
+    """The frames of a delivered sheet, from its JSON atlas."""
     atlas = _atlas_path(entry, job)
     if atlas is None:
         log.warning(
-            "sheet %s writes no %s atlas: its frames are not in the index", entry.job, DEFAULT_ATLAS
+            "sheet %s writes no JSON atlas (%s): its frames are not in the index",
+            entry.job,
+            ", ".join(JSON_ATLASES),
         )
         return
     recorded = {c.path: c.sha256 for c in entry.companions or ()}
@@ -138,11 +140,17 @@ def _frames(
         )
 
 
+JSON_ATLASES = (DEFAULT_ATLAS, "pixi", "texturepacker-array", "phaser")
+"""The atlas formats a frame's rectangle can be read from, in the order they are tried
+(a Godot ``.tres`` is not JSON: a sheet that writes only that is indexed without frames)."""
+
+
 def _atlas_path(entry: ManifestEntry, job: Job | None) -> str | None:
-    """The sheet's "hash" atlas: the plan says which companion it is; without the job, the
-    companion beside the sheet with its name and ``.json``."""
+    """The sheet's first JSON atlas: the plan says which companions it writes; without the
+    job, the companion beside the sheet with its name and ``.json``."""
     if isinstance(job, SheetJob):
-        return next((path for name, path in job.atlases if name == DEFAULT_ATLAS), None)
+        written = dict(job.atlases)
+        return next((written[name] for name in JSON_ATLASES if name in written), None)
     expected = str(PurePosixPath(entry.path).with_suffix(".json"))
     return next((c.path for c in entry.companions or () if c.path == expected), None)
 

@@ -96,24 +96,33 @@ class AtlasLayoutError(ValueError):
     """Stored atlas JSON that is not a sheet's layout (a damaged or planted cache record)."""
 
 
-def layout_of(hash_json: bytes, order: Sequence[str] | None = None) -> AtlasLayout:
-    """The layout a TexturePacker "hash" atlas describes, checked field by field: it comes
-    from the cache, which is untrusted. The hash keeps frames by name (sorted), so the
+def layout_of(atlas_json: bytes, order: Sequence[str] | None = None) -> AtlasLayout:
+    """The layout a JSON atlas describes, checked field by field: it comes from the cache
+    or the output folder, both untrusted. Every JSON form assetpipe writes is read: frames
+    keyed by name (TexturePacker "hash", PixiJS), listed with a ``filename`` (TexturePacker
+    "array"), or under Phaser's one texture. A hash keeps frames by name (sorted), so the
     sheet's frame order is given as ``order``, which must name exactly its frames."""
     try:
-        doc = json.loads(hash_json)
-        meta, frames = doc["meta"], doc["frames"]
-        size = meta["size"]
+        doc = json.loads(atlas_json)
+        meta = doc["meta"]
+        texture = doc["textures"][0] if "textures" in doc else meta
+        frames = doc["textures"][0]["frames"] if "textures" in doc else doc["frames"]
+        named = (
+            frames.items()
+            if isinstance(frames, dict)
+            else ((f["filename"], f) for f in frames if isinstance(f, dict))
+        )
+        size = texture["size"]
         layout = AtlasLayout(
             frames=tuple(
                 AtlasFrame(name, *(_int(f["frame"][k]) for k in ("x", "y", "w", "h")))
-                for name, f in frames.items()
+                for name, f in named
             ),
             width=_int(size["w"]),
             height=_int(size["h"]),
-            image=str(meta["image"]),
+            image=str(texture["image"]),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise AtlasLayoutError(f"not a sheet's atlas: {exc}") from None
     if not all(isinstance(f.name, str) for f in layout.frames):
         raise AtlasLayoutError("not a sheet's atlas: a frame name is not text")
