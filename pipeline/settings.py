@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 from pipeline.catalog import Catalog
 from pipeline.errors import Location, SpecError, UsageError, did_you_mean, shortened
 from pipeline.exports import ConfiguredExport, configured_exports
-from pipeline.jobs.shards import PacingNote
+from pipeline.jobs.shards import PacingNote, SharedLimit
 from pipeline.postprocess.c2pa_config import load_signing
 from pipeline.postprocess.c2pa_sign import Signing
 from pipeline.providers import registry
@@ -223,6 +223,8 @@ class Settings:
     """``n`` of ``--shard i/n`` (1: not sharded)."""
     shard_share: float | None = None
     """This shard's part of the build's paid jobs: its part of a shared limit."""
+    shared_limit: SharedLimit | None = None
+    """Every shard's paid jobs and this shard's place: the turns the shards take."""
     review_partial_images: int = 1
     """Previews streamed while a reroll from the review page is made (0: none)."""
 
@@ -236,7 +238,8 @@ class Settings:
         """What the progress line and ``build --json`` say about a shared limit."""
         if self.shards == 1:
             return None
-        return PacingNote(self.images_per_minute, self.limit_sharers, self.shard_share)
+        turns = self.shared_limit is not None and self.limit_sharers > 1
+        return PacingNote(self.images_per_minute, self.limit_sharers, self.shard_share, turns)
 
     @property
     def provider_entry(self) -> registry.ProviderEntry:

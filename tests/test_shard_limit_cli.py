@@ -17,6 +17,9 @@ assets:
 """
 
 
+TURNS = "in turns on a shared clock (taking over the turns of shards that stop)"
+
+
 def owner(run) -> str:
     """The shard of 3 that owns the one job."""
     for i in (1, 2, 3):
@@ -32,7 +35,8 @@ def test_a_given_limit_is_split_by_each_shards_part_of_the_paid_jobs(
 ):
     """ASSETPIPE_IMAGES_PER_MINUTE=120 on shard i/3 of six jobs: each shard paces at its
     part of the 120 by its part of the paid jobs (so shards of unequal size finish
-    together), and the progress line and build --json say so."""
+    together), in turns on a clock the shards share, and the progress line and build
+    --json say so."""
     project.gen({"specs/set.yaml": many(6)})
     counts = {}
     for i in (1, 2, 3):
@@ -44,7 +48,7 @@ def test_a_given_limit_is_split_by_each_shards_part_of_the_paid_jobs(
     paced = 120 * counts[shard] / 6
     expected = (
         f"pacing at {paced:g} images/min: 120 shared by 3 shards, "
-        f"by its {counts[shard] / 6:.0%} of the paid jobs"
+        f"by its {counts[shard] / 6:.0%} of the paid jobs, {TURNS}"
     )
     monkeypatch.setenv("ASSETPIPE_IMAGES_PER_MINUTE", "120")
     result = run("build", "--provider", "openai", "--shard", f"{shard}/3", "--json")
@@ -54,6 +58,7 @@ def test_a_given_limit_is_split_by_each_shards_part_of_the_paid_jobs(
         "limit": 120.0,
         "shared_by": 3,
         "share": round(counts[shard] / 6, 4),
+        "turns": True,
         "line": expected,
     }
     api.reset_counters()
@@ -113,3 +118,17 @@ def test_a_bad_limit_scope_is_a_usage_error(project, run, monkeypatch):
 def test_the_pacing_line(given, sharers, line):
     """What the progress line says, for a given or learned limit, shared or not."""
     assert PacingNote(given, sharers).line() == line
+
+
+@pytest.mark.parametrize(
+    ("given", "sharers", "line"),
+    [
+        (120.0, 3, f"pacing at 40 images/min: 120 shared by 3 shards, {TURNS}"),
+        (None, 3, f"pacing at the limit the API's answers advertise, shared by 3 shards, {TURNS}"),
+        (50.0, 1, "pacing at 50 images/min: this shard's own limit"),
+    ],
+)
+def test_the_pacing_line_says_the_shards_take_turns(given, sharers, line):
+    """Shards that know their place among the others take turns, and say so (never a
+    shard whose limit is its own)."""
+    assert PacingNote(given, sharers, turns=True).line() == line

@@ -119,6 +119,7 @@ def direct_route(
             settings.requests_per_minute,
             sharers=settings.limit_sharers,
             share=settings.shard_share,
+            shared=settings.shared_limit,
         ),
         RetryPolicy(max_attempts=settings.max_attempts),
         concurrency=settings.concurrency,

@@ -25,7 +25,7 @@ from pipeline.exports import reserved_paths
 from pipeline.exports.collisions import identifier_errors, reserved_path_errors
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs import Plan, select
-from pipeline.jobs.shards import Shard, paid_share, shard_plan
+from pipeline.jobs.shards import Shard, paid_share, shard_plan, shared_limit
 from pipeline.providers import registry
 from pipeline.reads import note_read
 from pipeline.settings import Settings, echo, resolve_settings
@@ -217,7 +217,10 @@ def open_workspace(
         selected = shard_plan(selected, req.shard)
         # The shards share the rate limits, each by its part of the paid jobs.
         settings = replace(
-            settings, shards=req.shard.count, shard_share=paid_share(selected, whole)
+            settings,
+            shards=req.shard.count,
+            shard_share=paid_share(selected, whole),
+            shared_limit=shared_limit(whole, req.shard),
         )
     return Workspace(
         settings=settings,

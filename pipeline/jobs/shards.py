@@ -127,6 +127,8 @@ class PacingNote:
     share: float | None = None
     """This shard's part of the build's paid jobs, which is its part of the limit (None:
     an even ``1 / sharers``)."""
+    turns: bool = False
+    """Whether the shards take turns on a clock they share (see ``pipeline.runner.turns``)."""
 
     @property
     def portion(self) -> float:
@@ -147,14 +149,19 @@ class PacingNote:
         given, paced = self.images_per_minute, self.paced_at
         if given is None or paced is None:
             whose = f"shared by {self.sharers} shards" if self.sharers > 1 else "this shard's own"
-            return f"pacing at the limit the API's answers advertise, {whose}"
+            return f"pacing at the limit the API's answers advertise, {whose}{self._how()}"
         if self.sharers == 1:
             return f"pacing at {_number(given)} images/min: this shard's own limit"
         by = "" if not self.share else f", by its {self.portion:.0%} of the paid jobs"
         return (
             f"pacing at {_number(paced)} images/min: {_number(given)} shared by "
-            f"{self.sharers} shards{by}"
+            f"{self.sharers} shards{by}{self._how()}"
         )
+
+    def _how(self) -> str:
+        if not self.turns or self.sharers == 1:
+            return ""
+        return ", in turns on a shared clock (taking over the turns of shards that stop)"
 
     def summary(self) -> dict[str, float | int | str | None]:
         """The same for ``build --json``."""
@@ -163,6 +170,7 @@ class PacingNote:
             "limit": self.images_per_minute,
             "shared_by": self.sharers,
             "share": round(self.portion, 4),
+            "turns": self.turns and self.sharers > 1,
             "line": self.line(),
         }
 
@@ -180,3 +188,30 @@ def paid_share(selected: Plan, full: Plan) -> float | None:
     if total == 0:
         return None
     return sum(1 for job in selected.jobs if job.is_api) / total
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLimit:
+    """How the shards of one build share a rate limit: which one this is, and every
+    shard's weight (its paid jobs), so that every shard lays out the same turns."""
+
+    index: int
+    """This shard, counted from 1."""
+    weights: tuple[int, ...]
+    """Every shard's paid jobs, shard 1 first."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= len(self.weights):
+            raise ValueError(f"shard {self.index} of {len(self.weights)}")
+        if any(weight < 0 for weight in self.weights):
+            raise ValueError("a shard's weight is its paid jobs, never negative")
+
+
+def shared_limit(full: Plan, shard: Shard) -> SharedLimit:
+    """Every shard's paid jobs in ``full`` (the plan before sharding), with ``shard``'s
+    place among them: the same on every machine, from the same specs."""
+    weights = [0] * shard.count
+    for chain in chains(full.jobs):
+        owner = shard_index(anchor(chain), shard.count)
+        weights[owner - 1] += sum(1 for job in chain if job.is_api)
+    return SharedLimit(shard.index, tuple(weights))

@@ -31,10 +31,14 @@ a non-finite or negative one is ignored, and no single sleep of ``acquire`` is l
 hostile or broken server can slow a build but never freeze it.
 
 The limits are the organisation's, and the shards of a CI build spend them together. A
-limiter told it is one of ``sharers`` (``--shard i/n``) paces at its ``share`` of the
-limit, configured or advertised, to begin with: its part of the build's paid jobs, so
-shards of unequal size finish together (``1 / sharers`` when that is not known). The
-headers then say what is left: from each answer's ``remaining`` and ``reset``,
+limiter that knows its place among them (``shared``: every shard's paid jobs, the same on
+every machine) takes turns with the others on a grid of the wall clock, once the limit is
+known: it starts only in its own slots, and takes over the slots of shards whose turns go
+unspent (see :mod:`pipeline.runner.turns`); a 429 makes it give those back and wait for
+the reset, never slow down. A limiter told only that it is one of ``sharers`` paces at its
+``share`` of the limit, configured or advertised, to begin with: its part of the build's
+paid jobs, so shards of unequal size finish together (``1 / sharers`` when that is not
+known). The headers then say what is left: from each answer's ``remaining`` and ``reset``,
 :class:`~pipeline.runner.pace.Sharing` measures what the others spend, and every
 :data:`~pipeline.runner.pace.SHARE_EVERY_S` the portion moves halfway to what they leave
 (never below its share), so the shards still running take over the share of one that
@@ -51,6 +55,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from pipeline.jobs import RateLimitInfo
+from pipeline.jobs.shards import SharedLimit
 from pipeline.runner.pace import (
     BACKOFF,
     PACE,
@@ -63,6 +68,7 @@ from pipeline.runner.pace import (
     Sharing,
 )
 from pipeline.runner.retry import MAX_RETRY_AFTER_S
+from pipeline.runner.turns import Slot, Turns
 
 __all__ = ["BACKOFF", "PACE", "SETTLE", "STEP", "WINDOW_S", "RateLimiter"]
 
@@ -83,11 +89,24 @@ class RateLimiter:
         sleep: Sleep = asyncio.sleep,
         sharers: int = 1,
         share: float | None = None,
+        shared: SharedLimit | None = None,
+        wall: Clock = time.time,
     ):
         self.clock = clock
         self.sleep = sleep
+        self.wall = wall
+        """The wall clock the shards' turns are laid on (NTP keeps it alike on every
+        machine); ``clock`` times everything else."""
         self.sharers = max(1, sharers)
         """How many processes spend the same limits (the shards of one organisation)."""
+        self.turns = (
+            Turns(shared.index - 1, shared.weights)
+            if shared is not None and self.sharers > 1 and len(shared.weights) == self.sharers
+            else None
+        )
+        """This shard's turns on the grid the shards share (None: it paces on its own)."""
+        if self.turns is not None and share is None:
+            share = self.turns.portion
         self.fair = min(1.0, share) if share and self.sharers > 1 else 1 / self.sharers
         """This process's fair part of the limits: its part of the build's paid jobs when
         known (so shards of unequal size finish together), else ``1 / sharers``."""
@@ -116,11 +135,23 @@ class RateLimiter:
         (the clock when it starts) for :meth:`observe` and :meth:`throttle`."""
         async with self._lock:
             paced = False
+            slept_for: Slot | None = None
             while True:
                 now = self.clock()
                 if now < self.hold_until:
                     await self.sleep(min(self.hold_until - now, MAX_RETRY_AFTER_S))
+                    slept_for = None
                     continue
+                rate = self._turns_rate()
+                if self.turns is not None and rate is not None:
+                    slot = self.turns.next_slot(self.wall(), rate)
+                    wait = max(slot.at - self.wall(), self.requests.wait(now))
+                    if wait > 0 and slot != slept_for:
+                        slept_for = slot  # one sleep for a slot, however the clock wakes
+                        await self.sleep(min(wait, MAX_RETRY_AFTER_S))
+                        continue
+                    self.turns.take(slot, rate, images)
+                    return self._start(now, images)
                 wait = max(self.images.wait(now, images), self.requests.wait(now))
                 if self.sharers > 1 and self.images.rate is None:
                     wait = max(wait, self.images.last_at + WINDOW_S - now)  # probe, unknown
@@ -128,10 +159,13 @@ class RateLimiter:
                     paced = True  # one sleep for the pace, however long it asks
                     await self.sleep(min(wait, MAX_RETRY_AFTER_S))
                     continue  # a 429 may have come meanwhile: look at the hold again
-                self.images.take(now, images)
-                self.requests.take(now)
-                self.sharing.started(now, images)
-                return now
+                return self._start(now, images)
+
+    def _start(self, now: float, images: int) -> float:
+        self.images.take(now, images)
+        self.requests.take(now)
+        self.sharing.started(now, images)
+        return now
 
     def observe(self, info: RateLimitInfo | None, started: float | None = None) -> None:
         """A success: learn the advertised limits, respect a spent window, and step back
@@ -143,7 +177,7 @@ class RateLimiter:
                 self._hold_from(sent, info.reset_images_s)
             elif info.remaining_requests == 0 and info.reset_requests_s is not None:
                 self._hold_from(sent, info.reset_requests_s)
-            elif started is not None:
+            elif started is not None and self.turns is None:
                 self._fit_what_is_left(info, started)
             self._heard(info, started, admitted=True)
         if started is None or started > self._reacted_at:
@@ -160,6 +194,9 @@ class RateLimiter:
             self._learn(info)
             self._heard(info, started, admitted=False)
         self.hold(retry_after_s if retry_after_s is not None else _reset(info) or WINDOW_S)
+        if self.turns is not None and self.turns.stopped:
+            self.turns.give_back()  # a shard it took over may be back: its own turns only
+            self._apportion(self.turns.portion)
         if started is not None and started <= self._reacted_at:
             return  # the same burst: already taken into account
         now = self.clock()
@@ -210,6 +247,9 @@ class RateLimiter:
         if self.sharers == 1 or started is None or started < self._paced_since:
             return  # an unpaced burst's answers mix this process's starts with the others'
         now = self.clock()
+        if self.turns is not None:
+            self._heard_turn(info, now, started, admitted)
+            return
         self.sharing.heard(
             now,
             started,
@@ -228,6 +268,36 @@ class RateLimiter:
             self._apportion(min(1.0, portion + fair))
         else:
             self._apportion(max(fair, portion - SHARE_GAIN * (portion - fair)))
+
+    def _heard_turn(self, info: RateLimitInfo, now: float, started: float, admitted: bool) -> None:
+        """Whether the slots before this start in its window were spent by their owners;
+        take over (or give back) the turns of shards that stopped (or came back)."""
+        rate = self._turns_rate()
+        per_minute, remaining, reset = (
+            info.limit_images,
+            info.remaining_images,
+            info.reset_images_s,
+        )
+        if self.turns is None or rate is None or not per_minute or remaining is None:
+            return
+        if reset is None or not 0 <= reset <= WINDOW_S:
+            return  # not a short window's answer: it says nothing of the others' turns
+        capacity = math.ceil(per_minute / 60 * WINDOW_S - 1e-9)
+        if remaining > capacity:
+            return
+        wall = started + (self.wall() - now)
+        before = self.turns.portion
+        self.turns.heard(now, wall, rate, capacity, remaining, reset, WINDOW_S, admitted)
+        if self.turns.portion != before:
+            self._apportion(self.turns.portion)
+
+    def _turns_rate(self) -> float | None:
+        """The organisation's limit per second that the turns are laid at (no margin
+        under it: the slots sit mid-window instead), once known."""
+        whole = self.images.whole
+        if self.turns is None or whole is None:
+            return None
+        return round(whole / PACE * 60, 6) / 60
 
     def _apportion(self, portion: float) -> None:
         self.images.apportion(portion)
