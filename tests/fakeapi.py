@@ -903,13 +903,15 @@ class FakeImagesAPI:
       "script", "onload", "external_href", "billion_laughs" or "huge" (a 50 MB body);
       None (the default): a plain icon. GIF answers have ``frame_count`` frames.
 
-    Streamed answers (``stream: true``), set as attributes:
+    Streamed answers (``stream: true``, a JSON generation or a multipart edit): server-sent
+    ``image_generation.*`` or ``image_edit.*`` events, set as attributes:
     - ``stream_hold``: a ``threading.Event``; the partials are sent, then the completed
       event waits until it is set (or the fake stops), so a test sees the partials while
       the image is still "being made", however fast the machine.
-    - ``stream_hostile``: "not_image" (each partial's bytes are HTML, not an image) or
-      "huge_event" (one event ``bomb_bytes`` long that never ends) or "error_event" (the
-      stream reports an error instead of an image); None: honest.
+    - ``stream_hostile``: "not_image" (each partial's bytes are HTML, not an image),
+      "huge_event" (one event ``bomb_bytes`` long that never ends), "error_event" (the
+      stream reports an error instead of an image) or "not_json" (a partial whose data is
+      not JSON); None: honest. Each hostile event is of the endpoint's own family.
 
     Records and counters: ``requests`` (list of RequestRecord), ``billed_images``,
     ``status_counts`` (Counter of HTTP status, or DROPPED), ``peak_in_flight``, ``in_flight``,
@@ -1211,9 +1213,11 @@ class FakeImagesAPI:
             handler.send_header(name, value)
         handler.end_headers()
         hold, hostile = self.stream_hold, self.stream_hostile
+        events = reply.body["events"]
+        family = events[-1]["type"].split(".", 1)[0]  # image_generation or image_edit
         with contextlib.suppress(OSError):
             if hostile == "huge_event":  # never ended: the client must stop reading
-                head = 'event: image_generation.partial_image\ndata: {"b64_json":"'
+                head = f'event: {family}.partial_image\ndata: {{"b64_json":"'
                 handler.wfile.write(head.encode())
                 for _ in range(0, self.bomb_bytes, 64 * 1024):
                     handler.wfile.write(b"A" * 64 * 1024)
@@ -1223,7 +1227,11 @@ class FakeImagesAPI:
                 data = json.dumps({"type": "error", "error": error})
                 handler.wfile.write(f"event: error\ndata: {data}\n\n".encode())
                 return
-            for event in reply.body["events"]:
+            if hostile == "not_json":  # an event whose data no JSON reader accepts
+                head = f"event: {family}.partial_image\ndata: <html>busy</html>\n\n"
+                handler.wfile.write(head.encode())
+                return
+            for event in events:
                 if event["type"].endswith(".completed") and hold is not None:
                     while not (hold.wait(0.05) or self._stopping.is_set()):
                         pass

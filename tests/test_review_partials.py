@@ -145,6 +145,56 @@ def test_the_page_shows_a_preview_while_the_reroll_is_made_and_the_cache_keeps_t
         assert image.size == (1024, 1024)
 
 
+def test_a_reroll_of_an_edit_shows_a_preview_and_caches_only_the_final(paid, api):
+    """chars/hero-winter is an edit of chars/hero: its reroll streams too. A preview card
+    appears in its group while the fake holds the final image; the request was the
+    multipart edit (hero's delivered image uploaded) with stream and 2 partials; once
+    the image lands the preview is gone, one image was billed, and the cache has one new
+    blob, the delivered edit. A plain build afterwards finds it up to date, so the
+    streamed edit was cached under the key an unstreamed one has."""
+    need_browser()
+    group = '.group[data-name="chars/hero-winter"]'
+    before = blobs(paid.root)
+    billed = api.billed_images
+    api.stream_hold = threading.Event()
+    with (
+        launched() as browser,
+        watched_tab(browser, 900) as page,
+        serving(paid.root, provider="openai") as server,
+        released(api.stream_hold),
+    ):
+        page.goto(server.url)
+        page.click(f"{group} button.reroll")
+        page.locator("#confirm").wait_for(state="visible")
+        assert "with 2 preview(s) shown while it is made" in page.inner_text("#confirm-text")
+        page.click("#confirm-yes")
+        page.wait_for_function("() => Number(document.body.dataset.partialsShown || '0') >= 1")
+        preview = page.locator(f"{group} .card.partial")
+        assert preview.count() == 1
+        assert preview.get_attribute("data-for") == "chars/hero-winter#2"
+        assert page.locator(f"{HERO} .card.partial").count() == 0
+        shown = page.evaluate(f"document.querySelector('{group} .card.partial img').naturalWidth")
+        assert shown == 1024
+
+        api.stream_hold.set()  # the edit is made: the completed event goes out
+        page.wait_for_selector('.card[data-ref="chars/hero-winter#2"]')
+        page.wait_for_selector(".card.partial", state="detached")
+        wait_until(lambda: server.tasks.current.state == "done", "the reroll to finish")
+    assert api.billed_images == billed + 1
+    streamed = api.requests[-1]
+    assert streamed.endpoint == "edits"
+    assert (streamed.fields["stream"], streamed.fields["partial_images"]) == ("true", "2")
+    hero = (paid / "output/chars/hero.png").read_bytes()
+    assert streamed.image_sha256 == [hashlib.sha256(hero).hexdigest()]
+    new = {name: data for name, data in blobs(paid.root).items() if name not in before}
+    final = (paid / "output/chars/hero-winter.v2.png").read_bytes()
+    assert list(new) == [hashlib.sha256(final).hexdigest()]
+    again = cli(paid.root, "build", "--provider", "openai", "--json")
+    assert again.returncode == 0, again.stderr
+    assert "generated" not in json.loads(again.stdout)["counts"]
+    assert api.billed_images == billed + 1
+
+
 def test_state_reports_the_latest_preview_and_keeps_it_after_the_build(paid, api):
     """Without a page: /api/state names the preview's job, index and number; the bytes
     are served as PNG; after the build ends the same preview is still reported, and a

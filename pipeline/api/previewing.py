@@ -3,8 +3,11 @@
 A reroll from the page passes ``--partials-fd N``; its build then makes each image with
 :class:`PreviewingProvider`, which asks the provider underneath for
 ``review.partial_images`` previews (when it can stream) and writes them to the pipe
-(:mod:`~pipeline.api.partials`). What it returns is the provider's final image alone, so
-the cache and the output tree hold exactly what they would without previews.
+(:mod:`~pipeline.api.partials`). Every image the build pays for is asked for this way, a
+generation or an edit alike: which of them can stream (not an SVG or a GIF) is the
+provider's to know. What it returns is the provider's final image alone, and the request
+it passes on is the one the cache key was made from, so the cache and the output tree
+hold exactly what they would without previews.
 """
 
 from __future__ import annotations

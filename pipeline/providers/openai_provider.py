@@ -35,7 +35,7 @@ from pipeline.providers.openai_http import (
 )
 from pipeline.providers.openai_request import EDIT_PARAMS, GENERATE_PARAMS, svg_param
 from pipeline.providers.openai_sse import EventTooLarge
-from pipeline.providers.openai_stream import streamed_result
+from pipeline.providers.openai_stream import EVENT_FAMILIES, STREAMED_FORMATS, streamed_result
 from pipeline.providers.openai_wire import (
     ID_CHARS,
     MAX_IMAGE_BYTES,
@@ -143,25 +143,28 @@ class OpenAIProvider:
         at most ``partial_images`` (1-3) previews while the image is made, and the final
         image is returned as :meth:`generate` returns it. Partials are only shown: each is
         measured before it is decoded, and nothing but the final image leaves as a result.
-        Only a generation in png, webp or jpeg streams (an SVG or a GIF cannot, and edits
-        are not streamed yet): anything else is sent as :meth:`generate` sends it."""
+        A generation or an edit streams when its format can (png, webp, jpeg); an SVG or
+        a GIF cannot, and is sent as :meth:`generate` sends it.
+
+        ``stream`` and ``partial_images`` go to the SDK call alone, never into
+        ``request.params``: those are what the cache key is made of, so an image made
+        streamed is cached under the key it would have had unstreamed."""
         params = dict(request.params)
-        if request.endpoint != "generate" or params.get("output_format", "png") not in (
-            "png",
-            "webp",
-            "jpeg",
-        ):
+        if params.get("output_format", "png") not in STREAMED_FORMATS:
             return await self.generate(request)
-        kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-        kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
-        kwargs.update(stream=True, partial_images=max(1, min(3, partial_images)))
+        count = max(1, min(3, partial_images))
+        kwargs = _call_kwargs(request, params)
+        kwargs.update(stream=True, partial_images=count)
+        images = self.client.images
+        call = images.edit if request.endpoint == "edit" else images.generate
         try:
             async with sdk_call(self.deadline_s, self.redact, self._late(), too_large=True):
-                stream = await self.client.images.generate(**kwargs)
+                stream = await call(**kwargs)
                 async with stream:  # closed however it ends: the final image comes first
                     return await streamed_result(
                         stream,
-                        partial_images=kwargs["partial_images"],
+                        family=EVENT_FAMILIES[request.endpoint],
+                        partial_images=count,
                         on_partial=on_partial,
                         default_format=str(params.get("output_format", "png")),
                         redact=self.redact,
@@ -188,19 +191,27 @@ class OpenAIProvider:
         )
 
     async def _send(self, request: ImageRequest, params: Mapping[str, Any]) -> Any:
-        kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-        if request.endpoint == "edit":
-            images = [_file(i) for i in request.images]
-            kwargs["image"] = images if len(images) > 1 else images[0]
-            if request.mask is not None:
-                kwargs["mask"] = _file(request.mask)
-            if request.markup is not None:
-                kwargs["markup"] = _file(request.markup)
-            kwargs.update({k: params[k] for k in EDIT_PARAMS if k in params})
-            kwargs.update(svg_param(params))
-            if "moderation" in params:  # not in the SDK's multipart signature
-                kwargs["extra_body"] = {"moderation": params["moderation"]}
-            return await self.client.images.with_raw_response.edit(**kwargs)
-        kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
+        images = self.client.images.with_raw_response
+        call = images.edit if request.endpoint == "edit" else images.generate
+        return await call(**_call_kwargs(request, params))
+
+
+def _call_kwargs(request: ImageRequest, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The SDK call's keywords for ``request`` (an edit's files, its parameters), one
+    place for the plain and the streamed call so both send the same request."""
+    kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if request.endpoint == "edit":
+        images = [_file(i) for i in request.images]
+        kwargs["image"] = images if len(images) > 1 else images[0]
+        if request.mask is not None:
+            kwargs["mask"] = _file(request.mask)
+        if request.markup is not None:
+            kwargs["markup"] = _file(request.markup)
+        kwargs.update({k: params[k] for k in EDIT_PARAMS if k in params})
         kwargs.update(svg_param(params))
-        return await self.client.images.with_raw_response.generate(**kwargs)
+        if "moderation" in params:  # not in the SDK's multipart signature
+            kwargs["extra_body"] = {"moderation": params["moderation"]}
+        return kwargs
+    kwargs.update({k: params[k] for k in GENERATE_PARAMS if k in params})
+    kwargs.update(svg_param(params))
+    return kwargs

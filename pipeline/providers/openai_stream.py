@@ -1,5 +1,9 @@
 """A streamed Images answer (``stream: true``): partial previews, then the final image.
 
+Generations and edits stream the same events under two names (``image_generation.*``
+and ``image_edit.*``, with the same fields), so one reader serves both: it is told which
+family to expect, and an event of the other family is not one of its answer's.
+
 Every event is untrusted like any answer: a partial's base64 is measured before it is
 decoded, at most the partials asked for are passed on (more is a ``bad_response``), and
 the completed event is read by the same code as a plain answer
@@ -22,23 +26,31 @@ from pipeline.providers.redaction import Redactor
 MAX_PARTIAL_BYTES = 16 * 1024 * 1024
 """Largest decoded partial passed on: a preview of the largest native size, compressed."""
 
+EVENT_FAMILIES = {"generate": "image_generation", "edit": "image_edit"}
+"""The prefix of the events a streamed call sends, by job kind."""
+
+STREAMED_FORMATS = frozenset({"png", "webp", "jpeg"})
+"""The formats the API streams: an SVG or a GIF can only be sent whole."""
+
 
 async def streamed_result(
     events: AsyncIterable[object],
     *,
+    family: str,
     partial_images: int,
     on_partial: Callable[[int, bytes], None],
     default_format: str,
     redact: Redactor,
     max_image_bytes: int,
 ) -> ImageResult:
-    """The final image of a stream of Images events; each partial's bytes go to
-    ``on_partial(index, data)`` as they arrive (a partial over the cap or not base64 is
-    skipped: a preview is not worth failing a paid image for)."""
+    """The final image of a stream of ``family`` events (``image_generation`` or
+    ``image_edit``); each partial's bytes go to ``on_partial(index, data)`` as they
+    arrive (a partial over the cap or not base64 is skipped: a preview is not worth
+    failing a paid image for). Events of other types are passed over."""
     seen = 0
     async for event in events:
         kind = field(event, "type")
-        if isinstance(kind, str) and kind.endswith(".partial_image"):
+        if kind == f"{family}.partial_image":
             seen += 1
             if seen > partial_images:
                 raise ProviderFailure(
@@ -49,7 +61,7 @@ async def streamed_result(
             if data is not None:
                 index = field(event, "partial_image_index")
                 on_partial(index if isinstance(index, int) and 0 <= index < 3 else seen - 1, data)
-        elif isinstance(kind, str) and kind.endswith(".completed"):
+        elif kind == f"{family}.completed":
             response = {
                 "data": [{"b64_json": field(event, "b64_json")}],
                 "usage": field(event, "usage"),
