@@ -10,6 +10,10 @@ as a whole process, from an empty ``.assetpipe/`` and ``output/``:
 - assemble: ``build --json``: every job ``cached``, no request to the fake; images per
   second over the whole process (target >= 200 images/s at 20 ms).
 
+Machine A draws with ``fake_distinct.py``, so every one of the 400 images has pixels of
+its own, as real answers do (the stock fake's 400 answers hold 32 pictures, which work
+memoised by pixels would decode only 32 times); ``--shared-pixels`` uses the stock fake.
+
 Before and after side by side in one run, alternating which goes first in each round: the
 pipeline of ``--before`` (default: ``git archive HEAD pipeline``) and of ``--after``
 (default: a copy of the working tree's ``pipeline/`` taken at the start, so edits made
@@ -39,14 +43,18 @@ from typing import Any
 
 from common import (
     _SNAPSHOT_LAUNCHER,
+    FAKE_API,
+    FAKE_DISTINCT,
     PYTHON,
     REPO,
     FakeServer,
     RunResult,
     clean_env,
+    compiled,
     make_project,
     matrix_spec,
     run,
+    snapshot,
     temp_dir,
     verdict,
 )
@@ -58,19 +66,6 @@ from s3servers import S3Server, run_seaweedfs
 PLAN_TARGET_S = 1.5
 ASSEMBLE_TARGET = 200.0
 JUDGED_DELAY = 0.02
-
-
-def snapshot(dest: Path, before: bool) -> Path:
-    """A fixed copy of ``pipeline/``: the last commit's, or the working tree's now."""
-    dest.mkdir(parents=True)
-    if before:
-        archive = subprocess.run(
-            ["git", "archive", "HEAD", "pipeline"], cwd=REPO, check=True, capture_output=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    else:
-        shutil.copytree(REPO / "pipeline", dest / "pipeline")
-    return dest
 
 
 def cli(src: Path, command: str, project: Path, *options: str, env: dict[str, str]) -> RunResult:
@@ -166,7 +161,7 @@ print(f"one at a time {{one[0]:.2f}} s ({{one[1]}} hits); {{LOOKUPS_IN_FLIGHT}} 
     return done.stdout.strip() or done.stderr.strip()[-500:]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--cols", type=int, default=20)
@@ -175,14 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, help="a folder holding the 'before' pipeline/")
     parser.add_argument("--after", type=Path, help="a folder holding the 'after' pipeline/")
     parser.add_argument("--skip-before", default="", help="delays at which 'before' is not run")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--shared-pixels", action="store_true", help="the stock fake: 32 pictures in all"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     jobs, grid = args.rows * args.cols, (args.rows, args.cols)
     delays = [float(d) for d in args.delays.split(",")]
     skip = {float(d) for d in args.skip_before.split(",") if d}
-    with temp_dir("far-bucket") as root, FakeServer(latency=0.0) as fake:
+    script = FAKE_API if args.shared_pixels else FAKE_DISTINCT
+    with temp_dir("far-bucket") as root, FakeServer(latency=0.0, script=script) as fake:
         sources = {
-            "before": args.before or snapshot(root / "before", before=True),
-            "after": args.after or snapshot(root / "after", before=False),
+            "before": compiled(args.before) if args.before else snapshot(root / "before", True),
+            "after": compiled(args.after) if args.after else snapshot(root / "after", False),
         }
         with run_seaweedfs(root / "weed") as server:
             url = server.url("bench")

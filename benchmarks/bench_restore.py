@@ -13,8 +13,10 @@ the restore, as (process CPU - no-op process CPU) / images, which takes out what
 build pays once (interpreter, imports, planning). The fake runs in its own process, so
 its CPU is not counted.
 
-``--heavy`` serves real-sized images (``fake_heavy.py``: ~2.5 MB noisy PNGs) instead of
-the stock fake's flat ~17 KB ones.
+The fake is ``fake_distinct.py``: flat ~17 KB PNGs whose pixels differ in every answer, as
+real answers' do (the stock fake's 400 answers hold 32 pictures, and work memoised by
+pixels would be done 32 times). ``--heavy`` serves real-sized images instead
+(``fake_heavy.py``: ~2.5 MB noisy PNGs, one noise per size and colour).
 
     .venv/bin/python benchmarks/bench_restore.py [--rows 20] [--cols 20] [--repeat 3] [--heavy]
 """
@@ -29,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from common import (
-    FAKE_API,
+    FAKE_DISTINCT,
     FAKE_HEAVY,
     FakeServer,
     RunResult,
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heavy", action="store_true", help="real-sized (~2.5 MB) PNGs")
     args = parser.parse_args(argv)
     jobs = args.rows * args.cols
-    script = FAKE_HEAVY if args.heavy else FAKE_API
+    script = FAKE_HEAVY if args.heavy else FAKE_DISTINCT
     with temp_dir("restore") as root, FakeServer(latency=0.0, script=script) as fake:
         project = make_project(
             root / "p",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,12 +32,13 @@ from typing import Any
 from common import (
     _SNAPSHOT_LAUNCHER,
     PYTHON,
-    REPO,
     FakeServer,
     RunResult,
+    compiled,
     make_project,
     matrix_spec,
     run,
+    snapshot,
     temp_dir,
     verdict,
 )
@@ -85,21 +85,6 @@ class ShardsRun:
             and self.lost == 0
             and self.exits == [0] * SHARDS
         )
-
-
-def snapshot(dest: Path, before: bool) -> Path:
-    """``pipeline/`` of the last commit (before) or of the working tree (after)."""
-    dest.mkdir(parents=True)
-    if before:
-        archive = subprocess.run(
-            ["git", "archive", "HEAD", "pipeline"], cwd=REPO, check=True, capture_output=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    else:
-        shutil.copytree(
-            REPO / "pipeline", dest / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-        )
-    return dest
 
 
 def build_shards(src: Path, machines: list[Path], env: dict[str, str]) -> list[RunResult]:
@@ -160,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=Path, help="a folder holding the 'after' pipeline/")
     args = parser.parse_args(argv)
     with temp_dir("shards") as root, tempfile.TemporaryDirectory() as snaps:
+        at = Path(snaps)
         trees = {
-            "before": args.before or snapshot(Path(snaps) / "before", before=True),
-            "after": args.after or snapshot(Path(snaps) / "after", before=False),
+            "before": compiled(args.before) if args.before else snapshot(at / "before", True),
+            "after": compiled(args.after) if args.after else snapshot(at / "after", False),
         }
         project = make_project(
             root / "project",

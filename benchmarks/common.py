@@ -8,6 +8,7 @@ to the local fake of the Images API (``tests/fakeapi.py``) started as a subproce
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import hashlib
 import json
@@ -33,6 +34,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 FAKE_API = REPO / "tests" / "fakeapi.py"
 FAKE_HEAVY = Path(__file__).resolve().parent / "fake_heavy.py"
+FAKE_DISTINCT = Path(__file__).resolve().parent / "fake_distinct.py"
 BENCH_KEY = "sk-bench"
 WARM_UP_COLOURS = 32
 """The fake picks an image's colour from sha256(prompt)[0] % 32 (``_PALETTE``)."""
@@ -56,8 +58,40 @@ getattr(pipeline.cli, "run", pipeline.cli.main)()  # run(): the installed comman
 """
 
 
+_COMPILED: set[Path] = set()
+
+
+def compiled(src: Path) -> Path:
+    """``src`` (a folder holding ``pipeline/``) with its bytecode written, as ``pip
+    install`` writes it: a benchmark times the tool as installed, not the compiling of
+    its sources, which a process redoes at every start where no ``__pycache__`` exists
+    (an editable install under ``PYTHONDONTWRITEBYTECODE``, or a fresh snapshot)."""
+    src = src.resolve()
+    if src not in _COMPILED:
+        compileall.compile_dir(src / "pipeline", quiet=1, workers=0)
+        _COMPILED.add(src)
+    return src
+
+
+def snapshot(dest: Path, before: bool) -> Path:
+    """A fixed, compiled copy of ``pipeline/`` at ``dest``: the last commit's (``before``)
+    or the working tree's as it is now, so edits made meanwhile do not leak in."""
+    dest.mkdir(parents=True)
+    if before:
+        archive = subprocess.run(
+            ["git", "archive", "HEAD", "pipeline"], cwd=REPO, check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    else:
+        shutil.copytree(
+            REPO / "pipeline", dest / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return compiled(dest)
+
+
 def assetpipe_cmd() -> list[str]:
-    """The command that runs the CLI: the venv's console script, else ``python -m``.
+    """The command that runs the CLI: the venv's console script, else ``python -m``; its
+    sources compiled first (:func:`compiled`).
 
     With ``ASSETPIPE_BENCH_SRC=DIR`` (a folder holding a ``pipeline/`` package, e.g. from
     ``git archive HEAD pipeline | tar -x -C DIR``) the CLI runs from that snapshot instead
@@ -65,7 +99,8 @@ def assetpipe_cmd() -> list[str]:
     """
     src = os.environ.get("ASSETPIPE_BENCH_SRC")
     if src:
-        return [PYTHON, "-c", _SNAPSHOT_LAUNCHER, str(Path(src).resolve())]
+        return [PYTHON, "-c", _SNAPSHOT_LAUNCHER, str(compiled(Path(src)))]
+    compiled(REPO)
     script = VENV_BIN / "assetpipe"
     if script.exists():
         return [str(script)]

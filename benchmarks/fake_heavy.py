@@ -32,8 +32,16 @@ def _channel(width: int, height: int, centre: int) -> Image.Image:
     return noise.point(lambda v: max(0, min(255, v - 128 + centre)))
 
 
-def noisy_encode(self: Any, params: Any, color: tuple[int, ...], *, transparent: bool) -> bytes:
-    """Drop-in for ``_ImageFactory._encode``: noise around ``color``, same formats."""
+def noisy_encode(
+    self: Any,
+    params: Any,
+    color: tuple[int, ...],
+    *,
+    transparent: bool,
+    backdrop: tuple[int, int, int] | None = None,
+) -> bytes:
+    """Drop-in for ``_ImageFactory._encode``: noise around ``color``, same formats (a key
+    colour ``backdrop`` is not drawn: the noise is the point)."""
     w, h = params.width, params.height
     bands = [_channel(w, h, c) for c in color[:3]]
     if transparent:
