@@ -43,7 +43,12 @@ def sha256_file(path: Path) -> str:
 
 def content_key(payload: Mapping[str, Any]) -> str:
     """The cache key of a request payload: versioned sha256 of its canonical JSON."""
-    return sha256_bytes((KEY_PREFIX + canonical_json(payload)).encode("utf-8"))
+    return canonical_key(canonical_json(payload))
+
+
+def canonical_key(canonical: str) -> str:
+    """The cache key of the payload whose canonical JSON is ``canonical``."""
+    return sha256_bytes((KEY_PREFIX + canonical).encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,6 +67,16 @@ class CacheRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", content_key(self.payload))
+
+    @classmethod
+    def hashed_before(cls, payload: Mapping[str, Any], key: str) -> CacheRequest:
+        """The request for ``payload`` whose key this process already computed from an
+        equal payload (:mod:`pipeline.jobs.keys` remembers them): never for a key read
+        from anywhere, which is exactly what this class exists to refuse."""
+        request = object.__new__(cls)
+        object.__setattr__(request, "payload", payload)
+        object.__setattr__(request, "key", key)
+        return request
 
     def __str__(self) -> str:
         return self.key[:12]

@@ -4,7 +4,8 @@ SeaweedFS (started by the test session: ``tests/s3servers.py``) holds what machi
 shared; machine B reaches it through a proxy on 127.0.0.1 that holds every request for a
 record until several are waiting at once. Lookups asked one at a time never get there
 (the proxy then lets each through after a deadline, and the test fails on the count, not
-on a clock); lookups asked together do, at once. Nothing is mocked.
+on a clock); lookups asked together do, at once. A plan's dependents (renditions here)
+are asked about together too, once their inputs are known. Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from pathlib import Path
 
 import obstore
 import pytest
+from conftest import ProjectTree
 from s3servers import S3Server, closed_endpoint
 from store_kit import kept, layered, req
 
+from pipeline import api
 from pipeline.hashing import sha256_bytes
+from pipeline.output import Manifest, OutputTree
+from pipeline.runner.freshness import assess, job_request
 from pipeline.store import CacheRecord, LayeredStore, LocalStore
-from pipeline.store.layered import LOOKUPS_IN_FLIGHT
+from pipeline.store.layered import LISTING_FROM, LOOKUPS_IN_FLIGHT
 from pipeline.store.shared_format import parse_url, record_path
 
 GATE = 8
@@ -45,15 +50,23 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class GatedProxy:
     """A TCP proxy to ``upstream`` that holds each request for a record until ``gate``
-    of them wait at once (from then on it holds nothing); ``peak`` is the most that ever
-    waited together."""
+    of them wait at once (from then on it holds nothing; with ``rearm``, the next ones
+    wait for ``gate`` of their own, and so on); ``peak`` is the most that ever waited
+    together, ``batches`` how many times ``gate`` of them were let through together, and
+    ``stragglers`` how many were let through by the deadline instead."""
 
-    def __init__(self, upstream: str, gate: int) -> None:
+    def __init__(self, upstream: str, gate: int, *, rearm: bool = False) -> None:
         host, port = upstream.removeprefix("http://").split(":")
         self.upstream = (host, int(port))
         self.gate = gate
+        self.rearm = rearm
         self.peak = 0
+        self.heads = 0
+        """HEAD requests seen (an image's size asked about on its own)."""
+        self.batches = 0
+        self.stragglers = 0
         self._waiting = 0
+        self._batch = 0
         self._open = False
         self._cond = threading.Condition()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -93,20 +106,34 @@ class GatedProxy:
     def _copy(self, src: socket.socket, dst: socket.socket, *, hold: bool = False) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
-                if hold and b"/records/" in data.split(b"\r\n", 1)[0]:
+                line = data.split(b"\r\n", 1)[0]
+                if hold and line.startswith(b"HEAD "):
+                    with self._cond:
+                        self.heads += 1
+                if hold and b"/records/" in line:
                     self._hold()
                 dst.sendall(data)
             dst.shutdown(socket.SHUT_WR)
 
     def _hold(self) -> None:
         with self._cond:
+            if self._open:
+                return
+            batch = self._batch
             self._waiting += 1
             self.peak = max(self.peak, self._waiting)
             if self._waiting >= self.gate:
-                self._open = True
+                self.batches += 1
+                self._waiting = 0
+                self._batch += 1
+                self._open = not self.rearm
                 self._cond.notify_all()
-            self._cond.wait_for(lambda: self._open, timeout=PATIENCE_S)
-            self._waiting -= 1
+                return
+            if not self._cond.wait_for(
+                lambda: self._open or self._batch != batch, timeout=PATIENCE_S
+            ):
+                self.stragglers += 1
+                self._waiting -= 1
 
 
 class Team:
@@ -160,9 +187,25 @@ def test_a_plans_lookups_are_issued_concurrently(team: Team) -> None:
             assert b.local.lookup(req(name)) is None, "a lookup downloads nothing"
 
 
+def test_many_lookups_read_the_images_sizes_from_one_listing(team: Team) -> None:
+    """Asked about LISTING_FROM results at once, machine B lists the shared images (one
+    page) instead of asking about each one's size: no HEAD request, the same answers."""
+    records = share(team.machine("a"), LISTING_FROM)
+    with GatedProxy(team.server.endpoint, 1) as proxy:
+        b = team.machine("b", proxy.endpoint)
+        b.prefetch(req(name) for name in records)
+        assert proxy.heads == 0
+        assert all(b.lookup(req(name)) == record for name, record in records.items())
+    with GatedProxy(team.server.endpoint, 1) as proxy:  # too few to list: sizes asked
+        c = team.machine("c", proxy.endpoint)
+        c.prefetch(req(name) for name in list(records)[:4])
+        assert proxy.heads == 4
+
+
 def test_a_build_downloads_the_hits_verified(team: Team, caplog: pytest.LogCaptureFixture) -> None:
-    """With ``fetch`` the hits land in B's local store, byte for byte; a record planted
-    under another request's key is still refused, and a miss stays a miss."""
+    """With ``fetch`` the hits land in B's local store, byte for byte (in the background:
+    ``get`` waits for its own); a record planted under another request's key is still
+    refused, and a miss stays a miss."""
     a = team.machine("a")
     records = share(a, 6)
     planted = req("planted")
@@ -178,6 +221,8 @@ def test_a_build_downloads_the_hits_verified(team: Team, caplog: pytest.LogCaptu
     b = team.machine("b")
     b.prefetch([*(req(name) for name in records), planted, req("nobody")], fetch=True)
     for i, (name, record) in enumerate(records.items()):
+        assert b.lookup(req(name)) == record
+        assert b.get(req(name)) == (record, f"image {i}".encode())  # its download awaited
         assert b.local.get(req(name)) == (record, f"image {i}".encode())
         assert sha256_bytes(f"image {i}".encode()) == record.blob
     assert b.lookup(planted) is None and b.get(planted) is None
@@ -187,6 +232,46 @@ def test_a_build_downloads_the_hits_verified(team: Team, caplog: pytest.LogCaptu
         for r in caplog.records
         if r.levelno == logging.WARNING
     )
+
+
+RENDITIONS = """\
+defaults: {quality: low}
+assets:
+  - id: "tile-{{ n }}"
+    matrix: {n: [0, 1, 2, 3, 4, 5, 6, 7]}
+    prompt: "tile {{ n }}"
+    size: 1024x1024
+    renditions:
+      - {size: 64x64, format: webp}
+"""
+
+
+def test_a_plans_dependents_are_looked_up_together_once_their_inputs_are(
+    team: Team, project: ProjectTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine A shared 8 API results and the 8 renditions made from them. Machine B
+    assesses the plan behind a proxy that lets record requests through only GATE at a
+    time: the API jobs' records go together, then, once their images are known, the
+    renditions' records go together too (none waits alone for the deadline), and every
+    job is found cached."""
+    project.gen({"specs/tiles.yaml": RENDITIONS})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # planned for the API, never called
+    ws = api.open_workspace(api.Request(project=project.root, flags={"provider": "openai"}))
+    jobs = ws.plan.jobs
+    assert sum(job.kind == "rendition" for job in jobs) == GATE
+    a = team.machine("a")
+    shas: dict[str, str | None] = {}
+    for job in sorted(jobs, key=lambda j: bool(j.depends_on)):
+        request = job_request(job, shas)
+        assert request is not None
+        shas[job.id] = a.commit(request, f"image of {job.id}".encode(), None, {}).blob
+    with GatedProxy(team.server.endpoint, GATE, rearm=True) as proxy:
+        b = team.machine("b", proxy.endpoint)
+        states = assess(ws.plan, Manifest.empty(), b, OutputTree(project.root / "output"))
+    assert {job.id: states[job.id].status for job in jobs} == {job.id: "cached" for job in jobs}
+    assert list(states) == [job.id for job in jobs]
+    assert proxy.stragglers == 0
+    assert proxy.batches == 2
 
 
 def test_a_down_far_bucket_is_one_warning(team: Team, caplog: pytest.LogCaptureFixture) -> None:

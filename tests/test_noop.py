@@ -107,7 +107,16 @@ def _link_folder(project: Path) -> None:
     folder.symlink_to(moved)
 
 
+def _file_link(project: Path) -> None:
+    """The same bytes behind a link: only the file's type (and inode) can tell."""
+    path = project / "output/tiles/tile-1.png"
+    moved = project / "tile-1.png"
+    shutil.move(path, moved)
+    path.symlink_to(moved)
+
+
 DISTURBANCES = {
+    "a file turned into a link": _file_link,
     "the manifest edited": lambda p: (p / "output/manifest.json").write_text(
         (p / "output/manifest.json").read_text() + "\n"
     ),
@@ -141,7 +150,7 @@ def _stamp(project: Path) -> tuple[Path, dict[str, Any]]:
 def _plant_outside(project: Path) -> None:
     """Sealed with the user's own key: the path check holds even for a stamp that is."""
     path, doc = _stamp(project)
-    doc["files"]["../../etc/passwd"] = [0, 0, 0, 0]
+    doc["paths"] += "\n../../etc/passwd"
     sealed = user_sealer().seal("last build", json.dumps(doc).encode())
     assert sealed is not None
     path.write_bytes(sealed)
@@ -151,7 +160,7 @@ def _plant_unsealed_empty(project: Path) -> None:
     """What an attacker who can write ``.assetpipe/`` but not read the user's key can
     plant: the stamp of this very plan and manifest, listing no files, with a file gone."""
     path, doc = _stamp(project)
-    doc["files"] = {}
+    doc["paths"], doc["status"] = "", stamps._status_digest(project / "output", "")
     path.write_text(json.dumps(doc))
     (project / "output/tiles/tile-2.png").unlink()
 
@@ -161,7 +170,7 @@ def test_any_change_makes_the_build_run(built, run, runner_calls, what: str) -> 
     DISTURBANCES[what](built)
     result = run("build", "--provider", "preview")
     assert runner_calls == ["run"], f"{what}: the build answered from the stamp"
-    if what != "an output folder turned into a link":
+    if "link" not in what:  # a build refuses to write through a link
         assert result.code == 0, result.err
     if what.startswith("an unsealed stamp"):
         assert (built / "output/tiles/tile-2.png").is_file()  # the missing file is back
@@ -242,3 +251,100 @@ def test_a_batch_build_runs_even_when_stamped(project, run, runner_calls, monkey
     assert result.code == 0, result.err
     assert len(runner_calls) == calls + 1
     assert api.count() == 3  # the first build's three images, nothing more
+
+
+BRANDED = """
+    brand: {name: Acme, colors: {ember: "#E4572E", night: "#2B2D42"}}
+    assets:
+      - id: "tile-{{ n }}"
+        prompt: "Tile {{ n }}"
+        matrix: {n: [1, 2, 3]}
+        size: 256x256
+        quality: low
+"""
+PALETTE_SKIPPED = "the palette check is skipped for preview images"
+
+
+def _refuse_decoding(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Makes decoding a stored plan fail loudly; returns the attempts."""
+    from pipeline.api import plancache
+
+    attempts: list[str] = []
+
+    def refuse(body: bytes):  # type: ignore[no-untyped-def]
+        attempts.append("decode")
+        raise AssertionError("the stored plan was decoded")
+
+    monkeypatch.setattr(plancache, "decode_plan", refuse)
+    return attempts
+
+
+def test_a_whole_build_is_answered_before_its_plan_is_decoded(
+    project, run, runner_calls, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The stored plan is only hashed: a plan of 100,000 jobs takes seconds to decode.
+    The answer, warnings included, is the one a full check gives."""
+    project.gen({"specs/tiles.yaml": BRANDED})
+    full = []
+    for _ in range(2):  # the first stores the plan, the second stamps it
+        result = run("build", "--provider", "preview", "--json")
+        assert result.code == 0, result.err
+        full.append(result)
+    assert runner_calls == ["run", "run"]
+    attempts = _refuse_decoding(monkeypatch)
+    quick = run("build", "--provider", "preview", "--json")
+    assert quick.code == 0, quick.err
+    assert runner_calls == ["run", "run"] and attempts == []
+    assert summary(quick)["counts"] == {"up-to-date": 3}
+    for key in ("exit_code", "counts", "failed", "failed_checks", "pruned", "manifest"):
+        assert summary(quick)[key] == summary(full[1])[key], key
+    assert quick.err.count(PALETTE_SKIPPED) == full[1].err.count(PALETTE_SKIPPED) == 1
+    plain = run("build", "--provider", "preview")
+    assert plain.code == 0 and "3 up-to-date" in plain.out
+    assert runner_calls == ["run", "run"] and attempts == []
+
+
+def test_a_stamp_answers_only_for_the_ids_it_was_stamped_with(built, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    """Even sealed with the user's key, a stamp answers a whole build only when the job
+    ids it lists give the digest it was stamped with, for this stored plan: the stamp of
+    a selection with the whole plan's ids spliced in answers nothing."""
+    _, whole = _stamp(built)
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")  # stamps the selection
+    path, doc = _stamp(built)
+    assert runner_calls == ["run"] and doc["plan"] != whole["plan"]
+    doc["ids"], doc["warnings"] = whole["ids"], whole["warnings"]
+    sealed = user_sealer().seal("last build", json.dumps(doc).encode())
+    assert sealed is not None
+    path.write_bytes(sealed)
+    assert run("build", "--provider", "preview").code == 0
+    assert runner_calls == ["run", "run"]
+
+
+def test_a_selection_leaves_no_answer_for_the_whole_plan(built, run, runner_calls) -> None:  # type: ignore[no-untyped-def]
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")
+    run("build", "--provider", "preview", "--only", "tiles/tile-1")
+    _, doc = _stamp(built)
+    assert "ids" not in doc  # a stamp of a selection lists no ids
+    run("build", "--provider", "preview")
+    assert runner_calls == ["run", "run"]
+
+
+def test_a_stamp_with_malformed_warnings_is_only_a_stamp(
+    built, run, runner_calls, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Warnings the build could not print as the plan says them: the plan is decoded and
+    the build answered by the ordinary check of the stamp."""
+    from pipeline.api import plancache
+
+    path, doc = _stamp(built)
+    doc["warnings"] = [["a warning", "specs/x.yaml", -1, None]]
+    sealed = user_sealer().seal("last build", json.dumps(doc).encode())
+    assert sealed is not None
+    path.write_bytes(sealed)
+    decoded: list[int] = []
+    real = plancache.decode_plan
+    monkeypatch.setattr(plancache, "decode_plan", lambda body: decoded.append(1) or real(body))
+    result = run("build", "--provider", "preview")
+    assert result.code == 0 and "a warning" not in result.err
+    assert decoded == [1] and runner_calls == []

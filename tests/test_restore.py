@@ -24,6 +24,7 @@ from PIL import Image
 
 from pipeline import checks, postprocess
 from pipeline.gallery import thumbs
+from pipeline.postprocess.pixels import pixel_digest
 from pipeline.runner import delivery
 from pipeline.store import Inspection, LocalMemo, is_webp
 from pipeline.store.memo import MAX_RECORD_BYTES, encode_inspection, parse_inspection
@@ -124,19 +125,36 @@ def test_restore_after_rm_output_reads_the_memo_and_gives_back_the_same_tree(
     thumbnails = {p for p in files if p.startswith(".gallery/")}
     assert thumbnails == {f".gallery/{e['sha256']}.webp" for e in entries.values()}
     gallery = project / "output/.gallery"
-    assert {p.stat().st_nlink for p in gallery.iterdir()} == {2}  # shared with the memo
+    memo = {p.stat().st_ino for p in (project / ".assetpipe/cache/memo").rglob("*.webp")}
+    assert {p.stat().st_ino for p in gallery.iterdir()} <= memo  # each one shared with the memo
 
 
 def test_a_fresh_build_fills_the_memo_for_every_delivered_file(project, run, api):
-    """One record and one thumbnail per delivered file, named by its sha256, holding what
-    the manifest says; plus the C2PA verdict of the API's bytes behind a cropped file."""
+    """One record per delivered file, named by its sha256, holding what the manifest says;
+    one thumbnail per file, named by its pixels for a PNG (shared by files that differ
+    only in their text) and by its sha256 otherwise, where a record of the pixels holds
+    what depends on them alone; plus the C2PA verdict of the API's bytes behind a cropped
+    file."""
     project.gen({"specs/shop.yaml": SPEC})
     assert run("build", "--provider", "openai").code == 0
     entries = manifest_entries(project)
     shas = {e["sha256"] for e in entries.values()}
+    named = {
+        e["sha256"]: pixel_digest((project / "output" / e["path"]).read_bytes())
+        for e in entries.values()
+    }
     thumbnails = {p.name for p in memo_files(project, ".webp")}
-    assert thumbnails == {f"{sha}.webp" for sha in shas}
-    records = {p.stem: json.loads(p.read_text()) for p in memo_files(project, ".json")}
+    assert thumbnails == {f"{px}.px.webp" if px else f"{sha}.webp" for sha, px in named.items()}
+    pixels = {
+        p.name.split(".")[0]: json.loads(p.read_text()) for p in memo_files(project, ".px.json")
+    }
+    assert set(pixels) == {px for px in named.values() if px}
+    assert all("c2pa" not in record and "c2pa_verdict" not in record for record in pixels.values())
+    records = {
+        p.stem: json.loads(p.read_text())
+        for p in memo_files(project, ".json")
+        if not p.name.endswith(".px.json")
+    }
     assert shas <= set(records)
     tile = entries["shop/tile-1.png"]
     record = records[tile["sha256"]]
@@ -490,17 +508,20 @@ def test_a_thumbnail_changed_through_its_link_is_drawn_again(project, run, api):
     entries, files, _ = fresh_then_restored(project, run, api)
     assert run("build", "--provider", "openai").code == 0
     sha = entries["shop/tile-1.png"]["sha256"]
+    pixels = pixel_digest((project / "output/shop/tile-1.png").read_bytes())
+    assert pixels is not None  # a PNG: its thumbnail is kept by the name of its pixels
     thumb = project / f"output/.gallery/{sha}.webp"
-    assert thumb.stat().st_nlink == 2  # the memo's own file
+    [memo_thumb] = [p for p in memo_files(project, ".webp") if p.name == f"{pixels}.px.webp"]
+    assert thumb.stat().st_ino == memo_thumb.stat().st_ino  # the memo's own file
     with thumb.open("r+b") as handle:
         handle.seek(20)
         handle.write(b"\xff" * 8)
     shutil.rmtree(project / "output")
     result = run("build", "--provider", "openai")
     assert result.code == 0, result.err
-    assert f"memo thumbnail {sha[:12]} was changed; drawing it again" in result.err
+    assert f"memo thumbnail {pixels[:12]} was changed; drawing it again" in result.err
     assert tree_bytes(project / "output") == files
-    [kept] = [p for p in memo_files(project, ".webp") if p.stem == sha]
+    [kept] = [p for p in memo_files(project, ".webp") if p.name == f"{pixels}.px.webp"]
     assert kept.read_bytes() == files[f".gallery/{sha}.webp"]
 
 
@@ -513,7 +534,17 @@ def test_a_restore_without_the_memo_inspects_again_and_gives_the_same_tree(proje
     assert result.code == 0, result.err
     assert steady(manifest_entries(project)) == steady(entries)
     assert tree_bytes(project / "output") == files
-    assert {p.stem for p in memo_files(project, ".webp")} == {e["sha256"] for e in entries.values()}
+    assert {p.name for p in memo_files(project, ".webp")} == memo_thumbnails(project, entries)
+
+
+def memo_thumbnails(project: Any, entries: dict[str, Any]) -> set[str]:
+    """The memo's thumbnail of each delivered file: by its pixels' name for a PNG, by its
+    sha256 otherwise."""
+    names = set()
+    for entry in entries.values():
+        pixels = pixel_digest((project / "output" / entry["path"]).read_bytes())
+        names.add(f"{pixels}.px.webp" if pixels else f"{entry['sha256']}.webp")
+    return names
 
 
 SDK_PROBE = (
@@ -548,3 +579,43 @@ def test_a_build_with_nothing_to_pay_for_never_loads_the_sdk(project, run, api):
     project.gen({"specs/more.yaml": 'assets: [{id: new, prompt: "New", quality: low}]'})
     assert build() == ["exit 0", "openai loaded: True"]
     assert api.count() == requests + 1
+
+
+PICTURES = """
+    assets:
+      - id: tile
+        prompt: "One flat tile"
+        size: 1024x1024
+        quality: low
+        variants: 4
+"""
+
+
+def test_a_restore_with_an_empty_memo_decodes_each_picture_once(project, run, api, monkeypatch):
+    """Four variants of one prompt: four files (each API answer carries its own
+    identifier) with the same pixels. Restored on a machine whose memo is empty, the
+    picture is decoded once, not four times, and the tree and entries are the same."""
+    project.gen({"specs/tiles.yaml": PICTURES})
+    assert run("build", "--provider", "openai").code == 0
+    entries = manifest_entries(project)
+    files = tree_bytes(project / "output")
+    pngs = [files[path] for path in entries]
+    assert len(pngs) == len(set(pngs)) == 4
+    assert len({pixel_digest(data) for data in pngs}) == 1
+    requests = api.count()
+    shutil.rmtree(project / "output")
+    shutil.rmtree(project / ".assetpipe/cache/memo")
+    decoded: list[bytes] = []
+    real = postprocess.sample_bytes
+
+    def counting(data: bytes, *args: Any) -> postprocess.Sample:
+        decoded.append(data)
+        return real(data, *args)
+
+    monkeypatch.setattr(postprocess, "sample_bytes", counting)
+    result = run("build", "--provider", "openai")
+    assert result.code == 0, result.err
+    assert api.count() == requests
+    assert len(decoded) == 1
+    assert steady(manifest_entries(project)) == steady(entries)
+    assert tree_bytes(project / "output") == files

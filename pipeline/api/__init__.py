@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use below
     from pipeline.api.approval import ReviewProblem, VariantRequired, review_problems
     from pipeline.api.batches import OpenBatch, cancel_batches, open_batches
-    from pipeline.api.building import build, run_workspace
+    from pipeline.api.building import answer_unchanged, build, run_workspace
     from pipeline.api.caches import (
         cache_clear,
         cache_folder,
@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the names as mypy and readers see them; loaded on first use
         plan_error_document,
         plan_totals,
         route_factor,
+        write_plan_document,
     )
     from pipeline.api.rerolls import ACTIONS, Quote, QuoteChanged, confirm, quote
     from pipeline.api.results import BuildOptions, BuildResult, exit_code
@@ -103,6 +104,7 @@ _WHERE: dict[str, str] = {
     "TODAY_VARIABLE": "pipeline.api.workspace",
     "VariantRequired": "pipeline.api.approval",
     "Workspace": "pipeline.api.workspace",
+    "answer_unchanged": "pipeline.api.building",
     "build": "pipeline.api.building",
     "build_summary": "pipeline.api.reports",
     "cache_clear": "pipeline.api.caches",
@@ -137,6 +139,7 @@ _WHERE: dict[str, str] = {
     "previewing_provider": "pipeline.api.previewing",
     "price_factor": "pipeline.api.routes",
     "route_factor": "pipeline.api.reports",
+    "write_plan_document": "pipeline.api.reports",
     "direct_models": "pipeline.api.routes",
     "quote": "pipeline.api.rerolls",
     "read_image_facts": "pipeline.api.workspace",
@@ -185,6 +188,7 @@ __all__ = [
     "ReviewView",
     "VariantRequired",
     "Workspace",
+    "answer_unchanged",
     "assess_workspace",
     "build",
     "build_summary",
@@ -230,4 +234,5 @@ __all__ = [
     "unpick",
     "watch_folders",
     "watched_paths",
+    "write_plan_document",
 ]

@@ -6,28 +6,39 @@ Otherwise :mod:`~pipeline.api.running` (the runner, the exporters, a provider: m
 assetpipe) is loaded and runs the plan. An up-to-date build of 10,000 jobs then costs
 little more than starting Python. The options, the result and the exit code both halves
 share are in :mod:`~pipeline.api.results`; only this module imports the other half.
+
+A build of the whole project asks even earlier (:func:`answer_unchanged`), before the
+stored plan is decoded: 100,000 jobs take seconds to decode, more than the whole answer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
+from pipeline.api.plancache import mark_used, stored_digest
 from pipeline.api.results import BuildOptions, BuildResult
-from pipeline.api.running import stamp_inputs
 from pipeline.api.sealing import user_sealer
-from pipeline.api.workspace import Request, Workspace, open_workspace
+from pipeline.api.workspace import (
+    Request,
+    Workspace,
+    lifecycle_date,
+    open_workspace,
+    selection_digest,
+    stored_plan_lookup,
+)
 from pipeline.errors import EXIT_OK, UsageError, printable
 from pipeline.fsutil import check_folder
-from pipeline.jobs import Provider
+from pipeline.jobs import PlanWarning, Provider
 from pipeline.jobs.judging import Judge
 from pipeline.output import MANIFEST, OutputTree, load_manifest
 from pipeline.providers import registry
 from pipeline.runner.outcome import Outcome, RunReport
+from pipeline.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
     from pipeline.runner.deps import Reporter
@@ -130,6 +141,93 @@ def _draws_placeholders(name: str) -> bool:
     return entry is not None and entry.free
 
 
+@dataclass(frozen=True, slots=True)
+class AllUpToDate(BuildResult):
+    """A build answered from the last build's stamp before its plan was decoded: it
+    counts its jobs, which are all up to date, without an outcome object for each."""
+
+    up_to_date: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {"up-to-date": self.up_to_date} if self.up_to_date else {}
+
+
+@dataclass(frozen=True, slots=True)
+class NothingToDo:
+    """What :func:`answer_unchanged` found: the settings (the command prints their pacing
+    note), how many jobs the whole plan has, all up to date, and the plan's warnings (a
+    build prints them every time)."""
+
+    settings: Settings
+    jobs: int
+    warnings: tuple[PlanWarning, ...]
+    elapsed_s: float
+
+    def result(self, reporter: Reporter) -> AllUpToDate:
+        """The build's result, said to ``reporter`` as a build with nothing to do says it."""
+        reporter.started(self.jobs, self.jobs)
+        report = RunReport(
+            outcomes={},
+            stop_reason=None,
+            budget_hit=False,
+            interrupted=False,
+            spent_usd=0.0,
+            elapsed_s=self.elapsed_s,
+        )
+        return AllUpToDate(
+            report=report,
+            pruned=(),
+            manifest_path=self.settings.output_dir / MANIFEST,
+            exit_code=EXIT_OK,
+            up_to_date=self.jobs,
+        )
+
+
+def answer_unchanged(req: Request, options: BuildOptions) -> NothingToDo | None:
+    """Whether a build of the whole project has nothing to do, found before its plan is
+    decoded (a stored plan of 100,000 jobs takes seconds to decode; this takes its
+    sha256): the stored plan this build would reuse, checked as it would be (this user's
+    MAC, every file it was made from unchanged), is the one the last build built whole
+    and stamped, and the stamp finds every file as it left them
+    (:func:`stamps.whole_plan_unchanged`). None when that is not certain, or when the
+    build asks for more than the whole plan as it is: a selection (the stamp lists the
+    whole plan), ``--force``/``--prune``/``--batch``, or the fallback to placeholders,
+    which first looks at what ``output/`` holds. The build then runs as always."""
+    plain = not (options.force or options.prune or options.batch)
+    if not plain or req.paths or req.only or req.shard is not None or not req.picks:
+        return None
+    settings = resolve_settings(req.project, dict(req.flags or {}), credentials=True)
+    if settings.provider_is_default and settings.provider_entry.free:
+        return None
+    tree = OutputTree(settings.output_dir)
+    if not (
+        settings.specs_dir.is_dir()
+        and (settings.cache_dir / stamps.STAMP_FILE).is_file()
+        and tree.root.is_dir()
+    ):
+        return None
+    started = time.monotonic()
+    check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
+    check_folder(tree.root, "output folder", "--output")
+    context, folders, list_specs = stored_plan_lookup(
+        settings, req.today or lifecycle_date(), picks=req.picks
+    )
+    sealer = user_sealer()
+    with project_lock(settings.cache_dir), tree.lock():
+        stored = stored_digest(settings.cache_dir, context, folders, list_specs, sealer)
+        if stored is None:
+            return None
+        digest, path = stored
+        exports = stamps.stamp_inputs(settings)
+        whole = stamps.whole_plan_unchanged(
+            settings.cache_dir, digest, tree, sealer, selection_digest, exports=exports
+        )
+        if whole is None:
+            return None
+        mark_used(path)  # the most recently used plan is kept longest
+    return NothingToDo(settings, whole.jobs, whole.warnings, time.monotonic() - started)
+
+
 def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | None:
     """The result of a build with nothing to do, or None when that is not certain."""
     settings, tree = ws.settings, OutputTree(ws.settings.output_dir)
@@ -141,7 +239,7 @@ def _unchanged(ws: Workspace, digest: str, reporter: Reporter) -> BuildResult | 
     check_folder(settings.cache_dir, "cache folder", "--cache-dir")  # as a build would
     check_folder(tree.root, "output folder", "--output")
     with project_lock(settings.cache_dir), tree.lock():
-        exports = stamp_inputs(settings)
+        exports = stamps.stamp_inputs(settings)
         if (
             stamps.unchanged_since(settings.cache_dir, digest, tree, user_sealer(), exports=exports)
             is None

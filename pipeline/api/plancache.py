@@ -155,9 +155,47 @@ def reuse_or_plan(
     return KnownPlan(fresh, sha256_bytes(body), path, record)
 
 
+def stored_digest(
+    cache_dir: Path,
+    context: str,
+    folders: Sequence[Path],
+    list_specs: SpecLister,
+    sealer: Sealer,
+) -> tuple[str, Path] | None:
+    """The sha256 of the stored plan for ``context`` and its path, checked exactly as
+    :func:`reuse_or_plan` checks it (this user's MAC, the same spec files, every file it
+    read unchanged) but not decoded: a build that may have nothing to do compares the
+    last build's stamp with it first, and decoding 100,000 jobs would cost more than the
+    whole answer. None where :func:`reuse_or_plan` would not reuse it."""
+    path = cache_dir / PLANS_DIR / f"{context}.json"
+    specs = [str(p.absolute()) for p in list_specs()]
+    body = _verified_body(path, specs, tuple(f.absolute() for f in folders), sealer)
+    return None if body is None else (sha256_bytes(body), path)
+
+
+def mark_used(path: Path) -> None:
+    """Mark a reused stored plan as the most recently used (it is pruned last)."""
+    KnownPlan(Plan(jobs=()), path=path).keep()
+
+
 def _load(
     path: Path, specs: list[str], folders: tuple[Path, ...], sealer: Sealer
 ) -> KnownPlan | None:
+    body = _verified_body(path, specs, folders, sealer)
+    if body is None:
+        return None
+    try:
+        return KnownPlan(decode_plan(body), sha256_bytes(body))
+    except (ValueError, RecursionError, PlanDecodeError) as exc:
+        log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc)
+        return None
+
+
+def _verified_body(
+    path: Path, specs: list[str], folders: tuple[Path, ...], sealer: Sealer
+) -> bytes | None:
+    """The stored plan's encoded jobs, when this user's assetpipe stored it for these
+    spec files and every file it read is unchanged; else None."""
     try:
         data = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
@@ -173,18 +211,17 @@ def _load(
             path,
         )
         return None
+    head, _, body = opened.partition(b"\n")
     try:
-        head, _, body = opened.partition(b"\n")
         header = json.loads(head)
         if not isinstance(header, dict) or header.get("specs") != specs:
             return None
         files = header.get("files")
-        if not isinstance(files, dict) or not _unchanged(files, folders):
-            return None
-        return KnownPlan(decode_plan(body), sha256_bytes(body))
-    except (ValueError, RecursionError, PlanDecodeError) as exc:
+        unchanged = isinstance(files, dict) and _unchanged(files, folders)
+    except (ValueError, RecursionError) as exc:
         log.warning("ignoring the stored plan %s (%s); planning afresh", path, exc)
         return None
+    return body if unchanged else None
 
 
 def _unchanged(files: Mapping[str, object], folders: tuple[Path, ...]) -> bool:

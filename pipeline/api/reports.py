@@ -6,16 +6,18 @@ formats (docs/cli.md) are read in one place.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.api.results import BuildResult
 from pipeline.api.workspace import Workspace
 from pipeline.errors import PipelineError, SpecError, SpecErrors, UsageError
-from pipeline.jobs import ApiJob, Job, Plan
+from pipeline.jobs import ApiJob, Job, Plan, SheetJob
 from pipeline.runner.freshness import JobState
 
 if TYPE_CHECKING:
@@ -29,7 +31,10 @@ the C1 controls (it escapes the C0 ones itself)."""
 def _escape_controls(text: str) -> str:
     """JSON text with DEL and the C1 controls written as ``\\u`` escapes: the same value
     for a JSON reader, and inert on a terminal. Outside strings JSON is ASCII, so every
-    such character found is inside a string."""
+    such character found is inside a string. Most text is ASCII without DEL: two quick
+    scans say so, and then there is nothing to replace."""
+    if text.isascii() and "\x7f" not in text:
+        return text
     return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -121,16 +126,32 @@ def plan_document(
     direct: AbstractSet[str] = frozenset(),
     judging: JudgingEstimate | None = None,
 ) -> str:
-    """``plan --json`` as text (estimates at ``factor`` of the model table's prices).
+    """``plan --json`` as text (estimates at ``factor`` of the model table's prices): what
+    :func:`write_plan_document` writes, in one string."""
+    out = io.StringIO()
+    write_plan_document(out, ws, states, factor, shared, direct, judging)
+    return out.getvalue()
 
-    One job per line, each written by the C encoder: indenting the whole document makes
-    ``json`` fall back to its pure-Python encoder, seconds for 10,000 jobs. Text stays
-    readable (non-ASCII as it is) but no control character is printed raw."""
+
+WRITE_BATCH = 2000
+"""Job lines written at once: a 100,000-job plan is 70 MB of text, never held whole."""
+
+
+def write_plan_document(
+    out: TextIO,
+    ws: Workspace,
+    states: Mapping[str, JobState],
+    factor: float = 1.0,
+    shared: tuple[str, str | None] | None = None,
+    direct: AbstractSet[str] = frozenset(),
+    judging: JudgingEstimate | None = None,
+) -> None:
+    """Write ``plan --json`` to ``out`` (without the final newline), a batch of jobs at a
+    time. One job per line, each exactly as ``json.dumps`` writes :func:`job_json`'s
+    mapping (see :class:`_JobLines`): indenting the whole document makes ``json`` fall
+    back to its pure-Python encoder, seconds for 10,000 jobs. Text stays readable
+    (non-ASCII as it is) but no control character is printed raw."""
     totals = plan_totals(ws.plan, states, factor, direct, judging)
-    jobs = ",\n".join(
-        json.dumps(job_json(j, states.get(j.id), factor, direct), ensure_ascii=False)
-        for j in ws.plan.jobs
-    )
     rest: dict[str, Any] = {
         "totals": {**totals, "provider": ws.settings.provider, "price_factor": factor},
         "warnings": [str(w) for w in ws.plan.warnings],
@@ -140,8 +161,168 @@ def plan_document(
     tail = ",\n".join(
         f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in rest.items()
     )
-    document = f'{{"jobs": [\n{jobs}\n],\n{tail}\n}}' if jobs else f'{{"jobs": [],\n{tail}\n}}'
-    return _escape_controls(document)
+    jobs = ws.plan.jobs
+    if not jobs:
+        out.write(_escape_controls(f'{{"jobs": [],\n{tail}\n}}'))
+        return
+    out.write('{"jobs": [\n')
+    lines = _JobLines(factor, direct)
+    for start in range(0, len(jobs), WRITE_BATCH):
+        batch = jobs[start : start + WRITE_BATCH]
+        text = ",\n".join(lines.line(j, states.get(j.id)) for j in batch)
+        out.write(_escape_controls(text if start == 0 else ",\n" + text))
+    out.write(_escape_controls(f"\n],\n{tail}\n}}"))
+
+
+_encode_text: Callable[[str], str] = (
+    getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
+)
+"""How ``json.dumps(..., ensure_ascii=False)`` writes a string (quotes included)."""
+
+
+def _value(value: object) -> str:
+    """One JSON value as ``json.dumps(value, ensure_ascii=False)`` writes it: the common
+    scalars directly, anything else through ``json`` itself."""
+    kind = type(value)
+    if kind is str and isinstance(value, str):
+        return _encode_text(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _JobLines:
+    """Each job's line of ``plan --json``: the text ``json.dumps(job_json(...),
+    ensure_ascii=False)`` gives, written field by field (a test holds them equal on
+    every kind of job and on awkward text). The fields from ``model`` to ``format`` are
+    written once per combination of their values: the jobs of one asset share them (and
+    their parameter mapping)."""
+
+    def __init__(self, factor: float, direct: AbstractSet[str]):
+        self.factor = factor
+        self.direct = direct
+        self._middles: dict[tuple[object, ...], tuple[object, str]] = {}
+        self._texts: dict[tuple[object, ...], str] = {}
+
+    def _middle(self, job: Job) -> str:
+        """``, "model": ...`` to ``, "prompt": ``, before the prompt's text."""
+        is_api = job.is_api
+        params = job.params if is_api else None
+        sheet = isinstance(job, SheetJob)
+        model = None if isinstance(job, SheetJob) else job.model
+        requested = job.requested_size if is_api else None
+        key = (type(job), model, job.size, requested, id(params), job.format)
+        known = self._middles.get(key)
+        if known is not None and known[0] is params:
+            return known[1]
+        if params is not None and requested is not None:
+            quality = _value(params.get("quality"))
+            background = _value(params.get("background"))
+            params_text = json.dumps(dict(params), ensure_ascii=False)
+            requested_text = _value(f"{requested[0]}x{requested[1]}")
+        else:
+            quality = background = params_text = requested_text = "null"
+        text = "".join(
+            (
+                ', "model": ',
+                '"-"' if sheet else _value(model),
+                ', "size": ',
+                '"packed"' if sheet else _value(f"{job.size[0]}x{job.size[1]}"),
+                ', "requested_size": ',
+                requested_text,
+                ', "quality": ',
+                quality,
+                ', "background": ',
+                background,
+                ', "params": ',
+                params_text,
+                ', "format": ',
+                _value(job.format),
+                ', "prompt": ',
+            )
+        )
+        self._middles[key] = (params, text)  # the mapping held, so its id is not reused
+        return text
+
+    def line(self, job: Job, state: JobState | None) -> str:
+        if type(job.variant) is not int:  # nothing assetpipe makes: json says it its way
+            return json.dumps(job_json(job, state, self.factor, self.direct), ensure_ascii=False)
+        depends = job.depends_on
+        status: str | None
+        reason: str | None
+        if state is not None:
+            status, reason, key = state.status, state.reason, state.cache_key
+            checks = [dict(c) for c in state.checks] if state.checks else None
+            approval = state.approval
+        else:
+            status = reason = approval = None
+            key, checks = job.cache_key, None
+        cost = round(job.estimated_cost_usd * route_factor(job, self.factor, self.direct), 6)
+        kind, collection, source = job.kind, job.collection, job.source
+        # Values most jobs share are written once: (kind, collection), (status, reason),
+        # (source, approval) when there are no checks.
+        texts = self._texts
+        head = texts.get((0, kind, collection))
+        if head is None:
+            head = texts[(0, kind, collection)] = "".join(
+                (', "kind": ', _value(kind), ', "collection": ', _value(collection))
+            )
+        said = texts.get((1, status, reason))
+        if said is None:
+            said = texts[(1, status, reason)] = "".join(
+                (', "status": ', _value(status), ', "reason": ', _value(reason))
+            )
+        if checks is None:
+            tail = texts.get((2, source, approval))
+            if tail is None:
+                tail = texts[(2, source, approval)] = "".join(
+                    (
+                        ', "source": ',
+                        _value(source),
+                        ', "checks": null, "approval": ',
+                        _value(approval),
+                        "}",
+                    )
+                )
+        else:
+            tail = "".join(
+                (
+                    ', "source": ',
+                    _value(source),
+                    ', "checks": ',
+                    json.dumps(checks, ensure_ascii=False),
+                    ', "approval": ',
+                    _value(approval),
+                    "}",
+                )
+            )
+        return "".join(
+            (
+                '{"id": ',
+                _value(job.id),
+                head,
+                ', "asset": ',
+                _value(job.asset),
+                ', "variant": ',
+                int.__repr__(job.variant),
+                self._middle(job),
+                '""' if isinstance(job, SheetJob) else _value(job.prompt),
+                ', "depends_on": ',
+                "[]" if not depends else json.dumps(list(depends), ensure_ascii=False),
+                said,
+                ', "cache_key": ',
+                _value(key),
+                ', "estimated_cost_usd": ',
+                _value(cost),
+                ', "output": ',
+                _value(job.output_path),
+                tail,
+            )
+        )
 
 
 def graph_text(plan_: Plan, fmt: str) -> str:

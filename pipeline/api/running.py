@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
 from pipeline.api.exports import build_exports, owned_files
-from pipeline.api.qa import qa_digest, run_qa
+from pipeline.api.qa import run_qa
 from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
@@ -30,7 +30,7 @@ from pipeline.api.stores import build_store, shared_cache_problem
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
 from pipeline.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_PENDING, UsageError
-from pipeline.exports import exports_digest, reserved_paths
+from pipeline.exports import reserved_paths
 from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
 from pipeline.jobs import Plan, Provider
 from pipeline.jobs.judging import Judge
@@ -43,6 +43,7 @@ from pipeline.output import (
     totals,
     write_manifest,
 )
+from pipeline.output.update import CheckpointPace
 from pipeline.providers import registry
 from pipeline.runner.deps import Reporter, RunConfig, RunDeps, StopSignal
 from pipeline.runner.engine import Runner
@@ -113,10 +114,15 @@ def run_build(
             keep_plan()
         manifest = load_manifest(tree.root)
 
+        paced = CheckpointPace()
+
         def checkpoint(outcomes: Mapping[str, Outcome]) -> None:
-            built = (o.entry() for o in outcomes.values())
-            entries, _ = next_entries(produced, built, manifest, tree, False)
-            write_manifest(tree.root, entries, totals(entries, None))
+            if not paced.due():
+                return
+            with paced.timed():
+                built = (o.entry() for o in outcomes.values())
+                entries, _ = next_entries(produced, built, manifest, tree, False)
+                write_manifest(tree.root, entries, totals(entries, None))
 
         stop = StopSignal()
         route = (
@@ -189,7 +195,8 @@ def run_build(
                 tree,
                 [*_owned(entries, report), *owned_files(exported)],
                 user_sealer(),
-                exports=stamp_inputs(settings),
+                exports=stamps.stamp_inputs(settings),
+                whole_plan=_whole(plan, full_plan),
             )
     code = exit_code(report)
     if code in (EXIT_OK, EXIT_FAILED) and gate.budget_hit:
@@ -224,14 +231,10 @@ async def _run(runner: Runner) -> RunReport:
         await runner.deps.dispatcher.aclose()
 
 
-def stamp_inputs(settings: Settings) -> str:
-    """What a build with nothing to do must find as it was, besides its files: the
-    exporters' configuration and the C2PA credentials files are signed with (a new
-    certificate signs every re-encoded file again)."""
-    digest = exports_digest(settings.exports)
-    if settings.qa is not None:  # only then: stamps of builds without the gate stay as they were
-        digest = f"{digest}+{qa_digest(settings.qa)}"
-    return digest if settings.signing is None else f"{digest}+{settings.signing.fingerprint}"
+def _whole(plan: Plan, full_plan: Plan) -> Plan | None:
+    """``plan`` when it is the whole plan (nothing was selected; it is a selection of it):
+    then the stamp lets the next build answer before the plan is decoded."""
+    return plan if len(plan.jobs) == len(full_plan.jobs) else None
 
 
 def _changed_nothing(report: RunReport, pruned: Sequence[str]) -> bool:

@@ -116,18 +116,23 @@ class Sealer:
     def open(self, purpose: str, sealed: bytes) -> bytes | None:
         """The body of ``sealed`` when its MAC is this user's for ``purpose``; else None."""
         key = self._secret()
-        head, newline, body = sealed.partition(b"\n")
-        if key is None or not newline or not head.startswith(_MAGIC):
+        newline = sealed.find(b"\n", 0, len(_MAGIC) + _MAC_HEX + 1)
+        if key is None or newline < 0 or not sealed.startswith(_MAGIC):
             return None
-        mac = head[len(_MAGIC) :]
+        mac = sealed[len(_MAGIC) : newline]
+        # The body is hashed in place and copied once, when it is known to be this user's:
+        # a stored plan of 100,000 jobs is ~75 MB.
+        body = memoryview(sealed)[newline + 1 :]
         if len(mac) != _MAC_HEX or not hmac.compare_digest(mac, _mac(key, purpose, body).encode()):
             return None
-        return body
+        return bytes(body)
 
 
-def _mac(key: bytes, purpose: str, body: bytes) -> str:
+def _mac(key: bytes, purpose: str, body: bytes | memoryview) -> str:
     """The MAC of ``body`` for one purpose: a stamp is never accepted as a plan."""
-    return hmac.new(key, purpose.encode() + b"\0" + body, hashlib.sha256).hexdigest()
+    mac = hmac.new(key, purpose.encode() + b"\0", hashlib.sha256)
+    mac.update(body)
+    return mac.hexdigest()
 
 
 def _load_or_make(path: Path) -> bytes:

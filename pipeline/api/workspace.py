@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.api.judged import read_judged, stale_records, with_judged
-from pipeline.api.plancache import KnownPlan, plan_context, reuse_or_plan
+from pipeline.api.plancache import KnownPlan, SpecLister, plan_context, reuse_or_plan
 from pipeline.api.sealing import user_sealer
 from pipeline.catalog import Catalog
 from pipeline.errors import UsageError, raise_collected
@@ -177,19 +177,12 @@ def open_workspace(
 
     known = None
     if reuse:
+        context, folders, list_specs = stored_plan_lookup(settings, today, picks=req.picks)
         known = reuse_or_plan(
             settings.cache_dir,
-            _plan_context(settings, today, picks=req.picks),
-            (
-                settings.root,
-                settings.specs_dir,
-                settings.templates_dir,
-                *((settings.cache_dir,) if settings.qa is not None else ()),  # judged.json
-            ),
-            lambda: [
-                *find_spec_files(settings.specs_dir),
-                *folder_links_leaving(settings.specs_dir),
-            ],
+            context,
+            folders,
+            list_specs,
             make,
             store=store_plan,
             sealer=user_sealer(),
@@ -228,16 +221,39 @@ def open_workspace(
         project=loaded[0] if loaded else None,
         plan=selected,
         full_plan=full,
-        plan_digest=_selection_digest(known.digest, selected) if known and known.digest else None,
+        plan_digest=(
+            selection_digest(known.digest, [job.id for job in selected.jobs])
+            if known and known.digest
+            else None
+        ),
         stored_plan=known if known and known.path else None,
         request=req,
     )
 
 
-def _selection_digest(plan_digest: str, selected: Plan) -> str:
+def stored_plan_lookup(
+    settings: Settings, today: dt.date, *, picks: bool
+) -> tuple[str, tuple[Path, ...], SpecLister]:
+    """Where a stored plan of this project is found and what it is checked against: its
+    key (:func:`_plan_context`), the folders every file it read must lie in, and the
+    spec files it must have been made from."""
+    folders = (
+        settings.root,
+        settings.specs_dir,
+        settings.templates_dir,
+        *((settings.cache_dir,) if settings.qa is not None else ()),  # judged.json
+    )
+
+    def list_specs() -> list[Path]:
+        return [*find_spec_files(settings.specs_dir), *folder_links_leaving(settings.specs_dir)]
+
+    return _plan_context(settings, today, picks=picks), folders, list_specs
+
+
+def selection_digest(plan_digest: str, job_ids: Sequence[str]) -> str:
     """The stored plan's sha256 and the ids of the jobs selected from it (``--only``, spec
     paths, ``--shard``): what the last build's stamp is keyed by."""
-    ids = "\n".join(job.id for job in selected.jobs)
+    ids = "\n".join(job_ids)
     return sha256_bytes(f"{plan_digest}\n{ids}".encode())
 
 

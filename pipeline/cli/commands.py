@@ -25,6 +25,7 @@ from pipeline.cli.render import (
     out,
     print_build,
     print_plan,
+    print_plan_warnings,
     shown,
     waiting_in_batches,
     warn_plan,
@@ -98,8 +99,9 @@ def plan(**kw: Any) -> None:
     if kw["as_json"]:
         shared = assessed.shared_cache
         shared_state = (shared, assessed.shared_cache_problem) if shared else None
-        document = api.plan_document(ws, states, factor, shared_state, direct, judging)
-        sys.stdout.write(document + "\n")
+        # Written as it is made: 100,000 jobs are 70 MB of JSON, never held whole.
+        api.write_plan_document(sys.stdout, ws, states, factor, shared_state, direct, judging)
+        sys.stdout.write("\n")
         return
     warn_plan(ws, kw["quiet"])
     print_plan(ws, states, kw["quiet"], factor, direct, judging)
@@ -182,6 +184,25 @@ def _build(kw: dict[str, Any]) -> tuple[api.BuildResult, PacingNote | None]:
     )
     if kw["no_wait"] and not kw["batch"]:
         raise click.UsageError("--no-wait goes with --batch")
+    options = api.BuildOptions(
+        force=kw["force"],
+        fail_fast=kw["fail_fast"],
+        prune=kw["prune"],
+        strict_checks=kw["strict_checks"],
+        batch=kw["batch"],
+        wait=not kw["no_wait"],
+    )
+    if kw["partials_fd"] is None and (answer := api.answer_unchanged(req, options)):
+        print_plan_warnings(answer.settings, answer.warnings, kw["quiet"])
+        reporter = _reporter(kw)  # nothing to do, found before the plan was decoded
+        pacing = answer.settings.pacing_note()
+        if pacing is not None and isinstance(reporter, progress.QuietReporter):
+            reporter.pacing = pacing.line()
+        try:
+            return answer.result(reporter), pacing
+        finally:
+            if isinstance(reporter, progress.RichReporter):
+                reporter.close()
     ws = api.open_workspace(req, reuse=True, store_plan=True)
     _empty_shard(kw, len(ws.plan.jobs))
     warn_plan(ws, kw["quiet"])  # stderr: with --json, stdout stays the summary alone
@@ -192,14 +213,7 @@ def _build(kw: dict[str, Any]) -> tuple[api.BuildResult, PacingNote | None]:
     try:
         result = api.run_workspace(
             ws,
-            api.BuildOptions(
-                force=kw["force"],
-                fail_fast=kw["fail_fast"],
-                prune=kw["prune"],
-                strict_checks=kw["strict_checks"],
-                batch=kw["batch"],
-                wait=not kw["no_wait"],
-            ),
+            options,
             reporter,
             api.previewing_provider(ws.settings, kw["partials_fd"]),
         )

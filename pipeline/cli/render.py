@@ -8,7 +8,7 @@ write itself (from a spec, a server, the cache, the lock file or a manifest) goe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -21,7 +21,9 @@ from pipeline.jobs.plan import PALETTE_SKIPPED
 
 if TYPE_CHECKING:
     from pipeline.api import BuildResult
+    from pipeline.jobs.plan import PlanWarning
     from pipeline.runner.freshness import JobState
+    from pipeline.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:
@@ -61,14 +63,21 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 def warn_plan(ws: api.Workspace, quiet: bool, provider_note: bool = True) -> None:
     """The plan's warnings, and a note when the free preview provider was chosen for the
     user rather than by them."""
+    print_plan_warnings(ws.settings, ws.plan.warnings, quiet, provider_note)
+
+
+def print_plan_warnings(
+    settings: Settings, warnings: Sequence[PlanWarning], quiet: bool, provider_note: bool = True
+) -> None:
+    """:func:`warn_plan` for a plan that was not decoded (a build with nothing to do)."""
     if quiet:
         return
-    if provider_note and ws.settings.provider_is_default and ws.settings.provider == "preview":
+    if provider_note and settings.provider_is_default and settings.provider == "preview":
         err.print(
             "[dim]provider: preview (offline placeholders; set OPENAI_API_KEY or pass "
             "--provider openai for real images)[/dim]"
         )
-    for warning in ws.plan.warnings:
+    for warning in warnings:
         if not provider_note and warning.location is None and warning.message == PALETTE_SKIPPED:
             continue  # validation reads the same on every provider
         err.print(f"[yellow]{shown(warning)}[/yellow]")

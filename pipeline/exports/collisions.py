@@ -38,11 +38,21 @@ def reserved_path_errors(jobs: Sequence[Job], reserved: Mapping[str, str]) -> li
     exact = {fold(path): what for path, what in reserved.items()}
     parents = {folder: what for path, what in reserved.items() for folder in _folders(path)}
     errors: list[SpecError] = []
+    # What an exporter holds among a file's folders depends only on the folder it is in,
+    # which most files share (a collection's): looked up once per folder.
+    inside: dict[str, str | None] = {}
     for job in jobs:
         for path in job_files(job):
             key = fold(path)
             clash = exact.get(key) or parents.get(key)
-            clash = clash or next((exact[f] for f in _folders(path) if f in exact), None)
+            if not clash:
+                parent = key.rpartition("/")[0]
+                if parent in inside:
+                    clash = inside[parent]
+                else:
+                    clash = inside[parent] = next(
+                        (exact[f] for f in _folders(path) if f in exact), None
+                    )
             if clash is not None:
                 errors.append(
                     SpecError(
@@ -60,6 +70,8 @@ def identifier_errors(jobs: Sequence[Job], exports: Sequence[ConfiguredExport]) 
     """A SpecError for each pair of ids an index exporter would give one name, naming
     both at their spec lines and the name in each export where they meet."""
     namers = [(e.format, e.make()) for e in exports]
+    if not any(isinstance(exporter, Names) for _, exporter in namers):
+        return []  # no index names anything: nothing to compare (and no ids to list)
     ids = sorted(plan_ids(jobs), key=lambda found: found[0])
     clashes: dict[tuple[str, str], list[str]] = {}
     where: dict[str, tuple[str, Job]] = {}

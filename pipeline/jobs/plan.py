@@ -71,8 +71,13 @@ def topological(jobs: Sequence[Job]) -> list[Job]:
                 out.append(top)
 
     for job in jobs:
-        if job.id not in done:
-            visit(job)
+        if job.id in done:
+            continue
+        if not job.depends_on:  # most jobs wait for none: no walk
+            done.add(job.id)
+            out.append(job)
+            continue
+        visit(job)
     return out
 
 

@@ -146,7 +146,8 @@ def write_manifest(
         {"version": MANIFEST_VERSION, "generator": f"assetpipe {__version__}"},
         ensure_ascii=False,
     )[:-1]
-    lines = ",\n".join(json.dumps(e, ensure_ascii=False) for e in ordered)
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per entry
+    lines = ",\n".join(map(encode, ordered))
     text = (
         f'{head}, "entries": [\n{lines}\n], '
         f'"totals": {json.dumps(dict(totals), ensure_ascii=False)}}}\n'

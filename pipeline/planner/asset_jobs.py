@@ -10,8 +10,8 @@ assets, are built in :mod:`pipeline.planner.sheets`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from pipeline.catalog import ModelInfo
 from pipeline.errors import Location, SpecError
@@ -29,7 +29,8 @@ from pipeline.jobs import (
     pick_cache_key,
 )
 from pipeline.jobs.job import ChromaRoute, OpCall
-from pipeline.jobs.wire import CannotWord, RequestSettings
+from pipeline.jobs.keys import api_key
+from pipeline.jobs.wire import CannotWord, RequestSettings, WireRequest
 from pipeline.ops import OpContext, plan_ops
 from pipeline.ops.chroma_key import chroma_call
 from pipeline.planner.inputs import MAX_DELIVERED_SIDE, InputResolver, parsed
@@ -44,18 +45,151 @@ MAX_RENDITION_CROP = 0.5
 from the other orientation keeps only a strip of the picture."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the jobs of one asset make of its settings and size alone: the same for
+    every matrix combination of one shape (see ``ResolvedAsset.shape``)."""
+
+    wire: WireRequest
+    keyed: WireRequest | None
+    palette: tuple[str, ...]
+    ops: tuple[OpCall, ...]
+    operated: tuple[int, int]
+    tags: tuple[str, ...]
+    source: str
+    """``file:line`` of the asset: one string for all the shape's jobs."""
+    estimates: dict[int, float]
+    """The estimated cost by prompt length (in characters), filled as lengths come."""
+
+
+class JobShapes:
+    """Per plan: the :class:`_Shared` part of each shape's jobs, worked out once.
+
+    Keyed by the ids of the shape's spec, its settings and its size, which live as long
+    as the plan being made (the planner holds them), so an id is never reused meanwhile.
+    Edits are never shared: their inputs are resolved per asset."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, int, int], _Shared] = {}
+
+    def get(self, asset: ResolvedAsset, eff: Effective, size: SizePlan) -> _Shared | None:
+        if asset.shape is None:
+            return None
+        return self._known.get((id(asset.shape), id(eff), id(size)))
+
+    def keep(self, asset: ResolvedAsset, eff: Effective, size: SizePlan, shared: _Shared) -> None:
+        shape = asset.base
+        self._known[(id(shape), id(eff), id(size))] = shared
+
+
 def asset_jobs(
     asset: ResolvedAsset,
     eff: Effective,
     inputs: InputResolver,
     provider: ProviderRules,
     pick: Pick | None = None,
+    shapes: JobShapes | None = None,
 ) -> list[Job]:
     """Each variant's API job (generate or edit) followed by its renditions; for a picked
     asset, every variant numbered (``#k``, ``.vK``) and the approved image at the asset's
-    own id and path, with the renditions made from it."""
-    spec, coll = asset.spec, asset.collection
-    size = inputs.size((coll.name, spec.id))
+    own id and path, with the renditions made from it. ``shapes`` (one per plan) keeps
+    what the matrix combinations of one shape share, so it is worked out once."""
+    spec, coll = asset.base, asset.collection
+    size = inputs.size((coll.name, asset.id))
+    model = eff.model
+    keyed_prompt = _keyed_prompt(asset, eff)
+    shared = None if spec.is_edit or shapes is None else shapes.get(asset, eff, size)
+    fresh = shared is None
+    images: tuple[InputRef, ...] = ()
+    mask = markup = None
+    if shared is None:
+        images, mask, markup = _edit_inputs(asset, inputs, model)
+        shared = _shared(asset, eff, size, provider)
+        if shapes is not None and not spec.is_edit:
+            shapes.keep(asset, eff, size, shared)
+    wire, keyed = shared.wire, shared.keyed
+    estimate = _estimate(shared, eff, size, len(asset.prompt), len(images))
+    depends = _depends(images, mask)
+    asset_ops = shared.ops
+    fallback = None
+    if eff.chroma and keyed is not None:
+        fallback = ChromaRoute(
+            eff.chroma.key, keyed_prompt, keyed.params, (chroma_call(eff.chroma.key), *asset_ops)
+        )
+    on_chroma = fallback is not None and eff.chroma is not None and eff.chroma.now
+    input_shas = [i.sha256 or "" for i in images]
+    mask_sha = mask.sha256 if mask else None
+    kind: Literal["edit", "generate"] = "edit" if spec.is_edit else "generate"
+    jobs: list[Job] = []
+    numbered = pick is not None
+    variants: list[ApiJob] = []
+    for k in range(1, inputs.variants((coll.name, asset.id)) + 1):
+        # A job that reads no other job's image has its key now, from the request it
+        # makes (computed before the job, so the job is made once).
+        key = None
+        if not depends and not on_chroma:
+            key = api_key(
+                provider.name,
+                wire.endpoint,
+                model.name,
+                asset.prompt,
+                wire.params,
+                input_shas,
+                mask_sha,
+                k,
+                markup.sha256 if markup is not None else None,
+            )
+        job = ApiJob(
+            id=job_id(coll.name, asset.id, k, numbered=numbered),
+            kind=kind,
+            collection=coll.name,
+            asset=asset.id,
+            variant=k,
+            model=model.name,
+            provider=provider.name,
+            prompt=asset.prompt,
+            endpoint=wire.endpoint,
+            params=wire.params,
+            size=size.delivered,
+            requested_size=size.requested,
+            output_path=output_path(coll.name, asset.id, k, None, eff.format, numbered=numbered),
+            source=shared.source,
+            depends_on=depends,
+            inputs=images,
+            mask=mask,
+            markup=markup,
+            estimated_cost_usd=estimate,
+            palette=shared.palette,
+            tags=shared.tags,
+            keep_original=spec.keep_original,
+            ops=asset_ops,
+            fallback=fallback,
+            cache_key=key,
+        )
+        if on_chroma:
+            job = job.on_chroma()
+            if not depends:
+                job = _with_key(job, input_shas, mask_sha)
+        variants.append(job)
+        jobs.append(job)
+        if pick is None:
+            if spec.renditions:
+                jobs.extend(_renditions(asset, job, eff))
+            if eff.frames:
+                jobs.extend(frame_jobs(job, eff.frames))
+    if pick is not None:
+        pinned = _pinned(asset, pick, variants, size.delivered)
+        jobs.append(pinned)
+        jobs.extend(_renditions(asset, pinned, eff))
+        jobs.extend(frame_jobs(pinned, eff.frames if pinned.format == "gif" else None))
+    if fresh:  # a shape's warnings once: the later ones would only repeat them
+        inputs.warnings.extend(_crop_warnings(asset, shared.operated))
+    return jobs
+
+
+def _keyed_prompt(asset: ResolvedAsset, eff: Effective) -> str:
+    """The prompt as sent on the chroma route (with the key color sentence), refused when
+    it is longer than the model takes."""
     model = eff.model
     keyed_prompt = f"{asset.prompt} {eff.chroma.sentence}" if eff.chroma else asset.prompt
     if len(keyed_prompt) > model.max_prompt_chars:
@@ -63,11 +197,40 @@ def asset_jobs(
             f"the rendered prompt has {len(keyed_prompt):,} characters"
             f"{' with its key color sentence' if eff.chroma else ''}; "
             f"{model.name} takes at most {model.max_prompt_chars:,}",
-            asset.where("template" if spec.template else "prompt"),
+            asset.where("template" if asset.base.template else "prompt"),
             "shorten the prompt or the values it includes",
         )
-    images, mask, markup = _edit_inputs(asset, inputs, model)
-    rw, rh = size.requested
+    return keyed_prompt
+
+
+def _estimate(
+    shared: _Shared, eff: Effective, size: SizePlan, prompt_chars: int, images: int
+) -> float:
+    """The API price even on the preview provider: a dry run should show what the real
+    build would cost (the runner charges preview jobs nothing). Without input images it
+    depends on the prompt's length alone, once the shape is known."""
+    estimate = shared.estimates.get(prompt_chars)
+    if estimate is None or images:
+        rw, rh = size.requested
+        estimate = eff.model.estimate_cost(eff.quality, rw, rh, prompt_chars, images)
+        if not images:
+            shared.estimates[prompt_chars] = estimate
+    return estimate
+
+
+def _depends(images: tuple[InputRef, ...], mask: InputRef | None) -> tuple[str, ...]:
+    """The jobs whose images an edit reads, each once."""
+    if not images and mask is None:
+        return ()
+    refs = (*images, *((mask,) if mask else ()))
+    return tuple(dict.fromkeys(r.job for r in refs if r.job is not None))
+
+
+def _shared(
+    asset: ResolvedAsset, eff: Effective, size: SizePlan, provider: ProviderRules
+) -> _Shared:
+    """The part of an asset's jobs that its settings and size decide."""
+    spec = asset.base
     try:
         wire = provider.request_format.wire(_request_settings(eff, size, spec.is_edit))
         keyed = (
@@ -79,65 +242,9 @@ def asset_jobs(
         raise SpecError(
             f"provider {provider.name} cannot make this: {exc.message}", asset.location, exc.hint
         ) from None
-    # The API price even on the preview provider: a dry run should show what the real
-    # build would cost. The runner charges preview jobs nothing.
-    estimate = model.estimate_cost(eff.quality, rw, rh, len(asset.prompt), len(images))
     palette = tuple(asset.brand.colors.values()) if asset.brand else ()
-    depends = tuple(
-        dict.fromkeys(r.job for r in (*images, *((mask,) if mask else ())) if r.job is not None)
-    )
     asset_ops, operated = _ops(asset, spec.ops, size.delivered, "ops")
-    fallback = None
-    if eff.chroma and keyed is not None:
-        fallback = ChromaRoute(
-            eff.chroma.key, keyed_prompt, keyed.params, (chroma_call(eff.chroma.key), *asset_ops)
-        )
-    jobs: list[Job] = []
-    numbered = pick is not None
-    variants: list[ApiJob] = []
-    for k in range(1, inputs.variants((coll.name, spec.id)) + 1):
-        job = ApiJob(
-            id=job_id(coll.name, spec.id, k, numbered=numbered),
-            kind="edit" if spec.is_edit else "generate",
-            collection=coll.name,
-            asset=spec.id,
-            variant=k,
-            model=model.name,
-            provider=provider.name,
-            prompt=asset.prompt,
-            endpoint=wire.endpoint,
-            params=wire.params,
-            size=size.delivered,
-            requested_size=size.requested,
-            output_path=output_path(coll.name, spec.id, k, None, eff.format, numbered=numbered),
-            source=asset.source,
-            depends_on=depends,
-            inputs=images,
-            mask=mask,
-            markup=markup,
-            estimated_cost_usd=estimate,
-            palette=palette,
-            tags=tuple(spec.tags),
-            keep_original=spec.keep_original,
-            ops=asset_ops,
-            fallback=fallback,
-        )
-        if fallback is not None and eff.chroma and eff.chroma.now:
-            job = job.on_chroma()
-        if not depends:
-            job = _with_key(job, [i.sha256 or "" for i in images], mask.sha256 if mask else None)
-        variants.append(job)
-        jobs.append(job)
-        if pick is None:
-            jobs.extend(_renditions(asset, job, eff))
-            jobs.extend(frame_jobs(job, eff.frames))
-    if pick is not None:
-        pinned = _pinned(asset, pick, variants, size.delivered)
-        jobs.append(pinned)
-        jobs.extend(_renditions(asset, pinned, eff))
-        jobs.extend(frame_jobs(pinned, eff.frames if pinned.format == "gif" else None))
-    inputs.warnings.extend(_crop_warnings(asset, operated))
-    return jobs
+    return _Shared(wire, keyed, palette, asset_ops, operated, tuple(spec.tags), asset.source, {})
 
 
 def _ops(
@@ -163,7 +270,7 @@ def _crop_warnings(asset: ResolvedAsset, delivered: tuple[int, int]) -> list[Pla
     asset's own size), once per asset rather than once per variant."""
     out = []
     dw, dh = delivered
-    for i, r in enumerate(asset.spec.renditions):
+    for i, r in enumerate(asset.base.renditions):
         wh = parsed(parse_size, r.size)
         if r.fit != "cover" or wh is None:
             continue
@@ -184,15 +291,15 @@ def _pinned(
     asset: ResolvedAsset, pick: Pick, variants: Sequence[ApiJob], size: tuple[int, int]
 ) -> PinnedJob:
     """The approved image of a picked asset, at the asset's own id and path."""
-    coll, spec = asset.collection, asset.spec
+    coll, spec = asset.collection, asset.base
     chosen = next((v for v in variants if v.variant == pick.variant), None)
     first = variants[0]
     return PinnedJob(
-        id=f"{coll.name}/{spec.id}",
+        id=f"{coll.name}/{asset.id}",
         collection=coll.name,
-        asset=spec.id,
+        asset=asset.id,
         variant=pick.variant,
-        output_path=output_path(coll.name, spec.id, 1, None, pick.format),
+        output_path=output_path(coll.name, asset.id, 1, None, pick.format),
         source=asset.source,
         size=size,
         cache_key=pick_cache_key(pick.sha256),
@@ -200,7 +307,7 @@ def _pinned(
         approved=pick.sha256,
         approved_key=pick.cache_key,
         picked=pick.variant,
-        picked_job=f"{coll.name}/{spec.id}#{pick.variant}",
+        picked_job=f"{coll.name}/{asset.id}#{pick.variant}",
         picked_path=chosen.output_path if chosen is not None else None,
         format=pick.format,
         model=first.model,
@@ -216,7 +323,7 @@ def _renditions(
 ) -> list[RenditionJob]:
     out: list[RenditionJob] = []
     seen: set[str] = set()
-    for i, r in enumerate(asset.spec.renditions):
+    for i, r in enumerate(asset.base.renditions):
         wh = parsed(parse_size, r.size)
         if wh is None or max(wh) > MAX_DELIVERED_SIDE:
             raise SpecError(
@@ -333,7 +440,7 @@ def _edit_inputs(
     """An edit's input images, mask and markup, each checked as the API would check it
     (how many images a model takes, and whether it takes a markup, are checked with the
     asset's settings, which name the models that can)."""
-    spec = asset.spec
+    spec = asset.base
     if not spec.is_edit:
         return (), None, None
     images = tuple(inputs.input(asset, ref, path) for ref, path in spec.input_images())

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from pipeline.errors import Location, SpecError, SpecErrors
 from pipeline.planner.matrix import Combo, expand_matrix, show_value
-from pipeline.planner.resolve import BrandReader, ResolvedAsset, base_context, resolve_asset
+from pipeline.planner.resolve import (
+    AssetMemo,
+    BrandReader,
+    ResolvedAsset,
+    base_context,
+    resolve_asset,
+)
 from pipeline.spec.brand import read_brand_file
 from pipeline.spec.loader import Collection, Project
 from pipeline.spec.models import MAX_VARIANTS, BrandKit
@@ -77,8 +83,11 @@ class _Assets:
             for tree in coll.assets:
                 try:
                     read_brand = self._brand_reader(coll)
+                    memo = AssetMemo(tree)
                     for combo in self._expand(tree):
-                        self._add(resolve_asset(coll, tree, combo, self.engine, base, read_brand))
+                        self._add(
+                            resolve_asset(coll, tree, combo, self.engine, base, read_brand, memo)
+                        )
                 except (SpecError, SpecErrors) as exc:
                     self.failed.add(coll.name)
                     self.collect(exc)
@@ -134,7 +143,7 @@ class _Assets:
             )
 
     def _add(self, asset: ResolvedAsset) -> None:
-        key = (asset.collection.name, asset.spec.id)
+        key = (asset.collection.name, asset.id)
         other = self.assets.get(key)
         if other is None:
             self.assets[key] = asset
@@ -142,8 +151,7 @@ class _Assets:
         if other.tree is not asset.tree:
             where = f"{other.location.file}:{other.location.line}"
             raise SpecError(
-                f"duplicate asset id '{asset.spec.id}' in collection '{key[0]}' "
-                f"(first from {where})",
+                f"duplicate asset id '{asset.id}' in collection '{key[0]}' (first from {where})",
                 asset.where("id"),
                 "give each asset its own id",
             )
@@ -156,10 +164,10 @@ class _Assets:
             for c in (other.combo, asset.combo)
         )
         raw = asset.tree.get("id")
-        base = raw if isinstance(raw, str) else asset.spec.id
+        base = raw if isinstance(raw, str) else asset.id
         suggestion = base + "".join(f"-{{{{ {n} }}}}" for n in differ)
         raise SpecError(
-            f"duplicate asset id '{asset.spec.id}' in collection '{key[0]}': the matrix "
+            f"duplicate asset id '{asset.id}' in collection '{key[0]}': the matrix "
             f"combinations {first} and {second} both give it",
             asset.where("id"),
             f'put the matrix variables in the id, e.g. id: "{suggestion}"',

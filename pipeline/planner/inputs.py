@@ -85,12 +85,17 @@ class InputResolver:
         self.effective = effective
         self.read_file = read_file
         self.sizes: dict[AssetKey, SizePlan] = {}
+        self._shaped: dict[tuple[int, int], SizePlan] = {}
+        """Sizes by (spec shape, model) object ids; both live as long as the plan."""
         self.broken: set[AssetKey] = set()
         self._sizing: dict[AssetKey, None] = {}  # an ordered set: the chain being sized
 
     def variants(self, key: AssetKey) -> int:
         """How many variants the asset has: its spec's, plus rerolls from the lock."""
-        return self.assets[key].spec.variants + self.lock.entry("/".join(key)).rerolls
+        variants = self.assets[key].base.variants
+        if not self.lock.entries:  # no lock: no rerolls (and no name to look up)
+            return variants
+        return variants + self.lock.entry("/".join(key)).rerolls
 
     def size(self, key: AssetKey) -> SizePlan:
         """The requested and delivered size of the asset ``key``."""
@@ -99,7 +104,16 @@ class InputResolver:
             return known
         asset, eff = self.assets[key], self.effective[key]
         rule = eff.model.size_rule
-        spec = asset.spec
+        spec = asset.base
+        # Combinations of one shape (the same spec but the id) with the same model have
+        # the same size, unless an edit takes it from its input.
+        shaped = None
+        if spec.size is not None or spec.aspect is not None or not spec.is_edit:
+            shaped = (id(spec), id(eff.model))
+            known = self._shaped.get(shaped)
+            if known is not None:
+                self.sizes[key] = known
+                return known
         if spec.size is not None:
             wh = parsed(parse_size, spec.size)
             if wh is None or max(wh) > MAX_DELIVERED_SIDE or min(wh) < 1:
@@ -132,6 +146,8 @@ class InputResolver:
         else:
             result = compile_exact(rule, 1024, 1024)
         self.sizes[key] = result
+        if shaped is not None:
+            self._shaped[shaped] = result
         return result
 
     def _check_fit(
@@ -195,7 +211,7 @@ class InputResolver:
                     where,
                     f"use #1 to #{variants}",
                 )
-            if target_key == (coll.name, asset.spec.id):
+            if target_key == (coll.name, asset.id):
                 raise SpecError(
                     f"edit cycle: {job_id(cname, m['id'], k)} edits itself",
                     where,

@@ -87,7 +87,9 @@ def expand_matrix(
     product = (
         dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())
     )
-    kept = (c for c in product if not any(_matches(c, e) for e in excludes))
+    kept = (
+        (c for c in product if not any(_matches(c, e) for e in excludes)) if excludes else product
+    )
     combos = list(itertools.islice(kept, None if limit is None else limit + 1))
     if limit is not None and len(combos) > limit:
         return combos

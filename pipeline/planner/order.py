@@ -17,9 +17,9 @@ from pipeline.planner.resolve import ResolvedAsset
 def check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], ResolvedAsset]) -> None:
     deps = {job.id: job.depends_on for job in jobs}
     state: dict[str, int] = {}
-    for start in deps:
-        if state.get(start):
-            continue
+    for start, first in deps.items():
+        if not first or state.get(start):
+            continue  # a job that waits for none is on no cycle
         stack: list[tuple[str, int]] = [(start, 0)]
         path: list[str] = []
         while stack:

@@ -67,7 +67,13 @@ def output_path_errors(jobs: Sequence[Job], where: Callable[[Job], Location]) ->
                 pairs.add(pair)
                 errors.append(_collision(first, (path, job), where))
     reported: set[str] = set()
-    for path, job in owners.values():
+    seen_parents: set[str] = set()
+    for key, (path, job) in owners.items():
+        # Every file of one folder has the same folders: the first of them says it all.
+        parent = key.rpartition("/")[0]
+        if parent in seen_parents:
+            continue
+        seen_parents.add(parent)
         for folder in _folders(path):
             if folder in reported:
                 continue

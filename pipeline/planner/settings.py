@@ -122,7 +122,7 @@ def effective_settings(
 ) -> Effective:
     """Merge and check the settings of one asset."""
     catalog, model_policy = provider.catalog, provider.model_policy
-    spec, defaults = asset.spec, asset.collection.defaults
+    spec, defaults = asset.base, asset.collection.defaults
 
     def pick(name: str) -> object:
         value = getattr(spec, name)
@@ -271,13 +271,13 @@ def _animation(
                 where("compression"),
                 "remove it",
             )
-        if asset.spec.ops:  # the spec's defaults are filled in already
+        if asset.base.ops:  # the spec's defaults are filled in already
             raise SpecError(
                 f"image operations ('ops:') need a raster format, not {fmt}",
                 where("ops"),
                 "remove ops:, or use them on a png rendition",
             )
-        edit = asset.spec.edit
+        edit = asset.base.edit
         if fmt == "gif" and edit is not None and edit.mask is not None:
             raise SpecError(
                 "a GIF cannot be made with a mask",
@@ -315,7 +315,7 @@ def _check_capabilities(
             where("complexity"),
             f"models that can: {capable(catalog, 'complexity', today)}; or remove it",
         )
-    spec = asset.spec
+    spec = asset.base
     count = len(spec.input_images()) if spec.is_edit else 0
     if count > model.max_input_images:
         more = [
@@ -379,7 +379,7 @@ def _default_quality(model: ModelInfo) -> str:
 def provider_options(asset: ResolvedAsset, provider: ProviderRules) -> dict[str, Any]:
     """The asset's ``options:`` (over those of ``defaults:``), checked by the provider's
     options model; every mistake is reported at its key, with what the provider takes."""
-    given = {**(asset.collection.defaults.options or {}), **(asset.spec.options or {})}
+    given = {**(asset.collection.defaults.options or {}), **(asset.base.options or {})}
     if not given:
         return {}
     model = provider.request_format.options
@@ -406,7 +406,7 @@ def _option_error(
     name = str(loc[0]) if loc else ""
     known = ", ".join(model.model_fields) or "none"
     unknown = error.get("type") == "extra_forbidden"
-    own = asset.spec.options or {}
+    own = asset.base.options or {}
     defaults = asset.collection.defaults_tree
     if name not in own and defaults is not None:  # the value comes from `defaults:`
         where = locate(defaults, ("options", *loc), key=unknown) or asset.where("options")

@@ -63,7 +63,7 @@ def read_verdict(data: bytes) -> Verdict | None:
     """The verdict on ``data``'s C2PA manifest; None when it carries none (nothing to say).
 
     Never raises: a store the library cannot read is an invalid verdict naming why."""
-    if not has_c2pa(data):
+    if not has_c2pa(data) or not png_may_hold_store(data):
         return None
     try:
         import c2pa  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415 - the optional native library, loaded when used
@@ -83,6 +83,30 @@ def read_verdict(data: bytes) -> Verdict | None:
     except Exception as exc:  # untrusted bytes: any failure is a verdict
         return {"valid": False, "error": _text(f"unreadable C2PA manifest: {exc}")}
     return verdict_of(store, state)
+
+
+def png_may_hold_store(data: bytes) -> bool:
+    """False only for a whole PNG that cannot carry a C2PA manifest: C2PA embeds one in a
+    PNG's ``caBX`` chunk, or names a remote one in its XMP, and this file has neither
+    (the bytes ``has_c2pa`` looks for are elsewhere: in a text chunk, say). Opening the
+    library to be told there is nothing costs a millisecond or two a file; anything but
+    a PNG walked to its ``IEND`` is left to the library."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return True
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"caBX":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and data[pos + 8 : pos + 8 + length].startswith(
+            b"XML:com.adobe.xmp\x00"
+        ):
+            return True
+        if kind == b"IEND":
+            return False
+        pos += 12 + length
+    return True
 
 
 def verdict_of(store: object, state: object) -> Verdict:

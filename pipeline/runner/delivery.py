@@ -6,15 +6,20 @@ lose a result, and everything here can be recomputed from the cache on the next 
 Inspecting is a pure function of the written bytes (and of what the checks are asked), so
 it is memoised by their sha256 (:mod:`pipeline.store.memo`): a file delivered again (after
 ``rm -rf output/``, or restored from the cache) is written and recorded, and its checks,
-perceptual hash and thumbnail are read back instead of decoding the image again. Output
+perceptual hash and thumbnail are read back instead of decoding the image again. What
+depends on the pixels alone is memoised by the name of a PNG's pixels as well
+(:mod:`pipeline.postprocess.pixels`): files that differ only in their text (each API
+answer's identifier, the job's stamp) are decoded once between them. Output
 files are renamed into place but not synced: the cache holds the paid bytes (synced), and
 a file lost to a crash no longer matches the manifest, so the next build copies it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ from pipeline.jobs.atlases import AtlasLayoutError, atlas_options, render_atlase
 from pipeline.output import Companion, OutputTree
 from pipeline.postprocess import Sample
 from pipeline.postprocess.c2pa_sign import Signing
+from pipeline.postprocess.pixels import pixel_digest
 from pipeline.runner.credentials import c2pa_check, c2pa_provenance, original_verdict
 from pipeline.runner.inputs import InputReader
 from pipeline.runner.outcome import Outcome, Status
@@ -102,6 +108,9 @@ class Delivery:
         """Images of a free provider (``preview``) are drawn placeholders: checking their
         colors against the brand would only report noise."""
         self.memo: InspectionMemo = memo if memo is not None else NoMemo()
+        self._lock = threading.Lock()
+        self._pictures: dict[str, threading.Lock] = {}
+        """One lock per PNG picture (by its pixels' name) being inspected."""
 
     def store(
         self,
@@ -134,8 +143,37 @@ class Delivery:
             written = postprocess.with_png_text(data, "assetpipe", stamp)
         sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
         look = _Look(self.memo, sha, written, sample, known if written is data else None)
-        if not self._knows_written(job, look.known):
-            look.sample()  # decoded before the file is written: an undecodable one never lands
+        with self._once_per_picture(job, look):
+            if not self._knows_written(job, look.known):
+                look.sample()  # decoded before the file is written: an undecodable one never lands
+            return self._write_and_inspect(job, data, original, atlas, inherited, look)
+
+    @contextlib.contextmanager
+    def _once_per_picture(self, job: Job, look: _Look) -> Iterator[None]:
+        """Around the inspection of a file the memo does not know all of: what the memo
+        of its pixels knows is added first, and files with the same pixels are inspected
+        one after the other, so the first one's work is read back by the others instead
+        of done again at the same time in another thread."""
+        if self._knows_written(job, look.known) or look.pixel() is None:
+            yield
+            return
+        with self._lock:
+            picture = self._pictures.setdefault(str(look.pixel()), threading.Lock())
+        with picture:
+            look.recall_pixels()
+            yield
+
+    def _write_and_inspect(
+        self,
+        job: Job,
+        data: bytes,
+        original: bytes | OriginalFacts | None,
+        atlas: bytes | None,
+        inherited: Sequence[Mapping[str, Any]],
+        look: _Look,
+    ) -> Stored:
+        """:meth:`store`'s work once the bytes to write (``look.data``) are known."""
+        written, sha = look.data, look.sha
         path = self.output.write(job.output_path, written, fsync=False)
         mtime, size = path.stat().st_mtime_ns, len(written)
         companions = None
@@ -277,31 +315,41 @@ class Delivery:
         return provenance
 
     def _thumbnail(self, look: _Look) -> None:
-        """The gallery thumbnail of the file: in the tree already, else the memo's, else
-        drawn and memoised; the memo's file is shared with the tree (see
-        :meth:`_share_thumbnail`)."""
+        """The gallery thumbnail of the file: in the tree already, else the memo's (of the
+        file, else of its pixels), else drawn and memoised (with the pixels when they have
+        a name); the memo's file is shared with the tree (see :meth:`_share_thumbnail`)."""
         if has_thumbnail(self.output, look.sha):
             return
         known = look.known.thumbnail
-        if known is not None and self._share_thumbnail(look.sha, known):
+        if known is not None and self._share_thumbnail(look, known):
             return
         thumbnail = encode_thumbnail(look.sample().small)
         digest = sha256_bytes(thumbnail)
-        self.memo.keep_thumbnail(look.sha, thumbnail)
+        pixel = look.pixel()
+        if pixel is not None:
+            self.memo.pixels().keep_thumbnail(pixel, thumbnail)
+        else:
+            self.memo.keep_thumbnail(look.sha, thumbnail)
         look.learn(thumbnail=digest)
-        if not self._share_thumbnail(look.sha, digest):  # no memo to share from
+        if not self._share_thumbnail(look, digest):  # no memo to share from
             keep_thumbnail(self.output, look.sha, thumbnail)
 
-    def _share_thumbnail(self, sha: str, digest: str) -> bool:
-        """Put the memo's thumbnail of ``sha`` in the tree when it is the one named
-        ``digest``: a hard link (no file to create), or a copy where the file systems
-        differ. Whether it was there to share."""
-        with self.memo.thumbnail_file(sha, digest) as kept:
-            if kept is None:
-                return False
-            if not link_thumbnail(self.output, sha, kept.fd):
-                keep_thumbnail(self.output, sha, kept.data)
-            return True
+    def _share_thumbnail(self, look: _Look, digest: str) -> bool:
+        """Put the memo's thumbnail of the file (or of its pixels) in the tree when it is
+        the one named ``digest``: a hard link (no file to create), or a copy where the
+        file systems differ. Whether it was there to share."""
+        kept_by = [(self.memo, look.sha)]
+        pixel = look.pixel()
+        if pixel is not None:
+            kept_by.append((self.memo.pixels(), pixel))
+        for memo, name in kept_by:
+            with memo.thumbnail_file(name, digest) as kept:
+                if kept is None:
+                    continue
+                if not link_thumbnail(self.output, look.sha, kept.fd):
+                    keep_thumbnail(self.output, look.sha, kept.data)
+                return True
+        return False
 
 
 class _Look:
@@ -322,6 +370,29 @@ class _Look:
         self._sample = sample
         self.known = known or memo.inspection(sha) or Inspection()
         self.found = Inspection()
+        self._pixel: str | None = None
+        self._named = False
+        self._recalled = Inspection()
+        """What the memo of pixels knew (not written back to it)."""
+
+    def pixel(self) -> str | None:
+        """The name of the file's pixels (a PNG's: see :func:`pixel_digest`), or None."""
+        if not self._named:
+            self._pixel = pixel_digest(self.data)
+            self._named = True
+        return self._pixel
+
+    def recall_pixels(self) -> None:
+        """Add what the memo of pixels knows of this file's (its own memo's facts first);
+        it is remembered for the file too, so the next restore of its bytes reads it
+        without naming the pixels."""
+        pixel = self.pixel()
+        shared = self.memo.pixels().inspection(pixel) if pixel is not None else None
+        if shared is None:
+            return
+        facts = self._recalled = _pixel_facts(shared)
+        self.known = facts.merged(self.known)
+        self.found = facts.merged(self.found)
 
     def sample(self) -> Sample:
         """The file's pixels, decoded at most once."""
@@ -371,10 +442,29 @@ class _Look:
         self.found = self.found.merged(Inspection(**facts))
 
     def remember(self) -> None:
-        """Keep what was found (nothing to write when the memo knew it all)."""
+        """Keep what was found (nothing to write when the memo knew it all), and what of it
+        depends on the pixels alone under their name too."""
         found = self.found
-        if found != Inspection():
-            self.memo.remember(self.sha, found)
+        if found == Inspection():
+            return
+        self.memo.remember(self.sha, found)
+        pixel = self.pixel() if self._named or self._sample is not None else None
+        facts = _pixel_facts(found)
+        if pixel is not None and facts not in (Inspection(), self._recalled):
+            self.memo.pixels().remember(pixel, facts)
+
+
+def _pixel_facts(inspection: Inspection) -> Inspection:
+    """What of an inspection depends on the pixels alone (not the C2PA verdicts, which
+    depend on the bytes)."""
+    return Inspection(
+        width=inspection.width,
+        height=inspection.height,
+        phash=inspection.phash,
+        method=inspection.method,
+        thumbnail=inspection.thumbnail,
+        checks=inspection.checks,
+    )
 
 
 def operated_size(job: Job) -> tuple[int, int] | None:

@@ -117,8 +117,10 @@ class LocalStore:
             raise ValueError(f"not a blob name: {sha!r}")
         return self.blob_dir / sha[:2] / sha
 
-    def put_blob(self, data: bytes) -> str:
-        """Store bytes; returns their sha256. Idempotent."""
+    def put_blob(self, data: bytes, *, durable: bool = True) -> str:
+        """Store bytes; returns their sha256. Idempotent. ``durable=False`` skips the
+        fsync, for bytes that can be read again elsewhere (a copy of a shared result:
+        one lost to a crash fails its sha256 and is downloaded again)."""
         sha = sha256_bytes(data)
         path = self.blob_path(sha)
         refuse_link(self.folder, "the result cache")
@@ -126,7 +128,7 @@ class LocalStore:
         refuse_link(path.parent, "a folder of cached images")
         info = refuse_link(path, "a cached image")
         if info is None or not stat.S_ISREG(info.st_mode):
-            write_atomic(path, data)
+            write_atomic(path, data, fsync=durable)
         return sha
 
     def read_blob(self, sha: str) -> bytes | None:
@@ -173,17 +175,20 @@ class LocalStore:
         delivered: bytes,
         original: bytes | None = None,
         meta: Mapping[str, Any] | None = None,
+        *,
+        durable: bool = True,
     ) -> CacheRecord:
-        """Store a result of ``request`` under its key: blobs first, then the index row."""
+        """Store a result of ``request`` under its key: blobs first, then the index row
+        (``durable``: see :meth:`put_blob`)."""
         key = request.key
         kept = with_request(request, meta)
         text = encode_meta(key, kept)
-        original_sha = self.put_blob(original) if original is not None else None
-        blob = self.put_blob(delivered)
+        original_sha = self.put_blob(original, durable=durable) if original is not None else None
+        blob = self.put_blob(delivered, durable=durable)
         record = CacheRecord(
             blob=blob, original=original_sha if original_sha != blob else None, meta=kept
         )
-        self._index.put(key, record.blob, record.original, text)
+        self._index.put(key, record.blob, record.original, text, durable=durable)
         return record
 
     def forget(self, key: str) -> None:

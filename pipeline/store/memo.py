@@ -14,7 +14,13 @@ image again. The memo sits in the result cache's folder, so ``cache clear`` empt
 .assetpipe/cache/memo/<sha[:2]>/<sha256>.webp   the gallery thumbnail of those bytes
 .assetpipe/cache/memo/<dg[:2]>/<digest>.op.png  an expensive image operation's result, by
                                                 the digest of its input pixels and call
+.assetpipe/cache/memo/<px[:2]>/<px>.px.json     what inspecting a PNG's pixels found, by
+.assetpipe/cache/memo/<px[:2]>/<px>.px.webp     their name (``pixel_digest``), and its thumbnail
 ```
+
+Files that differ only in their text (each API answer's own identifier, the job's stamp)
+have the same pixels: :meth:`LocalMemo.pixels` is the memo of those, where what depends
+on the pixels alone (size, checks, hash, thumbnail) is kept once for all of them.
 
 It is untrusted input like the rest of ``.assetpipe/``: JSON only (nothing unpickled),
 size-capped, read without following a link, every field checked for its type and range,
@@ -141,6 +147,12 @@ class InspectionMemo(Protocol):
         """Keep an expensive operation's result (a PNG) under ``digest``."""
         ...
 
+    def pixels(self) -> InspectionMemo:
+        """The memo of inspections by the name of a PNG's pixels
+        (:func:`pipeline.postprocess.pixels.pixel_digest`) instead of its bytes' sha256:
+        only what depends on the pixels alone may be kept there (no C2PA verdict)."""
+        ...
+
 
 class NoMemo:
     """A memo that remembers nothing (a build without a local cache folder)."""
@@ -167,15 +179,25 @@ class NoMemo:
     def keep_op_result(self, digest: str, data: bytes) -> None:
         """Forgets at once."""
 
+    def pixels(self) -> InspectionMemo:
+        """Itself: nothing is remembered there either."""
+        return self
+
 
 class LocalMemo:
     """The memo in a folder (``.assetpipe/cache/memo``), created on first write."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, kind: str = ""):
         self.folder = folder
+        self.kind = kind
+        """Inserted before each inspection's and thumbnail's suffix: ``.px`` in the memo
+        of pixels (:meth:`pixels`), so its entries never pass for a file's."""
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._real: set[Path] = set()
+        self._pixels: LocalMemo | None = None
+        self._shards: dict[str, Path] = {}
+        """Shard folders whose whole way was found real (checked once a build)."""
         """Folders already found to be real folders (not links): checked once a build."""
 
     def __repr__(self) -> str:
@@ -186,6 +208,9 @@ class LocalMemo:
         None for anything but a sha256 or a linked folder (never followed)."""
         if not is_blob_name(sha):
             return None
+        shard = self._shards.get(sha[:2])
+        if shard is not None:  # its folders were all found real: not asked again
+            return shard / f"{sha}{suffix}"
         shard = self.folder / sha[:2]
         try:
             for folder in (self.folder.parent, self.folder, shard):
@@ -196,6 +221,8 @@ class LocalMemo:
         except UnsafePathError as exc:
             self._warn(f"{exc}; the memo is not used")
             return None
+        if shard in self._real and self.folder in self._real and self.folder.parent in self._real:
+            self._shards[sha[:2]] = shard
         return shard / f"{sha}{suffix}"
 
     def _read(self, sha: str, suffix: str, limit: int) -> bytes | None:
@@ -226,7 +253,7 @@ class LocalMemo:
     def inspection(self, sha: str) -> Inspection | None:
         """What is known about the bytes with this sha256; None when nothing (or nothing
         readable) is."""
-        data = self._read(sha, ".json", MAX_RECORD_BYTES)
+        data = self._read(sha, f"{self.kind}.json", MAX_RECORD_BYTES)
         if data is None:
             return None
         record = parse_inspection(sha, data)
@@ -240,13 +267,13 @@ class LocalMemo:
         with self._lock:
             known = self.inspection(sha)
             merged = known.merged(inspection) if known is not None else inspection
-            self._write(sha, ".json", encode_inspection(sha, merged))
+            self._write(sha, f"{self.kind}.json", encode_inspection(sha, merged))
 
     @contextlib.contextmanager
     def thumbnail_file(self, sha: str, digest: str) -> Iterator[KeptFile | None]:
         """The kept thumbnail of ``sha``, open (never through a link), when it is a whole
         WebP file whose sha256 is ``digest``; else None (a warning when it is not)."""
-        path = self._path(sha, ".webp")
+        path = self._path(sha, f"{self.kind}.webp")
         if path is None:
             yield None
             return
@@ -275,7 +302,14 @@ class LocalMemo:
     def keep_thumbnail(self, sha: str, data: bytes) -> None:
         """Keep a thumbnail (only a whole WebP file under the size cap)."""
         if is_webp(data) and len(data) <= MAX_THUMBNAIL_BYTES:
-            self._write(sha, ".webp", data)
+            self._write(sha, f"{self.kind}.webp", data)
+
+    def pixels(self) -> LocalMemo:
+        """The memo of pixels, in the same folder (see :class:`InspectionMemo`)."""
+        with self._lock:
+            if self._pixels is None:
+                self._pixels = self if self.kind else LocalMemo(self.folder, kind=".px")
+            return self._pixels
 
     def op_result(self, digest: str) -> bytes | None:
         """The kept result under ``digest`` when it is a PNG under the size cap (its

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.hashing import CacheRequest, sha256_bytes
@@ -72,6 +72,10 @@ log = logging.getLogger("assetpipe.cache")
 
 _CHUNK = 1024 * 1024
 _WRITE_ATTEMPTS = 4
+
+Reserve = Callable[[int], None]
+"""Called with an object's size once its download is answered, before its body is read:
+blocks until that much memory may be taken (see ``LayeredStore.prefetch``)."""
 
 
 class ObjectStore:
@@ -205,10 +209,12 @@ class ObjectStore:
             self._warn_once(f"{what} in the shared cache is {why}; ignoring it")
         return why is not None
 
-    def _fetch(self, name: str, cap: int, what: str) -> tuple[bytes, UpdateVersion] | None:
+    def _fetch(
+        self, name: str, cap: int, what: str, reserve: Reserve | None = None
+    ) -> tuple[bytes, UpdateVersion] | None:
         """The bytes and version (ETag, generation) of an object; None when absent,
         larger than ``cap`` (with a warning) or when the remote fails (then it is no
-        longer asked)."""
+        longer asked). ``reserve`` is told the size (capped) before the body is read."""
         path = self._path(name)
         if not self._usable() or self._forbidden(path, what):
             return None
@@ -218,6 +224,8 @@ class ObjectStore:
             meta = result.meta
             total = int(meta["size"])
             if total <= cap:
+                if reserve is not None:
+                    reserve(total)
                 total = 0
                 for chunk in result.stream(min_chunk_size=_CHUNK):
                     total += len(chunk)
@@ -268,42 +276,84 @@ class ObjectStore:
                 self._fail(reason(exc))
             return None
 
-    def _complete(self, key: str, record: CacheRecord) -> bool:
-        """Whether ``record``'s delivered bytes are there and not oversized."""
-        size = self._blob_size(record.blob)
+    def _complete(
+        self, key: str, record: CacheRecord, listed: Mapping[str, int] | None = None
+    ) -> bool:
+        """Whether ``record``'s delivered bytes are there and not oversized (by their size
+        in ``listed`` when it holds them, else asked)."""
+        size = listed.get(record.blob) if listed is not None else None
+        if size is None:
+            size = self._blob_size(record.blob)
         if size is None or size > MAX_BLOB_BYTES:
             if self._down is None:
                 self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
             return False
         return True
 
-    def lookup(self, request: CacheRequest) -> CacheRecord | None:
+    def lookup(
+        self, request: CacheRequest, *, listed: Callable[[], Mapping[str, int] | None] | None = None
+    ) -> CacheRecord | None:
         """The record for ``request`` when it is well-formed, made from that request, and
-        its blob is there (checked by its size, not downloaded); else a miss."""
+        its blob is there (checked by its size, not downloaded); else a miss. ``listed``
+        gives, once the record is read, the blobs' sizes as a listing found them
+        (:meth:`blob_sizes`): a blob listed there is not asked about again."""
         key = request.key
         found = self._record(key)
         if found is None or found[0] is None:
             return None
-        return found[0] if self._complete(key, found[0]) else None
+        sizes = listed() if listed is not None else None
+        return found[0] if self._complete(key, found[0], sizes) else None
 
-    def get(self, request: CacheRequest) -> tuple[CacheRecord, bytes] | None:
-        """The record and delivered bytes for ``request``, verified; None on a miss."""
+    def blob_sizes(self, max_pages: int) -> dict[str, int] | None:
+        """Every blob's size by name, from a listing of at most ``max_pages`` pages (one
+        request each, one after the other); None when there are more, or the store
+        cannot be listed. A plan asking about many results reads this instead of asking
+        about each image apart; a blob that is not listed is still asked about."""
+        if not self._usable() or self._unlisted is not None:
+            return None
+        sizes: dict[str, int] = {}
+        try:
+            pages = self.backend.pages(f"{self.root}/blobs/")
+            for count, page in enumerate(pages, 1):
+                if count > max_pages:
+                    return None
+                for path, size in page:
+                    name = path.rpartition("/")[2]
+                    if is_blob_name(name):
+                        sizes[name] = size
+        except Exception:  # a listing is a shortcut: without it, each image is asked about
+            return None
+        return sizes
+
+    def record(self, request: CacheRequest) -> CacheRecord | None:
+        """The record stored for ``request`` when it is well-formed and made from that
+        request; its images are neither checked nor downloaded (one request, not two:
+        what downloads them next verifies them)."""
+        found = self._record(request.key)
+        return found[0] if found is not None else None
+
+    def get(
+        self, request: CacheRequest, *, reserve: Reserve | None = None
+    ) -> tuple[CacheRecord, bytes] | None:
+        """The record and delivered bytes for ``request``, verified; None on a miss.
+        ``reserve`` is told the image's size before it is downloaded."""
         key = request.key
         found = self._record(key)
         record = found[0] if found is not None else None
-        data = self.read_blob(record.blob) if record is not None else None
+        data = self.read_blob(record.blob, reserve=reserve) if record is not None else None
         if record is None or data is None:
             if record is not None and self._down is None:
                 self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
             return None
         return record, data
 
-    def read_blob(self, sha: str) -> bytes | None:
+    def read_blob(self, sha: str, *, reserve: Reserve | None = None) -> bytes | None:
         """The bytes named ``sha``; None when missing, oversized, corrupt (with a
-        warning) or when ``sha`` is not a blob name."""
+        warning) or when ``sha`` is not a blob name. ``reserve`` is told their size
+        before they are downloaded."""
         if not is_blob_name(sha):
             return None
-        fetched = self._fetch(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}")
+        fetched = self._fetch(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}", reserve)
         if fetched is None:
             return None
         data = fetched[0]

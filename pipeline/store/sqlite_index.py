@@ -155,13 +155,25 @@ class SqliteIndex:
                 raise EntryUnreadable(str(exc)) from None
         return None if row is None else (row[0], row[1], row[2])
 
-    def put(self, key: str, blob: str, original: str | None, meta: str) -> None:
-        """Write (or replace) the entry for ``key`` in one transaction."""
+    def put(
+        self, key: str, blob: str, original: str | None, meta: str, *, durable: bool = True
+    ) -> None:
+        """Write (or replace) the entry for ``key`` in one transaction; ``durable=False``
+        does not wait for the disk (an entry that can be made again without paying: a copy
+        of a shared one), so a power cut may lose it but never damages the index."""
         with self.lock:
-            self._writer().execute(
-                "INSERT OR REPLACE INTO entries (key, blob, original, meta) VALUES (?, ?, ?, ?)",
-                (key, blob, original, meta),
-            )
+            db = self._writer()
+            if not durable:
+                db.execute("PRAGMA synchronous = NORMAL")
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO entries (key, blob, original, meta) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key, blob, original, meta),
+                )
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous = FULL")
 
     def count(self) -> int:
         """How many entries there are (0, with a warning, when they cannot be counted)."""

@@ -17,6 +17,7 @@ import jinja2
 
 from pipeline.colors import color_name, nearest_color, rgb_text
 from pipeline.errors import Location, SpecError, did_you_mean
+from pipeline.templating.direct import DirectTemplate, direct_template
 from pipeline.templating.failures import (
     SYNTAX_HINT,
     describe,
@@ -57,7 +58,7 @@ class Prompt:
     file also says which asset, of which spec, was rendering it (one file serves many
     assets, and only some of them may leave a value unset)."""
 
-    __slots__ = ("display", "origin", "render_clock", "template", "used_at")
+    __slots__ = ("direct", "display", "origin", "render_clock", "template", "used_at")
 
     def __init__(
         self,
@@ -66,19 +67,29 @@ class Prompt:
         display: str,
         render_clock: RenderClock,
         used_at: Location | None = None,
+        direct: DirectTemplate | None = None,
     ):
         self.template = template
         self.origin = origin
         self.display = display
         self.render_clock = render_clock
         self.used_at = used_at
+        self.direct = direct
+        """The same template rendered without a Jinja context, when it only prints values
+        (:mod:`~pipeline.templating.direct`); it hands back to Jinja whenever unsure."""
 
     def used_by(self, used_at: Location) -> Prompt:
         """This compiled template, rendered for the spec value at ``used_at``."""
-        return Prompt(self.template, self.origin, self.display, self.render_clock, used_at)
+        return Prompt(
+            self.template, self.origin, self.display, self.render_clock, used_at, self.direct
+        )
 
     def render(self, context: Mapping[str, Any]) -> str:
         """Render; any failure becomes a SpecError at the template line that failed."""
+        if self.direct is not None:
+            text = self._direct(context)
+            if text is not None:
+                return text
         meter = Meter(self.render_clock)
         token = start_render(meter)
         started = self.render_clock.clock()
@@ -90,6 +101,20 @@ class Prompt:
         finally:
             end_render(token)
             self.render_clock.seconds_left -= self.render_clock.clock() - started
+
+    def _direct(self, context: Mapping[str, Any]) -> str | None:
+        """The text of a template that only prints values, rendered without Jinja's
+        context and within the same bounds (:mod:`~pipeline.templating.direct`) and the
+        load's clock; None when it is not sure (then Jinja renders afresh, with a meter
+        of its own, and gives the same text or its own error)."""
+        direct = self.direct
+        clock = self.render_clock
+        if direct is None or clock.seconds_left <= 0:
+            return None  # the load's rendering time is spent: Jinja's path says so
+        started = clock.clock()
+        text = direct.render(context)
+        clock.seconds_left -= clock.clock() - started
+        return text if isinstance(text, str) else None
 
     def _bounded(self, context: Mapping[str, Any]) -> str:
         """Render piece by piece and stop past MAX_RENDERED_CHARS.
@@ -166,7 +191,8 @@ class TemplateEngine:
                 raise SpecError(
                     f"template syntax error: {describe(exc)}", origin, SYNTAX_HINT
                 ) from None
-            prompt = Prompt(template, origin, display, self.render_clock)
+            direct = direct_template(self.env, source)
+            prompt = Prompt(template, origin, display, self.render_clock, direct=direct)
             self._inline[key] = prompt
         return prompt
 

@@ -149,7 +149,7 @@ class Sandbox(SandboxedEnvironment):
     code_generator_class = _CodeGenerator
 
     def __init__(self, **kwargs: Any):
-        super().__init__(finalize=_printed, **kwargs)
+        super().__init__(finalize=printed, **kwargs)
         self.globals["range"] = bounded_range
         self.globals.pop("lipsum", None)
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
@@ -259,7 +259,7 @@ def _loop_guard(context: jinja2.runtime.Context, iterable: Iterable[Any]) -> Ite
     return iterable if meter is None else meter.iterate(iterable)
 
 
-def _printed(value: Any) -> Any:
+def printed(value: Any) -> Any:
     """What ``{{ value }}`` prints: refused when its text would be too long to make (a
     list holding a list twice, thirty times over, prints billions of characters)."""
     kind = type(value)

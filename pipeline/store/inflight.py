@@ -1,0 +1,67 @@
+"""How many bytes of shared images a store downloads at once.
+
+Downloading a plan's cached results from a far bucket is bound by the round trip, not by
+bandwidth, so many downloads should be asked at once; but each holds its image in memory
+until it is written to the local cache, and real images weigh megabytes. Counting
+downloads cannot serve both: 32 at once is 80 MB of real images but leaves small ones
+waiting on round trips. :class:`ByteBudget` counts bytes instead: a download learns its
+image's size from the answer's headers and waits there, before reading the body, until
+the bytes already held leave room for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+
+class ByteBudget:
+    """At most ``limit`` bytes of downloads held at once, give or take one image.
+
+    A download holds what it reserved until its ``with`` block ends. An image larger than
+    the whole budget waits until nothing else is held, then goes alone. A download that
+    already holds an image and needs another (a result's delivered and original bytes)
+    never waits for the budget, which could wait forever on downloads waiting in turn for
+    it: it takes the one overdraft, so memory stays under ``limit`` plus one image.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        """The most bytes held at once so far."""
+        self._cond = threading.Condition()
+        self._overdraft = threading.Lock()
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[Callable[[int], None]]:
+        """A ``reserve(size)`` for one download; everything it reserved is given back
+        when the block ends."""
+        held = 0
+        overdrawn = False
+
+        def reserve(size: int) -> None:
+            nonlocal held, overdrawn
+            size = max(0, size)
+            if held and not overdrawn:
+                with self._cond:
+                    fits = self.used + size <= self.limit
+                if not fits:
+                    self._overdraft.acquire()
+                    overdrawn = True
+            with self._cond:
+                if not held:
+                    self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+                self.used += size
+                self.peak = max(self.peak, self.used)
+            held += size
+
+        try:
+            yield reserve
+        finally:
+            with self._cond:
+                self.used -= held
+                self._cond.notify_all()
+            if overdrawn:
+                self._overdraft.release()
