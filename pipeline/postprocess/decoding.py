@@ -23,6 +23,11 @@ from typing import Final
 
 from PIL import Image, UnidentifiedImageError
 
+# WebP registered by name: Pillow registers PNG, JPEG, GIF, BMP and PPM up front, and
+# loads every one of its ~40 other plugins (Image.init, ~30 ms a process) the first time a
+# format outside those is opened or saved, as WebP is (thumbnails, renditions).
+from PIL import WebPImagePlugin as _WebP  # noqa: F401
+
 from pipeline.errors import PipelineError
 from pipeline.postprocess import gif, svg
 

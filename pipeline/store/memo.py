@@ -195,10 +195,10 @@ class LocalMemo:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._real: set[Path] = set()
+        """Folders already found to be real folders (not links): checked once a build."""
         self._pixels: LocalMemo | None = None
         self._shards: dict[str, Path] = {}
         """Shard folders whose whole way was found real (checked once a build)."""
-        """Folders already found to be real folders (not links): checked once a build."""
 
     def __repr__(self) -> str:
         return f"LocalMemo({str(self.folder)!r})"
