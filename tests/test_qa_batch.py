@@ -244,7 +244,7 @@ def test_batch_list_status_and_cancel_show_judge_batches(project, run, batch_env
     assert "1 open batch;" in listed.out
     status = run("batch", "status", batch_id)
     assert status.code == 0, status.err
-    assert f"{ICONS} responses requests (collecting keeps verdicts)" in status.out
+    assert f"{ICONS} responses requests (the quality gate's verdicts)" in status.out
 
     cancelled = run("batch", "cancel", "--yes", batch_id)
     assert cancelled.code == 0, cancelled.err

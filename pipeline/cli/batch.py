@@ -89,10 +89,8 @@ def batch_status(**kw: Any) -> None:
     for item in listed:
         info = item.info
         out.print(f"[bold]{shown(item.batch_id)}[/bold]  journal {shown(item.entry.id)}")
-        out.print(
-            f"  {len(item.entry.lines)} {shown(item.endpoint)} {_requests(item)} "
-            f"(collecting keeps {item.holds})"
-        )
+        verdicts = " (the quality gate's verdicts)" if item.judging else ""
+        out.print(f"  {len(item.entry.lines)} {shown(item.endpoint)} {_requests(item)}{verdicts}")
         if info is None:
             out.print(f"  status unknown: {shown(item.problem or 'the API does not know it')}")
             continue
