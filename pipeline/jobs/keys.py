@@ -74,8 +74,21 @@ def api_request(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) ->
 
 
 def api_cache_key(job: ApiJob, input_shas: Sequence[str], mask_sha: str | None) -> str:
-    """The cache key of an API job once its input images are known."""
-    return api_request(job, input_shas, mask_sha).key
+    """The cache key of an API job once its input images are known: :func:`api_request`'s
+    key, without making its payload (the key a process computed for the same fields
+    before is looked up, as there)."""
+    markup = job.markup.sha256 if job.markup is not None else None
+    return api_key(
+        job.provider,
+        job.endpoint,
+        job.model,
+        job.prompt,
+        job.params,
+        input_shas,
+        mask_sha,
+        job.variant,
+        markup,
+    )
 
 
 def api_key(
@@ -176,7 +189,7 @@ def _plain(
         and type(variant) is int
         and (mask_sha is None or type(mask_sha) is str)
         and (markup_sha is None or type(markup_sha) is str)
-        and all(type(s) is str for s in input_shas)
+        and (not input_shas or all(type(s) is str for s in input_shas))
     )
 
 
@@ -374,9 +387,19 @@ def operated_request(request: CacheRequest, job: ApiJob) -> CacheRequest:
     request's key plus the delivery and the operations. Known without the cache (a
     manifest entry stays up to date after ``cache clear``) and never a key of the store:
     the paid image stays filed under ``request``, so changing an operation pays nothing."""
+    return CacheRequest(_operated_payload(request.key, job))
+
+
+def operated_key(request_key: str, job: ApiJob) -> str:
+    """The key of :func:`operated_request`, from its request's key (one this process
+    computed from the job: a key read from anywhere never comes here)."""
+    return CacheRequest(_operated_payload(request_key, job)).key
+
+
+def _operated_payload(request_key: str, job: ApiJob) -> dict[str, object]:
     size, fmt = job.size, job.format
     delivery = {"width": size[0], "height": size[1], "format": fmt}
-    return CacheRequest({"request": request.key, "delivery": delivery, "ops": _ops(job.ops)})
+    return {"request": request_key, "delivery": delivery, "ops": _ops(job.ops)}
 
 
 def _ops(ops: Sequence[OpCall]) -> list[dict[str, object]]:
@@ -391,6 +414,11 @@ def signed_request(request: CacheRequest, signing: str) -> CacheRequest:
     again and an unchanged one keeps it. Never used without signing: keys then stay as
     they always were."""
     return CacheRequest({"request": request.key, "signing": signing})
+
+
+def signed_key(request_key: str, signing: str) -> str:
+    """The key of :func:`signed_request`, from its request's key (computed here)."""
+    return CacheRequest({"request": request_key, "signing": signing}).key
 
 
 def signature_request(unsigned_sha: str, parents: Sequence[str], signing: str) -> CacheRequest:

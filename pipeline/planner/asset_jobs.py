@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from pipeline.catalog import ModelInfo
 from pipeline.errors import Location, SpecError
@@ -30,6 +30,7 @@ from pipeline.jobs import (
 )
 from pipeline.jobs.job import ChromaRoute, OpCall
 from pipeline.jobs.keys import api_key
+from pipeline.jobs.mold import Mold
 from pipeline.jobs.wire import CannotWord, RequestSettings, WireRequest
 from pipeline.ops import OpContext, plan_ops
 from pipeline.ops.chroma_key import chroma_call
@@ -60,6 +61,22 @@ class _Shared:
     """``file:line`` of the asset: one string for all the shape's jobs."""
     estimates: dict[int, float]
     """The estimated cost by prompt length (in characters), filled as lengths come."""
+    mold: Mold[ApiJob]
+    """Makes the shape's API jobs from what differs between them (:data:`API_VARYING`)."""
+
+
+API_VARYING = (
+    "id",
+    "asset",
+    "variant",
+    "prompt",
+    "output_path",
+    "estimated_cost_usd",
+    "cache_key",
+    "fallback",
+)
+"""The fields of an asset's API jobs that differ between the combinations of one shape
+(and its variants); the others are the shape's, or an edit's inputs."""
 
 
 class JobShapes:
@@ -119,10 +136,10 @@ def asset_jobs(
     on_chroma = fallback is not None and eff.chroma is not None and eff.chroma.now
     input_shas = [i.sha256 or "" for i in images]
     mask_sha = mask.sha256 if mask else None
-    kind: Literal["edit", "generate"] = "edit" if spec.is_edit else "generate"
     jobs: list[Job] = []
     numbered = pick is not None
     variants: list[ApiJob] = []
+    mold = _with_inputs(shared.mold, depends, images, mask, markup)
     for k in range(1, inputs.variants((coll.name, asset.id)) + 1):
         # A job that reads no other job's image has its key now, from the request it
         # makes (computed before the job, so the job is made once).
@@ -139,32 +156,15 @@ def asset_jobs(
                 k,
                 markup.sha256 if markup is not None else None,
             )
-        job = ApiJob(
-            id=job_id(coll.name, asset.id, k, numbered=numbered),
-            kind=kind,
-            collection=coll.name,
-            asset=asset.id,
-            variant=k,
-            model=model.name,
-            provider=provider.name,
-            prompt=asset.prompt,
-            endpoint=wire.endpoint,
-            params=wire.params,
-            size=size.delivered,
-            requested_size=size.requested,
-            output_path=output_path(coll.name, asset.id, k, None, eff.format, numbered=numbered),
-            source=shared.source,
-            depends_on=depends,
-            inputs=images,
-            mask=mask,
-            markup=markup,
-            estimated_cost_usd=estimate,
-            palette=shared.palette,
-            tags=shared.tags,
-            keep_original=spec.keep_original,
-            ops=asset_ops,
-            fallback=fallback,
-            cache_key=key,
+        job = mold(
+            job_id(coll.name, asset.id, k, numbered=numbered),
+            asset.id,
+            k,
+            asset.prompt,
+            output_path(coll.name, asset.id, k, None, eff.format, numbered=numbered),
+            estimate,
+            key,
+            fallback,
         )
         if on_chroma:
             job = job.on_chroma()
@@ -185,6 +185,19 @@ def asset_jobs(
     if fresh:  # a shape's warnings once: the later ones would only repeat them
         inputs.warnings.extend(_crop_warnings(asset, shared.operated))
     return jobs
+
+
+def _with_inputs(
+    mold: Mold[ApiJob],
+    depends: tuple[str, ...],
+    images: tuple[InputRef, ...],
+    mask: InputRef | None,
+    markup: InputRef | None,
+) -> Mold[ApiJob]:
+    """The shape's mold, or for an edit one that also gives its jobs its inputs."""
+    if not images and mask is None and markup is None:
+        return mold
+    return mold.but(depends_on=depends, inputs=images, mask=mask, markup=markup)
 
 
 def _keyed_prompt(asset: ResolvedAsset, eff: Effective) -> str:
@@ -244,7 +257,27 @@ def _shared(
         ) from None
     palette = tuple(asset.brand.colors.values()) if asset.brand else ()
     asset_ops, operated = _ops(asset, spec.ops, size.delivered, "ops")
-    return _Shared(wire, keyed, palette, asset_ops, operated, tuple(spec.tags), asset.source, {})
+    tags = tuple(spec.tags)
+    mold = Mold(
+        ApiJob,
+        API_VARYING,
+        {
+            "kind": "edit" if spec.is_edit else "generate",
+            "collection": asset.collection.name,
+            "model": eff.model.name,
+            "provider": provider.name,
+            "endpoint": wire.endpoint,
+            "params": wire.params,
+            "size": size.delivered,
+            "requested_size": size.requested,
+            "source": asset.source,
+            "palette": palette,
+            "tags": tags,
+            "keep_original": spec.keep_original,
+            "ops": asset_ops,
+        },
+    )
+    return _Shared(wire, keyed, palette, asset_ops, operated, tags, asset.source, {}, mold)
 
 
 def _ops(

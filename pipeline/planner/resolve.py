@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Location, SpecError
+from pipeline.jobs.mold import Mold
 from pipeline.planner.matrix import Combo
 from pipeline.spec.loader import Collection, read_vars
 from pipeline.spec.models import (
@@ -138,6 +139,7 @@ class AssetMemo:
         "has_vars",
         "last_rendered",
         "last_spec",
+        "mold",
         "origins",
         "prompts",
         "shape_facts",
@@ -158,6 +160,8 @@ class AssetMemo:
         self.shape_facts: tuple[AssetSpec, dict[str, Any]] | None = None
         self.has_vars = "vars" in tree
         """Whether the asset has ``vars:`` of its own (rendered per combination)."""
+        self.mold: Mold[ResolvedAsset] | None = None
+        """Makes this tree's resolved assets (their collection and tree are the same)."""
         for key, value in tree.items():
             if key not in UNRENDERED and not _has_template(value):
                 self.fixed[key] = _plain(value)
@@ -223,7 +227,7 @@ class AssetMemo:
             and type(asset_id) is str
             and len(asset_id) <= MAX_ID_LENGTH
             and ASSET_ID.fullmatch(asset_id)
-            and all(k == "id" or last[k] == v for k, v in rendered.items())
+            and (len(rendered) == 1 or all(k == "id" or last[k] == v for k, v in rendered.items()))
         ):
             # The same values but the id (every other value is the same object each time,
             # or rendered again to an equal text), and the id passes the id's rule: the
@@ -232,6 +236,21 @@ class AssetMemo:
         spec = validate(AssetSpec, data, tree, tree.location, known_extra=sorted(ASSET_KEYS))
         self.last_rendered, self.last_spec = rendered, spec
         return spec, None
+
+    def resolved(
+        self,
+        collection: Collection,
+        tree: YMap,
+        *varying: object,
+    ) -> ResolvedAsset:
+        """``ResolvedAsset(collection, tree, ...)`` with the values of :data:`_VARYING`,
+        made by one mold per tree."""
+        mold = self.mold
+        if mold is None:
+            mold = self.mold = Mold(
+                ResolvedAsset, _VARYING, {"collection": collection, "tree": tree}
+            )
+        return mold(*varying)
 
     def facts(
         self, spec: AssetSpec, asset_id: str, shape: AssetSpec | None, collection: str
@@ -249,6 +268,11 @@ class AssetMemo:
         if "tags" in facts:
             facts["tags"] = list(spec.tags)
         return facts
+
+
+_VARYING = ("base", "id", "prompt", "combo", "brand", "brand_dir", "shape")
+"""The fields of a :class:`ResolvedAsset` that differ between the combinations of one
+asset (its collection and tree do not)."""
 
 
 def _facts(spec: AssetSpec, asset_id: str, collection: str) -> dict[str, Any]:
@@ -312,22 +336,7 @@ def resolve_asset(
         spec = validate(AssetSpec, data, tree, tree.location, known_extra=sorted(ASSET_KEYS))
         asset_id = spec.id
     else:
-        fixed = memo.fixed
-        rendered: dict[str, Any] = {}
-        data = {}
-        for key, value in tree.items():
-            if key in fixed:
-                data[key] = fixed[key]
-            elif key in UNRENDERED:
-                if key not in ("matrix", "vars"):
-                    data[key] = value
-            elif type(value) is str:
-                data[key] = rendered[key] = memo.render_top(engine, key, value, tree, ctx)
-            else:
-                data[key] = rendered[key] = _render_memo(value, [key], tree, engine, ctx, memo)
-        data = memo.fill(data, collection.defaults)
-        spec, shape = memo.spec(data, rendered, tree)
-        asset_id = spec.id if shape is None else data["id"]
+        spec, shape, asset_id = _memo_spec(collection, tree, engine, ctx, memo)
     brand, brand_dir = collection.brand, collection.brand_dir
     if spec.brand is not None and read_brand is not None:
         brand, brand_dir = read_brand(spec.brand, locate(tree, ["brand"]) or tree.location)
@@ -341,7 +350,7 @@ def resolve_asset(
         origin = locate(tree, ["template"]) or tree.location
         prompt = engine.file(spec.template, origin).render(asset_ctx)
     elif memo is not None:
-        origin = memo.origin(tree, ["prompt"])
+        origin = None  # found only for the error below (memo.origin): rarely needed
         prompt = memo.render_top(engine, "prompt", spec.prompt or "", tree, asset_ctx)
     else:
         origin = locate(tree, ["prompt"]) or tree.location
@@ -349,8 +358,14 @@ def resolve_asset(
         prompt = render_text(engine, text, origin, asset_ctx)
     prompt = prompt.strip()
     if not prompt:
+        if origin is None:
+            origin = memo.origin(tree, ["prompt"]) if memo is not None else tree.location
         raise SpecError(
             "the prompt is empty after rendering", origin, "write what the image should show"
+        )
+    if memo is not None:
+        return memo.resolved(
+            collection, tree, spec, asset_id, prompt, combo, brand, brand_dir, shape
         )
     return ResolvedAsset(
         collection=collection,
@@ -363,6 +378,33 @@ def resolve_asset(
         brand_dir=brand_dir,
         shape=shape,
     )
+
+
+def _memo_spec(
+    collection: Collection,
+    tree: YMap,
+    engine: TemplateEngine,
+    ctx: Mapping[str, Any],
+    memo: AssetMemo,
+) -> tuple[AssetSpec, AssetSpec | None, str]:
+    """The spec of one combination rendered with ``memo``, the shape it shares (or None)
+    and its id (see :meth:`AssetMemo.spec`)."""
+    fixed = memo.fixed
+    rendered: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key in fixed:
+            data[key] = fixed[key]
+        elif key in UNRENDERED:
+            if key not in ("matrix", "vars"):
+                data[key] = value
+        elif type(value) is str:
+            data[key] = rendered[key] = memo.render_top(engine, key, value, tree, ctx)
+        else:
+            data[key] = rendered[key] = _render_memo(value, [key], tree, engine, ctx, memo)
+    data = memo.fill(data, collection.defaults)
+    spec, shape = memo.spec(data, rendered, tree)
+    return spec, shape, spec.id if shape is None else data["id"]
 
 
 def _render_memo(
