@@ -14,13 +14,11 @@ and sheets (:mod:`~pipeline.planner.sheets`), then the checks across the whole g
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pipeline.catalog import Catalog, ModelPolicy
+from pipeline.collecting import no_collections
 from pipeline.errors import Location, SpecError, SpecErrors, printable, raise_collected
 from pipeline.jobs import PALETTE_SKIPPED, ApiJob, Job, Plan, PlanWarning, topological
 from pipeline.jobs.wire import RequestFormat
@@ -76,25 +74,8 @@ def plan(
     project: Project, engine: TemplateEngine, options: PlanOptions, read_file: FileReader
 ) -> Plan:
     """Expand, render and check every asset of ``project`` into a job graph."""
-    with _no_collections():
+    with no_collections():
         return _Planner(project, engine, options, read_file).run()
-
-
-@contextlib.contextmanager
-def _no_collections() -> Iterator[None]:
-    """No cyclic garbage collection while planning. A plan of 100,000 jobs allocates some
-    millions of objects that all live on (jobs, specs, prompts) and that form no
-    reference cycles, yet the collector would run thousands of times, each older
-    collection walking the growing heap: a tenth of the planning time, for nothing.
-    What planning frees is still freed at once (reference counting); the few cycles it
-    may leave (an exception's traceback) are collected once it is done."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Planner:

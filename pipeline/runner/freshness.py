@@ -9,9 +9,7 @@ can tell, before any call, exactly which jobs a build will pay for.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import os
 import re
 import stat
@@ -19,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
+from pipeline.collecting import no_collections
 from pipeline.errors import printable, shortened
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import (
@@ -361,24 +360,8 @@ def assess(
     restore what is cached) downloads those results at the same time."""
     if isinstance(cache, Prefetching):  # network clients make cycles: let them be collected
         return _assess(plan, manifest, cache, tree, pending or {}, signing, fetch=fetch)
-    with _no_collections():
+    with no_collections():
         return _assess(plan, manifest, cache, tree, pending or {}, signing, fetch=fetch)
-
-
-@contextlib.contextmanager
-def _no_collections() -> Iterator[None]:
-    """No cyclic garbage collection while the states are made: a state per job (100,000
-    for a large plan) and no reference cycle among them, yet each would count towards a
-    collection, and each collection walks the plan's millions of objects that were just
-    made (a third of the time assessing 100,000 jobs took). What is freed meanwhile is
-    freed at once (reference counting); a cycle waits for the next collection."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _assess(
