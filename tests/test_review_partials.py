@@ -20,6 +20,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakeapi import FakeImagesAPI
@@ -88,6 +89,27 @@ def released(hold: threading.Event) -> Iterator[None]:
         hold.set()
 
 
+@contextlib.contextmanager
+def rerolled_from_the_page(paid, api, group: str) -> Iterator[tuple[Any, Any]]:
+    """A tab on the review page with the reroll of ``group``'s asset confirmed (two
+    previews quoted) and its first preview shown, while the fake holds the final image
+    until the test sets ``api.stream_hold``; yields the page and the server."""
+    api.stream_hold = threading.Event()
+    with (
+        launched() as browser,
+        watched_tab(browser, 900) as page,
+        serving(paid.root, provider="openai") as server,
+        released(api.stream_hold),
+    ):
+        page.goto(server.url)
+        page.click(f"{group} button.reroll")
+        page.locator("#confirm").wait_for(state="visible")
+        assert "with 2 preview(s) shown while it is made" in page.inner_text("#confirm-text")
+        page.click("#confirm-yes")
+        page.wait_for_function("() => Number(document.body.dataset.partialsShown || '0') >= 1")
+        yield page, server
+
+
 def state(server) -> dict:
     status, _, body = request(server, "GET", "/api/state")
     assert status == 200
@@ -101,19 +123,7 @@ def test_the_page_shows_a_preview_while_the_reroll_is_made_and_the_cache_keeps_t
     need_browser()
     before = blobs(paid.root)
     billed = api.billed_images
-    api.stream_hold = threading.Event()
-    with (
-        launched() as browser,
-        watched_tab(browser, 900) as page,
-        serving(paid.root, provider="openai") as server,
-        released(api.stream_hold),
-    ):
-        page.goto(server.url)
-        page.click(f"{HERO} button.reroll")
-        page.locator("#confirm").wait_for(state="visible")
-        assert "with 2 preview(s) shown while it is made" in page.inner_text("#confirm-text")
-        page.click("#confirm-yes")
-        page.wait_for_function("() => Number(document.body.dataset.partialsShown || '0') >= 1")
+    with rerolled_from_the_page(paid, api, HERO) as (page, server):
         preview = page.locator(f"{HERO} .card.partial")
         assert preview.count() == 1
         assert preview.get_attribute("data-partial") in {"0", "1"}
@@ -156,19 +166,7 @@ def test_a_reroll_of_an_edit_shows_a_preview_and_caches_only_the_final(paid, api
     group = '.group[data-name="chars/hero-winter"]'
     before = blobs(paid.root)
     billed = api.billed_images
-    api.stream_hold = threading.Event()
-    with (
-        launched() as browser,
-        watched_tab(browser, 900) as page,
-        serving(paid.root, provider="openai") as server,
-        released(api.stream_hold),
-    ):
-        page.goto(server.url)
-        page.click(f"{group} button.reroll")
-        page.locator("#confirm").wait_for(state="visible")
-        assert "with 2 preview(s) shown while it is made" in page.inner_text("#confirm-text")
-        page.click("#confirm-yes")
-        page.wait_for_function("() => Number(document.body.dataset.partialsShown || '0') >= 1")
+    with rerolled_from_the_page(paid, api, group) as (page, server):
         preview = page.locator(f"{group} .card.partial")
         assert preview.count() == 1
         assert preview.get_attribute("data-for") == "chars/hero-winter#2"
