@@ -29,6 +29,7 @@ from pipeline.api.sealing import user_sealer
 from pipeline.api.stores import build_store, shared_cache_problem
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
+from pipeline.collecting import settle
 from pipeline.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_PENDING, UsageError
 from pipeline.exports import reserved_paths
 from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
@@ -160,6 +161,7 @@ def run_build(
             signing=settings.signing,
         )
         runner = Runner(plan, states, deps, config)
+        settle()  # what the build started with lives on; its requests make garbage
         report = asyncio.run(_run(runner))
         built = [o.entry() for o in report.outcomes.values()]
         keep = reserved_paths(settings.exports)

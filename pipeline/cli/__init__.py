@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from pipeline.cli.commands import cli
 from pipeline.cli.render import counted, err, shown
+from pipeline.collecting import start_quietly
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_USAGE, PipelineError, SpecError, SpecErrors
 
 __all__ = ["cli", "main", "run"]
@@ -74,7 +75,11 @@ def run() -> None:
     wrote is closed (each by its context manager) and renamed into place, and the runner's
     threads are joined; what is left is flushed here. An exception that is not an exit
     takes the ordinary way out, traceback and all.
+
+    The cyclic garbage collector waits while the command starts (imports, settings, the
+    plan: objects that live on) until its long work begins (:mod:`pipeline.collecting`).
     """
+    start_quietly()
     try:
         main()
     except SystemExit as exc:

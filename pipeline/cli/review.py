@@ -17,6 +17,7 @@ import click
 from pipeline import api
 from pipeline.cli.options import project_options, project_request, setup_logging
 from pipeline.cli.render import counted, err, out, shown
+from pipeline.collecting import settle
 from pipeline.errors import EXIT_USAGE
 from pipeline.spec.lock import LOCK_FILE
 
@@ -82,6 +83,7 @@ def review_page(**kw: Any) -> None:
     out.print(f"review page: {server.url}  (Ctrl-C to stop)")
     if kw["open_page"]:
         webbrowser.open(server.url)
+    settle()  # a server runs for hours: the collector runs again
     server.serve()
 
 
@@ -117,4 +119,5 @@ def watch(**kw: Any) -> None:
         else:
             out.print(f"previews: up to date in {where}")
 
+    settle()  # a watch runs for hours: the collector runs again
     watch_project(req, report, interval=kw["interval"])
