@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from pipeline.jobs.wire import RequestSettings
+from pipeline.plugins import forget_installed
 from pipeline.providers import registry
 from pipeline.providers.openai_request import OPENAI_FORMAT
 
@@ -106,6 +107,7 @@ def test_openai_wording_is_owned_by_the_provider():
         "n": 1,
     }
     registry.providers.cache_clear()
+    forget_installed()
     for name in ("openai", "azure", "preview"):
         assert registry.get(name).request_format is OPENAI_FORMAT
     from importlib.metadata import entry_points

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.plugins import forget_installed
 from pipeline.providers import registry
 
 PLUGIN = '''
@@ -69,14 +70,17 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     monkeypatch.syspath_prepend(str(site))
     registry.providers.cache_clear()
+    forget_installed()
     yield site
     registry.providers.cache_clear()
+    forget_installed()
     sys.modules.pop("echo_provider", None)
 
 
 def test_builtin_providers_are_listed_in_order():
     """openai, azure and preview are there, and only preview is free."""
     registry.providers.cache_clear()
+    forget_installed()
     known = registry.providers()
     assert list(known)[:3] == ["openai", "azure", "preview"]
     assert [name for name, e in known.items() if e.free] == ["preview"]

@@ -22,7 +22,7 @@ from pipeline.exports.gallery import GalleryExporter
 from pipeline.exports.gdscript import GdscriptIndex
 from pipeline.exports.jsonindex import JsonIndex
 from pipeline.exports.typescript import TypeScriptIndex
-from pipeline.plugins import add_plugins
+from pipeline.plugins import add_plugins, entry_points_of
 
 log = logging.getLogger("assetpipe.exports")
 
@@ -68,14 +68,13 @@ def exporters() -> Mapping[str, ExporterClass]:
     taken is skipped with a warning rather than breaking every command.
     """
     found: dict[str, ExporterClass] = {cls.name: cls for cls in BUILTIN}
-    from importlib.metadata import entry_points  # noqa: PLC0415 - costly; once per run
 
     def accept(value: object) -> ExporterClass | str:
         if is_exporter_class(value):
             return value  # type: ignore[return-value]
         return "is not an exporter class (name, Options, reserved, render)"
 
-    points = entry_points(group=ENTRY_POINT_GROUP)
+    points = entry_points_of(ENTRY_POINT_GROUP)
     add_plugins(found, points, accept, lambda cls: cls.name, what="exporter", log=log)
     return found
 

@@ -26,7 +26,7 @@ from pipeline.ops.pixelate import Pixelate
 from pipeline.ops.quantize import Quantize
 from pipeline.ops.resize import Resize
 from pipeline.ops.trim import Trim
-from pipeline.plugins import add_plugins
+from pipeline.plugins import add_plugins, entry_points_of
 
 log = logging.getLogger("assetpipe.ops")
 
@@ -59,11 +59,8 @@ def operations() -> Mapping[str, AnyOperation]:
     return with_plugins(BUILTIN, _points())
 
 
-@functools.cache
 def _points() -> tuple[Any, ...]:
-    from importlib.metadata import entry_points  # noqa: PLC0415 - costly; once per run
-
-    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+    return entry_points_of(ENTRY_POINT_GROUP)
 
 
 def fingerprint() -> list[list[str]]:

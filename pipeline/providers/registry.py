@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 from pipeline.catalog import Catalog, ModelPolicy
 from pipeline.hashing import sha256_bytes
 from pipeline.jobs.wire import RequestFormat
-from pipeline.plugins import add_plugins
+from pipeline.plugins import add_plugins, entry_points_of
 from pipeline.providers.openai_catalog import openai_catalog
 from pipeline.providers.openai_request import OPENAI_FORMAT
 
 if TYPE_CHECKING:  # types only: `assetpipe --help` lists the names without loading these
+    from importlib.metadata import EntryPoint
+
     from pipeline.jobs import Provider
     from pipeline.jobs.batch import BatchBackend
 
@@ -143,7 +145,6 @@ def providers() -> Mapping[str, ProviderEntry]:
     A plugin that fails to load, or that reuses a name already taken, is skipped with a
     warning rather than breaking every command.
     """
-    from importlib.metadata import EntryPoint, entry_points  # noqa: PLC0415 - once per run
 
     def ours(point: EntryPoint) -> bool:
         return point.dist is not None and point.dist.name == OWN_DISTRIBUTION
@@ -153,7 +154,7 @@ def providers() -> Mapping[str, ProviderEntry]:
 
     order = {entry.name: i for i, entry in enumerate(BUILTIN)}
     points = sorted(
-        entry_points(group=ENTRY_POINT_GROUP),
+        entry_points_of(ENTRY_POINT_GROUP),
         key=lambda p: (not ours(p), order.get(p.name, len(order)), p.name),
     )
     found: dict[str, ProviderEntry] = {}
