@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pipeline.api.buildlock import project_lock
 from pipeline.api.sealing import Sealer, user_sealer
 from pipeline.api.workspace import Request, open_workspace
 from pipeline.errors import UsageError
-from pipeline.exports import ConfiguredExport, ExportPlan, ExportResult
+from pipeline.exports import ConfiguredExport, ExportPlan, ExportResult, Prepares
 from pipeline.exports import write_exports as run_exporters
 from pipeline.exports.base import PROJECT
 from pipeline.fsutil import UnsafePathError, check_folder, read_regular, write_atomic
@@ -60,6 +61,29 @@ def export_plan(settings: Settings, tree: OutputTree, plan: Plan) -> ExportPlan:
         free=settings.provider_entry.free,
         project=OutputTree(settings.root),
     )
+
+
+def prepare_exports(exports: Sequence[ConfiguredExport]) -> threading.Thread | None:
+    """Start, on a thread of its own, what the configured exporters can do before the
+    build's files are in (:class:`~pipeline.exports.Prepares`); a build calls this as its
+    requests go out, when the CPU would otherwise wait on the network. The thread is
+    returned (None when no exporter prepares); nobody needs to wait for it."""
+    ready = [e.cls for e in exports if isinstance(e.cls, Prepares)]
+    if not ready:
+        return None
+    thread = threading.Thread(
+        target=_prepare, args=(ready,), name="assetpipe-prepare-exports", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _prepare(classes: Sequence[Prepares]) -> None:
+    for cls in classes:
+        try:
+            cls.prepare()
+        except Exception as exc:  # rendering meets it again, and reports it there
+            log.debug("preparing the %s export failed: %s", getattr(cls, "name", cls), exc)
 
 
 def build_exports(

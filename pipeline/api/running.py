@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
-from pipeline.api.exports import build_exports, owned_files
+from pipeline.api.exports import build_exports, owned_files, prepare_exports
 from pipeline.api.qa import run_qa
 from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
@@ -135,7 +135,8 @@ def run_build(
         states = assess(
             plan, manifest, store, tree, route.pending, signing, fetch=not options.force
         )
-        if route.prepare is not None and any(s.status == "generate" for s in states.values()):
+        pays = any(s.status == "generate" for s in states.values())
+        if route.prepare is not None and pays:
             route.prepare()  # this build pays: the SDK is loaded before its clock starts
         deps = RunDeps(
             store=store,
@@ -162,6 +163,8 @@ def run_build(
         )
         runner = Runner(plan, states, deps, config)
         settle()  # what the build started with lives on; its requests make garbage
+        if pays:
+            prepare_exports(settings.exports)  # while the requests are out
         report = asyncio.run(_run(runner))
         built = [o.entry() for o in report.outcomes.values()]
         keep = reserved_paths(settings.exports)

@@ -107,6 +107,19 @@ class Tidies(Protocol):
 
 
 @runtime_checkable
+class Prepares(Protocol):
+    """An exporter class with work that needs no entries (the gallery compiles its page
+    template). A build that sends requests has it done on a thread of its own while the
+    requests are out, so what follows the build is that much shorter; a failure there is
+    left for :meth:`Exporter.render` to meet and report."""
+
+    @classmethod
+    def prepare(cls) -> None:
+        """Do now what rendering would otherwise begin with."""
+        ...
+
+
+@runtime_checkable
 class Names(Protocol):
     """An exporter that names each id in code (the asset indexes): two ids it would give
     one name are an error of ``validate``, ``plan`` and ``build``, before anything is

@@ -31,6 +31,13 @@ class GalleryExporter:
         self.options = options or GalleryOptions()
         self._used: set[str] | None = None
 
+    @classmethod
+    def prepare(cls) -> None:
+        """Load the page's modules and compile its template (~50 ms of a build's end)."""
+        from pipeline.gallery.page import prepare_page  # noqa: PLC0415
+
+        prepare_page()
+
     def reserved(self) -> Sequence[str]:
         """The page and the thumbnails' folder."""
         return (GALLERY_INDEX, THUMB_DIR)
