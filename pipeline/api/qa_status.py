@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.api.qa import expectations, judge_estimate, kept_verdict
 from pipeline.api.stores import local_store
 from pipeline.api.workspace import Workspace
 from pipeline.jobs import ApiJob, PinnedJob
@@ -54,6 +53,9 @@ def judging_estimate(
     qa = ws.settings.qa
     if qa is None:
         return None
+    # The gate's modules (the judge, its batches, OCR) load only for a project that has one.
+    from pipeline.api.qa import expectations, judge_estimate, kept_verdict  # noqa: PLC0415
+
     expected = expectations(ws)
     images = judged = 0
     with local_store(ws.settings) as local:
@@ -84,6 +86,8 @@ def qa_problems(ws: Workspace, manifest: Manifest) -> tuple[QaProblem, ...]:
     manifest (an asset not built yet is the pending list's business, not this one's)."""
     if ws.settings.qa is None:
         return ()
+    from pipeline.api.qa import expectations  # noqa: PLC0415 - only with the gate on
+
     expected = expectations(ws)
     problems: list[QaProblem] = []
     for job in ws.plan.jobs:
