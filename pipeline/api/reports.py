@@ -101,7 +101,10 @@ def plan_totals(
         "estimated_cost_usd": round(_priced(to_pay, factor, direct), 6),
         "estimated_cost_all_usd": round(_priced(api_jobs, factor, direct), 6),
     }
-    alone = [j for j in to_pay if route_factor(j, factor, direct) != factor]
+    # At the table's prices every job pays ``factor`` itself (see route_factor): none alone.
+    alone = (
+        [j for j in to_pay if route_factor(j, factor, direct) != factor] if factor != 1.0 else []
+    )
     if factor != 1.0 and any(route_factor(j, factor, direct) != factor for j in api_jobs):
         totals["direct"] = {
             "models": sorted({j.model for j in api_jobs if j.model in direct}),
@@ -115,6 +118,8 @@ def plan_totals(
 
 
 def _priced(jobs: list[ApiJob], factor: float, direct: AbstractSet[str]) -> float:
+    if factor == 1.0:  # route_factor is ``factor`` for every job: the same sum, no call
+        return sum(j.estimated_cost_usd * factor for j in jobs)
     return sum(j.estimated_cost_usd * route_factor(j, factor, direct) for j in jobs)
 
 
@@ -206,10 +211,31 @@ class _JobLines:
         self.factor = factor
         self.direct = direct
         self._middles: dict[tuple[object, ...], tuple[object, str]] = {}
-        self._texts: dict[tuple[object, ...], str] = {}
+        self._texts: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self._costs: dict[tuple[float, float], str] = {}
+        self._last: tuple[object, object, object, object, str] | None = None
 
     def _middle(self, job: Job) -> str:
         """``, "model": ...`` to ``, "prompt": ``, before the prompt's text."""
+        last = self._last
+        if (
+            last is not None
+            and type(job) is ApiJob
+            and job.params is last[0]
+            and job.model is last[1]
+            and job.size is last[2]
+            and job.requested_size is last[3]
+        ):
+            # The same objects as the last API job's (the jobs of one shape share them):
+            # the same text, and its format is its parameters'.
+            return last[4]
+        text = self._middle_of(job)
+        if type(job) is ApiJob:
+            self._last = (job.params, job.model, job.size, job.requested_size, text)
+        return text
+
+    def _middle_of(self, job: Job) -> str:
+        """:meth:`_middle`, by the values of the fields it writes."""
         is_api = job.is_api
         params = job.params if is_api else None
         sheet = isinstance(job, SheetJob)
@@ -261,25 +287,32 @@ class _JobLines:
         else:
             status = reason = approval = None
             key, checks = job.cache_key, None
-        cost = round(job.estimated_cost_usd * route_factor(job, self.factor, self.direct), 6)
+        factor = self.factor
+        if factor != 1.0:
+            factor = route_factor(job, factor, self.direct)
+        estimate = job.estimated_cost_usd
+        costs = self._costs
+        # The estimates of a shape's jobs are few: each one's text is written once
+        # (a float's only, and never of a zero, whose sign the key would not keep).
+        memo = estimate.__class__ is float and estimate != 0.0 and factor != 0.0
+        cost = costs.get((estimate, factor)) if memo else None
+        if cost is None:
+            cost = _value(round(estimate * factor, 6))
+            if memo:
+                costs[(estimate, factor)] = cost
         kind, collection, source = job.kind, job.collection, job.source
         # Values most jobs share are written once: (kind, collection), (status, reason),
-        # (source, approval) when there are no checks.
+        # (source, approval) when there are no checks; all three in one lookup.
         texts = self._texts
-        head = texts.get((0, kind, collection))
-        if head is None:
-            head = texts[(0, kind, collection)] = "".join(
-                (', "kind": ', _value(kind), ', "collection": ', _value(collection))
-            )
-        said = texts.get((1, status, reason))
-        if said is None:
-            said = texts[(1, status, reason)] = "".join(
-                (', "status": ', _value(status), ', "reason": ', _value(reason))
-            )
-        if checks is None:
-            tail = texts.get((2, source, approval))
-            if tail is None:
-                tail = texts[(2, source, approval)] = "".join(
+        shared = (kind, collection, status, reason, source, approval)
+        known = texts.get(shared) if checks is None else None
+        if known is not None:
+            head, said, tail = known
+        else:
+            head = "".join((', "kind": ', _value(kind), ', "collection": ', _value(collection)))
+            said = "".join((', "status": ', _value(status), ', "reason": ', _value(reason)))
+            if checks is None:
+                tail = "".join(
                     (
                         ', "source": ',
                         _value(source),
@@ -288,41 +321,50 @@ class _JobLines:
                         "}",
                     )
                 )
-        else:
-            tail = "".join(
-                (
-                    ', "source": ',
-                    _value(source),
-                    ', "checks": ',
-                    json.dumps(checks, ensure_ascii=False),
-                    ', "approval": ',
-                    _value(approval),
-                    "}",
+                texts[shared] = (head, said, tail)
+            else:
+                tail = "".join(
+                    (
+                        ', "source": ',
+                        _value(source),
+                        ', "checks": ',
+                        json.dumps(checks, ensure_ascii=False),
+                        ', "approval": ',
+                        _value(approval),
+                        "}",
+                    )
                 )
-            )
-        return "".join(
-            (
-                '{"id": ',
-                _value(job.id),
-                head,
-                ', "asset": ',
-                _value(job.asset),
-                ', "variant": ',
-                int.__repr__(job.variant),
-                self._middle(job),
-                '""' if isinstance(job, SheetJob) else _value(job.prompt),
-                ', "depends_on": ',
-                "[]" if not depends else json.dumps(list(depends), ensure_ascii=False),
-                said,
-                ', "cache_key": ',
-                _value(key),
-                ', "estimated_cost_usd": ',
-                _value(cost),
-                ', "output": ',
-                _value(job.output_path),
-                tail,
-            )
+        # Text fields are nearly always ``str``: written by json's own C function
+        # directly; anything else through :func:`_value`, as before.
+        enc = _encode_text
+        job_id, asset, output = job.id, job.asset, job.output_path
+        if isinstance(job, SheetJob):
+            prompt = '""'
+        else:
+            prompt = job.prompt
+            prompt = enc(prompt) if prompt.__class__ is str else _value(prompt)
+        return _LINE % (
+            enc(job_id) if job_id.__class__ is str else _value(job_id),
+            head,
+            enc(asset) if asset.__class__ is str else _value(asset),
+            int.__repr__(job.variant),
+            self._middle(job),
+            prompt,
+            "[]" if not depends else json.dumps(list(depends), ensure_ascii=False),
+            said,
+            enc(key) if key.__class__ is str else _value(key),
+            cost,
+            enc(output) if output.__class__ is str else _value(output),
+            tail,
         )
+
+
+_LINE = (
+    '{"id": %s%s, "asset": %s, "variant": %s%s%s, "depends_on": %s%s, "cache_key": %s, '
+    '"estimated_cost_usd": %s, "output": %s%s'
+)
+"""A job's line with ``%s`` for each text :meth:`_JobLines.line` writes (all made
+before, so ``%`` puts each in as it is)."""
 
 
 def graph_text(plan_: Plan, fmt: str) -> str:

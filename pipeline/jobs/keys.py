@@ -8,10 +8,12 @@ A change to a key's payload makes every user pay again for every image:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from pipeline.hashing import CacheRequest, canonical_json, canonical_key
+from pipeline.hashing import KEY_PREFIX, CacheRequest, canonical_json, canonical_key
 from pipeline.jobs.job import ApiJob, JobBase, OpCall, RenditionOp
 from pipeline.jobs.provider import ParamValue
 
@@ -111,10 +113,150 @@ def api_key(
     known = _API_KEYS.get(token) if token is not None else None
     if known is not None:
         return known
-    key = canonical_key(_canonical_text(*args))
+    key = _hashed(*args)
     if token is not None:
         _remember(token, key)
     return key
+
+
+def _hashed(
+    provider: str,
+    endpoint: str,
+    model: str,
+    prompt: str,
+    params: Mapping[str, ParamValue],
+    input_shas: Sequence[str],
+    mask_sha: str | None,
+    variant: int,
+    markup_sha: str | None,
+) -> str:
+    """``canonical_key(_canonical_text(...))`` of fields that are :func:`_plain`, from
+    the digest of the text before the prompt (:func:`_head`), which the jobs of one asset
+    share: only the prompt, provider and variant are written and hashed per job. UTF-8
+    encodes a text piece by piece as it encodes it whole, so the digest is the same."""
+    head = _head(endpoint, model, params, input_shas, mask_sha, markup_sha)
+    return _finished(head, prompt, provider, variant)
+
+
+def _finished(head: Any, prompt: str, provider: str, variant: int) -> str:
+    """The key: a copy of ``head`` (:func:`_head`) given the rest of the canonical text,
+    the prompt's value, the provider and the variant."""
+    digest = head.copy()
+    enc = _encode_text
+    tail = f'{enc(prompt)},"provider":{enc(provider)},"variant":{int.__repr__(variant)}}}'
+    digest.update(tail.encode("utf-8"))
+    key: str = digest.hexdigest()
+    return key
+
+
+_HEADS: dict[tuple[object, ...], tuple[Mapping[str, ParamValue], Any]] = {}
+
+
+def _head(
+    endpoint: str,
+    model: str,
+    params: Mapping[str, ParamValue],
+    input_shas: Sequence[str],
+    mask_sha: str | None,
+    markup_sha: str | None,
+) -> Any:
+    """A sha256 that has taken ``KEY_PREFIX`` and the canonical text of the payload up to
+    the prompt's value (``{"endpoint":...,"prompt":``), made once per set of these fields
+    (the parameters by mapping object, held with it so its id is not reused meanwhile);
+    callers hash a copy."""
+    key = (id(params), endpoint, model, tuple(input_shas), mask_sha, markup_sha)
+    known = _HEADS.get(key)
+    if known is not None and known[0] is params:
+        return known[1]
+    enc = _encode_text
+    text = "".join(
+        (
+            KEY_PREFIX,
+            '{"endpoint":',
+            enc(endpoint),
+            ',"inputs":[',
+            ",".join(map(enc, input_shas)),
+            "]",
+            "" if markup_sha is None else ',"markup":' + enc(markup_sha),
+            ',"mask":',
+            "null" if mask_sha is None else enc(mask_sha),
+            ',"model":',
+            enc(model),
+            ',"params":',
+            _params_json(params),
+            ',"prompt":',
+        )
+    )
+    digest = hashlib.sha256(text.encode("utf-8"))
+    if len(_HEADS) >= _MEMO_LIMIT:
+        _HEADS.clear()
+    _HEADS[key] = (params, digest)
+    return digest
+
+
+class ApiKeys:
+    """:func:`api_key` of the requests that differ only in prompt and variant (the jobs of
+    one asset shape, which read no input image): the token's other parts are made once
+    and the canonical text before the prompt is hashed once (:func:`_head`), so a key costs
+    its own token, one lookup and, the first time, the hash of the prompt's part. Fields
+    of any other type go to :func:`api_key` itself, so every key and every error is its."""
+
+    __slots__ = ("_fields", "_head", "_params_token")
+
+    def __init__(
+        self,
+        provider: str,
+        endpoint: str,
+        model: str,
+        params: Mapping[str, ParamValue],
+        input_shas: Sequence[str] = (),
+        mask_sha: str | None = None,
+        markup_sha: str | None = None,
+    ):
+        self._fields = (provider, endpoint, model, params, tuple(input_shas), mask_sha, markup_sha)
+        plain = _plain(provider, endpoint, model, "", params, input_shas, mask_sha, 0, markup_sha)
+        self._params_token = _params_token(params) if plain else None
+        """None: :func:`api_key` writes every key (a field it neither tokens nor writes
+        directly)."""
+        self._head: Any = None
+        """:func:`_head` of these fields, once a key is first hashed (as :func:`_hashed`
+        does, which this does in line)."""
+
+    def __call__(self, prompt: str, variant: int) -> str:
+        provider, endpoint, model, params, input_shas, mask_sha, markup_sha = self._fields
+        params_token = self._params_token
+        if params_token is None or type(prompt) is not str or type(variant) is not int:
+            return api_key(
+                provider,
+                endpoint,
+                model,
+                prompt,
+                params,
+                input_shas,
+                mask_sha,
+                variant,
+                markup_sha,
+            )
+        token = (
+            provider,
+            endpoint,
+            model,
+            prompt,
+            params_token,
+            input_shas,
+            mask_sha,
+            variant,
+            markup_sha,
+        )
+        known = _API_KEYS.get(token)
+        if known is not None:
+            return known
+        head = self._head
+        if head is None:  # the first key: the text before the prompt, hashed once
+            head = self._head = _head(endpoint, model, params, input_shas, mask_sha, markup_sha)
+        key = _finished(head, prompt, provider, variant)
+        _remember(token, key)
+        return key
 
 
 def _api_payload(

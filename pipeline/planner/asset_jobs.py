@@ -29,7 +29,7 @@ from pipeline.jobs import (
     pick_cache_key,
 )
 from pipeline.jobs.job import ChromaRoute, OpCall
-from pipeline.jobs.keys import api_key
+from pipeline.jobs.keys import ApiKeys, api_key
 from pipeline.jobs.mold import Mold
 from pipeline.jobs.wire import CannotWord, RequestSettings, WireRequest
 from pipeline.ops import OpContext, plan_ops
@@ -63,6 +63,8 @@ class _Shared:
     """The estimated cost by prompt length (in characters), filled as lengths come."""
     mold: Mold[ApiJob]
     """Makes the shape's API jobs from what differs between them (:data:`API_VARYING`)."""
+    keys: ApiKeys
+    """The cache keys of the shape's requests that read no image, by prompt and variant."""
 
 
 API_VARYING = (
@@ -124,7 +126,7 @@ def asset_jobs(
         shared = _shared(asset, eff, size, provider)
         if shapes is not None and not spec.is_edit:
             shapes.keep(asset, eff, size, shared)
-    wire, keyed = shared.wire, shared.keyed
+    keyed = shared.keyed
     estimate = _estimate(shared, eff, size, len(asset.prompt), len(images))
     depends = _depends(images, mask)
     asset_ops = shared.ops
@@ -134,8 +136,6 @@ def asset_jobs(
             eff.chroma.key, keyed_prompt, keyed.params, (chroma_call(eff.chroma.key), *asset_ops)
         )
     on_chroma = fallback is not None and eff.chroma is not None and eff.chroma.now
-    input_shas = [i.sha256 or "" for i in images]
-    mask_sha = mask.sha256 if mask else None
     jobs: list[Job] = []
     numbered = pick is not None
     variants: list[ApiJob] = []
@@ -145,18 +145,8 @@ def asset_jobs(
         # makes (computed before the job, so the job is made once).
         key = None
         if not depends and not on_chroma:
-            key = api_key(
-                provider.name,
-                wire.endpoint,
-                model.name,
-                asset.prompt,
-                wire.params,
-                input_shas,
-                mask_sha,
-                k,
-                markup.sha256 if markup is not None else None,
-            )
-        job = mold(
+            key = _request_key(shared, provider, model.name, asset.prompt, k, images, mask, markup)
+        job = mold.make(
             job_id(coll.name, asset.id, k, numbered=numbered),
             asset.id,
             k,
@@ -169,7 +159,8 @@ def asset_jobs(
         if on_chroma:
             job = job.on_chroma()
             if not depends:
-                job = _with_key(job, input_shas, mask_sha)
+                shas = [i.sha256 or "" for i in images]
+                job = _with_key(job, shas, mask.sha256 if mask else None)
         variants.append(job)
         jobs.append(job)
         if pick is None:
@@ -185,6 +176,34 @@ def asset_jobs(
     if fresh:  # a shape's warnings once: the later ones would only repeat them
         inputs.warnings.extend(_crop_warnings(asset, shared.operated))
     return jobs
+
+
+def _request_key(
+    shared: _Shared,
+    provider: ProviderRules,
+    model: str,
+    prompt: str,
+    variant: int,
+    images: tuple[InputRef, ...],
+    mask: InputRef | None,
+    markup: InputRef | None,
+) -> str:
+    """The cache key of the request of a job that reads no other job's image: from the
+    shape's keys when it reads no image at all, else from its project files' sha256."""
+    if not images and mask is None and markup is None:
+        return shared.keys(prompt, variant)
+    wire = shared.wire
+    return api_key(
+        provider.name,
+        wire.endpoint,
+        model,
+        prompt,
+        wire.params,
+        [i.sha256 or "" for i in images],
+        mask.sha256 if mask else None,
+        variant,
+        markup.sha256 if markup is not None else None,
+    )
 
 
 def _with_inputs(
@@ -277,7 +296,8 @@ def _shared(
             "ops": asset_ops,
         },
     )
-    return _Shared(wire, keyed, palette, asset_ops, operated, tags, asset.source, {}, mold)
+    keys = ApiKeys(provider.name, wire.endpoint, eff.model.name, wire.params)
+    return _Shared(wire, keyed, palette, asset_ops, operated, tags, asset.source, {}, mold, keys)
 
 
 def _ops(

@@ -15,6 +15,9 @@ from pipeline.planner.resolve import ResolvedAsset
 
 
 def check_cycles(jobs: Sequence[Job], assets: Mapping[tuple[str, str], ResolvedAsset]) -> None:
+    """Raise the first edit cycle found among ``jobs``, at the edit that closes it."""
+    if not any(job.depends_on for job in jobs):
+        return  # no job waits for another (a plain matrix): no cycle, and no graph to build
     deps = {job.id: job.depends_on for job in jobs}
     state: dict[str, int] = {}
     for start, first in deps.items():

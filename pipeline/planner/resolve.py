@@ -250,7 +250,7 @@ class AssetMemo:
             mold = self.mold = Mold(
                 ResolvedAsset, _VARYING, {"collection": collection, "tree": tree}
             )
-        return mold(*varying)
+        return mold.make(*varying)
 
     def facts(
         self, spec: AssetSpec, asset_id: str, shape: AssetSpec | None, collection: str
@@ -345,7 +345,12 @@ def resolve_asset(
         facts = _facts(spec, asset_id, collection.name)
     else:
         facts = memo.facts(spec, asset_id, shape, collection.name)
-    asset_ctx = {**ctx, "asset": facts}
+    asset_ctx: dict[str, Any]
+    if isinstance(ctx, dict) and ctx is not base:
+        asset_ctx = ctx  # this combination's own dict, which nothing else holds: add to it
+        asset_ctx["asset"] = facts
+    else:
+        asset_ctx = {**ctx, "asset": facts}
     if spec.template is not None:
         origin = locate(tree, ["template"]) or tree.location
         prompt = engine.file(spec.template, origin).render(asset_ctx)

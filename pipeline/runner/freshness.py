@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
@@ -40,6 +40,7 @@ from pipeline.jobs.keys import (
     signed_key,
     signed_request,
 )
+from pipeline.jobs.mold import Mold
 from pipeline.output import Manifest, ManifestEntry, OutputTree
 from pipeline.runner.paid import delivery_compression
 from pipeline.store import CacheRecord, ResultStore
@@ -62,6 +63,13 @@ class JobState:
     approval: Approval | None = None
     """For a picked asset's own image: whether the picked variant's request is still the
     one the spec asks for (``current``) or the spec changed since (``changed``)."""
+
+
+_new_state: Callable[..., JobState] = Mold(
+    JobState, ("status", "cache_key", "sha256", "reason", "checks"), {}
+).make
+"""``JobState(status, cache_key, sha256, reason, checks)`` without the frozen
+constructor's ``object.__setattr__`` per field: the state of each of 100,000 jobs."""
 
 
 def job_request(job: Job, shas: Mapping[str, str | None]) -> CacheRequest | None:
@@ -400,7 +408,7 @@ def _assess(
         if key is None:
             state = JobState(make, None, None, "its inputs will change")
         elif entry and entry.cache_key == key and unchanged(entry):
-            state = JobState("up-to-date", key, entry.sha256, "unchanged", entry.checks)
+            state = _new_state("up-to-date", key, entry.sha256, "unchanged", entry.checks)
         else:
             record = cache.lookup(request) if cache is not None and request else None
             if record is not None:
@@ -412,7 +420,7 @@ def _assess(
             elif entry:
                 state = JobState(make, key, None, what_changed(job, entry, shas))
             else:
-                state = JobState(make, key, None, "new")
+                state = _new_state(make, key, None, "new", None)
         if job.kind == "pick":  # its bytes are known before it runs: the approved ones
             variant = states.get(job.picked_job)
             current = variant is not None and variant.cache_key == job.approved_key
