@@ -77,10 +77,14 @@ def link_thumbnail(tree: OutputTree, sha256: str, fd: int) -> bool:
     """Put a thumbnail kept elsewhere on this file system (open as ``fd``, checked by the
     caller) in the tree as a hard link to that very file: no copy. False when it cannot
     be linked there (another file system, no ``/proc``): then write a copy."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
         target = tree.path(f"{THUMB_DIR}/{sha256}.webp")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            folder = os.open(target.parent, flags)
+        except FileNotFoundError:  # the first thumbnail of the tree: made once, not asked each time
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folder = os.open(target.parent, flags)
     except (OSError, ValueError, UnsafePathError):
         return False
     try:

@@ -63,7 +63,7 @@ def read_verdict(data: bytes) -> Verdict | None:
     """The verdict on ``data``'s C2PA manifest; None when it carries none (nothing to say).
 
     Never raises: a store the library cannot read is an invalid verdict naming why."""
-    if not has_c2pa(data) or not png_may_hold_store(data):
+    if not may_hold_store(data):
         return None
     try:
         import c2pa  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415 - the optional native library, loaded when used
@@ -83,6 +83,12 @@ def read_verdict(data: bytes) -> Verdict | None:
     except Exception as exc:  # untrusted bytes: any failure is a verdict
         return {"valid": False, "error": _text(f"unreadable C2PA manifest: {exc}")}
     return verdict_of(store, state)
+
+
+def may_hold_store(data: bytes) -> bool:
+    """Whether ``data`` may carry a C2PA manifest store: False means there is no verdict
+    to read, nor any to believe from elsewhere."""
+    return has_c2pa(data) and png_may_hold_store(data)
 
 
 def png_may_hold_store(data: bytes) -> bool:

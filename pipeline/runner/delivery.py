@@ -30,6 +30,7 @@ from pipeline.jobs import ApiJob, Job, PinnedJob, RenditionJob, SheetJob
 from pipeline.jobs.atlases import AtlasLayoutError, atlas_options, render_atlases
 from pipeline.output import Companion, OutputTree
 from pipeline.postprocess import Sample
+from pipeline.postprocess.c2pa_read import may_hold_store
 from pipeline.postprocess.c2pa_sign import Signing
 from pipeline.postprocess.pixels import pixel_digest
 from pipeline.runner.credentials import c2pa_check, c2pa_provenance, original_verdict
@@ -143,10 +144,11 @@ class Delivery:
             written = postprocess.with_png_text(data, "assetpipe", stamp)
         sha = sha256 if sha256 is not None and written is data else sha256_bytes(written)
         look = _Look(self.memo, sha, written, sample, known if written is data else None)
+        data_sha = sha if written is data else sha256
         with self._once_per_picture(job, look):
             if not self._knows_written(job, look.known):
                 look.sample()  # decoded before the file is written: an undecodable one never lands
-            return self._write_and_inspect(job, data, original, atlas, inherited, look)
+            return self._write_and_inspect(job, data, data_sha, original, atlas, inherited, look)
 
     @contextlib.contextmanager
     def _once_per_picture(self, job: Job, look: _Look) -> Iterator[None]:
@@ -167,12 +169,14 @@ class Delivery:
         self,
         job: Job,
         data: bytes,
+        data_sha: str | None,
         original: bytes | OriginalFacts | None,
         atlas: bytes | None,
         inherited: Sequence[Mapping[str, Any]],
         look: _Look,
     ) -> Stored:
-        """:meth:`store`'s work once the bytes to write (``look.data``) are known."""
+        """:meth:`store`'s work once the bytes to write (``look.data``) are known;
+        ``data_sha`` is the sha256 of ``data`` when known (None: not hashed yet)."""
         written, sha = look.data, look.sha
         path = self.output.write(job.output_path, written, fsync=False)
         mtime, size = path.stat().st_mtime_ns, len(written)
@@ -206,11 +210,16 @@ class Delivery:
         phash = look.phash()
         provenance = self._provenance(job, data, original)
         facts = original if isinstance(original, OriginalFacts) else None
-        api = original_verdict(
-            self.memo,
-            original if isinstance(original, bytes) else None,
-            facts.sha256 if facts is not None else None,
-        )
+        api = None
+        # API bytes that cannot hold a manifest store have no verdict: neither read nor
+        # looked up (a memo entry claiming one for them would be a planted one).
+        if facts is not None or (isinstance(original, bytes) and may_hold_store(original)):
+            api = original_verdict(
+                self.memo,
+                original if isinstance(original, bytes) else None,
+                # The API's bytes are often the delivered ones: their hash is known already.
+                data_sha if original is data else facts.sha256 if facts is not None else None,
+            )
         provenance = c2pa_provenance(provenance, self.memo, sha, written, api)
         found += c2pa_check(provenance)
         self._thumbnail(look)  # last: it shrinks the sample
@@ -340,8 +349,8 @@ class Delivery:
         file systems differ. Whether it was there to share."""
         kept_by = [(self.memo, look.sha)]
         pixel = look.pixel()
-        if pixel is not None:
-            kept_by.append((self.memo.pixels(), pixel))
+        if pixel is not None:  # where a PNG's thumbnail is kept (:meth:`_thumbnail`): first
+            kept_by.insert(0, (self.memo.pixels(), pixel))
         for memo, name in kept_by:
             with memo.thumbnail_file(name, digest) as kept:
                 if kept is None:

@@ -139,11 +139,10 @@ class Maker:
                 return self.up_to_date(job, JobState("up-to-date", key, entry.sha256, ""), entry)
             async with self.writers.permits:
                 inherited = self._inherited(job)
-                restored = await self.writers.copy(self._restore, job, asked, inputs, inherited)
-                if isinstance(restored, Outcome):
+                # Inspected in the pool when the memo does not know it all.
+                restored = await self.writers.restore(self._restore, job, asked, inputs, inherited)
+                if restored is not None:
                     return restored
-                if restored is not None:  # the memo does not know it all: inspect it
-                    return await self.writers.local(restored)
         if job.kind == "pick":  # free: the approved bytes, copied
             async with self.writers.permits:
                 data = await asyncio.to_thread(self.inputs.approved, job)

@@ -49,7 +49,8 @@ class Restored(NamedTuple):
     sha256: str | None = None
     """Of ``data``, when known (verified by the store)."""
     known: Inspection | None = None
-    """What the memo knows of ``data``, when it was read."""
+    """What the memo knows of ``data`` when it was read (an empty inspection when it knows
+    nothing), so the writer does not ask again; None when it was not read."""
 
 
 def cached_delivery(
@@ -65,8 +66,9 @@ def cached_delivery(
     ``job``; None (a miss) when its bytes are smaller than the job asks for: they could
     only be scaled up, blurrier than what the request pays for, so the record is not
     what that request returned."""
-    known = memo.inspection(record.blob)
-    if known is not None and known.width is not None and known.height is not None:
+    # Read once: an empty inspection (not None) tells the writer the memo was asked.
+    known = memo.inspection(record.blob) or Inspection()
+    if known.width is not None and known.height is not None:
         size = (known.width, known.height)
     else:
         size = postprocess.measure(data, postprocess.MAX_PIXELS)

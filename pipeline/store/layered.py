@@ -308,7 +308,7 @@ class LayeredStore:
             )
             return
         try:
-            self.local.commit(request, data, original, record.meta, durable=False)
+            self.local.commit(request, data, original, record.meta, durable=False, verified=record)
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return
@@ -383,7 +383,9 @@ class LayeredStore:
             )
             return shared, False
         try:
-            kept = self.local.commit(request, data, original, record.meta, durable=False)
+            kept = self.local.commit(
+                request, data, original, record.meta, durable=False, verified=record
+            )
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return shared, False

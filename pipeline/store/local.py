@@ -117,11 +117,15 @@ class LocalStore:
             raise ValueError(f"not a blob name: {sha!r}")
         return self.blob_dir / sha[:2] / sha
 
-    def put_blob(self, data: bytes, *, durable: bool = True) -> str:
+    def put_blob(self, data: bytes, *, durable: bool = True, sha: str | None = None) -> str:
         """Store bytes; returns their sha256. Idempotent. ``durable=False`` skips the
         fsync, for bytes that can be read again elsewhere (a copy of a shared result:
-        one lost to a crash fails its sha256 and is downloaded again)."""
-        sha = sha256_bytes(data)
+        one lost to a crash fails its sha256 and is downloaded again). ``sha`` is the
+        bytes' sha256 when the caller has just checked it (bytes read by that name from a
+        store that verifies what it returns): they are not hashed again. A wrong one
+        would only make a blob that fails its check when read, a miss like any other."""
+        if sha is None or not is_blob_name(sha):
+            sha = sha256_bytes(data)
         path = self.blob_path(sha)
         refuse_link(self.folder, "the result cache")
         refuse_link(self.blob_dir, "the cache's image folder")
@@ -177,14 +181,20 @@ class LocalStore:
         meta: Mapping[str, Any] | None = None,
         *,
         durable: bool = True,
+        verified: CacheRecord | None = None,
     ) -> CacheRecord:
         """Store a result of ``request`` under its key: blobs first, then the index row
-        (``durable``: see :meth:`put_blob`)."""
+        (``durable``: see :meth:`put_blob`). ``verified`` is the record the bytes were
+        just read by, from a store that checked each one against its name (a shared
+        hit): its names are used instead of hashing the bytes again."""
         key = request.key
         kept = with_request(request, meta)
         text = encode_meta(key, kept)
-        original_sha = self.put_blob(original, durable=durable) if original is not None else None
-        blob = self.put_blob(delivered, durable=durable)
+        named = (verified.blob, verified.original) if verified is not None else (None, None)
+        original_sha = (
+            self.put_blob(original, durable=durable, sha=named[1]) if original is not None else None
+        )
+        blob = self.put_blob(delivered, durable=durable, sha=named[0])
         record = CacheRecord(
             blob=blob, original=original_sha if original_sha != blob else None, meta=kept
         )

@@ -240,8 +240,7 @@ class LocalMemo:
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data, fsync=False)
+            write_atomic(path, data, fsync=False)  # it makes the shard folder when missing
         except OSError as exc:
             self._warn(f"cannot write to the memo {self.folder} ({exc}); nothing is lost")
 
