@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from template_kit import HERE, engine, outcome
 
 from pipeline.api.reports import _JobLines, _priced, job_json, route_factor
-from pipeline.errors import Location, SpecError
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import ApiJob
 from pipeline.jobs import keys as keys_module
@@ -32,8 +32,6 @@ from pipeline.runner.freshness import JobState, _new_state
 from pipeline.spec.loader import collection_from_text
 from pipeline.templating import TemplateEngine
 from pipeline.templating.direct import MAX_LOOKUPS, UNSURE, direct_template
-
-HERE = Location("specs/a.yaml", 3, 7)
 
 # -- direct templates -------------------------------------------------------------------------
 
@@ -48,47 +46,26 @@ PERCENT_TEMPLATES = [
 PERCENT_VALUES: list[Any] = ["%s", "%%", "{}", "50%", 7, 2.5, True, "ünï %(x)s"]
 
 
-def _engine(direct: bool) -> TemplateEngine:
-    engine = TemplateEngine(None)
-    if not direct:
-        original = engine.inline
-
-        def inline(source: str, origin: Location) -> Any:
-            prompt = original(source, origin)
-            prompt.direct = None
-            return prompt
-
-        engine.inline = inline  # type: ignore[method-assign]
-    return engine
-
-
-def _outcome(engine: TemplateEngine, source: str, ctx: dict[str, Any]) -> tuple[str, str]:
-    try:
-        return "text", engine.inline(source, HERE).render(ctx)
-    except SpecError as exc:
-        return "error", exc.render()
-
-
 def _brand() -> dict[str, Any]:
     return {"name": "Ac%sme", "colors": {"primary": "#E4572E", "accent": "#2B2D42"}}
 
 
 @pytest.mark.parametrize("source", PERCENT_TEMPLATES)
 def test_percent_signs_in_literal_text_render_as_jinja_renders_them(source: str) -> None:
-    fast, plain = _engine(direct=True), _engine(direct=False)
+    fast, plain = engine(direct=True), engine(direct=False)
     direct = fast.inline(source, HERE).direct
     assert direct is not None
     for value in PERCENT_VALUES:
         ctx = {"x": value, "y": value, "brand": _brand()}
         assert direct.render(dict(ctx)) is not UNSURE  # the direct path answers itself
-        assert _outcome(fast, source, ctx) == _outcome(plain, source, ctx), (source, value)
+        assert outcome(fast, source, ctx) == outcome(plain, source, ctx), (source, value)
 
 
 def test_a_shared_mapping_changed_between_renders_is_read_afresh() -> None:
     """Nothing is kept by the identity of a mapping: a template (or anything else) may
     change a shared one between two renders, and the second render prints the change."""
     source = "{{ brand.name }} in {{ brand.colors.primary | color_name }}"
-    fast, plain = _engine(direct=True), _engine(direct=False)
+    fast, plain = engine(direct=True), engine(direct=False)
     brand = _brand()
     ctx = {"brand": brand}
     first = fast.inline(source, HERE).render(ctx)
@@ -102,10 +79,10 @@ def test_a_shared_mapping_changed_between_renders_is_read_afresh() -> None:
 def test_templates_of_one_structure_print_each_their_own_values() -> None:
     """Templates with as many keys and filters per value share their compiled code; each
     prints its own names, keys, filters and text (which is never compiled as code)."""
-    engine = _engine(direct=True)
+    fast = engine(direct=True)
     ctx = {"a": {"b": "Bee"}, "c": {"d": "Dee"}, "x": "'); raise SystemExit('"}
-    first = engine.inline("{{ a.b | upper }} \"'); {{ x }}", HERE)
-    second = engine.inline("{{ c.d | lower }} %s {{ x }}", HERE)
+    first = fast.inline("{{ a.b | upper }} \"'); {{ x }}", HERE)
+    second = fast.inline("{{ c.d | lower }} %s {{ x }}", HERE)
     assert first.render(ctx) == "BEE \"'); '); raise SystemExit('"
     assert second.render(ctx) == "dee %s '); raise SystemExit('"
 
@@ -119,8 +96,8 @@ def test_a_template_printing_many_looked_up_values_is_left_to_jinja() -> None:
     assert direct_template(env, at_most + " {{ x | upper }}") is None
     assert direct_template(env, "-".join(["{{ x }}"] * 1000)) is not None
     ctx = {"d": {"k": "v%s"}, "x": 1}
-    fast, plain = _engine(direct=True), _engine(direct=False)
-    assert _outcome(fast, at_most, ctx) == _outcome(plain, at_most, ctx)
+    fast, plain = engine(direct=True), engine(direct=False)
+    assert outcome(fast, at_most, ctx) == outcome(plain, at_most, ctx)
 
 
 # -- cache keys -------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 from markupsafe import Markup
+from template_kit import HERE, engine, outcome
 
-from pipeline.errors import Location, SpecError
+from pipeline.errors import SpecError
 from pipeline.templating import TemplateEngine
 from pipeline.templating.direct import UNSURE, direct_template
 from pipeline.templating.limits import MAX_RENDERED_CHARS
-
-HERE = Location("specs/a.yaml", 3, 7)
 
 TEMPLATES = [
     "tile-{{ x }}-{{ y }}",
@@ -77,27 +76,6 @@ class _Text(str):
         return "subclassed"
 
 
-def _engine(direct: bool) -> TemplateEngine:
-    engine = TemplateEngine(None)
-    if not direct:
-        original = engine.inline
-
-        def inline(source: str, origin: Location) -> Any:
-            prompt = original(source, origin)
-            prompt.direct = None
-            return prompt
-
-        engine.inline = inline  # type: ignore[method-assign]
-    return engine
-
-
-def _outcome(engine: TemplateEngine, source: str, ctx: dict[Any, Any]) -> tuple[str, str]:
-    try:
-        return "text", engine.inline(source, HERE).render(ctx)
-    except SpecError as exc:
-        return "error", exc.render()
-
-
 def _contexts() -> list[dict[Any, Any]]:
     brand = {"name": "Acme", "colors": {"primary": "#E4572E", "accent": "#2B2D42"}}
     out: list[dict[Any, Any]] = []
@@ -112,9 +90,9 @@ def _contexts() -> list[dict[Any, Any]]:
 
 @pytest.mark.parametrize("source", TEMPLATES)
 def test_direct_and_jinja_render_the_same_text_or_the_same_error(source: str) -> None:
-    fast, plain = _engine(direct=True), _engine(direct=False)
+    fast, plain = engine(direct=True), engine(direct=False)
     for ctx in _contexts():
-        assert _outcome(fast, source, ctx) == _outcome(plain, source, ctx), (source, ctx)
+        assert outcome(fast, source, ctx) == outcome(plain, source, ctx), (source, ctx)
 
 
 def test_a_template_that_only_prints_values_takes_the_direct_path() -> None:
@@ -154,10 +132,10 @@ def test_the_direct_path_hands_back_what_it_cannot_be_sure_of() -> None:
 
 def test_the_direct_path_stops_at_the_output_limit_where_jinja_reports_it() -> None:
     big = "x" * (MAX_RENDERED_CHARS // 2 + 1)
-    fast, plain = _engine(direct=True), _engine(direct=False)
-    kind, said = _outcome(fast, "{{ x }}{{ x }}", {"x": big})
+    fast, plain = engine(direct=True), engine(direct=False)
+    kind, said = outcome(fast, "{{ x }}{{ x }}", {"x": big})
     assert kind == "error" and "over 200,000 characters" in said
-    assert (kind, said) == _outcome(plain, "{{ x }}{{ x }}", {"x": big})
+    assert (kind, said) == outcome(plain, "{{ x }}{{ x }}", {"x": big})
 
 
 def test_the_direct_path_spends_the_loads_rendering_time() -> None:
@@ -177,12 +155,12 @@ def test_filters_that_make_too_much_are_left_to_jinjas_meter() -> None:
     source = "{{ x" + " | upper | lower" * 7 + " }}"
     ctx = {"x": "a" * 150_000}
     assert direct_template(TemplateEngine(None).env, source) is not None
-    fast, plain = _engine(direct=True), _engine(direct=False)
-    kind, said = _outcome(fast, source, ctx)
+    fast, plain = engine(direct=True), engine(direct=False)
+    kind, said = outcome(fast, source, ctx)
     assert kind == "error" and "over 2,000,000 characters" in said
-    assert (kind, said) == _outcome(plain, source, ctx)
+    assert (kind, said) == outcome(plain, source, ctx)
     short = {"x": "a" * 1_000}
-    assert _outcome(fast, source, short) == _outcome(plain, source, short) == ("text", "a" * 1_000)
+    assert outcome(fast, source, short) == outcome(plain, source, short) == ("text", "a" * 1_000)
 
 
 def test_a_template_of_many_filters_is_left_to_jinja() -> None:

@@ -142,9 +142,7 @@ def _finished(head: Any, prompt: str, provider: str, variant: int) -> str:
     """The key: a copy of ``head`` (:func:`_head`) given the rest of the canonical text,
     the prompt's value, the provider and the variant."""
     digest = head.copy()
-    enc = _encode_text
-    tail = f'{enc(prompt)},"provider":{enc(provider)},"variant":{int.__repr__(variant)}}}'
-    digest.update(tail.encode("utf-8"))
+    digest.update(_text_from_prompt(prompt, provider, variant).encode("utf-8"))
     key: str = digest.hexdigest()
     return key
 
@@ -168,25 +166,7 @@ def _head(
     known = _HEADS.get(key)
     if known is not None and known[0] is params:
         return known[1]
-    enc = _encode_text
-    text = "".join(
-        (
-            KEY_PREFIX,
-            '{"endpoint":',
-            enc(endpoint),
-            ',"inputs":[',
-            ",".join(map(enc, input_shas)),
-            "]",
-            "" if markup_sha is None else ',"markup":' + enc(markup_sha),
-            ',"mask":',
-            "null" if mask_sha is None else enc(mask_sha),
-            ',"model":',
-            enc(model),
-            ',"params":',
-            _params_json(params),
-            ',"prompt":',
-        )
-    )
+    text = KEY_PREFIX + _text_to_prompt(endpoint, model, params, input_shas, mask_sha, markup_sha)
     digest = hashlib.sha256(text.encode("utf-8"))
     if len(_HEADS) >= _MEMO_LIMIT:
         _HEADS.clear()
@@ -347,6 +327,24 @@ def _canonical_text(
     markup_sha: str | None,
 ) -> str:
     """:func:`_api_canonical` of fields that are :func:`_plain`."""
+    return "".join(
+        (
+            _text_to_prompt(endpoint, model, params, input_shas, mask_sha, markup_sha),
+            _text_from_prompt(prompt, provider, variant),
+        )
+    )
+
+
+def _text_to_prompt(
+    endpoint: str,
+    model: str,
+    params: Mapping[str, ParamValue],
+    input_shas: Sequence[str],
+    mask_sha: str | None,
+    markup_sha: str | None,
+) -> str:
+    """The canonical text of a plain payload up to the prompt's value (the keys in
+    order: endpoint, inputs, markup, mask, model, params, prompt)."""
     enc = _encode_text
     return "".join(
         (
@@ -363,14 +361,14 @@ def _canonical_text(
             ',"params":',
             _params_json(params),
             ',"prompt":',
-            enc(prompt),
-            ',"provider":',
-            enc(provider),
-            ',"variant":',
-            int.__repr__(variant),
-            "}",
         )
     )
+
+
+def _text_from_prompt(prompt: str, provider: str, variant: int) -> str:
+    """The rest of the canonical text: the prompt's value, the provider and the variant."""
+    enc = _encode_text
+    return f'{enc(prompt)},"provider":{enc(provider)},"variant":{int.__repr__(variant)}}}'
 
 
 _PARAMS_JSON: dict[int, tuple[Mapping[str, ParamValue], str]] = {}
