@@ -113,29 +113,14 @@ def api_key(
     known = _API_KEYS.get(token) if token is not None else None
     if known is not None:
         return known
-    key = _hashed(*args)
+    # The text before the prompt is hashed once for the jobs of one asset (:func:`_head`);
+    # UTF-8 encodes a text piece by piece as it encodes it whole, so the digest is the same.
+    key = _finished(
+        _head(endpoint, model, params, input_shas, mask_sha, markup_sha), prompt, provider, variant
+    )
     if token is not None:
         _remember(token, key)
     return key
-
-
-def _hashed(
-    provider: str,
-    endpoint: str,
-    model: str,
-    prompt: str,
-    params: Mapping[str, ParamValue],
-    input_shas: Sequence[str],
-    mask_sha: str | None,
-    variant: int,
-    markup_sha: str | None,
-) -> str:
-    """``canonical_key(_canonical_text(...))`` of fields that are :func:`_plain`, from
-    the digest of the text before the prompt (:func:`_head`), which the jobs of one asset
-    share: only the prompt, provider and variant are written and hashed per job. UTF-8
-    encodes a text piece by piece as it encodes it whole, so the digest is the same."""
-    head = _head(endpoint, model, params, input_shas, mask_sha, markup_sha)
-    return _finished(head, prompt, provider, variant)
 
 
 def _finished(head: Any, prompt: str, provider: str, variant: int) -> str:
@@ -199,7 +184,7 @@ class ApiKeys:
         """None: :func:`api_key` writes every key (a field it neither tokens nor writes
         directly)."""
         self._head: Any = None
-        """:func:`_head` of these fields, once a key is first hashed (as :func:`_hashed`
+        """:func:`_head` of these fields, once a key is first hashed (as :func:`api_key`
         does, which this does in line)."""
 
     def __call__(self, prompt: str, variant: int) -> str:
