@@ -71,7 +71,7 @@ class CacheRequest:
     @classmethod
     def hashed_before(cls, payload: Mapping[str, Any], key: str) -> CacheRequest:
         """The request for ``payload`` whose key this process already computed from an
-        equal payload (:mod:`pipeline.jobs.keys` remembers them): never for a key read
+        equal payload (:mod:`pipeline.jobs.api_keys` remembers them): never for a key read
         from anywhere, which is exactly what this class exists to refuse."""
         request = object.__new__(cls)
         object.__setattr__(request, "payload", payload)

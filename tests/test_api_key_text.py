@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.hashing import CacheRequest, canonical_json
 from pipeline.jobs import ApiJob, InputRef
-from pipeline.jobs.keys import _api_canonical, _api_payload, api_key, api_request
+from pipeline.jobs.api_keys import _api_canonical, _api_payload, api_key, api_request
 
 TEXTS = ["plain", "", 'q"uote\\', "ünï ☃ 𝄞", "\x00\x1f\x7f\x85\u2028", "lone \ud800"]
 PARAMS: list[dict[str, Any]] = [

@@ -23,8 +23,8 @@ from template_kit import HERE, engine, outcome
 from pipeline.api.reports import _JobLines, _priced, job_json, route_factor
 from pipeline.hashing import CacheRequest
 from pipeline.jobs import ApiJob
-from pipeline.jobs import keys as keys_module
-from pipeline.jobs.keys import ApiKeys, _api_payload, api_key
+from pipeline.jobs import api_keys as keys_module
+from pipeline.jobs.api_keys import ApiKeys, _api_payload, api_key
 from pipeline.jobs.mold import Mold
 from pipeline.planner.matrix import expand_matrix
 from pipeline.planner.resolve import AssetMemo, base_context, resolve_asset

@@ -7,6 +7,7 @@ from its module). Nothing here imports an SDK, a store or the planner, so each o
 can be replaced or tested with plain data.
 """
 
+from pipeline.jobs.api_keys import api_cache_key, api_request
 from pipeline.jobs.job import (
     ApiJob,
     Fit,
@@ -22,8 +23,6 @@ from pipeline.jobs.job import (
 )
 from pipeline.jobs.keys import (
     EXTENSIONS,
-    api_cache_key,
-    api_request,
     delivery_request,
     frame_name,
     job_id,

@@ -28,8 +28,8 @@ from pipeline.jobs import (
     output_path,
     pick_cache_key,
 )
+from pipeline.jobs.api_keys import ApiKeys, api_key
 from pipeline.jobs.job import ChromaRoute, OpCall
-from pipeline.jobs.keys import ApiKeys, api_key
 from pipeline.jobs.mold import Mold
 from pipeline.jobs.wire import CannotWord, RequestSettings, WireRequest
 from pipeline.ops import OpContext, plan_ops

@@ -33,8 +33,8 @@ from pipeline.jobs import (
     rendition_request,
     sheet_request,
 )
+from pipeline.jobs.api_keys import api_cache_key
 from pipeline.jobs.keys import (
-    api_cache_key,
     operated_key,
     operated_request,
     signed_key,
