@@ -367,22 +367,6 @@ _PARAM_TOKENS: dict[int, tuple[Mapping[str, ParamValue], tuple[object, ...] | No
 _SCALARS = (str, int, bool, type(None))
 
 
-def _request_token(
-    provider: object,
-    endpoint: object,
-    model: object,
-    prompt: object,
-    params: Mapping[str, ParamValue],
-    input_shas: Sequence[str],
-    mask_sha: object,
-    variant: object,
-    markup_sha: object,
-) -> tuple[object, ...] | None:
-    """A hashable stand-in for the payload these fields make, or None when there is none."""
-    args = (provider, endpoint, model, prompt, params, input_shas, mask_sha, variant, markup_sha)
-    return _token(*args) if _plain(*args) else None
-
-
 def _token(
     provider: object,
     endpoint: object,
@@ -394,7 +378,8 @@ def _token(
     variant: object,
     markup_sha: object,
 ) -> tuple[object, ...] | None:
-    """:func:`_request_token` of fields that are :func:`_plain`."""
+    """A hashable stand-in for the payload fields that are :func:`_plain` make (the memo's
+    key), or None when the parameters have none."""
     params_token = _params_token(params)
     if params_token is None:
         return None
