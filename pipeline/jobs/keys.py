@@ -79,17 +79,12 @@ def delivery_request(
     return CacheRequest(payload)
 
 
-def operated_request(request: CacheRequest, job: ApiJob) -> CacheRequest:
-    """What the manifest records for an API job whose file goes through ``ops``: its
-    request's key plus the delivery and the operations. Known without the cache (a
-    manifest entry stays up to date after ``cache clear``) and never a key of the store:
-    the paid image stays filed under ``request``, so changing an operation pays nothing."""
-    return CacheRequest(_operated_payload(request.key, job))
-
-
 def operated_key(request_key: str, job: ApiJob) -> str:
-    """The key of :func:`operated_request`, from its request's key (one this process
-    computed from the job: a key read from anywhere never comes here)."""
+    """What the manifest records for an API job whose file goes through ``ops``: the key
+    of its request's key plus the delivery and the operations (one this process computed
+    from the job: a key read from anywhere never comes here). Known without the cache (a
+    manifest entry stays up to date after ``cache clear``) and never a key of the store:
+    the paid image stays filed under the request, so changing an operation pays nothing."""
     return CacheRequest(_operated_payload(request_key, job)).key
 
 
@@ -104,17 +99,12 @@ def _ops(ops: Sequence[OpCall]) -> list[dict[str, object]]:
     return [call.as_dict() for call in ops]
 
 
-def signed_request(request: CacheRequest, signing: str) -> CacheRequest:
-    """What the manifest records for a job whose re-encoded file is signed with C2PA
-    credentials: its request's key plus the fingerprint of the credentials (their
-    certificate chain and algorithm, never the key), so a new certificate makes the file
-    again and an unchanged one keeps it. Never used without signing: keys then stay as
-    they always were."""
-    return CacheRequest({"request": request.key, "signing": signing})
-
-
 def signed_key(request_key: str, signing: str) -> str:
-    """The key of :func:`signed_request`, from its request's key (computed here)."""
+    """What the manifest records for a job whose re-encoded file is signed with C2PA
+    credentials: the key of its request's key plus the fingerprint of the credentials
+    (their certificate chain and algorithm, never the key), so a new certificate makes
+    the file again and an unchanged one keeps it. Never used without signing: keys then
+    stay as they always were."""
     return CacheRequest({"request": request_key, "signing": signing}).key
 
 

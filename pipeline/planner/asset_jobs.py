@@ -53,12 +53,8 @@ class _Shared:
 
     wire: WireRequest
     keyed: WireRequest | None
-    palette: tuple[str, ...]
     ops: tuple[OpCall, ...]
     operated: tuple[int, int]
-    tags: tuple[str, ...]
-    source: str
-    """``file:line`` of the asset: one string for all the shape's jobs."""
     estimates: dict[int, float]
     """The estimated cost by prompt length (in characters), filled as lengths come."""
     mold: Mold[ApiJob]
@@ -276,7 +272,6 @@ def _shared(
         ) from None
     palette = tuple(asset.brand.colors.values()) if asset.brand else ()
     asset_ops, operated = _ops(asset, spec.ops, size.delivered, "ops")
-    tags = tuple(spec.tags)
     mold = Mold(
         ApiJob,
         API_VARYING,
@@ -289,15 +284,15 @@ def _shared(
             "params": wire.params,
             "size": size.delivered,
             "requested_size": size.requested,
-            "source": asset.source,
+            "source": asset.source,  # one string for all the shape's jobs
             "palette": palette,
-            "tags": tags,
+            "tags": tuple(spec.tags),
             "keep_original": spec.keep_original,
             "ops": asset_ops,
         },
     )
     keys = ApiKeys(provider.name, wire.endpoint, eff.model.name, wire.params)
-    return _Shared(wire, keyed, palette, asset_ops, operated, tags, asset.source, {}, mold, keys)
+    return _Shared(wire, keyed, asset_ops, operated, {}, mold, keys)
 
 
 def _ops(

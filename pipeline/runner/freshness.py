@@ -36,9 +36,7 @@ from pipeline.jobs import (
 from pipeline.jobs.api_keys import api_cache_key
 from pipeline.jobs.keys import (
     operated_key,
-    operated_request,
     signed_key,
-    signed_request,
 )
 from pipeline.jobs.mold import Mold
 from pipeline.output import Manifest, ManifestEntry, OutputTree
@@ -99,15 +97,11 @@ def recorded_key(job: Job, request: CacheRequest, signing: str | None = None) ->
     image stays filed under the request's key: see :func:`operated_delivery`), and for
     any file when re-encoded files are signed (``signing``: the credentials' fingerprint),
     so a new certificate delivers again."""
-    if isinstance(job, ApiJob) and job.ops:
-        request = operated_request(request, job)
-    if signing is not None and job.kind != "pick":
-        return signed_request(request, signing).key
-    return request.key
+    return _recorded(job, request.key, signing)
 
 
 def _recorded(job: Job, request_key: str, signing: str | None) -> str:
-    """:func:`recorded_key` from the request's key alone (one computed here)."""
+    """:func:`recorded_key` from the request's key alone (one computed from the job)."""
     key = request_key
     if isinstance(job, ApiJob) and job.ops:
         key = operated_key(key, job)
