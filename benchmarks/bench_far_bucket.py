@@ -10,6 +10,11 @@ as a whole process, from an empty ``.assetpipe/`` and ``output/``:
 - assemble: ``build --json``: every job ``cached``, no request to the fake; images per
   second over the whole process (target >= 200 images/s at 20 ms).
 
+Every machine holds the team's secret (``ASSETPIPE_REMOTE_CACHE_SECRET``), as the CI
+recipe sets it, so machine A shares what inspecting each image found and machines B read
+it instead of decoding the images; ``--no-secret`` runs without it (every image decoded
+on B).
+
 Machine A draws with ``fake_distinct.py``, so every one of the 400 images has pixels of
 its own, as real answers do (the stock fake's 400 answers hold 32 pictures, which work
 memoised by pixels would decode only 32 times); ``--shared-pixels`` uses the stock fake.
@@ -23,7 +28,7 @@ at once, and by listing the record and blob prefixes first (the alternative to
 concurrent lookups).
 
     .venv/bin/python benchmarks/bench_far_bucket.py [--rows 20] [--cols 20] [--rounds 1]
-        [--delays 0.02,0.1] [--before DIR] [--after DIR]
+        [--delays 0.02,0.1] [--before DIR] [--after DIR] [--no-secret]
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from s3servers import S3Server, run_seaweedfs
 PLAN_TARGET_S = 1.5
 ASSEMBLE_TARGET = 200.0
 JUDGED_DELAY = 0.02
+TEAM_SECRET = "bench-team-secret-" + "5" * 32
 
 
 def cli(src: Path, command: str, project: Path, *options: str, env: dict[str, str]) -> RunResult:
@@ -81,10 +87,14 @@ def machine(root: Path, name: str, rows: int, cols: int, url: str) -> Path:
     return make_project(root / name, specs, settings=settings)
 
 
-def environ(fake: FakeServer, server: S3Server, endpoint: str) -> dict[str, str]:
+def environ(
+    fake: FakeServer, server: S3Server, endpoint: str, *, secret: bool = True
+) -> dict[str, str]:
     env = fake.env(clean_env())
     env.update(server.environ())
     env["AWS_ENDPOINT_URL"] = endpoint
+    if secret:
+        env["ASSETPIPE_REMOTE_CACHE_SECRET"] = TEAM_SECRET
     return env
 
 
@@ -173,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shared-pixels", action="store_true", help="the stock fake: 32 pictures in all"
     )
+    parser.add_argument(
+        "--no-secret", action="store_true", help="no team secret: B decodes every image"
+    )
     return parser
 
 
@@ -190,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         with run_seaweedfs(root / "weed") as server:
             url = server.url("bench")
             a = machine(root, "a", *grid, url)
-            paid = cli(
-                sources["after"], "build", a, "--json", env=environ(fake, server, server.endpoint)
-            ).check()
+            secret = not args.no_secret
+            env_a = environ(fake, server, server.endpoint, secret=secret)
+            paid = cli(sources["after"], "build", a, "--json", env=env_a).check()
             if paid.json()["counts"] != {"generated": jobs}:
                 raise RuntimeError(f"machine A: {paid.json()['counts']}")
             billed = fake.stats()["billed_images"]
@@ -200,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[tuple[str, float], list[tuple[float, float]]] = {}
             lines: list[str] = []
             with LatencyProxy("127.0.0.1", int(server.endpoint.rsplit(":", 1)[1]), delay=0) as px:
-                env = environ(fake, server, px.endpoint)
+                env = environ(fake, server, px.endpoint, secret=secret)
                 for delay in delays:
                     px.set_delay(delay)
                     for n in range(args.rounds):

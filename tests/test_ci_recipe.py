@@ -141,6 +141,7 @@ class Recipe:
             "secrets.CACHE_WRITER_SECRET": server.secret_key,
             "secrets.CACHE_READER_KEY_ID": server.reader[0],
             "secrets.CACHE_READER_SECRET": server.reader[1],
+            "secrets.ASSETPIPE_REMOTE_CACHE_SECRET": "ci-team-secret-" + "3" * 32,
         }
         self.base = {
             **{
@@ -224,6 +225,11 @@ def test_the_recipe_runs_pull_request_shards_and_assembly(project, tmp_path, api
 
     api.reset_counters()
     before = recipe.objects()
+    blobs = {name.rsplit("/", 1)[1] for name in before if "/blobs/" in name}
+    facts = {name.rsplit("/", 1)[1] for name in before if "/facts/" in name}
+    # Sealed inspections beside the images (one per picture a shard inspected: images
+    # with the same pixels share one, and the API's own bytes kept beside have none).
+    assert facts <= {f"{sha}.json" for sha in blobs} and len(facts) >= API_JOBS
     _, planned = recipe.run("plan", "pr-after")
     assert f"{JOBS} jobs ({JOBS} cached)" in planned
     assert recipe.objects() == before

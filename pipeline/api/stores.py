@@ -41,8 +41,10 @@ from pipeline.store import (
     ResultStore,
     TierStats,
     backends,
+    open_layered,
 )
 from pipeline.store.backends import Backend, BackendUnusable
+from pipeline.store.sealed_facts import TeamSeal
 from pipeline.store.shared_format import SharedURL, parse_url
 from pipeline.store.unusable import UnusableStore
 
@@ -173,8 +175,10 @@ def open_remote(
 def _open_layered(
     settings: Settings, url: str, local: LocalStore, mode: RemoteMode
 ) -> LayeredStore:
-    """``local`` over the shared cache at ``url``."""
-    return LayeredStore(local, open_remote(url, mode, cache_dir=settings.cache_dir), mode)
+    """``local`` over the shared cache at ``url``, sealing and opening the inspections
+    that travel with its images with the team's secret when this machine holds it."""
+    remote = open_remote(url, mode, cache_dir=settings.cache_dir)
+    return open_layered(local, remote, mode, seal=TeamSeal.from_environ(os.environ))
 
 
 def local_store(settings: Settings) -> LocalStore:

@@ -187,6 +187,7 @@ class Delivery:
             width, height = look.size()
             self._thumbnail(look)
             look.remember()
+            self._share(look, data, data_sha)
             return Stored(
                 mtime,
                 sha,
@@ -224,6 +225,7 @@ class Delivery:
         found += c2pa_check(provenance)
         self._thumbnail(look)  # last: it shrinks the sample
         look.remember()
+        self._share(look, data, data_sha)
         operated = look.size() if sized_by_content(job) else operated_size(job)
         return Stored(
             mtime_ns=mtime,
@@ -340,8 +342,23 @@ class Delivery:
         else:
             self.memo.keep_thumbnail(look.sha, thumbnail)
         look.learn(thumbnail=digest)
+        look.drawn = thumbnail
         if not self._share_thumbnail(look, digest):  # no memo to share from
             keep_thumbnail(self.output, look.sha, thumbnail)
+
+    def _share(self, look: _Look, data: bytes, data_sha: str | None) -> None:
+        """Offer the team what inspecting these pixels found here, when this machine drew
+        their thumbnail (so it did the work: what it read from the memo, or another
+        machine shared, is not offered again), under the name of the cached image
+        ``data`` (the one a restore downloads)."""
+        if look.drawn is None or not self.memo.shares():
+            return
+        pixel = look.pixel()
+        if pixel is None and look.data is not data:  # facts of other bytes than the image's
+            return
+        facts = _pixel_facts(look.known.merged(look.found))
+        blob = data_sha if data_sha is not None else sha256_bytes(data)
+        self.memo.share(blob, pixel, facts, look.drawn)
 
     def _share_thumbnail(self, look: _Look, digest: str) -> bool:
         """Put the memo's thumbnail of the file (or of its pixels) in the tree when it is
@@ -383,6 +400,8 @@ class _Look:
         self._named = False
         self._recalled = Inspection()
         """What the memo of pixels knew (not written back to it)."""
+        self.drawn: bytes | None = None
+        """The thumbnail, when it was drawn here (not found in a memo)."""
 
     def pixel(self) -> str | None:
         """The name of the file's pixels (a PNG's: see :func:`pixel_digest`), or None."""

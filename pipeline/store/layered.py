@@ -46,8 +46,10 @@ from pipeline.store.base import (
     RemoteUnavailable,
     ResultStore,
 )
+from pipeline.store.facts_exchange import FactsExchange
 from pipeline.store.inflight import ByteBudget
 from pipeline.store.local import LocalStore
+from pipeline.store.sealed_facts import TeamSeal
 
 log = logging.getLogger("assetpipe.cache")
 T = TypeVar("T")
@@ -97,7 +99,14 @@ class LayeredStore:
     between worker threads as far as both tiers are.
     """
 
-    def __init__(self, local: LocalStore, remote: ResultStore, mode: RemoteMode = "read-write"):
+    def __init__(
+        self,
+        local: LocalStore,
+        remote: ResultStore,
+        mode: RemoteMode = "read-write",
+        *,
+        seal: TeamSeal | None = None,
+    ):
         if mode not in REMOTE_MODES:
             raise ValueError(f"remote cache mode must be one of {REMOTE_MODES}, not {mode!r}")
         self.local = local
@@ -115,6 +124,17 @@ class LayeredStore:
         """Downloads under way in the background, by key (see :meth:`prefetch`)."""
         self._reserving = _takes_reserve(remote)
         """Whether the shared store's reads say an image's size before downloading it."""
+        self.facts: FactsExchange | None = None
+        """With the team's secret, what inspecting shared images found: read into the
+        local memo as they are copied, and this machine's shared (read-write mode)."""
+        if seal is not None and callable(getattr(remote, "read_facts", None)):
+            self.facts = FactsExchange(
+                remote,  # type: ignore[arg-type]
+                local.memo,
+                seal,
+                self._ask,
+                self._warn_once,
+            )
 
     def __enter__(self) -> LayeredStore:
         return self
@@ -126,6 +146,8 @@ class LayeredStore:
         """Stop the downloads not started yet, wait for those under way, close both tiers."""
         if self._downloads is not None:
             self._downloads.shutdown(wait=True, cancel_futures=True)
+        if self.facts is not None:
+            self.facts.close()
         try:
             self.remote.close()
         finally:
@@ -312,6 +334,8 @@ class LayeredStore:
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return
+        if self.facts is not None:  # before the build may deliver it: see ``get``
+            self.facts.learn(record.blob)
         self._wrote(key)
 
     def _read_reserving(self, sha: str, reserve: Callable[[int], None]) -> bytes | None:
@@ -389,6 +413,8 @@ class LayeredStore:
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return shared, False
+        if self.facts is not None:
+            self.facts.learn(record.blob)
         self._wrote(key)
         return (kept, data), True
 
@@ -492,8 +518,17 @@ def _takes_reserve(store: ResultStore) -> bool:
 
 
 def open_layered(
-    local: LocalStore, remote: ResultStore, mode: RemoteMode = "read-write"
+    local: LocalStore,
+    remote: ResultStore,
+    mode: RemoteMode = "read-write",
+    *,
+    seal: TeamSeal | None = None,
 ) -> LayeredStore:
     """``local`` over the shared store ``remote`` in ``mode``; the remote is given, never
-    chosen here (which store serves a URL is decided in ``pipeline.api.stores``)."""
-    return LayeredStore(local, remote, mode)
+    chosen here (which store serves a URL is decided in ``pipeline.api.stores``). With the
+    team's ``seal``, inspections travel with the images (see :attr:`LayeredStore.facts`),
+    and in ``read-write`` mode the local memo shares this machine's."""
+    layered = LayeredStore(local, remote, mode, seal=seal)
+    if layered.facts is not None and mode == "read-write":
+        local.memo.share_with(layered.facts.share)
+    return layered

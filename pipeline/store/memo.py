@@ -45,7 +45,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -153,6 +153,23 @@ class InspectionMemo(Protocol):
         only what depends on the pixels alone may be kept there (no C2PA verdict)."""
         ...
 
+    def shares(self) -> bool:
+        """Whether :meth:`share` sends anything (the team's secret is set and the shared
+        cache may be written)."""
+        ...
+
+    def share(
+        self, blob: str, pixels: str | None, inspection: Inspection, thumbnail: bytes
+    ) -> None:
+        """Offer other machines what inspecting the cached image ``blob`` (its sha256)
+        found of its pixels (named ``pixels``; None when they have no name: a file
+        delivered as it is), with their ``thumbnail``."""
+        ...
+
+
+Sharer = Callable[[str, str | None, Inspection, bytes], None]
+"""Where a memo sends what it offers (see :meth:`InspectionMemo.share`)."""
+
 
 class NoMemo:
     """A memo that remembers nothing (a build without a local cache folder)."""
@@ -183,6 +200,15 @@ class NoMemo:
         """Itself: nothing is remembered there either."""
         return self
 
+    def shares(self) -> bool:
+        """Never: nothing is shared from a build without a cache."""
+        return False
+
+    def share(
+        self, blob: str, pixels: str | None, inspection: Inspection, thumbnail: bytes
+    ) -> None:
+        """Nothing."""
+
 
 class LocalMemo:
     """The memo in a folder (``.assetpipe/cache/memo``), created on first write."""
@@ -199,6 +225,7 @@ class LocalMemo:
         self._pixels: LocalMemo | None = None
         self._shards: dict[str, Path] = {}
         """Shard folders whose whole way was found real (checked once a build)."""
+        self._sharer: Sharer | None = None
 
     def __repr__(self) -> str:
         return f"LocalMemo({str(self.folder)!r})"
@@ -309,6 +336,21 @@ class LocalMemo:
             if self._pixels is None:
                 self._pixels = self if self.kind else LocalMemo(self.folder, kind=".px")
             return self._pixels
+
+    def share_with(self, sharer: Sharer) -> None:
+        """Send what :meth:`share` is offered to ``sharer`` (the team's shared cache)."""
+        self._sharer = sharer
+
+    def shares(self) -> bool:
+        """Whether a sharer was given (:meth:`share_with`)."""
+        return self._sharer is not None
+
+    def share(
+        self, blob: str, pixels: str | None, inspection: Inspection, thumbnail: bytes
+    ) -> None:
+        """Hand the inspection to the sharer, when there is one."""
+        if self._sharer is not None:
+            self._sharer(blob, pixels, inspection, thumbnail)
 
     def op_result(self, digest: str) -> bytes | None:
         """The kept result under ``digest`` when it is a PNG under the size cap (its

@@ -43,6 +43,7 @@ from pipeline.store.base import (
     with_request,
 )
 from pipeline.store.s3_listing import ListingFailed
+from pipeline.store.sealed_facts import MAX_FACTS_BYTES
 from pipeline.store.shared_format import (
     MAX_BLOB_BYTES,
     MAX_RECORD_BYTES,
@@ -50,6 +51,7 @@ from pipeline.store.shared_format import (
     blob_path,
     decode_record,
     encode_record,
+    facts_path,
     http_failure,
     is_key,
     reason,
@@ -362,7 +364,33 @@ class ObjectStore:
             return None
         return data
 
+    def read_facts(self, sha: str) -> bytes | None:
+        """The sealed object of what inspecting the blob ``sha`` found (unverified: see
+        :mod:`pipeline.store.sealed_facts`); None when there is none, it is oversized
+        (with a warning) or ``sha`` is not a blob name."""
+        if not is_blob_name(sha):
+            return None
+        fetched = self._fetch(facts_path(sha), MAX_FACTS_BYTES, f"inspection {sha[:12]}")
+        return fetched[0] if fetched is not None else None
+
     # -- writes -----------------------------------------------------------------------------
+
+    def share_facts(self, sha: str, body: bytes) -> None:
+        """Write the sealed object of what inspecting the blob ``sha`` found (the newest
+        one wins: each holds all its writer knew). RemoteUnavailable when it may not be
+        written here."""
+        if not self.writable:
+            raise RemoteUnavailable(f"the shared cache {self.url} is read-only here")
+        if self._refused is not None:
+            raise RemoteUnavailable(self._refused, logged=True)
+        if not is_blob_name(sha) or len(body) > MAX_FACTS_BYTES:
+            raise RemoteUnavailable(f"the inspection of {sha[:12]} cannot be shared")
+        if not self._usable():
+            raise RemoteUnavailable(str(self._down), logged=True)
+        try:
+            self._put(facts_path(sha), body, "overwrite")
+        except (AlreadyExistsError, PreconditionError):  # pragma: no cover - not conditional
+            return
 
     def _put(self, name: str, data: bytes, mode: PutMode) -> None:
         """Write one object; conflicts propagate, every other failure is RemoteUnavailable."""

@@ -8,6 +8,7 @@ check records, on an install without the ``s3`` extra. The URLs it takes are
 
     <prefix>/assetpipe-v1/records/<key>.json   {"format": 1, "key", "blob", "original", "meta"}
     <prefix>/assetpipe-v1/blobs/<sha256>       the bytes
+    <prefix>/assetpipe-v1/facts/<sha256>.json  what inspecting them found, sealed (optional)
 
 A record is plain JSON: two blob names and the metadata the runner reads back (usage,
 cost, request id), never a credential or a host name, since a shared bucket may be
@@ -74,6 +75,12 @@ def record_path(key: str) -> str:
 def blob_path(sha: str) -> str:
     """A blob's object name below the layout's root."""
     return f"blobs/{sha}"
+
+
+def facts_path(sha: str) -> str:
+    """The object name of what inspecting the blob ``sha`` found, sealed with the team's
+    secret (:mod:`pipeline.store.sealed_facts`), below the layout's root."""
+    return f"facts/{sha}.json"
 
 
 class SharedURL(NamedTuple):
