@@ -249,8 +249,9 @@ def test_the_seal_opens_only_what_it_sealed_for_that_image() -> None:
         changed = json.dumps({**body, field: value}).encode()
         with pytest.raises(FactsRefused, match="not sealed"):
             seal.open(blob, changed)
-    with pytest.raises(FactsRefused, match="format"):
-        seal.open(blob, json.dumps({**body, "extra": 1}).encode())
+    for changed_format in ({**body, "extra": 1}, {**body, "format": True}):
+        with pytest.raises(FactsRefused, match="format"):
+            seal.open(blob, json.dumps(changed_format).encode())
     with pytest.raises(FactsRefused, match="not JSON"):
         seal.open(blob, b"\x00not json")
 

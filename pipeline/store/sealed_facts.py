@@ -148,7 +148,7 @@ class TeamSeal:
             body = json.loads(data)
         except (ValueError, RecursionError):
             raise FactsRefused("it is not JSON") from None
-        if not isinstance(body, dict) or set(body) != _KEYS or body["format"] != FACTS_FORMAT:
+        if not isinstance(body, dict) or set(body) != _KEYS or not _is_format(body["format"]):
             raise FactsRefused("it is not in the format this version writes")
         pixels, text, encoded, mac = (body[k] for k in ("pixels", "inspection", "thumbnail", "mac"))
         if body["blob"] != blob or not _named(pixels):
@@ -173,3 +173,8 @@ class TeamSeal:
 def _named(pixels: object) -> bool:
     """Whether ``pixels`` names pixels (a sha256 digest) or says they have no name."""
     return pixels is None or (isinstance(pixels, str) and is_blob_name(pixels))
+
+
+def _is_format(value: object) -> bool:
+    """Whether ``value`` is :data:`FACTS_FORMAT` itself (JSON's ``true`` equals 1 too)."""
+    return type(value) is int and value == FACTS_FORMAT
