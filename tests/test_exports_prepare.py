@@ -58,7 +58,7 @@ def test_nothing_to_prepare_starts_no_thread() -> None:
     assert prepare_exports(()) is None
 
 
-def test_a_paying_build_prepares_the_gallery_on_its_thread_and_a_cached_one_does_not(
+def test_a_build_with_work_prepares_the_gallery_on_its_thread_and_an_up_to_date_one_does_not(
     project, run, api, monkeypatch
 ) -> None:
     threads: list[str] = []
@@ -73,10 +73,18 @@ def test_a_paying_build_prepares_the_gallery_on_its_thread_and_a_cached_one_does
     result = run("build", "--provider", "openai", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["counts"] == {"generated": 1}
-    assert threads == ["assetpipe-prepare-exports"]
-    assert "sword" in (project.root / "output/index.html").read_text("utf-8")
+    assert threads == ["assetpipe-prepare-exports"], "a paying build prepares"
+
+    (image,) = (project.root / "output").glob("*/sword.png")
+    image.unlink()
+    restored = run("build", "--provider", "openai", "--json")
+    assert restored.code == 0, restored.err
+    assert json.loads(restored.out)["counts"] == {"cached": 1}
+    assert threads == ["assetpipe-prepare-exports"] * 2, "a build that restores prepares too"
+    assert api.stats()["requests"] == 1, "restored from the cache, not paid again"
+
     (project.root / "output/index.html").unlink()
     again = run("build", "--provider", "openai", "--json")
     assert again.code == 0, again.err
-    assert threads == ["assetpipe-prepare-exports"], "nothing paid for: nothing prepared"
+    assert threads == ["assetpipe-prepare-exports"] * 2, "every file up to date: nothing prepared"
     assert "sword" in (project.root / "output/index.html").read_text("utf-8")

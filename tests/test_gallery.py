@@ -241,6 +241,36 @@ def test_missing_corrupt_and_escaping_files_get_placeholders(tree, tmp_path):
     assert "file missing: icons/gone.png" in html
 
 
+def test_a_deleted_thumbnail_is_drawn_again_and_the_page_is_the_same(tree):
+    out, entries = tree
+    first = write_gallery(OutputTree(out), typed(entries)).read_bytes()
+    gone = out / THUMB_DIR / f"{entries[0]['sha256']}.webp"
+    gone.unlink()
+    assert write_gallery(OutputTree(out), typed(entries)).read_bytes() == first
+    assert gone.is_file()
+
+
+def test_links_in_the_thumbnail_folder_are_never_taken_for_thumbnails(tree, tmp_path):
+    out, entries = tree
+    write_gallery(OutputTree(out), typed(entries))
+    planted = out / THUMB_DIR / f"{entries[0]['sha256']}.webp"
+    secret = tmp_path / "secret.webp"
+    kept = planted.read_bytes()
+    secret.write_bytes(kept)
+    planted.unlink()
+    planted.symlink_to(secret)
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
+    assert f'src=".gallery/{entries[0]["sha256"]}.webp"' not in html
+    assert "refusing to write through the symbolic link" in html
+    assert secret.read_bytes() == kept
+
+    elsewhere = tmp_path / "elsewhere"
+    (out / THUMB_DIR).rename(elsewhere)
+    (out / THUMB_DIR).symlink_to(elsewhere)
+    html = write_gallery(OutputTree(out), typed(entries)).read_text("utf-8")
+    assert thumbs(html) == [], "a linked thumbnail folder is not the tree's"
+
+
 def find_chromium() -> str | None:
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)

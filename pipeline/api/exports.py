@@ -65,9 +65,11 @@ def export_plan(settings: Settings, tree: OutputTree, plan: Plan) -> ExportPlan:
 
 def prepare_exports(exports: Sequence[ConfiguredExport]) -> threading.Thread | None:
     """Start, on a thread of its own, what the configured exporters can do before the
-    build's files are in (:class:`~pipeline.exports.Prepares`); a build calls this as its
-    requests go out, when the CPU would otherwise wait on the network. The thread is
-    returned (None when no exporter prepares); nobody needs to wait for it."""
+    build's files are in (:class:`~pipeline.exports.Prepares`); a build with work to do
+    (requests to send, results to restore from a cache, files to render) calls this as
+    that work starts, when the CPU would otherwise wait on the network or the disk, and
+    the exporters would otherwise do it after the last file, on the build's clock. The
+    thread is returned (None when no exporter prepares); nobody needs to wait for it."""
     ready = [e.cls for e in exports if isinstance(e.cls, Prepares)]
     if not ready:
         return None

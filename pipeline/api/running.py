@@ -163,8 +163,8 @@ def run_build(
         )
         runner = Runner(plan, states, deps, config)
         settle()  # what the build started with lives on; its requests make garbage
-        if pays:
-            prepare_exports(settings.exports)  # while the requests are out
+        if options.force or any(s.status != "up-to-date" for s in states.values()):
+            prepare_exports(settings.exports)  # work to do: while requests or downloads are out
         report = asyncio.run(_run(runner))
         built = [o.entry() for o in report.outcomes.values()]
         keep = reserved_paths(settings.exports)

@@ -24,13 +24,13 @@ beside ``older spec``). The first that holds wins:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
 
 from pipeline.gallery.review import AssetReview, ReviewData, request_text
-from pipeline.gallery.thumbs import thumbnail_of
+from pipeline.gallery.thumbs import thumbnail_of, thumbnails_in
 from pipeline.gallery.verdicts import Verdict, check_detail, verdict_of
 from pipeline.output import THUMB_DIR, ManifestEntry, OutputTree
 
@@ -180,8 +180,9 @@ def page_model(
     cards: list[tuple[tuple[Any, ...], Card]] = []
     thumbs: dict[str, tuple[str, str]] = {}
     """(job, thumbnail src) by the sha256 of a delivered file: an edit's inputs."""
+    present = thumbnails_in(tree)
     for entry in entries:
-        card = _card(entry, tree, base, used)
+        card = _card(entry, tree, base, used, present)
         if entry.sha256 and card.thumb:
             thumbs.setdefault(entry.sha256, (card.job, card.thumb))
         key = (
@@ -236,8 +237,15 @@ def page_model(
     )
 
 
-def _card(entry: ManifestEntry, tree: OutputTree, base: str, used: set[str]) -> Card:
-    """The card of one entry (validated on load; free-form values still show as text)."""
+def _card(
+    entry: ManifestEntry,
+    tree: OutputTree,
+    base: str,
+    used: set[str],
+    present: Set[str] | None = None,
+) -> Card:
+    """The card of one entry (validated on load; free-form values still show as text);
+    ``present``: the tree's thumbnails, listed once for the page (:func:`thumbnails_in`)."""
     width, height = entry.width, entry.height
     error = entry.error
     message = error.get("message") if error is not None else None
@@ -270,7 +278,7 @@ def _card(entry: ManifestEntry, tree: OutputTree, base: str, used: set[str]) -> 
     )
     card.credentials, card.credentials_ok = credentials_line(entry.provenance)
     if card.status not in NOT_DELIVERED:
-        name, card.problem = thumbnail_of(tree, entry)
+        name, card.problem = thumbnail_of(tree, entry, present)
         if name:
             used.add(name)
             card.thumb = f"{base}{THUMB_DIR}/{name}"

@@ -7,13 +7,15 @@ and a Content-Security-Policy forbids any other script or any remote load. The s
 page is the same markup with the interactive controls switched on (pick, reject, reroll)
 and a per-session token the script sends with each POST; the script is one file for both,
 allowed by its hash. Everything from specs and the manifest (prompts, errors, paths) is
-untrusted text and goes through Jinja2 autoescaping; paths in links are also
-percent-quoted, so a path cannot become a ``javascript:`` URL.
+untrusted text and goes through Jinja2 autoescaping (a card, printed by
+:mod:`~pipeline.gallery.cards` for speed, through the same :func:`markupsafe.escape`);
+paths in links are also percent-quoted, so a path cannot become a ``javascript:`` URL.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -23,14 +25,15 @@ from pathlib import Path
 from typing import Final
 
 import jinja2
+from jinja2.filters import do_truncate
 
+from pipeline.gallery.cards import card_html
 from pipeline.gallery.model import NOT_DELIVERED, PageModel, page_model
 from pipeline.gallery.review import ReviewData
 from pipeline.gallery.thumbs import remove_stale_thumbnails
 from pipeline.output import GALLERY_INDEX, ManifestEntry, OutputTree
 
 INDEX: Final = GALLERY_INDEX
-LONG_PROMPT: Final = 160
 _STATUS_CLASSES: Final = frozenset(
     {
         "generated",
@@ -81,7 +84,15 @@ def render_page(model: PageModel, *, title: str, live: Live | None = None, error
             return f"free on {review.provider}"
         return f"est. ${usd:.4f}"
 
-    return _template().render(
+    template = _template()
+    env = template.environment
+    card = functools.partial(
+        card_html,
+        live=live is not None,
+        css=env.filters["css"],
+        truncate=lambda text, length: do_truncate(env, text, length),
+    )
+    return template.render(
         title=title,
         csp=LIVE_CSP if live else STATIC_CSP,
         css=_CSS,
@@ -93,7 +104,7 @@ def render_page(model: PageModel, *, title: str, live: Live | None = None, error
         m=model,
         needs_review=needs,
         cost=cost,
-        long_prompt=LONG_PROMPT,
+        card=card,
         error=error,
     )
 
@@ -131,11 +142,16 @@ def _template() -> jinja2.Template:
     with _COMPILING:
         if not _ENV:
             env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-            env.filters["css"] = lambda status: status if status in _STATUS_CLASSES else "other"
+            env.filters["css"] = _css_class
             _ENV.append(env.from_string(_TEMPLATE))
         return _ENV[0]
 
 
+def _css_class(status: str) -> str:
+    """A status as a class name the stylesheet knows (any other: ``other``)."""
+    return status if status in _STATUS_CLASSES else "other"
+
+
 def prepare_page() -> None:
-    """Compile the page's template now (~40 ms) rather than when the page is written."""
+    """Compile the page's template now (~25 ms) rather than when the page is written."""
     _template()

@@ -29,23 +29,56 @@ THUMB_METHOD: Final = 2
 THUMB_NAME: Final = re.compile(r"[0-9a-f]{64}\.webp")
 
 
-def thumbnail_of(tree: OutputTree, entry: ManifestEntry) -> tuple[str, str]:
-    """``(thumbnail file name, "")`` for an entry's file, or ``("", why there is none)``."""
+def thumbnail_of(
+    tree: OutputTree, entry: ManifestEntry, present: Set[str] | None = None
+) -> tuple[str, str]:
+    """``(thumbnail file name, "")`` for an entry's file, or ``("", why there is none)``.
+
+    ``present`` is the folder's thumbnails as :func:`thumbnails_in` listed them: a page of
+    10,000 cards then asks the file system about each card's file only, not also about
+    its thumbnail (a contained path and a stat per card)."""
     rel = entry.path
     try:
-        source = tree.path(rel)
-        if not source.is_file():
-            return "", f"file missing: {rel}"
         # The manifest's hash names the thumbnail only while the file is the one it
-        # recorded (same check as a build's): otherwise hash the file as it is now.
-        digest = entry.sha256 if tree.matches(entry) else None
-        name = write_thumbnail(tree, digest or sha256_file(source), source)
+        # recorded (same check as a build's, which also finds it a regular file inside
+        # the tree): otherwise hash the file as it is now.
+        if tree.matches(entry) and entry.sha256:
+            digest, source = entry.sha256, None
+        else:
+            source = tree.path(rel)
+            if not source.is_file():
+                return "", f"file missing: {rel}"
+            digest = sha256_file(source)
+        name = f"{digest}.webp"
+        if present is None or name not in present:
+            write_thumbnail(tree, digest, source or tree.path(rel))
     except UnsafePathError as exc:
         return "", str(exc)
     except Exception as exc:
         # Pillow reports a corrupt file through many exception types; the card says why.
         return "", f"cannot read {rel}: {exc}"
     return name, ""
+
+
+def thumbnails_in(tree: OutputTree) -> frozenset[str]:
+    """The thumbnails in the tree, listed once: the names of regular files in a real
+    ``.gallery`` folder (never through a link; empty when there is no such folder)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        folder = os.open(tree.path(THUMB_DIR), flags)
+    except (OSError, ValueError, UnsafePathError):
+        return frozenset()
+    try:
+        with os.scandir(folder) as listing:
+            return frozenset(
+                e.name
+                for e in listing
+                if THUMB_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+            )
+    except OSError:
+        return frozenset()
+    finally:
+        os.close(folder)
 
 
 def write_thumbnail(
