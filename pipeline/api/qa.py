@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.api.judged import JudgedAsset, VariantScore, read_judged, variant_score
 from pipeline.api.sealing import user_sealer
@@ -33,14 +33,13 @@ from pipeline.jobs.judging import JUDGE_PROMPT_VERSION, Judge, JudgeModel, Judge
 from pipeline.output import ManifestEntry, OutputTree
 from pipeline.qa.text import OCR_VERSION, check_text
 from pipeline.runner.budget import Budget
-from pipeline.runner.judge_batching import JudgeAsk
-from pipeline.runner.judge_journal import JudgeJournal
-from pipeline.runner.judging import JudgeCaller, Judged
-from pipeline.runner.limiter import RateLimiter
-from pipeline.runner.retry import RetryPolicy
 from pipeline.settings import QaSettings, Settings
 from pipeline.spec.models import Expect
 from pipeline.store.memo import LocalMemo
+
+if TYPE_CHECKING:  # the judging machinery loads when an image is judged, not with every build
+    from pipeline.runner.judge_batching import JudgeAsk
+    from pipeline.runner.judging import JudgeCaller, Judged
 
 log = logging.getLogger("assetpipe.qa")
 
@@ -260,6 +259,10 @@ class _Gate:
         return await judge_wave(self, done, _verdict_record, _failed)
 
     def _caller(self) -> JudgeCaller:
+        from pipeline.runner.judging import JudgeCaller  # noqa: PLC0415 - a judge is called
+        from pipeline.runner.limiter import RateLimiter  # noqa: PLC0415
+        from pipeline.runner.retry import RetryPolicy  # noqa: PLC0415
+
         if self.caller is None:
             judge = self.judge if self.judge is not None else make_judge(self.settings)
             self.caller = JudgeCaller(
@@ -325,6 +328,7 @@ class _Gate:
         )
         if self.wave is not None:
             from pipeline.api.qa_batch import PENDING_KEY  # noqa: PLC0415
+            from pipeline.runner.judge_batching import JudgeAsk  # noqa: PLC0415
 
             self.wave.append(JudgeAsk(digest, request, entry.path))
             return {"name": "qa", PENDING_KEY: digest}
@@ -346,6 +350,8 @@ class _Gate:
         """The open judge batch holding this verdict, if an earlier ``build --batch`` sent
         it: a direct build does not pay for it again."""
         if self.in_batches is None:
+            from pipeline.runner.judge_journal import JudgeJournal  # noqa: PLC0415
+
             self.in_batches = JudgeJournal(self.settings.cache_dir).pending_digests()
         return self.in_batches.get(digest)
 

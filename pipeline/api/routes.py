@@ -17,7 +17,6 @@ from pipeline.catalog import Catalog
 from pipeline.errors import UsageError
 from pipeline.jobs import ImageRequest, ImageResult, Provider
 from pipeline.providers.registry import ProviderOptions
-from pipeline.runner.batching import BatchDispatcher, BatchOptions
 from pipeline.runner.budget import CatalogPricing
 from pipeline.runner.deps import Reporter, StopSignal
 from pipeline.runner.dispatch import DirectDispatcher, Dispatcher, SplitDispatcher
@@ -150,6 +149,9 @@ def batch_route(
         )
     direct = direct_models(catalog)
     pricing = CatalogPricing(catalog, price_factor(settings, True), direct)
+    # Only ``build --batch`` loads the batch machinery: a plain build's start leaves it out.
+    from pipeline.runner.batching import BatchDispatcher, BatchOptions  # noqa: PLC0415
+
     dispatcher: Dispatcher = BatchDispatcher(
         entry.batch(ProviderOptions(timeout=settings.timeout)),
         Journal(settings.cache_dir),
