@@ -234,34 +234,6 @@ def test_a_build_downloads_the_hits_verified(team: Team, caplog: pytest.LogCaptu
     )
 
 
-def test_a_builds_downloads_start_while_records_are_still_read(
-    team: Team, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A hit's image is downloaded from the moment its record arrives, not after the last
-    record: the last record is held until a download has begun (or PATIENCE_S passed,
-    which fails the test on the flag, not on a clock)."""
-    records = share(team.machine("a"), 4)
-    b = team.machine("b")
-    downloading = threading.Event()
-    held: list[bool] = []
-    record, read_blob = b.remote.record, b.remote.read_blob  # type: ignore[attr-defined]
-
-    def record_last_after_a_download(request: object) -> object:
-        if request == req("far-3"):
-            held.append(downloading.wait(PATIENCE_S))
-        return record(request)
-
-    def read_blob_noted(sha: str, *, reserve: object = None) -> object:
-        downloading.set()
-        return read_blob(sha, reserve=reserve)
-
-    monkeypatch.setattr(b.remote, "record", record_last_after_a_download)
-    monkeypatch.setattr(b.remote, "read_blob", read_blob_noted)
-    b.prefetch([req(name) for name in records], fetch=True)
-    assert held == [True]
-    assert all(b.get(req(name)) is not None for name in records)
-
-
 RENDITIONS = """\
 defaults: {quality: low}
 assets:

@@ -205,10 +205,9 @@ class LayeredStore:
         :data:`LOOKUPS_IN_FLIGHT` workers, so a far bucket costs a plan a few round trips,
         not two a job (from :data:`LISTING_FROM` lookups, the images' sizes come from a
         listing read meanwhile, not from a request each). With ``fetch`` (a build), only
-        the records are read before this returns; each hit's images are downloaded into
-        the local store in the background from the moment its record arrives (see
-        :meth:`_record_then_download`), while the build starts restoring, and ``get``
-        waits for the one it asks for. Every answer
+        the records are read before this returns; the hits' images are then downloaded
+        into the local store in the background (see :meth:`_download_later`) while the
+        build starts restoring, and ``get`` waits for the one it asks for. Every answer
         goes through the shared store's own reads, so what they verify (the record made
         from its request, the bytes hashing to their name, the size caps) is verified
         here too.
@@ -223,7 +222,8 @@ class LayeredStore:
         if not todo:
             return
         if fetch and callable(getattr(self.remote, "record", None)):
-            self._asked(self._record_then_download, todo, LOOKUPS_IN_FLIGHT)
+            self._asked(self._record_one, todo, LOOKUPS_IN_FLIGHT)
+            self._download_later([r for r in todo if self._known.get(r.key) is not None])
             return
         if fetch:
             self._asked(self._fetch_one, todo, FETCHES_IN_FLIGHT)
@@ -279,22 +279,25 @@ class LayeredStore:
                 todo[key] = request
         return list(todo.values())
 
-    def _record_then_download(self, request: CacheRequest) -> None:
-        """Read the shared record of ``request``; a hit's images are then downloaded into
-        the local store in the background at once (while the other records are still
-        being read), :data:`FETCHES_IN_FLIGHT` at a time within :data:`FETCH_BYTES`.
-        Until that is done, ``lookup`` answers with the record and ``get`` waits for it;
-        an image missing or corrupt makes the key a miss."""
+    def _record_one(self, request: CacheRequest) -> None:
         found = self._ask(self.remote.record, request)  # type: ignore[attr-defined]
         with self._lock:
             self._known[request.key] = found
-            if found is None:
-                return
+
+    def _download_later(self, hits: list[CacheRequest]) -> None:
+        """Download the images of these shared hits (their records known) into the local
+        store in the background, :data:`FETCHES_IN_FLIGHT` at a time within
+        :data:`FETCH_BYTES`; until one is done, ``lookup`` answers with its record and
+        ``get`` waits for it. An image missing or corrupt makes its key a miss."""
+        if not hits:
+            return
+        with self._lock:
             if self._downloads is None:
                 self._downloads = ThreadPoolExecutor(
                     FETCHES_IN_FLIGHT, thread_name_prefix="assetpipe-fetch"
                 )
-            self._pending[request.key] = self._downloads.submit(self._fetch_known, request)
+            for request in hits:
+                self._pending[request.key] = self._downloads.submit(self._fetch_known, request)
 
     def _fetch_known(self, request: CacheRequest) -> None:
         key = request.key
