@@ -24,7 +24,7 @@ from typing import Protocol
 
 from pipeline.store.base import RemoteUnavailable
 from pipeline.store.memo import Inspection, InspectionMemo
-from pipeline.store.sealed_facts import SECRET_VARIABLE, FactsRefused, SharedFacts, TeamSeal
+from pipeline.store.sealed_facts import FactsRefused, SharedFacts, TeamSeal
 
 log = logging.getLogger("assetpipe.cache")
 
@@ -75,8 +75,8 @@ class FactsExchange:
         except FactsRefused as exc:
             log.debug("the shared inspection of image %s is refused: %s", sha[:12], exc)
             self._warn(  # once for each reason, not once an image
-                f"shared inspections are ignored: {exc} (their images are inspected here; "
-                f"is {SECRET_VARIABLE} the team's?)"
+                f"ignoring a shared inspection: {exc}; images whose shared inspection is "
+                "ignored are inspected here (a read-write machine then shares its own)"
             )
             return False
         if facts.pixels is None:  # delivered as it is: the facts of its own bytes

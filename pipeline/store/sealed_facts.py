@@ -161,7 +161,9 @@ class TeamSeal:
             raise FactsRefused("its thumbnail is not base64") from None
         inspection_bytes = text.encode()
         if not hmac.compare_digest(mac, self._mac(blob, pixels, inspection_bytes, thumbnail)):
-            raise FactsRefused(f"it was not sealed with this {SECRET_VARIABLE}")
+            raise FactsRefused(
+                f"it was not sealed with this {SECRET_VARIABLE} (is it the team's secret?)"
+            )
         inspection = parse_inspection(pixels or blob, inspection_bytes)
         if inspection is None or inspection.c2pa is not None or inspection.c2pa_verdict:
             raise FactsRefused("its inspection is not one the memo keeps")
