@@ -56,6 +56,17 @@ def machines(tmp_path: Path, project: ProjectTree, *, mode: str = "read-write") 
     return machine_b
 
 
+def paid_with_the_secret(
+    tmp_path: Path, project: ProjectTree, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> ProjectTree:
+    """Machine A (``project``) pays for the images with the team's secret set; returns
+    machine B, which has built nothing yet."""
+    monkeypatch.setenv(SECRET_VARIABLE, SECRET)
+    machine_b = machines(tmp_path, project)
+    assert run("build", "--provider", "openai").code == 0
+    return machine_b
+
+
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every image decoded for inspection from now on (one item each)."""
     decoded: list[int] = []
@@ -94,9 +105,7 @@ def test_a_team_machine_delivers_shared_images_without_decoding_them(
     api: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(SECRET_VARIABLE, SECRET)
-    machine_b = machines(tmp_path, project)
-    assert run("build", "--provider", "openai").code == 0
+    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
     billed = api.billed_images
     # One sealed inspection per paid image: the PNG's of its pixels, the WebP's of its bytes.
     assert len(facts_objects(tmp_path)) == 2
@@ -121,9 +130,7 @@ def test_without_the_secret_a_machine_inspects_the_images_itself(
     api: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(SECRET_VARIABLE, SECRET)
-    machine_b = machines(tmp_path, project)
-    assert run("build", "--provider", "openai").code == 0
+    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
     monkeypatch.delenv(SECRET_VARIABLE)
     decoded = count_decodes(monkeypatch)
     result = run("build", "--provider", "openai", project_dir=machine_b.root)
@@ -143,9 +150,7 @@ def test_planted_or_foreign_inspections_are_ignored_and_the_image_inspected(
     what it is not: an inspection sealed with another secret (here claiming another
     perceptual hash and a passing check list) is refused, said once, and the image is
     decoded and inspected on the machine that delivers it."""
-    monkeypatch.setenv(SECRET_VARIABLE, SECRET)
-    machine_b = machines(tmp_path, project)
-    assert run("build", "--provider", "openai").code == 0
+    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
     truth = manifest(project.root)
     planted = TeamSeal("an-attacker-who-can-write-the-bucket-" + "0" * 8)
     for path in facts_objects(tmp_path):
