@@ -6,9 +6,10 @@ hashing it for near-duplicates and drawing its thumbnail (~8 ms in all; reading 
 instead roughly halves the CPU an assembly of 400 such images takes). What that work
 finds depends on the pixels alone, and the machine that paid for the image has done it.
 With a team secret, that machine shares what it found beside the image, and every
-machine with the same secret reads it back instead of doing the work again (a PNG's facts under the name of its pixels, which the delivered
-file shares whatever text it is stamped with; another format's under the image's own
-sha256, since it is delivered as it is)::
+machine with the same secret reads it back instead of doing the work again (a PNG's
+facts under the name of its pixels, which the delivered file shares whatever text it is
+stamped with; another format's under the image's own sha256, since it is delivered as it
+is)::
 
     <prefix>/assetpipe-v1/facts/<sha256 of the image>.json
     {"format": 1, "blob": <sha256>, "pixels": <the pixels' name, or null>,
