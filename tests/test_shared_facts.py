@@ -139,19 +139,9 @@ def test_without_the_secret_a_machine_inspects_the_images_itself(
     assert manifest(machine_b.root) == manifest(project.root)
 
 
-def test_planted_or_foreign_inspections_are_ignored_and_the_image_inspected(
-    tmp_path: Path,
-    project: ProjectTree,
-    run: Any,
-    api: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Whoever can write the bucket but lacks the secret cannot make an image pass for
-    what it is not: an inspection sealed with another secret (here claiming another
-    perceptual hash and a passing check list) is refused, said once, and the image is
-    decoded and inspected on the machine that delivers it."""
-    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
-    truth = manifest(project.root)
+def plant_foreign_facts(tmp_path: Path) -> None:
+    """Re-seal every shared inspection with an attacker's secret, claiming another
+    perceptual hash and no failed check."""
     planted = TeamSeal("an-attacker-who-can-write-the-bucket-" + "0" * 8)
     for path in facts_objects(tmp_path):
         body = json.loads(path.read_bytes())
@@ -165,14 +155,50 @@ def test_planted_or_foreign_inspections_are_ignored_and_the_image_inspected(
             checks=dict.fromkeys(told["checks"], ()),
         )
         thumbnail = base64.b64decode(body["thumbnail"])
-        facts = SharedFacts(body["pixels"], lie, thumbnail)
-        path.write_bytes(planted.seal(body["blob"], facts))
+        path.write_bytes(planted.seal(body["blob"], SharedFacts(body["pixels"], lie, thumbnail)))
+
+
+def test_planted_or_foreign_inspections_are_ignored_and_the_image_inspected(
+    tmp_path: Path,
+    project: ProjectTree,
+    run: Any,
+    api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever can write the bucket but lacks the secret cannot make an image pass for
+    what it is not: an inspection sealed with another secret (here claiming another
+    perceptual hash and a passing check list) is refused, said once, and the image is
+    decoded and inspected on the machine that delivers it."""
+    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
+    truth = manifest(project.root)
+    plant_foreign_facts(tmp_path)
     decoded = count_decodes(monkeypatch)
     result = run("build", "--provider", "openai", project_dir=machine_b.root)
     assert result.code == 0, result.err
     assert len(decoded) == 2
     assert manifest(machine_b.root) == truth
     assert result.err.count(f"was not sealed with this {SECRET_VARIABLE}") == 1, result.err
+
+
+def test_a_read_write_machine_replaces_refused_inspections_and_force_shares_none(
+    tmp_path: Path,
+    project: ProjectTree,
+    run: Any,
+    api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """B (read-write, the team's secret) refuses the planted inspections, inspects the
+    images itself and shares its own in their place; a ``--force`` build shares nothing."""
+    machine_b = paid_with_the_secret(tmp_path, project, run, monkeypatch)
+    plant_foreign_facts(tmp_path)
+    assert run("build", "--provider", "openai", project_dir=machine_b.root).code == 0
+    team = TeamSeal(SECRET)
+    shared = {path: path.read_bytes() for path in facts_objects(tmp_path)}
+    assert len(shared) == 2
+    for body in shared.values():
+        team.open(json.loads(body)["blob"], body)  # raises FactsRefused if not the team's
+    assert run("build", "--provider", "openai", "--force", project_dir=machine_b.root).code == 0
+    assert {path: path.read_bytes() for path in facts_objects(tmp_path)} == shared
 
 
 def test_a_read_only_machine_reads_inspections_and_shares_none(
