@@ -72,6 +72,8 @@ PLAN_TARGET_S = 1.5
 ASSEMBLE_TARGET = 200.0
 JUDGED_DELAY = 0.02
 TEAM_SECRET = "bench-team-secret-" + "5" * 32
+LEAN = Path(__file__).with_name("lean_assemble.py")
+LAYOUT = "assetpipe-v1"
 
 
 def cli(src: Path, command: str, project: Path, *options: str, env: dict[str, str]) -> RunResult:
@@ -118,6 +120,21 @@ def measure(
     shutil.rmtree(builder)
     print(f"    {tag}: CPU of the plan {plan.cpu_s:.2f} s, of the assemble {build.cpu_s:.2f} s")
     return plan.wall_s, jobs / build.wall_s
+
+
+def lean(root: Path, tag: str, url: str, plan: Path, env: dict[str, str]) -> float:
+    """``lean_assemble.py`` copying the plan's shared images into a fresh folder, as a whole
+    process (images/s): the floor of any assemble on this machine."""
+    bucket, prefix = url.split("/")[2], url.split("/", 3)[3]
+    into = root / f"lean-{tag}"
+    args = [PYTHON, str(LEAN), "--bucket", bucket, "--root", f"{prefix}/{LAYOUT}"]
+    args += ["--plan", str(plan), "--into", str(into)]
+    copied = run(args, env=env, cwd=root, timeout=600)
+    jobs = len(json.loads(plan.read_text(encoding="utf-8"))["jobs"])
+    if copied.check().json() != {"copied": jobs}:
+        raise RuntimeError(f"lean assemble: {copied.stdout[-300:]}")
+    shutil.rmtree(into)
+    return jobs / copied.wall_s
 
 
 def in_process(
@@ -210,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"machine A: {paid.json()['counts']}")
             billed = fake.stats()["billed_images"]
             payloads = _shared_requests(server, url)
+            plan_file = root / "plan.json"
+            planned = cli(
+                sources["after"], "plan", machine(root, "planned", *grid, url), "--json", env=env_a
+            )
+            plan_file.write_text(planned.check().stdout, encoding="utf-8")
             results: dict[tuple[str, float], list[tuple[float, float]]] = {}
             lines: list[str] = []
             with LatencyProxy("127.0.0.1", int(server.endpoint.rsplit(":", 1)[1]), delay=0) as px:
@@ -230,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                                 f"(load {os.getloadavg()[0]:.1f})",
                                 flush=True,
                             )
+                        floor = lean(root, f"{delay}-{n}", url, plan_file, env)
+                        results.setdefault(("lean", delay), []).append((0.0, floor))
+                        print(
+                            f"  {delay * 1e3:.0f} ms lean   round {n + 1}: assemble "
+                            f"{floor:.1f} images/s (load {os.getloadavg()[0]:.1f})",
+                            flush=True,
+                        )
                     lines.append(
                         f"  {delay * 1e3:.0f} ms, in-process lookups of {jobs} keys (after): "
                         + in_process(
@@ -243,19 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
             if fake.stats()["billed_images"] != billed:
                 raise RuntimeError("machines B paid for images machine A had shared")
-    print()
-    print(
-        f"| far bucket, {jobs} jobs | before plan | after plan | before assemble | after assemble |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    for delay in delays:
-        cells = []
-        for index, unit in ((0, "s"), (1, "img/s")):
-            for variant in ("before", "after"):
-                got = results.get((variant, delay))
-                value = statistics.median(f[index] for f in got) if got else None
-                cells.append("—" if value is None else f"{value:.2f} {unit}")
-        print(f"| {delay * 1e3:.0f} ms each way | " + " | ".join(cells) + " |")
+    _table(jobs, delays, results)
     print("\n".join(lines))
     after = results.get(("after", JUDGED_DELAY), [])
     plan_s = statistics.median(f[0] for f in after) if after else float("inf")
@@ -267,6 +284,26 @@ def main(argv: list[str] | None = None) -> int:
         f"(target <= {PLAN_TARGET_S} s), assemble {rate:.0f} images/s (target >= "
         f"{ASSEMBLE_TARGET:.0f}); load {os.getloadavg()[0]:.1f}",
     )
+
+
+def _table(jobs: int, delays: list[float], results: dict[tuple[str, float], Any]) -> None:
+    """The medians of every row, before, after and the lean copy beside each other."""
+    print()
+    print(
+        f"| far bucket, {jobs} jobs | before plan | after plan | before assemble | after assemble "
+        "| lean copy |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for delay in delays:
+        cells = []
+        for index, unit in ((0, "s"), (1, "img/s")):
+            for variant in ("before", "after"):
+                got = results.get((variant, delay))
+                value = statistics.median(f[index] for f in got) if got else None
+                cells.append("—" if value is None else f"{value:.2f} {unit}")
+        floors = results.get(("lean", delay))
+        cells.append(f"{statistics.median(f[1] for f in floors):.2f} img/s" if floors else "—")
+        print(f"| {delay * 1e3:.0f} ms each way | " + " | ".join(cells) + " |")
 
 
 def _shared_requests(server: S3Server, url: str) -> str:
