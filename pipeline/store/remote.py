@@ -110,6 +110,12 @@ class ObjectStore:
         """The warning said when the remote proved unusable; then it is asked no more."""
         self._refused: str | None = None
         """The warning said when it refused a write (it may still be read)."""
+        self._no_facts: str | None = None
+        """The warning said when a shared inspection could not be read: they are asked no
+        more, and the images and records still are (see :meth:`read_facts`)."""
+        self._no_shares: str | None = None
+        """The warning said when an inspection could not be shared: none is offered
+        again, and results still are (see :meth:`share_facts`)."""
 
     def __str__(self) -> str:
         return self.url
@@ -212,11 +218,18 @@ class ObjectStore:
         return why is not None
 
     def _fetch(
-        self, name: str, cap: int, what: str, reserve: Reserve | None = None
+        self,
+        name: str,
+        cap: int,
+        what: str,
+        reserve: Reserve | None = None,
+        *,
+        failed: Callable[[str], object] | None = None,
     ) -> tuple[bytes, UpdateVersion] | None:
         """The bytes and version (ETag, generation) of an object; None when absent,
         larger than ``cap`` (with a warning) or when the remote fails (then it is no
-        longer asked). ``reserve`` is told the size (capped) before the body is read."""
+        longer asked, unless ``failed`` is given: it is told why instead). ``reserve`` is
+        told the size (capped) before the body is read."""
         path = self._path(name)
         if not self._usable() or self._forbidden(path, what):
             return None
@@ -238,7 +251,7 @@ class ObjectStore:
             return None
         except Exception as exc:
             if not self._missing(exc):
-                self._fail(reason(exc))
+                (failed or self._fail)(reason(exc))
             return None
         if total > cap:
             self._warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
@@ -367,33 +380,74 @@ class ObjectStore:
     def read_facts(self, sha: str) -> bytes | None:
         """The sealed object of what inspecting the blob ``sha`` found (unverified: see
         :mod:`pipeline.store.sealed_facts`); None when there is none, it is oversized
-        (with a warning) or ``sha`` is not a blob name."""
-        if not is_blob_name(sha):
+        (with a warning) or ``sha`` is not a blob name.
+
+        An inspection saves work, never money: one that cannot be read (a bucket policy
+        written for the records and images alone answers 403, an object that keeps
+        failing) stops the reading of inspections for this store's life, with one
+        warning, and never the shared cache itself, whose images the build would
+        otherwise pay for again."""
+        if not is_blob_name(sha) or self._no_facts is not None:
             return None
-        fetched = self._fetch(facts_path(sha), MAX_FACTS_BYTES, f"inspection {sha[:12]}")
+        path = facts_path(sha)
+        fetched = self._fetch(
+            path, MAX_FACTS_BYTES, f"inspection {sha[:12]}", failed=self._facts_failed
+        )
         return fetched[0] if fetched is not None else None
+
+    def _facts_failed(self, why: str) -> None:
+        message = (
+            f"cannot read the inspections shared in {self.url} ({why}); images copied from "
+            "it are inspected here"
+        )
+        with self._lock:
+            self._no_facts = self._no_facts or message
+            message = self._no_facts
+        self._warn_once(message)
 
     # -- writes -----------------------------------------------------------------------------
 
     def share_facts(self, sha: str, body: bytes) -> None:
         """Write the sealed object of what inspecting the blob ``sha`` found (the newest
         one wins: each holds all its writer knew). RemoteUnavailable when it may not be
-        written here."""
+        written here. A write that fails stops the sharing of inspections, with one
+        warning, and never that of results: a bucket policy that refuses ``facts/`` must
+        not keep the images this machine paid for from the team."""
         if not self.writable:
             raise RemoteUnavailable(f"the shared cache {self.url} is read-only here")
-        if self._refused is not None:
-            raise RemoteUnavailable(self._refused, logged=True)
+        for stopped in (self._refused, self._no_shares):
+            if stopped is not None:
+                raise RemoteUnavailable(stopped, logged=True)
         if not is_blob_name(sha) or len(body) > MAX_FACTS_BYTES:
             raise RemoteUnavailable(f"the inspection of {sha[:12]} cannot be shared")
         if not self._usable():
             raise RemoteUnavailable(str(self._down), logged=True)
         try:
-            self._put(facts_path(sha), body, "overwrite")
+            self._put(facts_path(sha), body, "overwrite", failed=self._share_failed)
         except (AlreadyExistsError, PreconditionError):  # pragma: no cover - not conditional
             return
 
-    def _put(self, name: str, data: bytes, mode: PutMode) -> None:
-        """Write one object; conflicts propagate, every other failure is RemoteUnavailable."""
+    def _share_failed(self, exc: Exception) -> RemoteUnavailable:
+        message = (
+            f"the shared cache {self.url} did not take an inspection ({reason(exc)}); "
+            "no more are offered, and other machines inspect those images themselves"
+        )
+        with self._lock:
+            self._no_shares = self._no_shares or message
+            message = self._no_shares
+        self._warn_once(message)
+        return RemoteUnavailable(message, logged=True)
+
+    def _put(
+        self,
+        name: str,
+        data: bytes,
+        mode: PutMode,
+        *,
+        failed: Callable[[Exception], RemoteUnavailable] | None = None,
+    ) -> None:
+        """Write one object; conflicts propagate, every other failure is RemoteUnavailable
+        (what ``failed`` makes of it, else :meth:`_failed_write`)."""
         path = self._path(name)
         check = self.backend.check
         why = check(path) if check is not None else None
@@ -406,7 +460,7 @@ class ObjectStore:
         except (AlreadyExistsError, PreconditionError):
             raise
         except Exception as exc:
-            raise self._failed_write(exc) from None
+            raise (failed or self._failed_write)(exc) from None
 
     def _writable(self, key: str, blobs: tuple[bytes, ...], body: bytes) -> None:
         """RemoteUnavailable unless this result may be written now."""
