@@ -367,6 +367,8 @@ class RunResult:
     """The highest VmHWM seen polling ``/proc/<pid>/status`` (0 when not polled)."""
     cpu_s: float = 0.0
     """User plus system CPU time of this one child (``os.wait4``'s resource usage)."""
+    sys_s: float = 0.0
+    """The system (kernel) part of ``cpu_s``: creating files, sockets, waking threads."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -449,6 +451,7 @@ def run(
             maxrss_kb=int(usage.ru_maxrss),
             vm_hwm_kb=hwm,
             cpu_s=usage.ru_utime + usage.ru_stime,
+            sys_s=usage.ru_stime,
         )
 
 
