@@ -25,7 +25,9 @@ pipeline of ``--before`` (default: ``git archive HEAD pipeline``) and of ``--aft
 meanwhile do not leak in). Also printed: the same lookups in another process through
 the proxy, one at a time (not at the delays of ``--skip-before``), ``LOOKUPS_IN_FLIGHT``
 at once, and by listing the record and blob prefixes first (the alternative to
-concurrent lookups).
+concurrent lookups). In each round, ``lean_assemble.py`` copies the same images into a
+fresh folder as a whole process: the floor of any assemble on this machine, printed beside
+assetpipe's (not judged). Every machine is kept until the run ends (see :func:`measure`).
 
     .venv/bin/python benchmarks/bench_far_bucket.py [--rows 20] [--cols 20] [--rounds 1]
         [--delays 0.02,0.1] [--before DIR] [--after DIR] [--no-secret]
