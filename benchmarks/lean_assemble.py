@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from obstore.store import S3Store
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # two jobs, one image
     temporary.write_bytes(data)
     temporary.replace(path)
 
