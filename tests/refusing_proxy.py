@@ -48,12 +48,10 @@ class RefusingProxy:
         self._sock.close()
 
     def _accept(self) -> None:
-        while not self._closing.is_set():
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        accept_each(self._sock, self._closing, self._serve_apart)
+
+    def _serve_apart(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         with contextlib.closing(client), socket.create_connection(self.upstream) as up:
@@ -81,6 +79,19 @@ class RefusingProxy:
             f"Content-Length: {len(error)}\r\nConnection: close\r\n\r\n".encode()
             + error
         )
+
+
+def accept_each(
+    sock: socket.socket, closing: threading.Event, handle: Callable[[socket.socket], None]
+) -> None:
+    """Give each connection ``sock`` accepts to ``handle``, until ``closing`` is set or the
+    socket is closed (a proxy's accepting thread)."""
+    while not closing.is_set():
+        try:
+            client, _ = sock.accept()
+        except OSError:
+            return
+        handle(client)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

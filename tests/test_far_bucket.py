@@ -22,6 +22,7 @@ from pathlib import Path
 import obstore
 import pytest
 from conftest import ProjectTree
+from refusing_proxy import accept_each
 from s3servers import S3Server, closed_endpoint
 from store_kit import kept, layered, req
 
@@ -91,12 +92,7 @@ class GatedProxy:
         self._threads.append(thread)
 
     def _accept(self) -> None:
-        while not self._closing.is_set():
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                return
-            self._spawn(self._forward, client)
+        accept_each(self._sock, self._closing, lambda client: self._spawn(self._forward, client))
 
     def _forward(self, client: socket.socket) -> None:
         with contextlib.closing(client), socket.create_connection(self.upstream) as up:
