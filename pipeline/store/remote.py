@@ -18,7 +18,11 @@ in docs/reliability.md):
   (said once), a failed write raises :class:`~pipeline.store.base.RemoteUnavailable` (the
   layered store keeps the local result). Timeouts are short and retries few, and once the
   remote proved unreachable or unreadable the store stops asking: a down remote costs one
-  timeout, not one a job.
+  timeout, not one a job. A server that answers with trouble of its own (a 5xx, a 429,
+  after the client's retries) fails only the object asked for, which is then a miss (or a
+  write kept locally): one damaged object must not make a build pay for every image the
+  bucket holds. :data:`OBJECT_FAILURES` objects failing one after the other, none
+  answered between them, take the store out as a down one would.
 
 Importing this module without ``obstore`` raises
 :class:`~pipeline.store.base.S3SupportMissing`, which names the extra to install.
@@ -57,6 +61,7 @@ from pipeline.store.shared_format import (
     reason,
     record_path,
     refused,
+    server_trouble,
 )
 
 try:
@@ -74,6 +79,10 @@ log = logging.getLogger("assetpipe.cache")
 
 _CHUNK = 1024 * 1024
 _WRITE_ATTEMPTS = 4
+OBJECT_FAILURES = 5
+"""Objects that may fail in a row with the server's own trouble (none answered between
+them) before the shared cache is taken to be down: a few are each a miss, a server
+failing everything costs a build that many failed reads, not one a job."""
 
 Reserve = Callable[[int], None]
 """Called with an object's size once its download is answered, before its body is read:
@@ -116,6 +125,9 @@ class ObjectStore:
         self._no_shares: str | None = None
         """The warning said when an inspection could not be shared: none is offered
         again, and results still are (see :meth:`share_facts`)."""
+        self._failing: set[str] = set()
+        """Objects that failed with the server's trouble since the last one answered
+        (see :meth:`_object_failed`)."""
 
     def __str__(self) -> str:
         return self.url
@@ -186,6 +198,43 @@ class ObjectStore:
         self._warn_once(message)
         return RemoteUnavailable(message, logged=True)
 
+    def _object_failed(self, path: str, exc: Exception, *, writing: bool) -> RemoteUnavailable:
+        """The server failed one object with trouble of its own: that object is a miss
+        (a read) or stays local (a write), said once for each reason; the store is down
+        only once :data:`OBJECT_FAILURES` objects have failed in a row."""
+        with self._lock:
+            self._failing.add(path)
+            failing = len(self._failing)
+        if failing >= OBJECT_FAILURES:
+            return self._fail(f"{failing} objects failed in a row, the last with {reason(exc)}")
+        log.debug("the shared cache %s failed on %s (%s)", self.url, path, reason(exc))
+        message = (
+            f"the shared cache {self.url} failed to take an object ({reason(exc)}); "
+            "each it fails to take is kept in the local cache"
+            if writing
+            else f"the shared cache {self.url} failed to give an object ({reason(exc)}); "
+            "each it fails to give is a miss"
+        ) + ", and the rest of the shared cache is still used"
+        self._warn_once(message)
+        return RemoteUnavailable(message, logged=True)
+
+    def _answered(self) -> None:
+        """An object was answered: the objects that failed before it were not a down
+        server (see :meth:`_object_failed`)."""
+        if self._failing:
+            with self._lock:
+                self._failing.clear()
+
+    def _failed_read(self, path: str, exc: Exception, failed: Callable[[str], object]) -> None:
+        """What a failed read means: a miss (a forbidden one where listing is refused,
+        S3's answer for a missing object), the object's own trouble, or ``failed``."""
+        if self._missing(exc):
+            return
+        if server_trouble(exc):
+            self._object_failed(path, exc, writing=False)
+        else:
+            failed(reason(exc))
+
     def _failed_write(self, exc: Exception) -> RemoteUnavailable:
         """What a failed write means: refused (the remote may still be read) or down."""
         if isinstance(exc, FileNotFoundError):
@@ -248,11 +297,12 @@ class ObjectStore:
                         break
                     chunks.append(chunk)
         except FileNotFoundError:
+            self._answered()
             return None
         except Exception as exc:
-            if not self._missing(exc):
-                (failed or self._fail)(reason(exc))
+            self._failed_read(path, exc, failed or self._fail)
             return None
+        self._answered()
         if total > cap:
             self._warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
             return None
@@ -283,13 +333,15 @@ class ObjectStore:
         if not self._usable() or self._forbidden(path, f"image {sha[:12]}"):
             return None
         try:
-            return int(obstore.head(self._client, path)["size"])
+            size = int(obstore.head(self._client, path)["size"])
         except FileNotFoundError:
+            self._answered()
             return None
         except Exception as exc:
-            if not self._missing(exc):
-                self._fail(reason(exc))
+            self._failed_read(path, exc, self._fail)
             return None
+        self._answered()
+        return size
 
     def _complete(
         self, key: str, record: CacheRecord, listed: Mapping[str, int] | None = None
@@ -458,9 +510,13 @@ class ObjectStore:
         try:
             obstore.put(self._client, path, data, mode=mode, use_multipart=False)
         except (AlreadyExistsError, PreconditionError):
+            self._answered()
             raise
         except Exception as exc:
+            if server_trouble(exc):
+                raise self._object_failed(path, exc, writing=True) from None
             raise (failed or self._failed_write)(exc) from None
+        self._answered()
 
     def _writable(self, key: str, blobs: tuple[bytes, ...], body: bytes) -> None:
         """RemoteUnavailable unless this result may be written now."""

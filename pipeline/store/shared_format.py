@@ -210,6 +210,14 @@ def refused(exc: BaseException) -> bool:
     return http_failure(exc)[0] in {401, 403}
 
 
+def server_trouble(exc: BaseException) -> bool:
+    """Whether the server answered with trouble of its own (a 5xx) or asked to be asked
+    less (408, 429): something about one request, not about reaching the store or being
+    allowed in, which a failed probe or a 401/403 says."""
+    status = http_failure(exc)[0]
+    return status is not None and (status >= 500 or status in {408, 429})
+
+
 def bad_credentials(exc: BaseException) -> bool:
     """Whether a refusal says the credentials are wrong, rather than not allowed."""
     return http_failure(exc)[1] in BAD_CREDENTIALS
