@@ -19,7 +19,8 @@ _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 class RefusingProxy:
     """Forwards to ``upstream`` (``http://host:port``) every request but those for which
     ``refuse(method, path)`` is true: those are answered ``status`` with the S3 error
-    ``code``, and listed in ``refused`` ("METHOD path")."""
+    ``code`` (with ``hang_up``, not answered at all: the connection is closed, as a
+    server that died would), and listed in ``refused`` ("METHOD path")."""
 
     def __init__(
         self,
@@ -28,11 +29,12 @@ class RefusingProxy:
         *,
         status: int = 403,
         code: str = "AccessDenied",
+        hang_up: bool = False,
     ) -> None:
         host, port = upstream.removeprefix("http://").split(":")
         self.upstream = (host, int(port))
         self.refuse = refuse
-        self.status, self.code = status, code
+        self.status, self.code, self.hang_up = status, code, hang_up
         self.refused: list[str] = []
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -73,6 +75,8 @@ class RefusingProxy:
             missing -= len(chunk)
         with self._lock:
             self.refused.append(what)
+        if self.hang_up:
+            return
         error = f"<Error><Code>{self.code}</Code><Message>refused</Message></Error>".encode()
         client.sendall(
             f"HTTP/1.1 {self.status} Refused\r\nContent-Type: application/xml\r\n"

@@ -22,15 +22,22 @@ from pathlib import Path
 from pipeline.api import stamps
 from pipeline.api.buildlock import project_lock
 from pipeline.api.exports import build_exports, owned_files, prepare_exports
-from pipeline.api.qa import run_qa
+from pipeline.api.qa import QaResult, run_qa
 from pipeline.api.results import BuildOptions, BuildResult, exit_code
 from pipeline.api.routes import batch_route, direct_route
 from pipeline.api.sealing import user_sealer
-from pipeline.api.stores import build_store, shared_cache_problem
+from pipeline.api.stores import build_store, shared_cache_problem, stop_paying_when_lost
 from pipeline.catalog import Catalog
 from pipeline.checks import flag_near_duplicates
 from pipeline.collecting import settle
-from pipeline.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_PENDING, UsageError
+from pipeline.errors import (
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PENDING,
+    EXIT_USAGE,
+    UsageError,
+)
 from pipeline.exports import reserved_paths
 from pipeline.fsutil import check_folder, make_folders, probe_writable, remove_folders
 from pipeline.jobs import Plan, Provider
@@ -126,6 +133,7 @@ def run_build(
                 write_manifest(tree.root, entries, totals(entries, None))
 
         stop = StopSignal()
+        lost = stop_paying_when_lost(settings, store, stop.set)
         route = (
             batch_route(settings, catalog, store, stop, reporter, wait=options.wait)
             if options.batch
@@ -203,22 +211,31 @@ def run_build(
                 exports=stamps.stamp_inputs(settings),
                 whole_plan=_whole(plan, full_plan),
             )
-    code = exit_code(report)
-    if code in (EXIT_OK, EXIT_FAILED) and gate.budget_hit:
-        code = EXIT_BUDGET
-    if code == EXIT_OK and gate.pending:
-        code = EXIT_PENDING  # verdicts wait in a judge batch: build --batch collects them
-    if code == EXIT_OK and options.strict_checks and failed_checks:
-        code = EXIT_FAILED
     return BuildResult(
         report=report,
         pruned=tuple(pruned),
         manifest_path=tree.root / MANIFEST,
-        exit_code=code,
+        exit_code=_exit_code(report, gate, options.strict_checks and bool(failed_checks), lost),
         failed_checks=tuple(failed_checks),
         shared_cache=settings.remote_cache,
         shared_cache_problem=shared_problem,
     )
+
+
+def _exit_code(report: RunReport, gate: QaResult, strict_failed: bool, lost: list[str]) -> int:
+    """The build's exit code: the run's, then a required shared cache lost on the way
+    (2, as when it cannot be read at the start), the quality gate's budget and pending
+    verdicts, and checks that failed under ``--strict-checks``."""
+    code = exit_code(report)
+    if lost and code in (EXIT_OK, EXIT_FAILED):
+        return EXIT_USAGE
+    if code in (EXIT_OK, EXIT_FAILED) and gate.budget_hit:
+        return EXIT_BUDGET
+    if code == EXIT_OK and gate.pending:
+        return EXIT_PENDING  # verdicts wait in a judge batch: build --batch collects them
+    if code == EXIT_OK and strict_failed:
+        return EXIT_FAILED
+    return code
 
 
 async def _run(runner: Runner) -> RunReport:

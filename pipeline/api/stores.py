@@ -214,6 +214,30 @@ def _layered(settings: Settings, local: LocalStore, mode: RemoteMode) -> ResultS
     return layered
 
 
+def stop_paying_when_lost(
+    settings: Settings, store: ResultStore, stop: Callable[[str], object]
+) -> list[str]:
+    """With a required shared cache, ``stop`` paying (told why) once it goes down in the
+    middle of a build: each image not copied from it yet would be paid for again, the
+    very thing requiring it prevents (a CI shard would pay for what the team holds).
+    Cached results are still delivered and what is paid for already is kept. The list
+    returned is filled with why, when it went down (the build then exits 2)."""
+    lost: list[str] = []
+    if not settings.remote_cache_required or not isinstance(store, LayeredStore):
+        return lost
+
+    def stop_paying(why: str) -> None:
+        lost.append(why)
+        stop(
+            f"stopped paying: the required shared cache {settings.remote_cache} went down "
+            f"({why}), and every image not copied from it yet would be paid for again; "
+            "run the build again once it answers"
+        )
+
+    store.when_down(stop_paying)
+    return lost
+
+
 def shared_cache_problem(store: ResultStore | None) -> str | None:
     """Why the shared tier of ``store`` cannot be relied on (None: it can, or there is
     none), for the ``--json`` documents."""

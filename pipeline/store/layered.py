@@ -173,6 +173,15 @@ class LayeredStore:
             self._warn_once(f"the shared cache failed ({type(exc).__name__}: {exc}); ignoring it")
             return None
 
+    def when_down(self, call: Callable[[str], None]) -> bool:
+        """Have ``call`` told why, once, when the shared tier proves unusable (see
+        :meth:`pipeline.store.remote.ObjectStore.when_down`); whether it can tell."""
+        tell = getattr(self.remote, "when_down", None)
+        if not callable(tell):
+            return False
+        tell(call)
+        return True
+
     def health(self) -> str | None:
         """Why the shared tier cannot be relied on to be read (None: it can, or it cannot
         say); see :meth:`pipeline.store.remote.ObjectStore.health`."""
@@ -318,7 +327,8 @@ class LayeredStore:
         key = request.key
         data = self._read_reserving(record.blob, reserve)
         if data is None:
-            self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
+            if not getattr(self.remote, "down", False):  # a lost store was said once
+                self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
             with self._lock:
                 self._known[key] = None
             return

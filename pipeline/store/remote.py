@@ -128,6 +128,9 @@ class ObjectStore:
         self._failing: set[str] = set()
         """Objects that failed with the server's trouble since the last one answered
         (see :meth:`_object_failed`)."""
+        self._on_down: Callable[[str], None] | None = None
+        self._why: str | None = None
+        """Why the remote proved unusable, in a few words (the reason inside ``_down``)."""
 
     def __str__(self) -> str:
         return self.url
@@ -189,13 +192,33 @@ class ObjectStore:
         answers a missing object with 403, which then says nothing about access."""
         return self._unlisted is not None and refused(exc) and not bad_credentials(exc)
 
+    @property
+    def down(self) -> bool:
+        """Whether this store proved unusable (then it is asked no more, and what it
+        would have answered goes unsaid: it was said once)."""
+        return self._down is not None
+
+    def when_down(self, call: Callable[[str], None]) -> None:
+        """Have ``call`` told why, once, when this store proves unusable (at once when it
+        has already): a build that requires the shared cache stops paying then."""
+        with self._lock:
+            self._on_down = call
+            why = self._why
+        if why is not None:
+            call(why)
+
     def _fail(self, why: str) -> RemoteUnavailable:
         """Stop asking the remote, with a warning (once); returns the error a write raises."""
         message = f"the shared cache {self.url} cannot be used ({why}); going on without it"
         with self._lock:
+            first = self._down is None
+            self._why = self._why or why
             self._down = self._down or message
             message = self._down
+            told = self._on_down if first else None
         self._warn_once(message)
+        if told is not None:
+            told(why)
         return RemoteUnavailable(message, logged=True)
 
     def _object_failed(self, path: str, exc: Exception, *, writing: bool) -> RemoteUnavailable:
