@@ -70,3 +70,23 @@ def test_a_required_cache_lost_mid_build_stops_the_paying(
     assert document["stop_reason"].startswith(f"stopped paying: the required shared cache {url}")
     assert result.err.count("cannot be used") == 1, result.err
     assert "has no usable image" not in result.err, "nothing more is said of a lost cache"
+
+
+def test_a_required_cache_that_refuses_a_write_stops_the_paying(
+    tmp_path: Path, run: Any, api: Any, seaweedfs_s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine A's credentials may read the bucket but not write its records: its first
+    paid image cannot reach the team (which would pay for it again), so A pays for no
+    other, keeps that one in its own cache, and exits 2."""
+    url = seaweedfs_s3.url()
+    a = required(machine(tmp_path / "a", url), url)
+    records = lambda verb, path: verb == "PUT" and "/records/" in path  # noqa: E731
+    with RefusingProxy(seaweedfs_s3.endpoint, records) as policy:
+        reach(seaweedfs_s3, policy.endpoint, monkeypatch)
+        result = run("build", "--json", "--concurrency", "1", project_dir=a.root)
+    assert policy.refused, "a record was offered"
+    assert result.code == EXIT_USAGE, result.err
+    document = json.loads(result.out)
+    assert document["counts"] == {"generated": 1, "skipped": 5}
+    assert api.billed_images == 1
+    assert "refused a write (HTTP 403 AccessDenied)" in document["stop_reason"]

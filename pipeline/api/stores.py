@@ -217,24 +217,25 @@ def _layered(settings: Settings, local: LocalStore, mode: RemoteMode) -> ResultS
 def stop_paying_when_lost(
     settings: Settings, store: ResultStore, stop: Callable[[str], object]
 ) -> list[str]:
-    """With a required shared cache, ``stop`` paying (told why) once it goes down in the
-    middle of a build: each image not copied from it yet would be paid for again, the
-    very thing requiring it prevents (a CI shard would pay for what the team holds).
-    Cached results are still delivered and what is paid for already is kept. The list
-    returned is filled with why, when it went down (the build then exits 2)."""
+    """With a required shared cache, ``stop`` paying (told why) once it is lost in the
+    middle of a build: gone down, each image not copied from it yet would be paid for
+    again; refusing writes, each image paid for here would be paid for again by the
+    team (a CI assembly copies what the shards share). Requiring the cache is meant to
+    prevent both. Cached results are still delivered and what is paid for already is
+    kept. The list returned is filled with what went wrong (the build then exits 2)."""
     lost: list[str] = []
     if not settings.remote_cache_required or not isinstance(store, LayeredStore):
         return lost
 
-    def stop_paying(why: str) -> None:
-        lost.append(why)
+    def stop_paying(what: str) -> None:
+        lost.append(what)
         stop(
-            f"stopped paying: the required shared cache {settings.remote_cache} went down "
-            f"({why}), and every image not copied from it yet would be paid for again; "
-            "run the build again once it answers"
+            f"stopped paying: the required shared cache {settings.remote_cache} {what}, so "
+            "what is paid for now would be paid for twice; run the build again once it can "
+            "be read and written"
         )
 
-    store.when_down(stop_paying)
+    store.when_lost(stop_paying)
     return lost
 
 

@@ -173,14 +173,13 @@ class LayeredStore:
             self._warn_once(f"the shared cache failed ({type(exc).__name__}: {exc}); ignoring it")
             return None
 
-    def when_down(self, call: Callable[[str], None]) -> bool:
-        """Have ``call`` told why, once, when the shared tier proves unusable (see
-        :meth:`pipeline.store.remote.ObjectStore.when_down`); whether it can tell."""
-        tell = getattr(self.remote, "when_down", None)
-        if not callable(tell):
-            return False
-        tell(call)
-        return True
+    def when_lost(self, call: Callable[[str], None]) -> None:
+        """Have ``call`` told, once, what went wrong when the shared tier is lost to the
+        build (see :meth:`pipeline.store.remote.ObjectStore.when_lost`; a shared store
+        that cannot say never tells)."""
+        tell = getattr(self.remote, "when_lost", None)
+        if callable(tell):
+            tell(call)
 
     def health(self) -> str | None:
         """Why the shared tier cannot be relied on to be read (None: it can, or it cannot

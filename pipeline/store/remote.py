@@ -128,9 +128,11 @@ class ObjectStore:
         self._failing: set[str] = set()
         """Objects that failed with the server's trouble since the last one answered
         (see :meth:`_object_failed`)."""
-        self._on_down: Callable[[str], None] | None = None
-        self._why: str | None = None
-        """Why the remote proved unusable, in a few words (the reason inside ``_down``)."""
+        self._on_lost: Callable[[str], None] | None = None
+        """Told once what went wrong, when the remote is lost (see :meth:`when_lost`)."""
+        self._lost: str | None = None
+        """What went wrong first, in a few words: ``went down (...)``, ``refused a write
+        (...)``."""
 
     def __str__(self) -> str:
         return self.url
@@ -198,27 +200,34 @@ class ObjectStore:
         would have answered goes unsaid: it was said once)."""
         return self._down is not None
 
-    def when_down(self, call: Callable[[str], None]) -> None:
-        """Have ``call`` told why, once, when this store proves unusable (at once when it
-        has already): a build that requires the shared cache stops paying then."""
+    def when_lost(self, call: Callable[[str], None]) -> None:
+        """Have ``call`` told, once, what went wrong when this store is lost to the build:
+        it proved unusable (``went down (why)``) or refused a write (``refused a write
+        (why)``: what is paid for cannot reach the team). At once when it has already. A
+        build that requires the shared cache stops paying then."""
         with self._lock:
-            self._on_down = call
-            why = self._why
-        if why is not None:
-            call(why)
+            self._on_lost = call
+            lost = self._lost
+        if lost is not None:
+            call(lost)
+
+    def _tell_lost(self, what: str) -> None:
+        with self._lock:
+            if self._lost is not None:
+                return
+            self._lost = what
+            call = self._on_lost
+        if call is not None:
+            call(what)
 
     def _fail(self, why: str) -> RemoteUnavailable:
         """Stop asking the remote, with a warning (once); returns the error a write raises."""
         message = f"the shared cache {self.url} cannot be used ({why}); going on without it"
         with self._lock:
-            first = self._down is None
-            self._why = self._why or why
             self._down = self._down or message
             message = self._down
-            told = self._on_down if first else None
         self._warn_once(message)
-        if told is not None:
-            told(why)
+        self._tell_lost(f"went down ({why})")
         return RemoteUnavailable(message, logged=True)
 
     def _object_failed(self, path: str, exc: Exception, *, writing: bool) -> RemoteUnavailable:
@@ -272,6 +281,7 @@ class ObjectStore:
             self._refused = self._refused or message
             message = self._refused
         self._warn_once(message)
+        self._tell_lost(f"refused a write ({reason(exc)})")
         return RemoteUnavailable(message, logged=True)
 
     # -- reads ------------------------------------------------------------------------------
