@@ -20,7 +20,7 @@ from refusing_proxy import RefusingProxy
 from s3servers import S3Server
 from test_shared_facts_refused import NEW, SPEC, machine, objects, reach
 
-from pipeline.store.remote import OBJECT_FAILURES
+from pipeline.store.remote_failures import OBJECT_FAILURES
 
 MATRIX = """
     assets:

@@ -16,13 +16,9 @@ in docs/reliability.md):
   must hash to their name.
 - The shared cache never fails or stalls a build: a failed read is a miss with a warning
   (said once), a failed write raises :class:`~pipeline.store.base.RemoteUnavailable` (the
-  layered store keeps the local result). Timeouts are short and retries few, and once the
-  remote proved unreachable or unreadable the store stops asking: a down remote costs one
-  timeout, not one a job. A server that answers with trouble of its own (a 5xx, a 429,
-  after the client's retries) fails only the object asked for, which is then a miss (or a
-  write kept locally): one damaged object must not make a build pay for every image the
-  bucket holds. :data:`OBJECT_FAILURES` objects failing one after the other, none
-  answered between them, take the store out as a down one would.
+  layered store keeps the local result). Timeouts are short and retries few; what each
+  failure takes out (the store, its writes, its inspections, one object) is decided by
+  :class:`~pipeline.store.remote_failures.Failures`.
 
 Importing this module without ``obstore`` raises
 :class:`~pipeline.store.base.S3SupportMissing`, which names the extra to install.
@@ -30,7 +26,6 @@ Importing this module without ``obstore`` raises
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,6 +41,7 @@ from pipeline.store.base import (
     is_blob_name,
     with_request,
 )
+from pipeline.store.remote_failures import Failures
 from pipeline.store.s3_listing import ListingFailed
 from pipeline.store.sealed_facts import MAX_FACTS_BYTES
 from pipeline.store.shared_format import (
@@ -75,14 +71,8 @@ except ImportError as exc:  # tested by hiding obstore (test_store_remote)
 if TYPE_CHECKING:
     from obstore import PutMode, UpdateVersion
 
-log = logging.getLogger("assetpipe.cache")
-
 _CHUNK = 1024 * 1024
 _WRITE_ATTEMPTS = 4
-OBJECT_FAILURES = 5
-"""Objects that may fail in a row with the server's own trouble (none answered between
-them) before the shared cache is taken to be down: a few are each a miss, a server
-failing everything costs a build that many failed reads, not one a job."""
 
 Reserve = Callable[[int], None]
 """Called with an object's size once its download is answered, before its body is read:
@@ -109,30 +99,10 @@ class ObjectStore:
         self.writable = writable
         self._anonymous = anonymous
         self._client = backend.client
-        self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
-        self._warned: set[str] = set()
         self._probed = False
-        self._unlisted: str | None = None
-        """Why listing is forbidden (then S3 answers 403, not 404, for a missing object)."""
-        self._down: str | None = None
-        """The warning said when the remote proved unusable; then it is asked no more."""
-        self._refused: str | None = None
-        """The warning said when it refused a write (it may still be read)."""
-        self._no_facts: str | None = None
-        """The warning said when a shared inspection could not be read: they are asked no
-        more, and the images and records still are (see :meth:`read_facts`)."""
-        self._no_shares: str | None = None
-        """The warning said when an inspection could not be shared: none is offered
-        again, and results still are (see :meth:`share_facts`)."""
-        self._failing: set[str] = set()
-        """Objects that failed with the server's trouble since the last one answered
-        (see :meth:`_object_failed`)."""
-        self._on_lost: Callable[[str], None] | None = None
-        """Told once what went wrong, when the remote is lost (see :meth:`when_lost`)."""
-        self._lost: str | None = None
-        """What went wrong first, in a few words: ``went down (...)``, ``refused a write
-        (...)``."""
+        self.failures = Failures(self.url, backend.absent)
+        """What its failures have shown so far (see :mod:`pipeline.store.remote_failures`)."""
 
     def __str__(self) -> str:
         return self.url
@@ -142,13 +112,6 @@ class ObjectStore:
 
     # -- failures ---------------------------------------------------------------------------
 
-    def _warn_once(self, message: str) -> None:
-        with self._lock:
-            if message in self._warned:
-                return
-            self._warned.add(message)
-        log.warning("%s", message)
-
     def _usable(self) -> bool:
         """Whether to ask the remote at all. The first call lists the prefix once (other
         threads wait for it), so a wrong bucket or a dead endpoint is one clear warning."""
@@ -157,132 +120,44 @@ class ObjectStore:
                 if not self._probed:
                     self._probe()
                     self._probed = True
-        return self._down is None
+        return self.failures.down is None
 
     def _probe(self) -> None:
         try:
             self._list_top()
         except Exception as exc:
             if self._anonymous:
-                self._fail(f"{self._anonymous}, and the store said: {reason(exc)}")
+                self.failures.fail(f"{self._anonymous}, and the store said: {reason(exc)}")
             elif refused(exc) and not bad_credentials(exc):
-                self._unlisted = reason(exc)  # a policy may allow objects but not listing
-                self._warn_once(
-                    f"the shared cache {self.url} refused to list its prefix ({reason(exc)}); "
-                    "lookups go on, but a missing image and a forbidden one look alike: if "
-                    "these credentials cannot read objects either, every lookup is a miss "
-                    "and images the bucket holds are paid for again"
-                )
+                self.failures.listing_refused(exc)
             else:
-                self._fail(self.backend.absent if http_failure(exc)[0] == 404 else reason(exc))
+                absent = http_failure(exc)[0] == 404
+                self.failures.fail(self.backend.absent if absent else reason(exc))
 
     def health(self) -> str | None:
         """Why this shared cache cannot be relied on to be read, None when it can: asked
         at the start of a command (the probe a first read would make anyway), so that a
         cache that cannot be read is said before anything is planned or paid for."""
         if not self._usable():
-            return self._down
-        if self._unlisted is not None:
+            return self.failures.down
+        if self.failures.unlisted is not None:
             return (
-                f"the shared cache {self.url} refused to list its prefix ({self._unlisted}), "
-                "so a missing image cannot be told from a forbidden one"
+                f"the shared cache {self.url} refused to list its prefix "
+                f"({self.failures.unlisted}), so a missing image cannot be told from a "
+                "forbidden one"
             )
         return None
-
-    def _missing(self, exc: Exception) -> bool:
-        """Whether a failed read means "no such object": where listing is forbidden, S3
-        answers a missing object with 403, which then says nothing about access."""
-        return self._unlisted is not None and refused(exc) and not bad_credentials(exc)
 
     @property
     def down(self) -> bool:
         """Whether this store proved unusable (then it is asked no more, and what it
         would have answered goes unsaid: it was said once)."""
-        return self._down is not None
+        return self.failures.down is not None
 
     def when_lost(self, call: Callable[[str], None]) -> None:
-        """Have ``call`` told, once, what went wrong when this store is lost to the build:
-        it proved unusable (``went down (why)``) or refused a write (``refused a write
-        (why)``: what is paid for cannot reach the team). At once when it has already. A
-        build that requires the shared cache stops paying then."""
-        with self._lock:
-            self._on_lost = call
-            lost = self._lost
-        if lost is not None:
-            call(lost)
-
-    def _tell_lost(self, what: str) -> None:
-        with self._lock:
-            if self._lost is not None:
-                return
-            self._lost = what
-            call = self._on_lost
-        if call is not None:
-            call(what)
-
-    def _fail(self, why: str) -> RemoteUnavailable:
-        """Stop asking the remote, with a warning (once); returns the error a write raises."""
-        message = f"the shared cache {self.url} cannot be used ({why}); going on without it"
-        with self._lock:
-            self._down = self._down or message
-            message = self._down
-        self._warn_once(message)
-        self._tell_lost(f"went down ({why})")
-        return RemoteUnavailable(message, logged=True)
-
-    def _object_failed(self, path: str, exc: Exception, *, writing: bool) -> RemoteUnavailable:
-        """The server failed one object with trouble of its own: that object is a miss
-        (a read) or stays local (a write), said once for each reason; the store is down
-        only once :data:`OBJECT_FAILURES` objects have failed in a row."""
-        with self._lock:
-            self._failing.add(path)
-            failing = len(self._failing)
-        if failing >= OBJECT_FAILURES:
-            return self._fail(f"{failing} objects failed in a row, the last with {reason(exc)}")
-        log.debug("the shared cache %s failed on %s (%s)", self.url, path, reason(exc))
-        message = (
-            f"the shared cache {self.url} failed to take an object ({reason(exc)}); "
-            "each it fails to take is kept in the local cache"
-            if writing
-            else f"the shared cache {self.url} failed to give an object ({reason(exc)}); "
-            "each it fails to give is a miss"
-        ) + ", and the rest of the shared cache is still used"
-        self._warn_once(message)
-        return RemoteUnavailable(message, logged=True)
-
-    def _answered(self) -> None:
-        """An object was answered: the objects that failed before it were not a down
-        server (see :meth:`_object_failed`)."""
-        if self._failing:
-            with self._lock:
-                self._failing.clear()
-
-    def _failed_read(self, path: str, exc: Exception, failed: Callable[[str], object]) -> None:
-        """What a failed read means: a miss (a forbidden one where listing is refused,
-        S3's answer for a missing object), the object's own trouble, or ``failed``."""
-        if self._missing(exc):
-            return
-        if server_trouble(exc):
-            self._object_failed(path, exc, writing=False)
-        else:
-            failed(reason(exc))
-
-    def _failed_write(self, exc: Exception) -> RemoteUnavailable:
-        """What a failed write means: refused (the remote may still be read) or down."""
-        if isinstance(exc, FileNotFoundError):
-            return self._fail(self.backend.absent)
-        if not refused(exc) or bad_credentials(exc):
-            return self._fail(reason(exc))
-        message = (
-            f"the shared cache {self.url} refused a write ({reason(exc)}); "
-            "results are kept in the local cache only"
-        )
-        with self._lock:
-            self._refused = self._refused or message
-            message = self._refused
-        self._warn_once(message)
-        self._tell_lost(f"refused a write ({reason(exc)})")
-        return RemoteUnavailable(message, logged=True)
+        """See :meth:`pipeline.store.remote_failures.Failures.when_lost`: a build that
+        requires the shared cache stops paying when told."""
+        self.failures.when_lost(call)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -296,7 +171,7 @@ class ObjectStore:
         check = self.backend.check
         why = check(path) if check is not None else None
         if why is not None:
-            self._warn_once(f"{what} in the shared cache is {why}; ignoring it")
+            self.failures.warn_once(f"{what} in the shared cache is {why}; ignoring it")
         return why is not None
 
     def _fetch(
@@ -330,14 +205,14 @@ class ObjectStore:
                         break
                     chunks.append(chunk)
         except FileNotFoundError:
-            self._answered()
+            self.failures.answered()
             return None
         except Exception as exc:
-            self._failed_read(path, exc, failed or self._fail)
+            self.failures.read_failed(path, exc, failed or self.failures.fail)
             return None
-        self._answered()
+        self.failures.answered()
         if total > cap:
-            self._warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
+            self.failures.warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
             return None
         version: UpdateVersion = {}
         for field in ("e_tag", "version"):
@@ -354,7 +229,7 @@ class ObjectStore:
         data, version = fetched
         record = decode_record(key, data)
         if record is None:
-            self._warn_once(
+            self.failures.warn_once(
                 f"shared cache entry {key[:12]} is unreadable or was not made from its "
                 "request; ignoring it"
             )
@@ -368,12 +243,12 @@ class ObjectStore:
         try:
             size = int(obstore.head(self._client, path)["size"])
         except FileNotFoundError:
-            self._answered()
+            self.failures.answered()
             return None
         except Exception as exc:
-            self._failed_read(path, exc, self._fail)
+            self.failures.read_failed(path, exc, self.failures.fail)
             return None
-        self._answered()
+        self.failures.answered()
         return size
 
     def _complete(
@@ -385,8 +260,10 @@ class ObjectStore:
         if size is None:
             size = self._blob_size(record.blob)
         if size is None or size > MAX_BLOB_BYTES:
-            if self._down is None:
-                self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
+            if self.failures.down is None:
+                self.failures.warn_once(
+                    f"shared cache entry {key[:12]} has no usable image; ignoring it"
+                )
             return False
         return True
 
@@ -409,7 +286,7 @@ class ObjectStore:
         request each, one after the other); None when there are more, or the store
         cannot be listed. A plan asking about many results reads this instead of asking
         about each image apart; a blob that is not listed is still asked about."""
-        if not self._usable() or self._unlisted is not None:
+        if not self._usable() or self.failures.unlisted is not None:
             return None
         sizes: dict[str, int] = {}
         try:
@@ -442,8 +319,10 @@ class ObjectStore:
         record = found[0] if found is not None else None
         data = self.read_blob(record.blob, reserve=reserve) if record is not None else None
         if record is None or data is None:
-            if record is not None and self._down is None:
-                self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
+            if record is not None and self.failures.down is None:
+                self.failures.warn_once(
+                    f"shared cache entry {key[:12]} has no usable image; ignoring it"
+                )
             return None
         return record, data
 
@@ -458,7 +337,9 @@ class ObjectStore:
             return None
         data = fetched[0]
         if sha256_bytes(data) != sha:
-            self._warn_once(f"shared cache image {sha[:12]} is corrupt; treating it as missing")
+            self.failures.warn_once(
+                f"shared cache image {sha[:12]} is corrupt; treating it as missing"
+            )
             return None
         return data
 
@@ -472,23 +353,13 @@ class ObjectStore:
         failing) stops the reading of inspections for this store's life, with one
         warning, and never the shared cache itself, whose images the build would
         otherwise pay for again."""
-        if not is_blob_name(sha) or self._no_facts is not None:
+        if not is_blob_name(sha) or self.failures.no_facts is not None:
             return None
         path = facts_path(sha)
         fetched = self._fetch(
-            path, MAX_FACTS_BYTES, f"inspection {sha[:12]}", failed=self._facts_failed
+            path, MAX_FACTS_BYTES, f"inspection {sha[:12]}", failed=self.failures.facts_failed
         )
         return fetched[0] if fetched is not None else None
-
-    def _facts_failed(self, why: str) -> None:
-        message = (
-            f"cannot read the inspections shared in {self.url} ({why}); images copied from "
-            "it are inspected here"
-        )
-        with self._lock:
-            self._no_facts = self._no_facts or message
-            message = self._no_facts
-        self._warn_once(message)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -500,28 +371,17 @@ class ObjectStore:
         not keep the images this machine paid for from the team."""
         if not self.writable:
             raise RemoteUnavailable(f"the shared cache {self.url} is read-only here")
-        for stopped in (self._refused, self._no_shares):
+        for stopped in (self.failures.refused, self.failures.no_shares):
             if stopped is not None:
                 raise RemoteUnavailable(stopped, logged=True)
         if not is_blob_name(sha) or len(body) > MAX_FACTS_BYTES:
             raise RemoteUnavailable(f"the inspection of {sha[:12]} cannot be shared")
         if not self._usable():
-            raise RemoteUnavailable(str(self._down), logged=True)
+            raise RemoteUnavailable(str(self.failures.down), logged=True)
         try:
-            self._put(facts_path(sha), body, "overwrite", failed=self._share_failed)
+            self._put(facts_path(sha), body, "overwrite", failed=self.failures.share_failed)
         except (AlreadyExistsError, PreconditionError):  # pragma: no cover - not conditional
             return
-
-    def _share_failed(self, exc: Exception) -> RemoteUnavailable:
-        message = (
-            f"the shared cache {self.url} did not take an inspection ({reason(exc)}); "
-            "no more are offered, and other machines inspect those images themselves"
-        )
-        with self._lock:
-            self._no_shares = self._no_shares or message
-            message = self._no_shares
-        self._warn_once(message)
-        return RemoteUnavailable(message, logged=True)
 
     def _put(
         self,
@@ -532,37 +392,37 @@ class ObjectStore:
         failed: Callable[[Exception], RemoteUnavailable] | None = None,
     ) -> None:
         """Write one object; conflicts propagate, every other failure is RemoteUnavailable
-        (what ``failed`` makes of it, else :meth:`_failed_write`)."""
+        (what ``failed`` makes of it, else what the store's failures make of it)."""
         path = self._path(name)
         check = self.backend.check
         why = check(path) if check is not None else None
         if why is not None:
             message = f"{self.url}: {name} is {why}; nothing is written through it"
-            self._warn_once(message)
+            self.failures.warn_once(message)
             raise RemoteUnavailable(message, logged=True)
         try:
             obstore.put(self._client, path, data, mode=mode, use_multipart=False)
         except (AlreadyExistsError, PreconditionError):
-            self._answered()
+            self.failures.answered()
             raise
         except Exception as exc:
             if server_trouble(exc):
-                raise self._object_failed(path, exc, writing=True) from None
-            raise (failed or self._failed_write)(exc) from None
-        self._answered()
+                raise self.failures.object_failed(path, exc, writing=True) from None
+            raise (failed or self.failures.write_failed)(exc) from None
+        self.failures.answered()
 
     def _writable(self, key: str, blobs: tuple[bytes, ...], body: bytes) -> None:
         """RemoteUnavailable unless this result may be written now."""
         if not self.writable:
             raise RemoteUnavailable(f"the shared cache {self.url} is read-only here")
-        if self._refused is not None:
-            raise RemoteUnavailable(self._refused, logged=True)
+        if self.failures.refused is not None:
+            raise RemoteUnavailable(self.failures.refused, logged=True)
         if not is_key(key):
             raise RemoteUnavailable(f"cache key {key[:12]!r} cannot name a shared record")
         if max(map(len, blobs)) > MAX_BLOB_BYTES or len(body) > MAX_RECORD_BYTES:
             raise RemoteUnavailable(f"cache entry {key[:12]} is too large to share")
         if not self._usable():
-            raise RemoteUnavailable(str(self._down), logged=True)
+            raise RemoteUnavailable(str(self.failures.down), logged=True)
 
     def commit(
         self,
@@ -590,8 +450,8 @@ class ObjectStore:
             found = self._record(key)
             if found is not None and found[0] is not None and self._complete(key, found[0]):
                 return found[0]
-            if self._down is not None:
-                raise RemoteUnavailable(self._down, logged=True)
+            if self.failures.down is not None:
+                raise RemoteUnavailable(self.failures.down, logged=True)
             exists = found is not None
             version: UpdateVersion = found[1] if found is not None else {}
             if exists and not self._replaceable(key, version):
@@ -602,7 +462,7 @@ class ObjectStore:
                     self._put(blob_path(record.original), original, "overwrite")
                 uploaded = True
             if exists:
-                self._warn_once(f"replacing the damaged shared cache entry {key[:12]}")
+                self.failures.warn_once(f"replacing the damaged shared cache entry {key[:12]}")
             try:
                 self._put(record_path(key), body, version if exists else "create")
             except (AlreadyExistsError, PreconditionError):
@@ -616,7 +476,7 @@ class ObjectStore:
         """Whether the damaged record of ``key`` can be replaced conditionally on
         ``version``; a store that cannot (a folder) says once what to remove instead."""
         if not self.backend.updates:
-            self._warn_once(
+            self.failures.warn_once(
                 f"shared cache entry {key[:12]} is damaged and cannot be replaced safely "
                 f"here; remove {self._path(record_path(key))} from {self.url}"
             )
@@ -629,7 +489,7 @@ class ObjectStore:
         """Records, blobs and blob bytes under this store's prefix, by listing them;
         RemoteUnavailable when the remote cannot be listed."""
         if not self._usable():
-            raise RemoteUnavailable(str(self._down), logged=True)
+            raise RemoteUnavailable(str(self.failures.down), logged=True)
         entries = blobs = size = 0
         try:
             for path, _ in self._objects("records"):
