@@ -52,6 +52,7 @@ def test_one_object_that_keeps_failing_is_a_miss_alone(
     assert json.loads(result.out)["counts"] == {"cached": 5, "generated": 2}
     assert api.billed_images == billed + 2
     assert "failed to give an object (HTTP 500 InternalError)" in result.err
+    assert f"/assetpipe-v1/records/{damaged}; -v names each)" in result.err, "named"
     assert "cannot be used" not in result.err
     assert len(objects(seaweedfs_s3, url, "records")) == 7, "B's new image is shared"
 

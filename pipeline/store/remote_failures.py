@@ -166,7 +166,11 @@ class Failures:
             else f"the shared cache {self.url} failed to give an object ({reason(exc)}); "
             "each it fails to give is a miss"
         ) + ", and the rest of the shared cache is still used"
-        self.warn_once(message)
+        with self._lock:
+            first = message not in self._warned
+            self._warned.add(message)
+        if first:  # named, so a damaged object can be found; -v names each, not a line each
+            log.warning("%s (the first: %s; -v names each)", message, path)
         return RemoteUnavailable(message, logged=True)
 
     def answered(self) -> None:
