@@ -155,7 +155,7 @@ from pathlib import Path
 from pipeline.api.stores import open_remote
 from pipeline.hashing import CacheRequest
 from pipeline.store.shared_format import record_path, blob_path
-from pipeline.store.layered import LOOKUPS_IN_FLIGHT
+from pipeline.store.prefetch import LOOKUPS_IN_FLIGHT
 keys = json.loads(sys.stdin.read())
 store = open_remote({url!r}, "read-only")
 store.health()

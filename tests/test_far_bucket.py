@@ -31,7 +31,7 @@ from pipeline.hashing import sha256_bytes
 from pipeline.output import Manifest, OutputTree
 from pipeline.runner.freshness import assess, job_request
 from pipeline.store import CacheRecord, LayeredStore, LocalStore
-from pipeline.store.layered import LISTING_FROM, LOOKUPS_IN_FLIGHT
+from pipeline.store.prefetch import LISTING_FROM, LOOKUPS_IN_FLIGHT
 from pipeline.store.shared_format import parse_url, record_path
 
 GATE = 8
