@@ -40,7 +40,7 @@ class Ask(Protocol):
 
 
 LOOKUPS_IN_FLIGHT = 128
-"""Shared lookups asked at once by :meth:`LayeredStore.prefetch`. A lookup is two small
+"""Shared lookups asked at once by :meth:`Prefetcher.prefetch`. A lookup is two small
 requests one after the other (the record, then the size of its image), bound by the
 round trip, not by bandwidth: a plan of 400 jobs costs 7 round trips instead of 800
 (measured at 20 ms each way, 400 lookups: 64 at once 1.5 s, 128 at once 1.0 s, 256 no
@@ -50,7 +50,7 @@ FETCHES_IN_FLIGHT = 128
 :data:`FETCH_BYTES`, not by this count: a download waits, once its image's size is known
 and before its body is read, until the images held leave room for it."""
 LISTING_FROM = 32
-"""Lookups from which :meth:`LayeredStore.prefetch` lists the shared images (a page of
+"""Lookups from which :meth:`Prefetcher.prefetch` lists the shared images (a page of
 1,000 names a request) instead of asking about each one's size: as many pages as the
 lookups take rounds of :data:`LOOKUPS_IN_FLIGHT`, read while the records are, so a team
 bucket too large to list in that time costs a plan a few round trips, not a page each."""
@@ -281,10 +281,10 @@ class Prefetcher:
     def copy(
         self, request: CacheRequest, reserve: Callable[[int], None] | None
     ) -> tuple[tuple[CacheRecord, bytes] | None, bool]:
-        """The shared record and verified bytes for ``request`` and whether they were
-        copied into the local store (not synced: a copy lost to a crash fails its sha256
-        and is downloaded again); ``reserve`` is told each image's size before it is
-        downloaded."""
+        """Copy the shared result of ``request`` into the local store: its record and
+        verified bytes (None: a miss) and whether they were copied (not synced: a copy
+        lost to a crash fails its sha256 and is downloaded again); ``reserve`` is told
+        each image's size before it is downloaded."""
         key = request.key
         if reserve is not None and self._reserving:
             shared = self._ask(lambda r: self.remote.get(r, reserve=reserve), request)  # type: ignore[call-arg]

@@ -184,9 +184,10 @@ class ObjectStore:
         failed: Callable[[str], object] | None = None,
     ) -> tuple[bytes, UpdateVersion] | None:
         """The bytes and version (ETag, generation) of an object; None when absent,
-        larger than ``cap`` (with a warning) or when the remote fails (then it is no
-        longer asked, unless ``failed`` is given: it is told why instead). ``reserve`` is
-        told the size (capped) before the body is read."""
+        larger than ``cap`` (with a warning) or when the remote fails (what that takes
+        out is :meth:`Failures.read_failed`'s to say; ``failed`` is told why where the
+        store would be taken out). ``reserve`` is told the size (capped) before the body
+        is read."""
         path = self._path(name)
         if not self._usable() or self._forbidden(path, what):
             return None
