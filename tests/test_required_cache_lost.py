@@ -69,6 +69,9 @@ def test_a_required_cache_lost_mid_build_stops_the_paying(
     assert counts.get("skipped", 0) >= 6 and sum(counts.values()) == 7, counts
     assert document["stop_reason"].startswith(f"stopped paying: the required shared cache {url}")
     assert result.err.count("cannot be used") == 1, result.err
+    # Said in a few words: the method, the client's retries and the cause, no URL or dump.
+    said = "GET failed after 2 retries: HTTP error: error sending request (the connection "
+    assert f"cannot be used ({said}closed before an answer))" in result.err, result.err
     assert "has no usable image" not in result.err, "nothing more is said of a lost cache"
 
 

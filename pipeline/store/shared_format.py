@@ -40,6 +40,13 @@ _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,62}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~=+-]+")
 _STATUS = re.compile(r"status code: (\d{3})( [A-Za-z ]+)?")
 _CODE = re.compile(r"<Code>(\w{1,64})</Code>")
+_RETRIED = re.compile(
+    r"Error performing ([A-Z]{3,7}) \S+ in [^,]*, after (\d+) retries[^-]*- (.{1,120})"
+)
+"""obstore's first line for a request that failed without an answer, after its retries."""
+_CAUSE = re.compile(r'message: "([^"\n]{1,80})"|hyper::Error\(\s*(\w{1,40})')
+"""The operating system's or the HTTP client's word for it, in obstore's debug text."""
+_CAUSES = {"IncompleteMessage": "the connection closed before an answer"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BAD_CREDENTIALS = frozenset(
     {
@@ -196,13 +203,27 @@ def http_failure(exc: BaseException) -> tuple[int | None, str]:
 
 def reason(exc: BaseException) -> str:
     """A short, printable account of a failed request: the HTTP status and S3 error code
-    when there were some (never the rest of the server's body, which is untrusted text),
-    else the first line of the client's message."""
+    when there were some (never the rest of the server's body, which is untrusted text);
+    for a request that got no answer after the client's retries, the method, the retries
+    and the cause (not the object's URL); else the first line of the client's message."""
     status, code = http_failure(exc)
     if status is not None:
         return f"HTTP {status} {code}".rstrip()
     text = str(exc).strip()
-    return printable(text.splitlines()[0][:240] if text else type(exc).__name__)
+    if not text:
+        return type(exc).__name__
+    first = text.splitlines()[0]
+    retried = _RETRIED.search(first)
+    if retried is None:
+        return printable(first[:240])
+    # "GET failed after 2 retries: HTTP error: error sending request (Connection refused)":
+    # the URL (long, and the store's own is said beside it) left out, the cause kept.
+    verb, tries, said = retried.groups()
+    found = f"{verb} failed after {tries} retries: {said.strip()}"
+    cause = _CAUSE.search(text)
+    if cause is not None:
+        found += f" ({cause[1] or _CAUSES.get(cause[2], cause[2])})"
+    return printable(found)
 
 
 def refused(exc: BaseException) -> bool:
