@@ -95,7 +95,8 @@ def test_a_write_the_server_fails_stays_local_and_the_rest_is_shared(
     def first_record(verb: str, path: str) -> bool:
         if verb != "PUT" or "/records/" not in path:
             return False
-        first.append(first[0] if first else path)
+        if not first:
+            first.append(path)
         return path == first[0]
 
     with RefusingProxy(seaweedfs_s3.endpoint, first_record, status=500, code="InternalError") as s:
