@@ -12,24 +12,19 @@ SeaweedFS, with a proxy in front of it answering the chosen requests itself
 from __future__ import annotations
 
 import json
+import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import obstore
 import pytest
 from refusing_proxy import RefusingProxy
-from s3servers import S3Server
+from s3servers import S3Server, closed_endpoint
 from test_shared_facts_refused import NEW, SPEC, machine, objects, reach
 
-from pipeline.store.remote_failures import OBJECT_FAILURES
-
-MATRIX = """
-    assets:
-      - id: "tile-{{ n }}"
-        prompt: "A flat tile number {{ n }}"
-        matrix: {n: [%s]}
-        size: 1024x1024
-        quality: low
-"""
+from pipeline.store.remote_failures import OBJECT_FAILURES, Failures
+from pipeline.store.shared_format import reason
 
 
 def test_one_object_that_keeps_failing_is_a_miss_alone(
@@ -64,7 +59,7 @@ def test_a_server_failing_every_object_is_left_after_a_few(
     says once that the shared cache cannot be used, and stops asking: no paid result
     makes it read a record again, as each would while the store is still trusted."""
     tiles = 3 * OBJECT_FAILURES
-    spec = MATRIX % ", ".join(str(n) for n in range(tiles))
+    spec = SPEC.replace("n: [1, 2, 3, 4, 5, 6]", f"n: {list(range(tiles))}")
     url = seaweedfs_s3.url()
     reach(seaweedfs_s3, seaweedfs_s3.endpoint, monkeypatch)
     assert run("build", project_dir=machine(tmp_path / "a", url, spec).root).code == 0
@@ -113,3 +108,54 @@ def test_a_write_the_server_fails_stays_local_and_the_rest_is_shared(
     assert c.code == 0, c.err
     assert json.loads(c.out)["counts"] == {"cached": 5, "generated": 1}
     assert api.billed_images == billed + 1
+
+
+def _server_error(status: int, code: str) -> Exception:
+    """An error as obstore words a server's answer (status line and S3 error body)."""
+    return Exception(
+        f"Generic S3 error: Error performing GET http://h/b/k: Server returned non-2xx status "
+        f"code: {status} Error: <Error><Code>{code}</Code></Error>"
+    )
+
+
+def test_the_first_failing_object_is_named_and_verbose_logging_names_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One warning for a reason, naming the first object; at debug level (``-v``) a line
+    for each; the same object failing again does not count towards the store's end."""
+    failures = Failures("s3://team/x", "no bucket 'team'")
+    with caplog.at_level(logging.DEBUG, logger="assetpipe.cache"):
+        for path in ("x/records/a.json", "x/records/b.json", "x/records/a.json"):
+            failures.read_failed(path, _server_error(500, "InternalError"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "the shared cache s3://team/x failed to give an object (HTTP 500 InternalError); each "
+        "it fails to give is a miss, and the rest of the shared cache is still used (the "
+        "first: x/records/a.json; -v names each)"
+    ]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [m.split(" failed on ")[1] for m in debug] == [
+        "x/records/a.json (HTTP 500 InternalError)",
+        "x/records/b.json (HTTP 500 InternalError)",
+        "x/records/a.json (HTTP 500 InternalError)",
+    ]
+    assert failures.down is None, "two objects, one of them twice: not a down server"
+
+
+def test_a_request_nothing_answers_is_said_with_its_cause() -> None:
+    """Nothing listening: obstore's error, dump and URL, becomes the method, the retries
+    and the operating system's word."""
+    client = obstore.store.S3Store(
+        "b",
+        endpoint=closed_endpoint(),
+        access_key_id="k",
+        secret_access_key="s",
+        region="us-east-1",
+        client_options={"allow_http": True},
+        retry_config={"max_retries": 1, "retry_timeout": timedelta(seconds=15)},
+    )
+    with pytest.raises(Exception, match="Error performing GET") as failed:
+        obstore.get(client, "x/y")
+    assert reason(failed.value) == (
+        "GET failed after 1 retries: HTTP error: error sending request (Connection refused)"
+    )

@@ -209,7 +209,7 @@ class ObjectStore:
             self.failures.answered()
             return None
         except Exception as exc:
-            self.failures.read_failed(path, exc, failed or self.failures.fail)
+            self.failures.read_failed(path, exc, failed)
             return None
         self.failures.answered()
         if total > cap:
@@ -247,7 +247,7 @@ class ObjectStore:
             self.failures.answered()
             return None
         except Exception as exc:
-            self.failures.read_failed(path, exc, self.failures.fail)
+            self.failures.read_failed(path, exc)
             return None
         self.failures.answered()
         return size

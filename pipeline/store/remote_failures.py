@@ -125,15 +125,18 @@ class Failures:
         answers a missing object with 403, which then says nothing about access."""
         return self.unlisted is not None and refused(exc) and not bad_credentials(exc)
 
-    def read_failed(self, path: str, exc: Exception, failed: Callable[[str], object]) -> None:
+    def read_failed(
+        self, path: str, exc: Exception, failed: Callable[[str], object] | None = None
+    ) -> None:
         """What a failed read of ``path`` means: a miss (see :meth:`missing`), the
-        object's own trouble (:meth:`object_failed`), or ``failed`` (told why)."""
+        object's own trouble (:meth:`object_failed`), or ``failed`` told why (by default
+        :meth:`fail`: the store is down)."""
         if self.missing(exc):
             return
         if server_trouble(exc):
             self.object_failed(path, exc, writing=False)
         else:
-            failed(reason(exc))
+            (failed or self.fail)(reason(exc))
 
     def write_failed(self, exc: Exception) -> RemoteUnavailable:
         """What a failed write means: refused (the store may still be read) or down."""
