@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import stat
 import tempfile
@@ -22,15 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import EXIT_USAGE, PipelineError, ProjectLocked, UsageError
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 
 class UnsafePathError(PipelineError):
@@ -143,14 +135,12 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
     (no buffered file object): a build writes a few files per image, and every system
     call saved is one less on each of them."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _temporary_beside(path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _temporary_beside(path)
     try:
         try:
-            # mkstemp creates 0600; a delivered asset gets the mode any new file would get.
-            os.fchmod(fd, 0o666 & ~_UMASK)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -164,6 +154,27 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # noqa: PTH108 - as above
         raise
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_TEMPORARIES = itertools.count()
+"""Numbers the temporary files this process creates (with its pid, a name no other
+process uses; a name left by a crash is skipped)."""
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new, empty file in ``path``'s folder, open to write, and its path: created by
+    this call alone (``O_EXCL``, never through a link), with the mode any new file gets
+    (0666 less the umask), as a delivered asset should have. Cheaper than
+    ``tempfile.mkstemp``, which draws a random name and creates the file 0600."""
+    stem = f"{os.fspath(path.parent)}/.{path.name}.{os.getpid()}"
+    for _ in range(100):
+        tmp = f"{stem}.{next(_TEMPORARIES)}.tmp"
+        try:
+            return os.open(tmp, _NEW_FILE, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name for a temporary file", str(path.parent))
 
 
 def contained(root: Path, relative: str, real_dirs: set[str] | None = None) -> Path:
@@ -197,11 +208,19 @@ def contained(root: Path, relative: str, real_dirs: set[str] | None = None) -> P
     return current
 
 
-def write_contained(root: Path, relative: str, data: bytes, *, fsync: bool = True) -> Path:
-    """Atomically write ``data`` to ``root/relative``; returns the path written."""
+def write_contained(
+    root: Path,
+    relative: str,
+    data: bytes,
+    *,
+    fsync: bool = True,
+    real_dirs: set[str] | None = None,
+) -> Path:
+    """Atomically write ``data`` to ``root/relative``; returns the path written
+    (``real_dirs``: as for :func:`contained`)."""
     if root.is_symlink():
         raise UnsafePathError(f"the output folder {root} is a symbolic link")
-    target = contained(root, relative)
+    target = contained(root, relative, real_dirs)
     write_atomic(target, data, fsync=fsync)
     return target
 

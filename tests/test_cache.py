@@ -345,7 +345,8 @@ def test_commits_from_many_threads_all_land(cache):
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    """Atomic writes do not leave mkstemp's private 0600 mode on delivered files."""
+    """Atomic writes give delivered files the mode any new file gets (0666 less the
+    umask), not a temporary file's private 0600."""
     from pipeline.fsutil import write_atomic
 
     mask = os.umask(0o022)
@@ -353,3 +354,24 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     target = tmp_path / "a.png"
     write_atomic(target, b"x")
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_an_atomic_write_steps_over_a_planted_temporary_name(tmp_path, monkeypatch):
+    """The temporary file is created by the write alone: a file or a link already under
+    the name it would take (a crash's leftover, or a plant) is neither written through
+    nor truncated; the next name is taken."""
+    import itertools
+
+    from pipeline import fsutil
+
+    monkeypatch.setattr(fsutil, "_TEMPORARIES", itertools.count())
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    stem = f".a.png.{os.getpid()}"
+    (tmp_path / f"{stem}.0.tmp").symlink_to(victim)
+    (tmp_path / f"{stem}.1.tmp").write_bytes(b"a leftover")
+    fsutil.write_atomic(tmp_path / "a.png", b"new")
+    assert (tmp_path / "a.png").read_bytes() == b"new"
+    assert victim.read_bytes() == b"keep me"
+    assert (tmp_path / f"{stem}.1.tmp").read_bytes() == b"a leftover"
+    assert not (tmp_path / f"{stem}.2.tmp").exists(), "renamed into place"

@@ -490,6 +490,34 @@ def test_a_fifo_or_an_oversized_record_is_a_miss_not_a_hang(tmp_path):
     assert memo.inspection(SHA) == Inspection(width=3, height=4)
 
 
+def test_a_record_this_process_wrote_is_read_back_from_memory(tmp_path, monkeypatch):
+    """What a memo wrote is answered without the disk for the rest of its life (the newest
+    ``RECENT_RECORDS``); another memo on the same folder (the next build) reads the disk,
+    and a record that could not be written is not remembered either."""
+    from pipeline.store import memo as memo_module
+
+    monkeypatch.setattr(memo_module, "RECENT_RECORDS", 2)
+    memo = LocalMemo(tmp_path / "memo")
+    shas = [f"{n:064x}" for n in range(3)]
+    for n, sha in enumerate(shas):
+        memo.remember(sha, Inspection(width=n + 1, height=1))
+    for sha in shas:
+        (tmp_path / "memo" / sha[:2] / f"{sha}.json").unlink()
+    assert [memo.inspection(sha) for sha in shas] == [
+        None,  # the oldest, no longer in memory: read from the disk, where it is gone
+        Inspection(width=2, height=1),
+        Inspection(width=3, height=1),
+    ]
+    assert LocalMemo(tmp_path / "memo").inspection(shas[2]) is None
+
+    def disk_full(path: object, data: bytes, *, fsync: bool = True) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(memo_module, "write_atomic", disk_full)
+    memo.remember(shas[0], Inspection(width=9, height=9))
+    assert memo.inspection(shas[0]) is None
+
+
 def test_a_name_that_is_not_a_sha256_never_becomes_a_path(tmp_path):
     """The memo names files by sha256 only: anything else is a miss, and nothing is written."""
     memo = LocalMemo(tmp_path / "memo")

@@ -1,11 +1,13 @@
 """An image restored from a shared cache is hashed no more often than it must be.
 
-Machine B's restore of what machine A shared checks each image against its name twice:
-as it arrives from the shared cache, and as it is read back from the local copy (a folder
-anyone may have changed since). Copying it into the local cache does not hash it again
-(its name was just checked), and neither does the C2PA verdict on the API's bytes when
-they are the delivered ones. What is counted is every ``hashlib.sha256`` made over the
-image's bytes, through the real stores (a ``file://`` shared folder) and the real CLI.
+Machine B's restore of what machine A shared checks each image against its name once, as
+it arrives from the shared cache. Copying it into the local cache does not hash it again
+(its name was just checked), the restore takes the bytes the download checked instead of
+reading them back (while they fit in memory: past that, read back and checked again, a
+folder anyone may have changed since), and the C2PA verdict on the API's bytes does not
+hash them when they are the delivered ones. What is counted is every ``hashlib.sha256``
+made over the image's bytes, through the real stores (a ``file://`` shared folder) and
+the real CLI.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ def counting_sha256(
 def test_a_shared_hit_copied_locally_is_checked_once_each_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Downloaded, copied into the local cache and read back: the delivered bytes and the
-    API's bytes are each checked on arrival, and the delivered ones again when read back
-    from disk; the copy itself hashes nothing."""
+    """Downloaded and copied into the local cache: the delivered bytes and the API's bytes
+    are each checked on arrival; the copy hashes nothing, and the build's ``get`` takes the
+    bytes the download checked instead of reading them back from the disk. The API's
+    bytes, read back by name, are checked again."""
     shared = tmp_path / "shared"
     shared.mkdir()
     url = shared.as_uri()
@@ -67,15 +70,60 @@ def test_a_shared_hit_copied_locally_is_checked_once_each_way(
         hit = b.get(request)
         assert hit is not None and hit[1] == delivered
         assert b.read_blob(hit[0].original or "") == original
-    assert made == {delivered: 2, original: 2}, "read back from disk: checked again"
+    assert made == {delivered: 1, original: 2}, "handed over, not read back from the disk"
 
 
-def test_a_restored_image_is_hashed_twice_from_bucket_to_output(
+def test_past_what_is_kept_in_memory_a_copy_is_read_back_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.store import prefetch
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    url = shared.as_uri()
+    delivered = b"delivered" * 20_000
+    request = req("tile")
+    with layered(LocalStore(tmp_path / "a"), url) as a:
+        a.commit(request, delivered, None, {"request_id": "req_a"})
+    monkeypatch.setattr(prefetch, "HANDED_BYTES", len(delivered) - 1)
+    made = counting_sha256(monkeypatch, lambda: {delivered})
+    with layered(LocalStore(tmp_path / "b"), url, "read-only") as b:
+        b.prefetch([request], fetch=True)
+        hit = b.get(request)
+        assert hit is not None and hit[1] == delivered
+    assert made == {delivered: 2}, "not kept in memory: read back from the disk and checked"
+
+
+def test_a_copy_handed_over_is_taken_once_and_a_later_commit_replaces_it(
+    tmp_path: Path,
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    url = shared.as_uri()
+    request = req("tile")
+    with layered(LocalStore(tmp_path / "a"), url) as a:
+        a.commit(request, b"theirs" * 1000, None, {"request_id": "req_a"})
+    with layered(LocalStore(tmp_path / "b"), url, "read-only") as b:
+        b.prefetch([request], fetch=True)
+        b.prefetched.wait_for(request.key)
+        assert b.prefetched.take(request.key) is not None
+        assert b.prefetched.take(request.key) is None  # once: then the local store answers
+        hit = b.get(request)
+        assert hit is not None and hit[1] == b"theirs" * 1000
+    with layered(LocalStore(tmp_path / "c"), url, "read-only") as c:
+        c.prefetch([request], fetch=True)
+        c.prefetched.wait_for(request.key)
+        c.commit(request, b"ours" * 1000, None, {"request_id": "req_c"})
+        hit = c.get(request)
+        assert hit is not None and hit[1] == b"ours" * 1000, "what was handed over is forgotten"
+
+
+def test_a_restored_image_is_hashed_once_from_bucket_to_output(
     tmp_path: Path, project: ProjectTree, run: Any, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Machine B assembles what machine A paid for: its image is checked as it comes from
-    the shared folder and as it is read back from the local cache, and nowhere else
-    (the memo, the manifest and the C2PA verdict reuse that name)."""
+    the shared folder, and nowhere else (the copy into the local cache, the restore, the
+    memo, the manifest and the C2PA verdict reuse that name)."""
     shared = tmp_path / "shared"
     shared.mkdir()
     settings = f"remote_cache: {{url: {shared.as_uri()!r}}}\n"
@@ -91,5 +139,5 @@ def test_a_restored_image_is_hashed_twice_from_bucket_to_output(
     assert result.code == 0, result.err
     assert json.loads(result.out)["counts"] == {"cached": 1}
     assert api.billed_images == billed
-    assert list(made.values()) == [2]
+    assert list(made.values()) == [1]
     assert {p.read_bytes() for p in (machine_b / "output").rglob("*.png")} == blobs

@@ -51,7 +51,7 @@ class OutputTree:
 
     def write(self, rel: str, data: bytes, *, fsync: bool = True) -> Path:
         """Atomically write ``data`` to ``rel``; returns the path written."""
-        return write_contained(self.root, rel, data, fsync=fsync)
+        return write_contained(self.root, rel, data, fsync=fsync, real_dirs=self._real_dirs)
 
     def read(self, rel: str) -> bytes:
         """The bytes of the regular file ``rel``: never through a link, never waiting on a

@@ -185,6 +185,9 @@ class LayeredStore:
         copied into the local store (when the API's original bytes can be read too)."""
         key = request.key
         self.prefetched.wait_for(key)  # its download may be under way
+        handed = self.prefetched.take(key)
+        if handed is not None:
+            return handed
         hit = self.local.get(request)
         known = self.prefetched.known
         if hit is not None or (key in known and known[key] is None):

@@ -69,6 +69,9 @@ MAX_EDGE: Final = 1 << 16
 _DIGEST: Final = re.compile(r"[0-9a-f]{16,64}")
 _PHASH: Final = re.compile(r"[0-9a-f]{16}")
 _CHECK_KEYS: Final = frozenset({"name", "ok", "detail", "value"})
+_MERGE_LOCKS: Final = 64
+RECENT_RECORDS: Final = 4096
+"""Records a memo keeps in memory once written (a few hundred bytes each)."""
 
 CheckRecord = Mapping[str, Any]
 """One check as the manifest records it: ``{"name", "ok", "detail", "value"}``."""
@@ -219,7 +222,15 @@ class LocalMemo:
         """Inserted before each inspection's and thumbnail's suffix: ``.px`` in the memo
         of pixels (:meth:`pixels`), so its entries never pass for a file's."""
         self._lock = threading.Lock()
+        self._merging = tuple(threading.Lock() for _ in range(_MERGE_LOCKS))
+        """A record is read, merged and written under the lock of its name's stripe, so
+        two threads never merge into one record at once, while records of other images
+        are written beside it."""
         self._warned: set[str] = set()
+        self._recent: dict[str, Inspection] = {}
+        """The records this process wrote, the newest :data:`RECENT_RECORDS`: read back
+        from here, not from the disk (a restore reads the record just learnt of its
+        pixels; a file changed on the disk meanwhile is no news to this process)."""
         self._real: set[Path] = set()
         """Folders already found to be real folders (not links): checked once a build."""
         self._pixels: LocalMemo | None = None
@@ -262,14 +273,17 @@ class LocalMemo:
             self._warn(f"memo entry {sha[:12]}{suffix} is unreadable ({exc}); redoing its work")
             return None
 
-    def _write(self, sha: str, suffix: str, data: bytes) -> None:
+    def _write(self, sha: str, suffix: str, data: bytes) -> bool:
+        """Whether ``data`` was written as the entry of ``sha``."""
         path = self._path(sha, suffix)
         if path is None:
-            return
+            return False
         try:
             write_atomic(path, data, fsync=False)  # it makes the shard folder when missing
         except OSError as exc:
             self._warn(f"cannot write to the memo {self.folder} ({exc}); nothing is lost")
+            return False
+        return True
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:
@@ -279,6 +293,9 @@ class LocalMemo:
     def inspection(self, sha: str) -> Inspection | None:
         """What is known about the bytes with this sha256; None when nothing (or nothing
         readable) is."""
+        recent = self._recent.get(sha)
+        if recent is not None:
+            return recent
         data = self._read(sha, f"{self.kind}.json", MAX_RECORD_BYTES)
         if data is None:
             return None
@@ -290,10 +307,16 @@ class LocalMemo:
     def remember(self, sha: str, inspection: Inspection) -> None:
         """Merge ``inspection`` into the record of ``sha`` (atomically replaced; no fsync:
         a record lost to a crash is work done again)."""
-        with self._lock:
+        with self._merging[hash(sha) % _MERGE_LOCKS]:
             known = self.inspection(sha)
             merged = known.merged(inspection) if known is not None else inspection
-            self._write(sha, f"{self.kind}.json", encode_inspection(sha, merged))
+            if not self._write(sha, f"{self.kind}.json", encode_inspection(sha, merged)):
+                return
+            with self._lock:
+                self._recent.pop(sha, None)
+                self._recent[sha] = merged
+                if len(self._recent) > RECENT_RECORDS:
+                    del self._recent[next(iter(self._recent))]
 
     @contextlib.contextmanager
     def thumbnail_file(self, sha: str, digest: str) -> Iterator[KeptFile | None]:
@@ -332,6 +355,9 @@ class LocalMemo:
 
     def pixels(self) -> LocalMemo:
         """The memo of pixels, in the same folder (see :class:`InspectionMemo`)."""
+        pixels = self._pixels
+        if pixels is not None:
+            return pixels
         with self._lock:
             if self._pixels is None:
                 self._pixels = self if self.kind else LocalMemo(self.folder, kind=".px")

@@ -58,6 +58,9 @@ FETCH_BYTES = 80 * 1024 * 1024
 """Bytes of shared images held at once by the downloads of ``fetch`` (32 real ~2.5 MB
 images, or every one of a plan's small ones); one image may go over it (see
 :class:`~pipeline.store.inflight.ByteBudget`)."""
+HANDED_BYTES = 64 * 1024 * 1024
+"""Bytes of downloaded images kept in memory for the build's ``get`` (see
+:meth:`Prefetcher.take`); past that, ``get`` reads them back from the local store."""
 
 
 class Prefetcher:
@@ -90,11 +93,19 @@ class Prefetcher:
         """Downloads under way in the background, by key (see :meth:`prefetch`)."""
         self._reserving = _takes_reserve(remote)
         """Whether the shared store's reads say an image's size before downloading it."""
+        self._handed: dict[str, tuple[CacheRecord, bytes]] = {}
+        """Downloads copied into the local store, record and verified bytes, until the
+        build takes them (:meth:`take`): within :data:`HANDED_BYTES`."""
+        self._handed_bytes = 0
 
     def close(self) -> None:
-        """Stop the downloads not started yet, and wait for those under way."""
+        """Stop the downloads not started yet, wait for those under way, and drop the
+        images no one took."""
         if self._downloads is not None:
             self._downloads.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._handed.clear()
+            self._handed_bytes = 0
 
     def wait_for(self, key: str) -> None:
         """Return once the background download of ``key`` (if any) is over."""
@@ -107,6 +118,33 @@ class Prefetcher:
         """The local store holds ``key`` now: what was learnt of it no longer counts."""
         with self._lock:
             self.known.pop(key, None)
+            self._drop_handed(key)
+
+    def take(self, key: str) -> tuple[CacheRecord, bytes] | None:
+        """The result of ``key`` as its background download left it (the record the local
+        store now holds, and the bytes checked against their sha256 as they arrived),
+        once: the build's ``get`` then neither reads the image back from the disk nor
+        hashes it again. None when it was not kept (a local result, or past
+        :data:`HANDED_BYTES`)."""
+        with self._lock:
+            return self._drop_handed(key)
+
+    def _drop_handed(self, key: str) -> tuple[CacheRecord, bytes] | None:
+        handed = self._handed.pop(key, None)
+        if handed is not None:
+            self._handed_bytes -= len(handed[1])
+        return handed
+
+    def _hand_over(self, key: str, record: CacheRecord, data: bytes) -> None:
+        """Keep a download's result for :meth:`take`, when there is room and nothing was
+        committed under its key meanwhile (:meth:`forget`)."""
+        with self._lock:
+            if self.known.pop(key, None) is None:
+                return
+            if self._handed_bytes + len(data) <= HANDED_BYTES:
+                self._drop_handed(key)
+                self._handed[key] = (record, data)
+                self._handed_bytes += len(data)
 
     def prefetch(self, requests: Iterable[CacheRequest], *, fetch: bool = False) -> None:
         """Ask the shared tier about many requests at once, before they are looked up one
@@ -241,13 +279,15 @@ class Prefetcher:
             )
             return
         try:
-            self.local.commit(request, data, original, record.meta, durable=False, verified=record)
+            kept = self.local.commit(
+                request, data, original, record.meta, durable=False, verified=record
+            )
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return
         if self.facts is not None:  # before the build may deliver it: see ``get``
             self.facts.learn(record.blob)
-        self.forget(key)
+        self._hand_over(key, kept, data)
 
     def _read_reserving(self, sha: str, reserve: Callable[[int], None]) -> bytes | None:
         """A shared blob, ``reserve`` told its size first when the store can say it."""
