@@ -77,12 +77,12 @@ class SqliteIndex:
         self._check_links = check_links
         self._db: sqlite3.Connection | None = None
         self._durable = True
+        """Whether the writer waits for the disk (``PRAGMA synchronous``): FULL as opened."""
         self._queue_lock = threading.Lock()
         self._queued: list[tuple[str, str, str | None, str]] = []
         """Rows of copies waiting for the writer (see :meth:`_put_copy`)."""
         self._batch = _Batch()
         """Tells the threads that queued the rows of :attr:`_queued` when they are written."""
-        """Whether the writer waits for the disk (``PRAGMA synchronous``): FULL as opened."""
         self._unusable: str | None = None
         """Why the index cannot be used, once found out."""
 
@@ -227,6 +227,9 @@ class SqliteIndex:
                 db.executemany(_INSERT, rows)
         except Exception as exc:  # each waiting thread raises it
             batch.error = exc
+        except BaseException:  # not written: the waiting threads must not think it was
+            batch.error = CacheIndexError(f"the write to the cache index {self.path} stopped")
+            raise
         finally:
             batch.done.set()
 
