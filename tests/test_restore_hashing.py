@@ -50,7 +50,7 @@ def counting_sha256(
     return made
 
 
-def test_a_shared_hit_copied_locally_is_checked_once_each_way(
+def test_a_shared_hit_goes_to_the_restore_without_being_hashed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Downloaded and copied into the local cache: the delivered bytes and the API's bytes
