@@ -58,10 +58,10 @@ FETCH_BYTES = 80 * 1024 * 1024
 """Bytes of shared images held at once by the downloads of ``fetch`` (32 real ~2.5 MB
 images, or every one of a plan's small ones); one image may go over it (see
 :class:`~pipeline.store.inflight.ByteBudget`)."""
-HANDED_BYTES = 32 * 1024 * 1024
+HANDED_BYTES = 16 * 1024 * 1024
 """Bytes of downloaded images kept in memory for the build's ``get`` (see
 :meth:`Prefetcher.take`); past that, ``get`` reads them back from the local store.
-With :data:`FETCH_BYTES`, what an assemble holds of images is bounded (a dozen real ~2.5 MB
+With :data:`FETCH_BYTES`, what an assemble holds of images is bounded (six real ~2.5 MB
 images waiting, or hundreds of small ones)."""
 
 
