@@ -3,8 +3,8 @@ store by a hundred threads at once, and their rows go in together (group commit)
 in the index when its ``put`` returns, a failure said to every thread it concerns, and a
 paid result's row still waiting for the disk.
 
-Each test holds the writer itself while the threads queue, so what goes in together is
-decided by the test, not by how the threads happen to be scheduled.
+Where what goes in together matters, the test holds the writer itself while the threads
+queue, so it is decided by the test, not by how the threads happen to be scheduled.
 """
 
 from __future__ import annotations
