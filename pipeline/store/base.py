@@ -23,7 +23,9 @@ request's key is a miss.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -46,6 +48,29 @@ _META_TYPES: Mapping[str, tuple[type, ...]] = {
     "request": (dict,),
 }
 """The metadata the runner reads back, and the types it relies on."""
+
+
+class SaidOnce:
+    """Warnings said once each, however often they are met (a build meets a damaged entry
+    or a failing store once a job): what every store keeps. Safe to share between threads."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._said: set[str] = set()
+
+    def first(self, message: str) -> bool:
+        """Whether ``message`` is met for the first time (it counts as said from now)."""
+        with self._lock:
+            if message in self._said:
+                return False
+            self._said.add(message)
+            return True
+
+    def warn(self, message: str) -> None:
+        """Log ``message`` as a warning, unless it was said already."""
+        if self.first(message):
+            self._log.warning("%s", message)
 
 
 def is_blob_name(name: object) -> bool:

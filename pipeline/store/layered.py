@@ -25,7 +25,6 @@ hits in the background while it starts restoring (:mod:`pipeline.store.prefetch`
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from pipeline.store.base import (
     RemoteMode,
     RemoteUnavailable,
     ResultStore,
+    SaidOnce,
 )
 from pipeline.store.facts_exchange import FactsExchange
 from pipeline.store.local import LocalStore
@@ -87,8 +87,7 @@ class LayeredStore:
         self.local = local
         self.remote = remote
         self.mode: RemoteMode = mode
-        self._lock = threading.Lock()
-        self._warned: set[str] = set()
+        self._said = SaidOnce(log)
         self.facts: FactsExchange | None = None
         """With the team's secret, what inspecting shared images found: read into the
         local memo as they are copied, and this machine's shared (read-write mode)."""
@@ -125,11 +124,7 @@ class LayeredStore:
         self.local.prepare()
 
     def _warn_once(self, message: str) -> None:
-        with self._lock:
-            if message in self._warned:
-                return
-            self._warned.add(message)
-        log.warning("%s", message)
+        self._said.warn(message)
 
     def _ask(self, call: Callable[[A], T], arg: A) -> T | None:
         """A shared-store read; a failure is a miss with a warning."""

@@ -36,6 +36,7 @@ from pipeline.hashing import CacheRequest, sha256_bytes
 from pipeline.store.base import (
     CacheRecord,
     CacheStats,
+    SaidOnce,
     encode_meta,
     is_blob_name,
     parse_record,
@@ -65,15 +66,13 @@ class LocalStore:
         self.blob_dir = folder / "blobs"
         self.index_path = folder / INDEX_FILE
         self._index = SqliteIndex(self.index_path, self._check_links)
-        self._warned: set[str] = set()
+        self._said = SaidOnce(log)
         self.memo = LocalMemo(folder / "memo")
         """What inspecting delivered images found, and their thumbnails (``memo/``)."""
 
     def _warn_once(self, message: str) -> None:
         """Log a problem with an entry once, though a build looks the entry up twice."""
-        if message not in self._warned:
-            self._warned.add(message)
-            log.warning("%s", message)
+        self._said.warn(message)
 
     def close(self) -> None:
         """Close the index."""

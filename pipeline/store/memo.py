@@ -52,7 +52,7 @@ from typing import Any, Final, Protocol
 
 from pipeline.fsutil import UnsafePathError, read_open, read_regular, refuse_link, write_atomic
 from pipeline.hashing import sha256_bytes
-from pipeline.store.base import is_blob_name
+from pipeline.store.base import SaidOnce, is_blob_name
 
 log = logging.getLogger("assetpipe.cache")
 
@@ -226,7 +226,7 @@ class LocalMemo:
         """A record is read, merged and written under the lock of its name's stripe, so
         two threads never merge into one record at once, while records of other images
         are written beside it."""
-        self._warned: set[str] = set()
+        self._said = SaidOnce(log)
         self._recent: dict[str, Inspection] = {}
         """The records this process wrote, the newest :data:`RECENT_RECORDS`: read back
         from here, not from the disk (a restore reads the record just learnt of its
@@ -286,9 +286,7 @@ class LocalMemo:
         return True
 
     def _warn(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            log.warning("%s", message)
+        self._said.warn(message)
 
     def inspection(self, sha: str) -> Inspection | None:
         """What is known about the bytes with this sha256; None when nothing (or nothing

@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pipeline.store.base import RemoteUnavailable
+from pipeline.store.base import RemoteUnavailable, SaidOnce
 from pipeline.store.shared_format import bad_credentials, reason, refused, server_trouble
 
 log = logging.getLogger("assetpipe.cache")
@@ -42,7 +42,7 @@ class Failures:
         self.url = url
         self.absent = absent
         self._lock = threading.Lock()
-        self._warned: set[str] = set()
+        self._said = SaidOnce(log)
         self.down: str | None = None
         """The warning said when the store proved unusable; then it is asked no more."""
         self.refused: str | None = None
@@ -64,11 +64,7 @@ class Failures:
 
     def warn_once(self, message: str) -> None:
         """Say ``message``, unless it was said already."""
-        with self._lock:
-            if message in self._warned:
-                return
-            self._warned.add(message)
-        log.warning("%s", message)
+        self._said.warn(message)
 
     def _first(self, field: str, message: str) -> str:
         """Set ``field`` to ``message`` unless it is set; said once, the first is returned."""
@@ -169,10 +165,7 @@ class Failures:
             else f"the shared cache {self.url} failed to give an object ({reason(exc)}); "
             "each it fails to give is a miss"
         ) + ", and the rest of the shared cache is still used"
-        with self._lock:
-            first = message not in self._warned
-            self._warned.add(message)
-        if first:  # named, so a damaged object can be found; -v names each, not a line each
+        if self._said.first(message):  # named, so a damaged object can be found; -v: each
             log.warning("%s (the first: %s; -v names each)", message, path)
         return RemoteUnavailable(message, logged=True)
 
