@@ -67,7 +67,11 @@ class FactsExchange:
     def learn(self, sha: str) -> bool:
         """Read what inspecting the shared image ``sha`` found into the memo of pixels,
         when the team's secret sealed it; whether it did."""
-        data = self._ask(self.remote.read_facts, sha)
+        return self.learn_sealed(sha, self._ask(self.remote.read_facts, sha))
+
+    def learn_sealed(self, sha: str, data: bytes | None) -> bool:
+        """:meth:`learn` of the sealed object ``data`` (None: there was none), already
+        read from the shared store."""
         if data is None:
             return False
         try:

@@ -6,14 +6,21 @@ until it is written to the local cache, and real images weigh megabytes. Countin
 downloads cannot serve both: 32 at once is 80 MB of real images but leaves small ones
 waiting on round trips. :class:`ByteBudget` counts bytes instead: a download learns its
 image's size from the answer's headers and waits there, before reading the body, until
-the bytes already held leave room for it.
+the bytes already held leave room for it. :class:`LoopBudget` is the same budget for
+downloads awaited on one event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+AsyncReserve = Callable[[int], Awaitable[None]]
+"""A :class:`LoopBudget`'s ``reserve``: awaited with an image's size before its body is
+read."""
 
 
 class ByteBudget:
@@ -65,3 +72,51 @@ class ByteBudget:
                 self._cond.notify_all()
             if overdrawn:
                 self._overdraft.release()
+
+
+class LoopBudget:
+    """:class:`ByteBudget` for downloads awaited on one event loop: the same rules (an
+    image larger than the budget goes alone, a second image takes the one overdraft),
+    awaited instead of blocking, so the loop that frees the bytes is never held up by a
+    download waiting for them. Used from that loop alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        """The most bytes held at once so far."""
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        """Downloads waiting for room, woken (all) whenever bytes are given back."""
+        self._overdraft = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[AsyncReserve]:
+        """An awaitable ``reserve(size)`` for one download; everything it reserved is
+        given back when the block ends (cancelled or not)."""
+        held = 0
+        overdrawn = False
+
+        async def reserve(size: int) -> None:
+            nonlocal held, overdrawn
+            size = max(0, size)
+            if held and not overdrawn and self.used + size > self.limit:
+                await self._overdraft.acquire()
+                overdrawn = True
+            while not held and not (self.used == 0 or self.used + size <= self.limit):
+                room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._waiting.append(room)
+                await room
+            self.used += size
+            self.peak = max(self.peak, self.used)
+            held += size
+
+        try:
+            yield reserve
+        finally:
+            self.used -= held
+            if overdrawn:
+                self._overdraft.release()
+            while self._waiting:  # each checks again; one cancelled meanwhile is done
+                room = self._waiting.popleft()
+                if not room.done():
+                    room.set_result(None)

@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 from pipeline.errors import PipelineError
 from pipeline.hashing import CacheRequest
 from pipeline.store.base import CacheRecord, ResultStore
+from pipeline.store.downloads import Landed, LoopDownloads, reads_async
 from pipeline.store.facts_exchange import FactsExchange
 from pipeline.store.inflight import ByteBudget
 from pipeline.store.local import LocalStore
@@ -91,6 +92,21 @@ class Prefetcher:
         (:meth:`forget`); a shared hit it downloaded is in the local store instead."""
         self._budget = ByteBudget(FETCH_BYTES)
         self._downloads: ThreadPoolExecutor | None = None
+        reads = reads_async(remote)
+        self._on_loop = (
+            None
+            if reads is None
+            else LoopDownloads(
+                reads,
+                self._keep,
+                warn_once,
+                facts=facts is not None,
+                at_once=FETCHES_IN_FLIGHT,
+                budget=FETCH_BYTES,
+            )
+        )
+        """Where a store whose reads are coroutines downloads (see
+        :mod:`pipeline.store.downloads`); other stores' downloads run in threads."""
         self._pending: dict[str, Future[None]] = {}
         """Downloads under way in the background, by key (see :meth:`prefetch`)."""
         self._reserving = _takes_reserve(remote)
@@ -103,6 +119,8 @@ class Prefetcher:
     def close(self) -> None:
         """Stop the downloads not started yet, wait for those under way, and drop the
         images no one took."""
+        if self._on_loop is not None:
+            self._on_loop.close()
         if self._downloads is not None:
             self._downloads.shutdown(wait=True, cancel_futures=True)
         with self._lock:
@@ -242,6 +260,10 @@ class Prefetcher:
         if not hits:
             return
         with self._lock:
+            if self._on_loop is not None:
+                records = [(r, record) for r in hits if (record := self.known.get(r.key))]
+                self._pending.update(self._on_loop.start(records))
+                return
             if self._downloads is None:
                 self._downloads = ThreadPoolExecutor(
                     FETCHES_IN_FLIGHT, thread_name_prefix="assetpipe-fetch"
@@ -263,17 +285,29 @@ class Prefetcher:
     def _copy_known(
         self, request: CacheRequest, record: CacheRecord, reserve: Callable[[int], None]
     ) -> None:
-        """Download a known shared record's images (verified by their sha256) into the
-        local store; a record whose delivered image cannot be read becomes a miss."""
-        key = request.key
+        """Download a known shared record's images (verified by their sha256) and its
+        sealed inspection, and keep them."""
         data = self._read_reserving(record.blob, reserve)
+        original = None
+        if data is not None and record.original:
+            original = self._read_reserving(record.original, reserve)
+        sealed = None
+        if data is not None and self.facts is not None:
+            sealed = self._ask(self.facts.remote.read_facts, record.blob)
+        self._keep(request, record, Landed(data, original, sealed))
+
+    def _keep(self, request: CacheRequest, record: CacheRecord, landed: Landed) -> None:
+        """Copy a downloaded shared result into the local store, learn its inspection, and
+        hand it to the build; a record whose delivered image could not be read becomes a
+        miss."""
+        key = request.key
+        data, original = landed.data, landed.original
         if data is None:
             if not getattr(self.remote, "down", False):  # a lost store was said once
                 self._warn_once(f"shared cache entry {key[:12]} has no usable image; ignoring it")
             with self._lock:
                 self.known[key] = None
             return
-        original = self._read_reserving(record.original, reserve) if record.original else None
         if record.original and original is None:
             self._warn_once(
                 f"shared cache entry {key[:12]} lost the API's original image; "
@@ -288,7 +322,7 @@ class Prefetcher:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
             return
         if self.facts is not None:  # before the build may deliver it: see ``get``
-            self.facts.learn(record.blob)
+            self.facts.learn_sealed(record.blob, landed.sealed)
         self._hand_over(key, kept, data)
 
     def _read_reserving(self, sha: str, reserve: Callable[[int], None]) -> bytes | None:

@@ -41,6 +41,7 @@ from pipeline.store.base import (
     is_blob_name,
     with_request,
 )
+from pipeline.store.inflight import AsyncReserve
 from pipeline.store.remote_failures import Failures
 from pipeline.store.s3_listing import ListingFailed
 from pipeline.store.sealed_facts import MAX_FACTS_BYTES
@@ -77,6 +78,31 @@ _WRITE_ATTEMPTS = 4
 Reserve = Callable[[int], None]
 """Called with an object's size once its download is answered, before its body is read:
 blocks until that much memory may be taken (see ``LayeredStore.prefetch``)."""
+
+
+class _Body:
+    """An object's body as it downloads: its answer's metadata, and its chunks until
+    they pass ``cap`` (then it no longer ``fits``)."""
+
+    def __init__(self, meta: Mapping[str, Any], cap: int) -> None:
+        self.meta = meta
+        self.cap = cap
+        self.size = int(meta["size"])
+        """What the answer's headers say."""
+        self.fits = self.size <= cap
+        self.chunks: list[bytes] = []
+        self._read = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep a chunk read; whether to read on: not once the bytes pass the cap, nor
+        once they are all the answer said (its end is not waited for: on an event loop,
+        one more wake-up an object)."""
+        self._read += len(chunk)
+        if self._read > self.cap:
+            self.fits = False
+            return False
+        self.chunks.append(chunk)
+        return self._read < self.size
 
 
 class ObjectStore:
@@ -191,35 +217,71 @@ class ObjectStore:
         path = self._path(name)
         if not self._usable() or self._forbidden(path, what):
             return None
-        chunks: list[bytes] = []
         try:
             result = obstore.get(self._client, path)
-            meta = result.meta
-            total = int(meta["size"])
-            if total <= cap:
+            body = _Body(result.meta, cap)
+            if body.fits:
                 if reserve is not None:
-                    reserve(total)
-                total = 0
+                    reserve(body.size)
                 for chunk in result.stream(min_chunk_size=_CHUNK):
-                    total += len(chunk)
-                    if total > cap:
+                    if not body.add(chunk):
                         break
-                    chunks.append(chunk)
-        except FileNotFoundError:
-            self.failures.answered()
-            return None
         except Exception as exc:
-            self.failures.read_failed(path, exc, failed)
+            self._read_failed(path, exc, failed)
             return None
+        return self._fetched(body, what)
+
+    async def _fetch_async(
+        self,
+        name: str,
+        cap: int,
+        what: str,
+        reserve: AsyncReserve | None = None,
+        *,
+        failed: Callable[[str], object] | None = None,
+    ) -> tuple[bytes, UpdateVersion] | None:
+        """:meth:`_fetch` as a coroutine: the request and its body are obstore's futures,
+        awaited on the caller's event loop (``reserve`` awaited likewise)."""
+        path = self._path(name)
+        if not self._usable() or self._forbidden(path, what):
+            return None
+        try:
+            result = await obstore.get_async(self._client, path)
+            body = _Body(result.meta, cap)
+            if body.fits:
+                if reserve is not None:
+                    await reserve(body.size)
+                async for chunk in result.stream(min_chunk_size=_CHUNK):
+                    if not body.add(chunk):
+                        break
+        except Exception as exc:
+            self._read_failed(path, exc, failed)
+            return None
+        return self._fetched(body, what)
+
+    def _read_failed(
+        self, path: str, exc: Exception, failed: Callable[[str], object] | None
+    ) -> None:
+        """A read that raised: an absent object is an answer, anything else a failure."""
+        if isinstance(exc, FileNotFoundError):
+            self.failures.answered()
+        else:
+            self.failures.read_failed(path, exc, failed)
+
+    def _fetched(self, body: _Body, what: str) -> tuple[bytes, UpdateVersion] | None:
+        """What a read that was answered gives: the bytes and version, or None (with a
+        warning) when they are over their cap."""
         self.failures.answered()
-        if total > cap:
-            self.failures.warn_once(f"{what} in the shared cache is over {cap} bytes; ignoring it")
+        if not body.fits:
+            self.failures.warn_once(
+                f"{what} in the shared cache is over {body.cap} bytes; ignoring it"
+            )
             return None
         version: UpdateVersion = {}
         for field in ("e_tag", "version"):
-            if meta.get(field) is not None:
-                version[field] = meta[field]
-        return b"".join(chunks), version
+            if body.meta.get(field) is not None:
+                version[field] = body.meta[field]
+        return b"".join(body.chunks), version
 
     def _record(self, key: str) -> tuple[CacheRecord | None, UpdateVersion] | None:
         """The stored record for ``key`` (None when damaged, with a warning) and its
@@ -333,7 +395,24 @@ class ObjectStore:
         before they are downloaded."""
         if not is_blob_name(sha):
             return None
-        fetched = self._fetch(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}", reserve)
+        return self._verified(
+            sha, self._fetch(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}", reserve)
+        )
+
+    async def read_blob_async(
+        self, sha: str, *, reserve: AsyncReserve | None = None
+    ) -> bytes | None:
+        """:meth:`read_blob` as a coroutine (see :meth:`_fetch_async`)."""
+        if not is_blob_name(sha):
+            return None
+        return self._verified(
+            sha,
+            await self._fetch_async(blob_path(sha), MAX_BLOB_BYTES, f"image {sha[:12]}", reserve),
+        )
+
+    def _verified(self, sha: str, fetched: tuple[bytes, UpdateVersion] | None) -> bytes | None:
+        """A blob's downloaded bytes when they hash to its name; else None (a warning when
+        they do not)."""
         if fetched is None:
             return None
         data = fetched[0]
@@ -356,9 +435,23 @@ class ObjectStore:
         otherwise pay for again."""
         if not is_blob_name(sha) or self.failures.no_facts is not None:
             return None
-        path = facts_path(sha)
         fetched = self._fetch(
-            path, MAX_FACTS_BYTES, f"inspection {sha[:12]}", failed=self.failures.facts_failed
+            facts_path(sha),
+            MAX_FACTS_BYTES,
+            f"inspection {sha[:12]}",
+            failed=self.failures.facts_failed,
+        )
+        return fetched[0] if fetched is not None else None
+
+    async def read_facts_async(self, sha: str) -> bytes | None:
+        """:meth:`read_facts` as a coroutine (see :meth:`_fetch_async`)."""
+        if not is_blob_name(sha) or self.failures.no_facts is not None:
+            return None
+        fetched = await self._fetch_async(
+            facts_path(sha),
+            MAX_FACTS_BYTES,
+            f"inspection {sha[:12]}",
+            failed=self.failures.facts_failed,
         )
         return fetched[0] if fetched is not None else None
 
