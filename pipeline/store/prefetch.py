@@ -5,9 +5,10 @@ trip), and a plan asks about hundreds of keys. Asked one at a time, that is seco
 waiting on the link and nothing else; so :meth:`Prefetcher.prefetch` asks about a plan's
 requests before they are looked up one by one, a bounded number at a time, and with
 ``fetch`` (a build) downloads the hits into the local store, as many bytes at once as
-:data:`FETCH_BYTES` allows (:mod:`pipeline.store.inflight`). Those downloads go on in the
-background while the build starts restoring: the layered store's ``get`` of a result
-waits for its own (:meth:`Prefetcher.wait_for`).
+:data:`FETCH_BYTES` allows (:mod:`pipeline.store.inflight`): on one event loop when the
+shared store reads as coroutines (:mod:`pipeline.store.downloads`), else in threads.
+Those downloads go on in the background while the build starts restoring: the layered
+store's ``get`` of a result waits for its own (:meth:`Prefetcher.wait_for`).
 
 Every answer goes through the shared store's own reads, so what they verify (the record
 made from its request, the bytes hashing to their name, the size caps) is verified here
@@ -47,9 +48,10 @@ round trip, not by bandwidth: a plan of 400 jobs costs 7 round trips instead of 
 (measured at 20 ms each way, 400 lookups: 64 at once 1.5 s, 128 at once 1.0 s, 256 no
 better: past that the server's own queue is the wait)."""
 FETCHES_IN_FLIGHT = 128
-"""Shared results asked for at once with ``fetch``. Memory is bounded by
-:data:`FETCH_BYTES`, not by this count: a download waits, once its image's size is known
-and before its body is read, until the images held leave room for it."""
+"""Shared results downloaded at once with ``fetch`` (each its image and, with the team's
+secret, its sealed inspection, asked together: twice as many requests). Memory is bounded
+by :data:`FETCH_BYTES`, not by this count: a download waits, once its image's size is
+known and before its body is read, until the images held leave room for it."""
 LISTING_FROM = 32
 """Lookups from which :meth:`Prefetcher.prefetch` lists the shared images (a page of
 1,000 names a request) instead of asking about each one's size: as many pages as the
