@@ -119,8 +119,8 @@ class Prefetcher:
         self._handed_bytes = 0
 
     def close(self) -> None:
-        """Stop the downloads not started yet, wait for those under way, and drop the
-        images no one took."""
+        """Stop the downloads (on the loop, every one not kept yet; in threads, those not
+        started, waiting for those under way) and drop the images no one took."""
         if self._on_loop is not None:
             self._on_loop.close()
         if self._downloads is not None:
