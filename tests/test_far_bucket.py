@@ -1,4 +1,5 @@
-"""A far shared cache: a plan's lookups are asked at once, not one round trip a job.
+"""A far shared cache: a plan's lookups are asked at once, not one round trip a job, and a
+build's downloads land on one thread, verified.
 
 SeaweedFS (started by the test session: ``tests/s3servers.py``) holds what machine A
 shared; machine B reaches it through a proxy on 127.0.0.1 that holds every request for a
@@ -32,7 +33,8 @@ from pipeline.output import Manifest, OutputTree
 from pipeline.runner.freshness import assess, job_request
 from pipeline.store import CacheRecord, LayeredStore, LocalStore
 from pipeline.store.prefetch import LISTING_FROM, LOOKUPS_IN_FLIGHT
-from pipeline.store.shared_format import parse_url, record_path
+from pipeline.store.remote import ObjectStore
+from pipeline.store.shared_format import blob_path, parse_url, record_path
 
 GATE = 8
 """Requests for records the proxy holds until they are all waiting together."""
@@ -228,6 +230,45 @@ def test_a_build_downloads_the_hits_verified(team: Team, caplog: pytest.LogCaptu
         for r in caplog.records
         if r.levelno == logging.WARNING
     )
+
+
+def test_a_builds_downloads_land_on_one_thread_verified(
+    team: Team, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine B fetches what A shared: every copy is written to B's local store on the
+    downloads' one thread; an image tampered with in the bucket, and one over the size
+    cap, are misses with their warnings, as when read one at a time."""
+    a = team.machine("a")
+    images = {f"hit-{i}": f"image number {i}".encode() for i in range(8)}
+    records = {
+        name: a.commit(req(name), data, None, {"kind": "test"}) for name, data in images.items()
+    }
+    tampered = a.commit(req("tampered"), b"the real bytes", None, {"kind": "test"})
+    root = f"{parse_url(team.url).prefix}/assetpipe-v1"
+    obstore.put(team.server.raw(), f"{root}/{blob_path(tampered.blob)}", b"planted bytes")
+    big = a.commit(req("big"), b"x" * 64, None, {"kind": "test"})
+    monkeypatch.setattr("pipeline.store.remote.MAX_BLOB_BYTES", 32)
+
+    writers: set[str] = set()
+    commit = LocalStore.commit
+
+    def watched(self: LocalStore, *args: object, **kwargs: object) -> CacheRecord:
+        writers.add(threading.current_thread().name)
+        return commit(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    b = team.machine("b")
+    assert isinstance(b.remote, ObjectStore)
+    monkeypatch.setattr(LocalStore, "commit", watched)
+    b.prefetch([*(req(n) for n in images), req("tampered"), req("big")], fetch=True)
+    for name, data in images.items():
+        assert b.get(req(name)) == (records[name], data)
+    assert b.get(req("tampered")) is None
+    assert b.get(req("big")) is None
+    assert writers == {"assetpipe-fetch"}
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"shared cache image {tampered.blob[:12]} is corrupt; treating it as missing" in said
+    assert f"image {big.blob[:12]} in the shared cache is over 32 bytes; ignoring it" in said
+    assert json.dumps(said).count("has no usable image") >= 1
 
 
 RENDITIONS = """\

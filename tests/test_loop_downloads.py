@@ -1,34 +1,25 @@
 """A build's shared hits are downloaded on one event loop and kept where they land.
 
-The unit tests drive :class:`~pipeline.store.downloads.LoopDownloads` with a shared store
-of coroutines that wait on events, never on a clock (a deadline exists only so that a
-deadlock fails the test instead of hanging it); the last ones run a real bucket
-(SeaweedFS, started by the test session) through the layered store, as a build does.
+These drive :class:`~pipeline.store.downloads.LoopDownloads` with a shared store of
+coroutines that wait on events, never on a clock (a deadline exists only so that a
+deadlock fails the test instead of hanging it); ``test_far_bucket`` runs it on a real
+bucket through the layered store, as a build does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import logging
-import os
 import threading
-from collections.abc import Iterator
 from concurrent.futures import CancelledError, wait
-from pathlib import Path
 
-import obstore
 import pytest
-from s3servers import S3Server
-from store_kit import layered, req
+from store_kit import req
 
 from pipeline.hashing import CacheRequest
-from pipeline.store import CacheRecord, LayeredStore, LocalStore
+from pipeline.store import CacheRecord
 from pipeline.store.downloads import Landed, LoopDownloads, reads_async
 from pipeline.store.inflight import AsyncReserve
-from pipeline.store.remote import ObjectStore
-from pipeline.store.shared_format import blob_path, parse_url
 
 DEADLINE_S = 30.0
 
@@ -133,76 +124,3 @@ def test_a_store_of_blocking_reads_is_not_read_on_the_loop() -> None:
             return None
 
     assert reads_async(Blocking()) is None
-
-
-# -- through a real bucket ---------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-
-
-class Team:
-    """Machines sharing one bucket and prefix of the session's SeaweedFS."""
-
-    def __init__(self, server: S3Server, tmp_path: Path) -> None:
-        self.server = server
-        self.tmp_path = tmp_path
-        self.url = server.url()
-        self.stores: list[LayeredStore] = []
-
-    def machine(self, name: str) -> LayeredStore:
-        local = LocalStore(self.tmp_path / name / "cache")
-        store = layered(local, self.url, environ=self.server.environ())
-        self.stores.append(store)
-        return store
-
-
-@pytest.fixture
-def team(seaweedfs_s3: S3Server, tmp_path: Path) -> Iterator[Team]:
-    shared = Team(seaweedfs_s3, tmp_path)
-    yield shared
-    for store in shared.stores:
-        store.close()
-
-
-def test_a_builds_downloads_land_on_one_thread_verified(
-    team: Team, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Machine B fetches what A shared: every copy is written to B's local store on the
-    downloads' one thread; an image tampered with in the bucket, and one over the size
-    cap, are misses with their warnings, as when read one at a time."""
-    a = team.machine("a")
-    images = {f"hit-{i}": f"image number {i}".encode() for i in range(8)}
-    records = {
-        name: a.commit(req(name), data, None, {"kind": "test"}) for name, data in images.items()
-    }
-    tampered = a.commit(req("tampered"), b"the real bytes", None, {"kind": "test"})
-    root = f"{parse_url(team.url).prefix}/assetpipe-v1"
-    obstore.put(team.server.raw(), f"{root}/{blob_path(tampered.blob)}", b"planted bytes")
-    big = a.commit(req("big"), b"x" * 64, None, {"kind": "test"})
-    monkeypatch.setattr("pipeline.store.remote.MAX_BLOB_BYTES", 32)
-
-    writers: set[str] = set()
-    commit = LocalStore.commit
-
-    def watched(self: LocalStore, *args: object, **kwargs: object) -> CacheRecord:
-        writers.add(threading.current_thread().name)
-        return commit(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    b = team.machine("b")
-    assert isinstance(b.remote, ObjectStore)
-    monkeypatch.setattr(LocalStore, "commit", watched)
-    b.prefetch([*(req(n) for n in images), req("tampered"), req("big")], fetch=True)
-    for name, data in images.items():
-        assert b.get(req(name)) == (records[name], data)
-    assert b.get(req("tampered")) is None
-    assert b.get(req("big")) is None
-    assert writers == {"assetpipe-fetch"}
-    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert f"shared cache image {tampered.blob[:12]} is corrupt; treating it as missing" in said
-    assert f"image {big.blob[:12]} in the shared cache is over 32 bytes; ignoring it" in said
-    assert json.dumps(said).count("has no usable image") >= 1

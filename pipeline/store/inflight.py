@@ -23,7 +23,29 @@ AsyncReserve = Callable[[int], Awaitable[None]]
 read."""
 
 
-class ByteBudget:
+class _Counted:
+    """The bytes a budget holds, and when one more image fits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        """The most bytes held at once so far."""
+
+    def _fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+    def _room_for(self, size: int) -> bool:
+        """Whether a first image of ``size`` may be held now (alone, when it is larger
+        than the whole budget)."""
+        return self.used == 0 or self._fits(size)
+
+    def _take(self, size: int) -> None:
+        self.used += size
+        self.peak = max(self.peak, self.used)
+
+
+class ByteBudget(_Counted):
     """At most ``limit`` bytes of downloads held at once, give or take one image.
 
     A download holds what it reserved until its ``with`` block ends. An image larger than
@@ -34,10 +56,7 @@ class ByteBudget:
     """
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.peak = 0
-        """The most bytes held at once so far."""
+        super().__init__(limit)
         self._cond = threading.Condition()
         self._overdraft = threading.Lock()
 
@@ -53,15 +72,14 @@ class ByteBudget:
             size = max(0, size)
             if held and not overdrawn:
                 with self._cond:
-                    fits = self.used + size <= self.limit
+                    fits = self._fits(size)
                 if not fits:
                     self._overdraft.acquire()
                     overdrawn = True
             with self._cond:
                 if not held:
-                    self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
-                self.used += size
-                self.peak = max(self.peak, self.used)
+                    self._cond.wait_for(lambda: self._room_for(size))
+                self._take(size)
             held += size
 
         try:
@@ -74,17 +92,14 @@ class ByteBudget:
                 self._overdraft.release()
 
 
-class LoopBudget:
+class LoopBudget(_Counted):
     """:class:`ByteBudget` for downloads awaited on one event loop: the same rules (an
     image larger than the budget goes alone, a second image takes the one overdraft),
     awaited instead of blocking, so the loop that frees the bytes is never held up by a
     download waiting for them. Used from that loop alone."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.peak = 0
-        """The most bytes held at once so far."""
+        super().__init__(limit)
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         """Downloads waiting for room, woken (all) whenever bytes are given back."""
         self._overdraft = asyncio.Lock()
@@ -99,15 +114,14 @@ class LoopBudget:
         async def reserve(size: int) -> None:
             nonlocal held, overdrawn
             size = max(0, size)
-            if held and not overdrawn and self.used + size > self.limit:
+            if held and not overdrawn and not self._fits(size):
                 await self._overdraft.acquire()
                 overdrawn = True
-            while not held and not (self.used == 0 or self.used + size <= self.limit):
+            while not held and not self._room_for(size):
                 room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._waiting.append(room)
                 await room
-            self.used += size
-            self.peak = max(self.peak, self.used)
+            self._take(size)
             held += size
 
         try:
