@@ -45,6 +45,7 @@ class Bucket:
 
     async def read_blob_async(self, name: str, *, reserve: AsyncReserve | None = None) -> bytes:
         self.asked.set()
+        await asyncio.sleep(0)  # an answer on its way: the other downloads run meanwhile
         if self.hold:
             await asyncio.Event().wait()
         if self.facts_first:
@@ -124,3 +125,22 @@ def test_a_store_of_blocking_reads_is_not_read_on_the_loop() -> None:
             return None
 
     assert reads_async(Blocking()) is None
+
+
+def test_downloads_started_again_after_closing_run_on_a_new_loop() -> None:
+    """A second batch after :meth:`close` runs on a loop of its own, its bounds with it
+    (more downloads than may run at once, so they wait on them)."""
+    first = [sha(str(i).encode()) for i in range(10)]
+    downloads, landed, threads, futures = start(Bucket(), first, facts=False)
+    wait(futures.values(), DEADLINE_S)  # type: ignore[arg-type]
+    downloads.close()
+    again = [sha(f"again {i}".encode()) for i in range(10)]
+    hits = [(req(name), CacheRecord(name, None, {})) for name in again]
+    more = downloads.start(hits)
+    try:
+        done, _ = wait(more.values(), DEADLINE_S)
+        assert all(f.exception() is None for f in done) and len(done) == len(again)
+    finally:
+        downloads.close()
+    assert set(landed) == {*first, *again}
+    assert set(threads.values()) == {"assetpipe-fetch"}

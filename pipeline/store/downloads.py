@@ -84,6 +84,8 @@ class LoopDownloads:
         self._keep = keep
         self._warn_once = warn_once
         self._facts = facts
+        self._at_once = at_once
+        self._limit = budget
         self.budget = LoopBudget(budget)
         self._requests = asyncio.Semaphore(at_once)
         self._lock = threading.Lock()
@@ -97,7 +99,9 @@ class LoopDownloads:
         is kept or given up (a warning), cancelled when :meth:`close` stops it first."""
         landed: dict[str, Future[None]] = {request.key: Future() for request, _ in hits}
         with self._lock:
-            if self._loop is None:
+            if self._loop is None:  # a loop's own budget and bounds: they wait on it
+                self.budget = LoopBudget(self._limit)
+                self._requests = asyncio.Semaphore(self._at_once)
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(
                     target=self._loop.run_forever, name="assetpipe-fetch", daemon=True
@@ -154,9 +158,7 @@ class LoopDownloads:
         """The record's images (the delivered one, then the API's, reserved in turn) and,
         asked at the same time, its sealed inspection."""
         sealed = (
-            asyncio.ensure_future(self.remote.read_facts_async(record.blob))
-            if self._facts
-            else None
+            asyncio.create_task(self.remote.read_facts_async(record.blob)) if self._facts else None
         )
         try:
             data = await self.remote.read_blob_async(record.blob, reserve=reserve)
