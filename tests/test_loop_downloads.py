@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from concurrent.futures import CancelledError, wait
+from concurrent.futures import CancelledError, Future, wait
 
 import pytest
 from store_kit import req
@@ -62,7 +62,7 @@ class Bucket:
 
 def start(
     bucket: Bucket, names: list[str], *, facts: bool
-) -> tuple[LoopDownloads, dict[str, Landed], dict[str, str], dict[str, object]]:
+) -> tuple[LoopDownloads, dict[str, Landed], dict[str, str], dict[str, Future[None]]]:
     """Download one record a name; what each keep got, and on which thread."""
     landed: dict[str, Landed] = {}
     threads: dict[str, str] = {}
@@ -75,14 +75,14 @@ def start(
     assert reads is not None
     downloads = LoopDownloads(reads, keep, pytest.fail, facts=facts, at_once=4, budget=1 << 20)
     hits = [(req(name), CacheRecord(name, None, {})) for name in names]
-    return downloads, landed, threads, dict(downloads.start(hits))
+    return downloads, landed, threads, downloads.start(hits)
 
 
 def test_an_image_and_its_inspection_are_asked_for_at_once_and_kept_on_one_thread() -> None:
     names = [sha(str(i).encode()) for i in range(10)]
     downloads, landed, threads, futures = start(Bucket(facts_first=True), names, facts=True)
     try:
-        done, _ = wait(futures.values(), DEADLINE_S)  # type: ignore[arg-type]
+        done, _ = wait(futures.values(), DEADLINE_S)
         assert len(done) == len(names)
     finally:
         downloads.close()
@@ -98,7 +98,7 @@ def test_without_the_secret_no_inspection_is_asked_for() -> None:
     names = [sha(b"x")]
     downloads, landed, _, futures = start(Bucket(), names, facts=False)
     try:
-        wait(futures.values(), DEADLINE_S)  # type: ignore[arg-type]
+        wait(futures.values(), DEADLINE_S)
     finally:
         downloads.close()
     assert landed == {names[0]: Landed(f"image {names[0][:8]}".encode(), None, None)}
@@ -106,14 +106,14 @@ def test_without_the_secret_no_inspection_is_asked_for() -> None:
 
 def test_closing_cancels_the_downloads_not_kept_and_keeps_nothing() -> None:
     """A build that stops: its downloads under way are cancelled (their futures say so,
-    so nothing waits for them), nothing is kept, the bytes are given back, the thread ends."""
+    so nothing waits for them), nothing is kept, and the thread ends."""
     bucket = Bucket(hold=True)
     downloads, landed, _, futures = start(bucket, [sha(b"a"), sha(b"b")], facts=True)
     assert bucket.asked.wait(DEADLINE_S)
     downloads.close()
-    assert all(f.cancelled() for f in futures.values())  # type: ignore[attr-defined]
+    assert all(f.cancelled() for f in futures.values())
     with pytest.raises(CancelledError):
-        next(iter(futures.values())).result()  # type: ignore[attr-defined]
+        next(iter(futures.values())).result()
     assert landed == {}
     assert downloads.budget.used == 0
     assert not any(t.name == "assetpipe-fetch" for t in threading.enumerate())
@@ -132,7 +132,7 @@ def test_downloads_started_again_after_closing_run_on_a_new_loop() -> None:
     (more downloads than may run at once, so they wait on them)."""
     first = [sha(str(i).encode()) for i in range(10)]
     downloads, landed, threads, futures = start(Bucket(), first, facts=False)
-    wait(futures.values(), DEADLINE_S)  # type: ignore[arg-type]
+    wait(futures.values(), DEADLINE_S)
     downloads.close()
     again = [sha(f"again {i}".encode()) for i in range(10)]
     hits = [(req(name), CacheRecord(name, None, {})) for name in again]
