@@ -310,22 +310,34 @@ class Prefetcher:
             with self._lock:
                 self.known[key] = None
             return
+        kept = self._committed(request, record, data, original)
+        if kept is None:
+            return
+        if self.facts is not None:  # before the build may deliver it: see ``get``
+            self.facts.learn_sealed(record.blob, landed.sealed)
+        self._hand_over(key, kept, data)
+
+    def _committed(
+        self, request: CacheRequest, record: CacheRecord, data: bytes, original: bytes | None
+    ) -> CacheRecord | None:
+        """A shared result's verified bytes committed to the local store (not synced: a
+        copy lost to a crash fails its sha256 and is downloaded again), and the record it
+        keeps; None, with a warning, when the API's original image was lost or the local
+        store cannot take it."""
+        key = request.key
         if record.original and original is None:
             self._warn_once(
                 f"shared cache entry {key[:12]} lost the API's original image; "
                 "it is not copied to the local cache"
             )
-            return
+            return None
         try:
-            kept = self.local.commit(
+            return self.local.commit(
                 request, data, original, record.meta, durable=False, verified=record
             )
         except (OSError, PipelineError) as exc:
             self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
-            return
-        if self.facts is not None:  # before the build may deliver it: see ``get``
-            self.facts.learn_sealed(record.blob, landed.sealed)
-        self._hand_over(key, kept, data)
+            return None
 
     def _read_reserving(self, sha: str, reserve: Callable[[int], None]) -> bytes | None:
         """A shared blob, ``reserve`` told its size first when the store can say it."""
@@ -360,9 +372,9 @@ class Prefetcher:
         self, request: CacheRequest, reserve: Callable[[int], None] | None
     ) -> tuple[tuple[CacheRecord, bytes] | None, bool]:
         """Copy the shared result of ``request`` into the local store: its record and
-        verified bytes (None: a miss) and whether they were copied (not synced: a copy
-        lost to a crash fails its sha256 and is downloaded again); ``reserve`` is told
-        each image's size before it is downloaded."""
+        verified bytes (None: a miss) and whether they were copied (see
+        :meth:`_committed`); ``reserve`` is told each image's size before it is
+        downloaded."""
         key = request.key
         if reserve is not None and self._reserving:
             shared = self._ask(lambda r: self.remote.get(r, reserve=reserve), request)  # type: ignore[call-arg]
@@ -376,18 +388,8 @@ class Prefetcher:
             original = self._read_reserving(record.original, reserve)
         elif record.original:
             original = self._ask(self.remote.read_blob, record.original)
-        if record.original and original is None:
-            self._warn_once(
-                f"shared cache entry {key[:12]} lost the API's original image; "
-                "it is not copied to the local cache"
-            )
-            return shared, False
-        try:
-            kept = self.local.commit(
-                request, data, original, record.meta, durable=False, verified=record
-            )
-        except (OSError, PipelineError) as exc:
-            self._warn_once(f"cannot copy shared cache entry {key[:12]} to the local cache: {exc}")
+        kept = self._committed(request, record, data, original)
+        if kept is None:
             return shared, False
         if self.facts is not None:
             self.facts.learn(record.blob)
